@@ -1,0 +1,158 @@
+package accounts
+
+import (
+	"strings"
+	"time"
+)
+
+// State is where an account stands in its lifecycle (user agreement
+// clauses 2.10-2.12).
+type State string
+
+// The lifecycle states. Transitions between them are in lifecycle.go.
+const (
+	Active          State = "active"
+	Blocked         State = "blocked"
+	PendingDeletion State = "pending-deletion"
+	Purged          State = "purged"
+)
+
+// States lists every state in lifecycle order.
+var States = []State{Active, Blocked, PendingDeletion, Purged}
+
+// ParseState accepts a state name as the CLI and SPEC spell it.
+func ParseState(s string) (State, bool) {
+	for _, st := range States {
+		if string(st) == s {
+			return st, true
+		}
+	}
+	return "", false
+}
+
+// GraceEnd is when a deletion grace that starts at t ends: one calendar
+// month later (clause 2.12.1: "blocked for one month").
+func GraceEnd(t time.Time) time.Time { return t.AddDate(0, 1, 0) }
+
+// Account is one subscriber mailbox. The zero time means "never".
+type Account struct {
+	ID           uint64    `json:"id"`
+	Login        string    `json:"login"`  // lower case, validated by Rules.NormalizeLogin
+	Domain       string    `json:"domain"` // lower case, a hosted domain
+	Phone        string    `json:"phone"`  // normalised E.164
+	Class        string    `json:"class"`
+	PasswordHash string    `json:"password_hash"` // argon2id, PHC string format
+	State        State     `json:"state"`
+	BlockReason  string    `json:"block_reason,omitempty"`
+	BlockedAt    time.Time `json:"blocked_at,omitzero"`
+	// DeletionAt is when the deletion grace began; GraceUntil when it ends.
+	DeletionAt time.Time `json:"deletion_at,omitzero"`
+	GraceUntil time.Time `json:"grace_until,omitzero"`
+	// DeletionReason says who started the grace and why (operator,
+	// user request, inactivity).
+	DeletionReason string    `json:"deletion_reason,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	// LastUseAt is the latest successful IMAP login or submission AUTH;
+	// registration counts as a use. Incoming mail never does.
+	LastUseAt time.Time `json:"last_use_at"`
+	// WarnedAt is when the inactivity warning letter was last delivered.
+	WarnedAt time.Time `json:"warned_at,omitzero"`
+	PurgedAt time.Time `json:"purged_at,omitzero"`
+	// Per-account overrides of the class limits; nil means "as the class".
+	QuotaStorage  *int64 `json:"quota_storage,omitempty"`
+	QuotaMessages *int64 `json:"quota_messages,omitempty"`
+}
+
+// Address is login@domain.
+func (a *Account) Address() string { return a.Login + "@" + a.Domain }
+
+// SplitAddress splits an address at its last '@' and lower-cases both
+// halves. It does not validate them.
+func SplitAddress(addr string) (login, domain string, ok bool) {
+	i := strings.LastIndexByte(addr, '@')
+	if i <= 0 || i == len(addr)-1 {
+		return "", "", false
+	}
+	return strings.ToLower(addr[:i]), strings.ToLower(addr[i+1:]), true
+}
+
+// Domain is a hosted mail domain.
+type Domain struct {
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Class is a category of account with its limits (user agreement clause
+// 3.1). Zero means unlimited for every numeric limit.
+type Class struct {
+	Name                  string        `json:"name"`
+	StorageBytes          int64         `json:"storage_bytes"`
+	Messages              int64         `json:"messages"`
+	MaxMessageSize        int64         `json:"max_message_size"`
+	ReceivedPerDay        int64         `json:"received_per_day"`
+	SentPerDay            int64         `json:"sent_per_day"`
+	RecipientsPerMessage  int64         `json:"recipients_per_message"`
+	IMAPCommandsPerMinute int64         `json:"imap_commands_per_minute"`
+	RetentionTrash        time.Duration `json:"retention_trash"`
+	RetentionJunk         time.Duration `json:"retention_junk"`
+	MaxAge                time.Duration `json:"max_age"`
+}
+
+// DefaultClassName is the class a new account gets unless told otherwise.
+const DefaultClassName = "standard"
+
+const (
+	kib = int64(1) << 10
+	mib = kib << 10
+	gib = mib << 10
+	day = 24 * time.Hour
+)
+
+// DefaultClasses are the classes a new store starts with (SPEC "Defaults
+// and exact rules").
+func DefaultClasses() []Class {
+	return []Class{
+		{
+			Name: "standard", StorageBytes: 1 * gib, Messages: 100_000,
+			MaxMessageSize: 25 * mib, ReceivedPerDay: 5_000, SentPerDay: 500,
+			RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600,
+			RetentionTrash: 30 * day, RetentionJunk: 30 * day,
+		},
+		{
+			Name: "organization", StorageBytes: 10 * gib, Messages: 1_000_000,
+			MaxMessageSize: 50 * mib, ReceivedPerDay: 100_000, SentPerDay: 10_000,
+			RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600,
+			RetentionTrash: 30 * day, RetentionJunk: 30 * day,
+		},
+	}
+}
+
+// SenderKind says what a trusted submitting system sends (user agreement
+// clauses 3.3-3.7).
+type SenderKind string
+
+// The kinds of trusted sender.
+const (
+	Official      SenderKind = "official"
+	Billing       SenderKind = "billing"
+	Informational SenderKind = "informational"
+)
+
+// ParseSenderKind accepts a kind as the CLI spells it.
+func ParseSenderKind(s string) (SenderKind, bool) {
+	switch k := SenderKind(s); k {
+	case Official, Billing, Informational:
+		return k, true
+	}
+	return "", false
+}
+
+// Sender is a trusted submitting system (a government body, a biller).
+type Sender struct {
+	Name         string     `json:"name"`
+	Kind         SenderKind `json:"kind"`
+	From         []string   `json:"from"`     // lower-cased addresses it may use
+	AllowIP      []string   `json:"allow_ip"` // CIDR prefixes; empty = anywhere
+	PasswordHash string     `json:"password_hash"`
+	CreatedAt    time.Time  `json:"created_at"`
+}

@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"time"
+
+	"abox/accounts"
+)
+
+// Delivery is one message for one or more mailboxes. The body is stored
+// once whatever the number of recipients.
+type Delivery struct {
+	// Body is the message exactly as it will be served (trace headers the
+	// caller adds included).
+	Body []byte
+	// Structure is the precomputed envelope and body structure, stored
+	// beside the body; opaque to the store.
+	Structure    []byte
+	InternalDate time.Time
+	Recipients   []Recipient
+	// AllOrNothing makes any recipient's failure fail the whole delivery
+	// (nothing is stored). Otherwise failed recipients are skipped and
+	// reported in their Delivered.Err.
+	AllOrNothing bool
+}
+
+// Recipient says where a delivery goes and which limits to enforce. The
+// limits come from policy; the store checks them in the same transaction
+// as the write, so concurrent deliveries cannot overshoot them.
+type Recipient struct {
+	Account uint64
+	// SpecialUse, when set, names the target by its attribute (`\Junk`);
+	// otherwise Mailbox names it, "" meaning INBOX.
+	SpecialUse string
+	Mailbox    string
+	Flags      []string
+	// MaxBytes and MaxMessages are the account's storage and message
+	// quotas (0 = unlimited); MaxReceivedPerDay the daily receive limit.
+	MaxBytes          int64
+	MaxMessages       int64
+	MaxReceivedPerDay int64
+	// CountSent adds the message to the account's daily sent counter
+	// instead of the received one (a copy into the sender's own Sent).
+	CountSent bool
+}
+
+// Delivered reports one recipient's outcome.
+type Delivered struct {
+	Account     uint64
+	Mailbox     uint32
+	UIDValidity uint32
+	UID         uint32
+	Err         error
+}
+
+// ErrDailyLimit is returned when a recipient's daily receive counter is
+// at its limit.
+var ErrDailyLimit = errors.New("daily message limit reached")
+
+// dayNumber is the UTC day that daily counters belong to.
+func dayNumber(t time.Time) int32 { return int32(t.UTC().Unix() / 86400) }
+
+// Deliver stores d and returns when it is durable. With AllOrNothing, an
+// error for any recipient fails the call; otherwise the call fails only
+// when nothing could be written at all, and per-recipient errors are in
+// the result.
+func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
+	hash := sha256.Sum256(d.Body)
+	if d.InternalDate.IsZero() {
+		d.InternalDate = s.clock()
+	}
+	var out []Delivered
+	err := s.update(ctx, func(t *txn) error {
+		out = make([]Delivered, len(d.Recipients))
+		stored := 0
+		for i, r := range d.Recipients {
+			res, err := t.deliverOne(&r, hash, int64(len(d.Body)), d.InternalDate)
+			res.Account = r.Account
+			res.Err = err
+			out[i] = res
+			if err != nil {
+				if d.AllOrNothing {
+					return fmt.Errorf("recipient %d: %w", r.Account, err)
+				}
+				continue
+			}
+			stored++
+		}
+		if stored == 0 {
+			return nil
+		}
+		return t.addBodyRefs(hash, d.Body, d.Structure, uint64(stored))
+	})
+	if err == nil && len(out) > 0 {
+		err = out[0].Err
+		for _, r := range out {
+			if r.Err == nil {
+				return out, nil
+			}
+		}
+	}
+	return out, err
+}
+
+// deliverOne writes one recipient's message record and counters. It
+// writes nothing when it returns an error.
+func (t *txn) deliverOne(r *Recipient, hash [32]byte, size int64, internal time.Time) (Delivered, error) {
+	acct, err := t.getAccount(r.Account)
+	if err != nil {
+		return Delivered{}, err
+	}
+	if acct.State != accounts.Active {
+		return Delivered{}, fmt.Errorf("%s is %s: %w", acct.Address(), acct.State, ErrUnavailable)
+	}
+	u, err := t.getUsage(r.Account)
+	if err != nil {
+		return Delivered{}, err
+	}
+	if r.MaxBytes > 0 && u.Bytes+size > r.MaxBytes || r.MaxMessages > 0 && u.Messages+1 > r.MaxMessages {
+		return Delivered{}, fmt.Errorf("%s: %w", acct.Address(), ErrOverQuota)
+	}
+	today := dayNumber(t.now)
+	if u.Day != today {
+		u.Day, u.Received, u.Sent = today, 0, 0
+	}
+	if r.CountSent {
+		u.Sent++
+	} else {
+		if r.MaxReceivedPerDay > 0 && u.Received+1 > r.MaxReceivedPerDay {
+			return Delivered{}, fmt.Errorf("%s: %w", acct.Address(), ErrDailyLimit)
+		}
+		u.Received++
+	}
+	var mb *Mailbox
+	if r.SpecialUse != "" {
+		mb, err = mailboxBySpecialUse(t.tx, r.Account, r.SpecialUse)
+	} else {
+		name := r.Mailbox
+		if name == "" {
+			name = "INBOX"
+		}
+		var id uint32
+		if id, err = mailboxIDByName(t.tx, r.Account, name); err == nil {
+			mb, err = t.getMailbox(r.Account, id)
+		}
+	}
+	if err != nil {
+		return Delivered{}, err
+	}
+	m := &Message{
+		Flags: normalizeFlags(r.Flags), InternalDate: internal, AddedAt: t.now,
+		Size: size, Body: hash,
+	}
+	if err := t.insertMessage(r.Account, mb, m, u); err != nil {
+		return Delivered{}, err
+	}
+	return Delivered{Mailbox: mb.ID, UIDValidity: mb.UIDValidity, UID: m.UID}, nil
+}
+
+// insertMessage gives m the mailbox's next UID and writes it with its
+// index entry, the mailbox counters and the account usage u. The caller
+// adds the body reference.
+func (t *txn) insertMessage(acct uint64, mb *Mailbox, m *Message, u *Usage) error {
+	m.UID = mb.UIDNext
+	mb.UIDNext++
+	mb.HighestModSeq++
+	m.ModSeq = mb.HighestModSeq
+	mb.Messages++
+	mb.Size += m.Size
+	if !m.Seen() {
+		mb.Unseen++
+	}
+	u.Bytes += m.Size
+	u.Messages++
+	if err := t.tx.Bucket(bMessages).Put(msgKey(acct, mb.ID, m.UID), encodeMessage(m)); err != nil {
+		return err
+	}
+	if err := t.tx.Bucket(bMsgTime).Put(msgTimeKey(m.AddedAt.Unix(), acct, mb.ID, m.UID), nil); err != nil {
+		return err
+	}
+	if err := t.putMailbox(acct, mb); err != nil {
+		return err
+	}
+	if err := t.putUsage(acct, u); err != nil {
+		return err
+	}
+	t.notify(Change{Kind: MessageAdded, Account: acct, Mailbox: mb.ID, UID: m.UID, Flags: m.Flags, ModSeq: m.ModSeq})
+	return nil
+}
+
+func (t *txn) getUsage(acct uint64) (*Usage, error) {
+	v := t.tx.Bucket(bUsage).Get(acctKey(acct))
+	if v == nil {
+		return nil, fmt.Errorf("usage of account %d: %w", acct, ErrNoAccount)
+	}
+	return decodeUsage(v)
+}
+
+func (t *txn) putUsage(acct uint64, u *Usage) error {
+	return t.tx.Bucket(bUsage).Put(acctKey(acct), encodeUsage(u))
+}
+
+// addBodyRefs stores the body the first time it is seen and counts n more
+// references to it.
+func (t *txn) addBodyRefs(hash [32]byte, body, structure []byte, n uint64) error {
+	b := t.tx.Bucket(bBodies)
+	rec := &bodyRecord{Size: int64(len(body)), Structure: structure}
+	if v := b.Get(hash[:]); v != nil {
+		old, err := decodeBody(v)
+		if err != nil {
+			return err
+		}
+		rec = old
+	} else if err := t.s.blobs.put(t.tx, hash, body); err != nil {
+		return err
+	}
+	rec.Refs += n
+	return b.Put(hash[:], encodeBody(rec))
+}
+
+// dropBodyRef releases one reference, deleting the body with its last.
+func (t *txn) dropBodyRef(hash [32]byte) error {
+	b := t.tx.Bucket(bBodies)
+	v := b.Get(hash[:])
+	if v == nil {
+		return fmt.Errorf("body %x has no record: %w", hash[:8], ErrCorrupt)
+	}
+	rec, err := decodeBody(v)
+	if err != nil {
+		return err
+	}
+	if rec.Refs <= 1 {
+		if err := t.s.blobs.del(t.tx, hash); err != nil {
+			return err
+		}
+		return b.Delete(hash[:])
+	}
+	rec.Refs--
+	return b.Put(hash[:], encodeBody(rec))
+}

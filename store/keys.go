@@ -1,0 +1,102 @@
+package store
+
+import "encoding/binary"
+
+// Bucket names. Keys are big-endian integers (so bbolt's byte order is
+// numeric order) or lower-cased names.
+var (
+	bMeta        = []byte("meta")         // "schema", "uidvalidity", "created"
+	bDomains     = []byte("domains")      // name -> JSON accounts.Domain
+	bClasses     = []byte("classes")      // name -> JSON accounts.Class
+	bSenders     = []byte("senders")      // name -> JSON accounts.Sender
+	bAccounts    = []byte("accounts")     // id(8) -> JSON accounts.Account
+	bAcctAddr    = []byte("acct_addr")    // domain 0x00 login -> id(8), accounts not purged
+	bAcctPurged  = []byte("acct_purged")  // domain 0x00 login -> id(8), purged tombstones
+	bAcctState   = []byte("acct_state")   // state 0x00 id(8) -> nil
+	bAcctLastUse = []byte("acct_lastuse") // unix(8) id(8) -> nil, accounts not purged
+	bUsage       = []byte("usage")        // id(8) -> usage record
+	bMailboxes   = []byte("mailboxes")    // id(8) mbox(4) -> mailbox record
+	bMboxNames   = []byte("mbox_names")   // id(8) name -> mbox(4)
+	bMessages    = []byte("messages")     // id(8) mbox(4) uid(4) -> message record
+	bMsgTime     = []byte("msg_time")     // added(8) id(8) mbox(4) uid(4) -> nil
+	bBodies      = []byte("bodies")       // sha256(32) -> body record (refs, size, structure)
+	bBlobs       = []byte("blobs")        // sha256(32) -> raw message bytes
+	bAudit       = []byte("audit")        // seq(8) -> JSON AuditEntry
+	bAuditAcct   = []byte("audit_acct")   // address 0x00 seq(8) -> nil
+)
+
+var allBuckets = [][]byte{
+	bMeta, bDomains, bClasses, bSenders, bAccounts, bAcctAddr, bAcctPurged,
+	bAcctState, bAcctLastUse, bUsage, bMailboxes, bMboxNames, bMessages,
+	bMsgTime, bBodies, bBlobs, bAudit, bAuditAcct,
+}
+
+func u64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+func acctKey(id uint64) []byte { return u64(id) }
+
+func mboxKey(acct uint64, mbox uint32) []byte {
+	k := make([]byte, 12)
+	binary.BigEndian.PutUint64(k, acct)
+	binary.BigEndian.PutUint32(k[8:], mbox)
+	return k
+}
+
+func mboxNameKey(acct uint64, name string) []byte {
+	k := make([]byte, 8, 8+len(name))
+	binary.BigEndian.PutUint64(k, acct)
+	return append(k, name...)
+}
+
+func msgKey(acct uint64, mbox uint32, uid uint32) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, acct)
+	binary.BigEndian.PutUint32(k[8:], mbox)
+	binary.BigEndian.PutUint32(k[12:], uid)
+	return k
+}
+
+func parseMsgKey(k []byte) (acct uint64, mbox, uid uint32) {
+	return binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:]), binary.BigEndian.Uint32(k[12:])
+}
+
+func msgTimeKey(added int64, acct uint64, mbox, uid uint32) []byte {
+	k := make([]byte, 24)
+	binary.BigEndian.PutUint64(k, uint64(added))
+	binary.BigEndian.PutUint64(k[8:], acct)
+	binary.BigEndian.PutUint32(k[16:], mbox)
+	binary.BigEndian.PutUint32(k[20:], uid)
+	return k
+}
+
+func addrKey(login, domain string) []byte {
+	k := make([]byte, 0, len(login)+len(domain)+1)
+	k = append(k, domain...)
+	k = append(k, 0)
+	return append(k, login...)
+}
+
+func stateKey(st string, id uint64) []byte {
+	k := make([]byte, 0, len(st)+9)
+	k = append(k, st...)
+	k = append(k, 0)
+	return append(k, u64(id)...)
+}
+
+func lastUseKey(unix int64, id uint64) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, uint64(unix))
+	binary.BigEndian.PutUint64(k[8:], id)
+	return k
+}
+
+func auditAcctKey(addr string, seq uint64) []byte {
+	k := make([]byte, 0, len(addr)+9)
+	k = append(k, addr...)
+	k = append(k, 0)
+	return append(k, u64(seq)...)
+}

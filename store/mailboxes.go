@@ -1,0 +1,152 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// nextUIDValidity hands out UIDVALIDITY values from one store-wide
+// counter, so no two mailboxes (even of the same name after a DELETE or a
+// purge and re-registration) ever share one.
+func (t *txn) nextUIDValidity() (uint32, error) {
+	meta := t.tx.Bucket(bMeta)
+	v := decodeU64(meta.Get([]byte("uidvalidity"))) + 1
+	if v > 0xffffffff {
+		v = 1
+	}
+	if err := meta.Put([]byte("uidvalidity"), u64(v)); err != nil {
+		return 0, err
+	}
+	return uint32(v), nil
+}
+
+// canonicalMailboxName spells INBOX in upper case whatever the input
+// (RFC 9051 §5.1: INBOX is case-insensitive) and checks the name.
+func canonicalMailboxName(name string) (string, error) {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX", nil
+	}
+	if name == "" || len(name) > 1024 || strings.ContainsAny(name, "\x00\r\n") {
+		return "", fmt.Errorf("%q: %w", name, ErrInvalidMailbox)
+	}
+	return name, nil
+}
+
+func (t *txn) createMailbox(acct uint64, name, specialUse string) (*Mailbox, error) {
+	name, err := canonicalMailboxName(name)
+	if err != nil {
+		return nil, err
+	}
+	names := t.tx.Bucket(bMboxNames)
+	if names.Get(mboxNameKey(acct, name)) != nil {
+		return nil, fmt.Errorf("%s: %w", name, ErrMailboxExists)
+	}
+	// Mailbox ids are per account: one past the highest in use.
+	id := uint32(1)
+	c := t.tx.Bucket(bMailboxes).Cursor()
+	if k, _ := c.Seek(mboxKey(acct+1, 0)); k != nil {
+		k, _ = c.Prev()
+		if k != nil && binary.BigEndian.Uint64(k) == acct {
+			id = binary.BigEndian.Uint32(k[8:]) + 1
+		}
+	} else if k, _ := c.Last(); k != nil && binary.BigEndian.Uint64(k) == acct {
+		id = binary.BigEndian.Uint32(k[8:]) + 1
+	}
+	uv, err := t.nextUIDValidity()
+	if err != nil {
+		return nil, err
+	}
+	mb := &Mailbox{
+		ID: id, Name: name, SpecialUse: specialUse, UIDValidity: uv, UIDNext: 1,
+		Subscribed: true, CreatedAt: t.now.UTC().Truncate(time.Second), HighestModSeq: 1,
+	}
+	if err := t.tx.Bucket(bMailboxes).Put(mboxKey(acct, id), encodeMailbox(mb)); err != nil {
+		return nil, err
+	}
+	if err := names.Put(mboxNameKey(acct, name), binary.BigEndian.AppendUint32(nil, id)); err != nil {
+		return nil, err
+	}
+	t.notify(Change{Kind: MailboxCreated, Account: acct, Mailbox: id})
+	return mb, nil
+}
+
+func (t *txn) getMailbox(acct uint64, id uint32) (*Mailbox, error) {
+	v := t.tx.Bucket(bMailboxes).Get(mboxKey(acct, id))
+	if v == nil {
+		return nil, fmt.Errorf("mailbox %d: %w", id, ErrNoMailbox)
+	}
+	return decodeMailbox(id, v)
+}
+
+func (t *txn) putMailbox(acct uint64, mb *Mailbox) error {
+	return t.tx.Bucket(bMailboxes).Put(mboxKey(acct, mb.ID), encodeMailbox(mb))
+}
+
+func mailboxIDByName(tx *bolt.Tx, acct uint64, name string) (uint32, error) {
+	name, err := canonicalMailboxName(name)
+	if err != nil {
+		return 0, err
+	}
+	v := tx.Bucket(bMboxNames).Get(mboxNameKey(acct, name))
+	if v == nil {
+		return 0, fmt.Errorf("%s: %w", name, ErrNoMailbox)
+	}
+	return binary.BigEndian.Uint32(v), nil
+}
+
+// mailboxBySpecialUse finds the account's mailbox with a special-use
+// attribute (e.g. `\Junk`).
+func mailboxBySpecialUse(tx *bolt.Tx, acct uint64, use string) (*Mailbox, error) {
+	prefix := acctKey(acct)
+	c := tx.Bucket(bMailboxes).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		mb, err := decodeMailbox(binary.BigEndian.Uint32(k[8:]), v)
+		if err != nil {
+			return nil, err
+		}
+		if strings.EqualFold(mb.SpecialUse, use) {
+			return mb, nil
+		}
+	}
+	return nil, fmt.Errorf("%s: %w", use, ErrNoMailbox)
+}
+
+// Mailboxes lists an account's mailboxes in id order.
+func (s *Store) Mailboxes(acct uint64) ([]Mailbox, error) {
+	var out []Mailbox
+	err := s.view(func(tx *bolt.Tx) error {
+		prefix := acctKey(acct)
+		c := tx.Bucket(bMailboxes).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			mb, err := decodeMailbox(binary.BigEndian.Uint32(k[8:]), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, *mb)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MailboxByName returns one mailbox of an account.
+func (s *Store) MailboxByName(acct uint64, name string) (Mailbox, error) {
+	var out Mailbox
+	err := s.view(func(tx *bolt.Tx) error {
+		id, err := mailboxIDByName(tx, acct, name)
+		if err != nil {
+			return err
+		}
+		mb, err := (&txn{tx: tx}).getMailbox(acct, id)
+		if err == nil {
+			out = *mb
+		}
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,214 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Messages returns up to limit messages of a mailbox with UID > afterUID,
+// in UID order.
+func (s *Store) Messages(acct uint64, mbox uint32, afterUID uint32, limit int) ([]Message, error) {
+	var out []Message
+	err := s.view(func(tx *bolt.Tx) error {
+		prefix := mboxKey(acct, mbox)
+		c := tx.Bucket(bMessages).Cursor()
+		for k, v := c.Seek(msgKey(acct, mbox, afterUID+1)); k != nil && bytes.HasPrefix(k, prefix) && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+			m, err := decodeMessage(binary.BigEndian.Uint32(k[12:]), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, *m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Body returns a copy of a stored body and its precomputed structure.
+func (s *Store) Body(hash [32]byte) (body, structure []byte, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bBodies).Get(hash[:])
+		if v == nil {
+			return fmt.Errorf("body %x: %w", hash[:8], ErrNotFound)
+		}
+		rec, err := decodeBody(v)
+		if err != nil {
+			return err
+		}
+		raw, err := s.blobs.get(tx, hash)
+		if err != nil {
+			return err
+		}
+		body = bytes.Clone(raw)
+		structure = rec.Structure
+		return nil
+	})
+	return body, structure, err
+}
+
+// FlagOp says how SetFlags combines flags with a message's own.
+type FlagOp int
+
+// The STORE operations of RFC 9051 §6.4.6.
+const (
+	FlagsReplace FlagOp = iota
+	FlagsAdd
+	FlagsRemove
+)
+
+// FlagUpdate is one message's flags after SetFlags.
+type FlagUpdate struct {
+	UID    uint32
+	Flags  []string
+	ModSeq uint64
+}
+
+// SetFlags changes the flags of the given messages of one mailbox (UIDs
+// that no longer exist are skipped) and returns the new flags of each
+// message it changed.
+func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []uint32, op FlagOp, flags []string) ([]FlagUpdate, error) {
+	flags = normalizeFlags(flags)
+	var out []FlagUpdate
+	err := s.update(ctx, func(t *txn) error {
+		out = out[:0]
+		mb, err := t.getMailbox(acct, mbox)
+		if err != nil {
+			return err
+		}
+		msgs := t.tx.Bucket(bMessages)
+		for _, uid := range uids {
+			k := msgKey(acct, mbox, uid)
+			v := msgs.Get(k)
+			if v == nil {
+				continue
+			}
+			m, err := decodeMessage(uid, v)
+			if err != nil {
+				return err
+			}
+			next := applyFlags(m.Flags, op, flags)
+			if sameFlags(m.Flags, next) {
+				continue
+			}
+			wasSeen := m.Seen()
+			m.Flags = next
+			mb.HighestModSeq++
+			m.ModSeq = mb.HighestModSeq
+			switch isSeen := m.Seen(); {
+			case wasSeen && !isSeen:
+				mb.Unseen++
+			case !wasSeen && isSeen:
+				mb.Unseen--
+			}
+			if err := msgs.Put(k, encodeMessage(m)); err != nil {
+				return err
+			}
+			t.notify(Change{Kind: FlagsChanged, Account: acct, Mailbox: mbox, UID: uid, Flags: m.Flags, ModSeq: m.ModSeq})
+			out = append(out, FlagUpdate{UID: uid, Flags: m.Flags, ModSeq: m.ModSeq})
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		return t.putMailbox(acct, mb)
+	})
+	return out, err
+}
+
+func applyFlags(cur []string, op FlagOp, flags []string) []string {
+	switch op {
+	case FlagsAdd:
+		return normalizeFlags(append(slices.Clone(cur), flags...))
+	case FlagsRemove:
+		return slices.DeleteFunc(slices.Clone(cur), func(f string) bool { return hasFlag(flags, f) })
+	}
+	return slices.Clone(flags)
+}
+
+func sameFlags(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, f := range a {
+		if !hasFlag(b, f) {
+			return false
+		}
+	}
+	return true
+}
+
+// Expunge removes the given messages of one mailbox (UIDs that no longer
+// exist are skipped), releases their bodies and quota, and returns the
+// UIDs it removed in ascending order. Callers pass bounded batches.
+func (s *Store) Expunge(ctx context.Context, acct uint64, mbox uint32, uids []uint32) ([]uint32, error) {
+	var out []uint32
+	err := s.update(ctx, func(t *txn) error {
+		out = out[:0]
+		mb, err := t.getMailbox(acct, mbox)
+		if err != nil {
+			return err
+		}
+		u, err := t.getUsage(acct)
+		if err != nil {
+			return err
+		}
+		sorted := slices.Clone(uids)
+		slices.Sort(sorted)
+		for _, uid := range slices.Compact(sorted) {
+			removed, err := t.removeMessage(acct, mb, u, uid)
+			if err != nil {
+				return err
+			}
+			if removed {
+				out = append(out, uid)
+			}
+		}
+		if len(out) == 0 {
+			return nil
+		}
+		mb.HighestModSeq++
+		if err := t.putMailbox(acct, mb); err != nil {
+			return err
+		}
+		return t.putUsage(acct, u)
+	})
+	return out, err
+}
+
+// removeMessage deletes one message record, its index entry and body
+// reference, and takes it off the counters mb and u (which the caller
+// writes back).
+func (t *txn) removeMessage(acct uint64, mb *Mailbox, u *Usage, uid uint32) (bool, error) {
+	msgs := t.tx.Bucket(bMessages)
+	k := msgKey(acct, mb.ID, uid)
+	v := msgs.Get(k)
+	if v == nil {
+		return false, nil
+	}
+	m, err := decodeMessage(uid, v)
+	if err != nil {
+		return false, err
+	}
+	if err := msgs.Delete(k); err != nil {
+		return false, err
+	}
+	if err := t.tx.Bucket(bMsgTime).Delete(msgTimeKey(m.AddedAt.Unix(), acct, mb.ID, uid)); err != nil {
+		return false, err
+	}
+	if err := t.dropBodyRef(m.Body); err != nil {
+		return false, err
+	}
+	mb.Messages--
+	mb.Size -= m.Size
+	if !m.Seen() {
+		mb.Unseen--
+	}
+	u.Bytes -= m.Size
+	u.Messages--
+	t.notify(Change{Kind: MessageRemoved, Account: acct, Mailbox: mb.ID, UID: uid})
+	return true, nil
+}

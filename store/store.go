@@ -1,0 +1,356 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout this code reads and writes. A file with a
+// higher version is refused, never rewritten.
+const SchemaVersion = 1
+
+// FileName is the database file inside the data directory.
+const FileName = "abox.db"
+
+// Clock returns the current time. Tests move it.
+type Clock func() time.Time
+
+// Options configure Open.
+type Options struct {
+	// LockTimeout is how long Open waits for another process to release
+	// the file. Zero means 200 ms.
+	LockTimeout time.Duration
+	// Clock defaults to time.Now.
+	Clock Clock
+	// MaxBatch caps how many write requests share one transaction
+	// (default 512).
+	MaxBatch int
+	// ReadOnly opens the file with a shared lock and refuses writes.
+	ReadOnly bool
+	Logger   *slog.Logger
+}
+
+// Store is an open abox database.
+type Store struct {
+	db    *bolt.DB
+	path  string
+	clock Clock
+	log   *slog.Logger
+	feed  *Feed
+	blobs blobStore
+
+	reqs     chan *writeReq
+	maxBatch int
+	stop     chan struct{}
+	done     chan struct{}
+
+	closeOnce sync.Once
+	mu        sync.RWMutex // guards closed against in-flight submits
+	closed    bool
+}
+
+// Open opens (creating if absent) the database file at path. It fails with
+// ErrLocked when another process holds it, ErrNewerSchema for a newer
+// file, and ErrCorrupt or ErrNotAbox for a file it cannot trust; in those
+// cases the file is left exactly as it was.
+func Open(path string, opts Options) (s *Store, err error) {
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = 200 * time.Millisecond
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	fresh := false
+	if fi, statErr := os.Stat(path); errors.Is(statErr, os.ErrNotExist) || (statErr == nil && fi.Size() == 0) {
+		fresh = true
+		if opts.ReadOnly {
+			return nil, fmt.Errorf("store: %s: %w", path, ErrNotFound)
+		}
+	}
+	db, err := openBolt(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	s = &Store{
+		db: db, path: path, clock: opts.Clock, log: opts.Logger,
+		feed: newFeed(), blobs: boltBlobs{},
+		reqs: make(chan *writeReq, 4096), maxBatch: opts.MaxBatch,
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if err := s.checkSchema(fresh); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if opts.ReadOnly {
+		close(s.done)
+	} else {
+		go s.writer()
+	}
+	return s, nil
+}
+
+func openBolt(path string, opts Options) (db *bolt.DB, err error) {
+	// bbolt panics on some corrupt pages (a bad freelist) while opening.
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("store: %s: %w (%v)", path, ErrCorrupt, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.LockTimeout,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: 1 << 30,
+		ReadOnly:        opts.ReadOnly,
+	})
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("store: %s: %w", path, ErrLocked)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch):
+		return nil, fmt.Errorf("store: %s: %w (%v)", path, ErrCorrupt, err)
+	}
+	return nil, fmt.Errorf("store: %s: %w", path, err)
+}
+
+// checkSchema initialises a fresh file or verifies an existing one, in a
+// read transaction first so that a refused file is never written.
+func (s *Store) checkSchema(fresh bool) error {
+	var version uint64
+	var empty bool
+	err := s.view(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		if meta == nil {
+			k, _ := tx.Cursor().First()
+			empty = k == nil
+			return nil
+		}
+		v := meta.Get([]byte("schema"))
+		if len(v) != 8 {
+			return fmt.Errorf("store: %s: schema version missing: %w", s.path, ErrCorrupt)
+		}
+		version = decodeU64(v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case version > SchemaVersion:
+		return fmt.Errorf("store: %s has schema %d, this abox reads up to %d: %w", s.path, version, SchemaVersion, ErrNewerSchema)
+	case version == 0 && !empty:
+		return fmt.Errorf("store: %s: %w", s.path, ErrNotAbox)
+	case version == 0 && fresh && !s.db.IsReadOnly():
+		return s.db.Update(s.initSchema)
+	case version == 0:
+		return fmt.Errorf("store: %s: %w", s.path, ErrNotAbox)
+	}
+	return nil
+}
+
+func (s *Store) initSchema(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bMeta)
+	now := s.clock()
+	if err := meta.Put([]byte("schema"), u64(SchemaVersion)); err != nil {
+		return err
+	}
+	if err := meta.Put([]byte("created"), u64(uint64(now.Unix()))); err != nil {
+		return err
+	}
+	// UIDVALIDITY values come from one counter seeded with the creation
+	// time, so a mailbox re-created under an old name gets a new value.
+	if err := meta.Put([]byte("uidvalidity"), u64(uint64(now.Unix()))); err != nil {
+		return err
+	}
+	return seedClasses(tx)
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Now is the store's clock.
+func (s *Store) Now() time.Time { return s.clock() }
+
+// Close stops the writer after it has committed everything already
+// submitted, then closes the file.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		if !s.db.IsReadOnly() {
+			close(s.stop)
+		}
+		<-s.done
+		s.feed.closeAll()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// view runs fn in a read transaction, turning a bbolt panic on a corrupt
+// page into ErrCorrupt.
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: %w (%v)", ErrCorrupt, r)
+		}
+	}()
+	return s.db.View(fn)
+}
+
+// txn is what a write request function receives: the transaction and a
+// place to leave change notices, published after the commit.
+type txn struct {
+	tx      *bolt.Tx
+	s       *Store
+	now     time.Time
+	changes []Change
+}
+
+func (t *txn) notify(c Change) { t.changes = append(t.changes, c) }
+
+type writeReq struct {
+	fn      func(*txn) error
+	changes []Change
+	err     chan error
+}
+
+// errBatchMember marks which request in a batch failed.
+type errBatchMember struct {
+	i   int
+	err error
+}
+
+func (e *errBatchMember) Error() string { return e.err.Error() }
+
+// update submits fn to the writer and waits until the transaction holding
+// it has committed (durably) or failed. fn may run more than once.
+func (s *Store) update(ctx context.Context, fn func(*txn) error) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	if s.db.IsReadOnly() {
+		s.mu.RUnlock()
+		return fmt.Errorf("store: opened read-only")
+	}
+	r := &writeReq{fn: fn, err: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	s.mu.RUnlock()
+	// Once submitted, the request will be committed or failed; waiting
+	// for it even after ctx ends keeps "acknowledged" and "on disk" equal.
+	return <-r.err
+}
+
+// writer owns all write transactions. It takes every request waiting in
+// the queue (up to maxBatch) and commits them together.
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*writeReq, 0, s.maxBatch)
+	for {
+		var first *writeReq
+		select {
+		case first = <-s.reqs:
+		case <-s.stop:
+			// Drain what was submitted before Close.
+			select {
+			case first = <-s.reqs:
+			default:
+				return
+			}
+		}
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < s.maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit runs the batch in one transaction. When one request fails, the
+// transaction is rolled back, that request gets its error, and the rest
+// run again.
+func (s *Store) commit(batch []*writeReq) {
+	for len(batch) > 0 {
+		err := s.runBatch(batch)
+		var m *errBatchMember
+		if errors.As(err, &m) {
+			batch[m.i].err <- m.err
+			batch = append(batch[:m.i:m.i], batch[m.i+1:]...)
+			continue
+		}
+		for _, r := range batch {
+			if err == nil {
+				s.feed.publish(r.changes)
+			}
+			r.err <- err
+		}
+		return
+	}
+}
+
+func (s *Store) runBatch(batch []*writeReq) (err error) {
+	now := s.clock()
+	idx := -1
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("store: panic in write transaction", "panic", r)
+			e := fmt.Errorf("store: internal error: %v", r)
+			if idx >= 0 {
+				err = &errBatchMember{i: idx, err: e}
+			} else {
+				err = e
+			}
+		}
+	}()
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for i, r := range batch {
+			idx = i
+			t := &txn{tx: tx, s: s, now: now}
+			if err := r.fn(t); err != nil {
+				return &errBatchMember{i: i, err: err}
+			}
+			r.changes = t.changes
+		}
+		idx = -1
+		return nil
+	})
+}
