@@ -120,7 +120,7 @@ func (s *Store) CreateAccount(ctx context.Context, in accounts.Account, a Audit)
 		if err := t.putAccount(nil, &acct); err != nil {
 			return err
 		}
-		if err := t.tx.Bucket(bUsage).Put(acctKey(id), encodeUsage(&Usage{})); err != nil {
+		if err := t.putUsage(id, &Usage{}); err != nil {
 			return err
 		}
 		for _, d := range DefaultMailboxes {
@@ -302,11 +302,7 @@ func (s *Store) AccountsUnusedSince(before time.Time, afterUse time.Time, afterI
 func (s *Store) Usage(id uint64) (Usage, error) {
 	var u Usage
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bUsage).Get(acctKey(id))
-		if v == nil {
-			return fmt.Errorf("usage of account %d: %w", id, ErrNoAccount)
-		}
-		p, err := decodeUsage(v)
+		p, err := (&txn{tx: tx}).getUsage(id)
 		if err == nil {
 			u = *p
 		}

@@ -53,8 +53,7 @@ func (s *Store) Check() (CheckReport, error) {
 			}
 		}
 		c.accounts()
-		usage := c.mailboxesAndMessages()
-		c.usage(usage)
+		c.mailboxesAndMessages()
 		return nil
 	})
 	return rep, err
@@ -84,7 +83,7 @@ func (c *checker) accounts() {
 		if state.Get(stateKey(string(a.State), id)) == nil {
 			c.problem("account %s: missing from the %s state index", a.Address(), a.State)
 		}
-		if a.State != accounts.Purged && tx.Bucket(bUsage).Get(k) == nil {
+		if a.State != accounts.Purged && tx.Bucket(bMail).Get(usageKey(id)) == nil {
 			c.problem("account %s: no usage record", a.Address())
 		}
 		return nil
@@ -119,132 +118,182 @@ func (c *checker) accounts() {
 	})
 }
 
-// mailboxesAndMessages recounts every mailbox and body reference, and
-// returns each account's usage as recounted.
-func (c *checker) mailboxesAndMessages() map[uint64]*Usage {
+type mboxCount struct {
+	messages, unseen uint32
+	size             int64
+}
+
+type mboxID struct {
+	acct uint64
+	mbox uint32
+}
+
+// mailboxesAndMessages walks the mail bucket once, recounting every
+// mailbox and body reference, then compares the stored counters.
+func (c *checker) mailboxesAndMessages() {
 	tx := c.tx
+	refs := map[uint64]uint64{}
+	counts := map[mboxID]*mboxCount{}
+	mailboxes := map[mboxID]*Mailbox{}
 	usage := map[uint64]*Usage{}
-	refs := map[[32]byte]uint64{}
-	accountsB, names, msgs, times := tx.Bucket(bAccounts), tx.Bucket(bMboxNames), tx.Bucket(bMessages), tx.Bucket(bMsgTime)
-	_ = tx.Bucket(bMailboxes).ForEach(func(k, v []byte) error {
-		c.rep.Mailboxes++
-		acct, id := binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:])
-		mb, err := decodeMailbox(id, v)
-		if err != nil {
-			c.problem("mailbox %d/%d: undecodable record", acct, id)
+	found := map[uint64]*Usage{}
+	accountsB, names, times := tx.Bucket(bAccounts), tx.Bucket(bMboxNames), tx.Bucket(bMsgTime)
+	_ = tx.Bucket(bMail).ForEach(func(k, v []byte) error {
+		if len(k) < 9 {
+			c.problem("mail record with malformed key %x", k)
 			return nil
 		}
-		if accountsB.Get(acctKey(acct)) == nil {
-			c.problem("mailbox %d/%s: account does not exist", acct, mb.Name)
+		acct := binary.BigEndian.Uint64(k)
+		if found[acct] == nil {
+			found[acct] = &Usage{}
+			if accountsB.Get(acctKey(acct)) == nil {
+				c.problem("account %d: mail records but no account", acct)
+			}
 		}
-		if v := names.Get(mboxNameKey(acct, mb.Name)); v == nil || binary.BigEndian.Uint32(v) != id {
-			c.problem("mailbox %d/%s: name index does not point at it", acct, mb.Name)
-		}
-		u := usage[acct]
-		if u == nil {
-			u = &Usage{}
-			usage[acct] = u
-		}
-		var n, unseen uint32
-		var size int64
-		prefix := mboxKey(acct, id)
-		cur := msgs.Cursor()
-		for mk, mv := cur.Seek(prefix); mk != nil && bytes.HasPrefix(mk, prefix); mk, mv = cur.Next() {
-			c.rep.Messages++
-			_, _, uid := parseMsgKey(mk)
-			m, err := decodeMessage(uid, mv)
+		switch {
+		case k[8] == kindUsage && len(k) == 9:
+			u, err := decodeUsage(v)
 			if err != nil {
-				c.problem("message %d/%s/%d: undecodable record", acct, mb.Name, uid)
-				continue
+				c.problem("usage of account %d: undecodable record", acct)
+				return nil
 			}
-			n++
-			size += m.Size
+			usage[acct] = u
+		case k[8] == kindMailbox && len(k) == 13:
+			c.rep.Mailboxes++
+			id := binary.BigEndian.Uint32(k[9:])
+			mb, err := decodeMailbox(id, v)
+			if err != nil {
+				c.problem("mailbox %d/%d: undecodable record", acct, id)
+				return nil
+			}
+			mailboxes[mboxID{acct, id}] = mb
+			if v := names.Get(mboxNameKey(acct, mb.Name)); v == nil || binary.BigEndian.Uint32(v) != id {
+				c.problem("mailbox %d/%s: name index does not point at it", acct, mb.Name)
+			}
+		case k[8] == kindMessage && len(k) == 17:
+			c.rep.Messages++
+			_, mbox, uid := parseMsgKey(k)
+			m, err := decodeMessage(uid, v)
+			if err != nil {
+				c.problem("message %d/%d/%d: undecodable record", acct, mbox, uid)
+				return nil
+			}
+			key := mboxID{acct, mbox}
+			mb := mailboxes[key]
+			if mb == nil {
+				c.problem("message %d/%d/%d: its mailbox does not exist", acct, mbox, uid)
+				return nil
+			}
+			n := counts[key]
+			if n == nil {
+				n = &mboxCount{}
+				counts[key] = n
+			}
+			n.messages++
+			n.size += m.Size
 			if !m.Seen() {
-				unseen++
+				n.unseen++
 			}
+			found[acct].Messages++
+			found[acct].Bytes += m.Size
 			if uid >= mb.UIDNext {
 				c.problem("message %d/%s/%d: UID not below UIDNEXT %d", acct, mb.Name, uid, mb.UIDNext)
 			}
 			if m.ModSeq > mb.HighestModSeq {
 				c.problem("message %d/%s/%d: modseq above the mailbox's highest", acct, mb.Name, uid)
 			}
-			if times.Get(msgTimeKey(m.AddedAt.Unix(), acct, id, uid)) == nil {
+			if times.Get(msgTimeKey(m.AddedAt.Unix(), acct, mbox, uid)) == nil {
 				c.problem("message %d/%s/%d: missing from the time index", acct, mb.Name, uid)
 			}
-			refs[m.Body]++
+			refs[m.Blob]++
+		default:
+			c.problem("mail record with malformed key %x", k)
 		}
-		if n != mb.Messages || size != mb.Size || unseen != mb.Unseen {
-			c.problem("mailbox %d/%s: counters say %d messages, %d bytes, %d unseen; found %d, %d, %d",
-				acct, mb.Name, mb.Messages, mb.Size, mb.Unseen, n, size, unseen)
-		}
-		u.Messages += int64(n)
-		u.Bytes += size
 		return nil
 	})
+	for key, mb := range mailboxes {
+		n := counts[key]
+		if n == nil {
+			n = &mboxCount{}
+		}
+		if n.messages != mb.Messages || n.size != mb.Size || n.unseen != mb.Unseen {
+			c.problem("mailbox %d/%s: counters say %d messages, %d bytes, %d unseen; found %d, %d, %d",
+				key.acct, mb.Name, mb.Messages, mb.Size, mb.Unseen, n.messages, n.size, n.unseen)
+		}
+	}
+	for acct, f := range found {
+		u := usage[acct]
+		if u == nil {
+			c.problem("account %d: no usage record", acct)
+			continue
+		}
+		if u.Bytes != f.Bytes || u.Messages != f.Messages {
+			c.problem("usage of account %d: counters say %d bytes, %d messages; found %d, %d", acct, u.Bytes, u.Messages, f.Bytes, f.Messages)
+		}
+	}
 	_ = names.ForEach(func(k, v []byte) error {
-		if tx.Bucket(bMailboxes).Get(mboxKey(binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(v))) == nil {
+		if mailboxes[mboxID{binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(v)}] == nil {
 			c.problem("mailbox name index: %q names a missing mailbox", k[8:])
 		}
 		return nil
 	})
+	mail := tx.Bucket(bMail)
 	_ = times.ForEach(func(k, _ []byte) error {
-		if len(k) != 24 || msgs.Get(k[8:]) == nil {
-			c.problem("time index: entry %x names a missing message", k)
-		}
-		return nil
-	})
-	blobs := tx.Bucket(bBlobs)
-	_ = tx.Bucket(bBodies).ForEach(func(k, v []byte) error {
-		c.rep.Bodies++
-		var h [32]byte
-		copy(h[:], k)
-		rec, err := decodeBody(v)
-		if err != nil {
-			c.problem("body %x: undecodable record", k[:8])
+		if len(k) != 24 {
+			c.problem("time index: malformed key %x", k)
 			return nil
 		}
-		if rec.Refs != refs[h] {
-			c.problem("body %x: reference count %d, found %d references", k[:8], rec.Refs, refs[h])
-		}
-		if raw := blobs.Get(k); raw == nil {
-			c.problem("body %x: bytes missing", k[:8])
-		} else if int64(len(raw)) != rec.Size {
-			c.problem("body %x: size %d, bytes %d", k[:8], rec.Size, len(raw))
-		}
-		delete(refs, h)
-		return nil
-	})
-	for h, n := range refs {
-		c.problem("body %x: %d messages refer to it but it has no record", h[:8], n)
-	}
-	_ = blobs.ForEach(func(k, _ []byte) error {
-		if tx.Bucket(bBodies).Get(k) == nil {
-			c.problem("blob %x: no body record (leaked space)", k[:8])
+		acct, mbox, uid := binary.BigEndian.Uint64(k[8:]), binary.BigEndian.Uint32(k[16:]), binary.BigEndian.Uint32(k[20:])
+		if mail.Get(msgKey(acct, mbox, uid)) == nil {
+			c.problem("time index: entry names missing message %d/%d/%d", acct, mbox, uid)
 		}
 		return nil
 	})
-	return usage
+	c.bodies(refs)
 }
 
-func (c *checker) usage(found map[uint64]*Usage) {
-	_ = c.tx.Bucket(bUsage).ForEach(func(k, v []byte) error {
+// bodies compares reference counts with the references found, and checks
+// that every body has its bytes and hash index entry and nothing else is
+// left over.
+func (c *checker) bodies(refs map[uint64]uint64) {
+	tx := c.tx
+	blobs, hashes := tx.Bucket(bBlobs), tx.Bucket(bBodyHash)
+	_ = tx.Bucket(bBodies).ForEach(func(k, v []byte) error {
+		c.rep.Bodies++
 		id := decodeU64(k)
-		u, err := decodeUsage(v)
+		rec, err := decodeBody(v)
 		if err != nil {
-			c.problem("usage of account %d: undecodable record", id)
+			c.problem("body %d: undecodable record", id)
 			return nil
 		}
-		f := found[id]
-		if f == nil {
-			f = &Usage{}
+		if rec.Refs != refs[id] {
+			c.problem("body %d: reference count %d, found %d references", id, rec.Refs, refs[id])
 		}
-		if u.Bytes != f.Bytes || u.Messages != f.Messages {
-			c.problem("usage of account %d: counters say %d bytes, %d messages; found %d, %d", id, u.Bytes, u.Messages, f.Bytes, f.Messages)
+		if raw := blobs.Get(k); raw == nil {
+			c.problem("body %d: bytes missing", id)
+		} else if int64(len(raw)) != rec.Size {
+			c.problem("body %d: size %d, bytes %d", id, rec.Size, len(raw))
 		}
-		delete(found, id)
+		if h := hashes.Get(rec.Hash[:]); h == nil || decodeU64(h) != id {
+			c.problem("body %d: hash index does not point at it", id)
+		}
+		delete(refs, id)
 		return nil
 	})
-	for id := range found {
-		c.problem("account %d has mailboxes but no usage record", id)
+	for id, n := range refs {
+		c.problem("body %d: %d messages refer to it but it has no record", id, n)
 	}
+	bodies := tx.Bucket(bBodies)
+	_ = blobs.ForEach(func(k, _ []byte) error {
+		if bodies.Get(k) == nil {
+			c.problem("blob %d: no body record (leaked space)", decodeU64(k))
+		}
+		return nil
+	})
+	_ = hashes.ForEach(func(k, v []byte) error {
+		if bodies.Get(v) == nil {
+			c.problem("hash index: %x names missing body %d", k[:8], decodeU64(v))
+		}
+		return nil
+	})
 }

@@ -75,9 +75,13 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 	var out []Delivered
 	err := s.update(ctx, func(t *txn) error {
 		out = make([]Delivered, len(d.Recipients))
+		blob, known, err := t.blobFor(hash)
+		if err != nil {
+			return err
+		}
 		stored := 0
 		for i, r := range d.Recipients {
-			res, err := t.deliverOne(&r, hash, int64(len(d.Body)), d.InternalDate)
+			res, err := t.deliverOne(&r, blob, int64(len(d.Body)), d.InternalDate)
 			res.Account = r.Account
 			res.Err = err
 			out[i] = res
@@ -92,7 +96,7 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 		if stored == 0 {
 			return nil
 		}
-		return t.addBodyRefs(hash, d.Body, d.Structure, uint64(stored))
+		return t.addBodyRefs(blob, known, hash, d.Body, d.Structure, uint64(stored))
 	})
 	if err == nil && len(out) > 0 {
 		err = out[0].Err
@@ -107,7 +111,7 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 
 // deliverOne writes one recipient's message record and counters. It
 // writes nothing when it returns an error.
-func (t *txn) deliverOne(r *Recipient, hash [32]byte, size int64, internal time.Time) (Delivered, error) {
+func (t *txn) deliverOne(r *Recipient, blob uint64, size int64, internal time.Time) (Delivered, error) {
 	acct, err := t.getAccount(r.Account)
 	if err != nil {
 		return Delivered{}, err
@@ -152,7 +156,7 @@ func (t *txn) deliverOne(r *Recipient, hash [32]byte, size int64, internal time.
 	}
 	m := &Message{
 		Flags: normalizeFlags(r.Flags), InternalDate: internal, AddedAt: t.now,
-		Size: size, Body: hash,
+		Size: size, Blob: blob,
 	}
 	if err := t.insertMessage(r.Account, mb, m, u); err != nil {
 		return Delivered{}, err
@@ -175,10 +179,12 @@ func (t *txn) insertMessage(acct uint64, mb *Mailbox, m *Message, u *Usage) erro
 	}
 	u.Bytes += m.Size
 	u.Messages++
-	if err := t.tx.Bucket(bMessages).Put(msgKey(acct, mb.ID, m.UID), encodeMessage(m)); err != nil {
+	if err := t.tx.Bucket(bMail).Put(msgKey(acct, mb.ID, m.UID), encodeMessage(m)); err != nil {
 		return err
 	}
-	if err := t.tx.Bucket(bMsgTime).Put(msgTimeKey(m.AddedAt.Unix(), acct, mb.ID, m.UID), nil); err != nil {
+	times := t.tx.Bucket(bMsgTime)
+	times.FillPercent = appendFill
+	if err := times.Put(msgTimeKey(m.AddedAt.Unix(), acct, mb.ID, m.UID), nil); err != nil {
 		return err
 	}
 	if err := t.putMailbox(acct, mb); err != nil {
@@ -192,7 +198,7 @@ func (t *txn) insertMessage(acct uint64, mb *Mailbox, m *Message, u *Usage) erro
 }
 
 func (t *txn) getUsage(acct uint64) (*Usage, error) {
-	v := t.tx.Bucket(bUsage).Get(acctKey(acct))
+	v := t.tx.Bucket(bMail).Get(usageKey(acct))
 	if v == nil {
 		return nil, fmt.Errorf("usage of account %d: %w", acct, ErrNoAccount)
 	}
@@ -200,44 +206,71 @@ func (t *txn) getUsage(acct uint64) (*Usage, error) {
 }
 
 func (t *txn) putUsage(acct uint64, u *Usage) error {
-	return t.tx.Bucket(bUsage).Put(acctKey(acct), encodeUsage(u))
+	return t.tx.Bucket(bMail).Put(usageKey(acct), encodeUsage(u))
 }
 
-// addBodyRefs stores the body the first time it is seen and counts n more
-// references to it.
-func (t *txn) addBodyRefs(hash [32]byte, body, structure []byte, n uint64) error {
+// appendFill packs pages of buckets whose keys only grow (bbolt's default
+// of 50% suits random inserts).
+const appendFill = 0.95
+
+// blobFor returns the blob id of a body with this hash: the stored one
+// when the body is known, or a fresh id.
+func (t *txn) blobFor(hash [32]byte) (id uint64, known bool, err error) {
+	if v := t.tx.Bucket(bBodyHash).Get(hash[:]); v != nil {
+		return decodeU64(v), true, nil
+	}
+	id, err = t.tx.Bucket(bBodies).NextSequence()
+	return id, false, err
+}
+
+// addBodyRefs counts n more references to a body, storing its bytes,
+// record and hash index entry the first time.
+func (t *txn) addBodyRefs(id uint64, known bool, hash [32]byte, body, structure []byte, n uint64) error {
 	b := t.tx.Bucket(bBodies)
-	rec := &bodyRecord{Size: int64(len(body)), Structure: structure}
-	if v := b.Get(hash[:]); v != nil {
+	b.FillPercent = appendFill
+	rec := &bodyRecord{Size: int64(len(body)), Hash: hash, Structure: structure}
+	if known {
+		v := b.Get(u64(id))
+		if v == nil {
+			return fmt.Errorf("body %d is indexed but has no record: %w", id, ErrCorrupt)
+		}
 		old, err := decodeBody(v)
 		if err != nil {
 			return err
 		}
 		rec = old
-	} else if err := t.s.blobs.put(t.tx, hash, body); err != nil {
-		return err
+	} else {
+		if err := t.s.blobs.put(t.tx, id, body); err != nil {
+			return err
+		}
+		if err := t.tx.Bucket(bBodyHash).Put(hash[:], u64(id)); err != nil {
+			return err
+		}
 	}
 	rec.Refs += n
-	return b.Put(hash[:], encodeBody(rec))
+	return b.Put(u64(id), encodeBody(rec))
 }
 
 // dropBodyRef releases one reference, deleting the body with its last.
-func (t *txn) dropBodyRef(hash [32]byte) error {
+func (t *txn) dropBodyRef(id uint64) error {
 	b := t.tx.Bucket(bBodies)
-	v := b.Get(hash[:])
+	v := b.Get(u64(id))
 	if v == nil {
-		return fmt.Errorf("body %x has no record: %w", hash[:8], ErrCorrupt)
+		return fmt.Errorf("body %d has no record: %w", id, ErrCorrupt)
 	}
 	rec, err := decodeBody(v)
 	if err != nil {
 		return err
 	}
 	if rec.Refs <= 1 {
-		if err := t.s.blobs.del(t.tx, hash); err != nil {
+		if err := t.s.blobs.del(t.tx, id); err != nil {
 			return err
 		}
-		return b.Delete(hash[:])
+		if err := t.tx.Bucket(bBodyHash).Delete(rec.Hash[:]); err != nil {
+			return err
+		}
+		return b.Delete(u64(id))
 	}
 	rec.Refs--
-	return b.Put(hash[:], encodeBody(rec))
+	return b.Put(u64(id), encodeBody(rec))
 }

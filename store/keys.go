@@ -14,21 +14,25 @@ var (
 	bAcctPurged  = []byte("acct_purged")  // domain 0x00 login -> id(8), purged tombstones
 	bAcctState   = []byte("acct_state")   // state 0x00 id(8) -> nil
 	bAcctLastUse = []byte("acct_lastuse") // unix(8) id(8) -> nil, accounts not purged
-	bUsage       = []byte("usage")        // id(8) -> usage record
-	bMailboxes   = []byte("mailboxes")    // id(8) mbox(4) -> mailbox record
-	bMboxNames   = []byte("mbox_names")   // id(8) name -> mbox(4)
-	bMessages    = []byte("messages")     // id(8) mbox(4) uid(4) -> message record
-	bMsgTime     = []byte("msg_time")     // added(8) id(8) mbox(4) uid(4) -> nil
-	bBodies      = []byte("bodies")       // sha256(32) -> body record (refs, size, structure)
-	bBlobs       = []byte("blobs")        // sha256(32) -> raw message bytes
-	bAudit       = []byte("audit")        // seq(8) -> JSON AuditEntry
-	bAuditAcct   = []byte("audit_acct")   // address 0x00 seq(8) -> nil
+	// bMail keeps an account's usage, mailbox and message records next
+	// to each other, so one delivery dirties as few pages as possible:
+	//   id(8) 0x00                  -> usage record
+	//   id(8) 0x01 mbox(4)          -> mailbox record
+	//   id(8) 0x02 mbox(4) uid(4)   -> message record
+	bMail      = []byte("mail")
+	bMboxNames = []byte("mbox_names") // id(8) name -> mbox(4)
+	bMsgTime   = []byte("msg_time")   // added(8) id(8) mbox(4) uid(4) -> nil
+	bBodyHash  = []byte("body_hash")  // sha256(32) -> blob id(8)
+	bBodies    = []byte("bodies")     // blob id(8) -> body record (refs, size, hash, structure)
+	bBlobs     = []byte("blobs")      // blob id(8) -> raw message bytes
+	bAudit     = []byte("audit")      // seq(8) -> JSON AuditEntry
+	bAuditAcct = []byte("audit_acct") // address 0x00 seq(8) -> nil
 )
 
 var allBuckets = [][]byte{
 	bMeta, bDomains, bClasses, bSenders, bAccounts, bAcctAddr, bAcctPurged,
-	bAcctState, bAcctLastUse, bUsage, bMailboxes, bMboxNames, bMessages,
-	bMsgTime, bBodies, bBlobs, bAudit, bAuditAcct,
+	bAcctState, bAcctLastUse, bMail, bMboxNames, bMsgTime, bBodyHash,
+	bBodies, bBlobs, bAudit, bAuditAcct,
 }
 
 func u64(v uint64) []byte {
@@ -39,12 +43,33 @@ func u64(v uint64) []byte {
 
 func acctKey(id uint64) []byte { return u64(id) }
 
-func mboxKey(acct uint64, mbox uint32) []byte {
-	k := make([]byte, 12)
+// Record kinds inside an account's range of bMail.
+const (
+	kindUsage   = 0x00
+	kindMailbox = 0x01
+	kindMessage = 0x02
+)
+
+func usageKey(acct uint64) []byte {
+	k := make([]byte, 9)
 	binary.BigEndian.PutUint64(k, acct)
-	binary.BigEndian.PutUint32(k[8:], mbox)
+	k[8] = kindUsage
 	return k
 }
+
+func mboxKey(acct uint64, mbox uint32) []byte {
+	k := make([]byte, 13)
+	binary.BigEndian.PutUint64(k, acct)
+	k[8] = kindMailbox
+	binary.BigEndian.PutUint32(k[9:], mbox)
+	return k
+}
+
+// mboxPrefix is the start of an account's mailbox records.
+func mboxPrefix(acct uint64) []byte { return mboxKey(acct, 0)[:9] }
+
+// msgPrefix is the start of one mailbox's message records.
+func msgPrefix(acct uint64, mbox uint32) []byte { return msgKey(acct, mbox, 0)[:13] }
 
 func mboxNameKey(acct uint64, name string) []byte {
 	k := make([]byte, 8, 8+len(name))
@@ -53,15 +78,16 @@ func mboxNameKey(acct uint64, name string) []byte {
 }
 
 func msgKey(acct uint64, mbox uint32, uid uint32) []byte {
-	k := make([]byte, 16)
+	k := make([]byte, 17)
 	binary.BigEndian.PutUint64(k, acct)
-	binary.BigEndian.PutUint32(k[8:], mbox)
-	binary.BigEndian.PutUint32(k[12:], uid)
+	k[8] = kindMessage
+	binary.BigEndian.PutUint32(k[9:], mbox)
+	binary.BigEndian.PutUint32(k[13:], uid)
 	return k
 }
 
 func parseMsgKey(k []byte) (acct uint64, mbox, uid uint32) {
-	return binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:]), binary.BigEndian.Uint32(k[12:])
+	return binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[9:]), binary.BigEndian.Uint32(k[13:])
 }
 
 func msgTimeKey(added int64, acct uint64, mbox, uid uint32) []byte {

@@ -48,14 +48,10 @@ func (t *txn) createMailbox(acct uint64, name, specialUse string) (*Mailbox, err
 	}
 	// Mailbox ids are per account: one past the highest in use.
 	id := uint32(1)
-	c := t.tx.Bucket(bMailboxes).Cursor()
-	if k, _ := c.Seek(mboxKey(acct+1, 0)); k != nil {
-		k, _ = c.Prev()
-		if k != nil && binary.BigEndian.Uint64(k) == acct {
-			id = binary.BigEndian.Uint32(k[8:]) + 1
-		}
-	} else if k, _ := c.Last(); k != nil && binary.BigEndian.Uint64(k) == acct {
-		id = binary.BigEndian.Uint32(k[8:]) + 1
+	c := t.tx.Bucket(bMail).Cursor()
+	prefix := mboxPrefix(acct)
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id = max(id, binary.BigEndian.Uint32(k[9:])+1)
 	}
 	uv, err := t.nextUIDValidity()
 	if err != nil {
@@ -65,7 +61,7 @@ func (t *txn) createMailbox(acct uint64, name, specialUse string) (*Mailbox, err
 		ID: id, Name: name, SpecialUse: specialUse, UIDValidity: uv, UIDNext: 1,
 		Subscribed: true, CreatedAt: t.now.UTC().Truncate(time.Second), HighestModSeq: 1,
 	}
-	if err := t.tx.Bucket(bMailboxes).Put(mboxKey(acct, id), encodeMailbox(mb)); err != nil {
+	if err := t.tx.Bucket(bMail).Put(mboxKey(acct, id), encodeMailbox(mb)); err != nil {
 		return nil, err
 	}
 	if err := names.Put(mboxNameKey(acct, name), binary.BigEndian.AppendUint32(nil, id)); err != nil {
@@ -76,7 +72,7 @@ func (t *txn) createMailbox(acct uint64, name, specialUse string) (*Mailbox, err
 }
 
 func (t *txn) getMailbox(acct uint64, id uint32) (*Mailbox, error) {
-	v := t.tx.Bucket(bMailboxes).Get(mboxKey(acct, id))
+	v := t.tx.Bucket(bMail).Get(mboxKey(acct, id))
 	if v == nil {
 		return nil, fmt.Errorf("mailbox %d: %w", id, ErrNoMailbox)
 	}
@@ -84,7 +80,7 @@ func (t *txn) getMailbox(acct uint64, id uint32) (*Mailbox, error) {
 }
 
 func (t *txn) putMailbox(acct uint64, mb *Mailbox) error {
-	return t.tx.Bucket(bMailboxes).Put(mboxKey(acct, mb.ID), encodeMailbox(mb))
+	return t.tx.Bucket(bMail).Put(mboxKey(acct, mb.ID), encodeMailbox(mb))
 }
 
 func mailboxIDByName(tx *bolt.Tx, acct uint64, name string) (uint32, error) {
@@ -102,10 +98,10 @@ func mailboxIDByName(tx *bolt.Tx, acct uint64, name string) (uint32, error) {
 // mailboxBySpecialUse finds the account's mailbox with a special-use
 // attribute (e.g. `\Junk`).
 func mailboxBySpecialUse(tx *bolt.Tx, acct uint64, use string) (*Mailbox, error) {
-	prefix := acctKey(acct)
-	c := tx.Bucket(bMailboxes).Cursor()
+	prefix := mboxPrefix(acct)
+	c := tx.Bucket(bMail).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		mb, err := decodeMailbox(binary.BigEndian.Uint32(k[8:]), v)
+		mb, err := decodeMailbox(binary.BigEndian.Uint32(k[9:]), v)
 		if err != nil {
 			return nil, err
 		}
@@ -120,10 +116,10 @@ func mailboxBySpecialUse(tx *bolt.Tx, acct uint64, use string) (*Mailbox, error)
 func (s *Store) Mailboxes(acct uint64) ([]Mailbox, error) {
 	var out []Mailbox
 	err := s.view(func(tx *bolt.Tx) error {
-		prefix := acctKey(acct)
-		c := tx.Bucket(bMailboxes).Cursor()
+		prefix := mboxPrefix(acct)
+		c := tx.Bucket(bMail).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			mb, err := decodeMailbox(binary.BigEndian.Uint32(k[8:]), v)
+			mb, err := decodeMailbox(binary.BigEndian.Uint32(k[9:]), v)
 			if err != nil {
 				return err
 			}

@@ -15,10 +15,10 @@ import (
 func (s *Store) Messages(acct uint64, mbox uint32, afterUID uint32, limit int) ([]Message, error) {
 	var out []Message
 	err := s.view(func(tx *bolt.Tx) error {
-		prefix := mboxKey(acct, mbox)
-		c := tx.Bucket(bMessages).Cursor()
+		prefix := msgPrefix(acct, mbox)
+		c := tx.Bucket(bMail).Cursor()
 		for k, v := c.Seek(msgKey(acct, mbox, afterUID+1)); k != nil && bytes.HasPrefix(k, prefix) && (limit <= 0 || len(out) < limit); k, v = c.Next() {
-			m, err := decodeMessage(binary.BigEndian.Uint32(k[12:]), v)
+			m, err := decodeMessage(binary.BigEndian.Uint32(k[13:]), v)
 			if err != nil {
 				return err
 			}
@@ -30,17 +30,17 @@ func (s *Store) Messages(acct uint64, mbox uint32, afterUID uint32, limit int) (
 }
 
 // Body returns a copy of a stored body and its precomputed structure.
-func (s *Store) Body(hash [32]byte) (body, structure []byte, err error) {
+func (s *Store) Body(blob uint64) (body, structure []byte, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bBodies).Get(hash[:])
+		v := tx.Bucket(bBodies).Get(u64(blob))
 		if v == nil {
-			return fmt.Errorf("body %x: %w", hash[:8], ErrNotFound)
+			return fmt.Errorf("body %d: %w", blob, ErrNotFound)
 		}
 		rec, err := decodeBody(v)
 		if err != nil {
 			return err
 		}
-		raw, err := s.blobs.get(tx, hash)
+		raw, err := s.blobs.get(tx, blob)
 		if err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 		if err != nil {
 			return err
 		}
-		msgs := t.tx.Bucket(bMessages)
+		msgs := t.tx.Bucket(bMail)
 		for _, uid := range uids {
 			k := msgKey(acct, mbox, uid)
 			v := msgs.Get(k)
@@ -183,7 +183,7 @@ func (s *Store) Expunge(ctx context.Context, acct uint64, mbox uint32, uids []ui
 // reference, and takes it off the counters mb and u (which the caller
 // writes back).
 func (t *txn) removeMessage(acct uint64, mb *Mailbox, u *Usage, uid uint32) (bool, error) {
-	msgs := t.tx.Bucket(bMessages)
+	msgs := t.tx.Bucket(bMail)
 	k := msgKey(acct, mb.ID, uid)
 	v := msgs.Get(k)
 	if v == nil {
@@ -199,7 +199,7 @@ func (t *txn) removeMessage(acct uint64, mb *Mailbox, u *Usage, uid uint32) (boo
 	if err := t.tx.Bucket(bMsgTime).Delete(msgTimeKey(m.AddedAt.Unix(), acct, mb.ID, uid)); err != nil {
 		return false, err
 	}
-	if err := t.dropBodyRef(m.Body); err != nil {
+	if err := t.dropBodyRef(m.Blob); err != nil {
 		return false, err
 	}
 	mb.Messages--
@@ -211,4 +211,18 @@ func (t *txn) removeMessage(acct uint64, mb *Mailbox, u *Usage, uid uint32) (boo
 	u.Messages--
 	t.notify(Change{Kind: MessageRemoved, Account: acct, Mailbox: mb.ID, UID: uid})
 	return true, nil
+}
+
+// BodyByHash finds a stored body's blob id by its SHA-256.
+func (s *Store) BodyByHash(hash [32]byte) (uint64, error) {
+	var id uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bBodyHash).Get(hash[:])
+		if v == nil {
+			return fmt.Errorf("body %x: %w", hash[:8], ErrNotFound)
+		}
+		id = decodeU64(v)
+		return nil
+	})
+	return id, err
 }

@@ -78,7 +78,7 @@ type Message struct {
 	InternalDate time.Time
 	AddedAt      time.Time // when it entered this mailbox (retention clock)
 	Size         int64
-	Body         [32]byte // SHA-256 of the stored bytes
+	Blob         uint64 // the stored body (see Store.Body)
 	ModSeq       uint64
 }
 
@@ -122,7 +122,7 @@ func normalizeFlags(in []string) []string {
 const msgRecordV1 = 1
 
 func encodeMessage(m *Message) []byte {
-	e := enc{b: make([]byte, 0, 72)}
+	e := enc{b: make([]byte, 0, 48)}
 	e.u8(msgRecordV1)
 	var bits uint16
 	var kws []string
@@ -139,7 +139,7 @@ func encodeMessage(m *Message) []byte {
 	e.u16(uint16(int16(off / 60)))
 	e.i64(m.AddedAt.Unix())
 	e.u64(uint64(m.Size))
-	e.b = append(e.b, m.Body[:]...)
+	e.u64(m.Blob)
 	e.u64(m.ModSeq)
 	e.u8(uint8(min(len(kws), 255)))
 	for _, k := range kws[:min(len(kws), 255)] {
@@ -165,7 +165,7 @@ func decodeMessage(uid uint32, v []byte) (*Message, error) {
 	m.InternalDate = time.Unix(secs, 0).In(time.FixedZone("", off))
 	m.AddedAt = time.Unix(d.i64(), 0).UTC()
 	m.Size = int64(d.u64())
-	copy(m.Body[:], d.take(32))
+	m.Blob = d.u64()
 	m.ModSeq = d.u64()
 	n := int(d.u8())
 	for range n {
@@ -274,20 +274,23 @@ func decodeUsage(v []byte) (*Usage, error) {
 }
 
 // bodyRecord is the shared part of a content-addressed body: how many
-// message records point at it, its size, and its precomputed structure.
+// message records point at it, its size and SHA-256, and its precomputed
+// structure.
 type bodyRecord struct {
 	Refs      uint64
 	Size      int64
+	Hash      [32]byte
 	Structure []byte
 }
 
 const bodyRecordV1 = 1
 
 func encodeBody(b *bodyRecord) []byte {
-	e := enc{b: make([]byte, 0, 17+len(b.Structure))}
+	e := enc{b: make([]byte, 0, 49+len(b.Structure))}
 	e.u8(bodyRecordV1)
 	e.u64(b.Refs)
 	e.i64(b.Size)
+	e.b = append(e.b, b.Hash[:]...)
 	e.b = append(e.b, b.Structure...)
 	return e.b
 }
@@ -298,6 +301,7 @@ func decodeBody(v []byte) (*bodyRecord, error) {
 		return nil, fmt.Errorf("body record version %d: %w", ver, ErrCorrupt)
 	}
 	b := &bodyRecord{Refs: d.u64(), Size: d.i64()}
+	copy(b.Hash[:], d.take(32))
 	if d.err != nil {
 		return nil, fmt.Errorf("body record: %w", ErrCorrupt)
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -52,6 +53,9 @@ type Store struct {
 	maxBatch int
 	stop     chan struct{}
 	done     chan struct{}
+
+	commits  atomic.Uint64 // write transactions committed
+	requests atomic.Uint64 // write requests committed
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // guards closed against in-flight submits
@@ -317,6 +321,10 @@ func (s *Store) commit(batch []*writeReq) {
 			batch = append(batch[:m.i:m.i], batch[m.i+1:]...)
 			continue
 		}
+		if err == nil {
+			s.commits.Add(1)
+			s.requests.Add(uint64(len(batch)))
+		}
 		for _, r := range batch {
 			if err == nil {
 				s.feed.publish(r.changes)
@@ -353,4 +361,25 @@ func (s *Store) runBatch(batch []*writeReq) (err error) {
 		idx = -1
 		return nil
 	})
+}
+
+// WriterStats counts committed write transactions (each one fsync'd) and
+// the requests they carried; their ratio is the group-commit factor.
+type WriterStats struct {
+	Commits  uint64
+	Requests uint64
+}
+
+// WriterStats returns the counts since Open.
+func (s *Store) WriterStats() WriterStats {
+	return WriterStats{Commits: s.commits.Load(), Requests: s.requests.Load()}
+}
+
+// FileSize is the database file's size in bytes.
+func (s *Store) FileSize() int64 {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }

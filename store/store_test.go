@@ -129,7 +129,11 @@ func TestDeliverStoresBodyOnce(t *testing.T) {
 	if rep.Bodies != 1 || rep.Messages != 5 {
 		t.Fatalf("bodies %d messages %d", rep.Bodies, rep.Messages)
 	}
-	got, structure, err := s.Body(sha256.Sum256(body))
+	blob, err := s.BodyByHash(sha256.Sum256(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, structure, err := s.Body(blob)
 	if err != nil || !bytes.Equal(got, body) || string(structure) != "S" {
 		t.Fatalf("body %q %q %v", got, structure, err)
 	}
@@ -377,8 +381,7 @@ func TestCheckFindsDamage(t *testing.T) {
 			return t.putUsage(a.ID, &Usage{Bytes: 1, Messages: 7})
 		}},
 		{"body refcount", func(t *txn) error {
-			h := sha256.Sum256(msg(1))
-			return t.tx.Bucket(bBodies).Put(h[:], encodeBody(&bodyRecord{Refs: 3, Size: int64(len(msg(1)))}))
+			return t.tx.Bucket(bBodies).Put(u64(1), encodeBody(&bodyRecord{Refs: 3, Size: int64(len(msg(1))), Hash: sha256.Sum256(msg(1))}))
 		}},
 		{"address index", func(t *txn) error {
 			return t.tx.Bucket(bAcctAddr).Put(addrKey("ghost", "example.kz"), u64(999))
@@ -422,8 +425,7 @@ func TestListAccountsByStateAndAudit(t *testing.T) {
 	clk.Add(time.Hour)
 	for _, addr := range []string{"user1@example.kz", "user3@example.kz"} {
 		if _, err := s.UpdateAccount(ctx, addr, "user.block", func(a *accounts.Account) error {
-			a.State, a.BlockReason = accounts.Blocked, "spam complaints"
-			return nil
+			return a.Block("spam complaints", clk.Now())
 		}, Audit{Actor: ActorOperator, Reason: "spam complaints"}); err != nil {
 			t.Fatal(err)
 		}
