@@ -72,3 +72,84 @@ func benchDeliver(b *testing.B, size, writers int) {
 	b.ReportMetric(float64(commits)/secs, "fsyncs/s")
 	b.ReportMetric(float64(b.N)/float64(max(commits, 1)), "per-commit")
 }
+
+// BenchmarkChurnSpace delivers mixed-size messages while expunging the
+// oldest ones so the live data stays constant, and reports how large the
+// file grows relative to the live bytes (target: at most 1.5x).
+//
+//	go test -run '^$' -bench BenchmarkChurnSpace -benchtime 1x ./store/
+func BenchmarkChurnSpace(b *testing.B) {
+	const live = 64 << 20 // bytes kept
+	const written = 640 << 20
+	sizes := []int{1 << 10, 4 << 10, 16 << 10, 64 << 10}
+	for range b.N {
+		s, err := Open(filepath.Join(b.TempDir(), FileName), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.AddDomain(ctx, "example.kz", op)
+		var ids []uint64
+		for i := range 50 {
+			a, _ := s.CreateAccount(ctx, accounts.Account{Login: fmt.Sprintf("user%d", i), Domain: "example.kz"}, op)
+			ids = append(ids, a.ID)
+		}
+		type ref struct {
+			acct uint64
+			mbox uint32
+			uid  uint32
+			size int
+		}
+		var queue []ref
+		var liveBytes, total int64
+		var peak int64
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		next := 0
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					mu.Lock()
+					if total >= written {
+						mu.Unlock()
+						return
+					}
+					n := next
+					next++
+					size := sizes[n%len(sizes)]
+					total += int64(size)
+					mu.Unlock()
+					body := append(fmt.Appendf(nil, "Subject: %d\r\n\r\n", n), bytes.Repeat([]byte{'a' + byte(n%26)}, size)...)
+					res, err := s.Deliver(ctx, &Delivery{Body: body, Recipients: []Recipient{{Account: ids[n%len(ids)]}}})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					mu.Lock()
+					queue = append(queue, ref{res[0].Account, res[0].Mailbox, res[0].UID, len(body)})
+					liveBytes += int64(len(body))
+					var drop []ref
+					for liveBytes > live {
+						drop = append(drop, queue[0])
+						liveBytes -= int64(queue[0].size)
+						queue = queue[1:]
+					}
+					peak = max(peak, s.FileSize())
+					mu.Unlock()
+					for _, d := range drop {
+						if _, err := s.Expunge(ctx, d.acct, d.mbox, []uint32{d.uid}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(float64(s.FileSize())/float64(liveBytes), "file/live")
+		b.ReportMetric(float64(peak)/float64(liveBytes), "peak/live")
+		b.ReportMetric(float64(liveBytes)/(1<<20), "live-MiB")
+		s.Close()
+	}
+}

@@ -119,8 +119,9 @@ func (c *checker) accounts() {
 }
 
 type mboxCount struct {
-	messages, unseen uint32
-	size             int64
+	messages, unseen, maxUID uint32
+	size                     int64
+	maxModSeq                uint64
 }
 
 type mboxID struct {
@@ -137,9 +138,9 @@ func (c *checker) mailboxesAndMessages() {
 	mailboxes := map[mboxID]*Mailbox{}
 	usage := map[uint64]*Usage{}
 	found := map[uint64]*Usage{}
-	accountsB, names, times := tx.Bucket(bAccounts), tx.Bucket(bMboxNames), tx.Bucket(bMsgTime)
+	accountsB, names := tx.Bucket(bAccounts), tx.Bucket(bMboxNames)
 	_ = tx.Bucket(bMail).ForEach(func(k, v []byte) error {
-		if len(k) < 9 {
+		if len(k) != 16 {
 			c.problem("mail record with malformed key %x", k)
 			return nil
 		}
@@ -150,17 +151,20 @@ func (c *checker) mailboxesAndMessages() {
 				c.problem("account %d: mail records but no account", acct)
 			}
 		}
+		_, mbox, uid := parseMsgKey(k)
 		switch {
-		case k[8] == kindUsage && len(k) == 9:
+		case mbox == 0 && uid == 0:
 			u, err := decodeUsage(v)
 			if err != nil {
 				c.problem("usage of account %d: undecodable record", acct)
 				return nil
 			}
 			usage[acct] = u
-		case k[8] == kindMailbox && len(k) == 13:
+		case mbox == 0:
+			c.problem("mail record with malformed key %x", k)
+		case uid == mboxRecordUID:
 			c.rep.Mailboxes++
-			id := binary.BigEndian.Uint32(k[9:])
+			id := mbox
 			mb, err := decodeMailbox(id, v)
 			if err != nil {
 				c.problem("mailbox %d/%d: undecodable record", acct, id)
@@ -170,20 +174,18 @@ func (c *checker) mailboxesAndMessages() {
 			if v := names.Get(mboxNameKey(acct, mb.Name)); v == nil || binary.BigEndian.Uint32(v) != id {
 				c.problem("mailbox %d/%s: name index does not point at it", acct, mb.Name)
 			}
-		case k[8] == kindMessage && len(k) == 17:
+		case uid == 0:
+			c.problem("mail record with malformed key %x", k)
+		default:
 			c.rep.Messages++
-			_, mbox, uid := parseMsgKey(k)
 			m, err := decodeMessage(uid, v)
 			if err != nil {
 				c.problem("message %d/%d/%d: undecodable record", acct, mbox, uid)
 				return nil
 			}
+			// A mailbox's record follows its messages: it is checked
+			// once the walk reaches it.
 			key := mboxID{acct, mbox}
-			mb := mailboxes[key]
-			if mb == nil {
-				c.problem("message %d/%d/%d: its mailbox does not exist", acct, mbox, uid)
-				return nil
-			}
 			n := counts[key]
 			if n == nil {
 				n = &mboxCount{}
@@ -196,18 +198,9 @@ func (c *checker) mailboxesAndMessages() {
 			}
 			found[acct].Messages++
 			found[acct].Bytes += m.Size
-			if uid >= mb.UIDNext {
-				c.problem("message %d/%s/%d: UID not below UIDNEXT %d", acct, mb.Name, uid, mb.UIDNext)
-			}
-			if m.ModSeq > mb.HighestModSeq {
-				c.problem("message %d/%s/%d: modseq above the mailbox's highest", acct, mb.Name, uid)
-			}
-			if times.Get(msgTimeKey(m.AddedAt.Unix(), acct, mbox, uid)) == nil {
-				c.problem("message %d/%s/%d: missing from the time index", acct, mb.Name, uid)
-			}
+			n.maxUID = max(n.maxUID, uid)
+			n.maxModSeq = max(n.maxModSeq, m.ModSeq)
 			refs[m.Blob]++
-		default:
-			c.problem("mail record with malformed key %x", k)
 		}
 		return nil
 	})
@@ -216,10 +209,20 @@ func (c *checker) mailboxesAndMessages() {
 		if n == nil {
 			n = &mboxCount{}
 		}
+		if n.maxUID >= mb.UIDNext {
+			c.problem("mailbox %d/%s: UID %d not below UIDNEXT %d", key.acct, mb.Name, n.maxUID, mb.UIDNext)
+		}
+		if n.maxModSeq > mb.HighestModSeq {
+			c.problem("mailbox %d/%s: a message's modseq %d is above the mailbox's %d", key.acct, mb.Name, n.maxModSeq, mb.HighestModSeq)
+		}
+		delete(counts, key)
 		if n.messages != mb.Messages || n.size != mb.Size || n.unseen != mb.Unseen {
 			c.problem("mailbox %d/%s: counters say %d messages, %d bytes, %d unseen; found %d, %d, %d",
 				key.acct, mb.Name, mb.Messages, mb.Size, mb.Unseen, n.messages, n.size, n.unseen)
 		}
+	}
+	for key, n := range counts {
+		c.problem("mailbox %d/%d: %d messages but no mailbox record", key.acct, key.mbox, n.messages)
 	}
 	for acct, f := range found {
 		u := usage[acct]
@@ -234,18 +237,6 @@ func (c *checker) mailboxesAndMessages() {
 	_ = names.ForEach(func(k, v []byte) error {
 		if mailboxes[mboxID{binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(v)}] == nil {
 			c.problem("mailbox name index: %q names a missing mailbox", k[8:])
-		}
-		return nil
-	})
-	mail := tx.Bucket(bMail)
-	_ = times.ForEach(func(k, _ []byte) error {
-		if len(k) != 24 {
-			c.problem("time index: malformed key %x", k)
-			return nil
-		}
-		acct, mbox, uid := binary.BigEndian.Uint64(k[8:]), binary.BigEndian.Uint32(k[16:]), binary.BigEndian.Uint32(k[20:])
-		if mail.Get(msgKey(acct, mbox, uid)) == nil {
-			c.problem("time index: entry names missing message %d/%d/%d", acct, mbox, uid)
 		}
 		return nil
 	})
@@ -274,9 +265,6 @@ func (c *checker) bodies(refs map[uint64]uint64) {
 		} else if int64(len(raw)) != rec.Size {
 			c.problem("body %d: size %d, bytes %d", id, rec.Size, len(raw))
 		}
-		if h := hashes.Get(rec.Hash[:]); h == nil || decodeU64(h) != id {
-			c.problem("body %d: hash index does not point at it", id)
-		}
 		delete(refs, id)
 		return nil
 	})
@@ -291,8 +279,13 @@ func (c *checker) bodies(refs map[uint64]uint64) {
 		return nil
 	})
 	_ = hashes.ForEach(func(k, v []byte) error {
-		if bodies.Get(v) == nil {
+		raw := bodies.Get(v)
+		if raw == nil {
 			c.problem("hash index: %x names missing body %d", k[:8], decodeU64(v))
+			return nil
+		}
+		if rec, err := decodeBody(raw); err == nil && !bytes.Equal(rec.Hash[:], k) {
+			c.problem("hash index: %x names body %d whose hash is %x", k[:8], decodeU64(v), rec.Hash[:8])
 		}
 		return nil
 	})

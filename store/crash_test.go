@@ -44,7 +44,7 @@ func TestCrashChild(t *testing.T) {
 			defer wg.Done()
 			for i := 0; ; i++ {
 				n := w*1_000_000 + i
-				if _, err := s.Deliver(ctx, &Delivery{Body: msg(n), Recipients: []Recipient{{Account: acct.ID}}}); err != nil {
+				if _, err := s.Deliver(ctx, &Delivery{Body: msg(n), Shareable: true, Recipients: []Recipient{{Account: acct.ID}}}); err != nil {
 					fmt.Println("deliver:", err)
 					os.Exit(3)
 				}

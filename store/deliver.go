@@ -21,6 +21,15 @@ type Delivery struct {
 	Structure    []byte
 	InternalDate time.Time
 	Recipients   []Recipient
+	// Shareable marks a body that may arrive again byte for byte (IMAP
+	// APPEND, import, broadcast): it is entered in the hash index so the
+	// next copy shares it. Bodies received over SMTP carry a Received
+	// header unique to their transaction and can never match another, so
+	// indexing them would cost a scattered page write per delivery for
+	// nothing (measured in docs/BENCHMARKS.md). Whatever this says, a
+	// body already in the index is shared, and every body keeps its
+	// SHA-256 in its record.
+	Shareable bool
 	// AllOrNothing makes any recipient's failure fail the whole delivery
 	// (nothing is stored). Otherwise failed recipients are skipped and
 	// reported in their Delivered.Err.
@@ -96,7 +105,7 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 		if stored == 0 {
 			return nil
 		}
-		return t.addBodyRefs(blob, known, hash, d.Body, d.Structure, uint64(stored))
+		return t.addBodyRefs(blob, known, d.Shareable, hash, d.Body, d.Structure, uint64(stored))
 	})
 	if err == nil && len(out) > 0 {
 		err = out[0].Err
@@ -168,6 +177,9 @@ func (t *txn) deliverOne(r *Recipient, blob uint64, size int64, internal time.Ti
 // index entry, the mailbox counters and the account usage u. The caller
 // adds the body reference.
 func (t *txn) insertMessage(acct uint64, mb *Mailbox, m *Message, u *Usage) error {
+	if mb.UIDNext >= mboxRecordUID {
+		return fmt.Errorf("mailbox %s has used every UID: %w", mb.Name, ErrMailboxFull)
+	}
 	m.UID = mb.UIDNext
 	mb.UIDNext++
 	mb.HighestModSeq++
@@ -180,11 +192,6 @@ func (t *txn) insertMessage(acct uint64, mb *Mailbox, m *Message, u *Usage) erro
 	u.Bytes += m.Size
 	u.Messages++
 	if err := t.tx.Bucket(bMail).Put(msgKey(acct, mb.ID, m.UID), encodeMessage(m)); err != nil {
-		return err
-	}
-	times := t.tx.Bucket(bMsgTime)
-	times.FillPercent = appendFill
-	if err := times.Put(msgTimeKey(m.AddedAt.Unix(), acct, mb.ID, m.UID), nil); err != nil {
 		return err
 	}
 	if err := t.putMailbox(acct, mb); err != nil {
@@ -223,9 +230,9 @@ func (t *txn) blobFor(hash [32]byte) (id uint64, known bool, err error) {
 	return id, false, err
 }
 
-// addBodyRefs counts n more references to a body, storing its bytes,
-// record and hash index entry the first time.
-func (t *txn) addBodyRefs(id uint64, known bool, hash [32]byte, body, structure []byte, n uint64) error {
+// addBodyRefs counts n more references to a body, storing its bytes and
+// record (and, when index is set, its hash index entry) the first time.
+func (t *txn) addBodyRefs(id uint64, known, index bool, hash [32]byte, body, structure []byte, n uint64) error {
 	b := t.tx.Bucket(bBodies)
 	b.FillPercent = appendFill
 	rec := &bodyRecord{Size: int64(len(body)), Hash: hash, Structure: structure}
@@ -243,8 +250,10 @@ func (t *txn) addBodyRefs(id uint64, known bool, hash [32]byte, body, structure 
 		if err := t.s.blobs.put(t.tx, id, body); err != nil {
 			return err
 		}
-		if err := t.tx.Bucket(bBodyHash).Put(hash[:], u64(id)); err != nil {
-			return err
+		if index {
+			if err := t.tx.Bucket(bBodyHash).Put(hash[:], u64(id)); err != nil {
+				return err
+			}
 		}
 	}
 	rec.Refs += n
@@ -266,8 +275,11 @@ func (t *txn) dropBodyRef(id uint64) error {
 		if err := t.s.blobs.del(t.tx, id); err != nil {
 			return err
 		}
-		if err := t.tx.Bucket(bBodyHash).Delete(rec.Hash[:]); err != nil {
-			return err
+		hashes := t.tx.Bucket(bBodyHash)
+		if v := hashes.Get(rec.Hash[:]); v != nil && decodeU64(v) == id {
+			if err := hashes.Delete(rec.Hash[:]); err != nil {
+				return err
+			}
 		}
 		return b.Delete(u64(id))
 	}

@@ -23,4 +23,5 @@ var (
 	ErrDomainInUse    = errors.New("domain still has accounts")
 	ErrClassInUse     = errors.New("class still has accounts")
 	ErrInvalidMailbox = errors.New("invalid mailbox name")
+	ErrMailboxFull    = errors.New("mailbox UID space exhausted")
 )

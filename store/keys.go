@@ -16,12 +16,12 @@ var (
 	bAcctLastUse = []byte("acct_lastuse") // unix(8) id(8) -> nil, accounts not purged
 	// bMail keeps an account's usage, mailbox and message records next
 	// to each other, so one delivery dirties as few pages as possible:
-	//   id(8) 0x00                  -> usage record
-	//   id(8) 0x01 mbox(4)          -> mailbox record
-	//   id(8) 0x02 mbox(4) uid(4)   -> message record
+	//   id(8) 0(4) 0(4)             -> usage record
+	//   id(8) mbox(4) uid(4)        -> message record (uid 1..2^32-2)
+	//   id(8) mbox(4) 0xffffffff    -> mailbox record, right after the
+	//                                  mailbox's newest message
 	bMail      = []byte("mail")
 	bMboxNames = []byte("mbox_names") // id(8) name -> mbox(4)
-	bMsgTime   = []byte("msg_time")   // added(8) id(8) mbox(4) uid(4) -> nil
 	bBodyHash  = []byte("body_hash")  // sha256(32) -> blob id(8)
 	bBodies    = []byte("bodies")     // blob id(8) -> body record (refs, size, hash, structure)
 	bBlobs     = []byte("blobs")      // blob id(8) -> raw message bytes
@@ -31,7 +31,7 @@ var (
 
 var allBuckets = [][]byte{
 	bMeta, bDomains, bClasses, bSenders, bAccounts, bAcctAddr, bAcctPurged,
-	bAcctState, bAcctLastUse, bMail, bMboxNames, bMsgTime, bBodyHash,
+	bAcctState, bAcctLastUse, bMail, bMboxNames, bBodyHash,
 	bBodies, bBlobs, bAudit, bAuditAcct,
 }
 
@@ -43,33 +43,12 @@ func u64(v uint64) []byte {
 
 func acctKey(id uint64) []byte { return u64(id) }
 
-// Record kinds inside an account's range of bMail.
-const (
-	kindUsage   = 0x00
-	kindMailbox = 0x01
-	kindMessage = 0x02
-)
+// mboxRecordUID is the key suffix of a mailbox record: past every UID.
+const mboxRecordUID = 0xffffffff
 
-func usageKey(acct uint64) []byte {
-	k := make([]byte, 9)
-	binary.BigEndian.PutUint64(k, acct)
-	k[8] = kindUsage
-	return k
-}
+func usageKey(acct uint64) []byte { return msgKey(acct, 0, 0) }
 
-func mboxKey(acct uint64, mbox uint32) []byte {
-	k := make([]byte, 13)
-	binary.BigEndian.PutUint64(k, acct)
-	k[8] = kindMailbox
-	binary.BigEndian.PutUint32(k[9:], mbox)
-	return k
-}
-
-// mboxPrefix is the start of an account's mailbox records.
-func mboxPrefix(acct uint64) []byte { return mboxKey(acct, 0)[:9] }
-
-// msgPrefix is the start of one mailbox's message records.
-func msgPrefix(acct uint64, mbox uint32) []byte { return msgKey(acct, mbox, 0)[:13] }
+func mboxKey(acct uint64, mbox uint32) []byte { return msgKey(acct, mbox, mboxRecordUID) }
 
 func mboxNameKey(acct uint64, name string) []byte {
 	k := make([]byte, 8, 8+len(name))
@@ -78,25 +57,15 @@ func mboxNameKey(acct uint64, name string) []byte {
 }
 
 func msgKey(acct uint64, mbox uint32, uid uint32) []byte {
-	k := make([]byte, 17)
+	k := make([]byte, 16)
 	binary.BigEndian.PutUint64(k, acct)
-	k[8] = kindMessage
-	binary.BigEndian.PutUint32(k[9:], mbox)
-	binary.BigEndian.PutUint32(k[13:], uid)
+	binary.BigEndian.PutUint32(k[8:], mbox)
+	binary.BigEndian.PutUint32(k[12:], uid)
 	return k
 }
 
 func parseMsgKey(k []byte) (acct uint64, mbox, uid uint32) {
-	return binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[9:]), binary.BigEndian.Uint32(k[13:])
-}
-
-func msgTimeKey(added int64, acct uint64, mbox, uid uint32) []byte {
-	k := make([]byte, 24)
-	binary.BigEndian.PutUint64(k, uint64(added))
-	binary.BigEndian.PutUint64(k[8:], acct)
-	binary.BigEndian.PutUint32(k[16:], mbox)
-	binary.BigEndian.PutUint32(k[20:], uid)
-	return k
+	return binary.BigEndian.Uint64(k), binary.BigEndian.Uint32(k[8:]), binary.BigEndian.Uint32(k[12:])
 }
 
 func addrKey(login, domain string) []byte {

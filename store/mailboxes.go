@@ -2,8 +2,10 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,10 +50,11 @@ func (t *txn) createMailbox(acct uint64, name, specialUse string) (*Mailbox, err
 	}
 	// Mailbox ids are per account: one past the highest in use.
 	id := uint32(1)
-	c := t.tx.Bucket(bMail).Cursor()
-	prefix := mboxPrefix(acct)
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		id = max(id, binary.BigEndian.Uint32(k[9:])+1)
+	if err := forEachMailboxID(t.tx, acct, func(mbox uint32) error {
+		id = max(id, mbox+1)
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	uv, err := t.nextUIDValidity()
 	if err != nil {
@@ -98,34 +101,35 @@ func mailboxIDByName(tx *bolt.Tx, acct uint64, name string) (uint32, error) {
 // mailboxBySpecialUse finds the account's mailbox with a special-use
 // attribute (e.g. `\Junk`).
 func mailboxBySpecialUse(tx *bolt.Tx, acct uint64, use string) (*Mailbox, error) {
-	prefix := mboxPrefix(acct)
-	c := tx.Bucket(bMail).Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		mb, err := decodeMailbox(binary.BigEndian.Uint32(k[9:]), v)
-		if err != nil {
-			return nil, err
+	var found *Mailbox
+	t := &txn{tx: tx}
+	err := forEachMailboxID(tx, acct, func(id uint32) error {
+		mb, err := t.getMailbox(acct, id)
+		if err == nil && found == nil && strings.EqualFold(mb.SpecialUse, use) {
+			found = mb
 		}
-		if strings.EqualFold(mb.SpecialUse, use) {
-			return mb, nil
-		}
+		return err
+	})
+	if err == nil && found == nil {
+		err = fmt.Errorf("%s: %w", use, ErrNoMailbox)
 	}
-	return nil, fmt.Errorf("%s: %w", use, ErrNoMailbox)
+	return found, err
 }
 
 // Mailboxes lists an account's mailboxes in id order.
 func (s *Store) Mailboxes(acct uint64) ([]Mailbox, error) {
 	var out []Mailbox
 	err := s.view(func(tx *bolt.Tx) error {
-		prefix := mboxPrefix(acct)
-		c := tx.Bucket(bMail).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			mb, err := decodeMailbox(binary.BigEndian.Uint32(k[9:]), v)
-			if err != nil {
-				return err
+		t := &txn{tx: tx}
+		err := forEachMailboxID(tx, acct, func(id uint32) error {
+			mb, err := t.getMailbox(acct, id)
+			if err == nil {
+				out = append(out, *mb)
 			}
-			out = append(out, *mb)
-		}
-		return nil
+			return err
+		})
+		slices.SortFunc(out, func(a, b Mailbox) int { return cmp.Compare(a.ID, b.ID) })
+		return err
 	})
 	return out, err
 }
@@ -145,4 +149,20 @@ func (s *Store) MailboxByName(acct uint64, name string) (Mailbox, error) {
 		return err
 	})
 	return out, err
+}
+
+// forEachMailboxID calls fn with the id of every mailbox of an account,
+// in name order, from the name index.
+func forEachMailboxID(tx *bolt.Tx, acct uint64, fn func(uint32) error) error {
+	prefix := acctKey(acct)
+	c := tx.Bucket(bMboxNames).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(v) != 4 {
+			return fmt.Errorf("mailbox name index: %w", ErrCorrupt)
+		}
+		if err := fn(binary.BigEndian.Uint32(v)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

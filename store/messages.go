@@ -15,10 +15,10 @@ import (
 func (s *Store) Messages(acct uint64, mbox uint32, afterUID uint32, limit int) ([]Message, error) {
 	var out []Message
 	err := s.view(func(tx *bolt.Tx) error {
-		prefix := msgPrefix(acct, mbox)
+		end := mboxKey(acct, mbox)
 		c := tx.Bucket(bMail).Cursor()
-		for k, v := c.Seek(msgKey(acct, mbox, afterUID+1)); k != nil && bytes.HasPrefix(k, prefix) && (limit <= 0 || len(out) < limit); k, v = c.Next() {
-			m, err := decodeMessage(binary.BigEndian.Uint32(k[13:]), v)
+		for k, v := c.Seek(msgKey(acct, mbox, afterUID+1)); k != nil && bytes.Compare(k, end) < 0 && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+			m, err := decodeMessage(binary.BigEndian.Uint32(k[12:]), v)
 			if err != nil {
 				return err
 			}
@@ -82,6 +82,9 @@ func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 		}
 		msgs := t.tx.Bucket(bMail)
 		for _, uid := range uids {
+			if uid == 0 || uid >= mboxRecordUID {
+				continue
+			}
 			k := msgKey(acct, mbox, uid)
 			v := msgs.Get(k)
 			if v == nil {
@@ -184,6 +187,9 @@ func (s *Store) Expunge(ctx context.Context, acct uint64, mbox uint32, uids []ui
 // writes back).
 func (t *txn) removeMessage(acct uint64, mb *Mailbox, u *Usage, uid uint32) (bool, error) {
 	msgs := t.tx.Bucket(bMail)
+	if uid == 0 || uid >= mboxRecordUID {
+		return false, nil
+	}
 	k := msgKey(acct, mb.ID, uid)
 	v := msgs.Get(k)
 	if v == nil {
@@ -194,9 +200,6 @@ func (t *txn) removeMessage(acct uint64, mb *Mailbox, u *Usage, uid uint32) (boo
 		return false, err
 	}
 	if err := msgs.Delete(k); err != nil {
-		return false, err
-	}
-	if err := t.tx.Bucket(bMsgTime).Delete(msgTimeKey(m.AddedAt.Unix(), acct, mb.ID, uid)); err != nil {
 		return false, err
 	}
 	if err := t.dropBodyRef(m.Blob); err != nil {

@@ -116,7 +116,7 @@ func TestDeliverStoresBodyOnce(t *testing.T) {
 		rcpts = append(rcpts, Recipient{Account: a.ID})
 	}
 	body := msg(1)
-	res, err := s.Deliver(ctx, &Delivery{Body: body, Recipients: rcpts, Structure: []byte("S")})
+	res, err := s.Deliver(ctx, &Delivery{Body: body, Recipients: rcpts, Structure: []byte("S"), Shareable: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +140,25 @@ func TestDeliverStoresBodyOnce(t *testing.T) {
 	u, _ := s.Usage(rcpts[0].Account)
 	if u.Bytes != int64(len(body)) || u.Messages != 1 || u.Received != 1 {
 		t.Fatalf("usage %+v", u)
+	}
+	// A second, separate delivery of the same shareable bytes shares the
+	// body; an SMTP-style (not shareable) delivery of new bytes is not
+	// indexed.
+	if _, err := s.Deliver(ctx, &Delivery{Body: body, Recipients: rcpts[:1], Shareable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustCheck(t, s); rep.Bodies != 1 || rep.Messages != 6 {
+		t.Fatalf("after second delivery: bodies %d messages %d", rep.Bodies, rep.Messages)
+	}
+	if _, err := s.Deliver(ctx, &Delivery{Body: msg(2), Recipients: rcpts[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BodyByHash(sha256.Sum256(msg(2))); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unshareable body indexed: %v", err)
+	}
+	mb, _ := s.MailboxByName(rcpts[0].Account, "INBOX")
+	if _, err := s.Expunge(ctx, rcpts[0].Account, mb.ID, []uint32{2, 3}); err != nil {
+		t.Fatal(err)
 	}
 	// Expunging every copy frees the body.
 	for _, r := range res {
@@ -240,7 +259,7 @@ func TestConcurrentDeliveriesKeepCountersExact(t *testing.T) {
 				n := w*each + i
 				// Every third message is a duplicate body of another.
 				body := msg(n - n%3)
-				_, err := s.Deliver(ctx, &Delivery{Body: body, Recipients: []Recipient{
+				_, err := s.Deliver(ctx, &Delivery{Body: body, Shareable: true, Recipients: []Recipient{
 					{Account: ids[n%len(ids)]}, {Account: ids[(n+1)%len(ids)]},
 				}})
 				if err != nil {
@@ -367,12 +386,11 @@ func TestOpenRefusesNewerAndForeignFiles(t *testing.T) {
 }
 
 func TestCheckFindsDamage(t *testing.T) {
-	s, clk := openTest(t)
+	s, _ := openTest(t)
 	a := addAccount(t, s, "alice@example.kz")
 	if _, err := s.Deliver(ctx, &Delivery{Body: msg(1), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
 		t.Fatal(err)
 	}
-	delivered := clk.Now()
 	damage := []struct {
 		name string
 		fn   func(t *txn) error
@@ -386,8 +404,10 @@ func TestCheckFindsDamage(t *testing.T) {
 		{"address index", func(t *txn) error {
 			return t.tx.Bucket(bAcctAddr).Put(addrKey("ghost", "example.kz"), u64(999))
 		}},
-		{"time index", func(t *txn) error {
-			return t.tx.Bucket(bMsgTime).Delete(msgTimeKey(delivered.Unix(), a.ID, 1, 1))
+		{"mailbox counter", func(t *txn) error {
+			mb, _ := t.getMailbox(a.ID, 1)
+			mb.Unseen = 0
+			return t.putMailbox(a.ID, mb)
 		}},
 	}
 	for _, d := range damage {
