@@ -21,12 +21,11 @@ func (s *Store) Backup(w io.Writer) (int64, error) {
 	return n, err
 }
 
-// BackupSize is the size the next backup will have, roughly (the file can
-// grow while it is written).
-func (s *Store) BackupSize() int64 {
-	var n int64
-	_ = s.view(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
-	return n
+// BackupTx gives fn the exact size of a consistent copy and a function
+// that writes it, both from one read transaction, so a caller can
+// announce the size before streaming the bytes.
+func (s *Store) BackupTx(fn func(size int64, write func(io.Writer) (int64, error)) error) error {
+	return s.view(func(tx *bolt.Tx) error { return fn(tx.Size(), tx.WriteTo) })
 }
 
 // BackupFile writes a backup to path atomically: a temporary file in the

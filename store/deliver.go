@@ -69,8 +69,9 @@ type Delivered struct {
 // at its limit.
 var ErrDailyLimit = errors.New("daily message limit reached")
 
-// dayNumber is the UTC day that daily counters belong to.
-func dayNumber(t time.Time) int32 { return int32(t.UTC().Unix() / 86400) }
+// DayNumber is the UTC day (days since the Unix epoch) that daily
+// counters belong to.
+func DayNumber(t time.Time) int32 { return int32(t.UTC().Unix() / 86400) }
 
 // Deliver stores d and returns when it is durable. With AllOrNothing, an
 // error for any recipient fails the call; otherwise the call fails only
@@ -135,7 +136,7 @@ func (t *txn) deliverOne(r *Recipient, blob uint64, size int64, internal time.Ti
 	if r.MaxBytes > 0 && u.Bytes+size > r.MaxBytes || r.MaxMessages > 0 && u.Messages+1 > r.MaxMessages {
 		return Delivered{}, fmt.Errorf("%s: %w", acct.Address(), ErrOverQuota)
 	}
-	today := dayNumber(t.now)
+	today := DayNumber(t.now)
 	if u.Day != today {
 		u.Day, u.Received, u.Sent = today, 0, 0
 	}

@@ -58,7 +58,7 @@ func (s *Store) AddDomain(ctx context.Context, name string, a Audit) error {
 		if err := putJSON(b, []byte(name), accounts.Domain{Name: name, CreatedAt: t.now.UTC()}); err != nil {
 			return err
 		}
-		return t.audit(a, "domain.add", "@"+name)
+		return t.appendAudit(AuditEntry{Actor: a.Actor, Action: "domain.add", Reason: name})
 	})
 }
 
@@ -79,7 +79,7 @@ func (s *Store) RemoveDomain(ctx context.Context, name string, a Audit) error {
 		if err := b.Delete([]byte(name)); err != nil {
 			return err
 		}
-		return t.audit(a, "domain.remove", "@"+name)
+		return t.appendAudit(AuditEntry{Actor: a.Actor, Action: "domain.remove", Reason: name})
 	})
 }
 

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"abox/store"
+)
+
+// client runs admin operations: through the control socket when a server
+// is running on the data directory, otherwise by opening the store
+// itself. Both paths end in the same opFunc.
+type client struct {
+	cfg *Config
+	log *slog.Logger
+}
+
+func (c *client) call(ctx context.Context, op string, args any, result any) error {
+	conn, err := dialControl(c.cfg.socketPath())
+	if err == nil {
+		defer conn.Close()
+		resp, _, err := callControl(conn, op, args)
+		if err != nil {
+			return err
+		}
+		if result != nil {
+			return json.Unmarshal(resp.Result, result)
+		}
+		return nil
+	}
+	return c.direct(func(e *env) error {
+		res, err := runOp(ctx, e, op, args)
+		if err != nil || result == nil {
+			return err
+		}
+		raw, err := json.Marshal(res)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(raw, result)
+	})
+}
+
+// direct opens the store for the length of fn.
+func (c *client) direct(fn func(*env) error) error {
+	s, err := store.Open(c.cfg.dbPath(), storeOptions(c.log))
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%s is held by a running abox serve, but its control socket %s does not answer", c.cfg.Data, c.cfg.socketPath())
+	}
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(&env{store: s, cfg: c.cfg, log: c.log})
+}
+
+// backup writes a consistent copy of the database to path (atomically).
+func (c *client) backup(path string) (int64, error) {
+	conn, err := dialControl(c.cfg.socketPath())
+	if err == nil {
+		defer conn.Close()
+		resp, br, err := callControl(conn, "backup", struct{}{})
+		if err != nil {
+			return 0, err
+		}
+		return store.BackupFile(path, func(w io.Writer) (int64, error) {
+			n, err := io.CopyN(w, br, resp.Stream)
+			if err != nil {
+				return n, fmt.Errorf("the server stopped after %d of %d bytes: %w", n, resp.Stream, err)
+			}
+			return n, nil
+		})
+	}
+	var n int64
+	err = c.direct(func(e *env) error {
+		var err error
+		n, err = store.BackupFile(path, e.store.Backup)
+		return err
+	})
+	return n, err
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"github.com/spf13/pflag"
+
+	"abox/accounts"
+)
+
+// Config is every setting abox has. TOML keys are the flag names; a flag
+// given on the command line wins over the file, the file over the
+// defaults here. README.md documents each key.
+type Config struct {
+	Data string `toml:"data"`
+
+	Hostname          string   `toml:"hostname"`
+	ListenSMTP        string   `toml:"listen-smtp"`
+	ListenSubmission  string   `toml:"listen-submission"`
+	ListenSubmissions string   `toml:"listen-submissions"`
+	ListenIMAP        string   `toml:"listen-imap"`
+	ListenIMAPS       string   `toml:"listen-imaps"`
+	ListenHTTP        string   `toml:"listen-http"`
+	TLSCert           string   `toml:"tls-cert"`
+	TLSKey            string   `toml:"tls-key"`
+	TrustedNetworks   []string `toml:"trusted-networks"`
+	LogFormat         string   `toml:"log-format"` // auto, text or json
+	LogLevel          string   `toml:"log-level"`  // debug, info, warn, error
+
+	ReservedLogins    []string `toml:"reserved-logins"`
+	PhonePrefixes     []string `toml:"phone-prefixes"`
+	MinPasswordLength int      `toml:"min-password-length"`
+	MinPasswordScore  int      `toml:"min-password-score"`
+	Argon2MemoryKiB   uint32   `toml:"argon2-memory-kib"`
+	Argon2Iterations  uint32   `toml:"argon2-iterations"`
+	Argon2Threads     uint8    `toml:"argon2-threads"`
+}
+
+// ConfigFileName is looked for in the data directory when --config is
+// not given.
+const ConfigFileName = "abox.toml"
+
+func defaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	r := accounts.DefaultRules()
+	h := accounts.DefaultHashParams()
+	return Config{
+		Data:              "./abox-data",
+		Hostname:          host,
+		ListenSMTP:        "127.0.0.1:2525",
+		ListenSubmission:  "127.0.0.1:2587",
+		ListenSubmissions: "127.0.0.1:2465",
+		ListenIMAP:        "127.0.0.1:2143",
+		ListenIMAPS:       "127.0.0.1:2993",
+		ListenHTTP:        "127.0.0.1:2080",
+		TrustedNetworks:   []string{"127.0.0.0/8", "::1/128"},
+		LogFormat:         "auto",
+		LogLevel:          "info",
+		ReservedLogins:    r.ReservedLogins,
+		PhonePrefixes:     r.PhonePrefixes,
+		MinPasswordLength: r.MinPasswordLength,
+		MinPasswordScore:  r.MinPasswordScore,
+		Argon2MemoryKiB:   h.MemoryKiB,
+		Argon2Iterations:  h.Iterations,
+		Argon2Threads:     h.Threads,
+	}
+}
+
+// loadConfigFile merges the TOML file at path into cfg for every key the
+// file sets whose flag was not given on the command line. A missing file
+// is an error only when required (named with --config).
+func loadConfigFile(cfg *Config, path string, required bool, flags *pflag.FlagSet) error {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !required {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	file := defaultConfig()
+	dec := toml.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) {
+			return fmt.Errorf("config %s: unknown key: %s", path, strings.TrimSpace(strict.String()))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return fmt.Errorf("config %s:%d:%d: %s", path, row, col, de.Error())
+		}
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	var keys map[string]any
+	if err := toml.Unmarshal(raw, &keys); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	dst, src := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(&file).Elem()
+	for i := range dst.NumField() {
+		key := dst.Type().Field(i).Tag.Get("toml")
+		if _, set := keys[key]; !set {
+			continue
+		}
+		if f := flags.Lookup(key); f != nil && f.Changed {
+			continue
+		}
+		dst.Field(i).Set(src.Field(i))
+	}
+	return nil
+}
+
+// resolveConfig finds and loads the config file and validates the result.
+func resolveConfig(cfg *Config, configPath string, flags *pflag.FlagSet) error {
+	if f := flags.Lookup("data"); (f == nil || !f.Changed) && os.Getenv("ABOX_DATA") != "" {
+		cfg.Data = os.Getenv("ABOX_DATA")
+	}
+	required := configPath != ""
+	if !required {
+		configPath = filepath.Join(cfg.Data, ConfigFileName)
+	}
+	dataBefore := cfg.Data
+	if err := loadConfigFile(cfg, configPath, required, flags); err != nil {
+		return err
+	}
+	if cfg.Data != dataBefore && !required {
+		return fmt.Errorf("config %s: the data key cannot move the data directory that holds it", configPath)
+	}
+	return cfg.validate()
+}
+
+func (c *Config) validate() error {
+	if c.Data == "" {
+		return errors.New("config: data directory must not be empty")
+	}
+	for _, n := range c.TrustedNetworks {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			if _, err2 := netip.ParseAddr(n); err2 != nil {
+				return fmt.Errorf("config: trusted-networks: %q is not a CIDR prefix or address", n)
+			}
+		}
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		return fmt.Errorf("config: log-format %q: use auto, text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log-level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	if err := c.hashParams().Validate(); err != nil {
+		return fmt.Errorf("config: argon2: %w", err)
+	}
+	if c.MinPasswordLength < 1 || c.MinPasswordScore < 0 || c.MinPasswordScore > 4 {
+		return errors.New("config: min-password-length must be at least 1 and min-password-score 0 to 4")
+	}
+	return nil
+}
+
+func (c *Config) rules() accounts.Rules {
+	return accounts.Rules{
+		ReservedLogins:    c.ReservedLogins,
+		PhonePrefixes:     c.PhonePrefixes,
+		MinPasswordLength: c.MinPasswordLength,
+		MinPasswordScore:  c.MinPasswordScore,
+	}
+}
+
+func (c *Config) hashParams() accounts.HashParams {
+	h := accounts.DefaultHashParams()
+	h.MemoryKiB, h.Iterations, h.Threads = c.Argon2MemoryKiB, c.Argon2Iterations, c.Argon2Threads
+	return h
+}
+
+func (c *Config) dbPath() string     { return filepath.Join(c.Data, "abox.db") }
+func (c *Config) socketPath() string { return filepath.Join(c.Data, "control.sock") }
+
+// trustedPrefixes parses TrustedNetworks (validated already).
+func (c *Config) trustedPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range c.TrustedNetworks {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			out = append(out, p.Masked())
+		} else if a, err := netip.ParseAddr(n); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	return out
+}

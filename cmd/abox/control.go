@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"abox/store"
+)
+
+// The control socket speaks one request per connection: the client sends
+// one JSON line {"op", "args"}; the server answers one JSON line
+// {"result"} or {"error"}. A streaming operation (backup) answers
+// {"stream": N} and then N raw bytes.
+
+type controlRequest struct {
+	Op   string          `json:"op"`
+	Args json.RawMessage `json:"args"`
+}
+
+type controlResponse struct {
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  string          `json:"error,omitempty"`
+	Stream int64           `json:"stream,omitempty"`
+}
+
+// maxControlRequest bounds a request line (passwords and flags only).
+const maxControlRequest = 1 << 20
+
+// controlServer serves admin operations to `abox` commands run while the
+// server is up.
+type controlServer struct {
+	env  *env
+	ln   net.Listener
+	wg   sync.WaitGroup
+	log  *slog.Logger
+	stop context.CancelFunc
+	ctx  context.Context
+}
+
+// listenControl creates the socket with mode 0600. A stale socket left by
+// a crashed server is replaced; the data directory lock (held by the
+// caller) proves no other server is using it.
+func listenControl(path string, e *env) (*controlServer, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &controlServer{env: e, ln: ln, log: e.log, stop: cancel, ctx: ctx}, nil
+}
+
+func (c *controlServer) serve() {
+	for {
+		conn, err := c.ln.Accept()
+		if err != nil {
+			return
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer conn.Close()
+			c.handle(conn)
+		}()
+	}
+}
+
+// close stops accepting, removes the socket and waits for running
+// operations.
+func (c *controlServer) close() {
+	c.ln.Close() // a unix listener unlinks its socket file on Close
+	c.wg.Wait()
+	c.stop()
+}
+
+func (c *controlServer) handle(conn net.Conn) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("control: panic", "panic", r)
+			writeControl(conn, controlResponse{Error: "internal error"})
+		}
+	}()
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	line, err := bufio.NewReader(io.LimitReader(conn, maxControlRequest)).ReadBytes('\n')
+	if err != nil {
+		writeControl(conn, controlResponse{Error: "control: bad request"})
+		return
+	}
+	conn.SetReadDeadline(time.Time{})
+	var req controlRequest
+	if err := json.Unmarshal(line, &req); err != nil {
+		writeControl(conn, controlResponse{Error: "control: bad request"})
+		return
+	}
+	c.log.Info("control request", "op", req.Op)
+	if req.Op == "backup" {
+		c.streamBackup(conn)
+		return
+	}
+	fn, ok := ops[req.Op]
+	if !ok {
+		writeControl(conn, controlResponse{Error: fmt.Sprintf("unknown operation %q", req.Op)})
+		return
+	}
+	res, err := fn(c.ctx, c.env, req.Args)
+	if err != nil {
+		writeControl(conn, controlResponse{Error: err.Error()})
+		return
+	}
+	raw, err := json.Marshal(res)
+	if err != nil {
+		writeControl(conn, controlResponse{Error: err.Error()})
+		return
+	}
+	writeControl(conn, controlResponse{Result: raw})
+}
+
+// streamBackup sends a consistent copy of the database. The size is known
+// from the read transaction before the first byte.
+func (c *controlServer) streamBackup(conn net.Conn) {
+	err := c.env.store.BackupTx(func(size int64, write func(io.Writer) (int64, error)) error {
+		if err := writeControl(conn, controlResponse{Stream: size}); err != nil {
+			return err
+		}
+		_, err := write(conn)
+		return err
+	})
+	if err != nil {
+		c.log.Error("control: backup", "err", err)
+	}
+}
+
+func writeControl(w io.Writer, r controlResponse) error {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(raw, '\n'))
+	return err
+}
+
+// errNoServer means no server answers on the control socket.
+var errNoServer = errors.New("no server on the control socket")
+
+// dialControl connects to a running server, or returns errNoServer.
+func dialControl(path string) (net.Conn, error) {
+	conn, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		return nil, errNoServer
+	}
+	return conn, nil
+}
+
+// callControl sends one request and reads the header line of the answer.
+// The returned reader holds any stream that follows.
+func callControl(conn net.Conn, op string, args any) (controlResponse, *bufio.Reader, error) {
+	raw, err := json.Marshal(args)
+	if err != nil {
+		return controlResponse{}, nil, err
+	}
+	req, _ := json.Marshal(controlRequest{Op: op, Args: raw})
+	if _, err := conn.Write(append(req, '\n')); err != nil {
+		return controlResponse{}, nil, fmt.Errorf("control socket: %w", err)
+	}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return controlResponse{}, nil, fmt.Errorf("control socket: the server closed the connection: %w", err)
+	}
+	var resp controlResponse
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return controlResponse{}, nil, fmt.Errorf("control socket: bad answer: %w", err)
+	}
+	if resp.Error != "" {
+		return resp, nil, errors.New(resp.Error)
+	}
+	return resp, br, nil
+}
+
+// storeOptions are the options every opener of the store uses.
+func storeOptions(log *slog.Logger) store.Options {
+	return store.Options{Logger: log, LockTimeout: 500 * time.Millisecond}
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"abox/accounts"
+	"abox/store"
+)
+
+// env is what an operation runs against: the open store and the settings
+// of the process that opened it (the server's when the request came over
+// the control socket, the CLI's when it opened the store itself).
+type env struct {
+	store *store.Store
+	cfg   *Config
+	log   *slog.Logger
+}
+
+func (e *env) now() time.Time { return e.store.Now() }
+
+// opFunc runs one admin operation. Both paths (control socket and direct
+// open) call exactly these functions.
+type opFunc func(ctx context.Context, e *env, args json.RawMessage) (any, error)
+
+var ops = map[string]opFunc{}
+
+// register adds an operation whose arguments decode into A.
+func register[A any, R any](name string, fn func(context.Context, *env, A) (R, error)) {
+	ops[name] = func(ctx context.Context, e *env, raw json.RawMessage) (any, error) {
+		var a A
+		if len(raw) > 0 {
+			if err := json.Unmarshal(raw, &a); err != nil {
+				return nil, fmt.Errorf("%s: bad arguments: %w", name, err)
+			}
+		}
+		return fn(ctx, e, a)
+	}
+}
+
+// runOp executes an operation in this process.
+func runOp(ctx context.Context, e *env, name string, args any) (any, error) {
+	fn, ok := ops[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown operation %q", name)
+	}
+	raw, err := json.Marshal(args)
+	if err != nil {
+		return nil, err
+	}
+	return fn(ctx, e, raw)
+}
+
+var operator = store.Audit{Actor: store.ActorOperator}
+
+func because(reason string) store.Audit {
+	return store.Audit{Actor: store.ActorOperator, Reason: reason}
+}
+
+// refusal turns store and rule errors into the one line an operator
+// reads; the sentinels already carry clear text.
+func refusal(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNoAccount):
+		return fmt.Errorf("no such account: %w", err)
+	}
+	return err
+}
+
+// --- domains ---
+
+type domainArgs struct {
+	Domain string `json:"domain"`
+}
+
+type domainView struct {
+	Domain    string    `json:"domain"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func init() {
+	register("domain.add", func(ctx context.Context, e *env, a domainArgs) (domainView, error) {
+		name, err := accounts.NormalizeDomain(a.Domain)
+		if err != nil {
+			return domainView{}, err
+		}
+		if err := e.store.AddDomain(ctx, name, operator); err != nil {
+			return domainView{}, err
+		}
+		return domainView{Domain: name, CreatedAt: e.now().UTC()}, nil
+	})
+	register("domain.remove", func(ctx context.Context, e *env, a domainArgs) (domainView, error) {
+		name, err := accounts.NormalizeDomain(a.Domain)
+		if err != nil {
+			return domainView{}, err
+		}
+		return domainView{Domain: name}, e.store.RemoveDomain(ctx, name, operator)
+	})
+	register("domain.list", func(ctx context.Context, e *env, _ struct{}) ([]domainView, error) {
+		ds, err := e.store.Domains()
+		out := []domainView{}
+		for _, d := range ds {
+			out = append(out, domainView{Domain: d.Name, CreatedAt: d.CreatedAt})
+		}
+		return out, err
+	})
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"abox/store"
+)
+
+// drainTimeout is how long serve lets in-flight transactions finish after
+// SIGTERM (SPEC: up to 10 s).
+const drainTimeout = 10 * time.Second
+
+func (a *app) serveCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "run every listener until SIGTERM or SIGINT",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return a.serve(cmd.Context()) },
+	}
+	f := c.Flags()
+	cfg := &a.cfg
+	f.StringVar(&cfg.Hostname, "hostname", cfg.Hostname, "name in the SMTP banner, EHLO reply and Received headers")
+	f.StringVar(&cfg.ListenSMTP, "listen-smtp", cfg.ListenSMTP, "inbound SMTP (MX) address; empty disables")
+	f.StringVar(&cfg.ListenSubmission, "listen-submission", cfg.ListenSubmission, "submission (STARTTLS) address; empty disables")
+	f.StringVar(&cfg.ListenSubmissions, "listen-submissions", cfg.ListenSubmissions, "submission over implicit TLS; empty disables")
+	f.StringVar(&cfg.ListenIMAP, "listen-imap", cfg.ListenIMAP, "IMAP (STARTTLS) address; empty disables")
+	f.StringVar(&cfg.ListenIMAPS, "listen-imaps", cfg.ListenIMAPS, "IMAP over implicit TLS; empty disables")
+	f.StringVar(&cfg.ListenHTTP, "listen-http", cfg.ListenHTTP, "HTTP: /metrics, /healthz, notice API; empty disables")
+	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "certificate chain (PEM); default: self-signed, generated into DIR")
+	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "private key (PEM) of --tls-cert")
+	f.StringSliceVar(&cfg.TrustedNetworks, "trusted-networks", cfg.TrustedNetworks, "networks exempt from per-IP limits")
+	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "auto (text on a terminal, JSON otherwise), text or json")
+	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	return c
+}
+
+// service is one protocol server on one listener.
+type service interface {
+	Serve(net.Listener) error
+	// Shutdown stops accepting at once and waits (until ctx ends) for
+	// sessions to finish their transactions.
+	Shutdown(ctx context.Context) error
+}
+
+// server is a running `abox serve`.
+type server struct {
+	cfg      *Config
+	log      *slog.Logger
+	store    *store.Store
+	tls      *tls.Config
+	registry *prometheus.Registry
+	env      *env
+}
+
+func (a *app) serve(ctx context.Context) error {
+	cfg := &a.cfg
+	log := a.log
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	st, err := store.Open(cfg.dbPath(), storeOptions(log))
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("abox serve is already running on %s", cfg.Data)
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tlsConfig, err := loadTLS(cfg, time.Now())
+	if err != nil {
+		return err
+	}
+	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry()}
+	srv.env = &env{store: st, cfg: cfg, log: log}
+	srv.registerMetrics()
+
+	type bound struct {
+		name string
+		ln   net.Listener
+		svc  service
+	}
+	var all []bound
+	closeAll := func() {
+		for _, b := range all {
+			b.ln.Close()
+		}
+	}
+	for _, l := range srv.listeners() {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("%s listener: %w", l.name, err)
+		}
+		if l.implicitTLS {
+			ln = tls.NewListener(ln, tlsConfig)
+		}
+		all = append(all, bound{l.name, ln, l.svc})
+	}
+	ctl, err := listenControl(cfg.socketPath(), srv.env)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	go ctl.serve()
+
+	var wg sync.WaitGroup
+	attrs := []any{"data", cfg.Data, "hostname", cfg.Hostname}
+	for _, b := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.svc.Serve(b.ln); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("listener stopped", "listener", b.name, "err", err)
+			}
+		}()
+		attrs = append(attrs, b.name, b.ln.Addr().String())
+	}
+	log.Info("ready", attrs...)
+
+	<-ctx.Done()
+	log.Info("shutting down: no new connections; draining", "timeout", drainTimeout)
+	drain, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	var sd sync.WaitGroup
+	for _, b := range all {
+		sd.Add(1)
+		go func() {
+			defer sd.Done()
+			if err := b.svc.Shutdown(drain); err != nil {
+				log.Warn("listener did not drain in time", "listener", b.name, "err", err)
+			}
+		}()
+	}
+	sd.Wait()
+	ctl.close()
+	wg.Wait()
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("closing the store: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+type listenerSpec struct {
+	name        string
+	addr        string
+	implicitTLS bool
+	svc         service
+}
+
+func (s *server) listeners() []listenerSpec {
+	return []listenerSpec{
+		{"smtp", s.cfg.ListenSMTP, false, s.unavailable("smtp")},
+		{"submission", s.cfg.ListenSubmission, false, s.unavailable("smtp")},
+		{"submissions", s.cfg.ListenSubmissions, true, s.unavailable("smtp")},
+		{"imap", s.cfg.ListenIMAP, false, s.unavailable("imap")},
+		{"imaps", s.cfg.ListenIMAPS, true, s.unavailable("imap")},
+		{"http", s.cfg.ListenHTTP, false, s.httpService()},
+	}
+}
+
+// httpService serves /healthz and /metrics.
+func (s *server) httpService() service {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.store.Domains(); err != nil {
+			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	return &httpServer{srv: &http.Server{
+		Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}}
+}
+
+type httpServer struct{ srv *http.Server }
+
+func (h *httpServer) Serve(ln net.Listener) error         { return h.srv.Serve(ln) }
+func (h *httpServer) Shutdown(ctx context.Context) error { return h.srv.Shutdown(ctx) }
+
+func (s *server) registerMetrics() {
+	r := s.registry
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "abox_store_commits_total", Help: "Write transactions committed (each one fsync'd).",
+	}, func() float64 { return float64(s.store.WriterStats().Commits) }))
+	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "abox_store_write_requests_total", Help: "Write requests committed; divided by commits, the group-commit factor.",
+	}, func() float64 { return float64(s.store.WriterStats().Requests) }))
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "abox_store_file_bytes", Help: "Size of the database file.",
+	}, func() float64 { return float64(s.store.FileSize()) }))
+}

@@ -1,0 +1,45 @@
+package policy
+
+import (
+	"time"
+
+	"abox/accounts"
+)
+
+// Limits are the limits that apply to one account: its class's, with the
+// account's own overrides on top. Zero means unlimited.
+type Limits struct {
+	StorageBytes          int64
+	Messages              int64
+	MaxMessageSize        int64
+	ReceivedPerDay        int64
+	SentPerDay            int64
+	RecipientsPerMessage  int64
+	IMAPCommandsPerMinute int64
+	RetentionTrash        time.Duration
+	RetentionJunk         time.Duration
+	MaxAge                time.Duration
+}
+
+// EffectiveLimits combines a class and an account's overrides.
+func EffectiveLimits(a *accounts.Account, c *accounts.Class) Limits {
+	l := Limits{
+		StorageBytes:          c.StorageBytes,
+		Messages:              c.Messages,
+		MaxMessageSize:        c.MaxMessageSize,
+		ReceivedPerDay:        c.ReceivedPerDay,
+		SentPerDay:            c.SentPerDay,
+		RecipientsPerMessage:  c.RecipientsPerMessage,
+		IMAPCommandsPerMinute: c.IMAPCommandsPerMinute,
+		RetentionTrash:        c.RetentionTrash,
+		RetentionJunk:         c.RetentionJunk,
+		MaxAge:                c.MaxAge,
+	}
+	if a.QuotaStorage != nil {
+		l.StorageBytes = *a.QuotaStorage
+	}
+	if a.QuotaMessages != nil {
+		l.Messages = *a.QuotaMessages
+	}
+	return l
+}
