@@ -30,6 +30,10 @@ type Delivery struct {
 	// body already in the index is shared, and every body keeps its
 	// SHA-256 in its record.
 	Shareable bool
+	// Sender, when set, is the submitting account whose daily sent
+	// counter grows by one per stored copy; over its limit the whole
+	// delivery fails with ErrDailyLimit.
+	Sender *SenderCount
 	// AllOrNothing makes any recipient's failure fail the whole delivery
 	// (nothing is stored). Otherwise failed recipients are skipped and
 	// reported in their Delivered.Err.
@@ -54,6 +58,12 @@ type Recipient struct {
 	// CountSent adds the message to the account's daily sent counter
 	// instead of the received one (a copy into the sender's own Sent).
 	CountSent bool
+}
+
+// SenderCount names the account a submission counts against.
+type SenderCount struct {
+	Account       uint64
+	MaxSentPerDay int64 // 0 = unlimited
 }
 
 // Delivered reports one recipient's outcome.
@@ -105,6 +115,11 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 		}
 		if stored == 0 {
 			return nil
+		}
+		if d.Sender != nil {
+			if err := t.countSent(d.Sender, int64(stored)); err != nil {
+				return err
+			}
 		}
 		return t.addBodyRefs(blob, known, d.Shareable, hash, d.Body, d.Structure, uint64(stored))
 	})
@@ -172,6 +187,23 @@ func (t *txn) deliverOne(r *Recipient, blob uint64, size int64, internal time.Ti
 		return Delivered{}, err
 	}
 	return Delivered{Mailbox: mb.ID, UIDValidity: mb.UIDValidity, UID: m.UID}, nil
+}
+
+// countSent adds n to an account's daily sent counter, failing when that
+// passes its limit.
+func (t *txn) countSent(sc *SenderCount, n int64) error {
+	u, err := t.getUsage(sc.Account)
+	if err != nil {
+		return err
+	}
+	if today := DayNumber(t.now); u.Day != today {
+		u.Day, u.Received, u.Sent = today, 0, 0
+	}
+	if sc.MaxSentPerDay > 0 && u.Sent+n > sc.MaxSentPerDay {
+		return fmt.Errorf("the sender has sent its %d messages for today: %w", sc.MaxSentPerDay, ErrDailyLimit)
+	}
+	u.Sent += n
+	return t.putUsage(sc.Account, u)
 }
 
 // insertMessage gives m the mailbox's next UID and writes it with its

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"abox/policy"
+	"abox/smtpd"
 	"abox/store"
 )
 
@@ -64,6 +66,8 @@ type server struct {
 	tls      *tls.Config
 	registry *prometheus.Registry
 	env      *env
+	policy   *policy.Engine
+	smtpm    *smtpd.Metrics
 }
 
 func (a *app) serve(ctx context.Context) error {
@@ -86,7 +90,9 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry()}
 	srv.env = &env{store: st, cfg: cfg, log: log}
+	srv.policy = policy.New(st, policy.Config{TrustedNetworks: cfg.trustedPrefixes()})
 	srv.registerMetrics()
+	srv.smtpm = smtpd.NewMetrics(srv.registry)
 
 	type bound struct {
 		name string
@@ -167,13 +173,20 @@ type listenerSpec struct {
 
 func (s *server) listeners() []listenerSpec {
 	return []listenerSpec{
-		{"smtp", s.cfg.ListenSMTP, false, s.unavailable("smtp")},
-		{"submission", s.cfg.ListenSubmission, false, s.unavailable("smtp")},
-		{"submissions", s.cfg.ListenSubmissions, true, s.unavailable("smtp")},
+		{"smtp", s.cfg.ListenSMTP, false, s.smtp("smtp", smtpd.MX, false)},
+		{"submission", s.cfg.ListenSubmission, false, s.smtp("submission", smtpd.Submission, false)},
+		{"submissions", s.cfg.ListenSubmissions, true, s.smtp("submissions", smtpd.Submission, true)},
 		{"imap", s.cfg.ListenIMAP, false, s.unavailable("imap")},
 		{"imaps", s.cfg.ListenIMAPS, true, s.unavailable("imap")},
 		{"http", s.cfg.ListenHTTP, false, s.httpService()},
 	}
+}
+
+func (s *server) smtp(name string, mode smtpd.Mode, implicitTLS bool) service {
+	return smtpd.New(smtpd.Config{
+		Name: name, Mode: mode, Hostname: s.cfg.Hostname, TLS: s.tls, ImplicitTLS: implicitTLS,
+		Policy: s.policy, Log: s.log, Metrics: s.smtpm,
+	})
 }
 
 // httpService serves /healthz and /metrics.

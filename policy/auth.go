@@ -1,0 +1,140 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"abox/accounts"
+	"abox/store"
+)
+
+// Identity is who authenticated: a subscriber or a trusted sender.
+type Identity struct {
+	Account *accounts.Account // set for a subscriber
+	Sender  *accounts.Sender  // set for a trusted submitting system
+}
+
+// Name is what the identity logged in as.
+func (id *Identity) Name() string {
+	if id.Sender != nil {
+		return id.Sender.Name
+	}
+	return id.Account.Address()
+}
+
+// Owns reports whether the identity may use addr as envelope or header
+// sender: a subscriber its own address, a trusted sender its --from list.
+func (id *Identity) Owns(addr string) bool {
+	addr = strings.ToLower(strings.TrimSpace(addr))
+	if id.Sender != nil {
+		for _, f := range id.Sender.From {
+			if f == addr {
+				return true
+			}
+		}
+		return false
+	}
+	return addr == id.Account.Address()
+}
+
+// dummyHash is verified against when the user does not exist, so that a
+// login for an unknown name takes as long as one with a wrong password.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := accounts.HashPassword("abox-dummy-password-for-timing", accounts.DefaultHashParams())
+	return h
+})
+
+// Authenticate checks a login for a service ("submission" or "imap").
+// A name with '@' is a subscriber; without, a trusted sender (submission
+// only), who must also connect from an allowed network. Failures are
+// counted per IP and per account; past the limit the login is refused
+// without checking the password. The returned delay is how long the
+// caller should wait before answering a failure.
+func (e *Engine) Authenticate(ctx context.Context, service, username, password string, ip netip.Addr) (*Identity, time.Duration, error) {
+	now := e.clock()
+	key := strings.ToLower(strings.TrimSpace(username))
+	delay, err := e.Limits.LoginAllowed(ip, key, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	fail := func(reason string) (*Identity, time.Duration, error) {
+		e.Limits.LoginFailed(ip, key, now)
+		return nil, delay, &Refusal{Kind: ErrAuthFailed, Reason: reason}
+	}
+	if !strings.Contains(key, "@") {
+		if service != "submission" {
+			accounts.VerifyPassword(dummyHash(), password)
+			return fail("")
+		}
+		snd, err := e.store.Sender(username)
+		if errors.Is(err, store.ErrNoSender) {
+			accounts.VerifyPassword(dummyHash(), password)
+			return fail("")
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if ok, _ := accounts.VerifyPassword(snd.PasswordHash, password); !ok {
+			return fail("")
+		}
+		if !senderNetworkAllowed(&snd, ip) {
+			return fail("sender " + snd.Name + " may not connect from " + ip.Unmap().String())
+		}
+		e.Limits.LoginSucceeded(ip, key)
+		return &Identity{Sender: &snd}, 0, nil
+	}
+	acct, err := e.store.Account(key)
+	if errors.Is(err, store.ErrNoAccount) || err == nil && acct.State == accounts.Purged {
+		accounts.VerifyPassword(dummyHash(), password)
+		return fail("")
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if ok, _ := accounts.VerifyPassword(acct.PasswordHash, password); !ok {
+		return fail("")
+	}
+	e.Limits.LoginSucceeded(ip, key)
+	// Only a caller who knows the password learns the account's state.
+	if err := acct.CanLogin(); err != nil {
+		return nil, 0, &Refusal{Kind: ErrDisabled, Reason: err.Error()}
+	}
+	if err := e.markUsed(ctx, &acct, now); err != nil {
+		return nil, 0, err
+	}
+	return &Identity{Account: &acct}, 0, nil
+}
+
+// markUsed moves the account's last use (the inactivity clock) forward,
+// at most once an hour so logins cost no write most of the time.
+func (e *Engine) markUsed(ctx context.Context, a *accounts.Account, now time.Time) error {
+	probe := *a
+	if !probe.MarkUsed(now) {
+		return nil
+	}
+	updated, err := e.store.UpdateAccount(ctx, a.Address(), "", func(x *accounts.Account) error {
+		x.MarkUsed(now)
+		return nil
+	}, store.Audit{})
+	if err == nil {
+		*a = updated
+	}
+	return err
+}
+
+func senderNetworkAllowed(s *accounts.Sender, ip netip.Addr) bool {
+	if len(s.AllowIP) == 0 {
+		return true
+	}
+	ip = ip.Unmap()
+	for _, n := range s.AllowIP {
+		if p, err := netip.ParsePrefix(n); err == nil && p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,220 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"abox/accounts"
+	"abox/store"
+)
+
+// Config is what the operator sets for policy decisions.
+type Config struct {
+	// TrustedNetworks are exempt from per-IP limits (never from
+	// per-account ones).
+	TrustedNetworks []netip.Prefix
+	// Per-IP limits; zero means the default.
+	ConnectionsPerIP      int // concurrent, per protocol (default 50)
+	MessagesPerMinute     int // per client IP (default 1,000)
+	FailedLoginsPerMinute int // per client IP (default 10)
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+}
+
+// Engine makes the decisions of the terms of service for the protocol
+// sessions and the CLI.
+type Engine struct {
+	store  *store.Store
+	clock  func() time.Time
+	cfg    Config
+	Limits *RateLimits
+}
+
+// New returns an engine deciding over st.
+func New(st *store.Store, cfg Config) *Engine {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.ConnectionsPerIP == 0 {
+		cfg.ConnectionsPerIP = 50
+	}
+	if cfg.MessagesPerMinute == 0 {
+		cfg.MessagesPerMinute = 1000
+	}
+	if cfg.FailedLoginsPerMinute == 0 {
+		cfg.FailedLoginsPerMinute = 10
+	}
+	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg)}
+}
+
+// Now is the engine's clock.
+func (e *Engine) Now() time.Time { return e.clock() }
+
+// Trusted reports whether ip is in the trusted networks.
+func (e *Engine) Trusted(ip netip.Addr) bool { return e.Limits.trusted(ip) }
+
+// AdvertisedSize is the SIZE announced in EHLO: the default class's
+// message size limit (other classes are enforced per recipient).
+func (e *Engine) AdvertisedSize() int64 {
+	c, err := e.store.Class(accounts.DefaultClassName)
+	if err != nil {
+		return 0
+	}
+	return c.MaxMessageSize
+}
+
+// LargestMessageSize is the largest message any class accepts (0 when
+// some class is unlimited): a declared SIZE above it can be refused at
+// MAIL FROM already.
+func (e *Engine) LargestMessageSize() int64 {
+	cs, err := e.store.Classes()
+	if err != nil {
+		return 0
+	}
+	var m int64
+	for _, c := range cs {
+		if c.MaxMessageSize == 0 {
+			return 0
+		}
+		m = max(m, c.MaxMessageSize)
+	}
+	return m
+}
+
+// Recipient is an accepted recipient and the limits its delivery must
+// respect.
+type Recipient struct {
+	Address string // as stored: login@domain, lower case
+	Account accounts.Account
+	Limits  Limits
+}
+
+// LimitsOf returns the limits that apply to an account now (a class
+// change applies to the next decision at once).
+func (e *Engine) LimitsOf(a *accounts.Account) (Limits, error) {
+	c, err := e.store.Class(a.Class)
+	if err != nil {
+		return Limits{}, err
+	}
+	return EffectiveLimits(a, &c), nil
+}
+
+// CheckRecipient decides whether mail for address may be accepted, with
+// the message size when the client declared it (0 if not). submission
+// says the client is an authenticated submitter, for whom a recipient
+// outside the hosted domains is an outbound relay, not a relay attempt.
+func (e *Engine) CheckRecipient(address string, size int64, submission bool) (*Recipient, error) {
+	login, domain, ok := accounts.SplitAddress(address)
+	if !ok {
+		return nil, refuse(ErrUnknownUser, "%s is not an address", address)
+	}
+	domain = strings.TrimSuffix(domain, ".")
+	hosted, err := e.store.HasDomain(domain)
+	if err != nil {
+		return nil, err
+	}
+	if !hosted {
+		if submission {
+			return nil, refuse(ErrNoRelay, "outbound relay not enabled: %s is not hosted here", domain)
+		}
+		return nil, refuse(ErrRelayDenied, "%s is not hosted here", domain)
+	}
+	addr := login + "@" + domain
+	acct, err := e.store.Account(addr)
+	if errors.Is(err, store.ErrNoAccount) || err == nil && acct.State == accounts.Purged {
+		return nil, refuse(ErrUnknownUser, "no mailbox %s here", addr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if acct.State != accounts.Active {
+		return nil, refuse(ErrDisabled, "mailbox %s is %s", addr, acct.State)
+	}
+	lim, err := e.LimitsOf(&acct)
+	if err != nil {
+		return nil, err
+	}
+	if size > 0 && lim.MaxMessageSize > 0 && size > lim.MaxMessageSize {
+		return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", addr, lim.MaxMessageSize)
+	}
+	u, err := e.store.Usage(acct.ID)
+	if err != nil {
+		return nil, err
+	}
+	if lim.StorageBytes > 0 && u.Bytes+max(size, 0) > lim.StorageBytes && (size > 0 || u.Bytes >= lim.StorageBytes) ||
+		lim.Messages > 0 && u.Messages >= lim.Messages {
+		return nil, refuse(ErrOverQuota, "mailbox %s is over its quota", addr)
+	}
+	if lim.ReceivedPerDay > 0 && u.Day == store.DayNumber(e.clock()) && u.Received >= lim.ReceivedPerDay {
+		return nil, refuse(ErrRateLimited, "%s has received its %d messages for today", addr, lim.ReceivedPerDay)
+	}
+	return &Recipient{Address: addr, Account: acct, Limits: lim}, nil
+}
+
+// Message is a message ready to be stored for its accepted recipients.
+type Message struct {
+	Body       []byte
+	Recipients []*Recipient
+	// Sender is the authenticated subscriber submitting it, whose daily
+	// sent counter it counts against; nil for inbound mail.
+	Sender *accounts.Account
+	// Keywords are set on every copy ($Official for an official
+	// sender's letters).
+	Keywords []string
+	// Shareable bodies may arrive again byte for byte (see
+	// store.Delivery.Shareable).
+	Shareable bool
+	// Structure is the precomputed envelope and body structure.
+	Structure []byte
+}
+
+// Deliver checks the message against each recipient's limits and stores
+// it for all of them in one durable transaction, or for none.
+func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, error) {
+	size := int64(len(m.Body))
+	d := &store.Delivery{Body: m.Body, Structure: m.Structure, AllOrNothing: true, Shareable: m.Shareable}
+	for _, r := range m.Recipients {
+		if r.Limits.MaxMessageSize > 0 && size > r.Limits.MaxMessageSize {
+			return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", r.Address, r.Limits.MaxMessageSize)
+		}
+		d.Recipients = append(d.Recipients, store.Recipient{
+			Account: r.Account.ID, Flags: m.Keywords,
+			MaxBytes: r.Limits.StorageBytes, MaxMessages: r.Limits.Messages,
+			MaxReceivedPerDay: r.Limits.ReceivedPerDay,
+		})
+	}
+	if m.Sender != nil {
+		lim, err := e.LimitsOf(m.Sender)
+		if err != nil {
+			return nil, err
+		}
+		d.Sender = &store.SenderCount{Account: m.Sender.ID, MaxSentPerDay: lim.SentPerDay}
+	}
+	res, err := e.store.Deliver(ctx, d)
+	switch {
+	case err == nil:
+		return res, nil
+	case errors.Is(err, store.ErrOverQuota):
+		return nil, refuse(ErrOverQuota, "%s", trimStoreErr(err))
+	case errors.Is(err, store.ErrUnavailable):
+		return nil, refuse(ErrDisabled, "%s", trimStoreErr(err))
+	case errors.Is(err, store.ErrDailyLimit):
+		return nil, refuse(ErrRateLimited, "%s", trimStoreErr(err))
+	case errors.Is(err, store.ErrNoAccount):
+		return nil, refuse(ErrUnknownUser, "%s", trimStoreErr(err))
+	}
+	return nil, fmt.Errorf("policy: deliver: %w", err)
+}
+
+// trimStoreErr drops the internal "recipient N: " prefix.
+func trimStoreErr(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, ": "); strings.HasPrefix(s, "recipient ") && i > 0 {
+		return s[i+2:]
+	}
+	return s
+}

@@ -1,0 +1,55 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The kinds of refusal policy gives. Protocol packages map each to one
+// wire reply (smtpd/errors.go, imapd/errors.go); a Refusal carries the
+// kind and the reason a person can read.
+var (
+	ErrUnknownUser  = errors.New("no such user")
+	ErrRelayDenied  = errors.New("relay access denied")
+	ErrNoRelay      = errors.New("outbound relay not enabled")
+	ErrDisabled     = errors.New("mailbox unavailable")
+	ErrOverQuota    = errors.New("mailbox is full")
+	ErrTooBig       = errors.New("message too big")
+	ErrRateLimited  = errors.New("rate limit reached")
+	ErrSpam         = errors.New("message refused as spam")
+	ErrForbidden    = errors.New("forbidden content")
+	ErrNoConsent    = errors.New("recipient has not consented to official letters")
+	ErrSenderDenied = errors.New("sender address not owned by the authenticated user")
+	ErrAuthFailed   = errors.New("authentication failed")
+	ErrAuthLocked   = errors.New("too many failed logins")
+	ErrTooManyConns = errors.New("too many connections")
+)
+
+// Refusal is a decision not to do something, with its kind (one of the
+// Err values above, for errors.Is) and a reason for the person reading it.
+type Refusal struct {
+	Kind   error
+	Reason string
+}
+
+func (r *Refusal) Error() string {
+	if r.Reason == "" {
+		return r.Kind.Error()
+	}
+	return r.Kind.Error() + ": " + r.Reason
+}
+
+func (r *Refusal) Unwrap() error { return r.Kind }
+
+func refuse(kind error, format string, args ...any) *Refusal {
+	return &Refusal{Kind: kind, Reason: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf returns the human reason of a refusal, or "".
+func ReasonOf(err error) string {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.Reason
+	}
+	return ""
+}

@@ -1,0 +1,181 @@
+package policy
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// RateLimits holds the per-IP and per-account counters that live in
+// memory: concurrent connections, messages per minute, failed logins.
+// (Daily per-account counters live in the store and survive restarts.)
+type RateLimits struct {
+	cfg Config
+
+	mu       sync.Mutex
+	conns    map[connKey]int              // guarded by mu
+	messages map[netip.Addr]*rate.Limiter // guarded by mu
+	fails    map[string]*failRecord       // guarded by mu; key "ip:" or "acct:"
+	lastGC   time.Time                    // guarded by mu
+}
+
+type connKey struct {
+	proto string
+	ip    netip.Addr
+}
+
+type failRecord struct {
+	limiter *rate.Limiter // failed logins per minute
+	streak  int           // consecutive failures, for the growing delay
+	until   time.Time     // locked out until
+	seen    time.Time
+}
+
+func newRateLimits(cfg Config) *RateLimits {
+	return &RateLimits{
+		cfg: cfg, conns: map[connKey]int{}, messages: map[netip.Addr]*rate.Limiter{},
+		fails: map[string]*failRecord{},
+	}
+}
+
+func (l *RateLimits) trusted(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, p := range l.cfg.TrustedNetworks {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// OpenConn counts a new connection of proto from ip. It returns a release
+// function, or a Refusal when the IP already has its limit open.
+func (l *RateLimits) OpenConn(proto string, ip netip.Addr) (func(), error) {
+	if l.trusted(ip) {
+		return func() {}, nil
+	}
+	k := connKey{proto, ip.Unmap()}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.conns[k] >= l.cfg.ConnectionsPerIP {
+		return nil, refuse(ErrTooManyConns, "%s already has %d %s connections open", k.ip, l.cfg.ConnectionsPerIP, proto)
+	}
+	l.conns[k]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			if l.conns[k]--; l.conns[k] <= 0 {
+				delete(l.conns, k)
+			}
+			l.mu.Unlock()
+		})
+	}, nil
+}
+
+// AllowMessage takes one message from ip's per-minute budget.
+func (l *RateLimits) AllowMessage(ip netip.Addr, now time.Time) error {
+	if l.trusted(ip) {
+		return nil
+	}
+	ip = ip.Unmap()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gc(now)
+	lim := l.messages[ip]
+	if lim == nil {
+		n := l.cfg.MessagesPerMinute
+		lim = rate.NewLimiter(rate.Limit(float64(n)/60), n)
+		l.messages[ip] = lim
+	}
+	if !lim.AllowN(now, 1) {
+		return refuse(ErrRateLimited, "%s has sent %d messages in the last minute; try again later", ip, l.cfg.MessagesPerMinute)
+	}
+	return nil
+}
+
+// LoginAllowed says whether a login from ip for account may be tried now.
+// After failures it returns a delay the caller waits before answering
+// (growing with the streak, up to 5 s), and past the per-minute limit of
+// failures (per IP, and per account from anywhere) a Refusal.
+func (l *RateLimits) LoginAllowed(ip netip.Addr, account string, now time.Time) (time.Duration, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var delay time.Duration
+	for _, k := range l.failKeys(ip, account) {
+		f := l.fails[k]
+		if f == nil {
+			continue
+		}
+		if now.Before(f.until) {
+			return 0, refuse(ErrAuthLocked, "too many failed logins; try again after %s", f.until.UTC().Format(time.RFC3339))
+		}
+		delay = max(delay, min(time.Duration(f.streak)*250*time.Millisecond, 5*time.Second))
+	}
+	return delay, nil
+}
+
+// LoginFailed records a failed login; LoginSucceeded clears the streak of
+// the account (not of the IP).
+func (l *RateLimits) LoginFailed(ip netip.Addr, account string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gc(now)
+	for _, k := range l.failKeys(ip, account) {
+		f := l.fails[k]
+		if f == nil {
+			n := l.cfg.FailedLoginsPerMinute
+			f = &failRecord{limiter: rate.NewLimiter(rate.Limit(float64(n)/60), n)}
+			l.fails[k] = f
+		}
+		f.streak++
+		f.seen = now
+		if !f.limiter.AllowN(now, 1) {
+			f.until = now.Add(time.Minute)
+		}
+	}
+}
+
+// LoginSucceeded resets the failure streak of an account.
+func (l *RateLimits) LoginSucceeded(ip netip.Addr, account string) {
+	l.mu.Lock()
+	delete(l.fails, "acct:"+account)
+	if f := l.fails["ip:"+ip.Unmap().String()]; f != nil {
+		f.streak = 0
+	}
+	l.mu.Unlock()
+}
+
+// failKeys are the counters a login attempt touches: the account always,
+// the IP unless it is trusted.
+func (l *RateLimits) failKeys(ip netip.Addr, account string) []string {
+	keys := []string{}
+	if account != "" {
+		keys = append(keys, "acct:"+account)
+	}
+	if !l.trusted(ip) {
+		keys = append(keys, "ip:"+ip.Unmap().String())
+	}
+	return keys
+}
+
+// gc drops idle entries once a minute so memory follows the active
+// clients, not every client ever seen. Caller holds l.mu.
+func (l *RateLimits) gc(now time.Time) {
+	if now.Sub(l.lastGC) < time.Minute {
+		return
+	}
+	l.lastGC = now
+	for ip, lim := range l.messages {
+		if lim.TokensAt(now) >= float64(lim.Burst()) {
+			delete(l.messages, ip)
+		}
+	}
+	for k, f := range l.fails {
+		if now.Sub(f.seen) > 10*time.Minute && now.After(f.until) {
+			delete(l.fails, k)
+		}
+	}
+}

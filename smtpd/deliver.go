@@ -1,0 +1,170 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"mime"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-message/charset"
+
+	"abox/accounts"
+	"abox/policy"
+)
+
+// deliverTimeout bounds how long the end of DATA may wait for the store.
+const deliverTimeout = time.Minute
+
+// finish stores a received message for the transaction's recipients and
+// answers. 250 is sent only after policy.Deliver returned, i.e. after the
+// message is durably committed for every recipient.
+func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
+	now := c.s.cfg.Policy.Now()
+	var keywords []string
+	var sender *accounts.Account
+	if c.submission() {
+		if err := checkHeaderFrom(body, c.ident); err != nil {
+			c.refuse(err)
+			return
+		}
+		body = addMissingHeaders(body, c.s.cfg.Hostname, c.id, now)
+		if c.ident.Account != nil {
+			sender = c.ident.Account
+		}
+		if c.ident.Sender != nil && c.ident.Sender.Kind == accounts.Official {
+			keywords = append(keywords, "$Official")
+		}
+	}
+	stored := append(c.traceHeaders(tx, now), body...)
+	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
+	defer cancel()
+	_, err := c.s.cfg.Policy.Deliver(ctx, &policy.Message{
+		Body: stored, Recipients: tx.rcpts, Sender: sender, Keywords: keywords,
+	})
+	if err != nil {
+		c.refuse(err)
+		return
+	}
+	m := c.s.cfg.Metrics
+	m.accepted.WithLabelValues(c.s.cfg.Name).Inc()
+	m.bytes.WithLabelValues(c.s.cfg.Name).Add(float64(len(stored)))
+	m.latency.WithLabelValues(c.s.cfg.Name).Observe(time.Since(start).Seconds())
+	c.log.Info("delivered", "from", tx.from, "recipients", len(tx.rcpts), "bytes", len(stored))
+	c.writeReply(reply{250, "2.0.0", "OK: stored as " + c.id})
+}
+
+// traceHeaders are the Return-Path and Received fields of RFC 5321 §4.4,
+// added at final delivery. "for" names the recipient only when there is
+// one, so that several recipients share one stored body.
+func (c *conn) traceHeaders(tx *transaction, now time.Time) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Return-Path: <%s>\r\n", tx.from)
+	helo := c.helo
+	if helo == "" {
+		helo = "unknown"
+	}
+	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (abox) with %s id %s",
+		sanitizeHeader(helo), c.ip, c.s.cfg.Hostname, c.withProtocol(tx), c.id)
+	if c.tls != nil {
+		fmt.Fprintf(&b, "\r\n\t(using %s with cipher %s)", tls.VersionName(c.tls.Version), tls.CipherSuiteName(c.tls.CipherSuite))
+	}
+	if c.ident != nil {
+		fmt.Fprintf(&b, "\r\n\t(authenticated sender: %s)", sanitizeHeader(c.ident.Name()))
+	}
+	if len(tx.rcpts) == 1 {
+		fmt.Fprintf(&b, "\r\n\tfor <%s>", tx.rcpts[0].Address)
+	}
+	fmt.Fprintf(&b, ";\r\n\t%s\r\n", now.Format(time.RFC1123Z))
+	return b.Bytes()
+}
+
+// withProtocol is the "with" clause of RFC 3848 and RFC 6531 §4.3.
+func (c *conn) withProtocol(tx *transaction) string {
+	p := "SMTP"
+	if c.esmtp {
+		p = "ESMTP"
+		if tx.utf8 {
+			p = "UTF8SMTP"
+		}
+		if c.tls != nil {
+			p += "S"
+		}
+		if c.ident != nil {
+			p += "A"
+		}
+	}
+	return p
+}
+
+// sanitizeHeader keeps client-chosen text from breaking a header line.
+func sanitizeHeader(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == '(' || r == ')' {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+var addressParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader}}
+
+// headerBlock returns the header section of a message (without the blank
+// line), or the whole message when it has no body.
+func headerBlock(msg []byte) []byte {
+	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
+		return msg[:i+2]
+	}
+	return msg
+}
+
+// checkHeaderFrom makes sure every From: address belongs to the
+// authenticated submitter (SPEC: 553 5.7.1 at the end of DATA).
+func checkHeaderFrom(msg []byte, id *policy.Identity) error {
+	m, err := mail.ReadMessage(bytes.NewReader(append(headerBlock(msg), '\r', '\n')))
+	if err != nil {
+		return &policy.Refusal{Kind: policy.ErrSenderDenied, Reason: "the message header cannot be parsed"}
+	}
+	from := m.Header.Get("From")
+	if from == "" {
+		return &policy.Refusal{Kind: policy.ErrSenderDenied, Reason: "the message has no From: header"}
+	}
+	list, err := addressParser.ParseList(from)
+	if err != nil || len(list) == 0 {
+		return &policy.Refusal{Kind: policy.ErrSenderDenied, Reason: "the From: header cannot be parsed"}
+	}
+	for _, a := range list {
+		if !id.Owns(a.Address) {
+			return &policy.Refusal{Kind: policy.ErrSenderDenied, Reason: fmt.Sprintf("%s may not send as From: %s", id.Name(), a.Address)}
+		}
+	}
+	return nil
+}
+
+// addMissingHeaders adds Date and Message-ID when the submitting client
+// left them out (RFC 6409 §8.2, §8.3).
+func addMissingHeaders(msg []byte, hostname, id string, now time.Time) []byte {
+	hdr := headerBlock(msg)
+	has := func(name string) bool {
+		for _, line := range bytes.Split(hdr, []byte("\r\n")) {
+			if k, _, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(strings.TrimSpace(string(k)), name) {
+				return true
+			}
+		}
+		return false
+	}
+	var add bytes.Buffer
+	if !has("Date") {
+		fmt.Fprintf(&add, "Date: %s\r\n", now.Format(time.RFC1123Z))
+	}
+	if !has("Message-ID") {
+		fmt.Fprintf(&add, "Message-ID: <%s.%d@%s>\r\n", id, now.UnixNano(), hostname)
+	}
+	if add.Len() == 0 {
+		return msg
+	}
+	return append(add.Bytes(), msg...)
+}

@@ -1,0 +1,345 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"abox/policy"
+)
+
+// cmdMail starts a transaction (RFC 5321 §4.1.1.2).
+func (c *conn) cmdMail(arg string) {
+	if !c.needHello() {
+		return
+	}
+	if c.tx != nil {
+		c.writeReply(reply{503, "5.5.1", "Nested MAIL command"})
+		return
+	}
+	if c.submission() {
+		if c.tls == nil {
+			c.writeReply(reply{530, "5.7.0", "Must issue a STARTTLS command first"})
+			return
+		}
+		if c.ident == nil {
+			c.writeReply(reply{530, "5.7.0", "Authentication required"})
+			return
+		}
+	}
+	p, err := parsePath(arg, "FROM:")
+	if err != nil {
+		c.badCommand(reply{501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]"})
+		return
+	}
+	tx := &transaction{from: p.addr, seen: map[string]bool{}}
+	for k, v := range p.params {
+		switch k {
+		case "SIZE":
+			if tx.declaredSize, err = parseSizeParam(v); err != nil {
+				c.badCommand(reply{501, "5.5.4", "SIZE takes a number of octets"})
+				return
+			}
+		case "BODY":
+			if !strings.EqualFold(v, "7BIT") && !strings.EqualFold(v, "8BITMIME") {
+				c.badCommand(reply{501, "5.5.4", "BODY must be 7BIT or 8BITMIME"})
+				return
+			}
+		case "SMTPUTF8":
+			if v != "" {
+				c.badCommand(reply{501, "5.5.4", "SMTPUTF8 takes no value"})
+				return
+			}
+			tx.utf8 = true
+		case "AUTH":
+			// RFC 4954 §5: accepted and not trusted.
+		default:
+			c.badCommand(reply{501, "5.5.4", "Unsupported MAIL parameter " + k})
+			return
+		}
+	}
+	if tx.from != "" && !validMailbox(tx.from, tx.utf8) {
+		if !tx.utf8 && !isASCII(tx.from) {
+			c.writeReply(reply{553, "5.6.7", "Non-ASCII address needs SMTPUTF8"})
+			return
+		}
+		c.badCommand(reply{501, "5.1.7", "Invalid sender address"})
+		return
+	}
+	if largest := c.s.cfg.Policy.LargestMessageSize(); largest > 0 && tx.declaredSize > largest {
+		c.refuse(fmt.Errorf("declared size: %w", &policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("messages are limited to %d bytes", largest)}))
+		return
+	}
+	if c.submission() {
+		if tx.from == "" || !c.ident.Owns(tx.from) {
+			c.refuse(&policy.Refusal{Kind: policy.ErrSenderDenied, Reason: fmt.Sprintf("%s may not send as <%s>", c.ident.Name(), tx.from)})
+			return
+		}
+	}
+	if err := c.s.cfg.Policy.Limits.AllowMessage(c.ip, c.s.cfg.Policy.Now()); err != nil {
+		c.refuse(err)
+		return
+	}
+	c.tx = tx
+	c.writeReply(reply{250, "2.1.0", "Sender OK"})
+}
+
+// cmdRcpt adds a recipient after asking policy (RFC 5321 §4.1.1.3).
+func (c *conn) cmdRcpt(arg string) {
+	if !c.needHello() {
+		return
+	}
+	if c.tx == nil {
+		c.writeReply(reply{503, "5.5.1", "Send MAIL first"})
+		return
+	}
+	if c.tx.bdat != nil {
+		c.writeReply(reply{503, "5.5.1", "RCPT not allowed during BDAT"})
+		return
+	}
+	p, err := parsePath(arg, "TO:")
+	if err != nil || p.addr == "" {
+		c.badCommand(reply{501, "5.5.4", "Syntax: RCPT TO:<address>"})
+		return
+	}
+	if len(p.params) > 0 {
+		for k := range p.params {
+			c.badCommand(reply{501, "5.5.4", "Unsupported RCPT parameter " + k})
+			return
+		}
+	}
+	if !validMailbox(p.addr, c.tx.utf8) {
+		if !c.tx.utf8 && !isASCII(p.addr) {
+			c.writeReply(reply{553, "5.6.7", "Non-ASCII address needs SMTPUTF8"})
+			return
+		}
+		c.badCommand(reply{501, "5.1.3", "Invalid recipient address"})
+		return
+	}
+	if len(c.tx.rcpts) >= c.maxRecipients() {
+		c.writeReply(reply{452, "4.5.3", fmt.Sprintf("Too many recipients (at most %d per message)", c.maxRecipients())})
+		return
+	}
+	r, err := c.s.cfg.Policy.CheckRecipient(p.addr, c.tx.declaredSize, c.submission())
+	if err != nil {
+		c.refuse(err)
+		return
+	}
+	if !c.tx.seen[r.Address] {
+		c.tx.seen[r.Address] = true
+		c.tx.rcpts = append(c.tx.rcpts, r)
+	}
+	c.writeReply(reply{250, "2.1.5", "Recipient OK"})
+}
+
+// maxRecipients is the server's limit, or a subscriber's class limit when
+// lower.
+func (c *conn) maxRecipients() int {
+	n := c.s.cfg.MaxRecipients
+	if c.ident != nil && c.ident.Account != nil {
+		if l, err := c.s.cfg.Policy.LimitsOf(c.ident.Account); err == nil && l.RecipientsPerMessage > 0 {
+			n = min(n, int(l.RecipientsPerMessage))
+		}
+	}
+	return n
+}
+
+// refuse answers with the reply policy's decision maps to.
+func (c *conn) refuse(err error) {
+	r := replyFor(err, c.log)
+	c.s.cfg.Metrics.rejected(c.s.cfg.Name, reasonLabel(err))
+	c.log.Info("refused", "code", r.code, "reason", r.text)
+	c.writeReply(r)
+}
+
+// sizeLimit is the most a message in this transaction may hold: the
+// largest limit among its recipients (each is checked again at delivery).
+func (tx *transaction) sizeLimit() int64 {
+	var m int64
+	for _, r := range tx.rcpts {
+		if r.Limits.MaxMessageSize == 0 {
+			return 0
+		}
+		m = max(m, r.Limits.MaxMessageSize)
+	}
+	return m
+}
+
+// cmdData receives the message (RFC 5321 §4.1.1.4).
+func (c *conn) cmdData(arg string) {
+	if !c.needHello() {
+		return
+	}
+	switch {
+	case arg != "":
+		c.badCommand(reply{501, "5.5.4", "DATA takes no argument"})
+		return
+	case c.tx == nil:
+		c.writeReply(reply{503, "5.5.1", "Send MAIL first"})
+		return
+	case c.tx.bdat != nil:
+		c.writeReply(reply{503, "5.5.1", "DATA not allowed after BDAT"})
+		return
+	case len(c.tx.rcpts) == 0:
+		c.writeReply(reply{503, "5.5.1", "No valid recipients"})
+		return
+	}
+	c.writeReply(reply{354, "", "Start mail input; end with <CRLF>.<CRLF>"})
+	if err := c.flush(); err != nil {
+		c.closed = true
+		return
+	}
+	start := time.Now()
+	body, tooBig, err := c.readData(c.tx.sizeLimit())
+	if err != nil {
+		c.log.Info("DATA interrupted", "err", err)
+		c.closed = true
+		return
+	}
+	tx := c.tx
+	c.tx = nil
+	if tooBig {
+		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", tx.sizeLimit())})
+		return
+	}
+	c.finish(tx, body, start)
+}
+
+// readData reads a dot-stuffed message up to the terminating line
+// (RFC 5321 §4.5.2). Only CRLF.CRLF ends it (a bare LF never does, so
+// no message can be smuggled past another server's idea of the end);
+// bare LFs in the content are stored as CRLF. Past limit (0 = none) the
+// rest is read and discarded and tooBig is set. A line counts as
+// starting after CRLF only: after a bare LF neither the terminator nor
+// dot-unstuffing applies.
+func (c *conn) readData(limit int64) (body []byte, tooBig bool, err error) {
+	deadline := time.Now().Add(c.s.cfg.DataTimeout)
+	var buf bytes.Buffer
+	var line []byte
+	atLineStart := true
+	for {
+		next := time.Now().Add(3 * time.Minute)
+		if next.After(deadline) {
+			next = deadline
+		}
+		c.nc.SetReadDeadline(next)
+		frag, err := c.br.ReadSlice('\n')
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, false, err
+		}
+		complete := err == nil
+		line = append(line[:0], frag...)
+		for !complete {
+			frag, err = c.br.ReadSlice('\n')
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				return nil, false, err
+			}
+			complete = err == nil
+			if !tooBig {
+				line = append(line, frag...)
+			}
+		}
+		crlf := bytes.HasSuffix(line, []byte("\r\n"))
+		if atLineStart && crlf && len(line) == 3 && line[0] == '.' {
+			return buf.Bytes(), tooBig, nil
+		}
+		if atLineStart && len(line) > 0 && line[0] == '.' {
+			line = line[1:]
+		}
+		if !crlf {
+			line = append(line[:len(line)-1], '\r', '\n')
+		}
+		atLineStart = crlf
+		if !tooBig {
+			if limit > 0 && int64(buf.Len()+len(line)) > limit {
+				tooBig = true
+				buf = bytes.Buffer{}
+			} else {
+				buf.Write(line)
+			}
+		}
+	}
+}
+
+// cmdBDAT receives one chunk (RFC 3030 §2).
+func (c *conn) cmdBDAT(arg string) {
+	size, last, err := parseBDAT(arg)
+	if err != nil {
+		c.badCommand(reply{501, "5.5.4", "Syntax: BDAT <size> [LAST]"})
+		return
+	}
+	// The chunk follows the command whatever the reply, so it is read
+	// (or skipped) before answering.
+	ok := c.helo != "" && c.tx != nil && len(c.tx.rcpts) > 0 && !c.tx.bdatFailed
+	limit := int64(0)
+	if ok {
+		limit = c.tx.sizeLimit()
+		if c.tx.bdat == nil {
+			c.tx.bdat = []byte{}
+		}
+	}
+	start := time.Now()
+	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.DataTimeout))
+	switch {
+	case !ok || c.tx.bdatTooBig || limit > 0 && int64(len(c.tx.bdat))+size > limit:
+		if _, err := io.CopyN(io.Discard, c.br, size); err != nil {
+			c.closed = true
+			return
+		}
+		if ok {
+			c.tx.bdatTooBig, c.tx.bdat = true, c.tx.bdat[:0]
+		}
+	default:
+		chunk := make([]byte, size)
+		if _, err := io.ReadFull(c.br, chunk); err != nil {
+			c.closed = true
+			return
+		}
+		c.tx.bdat = append(c.tx.bdat, chunk...)
+	}
+	switch {
+	case !c.needHelloQuiet():
+		c.writeReply(reply{503, "5.5.1", "Send EHLO or HELO first"})
+	case c.tx == nil:
+		c.writeReply(reply{503, "5.5.1", "Send MAIL first"})
+	case len(c.tx.rcpts) == 0:
+		c.writeReply(reply{503, "5.5.1", "No valid recipients"})
+	case c.tx.bdatFailed:
+		c.writeReply(reply{503, "5.5.1", "Transaction failed; send RSET"})
+	case !last && !c.tx.bdatTooBig:
+		c.writeReply(reply{250, "2.0.0", fmt.Sprintf("%d octets received", size)})
+	case !last:
+		// RFC 3030 §2: after a failed chunk the client should RSET.
+		c.tx.bdatFailed = true
+		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", c.tx.sizeLimit())})
+	default:
+		tx := c.tx
+		c.tx = nil
+		if tx.bdatTooBig {
+			c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", tx.sizeLimit())})
+			return
+		}
+		c.finish(tx, normalizeCRLF(tx.bdat), start)
+	}
+}
+
+func (c *conn) needHelloQuiet() bool { return c.helo != "" }
+
+// normalizeCRLF stores bare LFs as CRLF, as DATA does.
+func normalizeCRLF(b []byte) []byte {
+	if !bytes.Contains(b, []byte("\n")) || bytes.Count(b, []byte("\n")) == bytes.Count(b, []byte("\r\n")) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+64)
+	for i, ch := range b {
+		if ch == '\n' && (i == 0 || b[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, ch)
+	}
+	return out
+}

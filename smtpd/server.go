@@ -1,0 +1,197 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"abox/policy"
+)
+
+// Mode says which door a listener is.
+type Mode int
+
+// The two doors.
+const (
+	MX         Mode = iota // inbound mail for hosted domains; no AUTH
+	Submission             // authenticated submission (RFC 6409)
+)
+
+// Config configures one listener's server.
+type Config struct {
+	Name        string // listener name for logs and metrics: smtp, submission, submissions
+	Mode        Mode
+	Hostname    string
+	TLS         *tls.Config
+	ImplicitTLS bool // the listener is already TLS (submissions)
+	Policy      *policy.Engine
+	Log         *slog.Logger
+	Metrics     *Metrics
+
+	MaxConnections int           // all clients together (default 1,000)
+	MaxRecipients  int           // per message (default 100)
+	MaxBadCommands int           // before 421 (default 10)
+	CommandTimeout time.Duration // waiting for a command (default 5 min, RFC 5321 §4.5.3.2.7)
+	DataTimeout    time.Duration // whole DATA or BDAT transfer (default 10 min)
+}
+
+// Server serves SMTP on the listeners given to Serve.
+type Server struct {
+	cfg Config
+
+	mu       sync.Mutex
+	ln       []net.Listener     // guarded by mu
+	conns    map[*conn]struct{} // guarded by mu
+	closing  bool               // guarded by mu
+	wg       sync.WaitGroup
+	sessions int // guarded by mu
+}
+
+// New returns a server; defaults fill the zero fields of cfg.
+func New(cfg Config) *Server {
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = 1000
+	}
+	if cfg.MaxRecipients == 0 {
+		cfg.MaxRecipients = 100
+	}
+	if cfg.MaxBadCommands == 0 {
+		cfg.MaxBadCommands = 10
+	}
+	if cfg.CommandTimeout == 0 {
+		cfg.CommandTimeout = 5 * time.Minute
+	}
+	if cfg.DataTimeout == 0 {
+		cfg.DataTimeout = 10 * time.Minute
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	return &Server{cfg: cfg, conns: map[*conn]struct{}{}}
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.ln = append(s.ln, ln)
+	s.mu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return net.ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(nc)
+		}()
+	}
+}
+
+// handle runs one connection: limits first, then the session.
+func (s *Server) handle(nc net.Conn) {
+	defer nc.Close()
+	ip := remoteIP(nc)
+	c := newConn(s, nc, ip)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	full := s.sessions >= s.cfg.MaxConnections
+	if !full {
+		s.sessions++
+		s.conns[c] = struct{}{}
+	}
+	s.mu.Unlock()
+	if full {
+		s.cfg.Metrics.rejected(s.cfg.Name, "too many connections")
+		c.refuseConnection("Too many connections, try again later")
+		return
+	}
+	defer func() {
+		s.mu.Lock()
+		s.sessions--
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
+	release, err := s.cfg.Policy.Limits.OpenConn(s.cfg.Name, ip)
+	if err != nil {
+		s.cfg.Metrics.rejected(s.cfg.Name, reasonLabel(err))
+		c.refuseConnection(policy.ReasonOf(err))
+		return
+	}
+	defer release()
+	s.cfg.Metrics.sessions.WithLabelValues(s.cfg.Name).Inc()
+	defer s.cfg.Metrics.sessions.WithLabelValues(s.cfg.Name).Dec()
+	c.serve()
+}
+
+// Shutdown stops accepting at once. Sessions waiting for a command
+// outside a mail transaction are told 421 and closed; sessions inside a
+// transaction may finish it (then get 421). When ctx ends first, the
+// remaining connections are closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.ln {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.wakeIfIdle()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+func remoteIP(nc net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.IPv6Unspecified()
+}
