@@ -10,6 +10,7 @@ import (
 
 	"abox/accounts"
 	"abox/store"
+	"abox/store/msginfo"
 )
 
 // Config is what the operator sets for policy decisions.
@@ -176,6 +177,9 @@ type Message struct {
 // it for all of them in one durable transaction, or for none.
 func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, error) {
 	size := int64(len(m.Body))
+	if m.Structure == nil {
+		m.Structure = msginfo.Compute(m.Body)
+	}
 	d := &store.Delivery{Body: m.Body, Structure: m.Structure, AllOrNothing: true, Shareable: m.Shareable}
 	for _, r := range m.Recipients {
 		if r.Limits.MaxMessageSize > 0 && size > r.Limits.MaxMessageSize {
@@ -217,4 +221,46 @@ func trimStoreErr(err error) string {
 		return s[i+2:]
 	}
 	return s
+}
+
+// CheckAppend decides whether a message of size bytes may be added to an
+// account's mailbox by the subscriber (IMAP APPEND), before it is read.
+func (e *Engine) CheckAppend(a *accounts.Account, size int64) error {
+	lim, err := e.LimitsOf(a)
+	if err != nil {
+		return err
+	}
+	if lim.MaxMessageSize > 0 && size > lim.MaxMessageSize {
+		return refuse(ErrTooBig, "messages are limited to %d bytes", lim.MaxMessageSize)
+	}
+	u, err := e.store.Usage(a.ID)
+	if err != nil {
+		return err
+	}
+	if lim.StorageBytes > 0 && u.Bytes+size > lim.StorageBytes || lim.Messages > 0 && u.Messages+1 > lim.Messages {
+		return refuse(ErrOverQuota, "the mailbox is over its quota")
+	}
+	return nil
+}
+
+// Append stores a message a subscriber adds to one of its mailboxes. It
+// counts against quota (checked again in the store transaction) but not
+// against the daily received limit.
+func (e *Engine) Append(ctx context.Context, a *accounts.Account, mailbox string, flags []string, date time.Time, body []byte) (store.Delivered, error) {
+	lim, err := e.LimitsOf(a)
+	if err != nil {
+		return store.Delivered{}, err
+	}
+	res, err := e.store.Deliver(ctx, &store.Delivery{
+		Body: body, Structure: msginfo.Compute(body), InternalDate: date, Shareable: true, AllOrNothing: true,
+		Recipients: []store.Recipient{{Account: a.ID, Mailbox: mailbox, Flags: flags,
+			MaxBytes: lim.StorageBytes, MaxMessages: lim.Messages, NotReceived: true}},
+	})
+	if errors.Is(err, store.ErrOverQuota) {
+		return store.Delivered{}, refuse(ErrOverQuota, "the mailbox is over its quota")
+	}
+	if err != nil {
+		return store.Delivered{}, err
+	}
+	return res[0], nil
 }

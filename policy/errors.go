@@ -30,6 +30,7 @@ var (
 type Refusal struct {
 	Kind   error
 	Reason string
+	Cause  error // optional: the error behind the decision
 }
 
 func (r *Refusal) Error() string {
@@ -39,7 +40,12 @@ func (r *Refusal) Error() string {
 	return r.Kind.Error() + ": " + r.Reason
 }
 
-func (r *Refusal) Unwrap() error { return r.Kind }
+func (r *Refusal) Unwrap() []error {
+	if r.Cause != nil {
+		return []error{r.Kind, r.Cause}
+	}
+	return []error{r.Kind}
+}
 
 func refuse(kind error, format string, args ...any) *Refusal {
 	return &Refusal{Kind: kind, Reason: fmt.Sprintf(format, args...)}

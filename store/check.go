@@ -171,7 +171,11 @@ func (c *checker) mailboxesAndMessages() {
 				return nil
 			}
 			mailboxes[mboxID{acct, id}] = mb
-			if v := names.Get(mboxNameKey(acct, mb.Name)); v == nil || binary.BigEndian.Uint32(v) != id {
+			if mb.Deleting {
+				if c.tx.Bucket(bMboxDeleting).Get(k) == nil {
+					c.problem("mailbox %d/%s: marked deleting but not queued for deletion", acct, mb.Name)
+				}
+			} else if v := names.Get(mboxNameKey(acct, mb.Name)); v == nil || binary.BigEndian.Uint32(v) != id {
 				c.problem("mailbox %d/%s: name index does not point at it", acct, mb.Name)
 			}
 		case uid == 0:

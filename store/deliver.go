@@ -55,9 +55,9 @@ type Recipient struct {
 	MaxBytes          int64
 	MaxMessages       int64
 	MaxReceivedPerDay int64
-	// CountSent adds the message to the account's daily sent counter
-	// instead of the received one (a copy into the sender's own Sent).
-	CountSent bool
+	// NotReceived leaves the daily received counter alone (IMAP APPEND,
+	// import: the subscriber's own copies).
+	NotReceived bool
 }
 
 // SenderCount names the account a submission counts against.
@@ -155,9 +155,7 @@ func (t *txn) deliverOne(r *Recipient, blob uint64, size int64, internal time.Ti
 	if u.Day != today {
 		u.Day, u.Received, u.Sent = today, 0, 0
 	}
-	if r.CountSent {
-		u.Sent++
-	} else {
+	if !r.NotReceived {
 		if r.MaxReceivedPerDay > 0 && u.Received+1 > r.MaxReceivedPerDay {
 			return Delivered{}, fmt.Errorf("%s: %w", acct.Address(), ErrDailyLimit)
 		}

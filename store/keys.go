@@ -20,18 +20,19 @@ var (
 	//   id(8) mbox(4) uid(4)        -> message record (uid 1..2^32-2)
 	//   id(8) mbox(4) 0xffffffff    -> mailbox record, right after the
 	//                                  mailbox's newest message
-	bMail      = []byte("mail")
-	bMboxNames = []byte("mbox_names") // id(8) name -> mbox(4)
-	bBodyHash  = []byte("body_hash")  // sha256(32) -> blob id(8)
-	bBodies    = []byte("bodies")     // blob id(8) -> body record (refs, size, hash, structure)
-	bBlobs     = []byte("blobs")      // blob id(8) -> raw message bytes
-	bAudit     = []byte("audit")      // seq(8) -> JSON AuditEntry
-	bAuditAcct = []byte("audit_acct") // address 0x00 seq(8) -> nil
+	bMail         = []byte("mail")
+	bMboxNames    = []byte("mbox_names")    // id(8) name -> mbox(4)
+	bMboxDeleting = []byte("mbox_deleting") // mailbox record key -> nil, deletions in progress
+	bBodyHash     = []byte("body_hash")     // sha256(32) -> blob id(8)
+	bBodies       = []byte("bodies")        // blob id(8) -> body record (refs, size, hash, structure)
+	bBlobs        = []byte("blobs")         // blob id(8) -> raw message bytes
+	bAudit        = []byte("audit")         // seq(8) -> JSON AuditEntry
+	bAuditAcct    = []byte("audit_acct")    // address 0x00 seq(8) -> nil
 )
 
 var allBuckets = [][]byte{
 	bMeta, bDomains, bClasses, bSenders, bAccounts, bAcctAddr, bAcctPurged,
-	bAcctState, bAcctLastUse, bMail, bMboxNames, bBodyHash,
+	bAcctState, bAcctLastUse, bMail, bMboxNames, bMboxDeleting, bBodyHash,
 	bBodies, bBlobs, bAudit, bAuditAcct,
 }
 

@@ -51,6 +51,24 @@ func (s *Store) Body(blob uint64) (body, structure []byte, err error) {
 	return body, structure, err
 }
 
+// Structure returns a copy of a body's precomputed structure without
+// reading the body.
+func (s *Store) Structure(blob uint64) ([]byte, error) {
+	var out []byte
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bBodies).Get(u64(blob))
+		if v == nil {
+			return fmt.Errorf("body %d: %w", blob, ErrNotFound)
+		}
+		rec, err := decodeBody(v)
+		if err == nil {
+			out = rec.Structure
+		}
+		return err
+	})
+	return out, err
+}
+
 // FlagOp says how SetFlags combines flags with a message's own.
 type FlagOp int
 
@@ -63,19 +81,21 @@ const (
 
 // FlagUpdate is one message's flags after SetFlags.
 type FlagUpdate struct {
-	UID    uint32
-	Flags  []string
-	ModSeq uint64
+	UID     uint32
+	Flags   []string
+	ModSeq  uint64
+	Changed bool // false when the message already had these flags
 }
 
 // SetFlags changes the flags of the given messages of one mailbox (UIDs
-// that no longer exist are skipped) and returns the new flags of each
-// message it changed.
+// that no longer exist are skipped) and returns the flags of every
+// message it found, marking those it changed.
 func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []uint32, op FlagOp, flags []string) ([]FlagUpdate, error) {
 	flags = normalizeFlags(flags)
 	var out []FlagUpdate
 	err := s.update(ctx, func(t *txn) error {
 		out = out[:0]
+		changed := false
 		mb, err := t.getMailbox(acct, mbox)
 		if err != nil {
 			return err
@@ -96,6 +116,7 @@ func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 			}
 			next := applyFlags(m.Flags, op, flags)
 			if sameFlags(m.Flags, next) {
+				out = append(out, FlagUpdate{UID: uid, Flags: m.Flags, ModSeq: m.ModSeq})
 				continue
 			}
 			wasSeen := m.Seen()
@@ -112,9 +133,10 @@ func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 				return err
 			}
 			t.notify(Change{Kind: FlagsChanged, Account: acct, Mailbox: mbox, UID: uid, Flags: m.Flags, ModSeq: m.ModSeq})
-			out = append(out, FlagUpdate{UID: uid, Flags: m.Flags, ModSeq: m.ModSeq})
+			out = append(out, FlagUpdate{UID: uid, Flags: m.Flags, ModSeq: m.ModSeq, Changed: true})
+			changed = true
 		}
-		if len(out) == 0 {
+		if !changed {
 			return nil
 		}
 		return t.putMailbox(acct, mb)
@@ -148,6 +170,13 @@ func sameFlags(a, b []string) bool {
 // exist are skipped), releases their bodies and quota, and returns the
 // UIDs it removed in ascending order. Callers pass bounded batches.
 func (s *Store) Expunge(ctx context.Context, acct uint64, mbox uint32, uids []uint32) ([]uint32, error) {
+	return s.expungeIf(ctx, acct, mbox, uids, false)
+}
+
+// expungeIf is Expunge, restricted to messages flagged \Deleted when
+// onlyDeleted is set (checked inside the transaction, so a flag cleared
+// concurrently saves the message).
+func (s *Store) expungeIf(ctx context.Context, acct uint64, mbox uint32, uids []uint32, onlyDeleted bool) ([]uint32, error) {
 	var out []uint32
 	err := s.update(ctx, func(t *txn) error {
 		out = out[:0]
@@ -162,6 +191,12 @@ func (s *Store) Expunge(ctx context.Context, acct uint64, mbox uint32, uids []ui
 		sorted := slices.Clone(uids)
 		slices.Sort(sorted)
 		for _, uid := range slices.Compact(sorted) {
+			if onlyDeleted {
+				v := t.tx.Bucket(bMail).Get(msgKey(acct, mbox, uid))
+				if len(v) < 3 || binary.BigEndian.Uint16(v[1:])&bitDeleted == 0 {
+					continue
+				}
+			}
 			removed, err := t.removeMessage(acct, mb, u, uid)
 			if err != nil {
 				return err
@@ -228,4 +263,119 @@ func (s *Store) BodyByHash(hash [32]byte) (uint64, error) {
 		return nil
 	})
 	return id, err
+}
+
+// UIDs returns every UID of a mailbox in ascending order, reading keys
+// only.
+func (s *Store) UIDs(acct uint64, mbox uint32) ([]uint32, error) {
+	var out []uint32
+	err := s.view(func(tx *bolt.Tx) error {
+		end := mboxKey(acct, mbox)
+		c := tx.Bucket(bMail).Cursor()
+		for k, _ := c.Seek(msgKey(acct, mbox, 1)); k != nil && bytes.Compare(k, end) < 0; k, _ = c.Next() {
+			out = append(out, binary.BigEndian.Uint32(k[12:]))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// FirstUnseen returns the lowest UID without \Seen, or 0.
+func (s *Store) FirstUnseen(acct uint64, mbox uint32) (uint32, error) {
+	var uid uint32
+	err := s.view(func(tx *bolt.Tx) error {
+		end := mboxKey(acct, mbox)
+		c := tx.Bucket(bMail).Cursor()
+		for k, v := c.Seek(msgKey(acct, mbox, 1)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+			// The system flag bits follow the version byte.
+			if len(v) >= 3 && binary.BigEndian.Uint16(v[1:])&bitSeen == 0 {
+				uid = binary.BigEndian.Uint32(k[12:])
+				return nil
+			}
+		}
+		return nil
+	})
+	return uid, err
+}
+
+// MessagesByUID returns the messages among uids (ascending, distinct) that
+// still exist, in UID order.
+func (s *Store) MessagesByUID(acct uint64, mbox uint32, uids []uint32) ([]Message, error) {
+	out := make([]Message, 0, len(uids))
+	if len(uids) == 0 {
+		return out, nil
+	}
+	err := s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bMail).Cursor()
+		end := mboxKey(acct, mbox)
+		i := 0
+		k, v := c.Seek(msgKey(acct, mbox, uids[0]))
+		for i < len(uids) && k != nil && bytes.Compare(k, end) < 0 {
+			switch uid := binary.BigEndian.Uint32(k[12:]); {
+			case uid < uids[i]:
+				// A cursor step is cheaper than a seek for near UIDs.
+				if uids[i]-uid > 64 {
+					k, v = c.Seek(msgKey(acct, mbox, uids[i]))
+				} else {
+					k, v = c.Next()
+				}
+			case uid == uids[i]:
+				m, err := decodeMessage(uid, v)
+				if err != nil {
+					return err
+				}
+				out = append(out, *m)
+				i++
+				k, v = c.Next()
+			default: // uids[i] no longer exists
+				i++
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// ExpungeDeleted removes the messages flagged \Deleted (only those among
+// uids when uids is not nil), in bounded transactions, and returns the
+// UIDs removed.
+func (s *Store) ExpungeDeleted(ctx context.Context, acct uint64, mbox uint32, only func(uint32) bool) ([]uint32, error) {
+	var all []uint32
+	after := uint32(0)
+	for {
+		var batch []uint32
+		var last uint32
+		err := s.view(func(tx *bolt.Tx) error {
+			end := mboxKey(acct, mbox)
+			c := tx.Bucket(bMail).Cursor()
+			n := 0
+			for k, v := c.Seek(msgKey(acct, mbox, after+1)); k != nil && bytes.Compare(k, end) < 0 && n < deleteBatch*4; k, v = c.Next() {
+				n++
+				uid := binary.BigEndian.Uint32(k[12:])
+				last = uid
+				if len(v) >= 3 && binary.BigEndian.Uint16(v[1:])&bitDeleted != 0 && (only == nil || only(uid)) {
+					batch = append(batch, uid)
+					if len(batch) == deleteBatch {
+						break
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return all, err
+		}
+		if len(batch) > 0 {
+			// Expunge checks \Deleted again inside its transaction.
+			removed, err := s.expungeIf(ctx, acct, mbox, batch, true)
+			all = append(all, removed...)
+			if err != nil {
+				return all, err
+			}
+		}
+		if last == 0 || last == after {
+			return all, nil
+		}
+		after = last
+	}
 }

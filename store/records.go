@@ -189,6 +189,7 @@ type Mailbox struct {
 	Unseen        uint32
 	HighestModSeq uint64
 	Subscribed    bool
+	Deleting      bool // being deleted: hidden, its messages going in batches
 	CreatedAt     time.Time
 }
 
@@ -206,6 +207,9 @@ func encodeMailbox(mb *Mailbox) []byte {
 	var fl uint8
 	if mb.Subscribed {
 		fl |= 1
+	}
+	if mb.Deleting {
+		fl |= 2
 	}
 	e.u8(fl)
 	e.i64(mb.CreatedAt.Unix())
@@ -226,7 +230,8 @@ func decodeMailbox(id uint32, v []byte) (*Mailbox, error) {
 	mb.Size = d.i64()
 	mb.Unseen = d.u32()
 	mb.HighestModSeq = d.u64()
-	mb.Subscribed = d.u8()&1 != 0
+	fl := d.u8()
+	mb.Subscribed, mb.Deleting = fl&1 != 0, fl&2 != 0
 	mb.CreatedAt = time.Unix(d.i64(), 0).UTC()
 	mb.SpecialUse = d.str8()
 	mb.Name = d.str16()

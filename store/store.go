@@ -107,6 +107,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 		close(s.done)
 	} else {
 		go s.writer()
+		go s.resumeDeletes()
 	}
 	return s, nil
 }
@@ -168,7 +169,32 @@ func (s *Store) checkSchema(fresh bool) error {
 	case version == 0:
 		return fmt.Errorf("store: %s: %w", s.path, ErrNotAbox)
 	}
-	return nil
+	return s.addMissingBuckets()
+}
+
+// addMissingBuckets creates buckets that schema 1 gained after a file was
+// created (additions only; nothing existing is rewritten).
+func (s *Store) addMissingBuckets() error {
+	var missing bool
+	_ = s.view(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if tx.Bucket(name) == nil {
+				missing = true
+			}
+		}
+		return nil
+	})
+	if !missing || s.db.IsReadOnly() {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (s *Store) initSchema(tx *bolt.Tx) error {

@@ -304,7 +304,7 @@ func TestSetFlagsAndFeed(t *testing.T) {
 		t.Fatalf("change %+v", c)
 	}
 	up, err := s.SetFlags(ctx, a.ID, res[0].Mailbox, []uint32{1, 99}, FlagsAdd, []string{`\seen`, `\Recent`})
-	if err != nil || len(up) != 1 || !hasFlag(up[0].Flags, FlagSeen) || !hasFlag(up[0].Flags, "$Official") || hasFlag(up[0].Flags, `\Recent`) {
+	if err != nil || len(up) != 1 || !up[0].Changed || !hasFlag(up[0].Flags, FlagSeen) || !hasFlag(up[0].Flags, "$Official") || hasFlag(up[0].Flags, `\Recent`) {
 		t.Fatalf("setflags %+v %v", up, err)
 	}
 	if c := <-sub.C; c.Kind != FlagsChanged || c.ModSeq <= 1 {
@@ -315,7 +315,7 @@ func TestSetFlagsAndFeed(t *testing.T) {
 		t.Fatalf("unseen %d", mb.Unseen)
 	}
 	// Setting the same flags again changes nothing and publishes nothing.
-	if up, _ := s.SetFlags(ctx, a.ID, mb.ID, []uint32{1}, FlagsAdd, []string{`\Seen`}); len(up) != 0 {
+	if up, _ := s.SetFlags(ctx, a.ID, mb.ID, []uint32{1}, FlagsAdd, []string{`\Seen`}); len(up) != 1 || up[0].Changed {
 		t.Fatalf("no-op store changed %+v", up)
 	}
 	if _, err := s.Expunge(ctx, a.ID, mb.ID, []uint32{1}); err != nil {

@@ -18,6 +18,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -436,7 +438,7 @@ func TestUserLifecycle(t *testing.T) {
 			t.Errorf("--state active with alice blocked: %v", got)
 		}
 		a.ok("user", "unblock", alice)
-		if u := a.showUser(alice); u.State != "active" {
+		if u := a.showUser(alice); u.State != "active" || u.BlockReason != "" {
 			t.Errorf("after unblock: %+v", u)
 		}
 		if got := a.listUsers("--state", "blocked"); len(got) != 0 {
@@ -494,8 +496,8 @@ func TestUserLifecycle(t *testing.T) {
 			t.Errorf("bob after block, delete, unblock: %+v", u)
 		}
 		a.ok("user", "restore", bob)
-		if u := a.showUser(bob); u.State == "pending-deletion" {
-			t.Errorf("bob after restore: %+v", u)
+		if u := a.showUser(bob); u.State != "blocked" || u.BlockReason != "abuse" {
+			t.Errorf("restoring must not lift the operator block: bob after restore: %+v", u)
 		}
 	})
 }
@@ -726,6 +728,10 @@ func TestBackupCheck(t *testing.T) {
 		if res.File != file || res.Bytes != fi.Size() || fi.Size() == 0 {
 			t.Errorf("backup answered %+v; the file has %d bytes", res, fi.Size())
 		}
+		// It holds password hashes: no access for group or others.
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("backup file mode %v, want no group or other access", fi.Mode())
+		}
 		// A relative FILE is relative to the working directory.
 		a.ok("backup", "rel.db")
 		if _, err := os.Stat(filepath.Join(a.wd, "rel.db")); err != nil {
@@ -911,6 +917,84 @@ func TestServe(t *testing.T) {
 	a.ok("domain", "add", "third.kz")
 	if out := a.ok("check"); !strings.Contains(out, "ok") {
 		t.Errorf("check through a restarted server:\n%s", out)
+	}
+	a.srv.stopWith(syscall.SIGINT)
+	if ds := a.domains(); len(ds) != 3 {
+		t.Errorf("domains after three servers: %v", ds)
+	}
+}
+
+// TestServeConcurrentClients runs several commands at once through one
+// server: each must succeed, and every write must land.
+func TestServeConcurrentClients(t *testing.T) {
+	t.Parallel()
+	a := newAbox(t)
+	a.srv = startServer(t, a.dir)
+	a.ok("domain", "add", testDomain)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []runResult
+	do := func(stdin string, args ...string) {
+		wg.Go(func() {
+			r := a.exec(runOpts{stdin: stdin}, args...)
+			if r.code != 0 {
+				mu.Lock()
+				failed = append(failed, r)
+				mu.Unlock()
+			}
+		})
+	}
+	const users = 6
+	for i := range users {
+		do(goodPassword+"\n", "user", "add", fmt.Sprintf("user%d@%s", i, testDomain), "--phone", testPhone, "--password-stdin")
+		do("", "user", "list", "--json")
+	}
+	do("", "check")
+	do("", "audit")
+	wg.Wait()
+	for _, r := range failed {
+		t.Errorf("concurrent command failed: %v", r)
+	}
+	if got := a.listUsers(); len(got) != users {
+		t.Errorf("user list after %d concurrent adds: %v", users, got)
+	}
+}
+
+// TestDirectCommandsShareTheStore: with no server, two admin commands run
+// at the same moment (an operator's and a cron job's) both open abox.db.
+// One holding the file for a couple of seconds (a backup of a large
+// store, a slow password hash) must make the other wait, not fail with
+// a message about a server that is not running. The lock is taken here
+// as bbolt takes it (flock on abox.db).
+func TestDirectCommandsShareTheStore(t *testing.T) {
+	t.Parallel()
+	a := newAbox(t)
+	a.ok("domain", "add", testDomain)
+	f, err := os.OpenFile(filepath.Join(a.dir, "abox.db"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatalf("flock: %v", err)
+	}
+	const hold = 2 * time.Second
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(hold)
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	}()
+	r := a.run("domain", "list")
+	<-released
+	if r.code != 0 {
+		checkOneLineError(t, r)
+		if strings.Contains(r.stderr, "abox serve") {
+			t.Errorf("no server runs (no control socket), yet the error names one; %v", r)
+		}
+		t.Errorf("a direct command should wait %v for another command's lock on abox.db; %v", hold, r)
+	} else if strings.TrimSpace(r.stdout) != testDomain {
+		t.Errorf("domain list after waiting: %v", r)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"abox/imapd"
 	"abox/policy"
 	"abox/smtpd"
 	"abox/store"
@@ -68,6 +69,7 @@ type server struct {
 	env      *env
 	policy   *policy.Engine
 	smtpm    *smtpd.Metrics
+	imapm    *imapd.Metrics
 }
 
 func (a *app) serve(ctx context.Context) error {
@@ -93,6 +95,7 @@ func (a *app) serve(ctx context.Context) error {
 	srv.policy = policy.New(st, policy.Config{TrustedNetworks: cfg.trustedPrefixes()})
 	srv.registerMetrics()
 	srv.smtpm = smtpd.NewMetrics(srv.registry)
+	srv.imapm = imapd.NewMetrics(srv.registry)
 
 	type bound struct {
 		name string
@@ -176,8 +179,8 @@ func (s *server) listeners() []listenerSpec {
 		{"smtp", s.cfg.ListenSMTP, false, s.smtp("smtp", smtpd.MX, false)},
 		{"submission", s.cfg.ListenSubmission, false, s.smtp("submission", smtpd.Submission, false)},
 		{"submissions", s.cfg.ListenSubmissions, true, s.smtp("submissions", smtpd.Submission, true)},
-		{"imap", s.cfg.ListenIMAP, false, s.unavailable("imap")},
-		{"imaps", s.cfg.ListenIMAPS, true, s.unavailable("imap")},
+		{"imap", s.cfg.ListenIMAP, false, s.imap("imap", false)},
+		{"imaps", s.cfg.ListenIMAPS, true, s.imap("imaps", true)},
 		{"http", s.cfg.ListenHTTP, false, s.httpService()},
 	}
 }
@@ -186,6 +189,13 @@ func (s *server) smtp(name string, mode smtpd.Mode, implicitTLS bool) service {
 	return smtpd.New(smtpd.Config{
 		Name: name, Mode: mode, Hostname: s.cfg.Hostname, TLS: s.tls, ImplicitTLS: implicitTLS,
 		Policy: s.policy, Log: s.log, Metrics: s.smtpm,
+	})
+}
+
+func (s *server) imap(name string, implicitTLS bool) service {
+	return imapd.New(imapd.Config{
+		Name: name, TLS: s.tls, ImplicitTLS: implicitTLS, Policy: s.policy, Store: s.store,
+		Log: s.log, Metrics: s.imapm,
 	})
 }
 

@@ -236,6 +236,14 @@ func bothModes(t *testing.T, fn func(t *testing.T, a *abox)) {
 				a.srv = startServer(t, a.dir)
 			}
 			fn(t, a)
+			if a.srv != nil {
+				// CONVENTIONS: never log passwords.
+				for _, pw := range []string{goodPassword, otherPassword} {
+					if strings.Contains(a.srv.log.String(), pw) {
+						t.Errorf("the server logged a password")
+					}
+				}
+			}
 		})
 	}
 }
@@ -340,7 +348,10 @@ func tryStartServer(t *testing.T, dir string) (*testServer, error) {
 
 // stop sends SIGTERM and asserts a clean exit (status 0) within
 // stopTimeout. It is idempotent.
-func (s *testServer) stop() {
+func (s *testServer) stop() { s.stopWith(syscall.SIGTERM) }
+
+// stopWith is stop with another signal (SPEC: SIGTERM or SIGINT).
+func (s *testServer) stopWith(sig os.Signal) {
 	s.stopOnce.Do(func() {
 		s.t.Helper()
 		select {
@@ -349,18 +360,18 @@ func (s *testServer) stop() {
 			return
 		default:
 		}
-		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			s.t.Errorf("SIGTERM: %v", err)
+		if err := s.cmd.Process.Signal(sig); err != nil {
+			s.t.Errorf("%v: %v", sig, err)
 		}
 		select {
 		case <-s.exited:
 			if s.err != nil {
-				s.t.Errorf("abox serve after SIGTERM: %v (want exit 0):\n%s", s.err, s.log)
+				s.t.Errorf("abox serve after %v: %v (want exit 0):\n%s", sig, s.err, s.log)
 			}
 		case <-time.After(stopTimeout):
 			s.cmd.Process.Kill()
 			<-s.exited
-			s.t.Errorf("abox serve still running %v after SIGTERM:\n%s", stopTimeout, s.log)
+			s.t.Errorf("abox serve still running %v after %v:\n%s", stopTimeout, sig, s.log)
 		}
 	})
 }

@@ -1,0 +1,291 @@
+package imapd
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"mime/quotedprintable"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"abox/store"
+	"abox/store/msginfo"
+)
+
+// fetchChunk bounds how many message records one FETCH holds at a time.
+const fetchChunk = 256
+
+// Fetch answers FETCH and UID FETCH (RFC 9051 §6.4.5). ENVELOPE and
+// BODYSTRUCTURE come from the structure stored at delivery; the body is
+// read only for body sections. A non-PEEK body section sets \Seen first
+// (unless the mailbox was EXAMINEd), and the response then carries FLAGS.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	done, err := s.enter("FETCH")
+	defer done()
+	if err != nil {
+		return err
+	}
+	v := s.sel
+	uids, seqs := s.resolveSet(numSet)
+	setsSeen := false
+	for _, sec := range options.BodySection {
+		setsSeen = setsSeen || !sec.Peek
+	}
+	for _, sec := range options.BinarySection {
+		setsSeen = setsSeen || !sec.Peek
+	}
+	setsSeen = setsSeen && !v.readOnly
+	for start := 0; start < len(uids); start += fetchChunk {
+		end := min(start+fetchChunk, len(uids))
+		msgs, err := s.srv.cfg.Store.MessagesByUID(s.acct.ID, v.mbox.ID, uids[start:end])
+		if err != nil {
+			return noFor(err, s.log)
+		}
+		seen := map[uint32][]string{}
+		if setsSeen {
+			if seen, err = s.markSeen(msgs); err != nil {
+				return noFor(err, s.log)
+			}
+		}
+		byUID := make(map[uint32]*store.Message, len(msgs))
+		for i := range msgs {
+			byUID[msgs[i].UID] = &msgs[i]
+		}
+		for i := start; i < end; i++ {
+			m := byUID[uids[i]]
+			if m == nil {
+				continue // expunged by another session; its EXPUNGE comes later
+			}
+			flagsNow, seenNow := seen[m.UID]
+			if seenNow {
+				m.Flags = flagsNow
+			}
+			if err := s.fetchOne(w, seqs[i], m, options, seenNow); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// markSeen adds \Seen to those messages lacking it and returns their new
+// flags by UID.
+func (s *session) markSeen(msgs []store.Message) (map[uint32][]string, error) {
+	var unseen []uint32
+	for _, m := range msgs {
+		if !m.Seen() {
+			unseen = append(unseen, m.UID)
+		}
+	}
+	out := map[uint32][]string{}
+	if len(unseen) == 0 {
+		return out, nil
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	ups, err := s.srv.cfg.Store.SetFlags(ctx, s.acct.ID, s.sel.mbox.ID, unseen, store.FlagsAdd, []string{store.FlagSeen})
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range ups {
+		out[u.UID] = u.Flags
+		if u.Changed {
+			s.sel.own[u.ModSeq] = true
+		}
+	}
+	return out, nil
+}
+
+func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Message, o *imap.FetchOptions, flagsChanged bool) error {
+	var body []byte
+	var info *msginfo.Info
+	needBody := len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+	needInfo := o.Envelope || o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+	if needBody || needInfo {
+		var raw []byte
+		var err error
+		if needBody {
+			body, raw, err = s.srv.cfg.Store.Body(m.Blob)
+		} else {
+			raw, err = s.srv.cfg.Store.Structure(m.Blob)
+		}
+		if err != nil {
+			return noFor(err, s.log)
+		}
+		if needInfo {
+			if info, err = msginfo.Decode(raw); err != nil {
+				// Stored without (or with an unreadable) structure:
+				// compute it now.
+				if body == nil {
+					if body, _, err = s.srv.cfg.Store.Body(m.Blob); err != nil {
+						return noFor(err, s.log)
+					}
+				}
+				info = msginfo.Parse(body)
+			}
+		}
+	}
+	r := w.CreateMessage(seq)
+	if o.UID {
+		r.WriteUID(imap.UID(m.UID))
+	}
+	if o.Flags || flagsChanged {
+		r.WriteFlags(imapFlags(m.Flags))
+	}
+	if o.InternalDate {
+		r.WriteInternalDate(m.InternalDate)
+	}
+	if o.RFC822Size {
+		r.WriteRFC822Size(m.Size)
+	}
+	if o.Envelope {
+		r.WriteEnvelope(info.Envelope)
+	}
+	if o.BodyStructure != nil {
+		r.WriteBodyStructure(info.Structure)
+	}
+	for _, sec := range o.BodySection {
+		data := bodySection(body, info, sec)
+		if err := writeLiteral(r.WriteBodySection(sec, int64(len(data))), data); err != nil {
+			return err
+		}
+	}
+	for _, sec := range o.BinarySection {
+		data, ok := binarySection(body, info, sec.Part)
+		if !ok {
+			r.Close()
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnknownCTE, Text: "Unknown content transfer encoding"}
+		}
+		data = partial(data, sec.Partial)
+		if err := writeLiteral(r.WriteBinarySection(sec, int64(len(data))), data); err != nil {
+			return err
+		}
+	}
+	for _, sec := range o.BinarySectionSize {
+		data, _ := binarySection(body, info, sec.Part)
+		r.WriteBinarySectionSize(sec, uint32(len(data)))
+	}
+	return r.Close()
+}
+
+func writeLiteral(w io.WriteCloser, data []byte) error {
+	if _, err := w.Write(data); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
+}
+
+// bodySection extracts BODY[section]<partial>. The whole message and its
+// header are cut straight from the stored bytes; anything else goes
+// through go-imap's section extraction.
+func bodySection(body []byte, info *msginfo.Info, sec *imap.FetchItemBodySection) []byte {
+	if len(sec.Part) == 0 && len(sec.HeaderFields) == 0 && len(sec.HeaderFieldsNot) == 0 {
+		hs := int64(len(body))
+		if info != nil {
+			hs = min(info.HeaderSize, hs)
+		} else {
+			hs = msginfo.Parse(body).HeaderSize
+		}
+		switch sec.Specifier {
+		case imap.PartSpecifierNone:
+			return partial(body, sec.Partial)
+		case imap.PartSpecifierHeader:
+			return partial(body[:hs], sec.Partial)
+		case imap.PartSpecifierText:
+			return partial(body[hs:], sec.Partial)
+		}
+	}
+	data := imapserver.ExtractBodySection(bytes.NewReader(body), sec)
+	if data == nil {
+		return []byte{}
+	}
+	return data
+}
+
+// binarySection is BINARY[part] (RFC 3516): the part's content with its
+// transfer encoding undone, and nothing else (no charset conversion).
+func binarySection(body []byte, info *msginfo.Info, part []int) ([]byte, bool) {
+	if len(part) == 0 {
+		return body, true
+	}
+	raw := imapserver.ExtractBodySection(bytes.NewReader(body), &imap.FetchItemBodySection{Part: part})
+	enc := ""
+	if info != nil {
+		if p := partAt(info.Structure, part); p != nil {
+			enc = strings.ToLower(p.Encoding)
+		}
+	}
+	switch enc {
+	case "", "7bit", "8bit", "binary":
+		return raw, true
+	case "base64":
+		out, err := io.ReadAll(base64.NewDecoder(base64.StdEncoding, newlineStripper{bytes.NewReader(raw)}))
+		return out, err == nil
+	case "quoted-printable":
+		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw)))
+		return out, err == nil
+	}
+	return nil, false
+}
+
+// partAt finds a single part by its IMAP part number.
+func partAt(bs imap.BodyStructure, path []int) *imap.BodyStructureSinglePart {
+	for _, n := range path {
+		switch p := bs.(type) {
+		case *imap.BodyStructureMultiPart:
+			if n < 1 || n > len(p.Children) {
+				return nil
+			}
+			bs = p.Children[n-1]
+		case *imap.BodyStructureSinglePart:
+			if p.MessageRFC822 != nil {
+				bs = p.MessageRFC822.BodyStructure
+				if mp, ok := bs.(*imap.BodyStructureMultiPart); ok && n >= 1 && n <= len(mp.Children) {
+					bs = mp.Children[n-1]
+				}
+				continue
+			}
+			if n != 1 {
+				return nil
+			}
+		}
+	}
+	p, _ := bs.(*imap.BodyStructureSinglePart)
+	return p
+}
+
+// newlineStripper drops CR and LF so base64 lines decode as one stream.
+type newlineStripper struct{ r io.Reader }
+
+func (n newlineStripper) Read(p []byte) (int, error) {
+	for {
+		k, err := n.r.Read(p)
+		j := 0
+		for _, c := range p[:k] {
+			if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
+				p[j] = c
+				j++
+			}
+		}
+		if j > 0 || err != nil {
+			return j, err
+		}
+	}
+}
+
+func partial(data []byte, p *imap.SectionPartial) []byte {
+	if p == nil {
+		return data
+	}
+	if p.Offset >= int64(len(data)) {
+		return []byte{}
+	}
+	data = data[p.Offset:]
+	if p.Size < int64(len(data)) {
+		data = data[:p.Size]
+	}
+	return data
+}

@@ -1,0 +1,224 @@
+package imapd
+
+import (
+	"bytes"
+	"io"
+	"slices"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"abox/store"
+)
+
+// resolveSet is selected.resolve with SEARCHRES's "$" (RFC 5182): the
+// saved result, as far as those messages still exist in the view.
+func (s *session) resolveSet(set imap.NumSet) ([]uint32, []uint32) {
+	v := s.sel
+	if imap.IsSearchRes(set) {
+		var uids, seqs []uint32
+		for _, uid := range v.saved {
+			if seq := v.seqOf(uid); seq != 0 {
+				uids, seqs = append(uids, uid), append(seqs, seq)
+			}
+		}
+		return uids, seqs
+	}
+	return v.resolve(set)
+}
+
+// Store answers STORE and UID STORE (RFC 9051 §6.4.6).
+func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+	done, err := s.enter("STORE")
+	defer done()
+	if err != nil {
+		return err
+	}
+	if s.sel.readOnly {
+		return readOnlyErr()
+	}
+	uids, seqs := s.resolveSet(numSet)
+	if len(uids) == 0 {
+		return nil
+	}
+	op := store.FlagsReplace
+	switch flags.Op {
+	case imap.StoreFlagsAdd:
+		op = store.FlagsAdd
+	case imap.StoreFlagsDel:
+		op = store.FlagsRemove
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	ups, err := s.srv.cfg.Store.SetFlags(ctx, s.acct.ID, s.sel.mbox.ID, uids, op, storeFlags(flags.Flags))
+	if err != nil {
+		return noFor(err, s.log)
+	}
+	seqOf := make(map[uint32]uint32, len(uids))
+	for i, uid := range uids {
+		seqOf[uid] = seqs[i]
+	}
+	_, isUID := numSet.(imap.UIDSet)
+	for _, u := range ups {
+		if u.Changed {
+			s.sel.own[u.ModSeq] = true
+		}
+		if flags.Silent {
+			continue
+		}
+		r := w.CreateMessage(seqOf[u.UID])
+		if isUID {
+			r.WriteUID(imap.UID(u.UID))
+		}
+		r.WriteFlags(imapFlags(u.Flags))
+		if err := r.Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Copy answers COPY and UID COPY (RFC 9051 §6.4.7) with COPYUID. Over
+// quota it answers NO [OVERQUOTA] and copies nothing.
+func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+	done, err := s.enter("COPY")
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	uids, _ := s.resolveSet(numSet)
+	dst, err := s.srv.cfg.Store.MailboxByName(s.acct.ID, dest)
+	if err != nil {
+		return nil, tryCreate(err, s.log)
+	}
+	lim, err := s.srv.cfg.Policy.LimitsOf(s.acct)
+	if err != nil {
+		return nil, noFor(err, s.log)
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	res, err := s.srv.cfg.Store.Copy(ctx, s.acct.ID, s.sel.mbox.ID, uids, dst.ID, lim.StorageBytes, lim.Messages)
+	if err != nil {
+		return nil, noFor(err, s.log)
+	}
+	return copyData(res), nil
+}
+
+func copyData(res store.CopyResult) *imap.CopyData {
+	d := &imap.CopyData{UIDValidity: res.UIDValidity}
+	for i := range res.Source {
+		d.SourceUIDs.AddNum(imap.UID(res.Source[i]))
+		d.DestUIDs.AddNum(imap.UID(res.Dest[i]))
+	}
+	return d
+}
+
+// Move answers MOVE and UID MOVE (RFC 6851): COPYUID now; the EXPUNGEs
+// follow from the change feed in the poll after the command. A move
+// within one account never raises usage, so no quota applies.
+func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+	done, err := s.enter("MOVE")
+	defer done()
+	if err != nil {
+		return err
+	}
+	if s.sel.readOnly {
+		return readOnlyErr()
+	}
+	uids, _ := s.resolveSet(numSet)
+	dst, err := s.srv.cfg.Store.MailboxByName(s.acct.ID, dest)
+	if err != nil {
+		return tryCreate(err, s.log)
+	}
+	if dst.ID == s.sel.mbox.ID {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Cannot move into the same mailbox"}
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	res, err := s.srv.cfg.Store.Move(ctx, s.acct.ID, s.sel.mbox.ID, uids, dst.ID)
+	if err != nil {
+		return noFor(err, s.log)
+	}
+	if len(res.Source) == 0 {
+		return nil
+	}
+	return w.WriteCopyData(copyData(res))
+}
+
+// Expunge answers EXPUNGE, UID EXPUNGE (RFC 4315) and the expunge of
+// CLOSE: messages flagged \Deleted go, and each is reported by sequence
+// number, highest first so the others keep theirs.
+func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) error {
+	done, err := s.enter("EXPUNGE")
+	defer done()
+	if err != nil {
+		return err
+	}
+	v := s.sel
+	if v.readOnly {
+		if uidSet == nil {
+			return nil // CLOSE of an EXAMINEd mailbox expunges nothing
+		}
+		return readOnlyErr()
+	}
+	var only func(uint32) bool
+	if uidSet != nil {
+		only = func(uid uint32) bool { return uidSet.Contains(imap.UID(uid)) }
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	removed, err := s.srv.cfg.Store.ExpungeDeleted(ctx, s.acct.ID, v.mbox.ID, only)
+	if err != nil {
+		return noFor(err, s.log)
+	}
+	slices.Sort(removed)
+	for i := len(removed) - 1; i >= 0; i-- {
+		seq := v.seqOf(removed[i])
+		if seq == 0 {
+			continue
+		}
+		if int(seq) <= v.announced {
+			if err := w.WriteExpunge(seq); err != nil {
+				return err
+			}
+			v.announced--
+		}
+		v.uids = slices.Delete(v.uids, int(seq)-1, int(seq))
+	}
+	return nil
+}
+
+// Append answers APPEND (RFC 9051 §6.3.12) with APPENDUID. The size and
+// quota are checked from the literal's announced length before a byte of
+// it is kept.
+func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	done, err := s.enter("APPEND")
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	size := r.Size()
+	if err := s.srv.cfg.Policy.CheckAppend(s.acct, size); err != nil {
+		return nil, noFor(err, s.log)
+	}
+	mb, err := s.srv.cfg.Store.MailboxByName(s.acct.ID, mailbox)
+	if err != nil {
+		return nil, tryCreate(err, s.log)
+	}
+	var buf bytes.Buffer
+	buf.Grow(int(size))
+	if _, err := io.Copy(&buf, io.LimitReader(r, size)); err != nil {
+		return nil, err
+	}
+	date := options.Time
+	if date.IsZero() {
+		date = s.srv.cfg.Policy.Now()
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	res, err := s.srv.cfg.Policy.Append(ctx, s.acct, mb.Name, storeFlags(options.Flags), date, buf.Bytes())
+	if err != nil {
+		return nil, tryCreate(err, s.log)
+	}
+	return &imap.AppendData{UID: imap.UID(res.UID), UIDValidity: res.UIDValidity}, nil
+}

@@ -1,0 +1,374 @@
+package imapd
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
+
+	"abox/store"
+	"abox/store/msginfo"
+)
+
+// Search answers SEARCH and UID SEARCH (RFC 9051 §6.4.4) with ESEARCH
+// results and SEARCHRES's SAVE. Header, body and text matching is
+// case-insensitive on decoded text: MIME encoded words in headers,
+// transfer encodings and charsets in text parts (converted to UTF-8).
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	done, err := s.enter("SEARCH")
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	v := s.sel
+	var matched []uint32 // UIDs
+	var matchedSeqs []uint32
+	cache := &setCache{seq: map[*imap.SeqSet]map[uint32]bool{}, uid: map[*imap.UIDSet]map[uint32]bool{}}
+	for start := 0; start < len(v.uids); start += fetchChunk {
+		end := min(start+fetchChunk, len(v.uids))
+		msgs, err := s.srv.cfg.Store.MessagesByUID(s.acct.ID, v.mbox.ID, v.uids[start:end])
+		if err != nil {
+			return nil, noFor(err, s.log)
+		}
+		for i := range msgs {
+			m := &msgs[i]
+			c := &candidate{s: s, m: m, seq: v.seqOf(m.UID), sets: cache}
+			if c.seq == 0 {
+				continue
+			}
+			ok, err := c.match(criteria)
+			if err != nil {
+				return nil, noFor(err, s.log)
+			}
+			if ok {
+				matched = append(matched, m.UID)
+				matchedSeqs = append(matchedSeqs, c.seq)
+			}
+		}
+	}
+	if options.ReturnSave {
+		v.saved = matched
+	}
+	data := &imap.SearchData{Count: uint32(len(matched))}
+	nums := matchedSeqs
+	if kind == imapserver.NumKindUID {
+		nums = matched
+		var set imap.UIDSet
+		for _, u := range matched {
+			set.AddNum(imap.UID(u))
+		}
+		data.All = set
+	} else {
+		var set imap.SeqSet
+		set.AddNum(matchedSeqs...)
+		data.All = set
+	}
+	if len(nums) > 0 {
+		data.Min, data.Max = nums[0], nums[len(nums)-1]
+	}
+	return data, nil
+}
+
+// candidate is one message being matched; it reads the body and parses
+// the structure only when a criterion needs them.
+type candidate struct {
+	s    *session
+	m    *store.Message
+	seq  uint32
+	body []byte
+	info *msginfo.Info
+	hdr  *textproto.Header
+	text *string // decoded text of the text parts, lower case
+	sets *setCache
+}
+
+// setCache resolves each sequence or UID set of the criteria once per
+// SEARCH, not once per message.
+type setCache struct {
+	seq map[*imap.SeqSet]map[uint32]bool
+	uid map[*imap.UIDSet]map[uint32]bool
+}
+
+func toSet(l []uint32) map[uint32]bool {
+	m := make(map[uint32]bool, len(l))
+	for _, n := range l {
+		m[n] = true
+	}
+	return m
+}
+
+func (c *candidate) loadBody() error {
+	if c.body != nil {
+		return nil
+	}
+	body, raw, err := c.s.srv.cfg.Store.Body(c.m.Blob)
+	if err != nil {
+		return err
+	}
+	c.body = body
+	if c.info, err = msginfo.Decode(raw); err != nil {
+		c.info = msginfo.Parse(body)
+	}
+	return nil
+}
+
+func (c *candidate) loadInfo() error {
+	if c.info != nil {
+		return nil
+	}
+	raw, err := c.s.srv.cfg.Store.Structure(c.m.Blob)
+	if err == nil {
+		if c.info, err = msginfo.Decode(raw); err == nil {
+			return nil
+		}
+	}
+	return c.loadBody()
+}
+
+func (c *candidate) header() (*textproto.Header, error) {
+	if c.hdr != nil {
+		return c.hdr, nil
+	}
+	if err := c.loadBody(); err != nil {
+		return nil, err
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(c.body[:c.info.HeaderSize])))
+	if err != nil {
+		h = textproto.Header{}
+	}
+	c.hdr = &h
+	return c.hdr, nil
+}
+
+// bodyText is the decoded, lower-cased text of every text part.
+func (c *candidate) bodyText() (string, error) {
+	if c.text != nil {
+		return *c.text, nil
+	}
+	if err := c.loadBody(); err != nil {
+		return "", err
+	}
+	var sb strings.Builder
+	e, err := gomessage.Read(bytes.NewReader(c.body))
+	if e != nil && (err == nil || gomessage.IsUnknownCharset(err) || gomessage.IsUnknownEncoding(err)) {
+		_ = e.Walk(func(_ []int, part *gomessage.Entity, err error) error {
+			if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
+				return nil
+			}
+			t, _, _ := part.Header.ContentType()
+			if t == "" || strings.HasPrefix(t, "text/") {
+				b, _ := io.ReadAll(io.LimitReader(part.Body, 64<<20))
+				sb.Write(b)
+				sb.WriteByte('\n')
+			}
+			return nil
+		})
+	} else {
+		sb.Write(c.body[min(c.info.HeaderSize, int64(len(c.body))):])
+	}
+	t := strings.ToLower(sb.String())
+	c.text = &t
+	return t, nil
+}
+
+func contains(hay, needle string) bool {
+	return strings.Contains(strings.ToLower(hay), strings.ToLower(needle))
+}
+
+// date drops the time and zone, as SEARCH dates do (RFC 9051 §6.4.4).
+func date(t time.Time) time.Time {
+	y, m, d := t.Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+func (c *candidate) match(cr *imap.SearchCriteria) (bool, error) {
+	v := c.s.sel
+	for i := range cr.SeqNum {
+		key := &cr.SeqNum[i]
+		m := c.sets.seq[key]
+		if m == nil {
+			_, seqs := v.resolve(*key)
+			m = toSet(seqs)
+			c.sets.seq[key] = m
+		}
+		if !m[c.seq] {
+			return false, nil
+		}
+	}
+	for i := range cr.UID {
+		key := &cr.UID[i]
+		m := c.sets.uid[key]
+		if m == nil {
+			uids, _ := c.s.resolveSet(*key)
+			m = toSet(uids)
+			c.sets.uid[key] = m
+		}
+		if !m[c.m.UID] {
+			return false, nil
+		}
+	}
+	if !cr.Since.IsZero() && date(c.m.InternalDate).Before(date(cr.Since)) {
+		return false, nil
+	}
+	if !cr.Before.IsZero() && !date(c.m.InternalDate).Before(date(cr.Before)) {
+		return false, nil
+	}
+	if !cr.SentSince.IsZero() || !cr.SentBefore.IsZero() {
+		if err := c.loadInfo(); err != nil {
+			return false, err
+		}
+		sent := c.info.Envelope.Date
+		if sent.IsZero() {
+			sent = c.m.InternalDate
+		}
+		if !cr.SentSince.IsZero() && date(sent).Before(date(cr.SentSince)) ||
+			!cr.SentBefore.IsZero() && !date(sent).Before(date(cr.SentBefore)) {
+			return false, nil
+		}
+	}
+	for _, f := range cr.Flag {
+		if !c.hasFlag(f) {
+			return false, nil
+		}
+	}
+	for _, f := range cr.NotFlag {
+		if c.hasFlag(f) {
+			return false, nil
+		}
+	}
+	if cr.Larger > 0 && c.m.Size <= cr.Larger || cr.Smaller > 0 && c.m.Size >= cr.Smaller {
+		return false, nil
+	}
+	for _, h := range cr.Header {
+		ok, err := c.matchHeader(h.Key, h.Value)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	for _, want := range cr.Body {
+		t, err := c.bodyText()
+		if err != nil || !strings.Contains(t, strings.ToLower(want)) {
+			return false, err
+		}
+	}
+	for _, want := range cr.Text {
+		t, err := c.bodyText()
+		if err != nil {
+			return false, err
+		}
+		if strings.Contains(t, strings.ToLower(want)) {
+			continue
+		}
+		if ok, err := c.matchAnyHeader(want); err != nil || !ok {
+			return false, err
+		}
+	}
+	for i := range cr.Not {
+		ok, err := c.match(&cr.Not[i])
+		if err != nil || ok {
+			return false, err
+		}
+	}
+	for i := range cr.Or {
+		a, err := c.match(&cr.Or[i][0])
+		if err != nil {
+			return false, err
+		}
+		if !a {
+			b, err := c.match(&cr.Or[i][1])
+			if err != nil || !b {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}
+
+func (c *candidate) hasFlag(f imap.Flag) bool {
+	if strings.EqualFold(string(f), `\Recent`) {
+		return false // abox keeps no session-recent state
+	}
+	return hasFlag(c.m.Flags, string(f))
+}
+
+// matchHeader is SEARCH HEADER field string (and FROM, TO, CC, BCC,
+// SUBJECT, which go-imap passes as header criteria). Address and subject
+// fields are matched on their decoded form from the stored envelope
+// first, so most searches never read the body.
+func (c *candidate) matchHeader(key, value string) (bool, error) {
+	if value != "" {
+		if err := c.loadInfo(); err != nil {
+			return false, err
+		}
+		e := c.info.Envelope
+		var fields []string
+		switch strings.ToLower(key) {
+		case "subject":
+			fields = []string{e.Subject}
+		case "from":
+			fields = addrStrings(e.From)
+		case "to":
+			fields = addrStrings(e.To)
+		case "cc":
+			fields = addrStrings(e.Cc)
+		case "bcc":
+			fields = addrStrings(e.Bcc)
+		}
+		for _, f := range fields {
+			if contains(f, value) {
+				return true, nil
+			}
+		}
+	}
+	h, err := c.header()
+	if err != nil {
+		return false, err
+	}
+	mh := mail.Header{Header: gomessage.Header{Header: *h}}
+	for fs := h.FieldsByKey(key); fs.Next(); {
+		if value == "" {
+			return true, nil
+		}
+		text, err := mh.Text(key)
+		if err != nil {
+			text = fs.Value()
+		}
+		if contains(text, value) || contains(fs.Value(), value) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// matchAnyHeader looks for s in any header field (SEARCH TEXT).
+func (c *candidate) matchAnyHeader(s string) (bool, error) {
+	h, err := c.header()
+	if err != nil {
+		return false, err
+	}
+	dec := mail.Header{Header: gomessage.Header{Header: *h}}
+	for f := h.Fields(); f.Next(); {
+		if contains(f.Value(), s) {
+			return true, nil
+		}
+		if text, err := dec.Text(f.Key()); err == nil && contains(text, s) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func addrStrings(l []imap.Address) []string {
+	out := make([]string, 0, len(l))
+	for _, a := range l {
+		out = append(out, a.Name+" <"+a.Addr()+">")
+	}
+	return out
+}

@@ -1,0 +1,66 @@
+package imapd
+
+import (
+	"github.com/emersion/go-imap/v2"
+)
+
+// systemFlags are the flags every mailbox supports; $Official and $Junk
+// are the keywords abox itself sets (SPEC "IMAP").
+var mailboxFlags = []imap.Flag{
+	imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft,
+	"$Official", "$Junk", "$NotJunk", "$Forwarded", "$MDNSent",
+}
+
+// Select opens a mailbox (RFC 9051 §6.3.2, §6.3.3). The view is built
+// after subscribing to the feed, so no change committed in between is
+// missed.
+func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	done, err := s.enter("SELECT")
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	st := s.srv.cfg.Store
+	sub := st.Subscribe(s.acct.ID)
+	mb, err := st.MailboxByName(s.acct.ID, mailbox)
+	if err != nil {
+		sub.Close()
+		return nil, noFor(err, s.log)
+	}
+	uids, err := st.UIDs(s.acct.ID, mb.ID)
+	if err != nil {
+		sub.Close()
+		return nil, noFor(err, s.log)
+	}
+	v := &selected{mbox: mb, readOnly: options.ReadOnly, uids: uids, announced: len(uids), sub: sub, own: map[uint64]bool{}}
+	data := &imap.SelectData{
+		Flags:          mailboxFlags,
+		PermanentFlags: append(append([]imap.Flag{}, mailboxFlags...), imap.FlagWildcard),
+		NumMessages:    uint32(len(uids)),
+		UIDNext:        imap.UID(mb.UIDNext),
+		UIDValidity:    mb.UIDValidity,
+	}
+	if options.ReadOnly {
+		data.PermanentFlags = nil
+	}
+	if mb.Unseen > 0 {
+		if uid, err := st.FirstUnseen(s.acct.ID, mb.ID); err == nil && uid != 0 {
+			data.FirstUnseenSeqNum = v.seqOf(uid)
+		}
+	}
+	s.sel = v
+	return data, nil
+}
+
+// Unselect leaves the selected state (CLOSE expunges first, in go-imap).
+func (s *session) Unselect() error {
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	return nil
+}

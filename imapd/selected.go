@@ -1,0 +1,303 @@
+package imapd
+
+import (
+	"slices"
+	"sort"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"abox/store"
+)
+
+// selected is a session's view of its selected mailbox: the UIDs the
+// client knows, in sequence order, and the committed changes it has not
+// been told yet.
+type selected struct {
+	mbox     store.Mailbox
+	readOnly bool
+	uids     []uint32 // sequence number n is uids[n-1]
+	// announced is how many messages the client has been told exist;
+	// uids beyond it were added since and wait for an EXISTS.
+	announced int
+	sub       *store.Subscription
+	pending   []store.Change
+	// own are modseqs of flag changes this session made and already
+	// answered, so the feed's echo is not sent again.
+	own     map[uint64]bool
+	saved   []uint32 // SEARCH RETURN (SAVE) result, as UIDs (RFC 5182)
+	deleted bool     // the mailbox was deleted by another session
+	resync  bool     // the feed overflowed: reload from the store
+}
+
+func (v *selected) close() {
+	if v.sub != nil {
+		v.sub.Close()
+		v.sub = nil
+	}
+}
+
+// seqOf returns the sequence number of uid in the view, or 0.
+func (v *selected) seqOf(uid uint32) uint32 {
+	i, ok := slices.BinarySearch(v.uids, uid)
+	if !ok {
+		return 0
+	}
+	return uint32(i + 1)
+}
+
+// drain moves the feed's changes into pending without blocking.
+func (v *selected) drain() {
+	if v.sub == nil {
+		return
+	}
+	for {
+		select {
+		case c, ok := <-v.sub.C:
+			if !ok {
+				return
+			}
+			v.take(c)
+		default:
+			if v.sub.Lost() {
+				v.resync = true
+			}
+			return
+		}
+	}
+}
+
+func (v *selected) take(c store.Change) {
+	if c.Mailbox != v.mbox.ID {
+		return
+	}
+	switch c.Kind {
+	case store.MessageAdded, store.MessageRemoved, store.FlagsChanged:
+		v.pending = append(v.pending, c)
+	case store.MailboxDeleted:
+		v.deleted = true
+	}
+}
+
+// flush tells the client about pending changes (RFC 9051 §7.4): FETCH
+// FLAGS, EXISTS, and, when allowed, EXPUNGE. Expunges wait while the
+// command in progress forbids them (FETCH, STORE, SEARCH); the messages
+// stay in the view, and so in the numbering, until then.
+func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	v := s.sel
+	if v == nil {
+		return nil
+	}
+	v.drain()
+	if v.deleted {
+		s.bye("The selected mailbox was deleted")
+		return nil
+	}
+	if v.resync && allowExpunge {
+		return s.reload(w)
+	}
+	var keep []store.Change
+	for _, c := range v.pending {
+		switch c.Kind {
+		case store.MessageAdded:
+			if n := len(v.uids); n == 0 || c.UID > v.uids[n-1] {
+				v.uids = append(v.uids, c.UID)
+			}
+		case store.MessageRemoved:
+			seq := v.seqOf(c.UID)
+			if seq == 0 {
+				continue
+			}
+			if !allowExpunge {
+				keep = append(keep, c)
+				continue
+			}
+			if int(seq) > v.announced {
+				// The client never heard of it: drop it quietly.
+				v.uids = slices.Delete(v.uids, int(seq)-1, int(seq))
+				continue
+			}
+			if err := w.WriteExpunge(seq); err != nil {
+				return err
+			}
+			v.uids = slices.Delete(v.uids, int(seq)-1, int(seq))
+			v.announced--
+		case store.FlagsChanged:
+			if v.own[c.ModSeq] {
+				delete(v.own, c.ModSeq)
+				continue
+			}
+			seq := v.seqOf(c.UID)
+			if seq == 0 || int(seq) > v.announced {
+				continue
+			}
+			if err := w.WriteMessageFlags(seq, imap.UID(c.UID), imapFlags(c.Flags)); err != nil {
+				return err
+			}
+		}
+	}
+	v.pending = keep
+	if len(v.uids) > v.announced {
+		v.announced = len(v.uids)
+		return w.WriteNumMessages(uint32(v.announced))
+	}
+	return nil
+}
+
+// reload rebuilds the view after the feed overflowed: it subscribes
+// again, reads the UIDs, expunges what is gone, announces what is new,
+// and sends every message's flags (the changes in between are unknown).
+func (s *session) reload(w *imapserver.UpdateWriter) error {
+	v := s.sel
+	v.close()
+	v.sub = s.srv.cfg.Store.Subscribe(s.acct.ID)
+	v.pending, v.resync, v.own = nil, false, map[uint64]bool{}
+	uids, err := s.srv.cfg.Store.UIDs(s.acct.ID, v.mbox.ID)
+	if err != nil {
+		return err
+	}
+	// Expunge from the highest sequence number down so the lower ones
+	// keep their meaning.
+	for i := len(v.uids) - 1; i >= 0; i-- {
+		if _, ok := slices.BinarySearch(uids, v.uids[i]); !ok {
+			if i < v.announced {
+				if err := w.WriteExpunge(uint32(i + 1)); err != nil {
+					return err
+				}
+				v.announced--
+			}
+			v.uids = slices.Delete(v.uids, i, i+1)
+		}
+	}
+	v.uids = uids
+	if len(v.uids) > v.announced {
+		v.announced = len(v.uids)
+		if err := w.WriteNumMessages(uint32(v.announced)); err != nil {
+			return err
+		}
+	}
+	msgs, err := s.srv.cfg.Store.MessagesByUID(s.acct.ID, v.mbox.ID, v.uids)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if err := w.WriteMessageFlags(v.seqOf(m.UID), imap.UID(m.UID), imapFlags(m.Flags)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Poll is called after each command (RFC 9051 §7: untagged updates).
+func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	return s.flush(w, allowExpunge)
+}
+
+// Idle sends changes as they are committed (RFC 2177), until stop.
+func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	if err := s.flush(w, true); err != nil {
+		return err
+	}
+	if s.sel == nil {
+		<-stop
+		return nil
+	}
+	for {
+		select {
+		case <-stop:
+			return nil
+		case c, ok := <-s.sel.sub.C:
+			if !ok {
+				<-stop
+				return nil
+			}
+			s.sel.take(c)
+			if err := s.flush(w, true); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// resolve turns a sequence or UID set into the view's UIDs (ascending)
+// with their sequence numbers. "*" is the last message of the view.
+func (v *selected) resolve(set imap.NumSet) (uids []uint32, seqs []uint32) {
+	n := uint32(len(v.uids))
+	switch set := set.(type) {
+	case imap.SeqSet:
+		for _, r := range set {
+			start, stop := r.Start, r.Stop
+			if start == 0 {
+				start = n
+			}
+			if stop == 0 {
+				stop = n
+			}
+			if start > stop {
+				start, stop = stop, start
+			}
+			for seq := max(start, 1); seq <= min(stop, n); seq++ {
+				seqs = append(seqs, seq)
+			}
+		}
+		slices.Sort(seqs)
+		seqs = slices.Compact(seqs)
+		for _, seq := range seqs {
+			uids = append(uids, v.uids[seq-1])
+		}
+	case imap.UIDSet:
+		var last uint32
+		if n > 0 {
+			last = v.uids[n-1]
+		}
+		for _, r := range set {
+			start, stop := uint32(r.Start), uint32(r.Stop)
+			if start == 0 {
+				start = last
+			}
+			if stop == 0 {
+				stop = last
+			}
+			if start > stop {
+				start, stop = stop, start
+			}
+			i := sort.Search(len(v.uids), func(i int) bool { return v.uids[i] >= start })
+			for ; i < len(v.uids) && v.uids[i] <= stop; i++ {
+				uids = append(uids, v.uids[i])
+				seqs = append(seqs, uint32(i+1))
+			}
+		}
+		if len(set) > 1 {
+			order := make([]int, len(uids))
+			for i := range order {
+				order[i] = i
+			}
+			sort.Slice(order, func(a, b int) bool { return uids[order[a]] < uids[order[b]] })
+			u2, s2 := make([]uint32, 0, len(uids)), make([]uint32, 0, len(uids))
+			for i, o := range order {
+				if i > 0 && uids[o] == u2[len(u2)-1] {
+					continue
+				}
+				u2, s2 = append(u2, uids[o]), append(s2, seqs[o])
+			}
+			uids, seqs = u2, s2
+		}
+	}
+	return uids, seqs
+}
+
+func imapFlags(flags []string) []imap.Flag {
+	out := make([]imap.Flag, len(flags))
+	for i, f := range flags {
+		out[i] = imap.Flag(f)
+	}
+	return out
+}
+
+func storeFlags(flags []imap.Flag) []string {
+	out := make([]string, 0, len(flags))
+	for _, f := range flags {
+		out = append(out, string(f))
+	}
+	return out
+}

@@ -1,0 +1,213 @@
+package imapd
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"abox/policy"
+	"abox/store"
+)
+
+// Config configures one IMAP listener's server.
+type Config struct {
+	Name        string // listener name: imap, imaps
+	TLS         *tls.Config
+	ImplicitTLS bool
+	Policy      *policy.Engine
+	Store       *store.Store
+	Log         *slog.Logger
+	Metrics     *Metrics
+
+	MaxConnections        int // all clients (default 10,000)
+	ConnectionsPerAccount int // default 50
+}
+
+// Server serves IMAP.
+type Server struct {
+	cfg Config
+	srv *imapserver.Server
+
+	mu       sync.Mutex
+	ln       []net.Listener        // guarded by mu
+	sessions map[*session]struct{} // guarded by mu
+	perAcct  map[uint64]int        // guarded by mu
+	closing  bool                  // guarded by mu
+}
+
+// capabilities are what abox offers beyond what go-imap adds itself.
+var capabilities = imap.CapSet{
+	imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {},
+	imap.CapNamespace: {}, imap.CapUIDPlus: {}, imap.CapESearch: {}, imap.CapSearchRes: {},
+	imap.CapListExtended: {}, imap.CapListStatus: {}, imap.CapMove: {}, imap.CapStatusSize: {},
+	imap.CapChildren: {}, imap.CapSpecialUse: {}, imap.CapLiteralPlus: {}, imap.CapBinary: {},
+	imap.CapUnauthenticate: {},
+}
+
+// New returns a server; defaults fill the zero fields of cfg.
+func New(cfg Config) *Server {
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = 10_000
+	}
+	if cfg.ConnectionsPerAccount == 0 {
+		cfg.ConnectionsPerAccount = 50
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	s := &Server{cfg: cfg, sessions: map[*session]struct{}{}, perAcct: map[uint64]int{}}
+	s.srv = imapserver.New(&imapserver.Options{
+		NewSession: s.newSession,
+		Caps:       capabilities,
+		Logger:     logAdapter{cfg.Log},
+		TLSConfig:  s.starttlsConfig(),
+	})
+	return s
+}
+
+// starttlsConfig offers STARTTLS only on the plain listener.
+func (s *Server) starttlsConfig() *tls.Config {
+	if s.cfg.ImplicitTLS {
+		return nil
+	}
+	return s.cfg.TLS
+}
+
+type logAdapter struct{ log *slog.Logger }
+
+func (l logAdapter) Printf(format string, args ...any) {
+	l.log.Warn("imap: " + fmt.Sprintf(format, args...))
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	s.ln = append(s.ln, ln)
+	s.mu.Unlock()
+	return s.srv.Serve(ln)
+}
+
+// Shutdown stops accepting at once, lets commands in progress finish, says
+// BYE to every session, and closes the rest when ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for _, ln := range s.ln {
+		ln.Close()
+	}
+	s.mu.Unlock()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		open := 0
+		for sess := range s.sessions {
+			if sess.tryBye("Server shutting down") {
+				delete(s.sessions, sess)
+				continue
+			}
+			open++
+		}
+		s.mu.Unlock()
+		if open == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			s.srv.Close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	s.srv.Close()
+	return nil
+}
+
+func (s *Server) newSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	ip := remoteIP(conn.NetConn())
+	s.mu.Lock()
+	full := s.closing || len(s.sessions) >= s.cfg.MaxConnections
+	s.mu.Unlock()
+	if full {
+		s.cfg.Metrics.rejected.WithLabelValues(s.cfg.Name, "too many connections").Inc()
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable, Text: "Too many connections, try again later"}
+	}
+	release, err := s.cfg.Policy.Limits.OpenConn("imap", ip)
+	if err != nil {
+		s.cfg.Metrics.rejected.WithLabelValues(s.cfg.Name, "too many connections").Inc()
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable, Text: policy.ReasonOf(err)}
+	}
+	sess := &session{srv: s, conn: conn, ip: ip, releaseIP: release,
+		log: s.cfg.Log.With("listener", s.cfg.Name, "remote", ip.String())}
+	s.mu.Lock()
+	s.sessions[sess] = struct{}{}
+	s.mu.Unlock()
+	s.cfg.Metrics.sessions.WithLabelValues(s.cfg.Name).Inc()
+	return sess, nil, nil
+}
+
+// claimAccountSlot counts one more session for an account, or refuses.
+func (s *Server) claimAccountSlot(acct uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAcct[acct] >= s.cfg.ConnectionsPerAccount {
+		return false
+	}
+	s.perAcct[acct]++
+	return true
+}
+
+func (s *Server) releaseAccountSlot(acct uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perAcct[acct]--; s.perAcct[acct] <= 0 {
+		delete(s.perAcct, acct)
+	}
+}
+
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	s.cfg.Metrics.sessions.WithLabelValues(s.cfg.Name).Dec()
+}
+
+func remoteIP(c net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.IPv6Unspecified()
+}
+
+// Metrics are the IMAP counters exported on /metrics.
+type Metrics struct {
+	sessions  *prometheus.GaugeVec
+	rejected  *prometheus.CounterVec
+	logins    *prometheus.CounterVec
+	commands  *prometheus.CounterVec
+	limitHits *prometheus.CounterVec
+}
+
+// NewMetrics creates and registers (with reg, when not nil) the metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		sessions:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "abox_imap_sessions", Help: "IMAP sessions open now."}, []string{"listener"}),
+		rejected:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_connections_rejected_total", Help: "IMAP connections refused, by reason."}, []string{"listener", "reason"}),
+		logins:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_logins_total", Help: "IMAP logins, by result."}, []string{"listener", "result"}),
+		commands:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_commands_total", Help: "IMAP commands handled by the backend."}, []string{"listener", "command"}),
+		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_rate_limited_total", Help: "Commands refused by the class's commands-per-minute limit."}, []string{"listener"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.sessions, m.rejected, m.logins, m.commands, m.limitHits)
+	}
+	return m
+}

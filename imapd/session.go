@@ -1,0 +1,180 @@
+package imapd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"golang.org/x/time/rate"
+
+	"log/slog"
+
+	"abox/accounts"
+	"abox/policy"
+)
+
+// opTimeout bounds one store operation of a command.
+const opTimeout = time.Minute
+
+// session is one IMAP connection's backend. go-imap calls its methods
+// from the connection's goroutine, one at a time (IDLE runs in its own
+// goroutine while no command runs).
+type session struct {
+	srv       *Server
+	conn      *imapserver.Conn
+	ip        netip.Addr
+	log       *slog.Logger
+	releaseIP func()
+
+	acct     *accounts.Account
+	limiter  *rate.Limiter // the class's commands per minute
+	strikes  int           // commands refused by the limiter in a row
+	sel      *selected
+	busy     atomic.Int32 // inside a command (not IDLE)
+	byeOnce  sync.Once
+	released bool
+}
+
+// enter marks the start of a command and applies the class's
+// commands-per-minute limit (the terms' "requests per period"): a command
+// over the limit gets NO [LIMIT]; a client that keeps going gets BYE.
+// The returned function marks the end.
+func (s *session) enter(name string) (func(), error) {
+	s.busy.Add(1)
+	done := func() { s.busy.Add(-1) }
+	s.srv.cfg.Metrics.commands.WithLabelValues(s.srv.cfg.Name, name).Inc()
+	if s.limiter == nil || s.limiter.Allow() {
+		s.strikes = 0
+		return done, nil
+	}
+	s.strikes++
+	s.srv.cfg.Metrics.limitHits.WithLabelValues(s.srv.cfg.Name).Inc()
+	if s.strikes > 20 {
+		s.log.Warn("commands-per-minute limit abused; closing", "account", s.acct.Address())
+		s.bye("Too many commands; slow down")
+	}
+	return done, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+		Text: fmt.Sprintf("Too many commands: your account allows %.0f per minute", float64(s.limiter.Limit())*60)}
+}
+
+func (s *session) bye(text string) {
+	s.byeOnce.Do(func() { s.conn.Bye(text) })
+}
+
+// tryBye says goodbye unless a command is running (Shutdown).
+func (s *session) tryBye(text string) bool {
+	if s.busy.Load() > 0 {
+		return false
+	}
+	s.bye(text)
+	return true
+}
+
+func (s *session) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), opTimeout)
+}
+
+// Close ends the session.
+func (s *session) Close() error {
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	s.logout()
+	s.releaseIP()
+	s.srv.forget(s)
+	return nil
+}
+
+func (s *session) logout() {
+	if s.acct != nil && !s.released {
+		s.srv.releaseAccountSlot(s.acct.ID)
+		s.released = true
+	}
+}
+
+// Login authenticates a subscriber (RFC 9051 §6.2.3; only under TLS,
+// which go-imap enforces with LOGINDISABLED before STARTTLS).
+func (s *session) Login(username, password string) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	id, delay, err := s.srv.cfg.Policy.Authenticate(ctx, "imap", username, password, s.ip)
+	if err != nil {
+		s.srv.cfg.Metrics.logins.WithLabelValues(s.srv.cfg.Name, "failed").Inc()
+		s.log.Info("login failed", "user", username, "err", err)
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		return loginError(err, s.log)
+	}
+	if !s.srv.claimAccountSlot(id.Account.ID) {
+		s.srv.cfg.Metrics.logins.WithLabelValues(s.srv.cfg.Name, "too many sessions").Inc()
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+			Text: fmt.Sprintf("Too many sessions for %s (at most %d)", id.Account.Address(), s.srv.cfg.ConnectionsPerAccount)}
+	}
+	s.acct = id.Account
+	s.released = false
+	s.log = s.log.With("account", s.acct.Address())
+	if lim, err := s.srv.cfg.Policy.LimitsOf(s.acct); err == nil && lim.IMAPCommandsPerMinute > 0 {
+		n := lim.IMAPCommandsPerMinute
+		s.limiter = rate.NewLimiter(rate.Limit(float64(n)/60), int(n))
+	}
+	s.srv.cfg.Metrics.logins.WithLabelValues(s.srv.cfg.Name, "ok").Inc()
+	s.log.Info("logged in")
+	return nil
+}
+
+// loginError says why a login was refused: bad credentials, or (to the
+// holder of the password only) a blocked or deleted account.
+func loginError(err error, log *slog.Logger) error {
+	switch {
+	case errors.Is(err, policy.ErrDisabled):
+		switch {
+		case errors.Is(err, accounts.ErrBlocked):
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin, Text: policy.ReasonOf(err)}
+		case errors.Is(err, accounts.ErrPendingDeletion):
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeExpired, Text: policy.ReasonOf(err)}
+		}
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin, Text: policy.ReasonOf(err)}
+	case errors.Is(err, policy.ErrAuthFailed):
+		return imapserver.ErrAuthFailed
+	}
+	return noFor(err, log)
+}
+
+// Unauthenticate returns to the not-authenticated state (RFC 8437).
+func (s *session) Unauthenticate() error {
+	if s.sel != nil {
+		s.sel.close()
+		s.sel = nil
+	}
+	s.logout()
+	s.acct, s.limiter = nil, nil
+	return nil
+}
+
+// Namespace has one personal namespace with "/" as delimiter.
+func (s *session) Namespace() (*imap.NamespaceData, error) {
+	done, err := s.enter("NAMESPACE")
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: '/'}}}, nil
+}
+
+// AppendLimit is the default class's message size (APPENDLIMIT, RFC 7889).
+func (s *session) AppendLimit() uint32 {
+	if s.acct != nil {
+		if lim, err := s.srv.cfg.Policy.LimitsOf(s.acct); err == nil && lim.MaxMessageSize > 0 {
+			return uint32(min(lim.MaxMessageSize, 1<<32-1))
+		}
+	}
+	return uint32(min(s.srv.cfg.Policy.AdvertisedSize(), 1<<32-1))
+}

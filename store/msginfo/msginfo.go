@@ -1,0 +1,406 @@
+// Package msginfo computes, once at delivery, what IMAP FETCH needs
+// about a message without reading it again (the envelope and the body
+// structure of RFC 9051 §7.5.2), and encodes it compactly for the store
+// to keep beside the body.
+//
+// It parses with go-imap's imapserver helpers and go-message; it never
+// touches the store or the network.
+package msginfo
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	_ "github.com/emersion/go-message/charset" // decode non-UTF-8 header words
+	"github.com/emersion/go-message/textproto"
+)
+
+// Info is a message's precomputed IMAP structure.
+type Info struct {
+	Envelope  *imap.Envelope
+	Structure imap.BodyStructure
+	// HeaderSize is the length of the header section including the
+	// blank line that ends it.
+	HeaderSize int64
+}
+
+// Compute parses msg and returns its encoded Info.
+func Compute(msg []byte) []byte {
+	return Encode(Parse(msg))
+}
+
+// Parse computes a message's Info. A malformed message still gets one:
+// what cannot be parsed is served as text/plain, as RFC 9051 §7.5.2
+// defaults.
+func Parse(msg []byte) *Info {
+	info := &Info{HeaderSize: headerSize(msg)}
+	hdr, err := textproto.ReadHeader(bufioReader(msg))
+	if err == nil {
+		info.Envelope = imapserver.ExtractEnvelope(hdr)
+	} else {
+		info.Envelope = &imap.Envelope{}
+	}
+	info.Structure = fixDefaults(imapserver.ExtractBodyStructure(bytes.NewReader(msg)))
+	return info
+}
+
+// headerSize finds the end of the header section (after CRLF CRLF, or LF
+// LF for stored bare-LF messages); a message without a body is all
+// header.
+func headerSize(msg []byte) int64 {
+	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
+		return int64(i + 4)
+	}
+	if i := bytes.Index(msg, []byte("\n\n")); i >= 0 {
+		return int64(i + 2)
+	}
+	return int64(len(msg))
+}
+
+// fixDefaults fills in what RFC 2045 §5.2 says a part without a
+// Content-Type is: text/plain; charset=us-ascii, 7bit.
+func fixDefaults(bs imap.BodyStructure) imap.BodyStructure {
+	switch p := bs.(type) {
+	case *imap.BodyStructureSinglePart:
+		if p.Type == "" {
+			p.Type, p.Subtype = "text", "plain"
+			if p.Params == nil {
+				p.Params = map[string]string{}
+			}
+			if p.Params["charset"] == "" {
+				p.Params["charset"] = "us-ascii"
+			}
+			if p.Text == nil {
+				p.Text = &imap.BodyStructureText{}
+			}
+		}
+		if p.Encoding == "" {
+			p.Encoding = "7bit"
+		}
+		if p.Extended == nil {
+			p.Extended = &imap.BodyStructureSinglePartExt{}
+		}
+		if p.MessageRFC822 != nil {
+			p.MessageRFC822.BodyStructure = fixDefaults(p.MessageRFC822.BodyStructure)
+		}
+	case *imap.BodyStructureMultiPart:
+		for i, c := range p.Children {
+			p.Children[i] = fixDefaults(c)
+		}
+		if len(p.Children) == 0 {
+			// A multipart without parts cannot be written as one.
+			return fixDefaults(&imap.BodyStructureSinglePart{})
+		}
+		if p.Extended == nil {
+			p.Extended = &imap.BodyStructureMultiPartExt{}
+		}
+	case nil:
+		return fixDefaults(&imap.BodyStructureSinglePart{})
+	}
+	return bs
+}
+
+// --- encoding ---
+
+const version = 1
+
+type writer struct{ b []byte }
+
+func (w *writer) u8(v byte)    { w.b = append(w.b, v) }
+func (w *writer) uv(v uint64)  { w.b = binary.AppendUvarint(w.b, v) }
+func (w *writer) iv(v int64)   { w.b = binary.AppendVarint(w.b, v) }
+func (w *writer) str(s string) { w.uv(uint64(len(s))); w.b = append(w.b, s...) }
+func (w *writer) strs(l []string) {
+	w.uv(uint64(len(l)))
+	for _, s := range l {
+		w.str(s)
+	}
+}
+func (w *writer) params(m map[string]string) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	w.uv(uint64(len(keys)))
+	for _, k := range keys {
+		w.str(k)
+		w.str(m[k])
+	}
+}
+
+// Encode serialises an Info.
+func Encode(info *Info) []byte {
+	w := &writer{b: make([]byte, 0, 256)}
+	w.u8(version)
+	w.iv(info.HeaderSize)
+	w.envelope(info.Envelope)
+	w.structure(info.Structure)
+	return w.b
+}
+
+func (w *writer) envelope(e *imap.Envelope) {
+	if e == nil {
+		e = &imap.Envelope{}
+	}
+	if e.Date.IsZero() {
+		w.u8(0)
+	} else {
+		w.u8(1)
+		_, off := e.Date.Zone()
+		w.iv(e.Date.Unix())
+		w.iv(int64(off))
+	}
+	w.str(e.Subject)
+	for _, l := range [][]imap.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc} {
+		w.uv(uint64(len(l)))
+		for _, a := range l {
+			w.str(a.Name)
+			w.str(a.Mailbox)
+			w.str(a.Host)
+		}
+	}
+	w.strs(e.InReplyTo)
+	w.str(e.MessageID)
+}
+
+func (w *writer) disposition(d *imap.BodyStructureDisposition) {
+	if d == nil {
+		w.u8(0)
+		return
+	}
+	w.u8(1)
+	w.str(d.Value)
+	w.params(d.Params)
+}
+
+func (w *writer) structure(bs imap.BodyStructure) {
+	switch p := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		w.u8('m')
+		w.str(p.Subtype)
+		w.uv(uint64(len(p.Children)))
+		for _, c := range p.Children {
+			w.structure(c)
+		}
+		if p.Extended == nil {
+			w.u8(0)
+			return
+		}
+		w.u8(1)
+		w.params(p.Extended.Params)
+		w.disposition(p.Extended.Disposition)
+		w.strs(p.Extended.Language)
+		w.str(p.Extended.Location)
+	case *imap.BodyStructureSinglePart:
+		w.u8('s')
+		w.str(p.Type)
+		w.str(p.Subtype)
+		w.params(p.Params)
+		w.str(p.ID)
+		w.str(p.Description)
+		w.str(p.Encoding)
+		w.uv(uint64(p.Size))
+		switch {
+		case p.MessageRFC822 != nil:
+			w.u8('r')
+			w.envelope(p.MessageRFC822.Envelope)
+			w.structure(p.MessageRFC822.BodyStructure)
+			w.iv(p.MessageRFC822.NumLines)
+		case p.Text != nil:
+			w.u8('t')
+			w.iv(p.Text.NumLines)
+		default:
+			w.u8(0)
+		}
+		if p.Extended == nil {
+			w.u8(0)
+			return
+		}
+		w.u8(1)
+		w.disposition(p.Extended.Disposition)
+		w.strs(p.Extended.Language)
+		w.str(p.Extended.Location)
+	}
+}
+
+// --- decoding ---
+
+// ErrMalformed is returned for bytes Encode did not write.
+var ErrMalformed = errors.New("msginfo: malformed record")
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail() { r.err = ErrMalformed; r.b = nil }
+
+func (r *reader) u8() byte {
+	if len(r.b) < 1 {
+		r.fail()
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) uv() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) iv() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) str() string {
+	n := r.uv()
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+// count reads a length and refuses one larger than the bytes left.
+func (r *reader) count() int {
+	n := r.uv()
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) strs() []string {
+	n := r.count()
+	if n == 0 {
+		return nil
+	}
+	l := make([]string, n)
+	for i := range l {
+		l[i] = r.str()
+	}
+	return l
+}
+
+func (r *reader) params() map[string]string {
+	n := r.count()
+	m := make(map[string]string, n)
+	for range n {
+		k := r.str()
+		m[k] = r.str()
+	}
+	return m
+}
+
+// Decode reads what Encode wrote.
+func Decode(b []byte) (*Info, error) {
+	r := &reader{b: b}
+	if r.u8() != version {
+		return nil, ErrMalformed
+	}
+	info := &Info{HeaderSize: r.iv()}
+	info.Envelope = r.envelope()
+	info.Structure = r.structure(0)
+	if r.err != nil {
+		return nil, r.err
+	}
+	return info, nil
+}
+
+func (r *reader) envelope() *imap.Envelope {
+	e := &imap.Envelope{}
+	if r.u8() == 1 {
+		secs, off := r.iv(), r.iv()
+		e.Date = time.Unix(secs, 0).In(time.FixedZone("", int(off)))
+	}
+	e.Subject = r.str()
+	lists := []*[]imap.Address{&e.From, &e.Sender, &e.ReplyTo, &e.To, &e.Cc, &e.Bcc}
+	for _, l := range lists {
+		n := r.count()
+		for range n {
+			*l = append(*l, imap.Address{Name: r.str(), Mailbox: r.str(), Host: r.str()})
+		}
+	}
+	e.InReplyTo = r.strs()
+	e.MessageID = r.str()
+	return e
+}
+
+func (r *reader) disposition() *imap.BodyStructureDisposition {
+	if r.u8() == 0 {
+		return nil
+	}
+	return &imap.BodyStructureDisposition{Value: r.str(), Params: r.params()}
+}
+
+// maxDepth bounds nesting so a corrupt record cannot exhaust the stack.
+const maxDepth = 64
+
+func (r *reader) structure(depth int) imap.BodyStructure {
+	if depth > maxDepth {
+		r.fail()
+		return nil
+	}
+	switch r.u8() {
+	case 'm':
+		p := &imap.BodyStructureMultiPart{Subtype: r.str()}
+		n := r.count()
+		for range n {
+			c := r.structure(depth + 1)
+			if r.err != nil {
+				return nil
+			}
+			p.Children = append(p.Children, c)
+		}
+		if r.u8() == 1 {
+			p.Extended = &imap.BodyStructureMultiPartExt{Params: r.params(), Disposition: r.disposition(), Language: r.strs(), Location: r.str()}
+		}
+		return p
+	case 's':
+		p := &imap.BodyStructureSinglePart{Type: r.str(), Subtype: r.str(), Params: r.params(),
+			ID: r.str(), Description: r.str(), Encoding: r.str(), Size: uint32(r.uv())}
+		switch r.u8() {
+		case 'r':
+			env := r.envelope()
+			inner := r.structure(depth + 1)
+			p.MessageRFC822 = &imap.BodyStructureMessageRFC822{Envelope: env, BodyStructure: inner, NumLines: r.iv()}
+		case 't':
+			p.Text = &imap.BodyStructureText{NumLines: r.iv()}
+		}
+		if r.u8() == 1 {
+			p.Extended = &imap.BodyStructureSinglePartExt{Disposition: r.disposition(), Language: r.strs(), Location: r.str()}
+		}
+		return p
+	}
+	r.fail()
+	return nil
+}
+
+// MediaType returns a lower-case "type/subtype" of a part.
+func MediaType(bs imap.BodyStructure) string { return strings.ToLower(bs.MediaType()) }
+
+func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
