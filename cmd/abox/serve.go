@@ -220,7 +220,7 @@ func (s *server) httpService() service {
 
 type httpServer struct{ srv *http.Server }
 
-func (h *httpServer) Serve(ln net.Listener) error         { return h.srv.Serve(ln) }
+func (h *httpServer) Serve(ln net.Listener) error        { return h.srv.Serve(ln) }
 func (h *httpServer) Shutdown(ctx context.Context) error { return h.srv.Shutdown(ctx) }
 
 func (s *server) registerMetrics() {
