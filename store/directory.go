@@ -51,6 +51,7 @@ func listJSON[T any](s *Store, bucket []byte) ([]T, error) {
 // AddDomain starts hosting a domain. name must already be normalised.
 func (s *Store) AddDomain(ctx context.Context, name string, a Audit) error {
 	return s.update(ctx, func(t *txn) error {
+		t.dirChanged = true
 		b := t.tx.Bucket(bDomains)
 		if b.Get([]byte(name)) != nil {
 			return fmt.Errorf("domain %s: %w", name, ErrExists)
@@ -66,6 +67,7 @@ func (s *Store) AddDomain(ctx context.Context, name string, a Audit) error {
 // (purged tombstones included, so their addresses stay explainable).
 func (s *Store) RemoveDomain(ctx context.Context, name string, a Audit) error {
 	return s.update(ctx, func(t *txn) error {
+		t.dirChanged = true
 		b := t.tx.Bucket(bDomains)
 		if b.Get([]byte(name)) == nil {
 			return fmt.Errorf("domain %s: %w", name, ErrNoDomain)
@@ -127,6 +129,7 @@ func (s *Store) Class(name string) (accounts.Class, error) {
 func (s *Store) SetClass(ctx context.Context, name string, fn func(*accounts.Class) error, a Audit) (accounts.Class, error) {
 	var out accounts.Class
 	err := s.update(ctx, func(t *txn) error {
+		t.dirChanged = true
 		b := t.tx.Bucket(bClasses)
 		var c accounts.Class
 		ok, err := getJSON(b, []byte(name), &c)
@@ -154,6 +157,7 @@ func (s *Store) SetClass(ctx context.Context, name string, fn func(*accounts.Cla
 // AddSender registers a trusted submitting system.
 func (s *Store) AddSender(ctx context.Context, snd accounts.Sender, a Audit) error {
 	return s.update(ctx, func(t *txn) error {
+		t.dirChanged = true
 		b := t.tx.Bucket(bSenders)
 		if b.Get([]byte(snd.Name)) != nil {
 			return fmt.Errorf("sender %s: %w", snd.Name, ErrExists)
@@ -170,6 +174,7 @@ func (s *Store) AddSender(ctx context.Context, snd accounts.Sender, a Audit) err
 // records.
 func (s *Store) RemoveSender(ctx context.Context, name string, a Audit) error {
 	return s.update(ctx, func(t *txn) error {
+		t.dirChanged = true
 		b := t.tx.Bucket(bSenders)
 		if b.Get([]byte(name)) == nil {
 			return fmt.Errorf("sender %s: %w", name, ErrNoSender)

@@ -54,6 +54,7 @@ type Store struct {
 	stop     chan struct{}
 	done     chan struct{}
 
+	dirGen   atomic.Uint64 // bumped after a commit changed domains, classes or senders
 	commits  atomic.Uint64 // write transactions committed
 	requests atomic.Uint64 // write requests committed
 
@@ -257,18 +258,20 @@ func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
 // txn is what a write request function receives: the transaction and a
 // place to leave change notices, published after the commit.
 type txn struct {
-	tx      *bolt.Tx
-	s       *Store
-	now     time.Time
-	changes []Change
+	tx         *bolt.Tx
+	s          *Store
+	now        time.Time
+	changes    []Change
+	dirChanged bool // domains, classes or senders changed
 }
 
 func (t *txn) notify(c Change) { t.changes = append(t.changes, c) }
 
 type writeReq struct {
-	fn      func(*txn) error
-	changes []Change
-	err     chan error
+	fn         func(*txn) error
+	changes    []Change
+	dirChanged bool
+	err        chan error
 }
 
 // errBatchMember marks which request in a batch failed.
@@ -350,6 +353,12 @@ func (s *Store) commit(batch []*writeReq) {
 		if err == nil {
 			s.commits.Add(1)
 			s.requests.Add(uint64(len(batch)))
+			for _, r := range batch {
+				if r.dirChanged {
+					s.dirGen.Add(1)
+					break
+				}
+			}
 		}
 		for _, r := range batch {
 			if err == nil {
@@ -382,7 +391,7 @@ func (s *Store) runBatch(batch []*writeReq) (err error) {
 			if err := r.fn(t); err != nil {
 				return &errBatchMember{i: i, err: err}
 			}
-			r.changes = t.changes
+			r.changes, r.dirChanged = t.changes, t.dirChanged
 		}
 		idx = -1
 		return nil
@@ -409,3 +418,7 @@ func (s *Store) FileSize() int64 {
 	}
 	return fi.Size()
 }
+
+// DirectoryGeneration changes whenever domains, classes or senders have
+// changed, so callers can cache them and notice at once.
+func (s *Store) DirectoryGeneration() uint64 { return s.dirGen.Load() }

@@ -809,6 +809,9 @@ func TestJSONFlagAnywhere(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	a := newAbox(t)
+	if err := os.Remove(a.dir); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{},
 		{"frobnicate"},
@@ -1020,6 +1023,9 @@ func TestBadDataDir(t *testing.T) {
 	t.Run("regular-file", func(t *testing.T) {
 		t.Parallel()
 		a := newAbox(t)
+		if err := os.Remove(a.dir); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(a.dir, []byte("not a directory\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -1057,9 +1063,6 @@ func TestBadDataDir(t *testing.T) {
 	t.Run("corrupt-db", func(t *testing.T) {
 		t.Parallel()
 		a := newAbox(t)
-		if err := os.Mkdir(a.dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
 		db := filepath.Join(a.dir, "abox.db")
 		junk := make([]byte, 64<<10)
 		rand.Read(junk)
@@ -1180,4 +1183,22 @@ func sortedCopy(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// TestReadOnlyCommandsNeedTheDataDir: a mistyped --data must not look like
+// an empty server, nor create a directory.
+func TestReadOnlyCommandsNeedTheDataDir(t *testing.T) {
+	t.Parallel()
+	a := newAbox(t)
+	if err := os.Remove(a.dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"check"}, {"user", "list"}, {"audit"}, {"class", "list"}} {
+		if r := a.fail(1, args...); !strings.Contains(r.stderr, "does not exist") {
+			t.Errorf("%v: stderr %q", args, r.stderr)
+		}
+	}
+	if _, err := os.Stat(a.dir); err == nil {
+		t.Errorf("a read-only command created %s", a.dir)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"time"
 
 	"abox/store"
 )
@@ -17,6 +19,13 @@ import (
 type client struct {
 	cfg *Config
 	log *slog.Logger
+}
+
+// readOnlyOps never write: run directly on a data directory without a
+// database, they report that rather than create an empty one.
+var readOnlyOps = map[string]bool{
+	"domain.list": true, "user.show": true, "user.list": true, "class.list": true,
+	"sender.list": true, "audit": true, "check": true, "backup": true,
 }
 
 func (c *client) call(ctx context.Context, op string, args any, result any) error {
@@ -32,7 +41,7 @@ func (c *client) call(ctx context.Context, op string, args any, result any) erro
 		}
 		return nil
 	}
-	return c.direct(func(e *env) error {
+	return c.direct(readOnlyOps[op], func(e *env) error {
 		res, err := runOp(ctx, e, op, args)
 		if err != nil || result == nil {
 			return err
@@ -45,11 +54,20 @@ func (c *client) call(ctx context.Context, op string, args any, result any) erro
 	})
 }
 
-// direct opens the store for the length of fn.
-func (c *client) direct(fn func(*env) error) error {
-	s, err := store.Open(c.cfg.dbPath(), storeOptions(c.log))
+// direct opens the store for the length of fn. A read-only operation
+// naming a data directory that does not exist says so instead of creating
+// it (a mistyped --data must not look like an empty server).
+func (c *client) direct(readOnly bool, fn func(*env) error) error {
+	if _, err := os.Stat(c.cfg.Data); readOnly && errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("data directory %s does not exist (is --data right?)", c.cfg.Data)
+	}
+	opts := storeOptions(c.log)
+	// Admin commands run one after another: wait for another command's
+	// lock rather than fail.
+	opts.LockTimeout = 10 * time.Second
+	s, err := store.Open(c.cfg.dbPath(), opts)
 	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("%s is held by a running abox serve, but its control socket %s does not answer", c.cfg.Data, c.cfg.socketPath())
+		return fmt.Errorf("%s is locked by another abox process that is not a server answering on %s; try again when it has finished", c.cfg.Data, c.cfg.socketPath())
 	}
 	if err != nil {
 		return err
@@ -76,7 +94,7 @@ func (c *client) backup(path string) (int64, error) {
 		})
 	}
 	var n int64
-	err = c.direct(func(e *env) error {
+	err = c.direct(true, func(e *env) error {
 		var err error
 		n, err = store.BackupFile(path, e.store.Backup)
 		return err

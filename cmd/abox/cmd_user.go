@@ -233,6 +233,10 @@ func (a *app) listUsers(cmd *cobra.Command, state string) error {
 	c := a.client()
 	var tw *tabwriter.Writer
 	first := true
+	var page userPage
+	if err := c.call(cmd.Context(), "user.list", userListArgs{State: state, Limit: 500}, &page); err != nil {
+		return err
+	}
 	if a.json {
 		fmt.Fprint(a.out, "[")
 	} else {
@@ -243,12 +247,7 @@ func (a *app) listUsers(cmd *cobra.Command, state string) error {
 			fmt.Fprintln(tw, "ADDRESS\tSTATE\tCLASS\tSTORAGE\tMESSAGES\tLAST USE")
 		}
 	}
-	var after uint64
 	for {
-		var page userPage
-		if err := c.call(cmd.Context(), "user.list", userListArgs{State: state, After: after, Limit: 500}, &page); err != nil {
-			return err
-		}
 		for _, v := range page.Users {
 			if a.json {
 				raw, _ := jsonMarshal(v)
@@ -273,7 +272,11 @@ func (a *app) listUsers(cmd *cobra.Command, state string) error {
 		if page.Next == 0 {
 			break
 		}
-		after = page.Next
+		after := page.Next
+		page = userPage{}
+		if err := c.call(cmd.Context(), "user.list", userListArgs{State: state, After: after, Limit: 500}, &page); err != nil {
+			return err
+		}
 	}
 	if a.json {
 		if !first {

@@ -34,6 +34,7 @@ type Config struct {
 	TrustedNetworks   []string `toml:"trusted-networks"`
 	LogFormat         string   `toml:"log-format"` // auto, text or json
 	LogLevel          string   `toml:"log-level"`  // debug, info, warn, error
+	Pprof             bool     `toml:"pprof"`      // /debug/pprof on the HTTP listener
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -93,13 +94,15 @@ func loadConfigFile(cfg *Config, path string, required bool, flags *pflag.FlagSe
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&file); err != nil {
 		var strict *toml.StrictMissingError
-		if errors.As(err, &strict) {
-			return fmt.Errorf("config %s: unknown key: %s", path, strings.TrimSpace(strict.String()))
+		if errors.As(err, &strict) && len(strict.Errors) > 0 {
+			e := &strict.Errors[0]
+			row, _ := e.Position()
+			return fmt.Errorf("config %s:%d: unknown key %q", path, row, strings.Join(e.Key(), "."))
 		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, col := de.Position()
-			return fmt.Errorf("config %s:%d:%d: %s", path, row, col, de.Error())
+			return fmt.Errorf("config %s:%d:%d: %s", path, row, col, strings.TrimPrefix(de.Error(), "toml: "))
 		}
 		return fmt.Errorf("config %s: %w", path, err)
 	}
@@ -126,6 +129,12 @@ func resolveConfig(cfg *Config, configPath string, flags *pflag.FlagSet) error {
 	if f := flags.Lookup("data"); (f == nil || !f.Changed) && os.Getenv("ABOX_DATA") != "" {
 		cfg.Data = os.Getenv("ABOX_DATA")
 	}
+	if cfg.Data == "" {
+		return usagef("--data must not be empty")
+	}
+	if fi, err := os.Stat(cfg.Data); err == nil && !fi.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", cfg.Data)
+	}
 	required := configPath != ""
 	if !required {
 		configPath = filepath.Join(cfg.Data, ConfigFileName)
@@ -136,6 +145,12 @@ func resolveConfig(cfg *Config, configPath string, flags *pflag.FlagSet) error {
 	}
 	if cfg.Data != dataBefore && !required {
 		return fmt.Errorf("config %s: the data key cannot move the data directory that holds it", configPath)
+	}
+	if fi, err := os.Stat(cfg.Data); err == nil && !fi.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", cfg.Data)
+	}
+	if n := len(cfg.socketPath()); n > 107 {
+		return fmt.Errorf("data directory %s: its control socket path would be %d bytes, over the 107 a unix socket allows; use a shorter path", cfg.Data, n)
 	}
 	return cfg.validate()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -62,14 +61,8 @@ func because(reason string) store.Audit {
 }
 
 // refusal turns store and rule errors into the one line an operator
-// reads; the sentinels already carry clear text.
-func refusal(err error) error {
-	switch {
-	case errors.Is(err, store.ErrNoAccount):
-		return fmt.Errorf("no such account: %w", err)
-	}
-	return err
-}
+// reads; the sentinels already carry clear text ("x@y: no such account").
+func refusal(err error) error { return err }
 
 // --- domains ---
 

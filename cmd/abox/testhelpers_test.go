@@ -159,7 +159,13 @@ type abox struct {
 }
 
 func newAbox(t *testing.T) *abox {
-	return &abox{t: t, dir: filepath.Join(t.TempDir(), "data"), wd: t.TempDir()}
+	// The data directory exists, as an operator's would: read-only
+	// commands refuse a directory that does not.
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return &abox{t: t, dir: dir, wd: t.TempDir()}
 }
 
 // exec runs abox --data DIR args... (unless o.noData).
