@@ -33,6 +33,7 @@ type Engine struct {
 	clock  func() time.Time
 	cfg    Config
 	Limits *RateLimits
+	cache  dirCache
 }
 
 // New returns an engine deciding over st.
@@ -61,29 +62,22 @@ func (e *Engine) Trusted(ip netip.Addr) bool { return e.Limits.trusted(ip) }
 // AdvertisedSize is the SIZE announced in EHLO: the default class's
 // message size limit (other classes are enforced per recipient).
 func (e *Engine) AdvertisedSize() int64 {
-	c, err := e.store.Class(accounts.DefaultClassName)
+	d, err := e.dir()
 	if err != nil {
 		return 0
 	}
-	return c.MaxMessageSize
+	return d.advertised
 }
 
 // LargestMessageSize is the largest message any class accepts (0 when
 // some class is unlimited): a declared SIZE above it can be refused at
 // MAIL FROM already.
 func (e *Engine) LargestMessageSize() int64 {
-	cs, err := e.store.Classes()
+	d, err := e.dir()
 	if err != nil {
 		return 0
 	}
-	var m int64
-	for _, c := range cs {
-		if c.MaxMessageSize == 0 {
-			return 0
-		}
-		m = max(m, c.MaxMessageSize)
-	}
-	return m
+	return d.largest
 }
 
 // Recipient is an accepted recipient and the limits its delivery must
@@ -97,9 +91,13 @@ type Recipient struct {
 // LimitsOf returns the limits that apply to an account now (a class
 // change applies to the next decision at once).
 func (e *Engine) LimitsOf(a *accounts.Account) (Limits, error) {
-	c, err := e.store.Class(a.Class)
+	d, err := e.dir()
 	if err != nil {
 		return Limits{}, err
+	}
+	c, ok := d.classes[a.Class]
+	if !ok {
+		return Limits{}, fmt.Errorf("class %s: %w", a.Class, store.ErrNoClass)
 	}
 	return EffectiveLimits(a, &c), nil
 }
@@ -114,11 +112,11 @@ func (e *Engine) CheckRecipient(address string, size int64, submission bool) (*R
 		return nil, refuse(ErrUnknownUser, "%s is not an address", address)
 	}
 	domain = strings.TrimSuffix(domain, ".")
-	hosted, err := e.store.HasDomain(domain)
+	d, err := e.dir()
 	if err != nil {
 		return nil, err
 	}
-	if !hosted {
+	if !d.domains[domain] {
 		if submission {
 			return nil, refuse(ErrNoRelay, "outbound relay not enabled: %s is not hosted here", domain)
 		}
