@@ -103,6 +103,11 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	var info *msginfo.Info
 	needBody := len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 	needInfo := o.Envelope || o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+	for _, sec := range o.BodySection {
+		// HEADER and TEXT of the whole message are cut at the stored
+		// header size.
+		needInfo = needInfo || len(sec.Part) == 0 && sec.Specifier != imap.PartSpecifierNone
+	}
 	if needBody || needInfo {
 		var raw []byte
 		var err error
@@ -183,15 +188,12 @@ func writeLiteral(w io.WriteCloser, data []byte) error {
 // through go-imap's section extraction.
 func bodySection(body []byte, info *msginfo.Info, sec *imap.FetchItemBodySection) []byte {
 	if len(sec.Part) == 0 && len(sec.HeaderFields) == 0 && len(sec.HeaderFieldsNot) == 0 {
-		hs := int64(len(body))
-		if info != nil {
-			hs = min(info.HeaderSize, hs)
-		} else {
-			hs = msginfo.Parse(body).HeaderSize
-		}
 		switch sec.Specifier {
 		case imap.PartSpecifierNone:
 			return partial(body, sec.Partial)
+		}
+		hs := min(info.HeaderSize, int64(len(body)))
+		switch sec.Specifier {
 		case imap.PartSpecifierHeader:
 			return partial(body[:hs], sec.Partial)
 		case imap.PartSpecifierText:

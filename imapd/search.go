@@ -37,20 +37,39 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		if err != nil {
 			return nil, noFor(err, s.log)
 		}
-		for i := range msgs {
+		try := func(i int, body, structure []byte) error {
 			m := &msgs[i]
-			c := &candidate{s: s, m: m, seq: v.seqOf(m.UID), sets: cache}
+			c := &candidate{s: s, m: m, seq: v.seqOf(m.UID), sets: cache, body: body, rawInfo: structure}
 			if c.seq == 0 {
-				continue
+				return nil
 			}
 			ok, err := c.match(criteria)
 			if err != nil {
-				return nil, noFor(err, s.log)
+				return err
 			}
 			if ok {
 				matched = append(matched, m.UID)
 				matchedSeqs = append(matchedSeqs, c.seq)
 			}
+			return nil
+		}
+		if needsContent(criteria) {
+			// Match inside one read transaction per chunk, on the
+			// stored bytes, without copying them.
+			ids := make([]uint64, len(msgs))
+			for i := range msgs {
+				ids[i] = msgs[i].Blob
+			}
+			err = s.srv.cfg.Store.ReadBodies(ids, try)
+		} else {
+			for i := range msgs {
+				if err = try(i, nil, nil); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			return nil, noFor(err, s.log)
 		}
 	}
 	if options.ReturnSave {
@@ -79,14 +98,15 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 // candidate is one message being matched; it reads the body and parses
 // the structure only when a criterion needs them.
 type candidate struct {
-	s    *session
-	m    *store.Message
-	seq  uint32
-	body []byte
-	info *msginfo.Info
-	hdr  *textproto.Header
-	text *string // decoded text of the text parts, lower case
-	sets *setCache
+	s       *session
+	m       *store.Message
+	seq     uint32
+	body    []byte // valid only during the match (see Store.ReadBodies)
+	rawInfo []byte
+	info    *msginfo.Info
+	hdr     *textproto.Header
+	text    *string // decoded text of the text parts, lower case
+	sets    *setCache
 }
 
 // setCache resolves each sequence or UID set of the criteria once per
@@ -106,6 +126,11 @@ func toSet(l []uint32) map[uint32]bool {
 
 func (c *candidate) loadBody() error {
 	if c.body != nil {
+		if c.info == nil {
+			if err := c.loadInfo(); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	body, raw, err := c.s.srv.cfg.Store.Body(c.m.Blob)
@@ -121,6 +146,16 @@ func (c *candidate) loadBody() error {
 
 func (c *candidate) loadInfo() error {
 	if c.info != nil {
+		return nil
+	}
+	if c.rawInfo != nil {
+		info, err := msginfo.Decode(c.rawInfo)
+		if err != nil && c.body != nil {
+			info = msginfo.Parse(c.body)
+		} else if err != nil {
+			return err
+		}
+		c.info = info
 		return nil
 	}
 	raw, err := c.s.srv.cfg.Store.Structure(c.m.Blob)
@@ -253,17 +288,17 @@ func (c *candidate) match(cr *imap.SearchCriteria) (bool, error) {
 		}
 	}
 	for _, want := range cr.Body {
-		t, err := c.bodyText()
-		if err != nil || !strings.Contains(t, strings.ToLower(want)) {
+		ok, err := c.bodyContains(want)
+		if err != nil || !ok {
 			return false, err
 		}
 	}
 	for _, want := range cr.Text {
-		t, err := c.bodyText()
+		ok, err := c.bodyContains(want)
 		if err != nil {
 			return false, err
 		}
-		if strings.Contains(t, strings.ToLower(want)) {
+		if ok {
 			continue
 		}
 		if ok, err := c.matchAnyHeader(want); err != nil || !ok {
@@ -326,6 +361,11 @@ func (c *candidate) matchHeader(key, value string) (bool, error) {
 				return true, nil
 			}
 		}
+		if fields != nil {
+			// The envelope holds these fields decoded: no need to
+			// read the header again.
+			return false, nil
+		}
 	}
 	h, err := c.header()
 	if err != nil {
@@ -371,4 +411,110 @@ func addrStrings(l []imap.Address) []string {
 		out = append(out, a.Name+" <"+a.Addr()+">")
 	}
 	return out
+}
+
+// needsContent says whether any criterion reads headers or bodies.
+func needsContent(cr *imap.SearchCriteria) bool {
+	if len(cr.Header) > 0 || len(cr.Body) > 0 || len(cr.Text) > 0 || !cr.SentSince.IsZero() || !cr.SentBefore.IsZero() {
+		return true
+	}
+	for i := range cr.Not {
+		if needsContent(&cr.Not[i]) {
+			return true
+		}
+	}
+	for i := range cr.Or {
+		if needsContent(&cr.Or[i][0]) || needsContent(&cr.Or[i][1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// bodyContains matches want in the decoded body text. A single-part
+// text message in 7bit or 8bit with a UTF-8 compatible charset is
+// searched in place, folding ASCII case, without decoding or copying;
+// anything else is decoded first.
+func (c *candidate) bodyContains(want string) (bool, error) {
+	if err := c.loadBody(); err != nil {
+		return false, err
+	}
+	if p, ok := c.info.Structure.(*imap.BodyStructureSinglePart); ok && isASCII(want) && plainText(p) {
+		hs := min(c.info.HeaderSize, int64(len(c.body)))
+		return containsFoldASCII(c.body[hs:], []byte(strings.ToLower(want))), nil
+	}
+	t, err := c.bodyText()
+	return err == nil && strings.Contains(t, strings.ToLower(want)), err
+}
+
+func plainText(p *imap.BodyStructureSinglePart) bool {
+	if !strings.EqualFold(p.Type, "text") {
+		return false
+	}
+	switch strings.ToLower(p.Encoding) {
+	case "", "7bit", "8bit", "binary":
+	default:
+		return false
+	}
+	switch strings.ToLower(p.Params["charset"]) {
+	case "", "us-ascii", "utf-8", "utf8":
+		return true
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFoldASCII reports whether hay contains needle (lower-case
+// ASCII) ignoring ASCII case. It jumps between occurrences of the
+// needle's first byte with bytes.IndexByte.
+func containsFoldASCII(hay, needle []byte) bool {
+	if len(needle) == 0 {
+		return true
+	}
+	lo := needle[0]
+	up := lo
+	if lo >= 'a' && lo <= 'z' {
+		up = lo - 'a' + 'A'
+	}
+	for len(hay) >= len(needle) {
+		window := hay[:len(hay)-len(needle)+1]
+		i := bytes.IndexByte(window, lo)
+		if up != lo {
+			limit := len(window)
+			if i >= 0 {
+				limit = i
+			}
+			if j := bytes.IndexByte(window[:limit], up); j >= 0 {
+				i = j
+			}
+		}
+		if i < 0 {
+			return false
+		}
+		if equalFoldASCII(hay[i:i+len(needle)], needle) {
+			return true
+		}
+		hay = hay[i+1:]
+	}
+	return false
+}
+
+func equalFoldASCII(b, lower []byte) bool {
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }

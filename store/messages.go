@@ -379,3 +379,32 @@ func (s *Store) ExpungeDeleted(ctx context.Context, acct uint64, mbox uint32, on
 		after = last
 	}
 }
+
+// ReadBodies calls fn for each blob with its bytes and stored structure,
+// all inside one read transaction: the slices are valid only while fn
+// runs and must not be kept. It is for scanning (SEARCH), where copying
+// every body would cost more than the scan. Callers pass bounded batches
+// and fn must not block.
+func (s *Store) ReadBodies(ids []uint64, fn func(i int, body, structure []byte) error) error {
+	return s.view(func(tx *bolt.Tx) error {
+		bodies := tx.Bucket(bBodies)
+		for i, id := range ids {
+			v := bodies.Get(u64(id))
+			if v == nil {
+				continue
+			}
+			rec, err := decodeBody(v)
+			if err != nil {
+				return err
+			}
+			raw, err := s.blobs.get(tx, id)
+			if err != nil {
+				return err
+			}
+			if err := fn(i, raw, rec.Structure); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
