@@ -134,6 +134,7 @@ type mboxID struct {
 func (c *checker) mailboxesAndMessages() {
 	tx := c.tx
 	refs := map[uint64]uint64{}
+	official := map[string]int{}
 	counts := map[mboxID]*mboxCount{}
 	mailboxes := map[mboxID]*Mailbox{}
 	usage := map[uint64]*Usage{}
@@ -202,6 +203,9 @@ func (c *checker) mailboxesAndMessages() {
 			}
 			found[acct].Messages++
 			found[acct].Bytes += m.Size
+			if m.Official() {
+				official[string(officialKey(acct, m.Blob))]++
+			}
 			n.maxUID = max(n.maxUID, uid)
 			n.maxModSeq = max(n.maxModSeq, m.ModSeq)
 			refs[m.Blob]++
@@ -244,6 +248,17 @@ func (c *checker) mailboxesAndMessages() {
 		}
 		return nil
 	})
+	_ = tx.Bucket(bOfficial).ForEach(func(k, v []byte) error {
+		var oc officialCopy
+		if err := json.Unmarshal(v, &oc); err != nil || oc.Count != official[string(k)] {
+			c.problem("official letter copies of account %d: recorded %d, found %d", decodeU64(k), oc.Count, official[string(k)])
+		}
+		delete(official, string(k))
+		return nil
+	})
+	for k, n := range official {
+		c.problem("account %d has %d official copies that are not tracked", decodeU64([]byte(k)), n)
+	}
 	c.bodies(refs)
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"abox/accounts"
@@ -30,6 +31,9 @@ type Delivery struct {
 	// body already in the index is shared, and every body keeps its
 	// SHA-256 in its record.
 	Shareable bool
+	// Official, when set, makes this an official letter: every stored
+	// copy gets $Official and the notice ledger records the delivery.
+	Official *OfficialLetter
 	// Sender, when set, is the submitting account whose daily sent
 	// counter grows by one per stored copy; over its limit the whole
 	// delivery fails with ErrDailyLimit.
@@ -58,6 +62,17 @@ type Recipient struct {
 	// NotReceived leaves the daily received counter alone (IMAP APPEND,
 	// import: the subscriber's own copies).
 	NotReceived bool
+}
+
+// OfficialLetter describes an official letter for the notice ledger.
+// Addresses is parallel to Delivery.Recipients.
+type OfficialLetter struct {
+	MessageID  string
+	Sender     string // the trusted sender's NAME
+	Addresses  []string
+	AcceptedAt time.Time
+	Refused    []string // refused at RCPT for lack of consent
+	Reason     string   // why they were refused
 }
 
 // SenderCount names the account a submission counts against.
@@ -93,6 +108,11 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 		d.InternalDate = s.clock()
 	}
 	var out []Delivered
+	if d.Official != nil {
+		for i := range d.Recipients {
+			d.Recipients[i].Flags = append(slices.Clone(d.Recipients[i].Flags), KeywordOfficial)
+		}
+	}
 	err := s.update(ctx, func(t *txn) error {
 		out = make([]Delivered, len(d.Recipients))
 		blob, known, err := t.blobFor(hash)
@@ -118,6 +138,11 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 		}
 		if d.Sender != nil {
 			if err := t.countSent(d.Sender, int64(stored)); err != nil {
+				return err
+			}
+		}
+		if d.Official != nil {
+			if err := t.recordOfficial(d.Official, out, blob); err != nil {
 				return err
 			}
 		}
@@ -185,6 +210,34 @@ func (t *txn) deliverOne(r *Recipient, blob uint64, size int64, internal time.Ti
 		return Delivered{}, err
 	}
 	return Delivered{Mailbox: mb.ID, UIDValidity: mb.UIDValidity, UID: m.UID}, nil
+}
+
+// recordOfficial writes the ledger entries of an official letter's
+// delivery and starts tracking each stored copy, in the delivery's own
+// transaction.
+func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) error {
+	var stored []string
+	for i, r := range res {
+		if r.Err != nil || i >= len(o.Addresses) {
+			continue
+		}
+		stored = append(stored, o.Addresses[i])
+		if err := t.addOfficialCopy(r.Account, blob, &officialCopy{MessageID: NormalizeMessageID(o.MessageID), Sender: o.Sender, Recipient: o.Addresses[i]}); err != nil {
+			return err
+		}
+	}
+	if len(stored) > 0 {
+		if err := t.appendLedger(LedgerEntry{At: o.AcceptedAt, Kind: LedgerAccepted, MessageID: o.MessageID, Sender: o.Sender, Recipients: stored}); err != nil {
+			return err
+		}
+		if err := t.appendLedger(LedgerEntry{Kind: LedgerStored, MessageID: o.MessageID, Sender: o.Sender, Recipients: stored}); err != nil {
+			return err
+		}
+	}
+	if len(o.Refused) > 0 {
+		return t.appendLedger(LedgerEntry{At: o.AcceptedAt, Kind: LedgerRefused, MessageID: o.MessageID, Sender: o.Sender, Recipients: o.Refused, Detail: o.Reason})
+	}
+	return nil
 }
 
 // countSent adds n to an account's daily sent counter, failing when that

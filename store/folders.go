@@ -347,6 +347,11 @@ func (t *txn) copyMessages(acct uint64, src uint32, uids []uint32, dst uint32, m
 		if err := bodies.Put(u64(m.Blob), encodeBody(rec)); err != nil {
 			return CopyResult{}, err
 		}
+		if m.Official() {
+			if err := t.addOfficialCopy(acct, m.Blob, nil); err != nil {
+				return CopyResult{}, err
+			}
+		}
 		if move {
 			if _, err := t.removeMessage(acct, from, u, uid); err != nil {
 				return CopyResult{}, err

@@ -27,13 +27,17 @@ var (
 	bBodies       = []byte("bodies")        // blob id(8) -> body record (refs, size, hash, structure)
 	bBlobs        = []byte("blobs")         // blob id(8) -> raw message bytes
 	bAudit        = []byte("audit")         // seq(8) -> JSON AuditEntry
+	bLedger       = []byte("ledger")        // seq(8) -> JSON LedgerEntry (hash chain)
+	bLedgerMsg    = []byte("ledger_msg")    // message-id 0x00 seq(8) -> nil
+	bLedgerRead   = []byte("ledger_read")   // message-id 0x00 recipient -> first read time
+	bOfficial     = []byte("official")      // account(8) blob(8) -> JSON officialCopy
 	bAuditAcct    = []byte("audit_acct")    // address 0x00 seq(8) -> nil
 )
 
 var allBuckets = [][]byte{
 	bMeta, bDomains, bClasses, bSenders, bAccounts, bAcctAddr, bAcctPurged,
 	bAcctState, bAcctLastUse, bMail, bMboxNames, bMboxDeleting, bBodyHash,
-	bBodies, bBlobs, bAudit, bAuditAcct,
+	bBodies, bBlobs, bAudit, bAuditAcct, bLedger, bLedgerMsg, bLedgerRead, bOfficial,
 }
 
 func u64(v uint64) []byte {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -114,7 +115,7 @@ func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 			if err != nil {
 				return err
 			}
-			next := applyFlags(m.Flags, op, flags)
+			next := keepOfficial(m.Official(), applyFlags(m.Flags, op, flags))
 			if sameFlags(m.Flags, next) {
 				out = append(out, FlagUpdate{UID: uid, Flags: m.Flags, ModSeq: m.ModSeq})
 				continue
@@ -142,6 +143,16 @@ func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 		return t.putMailbox(acct, mb)
 	})
 	return out, err
+}
+
+// keepOfficial makes $Official what it was: clients can neither set nor
+// clear it.
+func keepOfficial(was bool, flags []string) []string {
+	flags = slices.DeleteFunc(flags, func(f string) bool { return strings.EqualFold(f, KeywordOfficial) })
+	if was {
+		flags = append(flags, KeywordOfficial)
+	}
+	return flags
 }
 
 func applyFlags(cur []string, op FlagOp, flags []string) []string {
@@ -236,6 +247,11 @@ func (t *txn) removeMessage(acct uint64, mb *Mailbox, u *Usage, uid uint32) (boo
 	}
 	if err := msgs.Delete(k); err != nil {
 		return false, err
+	}
+	if m.Official() {
+		if err := t.dropOfficialCopy(acct, m.Blob); err != nil {
+			return false, err
+		}
 	}
 	if err := t.dropBodyRef(m.Blob); err != nil {
 		return false, err

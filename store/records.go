@@ -69,7 +69,13 @@ const (
 	bitFlagged
 	bitDeleted
 	bitDraft
+	// bitOfficial marks an official letter; it shows as the keyword
+	// $Official and no client can set or clear it.
+	bitOfficial
 )
+
+// KeywordOfficial is the keyword of official letters (SPEC "IMAP").
+const KeywordOfficial = "$Official"
 
 // Message is one message in one mailbox.
 type Message struct {
@@ -84,6 +90,9 @@ type Message struct {
 
 // Seen reports whether \Seen is set.
 func (m *Message) Seen() bool { return hasFlag(m.Flags, FlagSeen) }
+
+// Official reports whether the message is an official letter.
+func (m *Message) Official() bool { return hasFlag(m.Flags, KeywordOfficial) }
 
 func hasFlag(flags []string, f string) bool {
 	for _, x := range flags {
@@ -129,6 +138,8 @@ func encodeMessage(m *Message) []byte {
 	for _, f := range m.Flags {
 		if _, bit, ok := canonicalFlag(f); ok {
 			bits |= bit
+		} else if strings.EqualFold(f, KeywordOfficial) {
+			bits |= bitOfficial
 		} else if len(f) <= 255 {
 			kws = append(kws, f)
 		}
@@ -167,6 +178,9 @@ func decodeMessage(uid uint32, v []byte) (*Message, error) {
 	m.Size = int64(d.u64())
 	m.Blob = d.u64()
 	m.ModSeq = d.u64()
+	if bits&bitOfficial != 0 {
+		m.Flags = append(m.Flags, KeywordOfficial)
+	}
 	n := int(d.u8())
 	for range n {
 		m.Flags = append(m.Flags, d.str8())

@@ -1,0 +1,303 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The notice ledger records, for every official letter, when each
+// recipient's copy was accepted, stored, first read and deleted, and who
+// was refused for lack of consent (user agreement 2.4 and 3.2: reading an
+// official letter counts as being officially notified, so it must be
+// provable later). It is append-only and tamper-evident: every entry
+// carries the SHA-256 of the one before, and VerifyLedger recomputes the
+// chain. Entries are never deleted, not even with the account.
+
+// Ledger entry kinds.
+const (
+	LedgerAccepted = "accepted" // recipient accepted at RCPT TO
+	LedgerStored   = "stored"   // durably stored in the recipient's mailbox
+	LedgerRefused  = "refused"  // refused: no digital-signature consent
+	LedgerRead     = "read"     // first read by the owner
+	LedgerDeleted  = "deleted"  // the recipient's last copy was expunged
+)
+
+// LedgerEntry is one ledger record. One entry may cover several
+// recipients (all those of one delivery or broadcast batch).
+type LedgerEntry struct {
+	Seq        uint64    `json:"seq"`
+	At         time.Time `json:"at"`
+	Kind       string    `json:"kind"`
+	MessageID  string    `json:"message_id"`
+	Sender     string    `json:"sender"`
+	Recipients []string  `json:"recipients"`
+	Detail     string    `json:"detail,omitempty"` // client IP of a read, reason of a refusal
+	Prev       string    `json:"prev"`             // hash of the previous entry (hex)
+	Hash       string    `json:"hash"`             // SHA-256 of prev and this entry without hash
+}
+
+// entryHash is SHA-256(prev || JSON of the entry with an empty Hash).
+func entryHash(e LedgerEntry) (string, error) {
+	e.Hash = ""
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	prev, err := hex.DecodeString(e.Prev)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write(prev)
+	h.Write(raw)
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// NormalizeMessageID drops surrounding angle brackets and space.
+func NormalizeMessageID(id string) string {
+	id = strings.TrimSpace(id)
+	return strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
+}
+
+func ledgerMsgKey(msgID string, seq uint64) []byte {
+	k := make([]byte, 0, len(msgID)+9)
+	k = append(k, msgID...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, seq)
+}
+
+func ledgerReadKey(msgID, recipient string) []byte {
+	return []byte(msgID + "\x00" + recipient)
+}
+
+// appendLedger adds e to the chain in t's transaction.
+func (t *txn) appendLedger(e LedgerEntry) error {
+	b := t.tx.Bucket(bLedger)
+	meta := t.tx.Bucket(bMeta)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	e.Seq = seq
+	if e.At.IsZero() {
+		e.At = t.now
+	}
+	e.At = e.At.UTC()
+	e.MessageID = NormalizeMessageID(e.MessageID)
+	e.Prev = strings.Repeat("0", 64)
+	if head := meta.Get([]byte("ledger_head")); head != nil {
+		e.Prev = string(head)
+	}
+	if e.Hash, err = entryHash(e); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	b.FillPercent = appendFill
+	if err := b.Put(u64(seq), raw); err != nil {
+		return err
+	}
+	if err := meta.Put([]byte("ledger_head"), []byte(e.Hash)); err != nil {
+		return err
+	}
+	return t.tx.Bucket(bLedgerMsg).Put(ledgerMsgKey(e.MessageID, seq), nil)
+}
+
+// Ledger returns every entry about a message, in order.
+func (s *Store) Ledger(messageID string) ([]LedgerEntry, error) {
+	msgID := NormalizeMessageID(messageID)
+	var out []LedgerEntry
+	err := s.view(func(tx *bolt.Tx) error {
+		prefix := append([]byte(msgID), 0)
+		entries := tx.Bucket(bLedger)
+		c := tx.Bucket(bLedgerMsg).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Next() {
+			var e LedgerEntry
+			if err := json.Unmarshal(entries.Get(k[len(prefix):]), &e); err != nil {
+				return fmt.Errorf("ledger entry %d: %w", decodeU64(k[len(prefix):]), ErrCorrupt)
+			}
+			out = append(out, e)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// LedgerReport is the result of VerifyLedger.
+type LedgerReport struct {
+	Entries  uint64 `json:"entries"`
+	OK       bool   `json:"ok"`
+	BrokenAt uint64 `json:"broken_at,omitempty"` // first entry that does not verify
+	Problem  string `json:"problem,omitempty"`
+}
+
+// VerifyLedger recomputes the hash chain from the first entry and names
+// the first entry that does not verify. It reads in bounded batches.
+func (s *Store) VerifyLedger() (LedgerReport, error) {
+	rep := LedgerReport{OK: true}
+	prev := strings.Repeat("0", 64)
+	var after uint64
+	var head string
+	for {
+		done := false
+		err := s.view(func(tx *bolt.Tx) error {
+			head = string(tx.Bucket(bMeta).Get([]byte("ledger_head")))
+			c := tx.Bucket(bLedger).Cursor()
+			n := 0
+			k, v := c.Seek(u64(after + 1))
+			for ; k != nil && n < 10_000; k, v = c.Next() {
+				n++
+				seq := decodeU64(k)
+				after = seq
+				rep.Entries++
+				var e LedgerEntry
+				if err := json.Unmarshal(v, &e); err != nil {
+					return breakAt(&rep, seq, "entry cannot be decoded")
+				}
+				switch {
+				case e.Seq != seq:
+					return breakAt(&rep, seq, fmt.Sprintf("entry says it is %d", e.Seq))
+				case e.Prev != prev:
+					return breakAt(&rep, seq, "its previous-hash does not match the entry before")
+				}
+				h, err := entryHash(e)
+				if err != nil || h != e.Hash {
+					return breakAt(&rep, seq, "its content does not match its hash")
+				}
+				prev = e.Hash
+			}
+			done = k == nil
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, errLedgerBroken) {
+				return rep, nil
+			}
+			return rep, err
+		}
+		if done {
+			break
+		}
+	}
+	if rep.Entries > 0 && head != prev {
+		rep.OK, rep.BrokenAt, rep.Problem = false, after, "the chain's recorded head does not match its last entry (entries removed at the end?)"
+	}
+	return rep, nil
+}
+
+var errLedgerBroken = errors.New("ledger broken")
+
+func breakAt(rep *LedgerReport, seq uint64, why string) error {
+	rep.OK, rep.BrokenAt, rep.Problem = false, seq, why
+	return errLedgerBroken
+}
+
+// officialCopy tracks one account's copies of one official letter (they
+// share a blob), so the ledger can say when the last one was deleted.
+type officialCopy struct {
+	Count     int    `json:"count"`
+	MessageID string `json:"message_id"`
+	Sender    string `json:"sender"`
+	Recipient string `json:"recipient"`
+}
+
+func officialKey(acct, blob uint64) []byte {
+	return binary.BigEndian.AppendUint64(u64(acct), blob)
+}
+
+func (t *txn) officialCopies(acct, blob uint64) (*officialCopy, error) {
+	var oc officialCopy
+	ok, err := getJSON(t.tx.Bucket(bOfficial), officialKey(acct, blob), &oc)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &oc, nil
+}
+
+// addOfficialCopy counts one more copy (delivery, COPY, MOVE target).
+func (t *txn) addOfficialCopy(acct, blob uint64, tmpl *officialCopy) error {
+	oc, err := t.officialCopies(acct, blob)
+	if err != nil {
+		return err
+	}
+	if oc == nil {
+		if tmpl == nil {
+			return nil // not a tracked letter (should not happen)
+		}
+		c := *tmpl
+		oc = &c
+	}
+	oc.Count++
+	return putJSON(t.tx.Bucket(bOfficial), officialKey(acct, blob), oc)
+}
+
+// dropOfficialCopy counts one copy less and records the deletion when it
+// was the last.
+func (t *txn) dropOfficialCopy(acct, blob uint64) error {
+	oc, err := t.officialCopies(acct, blob)
+	if err != nil || oc == nil {
+		return err
+	}
+	oc.Count--
+	if oc.Count > 0 {
+		return putJSON(t.tx.Bucket(bOfficial), officialKey(acct, blob), oc)
+	}
+	if err := t.tx.Bucket(bOfficial).Delete(officialKey(acct, blob)); err != nil {
+		return err
+	}
+	return t.appendLedger(LedgerEntry{Kind: LedgerDeleted, MessageID: oc.MessageID, Sender: oc.Sender, Recipients: []string{oc.Recipient}})
+}
+
+// RecordRead records the first reading of an official letter by its
+// recipient: the first non-PEEK body FETCH or STORE adding \Seen in a
+// read-write session (SPEC "Official letters"). Later reads change
+// nothing. It reports whether this call was the first read.
+func (s *Store) RecordRead(ctx context.Context, acct, blob uint64, ip string) (bool, error) {
+	first := false
+	err := s.update(ctx, func(t *txn) error {
+		first = false
+		oc, err := t.officialCopies(acct, blob)
+		if err != nil || oc == nil {
+			return err
+		}
+		key := ledgerReadKey(oc.MessageID, oc.Recipient)
+		reads := t.tx.Bucket(bLedgerRead)
+		if reads.Get(key) != nil {
+			return nil
+		}
+		if err := reads.Put(key, u64(uint64(t.now.Unix()))); err != nil {
+			return err
+		}
+		first = true
+		return t.appendLedger(LedgerEntry{Kind: LedgerRead, MessageID: oc.MessageID, Sender: oc.Sender, Recipients: []string{oc.Recipient}, Detail: ip})
+	})
+	return first, err
+}
+
+// HasReadRecord reports whether an official letter's first read is on
+// record for a recipient (cheap; lets callers skip RecordRead).
+func (s *Store) HasReadRecord(acct, blob uint64) bool {
+	found := true
+	_ = s.view(func(tx *bolt.Tx) error {
+		var oc officialCopy
+		ok, err := getJSON(tx.Bucket(bOfficial), officialKey(acct, blob), &oc)
+		if err != nil || !ok {
+			return err
+		}
+		found = tx.Bucket(bLedgerRead).Get(ledgerReadKey(oc.MessageID, oc.Recipient)) != nil
+		return nil
+	})
+	return found
+}
