@@ -58,6 +58,9 @@ type Account struct {
 	// WarnedAt is when the inactivity warning letter was last delivered.
 	WarnedAt time.Time `json:"warned_at,omitzero"`
 	PurgedAt time.Time `json:"purged_at,omitzero"`
+	// Consent is the digital-signature confirmation that enables official
+	// letters (user agreement 3.2); nil when none is recorded.
+	Consent *Consent `json:"consent,omitempty"`
 	// Per-account overrides of the class limits; nil means "as the class".
 	QuotaStorage  *int64 `json:"quota_storage,omitempty"`
 	QuotaMessages *int64 `json:"quota_messages,omitempty"`
@@ -74,6 +77,18 @@ func SplitAddress(addr string) (login, domain string, ok bool) {
 		return "", "", false
 	}
 	return strings.ToLower(addr[:i]), strings.ToLower(addr[i+1:]), true
+}
+
+// Consent records the X.509 certificate a subscriber confirmed the
+// account with (user agreement 3.2).
+type Consent struct {
+	Subject    string    `json:"subject"`
+	Issuer     string    `json:"issuer"`
+	Serial     string    `json:"serial"`
+	SHA256     string    `json:"sha256"` // fingerprint of the DER certificate
+	NotBefore  time.Time `json:"not_before"`
+	NotAfter   time.Time `json:"not_after"`
+	RecordedAt time.Time `json:"recorded_at"`
 }
 
 // Domain is a hosted mail domain.

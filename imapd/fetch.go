@@ -48,6 +48,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			if seen, err = s.markSeen(msgs); err != nil {
 				return noFor(err, s.log)
 			}
+			for i := range msgs {
+				if msgs[i].Official() {
+					s.firstRead(msgs[i].Blob)
+				}
+			}
 		}
 		byUID := make(map[uint32]*store.Message, len(msgs))
 		for i := range msgs {
@@ -290,4 +295,21 @@ func partial(data []byte, p *imap.SectionPartial) []byte {
 		data = data[:p.Size]
 	}
 	return data
+}
+
+// firstRead records the first reading of an official letter (SPEC
+// "Official letters": a non-PEEK body FETCH or a STORE adding \Seen, by
+// the owner, in a read-write mailbox). The store keeps only the first.
+func (s *session) firstRead(blob uint64) {
+	st := s.srv.cfg.Store
+	if st.HasReadRecord(s.acct.ID, blob) {
+		return
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if first, err := st.RecordRead(ctx, s.acct.ID, blob, s.ip.String()); err != nil {
+		s.log.Error("recording the first read of an official letter", "err", err)
+	} else if first {
+		s.log.Info("official letter read for the first time", "blob", blob)
+	}
 }

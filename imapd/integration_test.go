@@ -33,7 +33,9 @@ func TestGreetingCapabilitiesAndTLS(t *testing.T) {
 		if r := c.do("AUTHENTICATE PLAIN %s", plainIR(alice, password)); r.status == "OK" {
 			t.Errorf("AUTHENTICATE before TLS: %s, want a refusal", r)
 		}
-		c.no("", "SELECT INBOX") // not authenticated
+		if r := c.do("SELECT INBOX"); r.status != "BAD" && r.status != "NO" {
+			t.Errorf("SELECT before login: %s, want BAD or NO", r)
+		}
 		c.startTLS()
 		caps = c.caps()
 		if !caps["AUTH=PLAIN"] || caps["STARTTLS"] || caps["LOGINDISABLED"] {
@@ -384,13 +386,25 @@ func TestOverQuota(t *testing.T) {
 		t.Errorf("SMTP delivery at quota: %v, want 452 4.2.2", err)
 	}
 
-	// Storage: room for a few bytes only.
+	// Storage: room for a few bytes only, seen by a new session.
 	used := e.usage(alice).StorageBytes
 	e.ok("user", "set", alice, "--quota-messages", "default", "--quota-storage", fmt.Sprintf("%dB", used+100))
-	t.Logf("DEBUG %s", e.ok("user", "show", alice, "--json"))
-	c.no("OVERQUOTA", "APPEND INBOX %s", literal(crlf("Subject: big\n\n"+strings.Repeat("x", 500)+"\n")))
-	c.ok("APPEND INBOX %s", literal(crlf("Subject: tiny\n\nx\n")))
-	c.no("OVERQUOTA", "COPY 1:2 Trash")
+	c2 := dialIMAPS(t, s.imaps, "alice-2")
+	c2.login(alice)
+	c2.no("OVERQUOTA", "APPEND INBOX %s", literal(crlf("Subject: big\n\n"+strings.Repeat("x", 500)+"\n")))
+	tiny := crlf("Subject: tiny\n\nx\n")
+	c2.ok("APPEND INBOX %s", literal(tiny))
+	c2.selectBox("SELECT", "INBOX")
+	c2.no("OVERQUOTA", "COPY 1:2 Trash")
+	c2.ok("LOGOUT")
+
+	// The session opened before the change follows the operator's new
+	// limits too: the messages quota of 3 is gone, and the tiny message
+	// still fits the storage quota.
+	if r := c.do("APPEND INBOX %s", literal(tiny)); r.status != "OK" {
+		t.Errorf("after `user set --quota-messages default --quota-storage %dB`, a session opened before it: APPEND of %d bytes got\n%s\nwant OK (usage %+v): the session still applies the quota of its login",
+			used+100, len(tiny), r, e.usage(alice))
+	}
 	c.ok("LOGOUT")
 	e.check()
 }

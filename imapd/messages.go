@@ -62,6 +62,9 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	for _, u := range ups {
 		if u.Changed {
 			s.sel.own[u.ModSeq] = true
+			if hasFlag(u.Flags, store.FlagSeen) && hasFlag(u.Flags, store.KeywordOfficial) && addsSeen(flags) {
+				s.firstRead(u.Blob)
+			}
 		}
 		if flags.Silent {
 			continue
@@ -76,6 +79,11 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		}
 	}
 	return nil
+}
+
+// addsSeen says whether a STORE sets \Seen (+FLAGS or FLAGS with it).
+func addsSeen(f *imap.StoreFlags) bool {
+	return f.Op != imap.StoreFlagsDel && hasFlag(storeFlags(f.Flags), store.FlagSeen)
 }
 
 // Copy answers COPY and UID COPY (RFC 9051 §6.4.7) with COPYUID. Over

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,11 +103,22 @@ func (e *Engine) LimitsOf(a *accounts.Account) (Limits, error) {
 	return EffectiveLimits(a, &c), nil
 }
 
-// CheckRecipient decides whether mail for address may be accepted, with
-// the message size when the client declared it (0 if not). submission
-// says the client is an authenticated submitter, for whom a recipient
-// outside the hosted domains is an outbound relay, not a relay attempt.
-func (e *Engine) CheckRecipient(address string, size int64, submission bool) (*Recipient, error) {
+// RcptOptions describe the message a recipient is checked for.
+type RcptOptions struct {
+	// Size is the size the client declared (0 if it did not).
+	Size int64
+	// Submission says the client is an authenticated submitter, for whom
+	// a recipient outside the hosted domains is an outbound relay, not a
+	// relay attempt.
+	Submission bool
+	// Official says the message is an official letter, which only an
+	// account with digital-signature consent may receive.
+	Official bool
+}
+
+// CheckRecipient decides whether mail for address may be accepted.
+func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, error) {
+	size, submission := o.Size, o.Submission
 	login, domain, ok := accounts.SplitAddress(address)
 	if !ok {
 		return nil, refuse(ErrUnknownUser, "%s is not an address", address)
@@ -132,6 +144,9 @@ func (e *Engine) CheckRecipient(address string, size int64, submission bool) (*R
 	}
 	if acct.State != accounts.Active {
 		return nil, refuse(ErrDisabled, "mailbox %s is %s", addr, acct.State)
+	}
+	if o.Official && acct.Consent == nil {
+		return nil, refuse(ErrNoConsent, "%s has not confirmed official letters with a digital signature (user agreement 3.2); deliver this letter on paper", addr)
 	}
 	lim, err := e.LimitsOf(&acct)
 	if err != nil {
@@ -169,6 +184,8 @@ type Message struct {
 	Shareable bool
 	// Structure is the precomputed envelope and body structure.
 	Structure []byte
+	// Official makes it an official letter, recorded in the notice ledger.
+	Official *store.OfficialLetter
 }
 
 // Deliver checks the message against each recipient's limits and stores
@@ -178,7 +195,7 @@ func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, er
 	if m.Structure == nil {
 		m.Structure = msginfo.Compute(m.Body)
 	}
-	d := &store.Delivery{Body: m.Body, Structure: m.Structure, AllOrNothing: true, Shareable: m.Shareable}
+	d := &store.Delivery{Body: m.Body, Structure: m.Structure, AllOrNothing: true, Shareable: m.Shareable, Official: m.Official}
 	for _, r := range m.Recipients {
 		if r.Limits.MaxMessageSize > 0 && size > r.Limits.MaxMessageSize {
 			return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", r.Address, r.Limits.MaxMessageSize)
@@ -249,6 +266,8 @@ func (e *Engine) Append(ctx context.Context, a *accounts.Account, mailbox string
 	if err != nil {
 		return store.Delivered{}, err
 	}
+	// A client cannot make a letter official by APPENDing it.
+	flags = slices.DeleteFunc(slices.Clone(flags), func(f string) bool { return strings.EqualFold(f, store.KeywordOfficial) })
 	res, err := e.store.Deliver(ctx, &store.Delivery{
 		Body: body, Structure: msginfo.Compute(body), InternalDate: date, Shareable: true, AllOrNothing: true,
 		Recipients: []store.Recipient{{Account: a.ID, Mailbox: mailbox, Flags: flags,

@@ -51,7 +51,9 @@ type transaction struct {
 	declaredSize int64
 	rcpts        []*policy.Recipient
 	seen         map[string]bool
-	bdat         []byte // chunks so far
+	acceptedAt   time.Time // when the first recipient was accepted
+	refused      []string  // refused for lack of consent (official letters)
+	bdat         []byte    // chunks so far
 	bdatTooBig   bool
 	bdatFailed   bool
 }

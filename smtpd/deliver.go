@@ -14,6 +14,7 @@ import (
 
 	"abox/accounts"
 	"abox/policy"
+	"abox/store"
 )
 
 // deliverTimeout bounds how long the end of DATA may wait for the store.
@@ -35,15 +36,20 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 		if c.ident.Account != nil {
 			sender = c.ident.Account
 		}
-		if c.ident.Sender != nil && c.ident.Sender.Kind == accounts.Official {
-			keywords = append(keywords, "$Official")
+	}
+	var official *store.OfficialLetter
+	if c.official() {
+		official = &store.OfficialLetter{MessageID: messageID(body), Sender: c.ident.Sender.Name,
+			AcceptedAt: tx.acceptedAt, Refused: tx.refused, Reason: "no-consent"}
+		for _, r := range tx.rcpts {
+			official.Addresses = append(official.Addresses, r.Address)
 		}
 	}
 	stored := append(c.traceHeaders(tx, now), body...)
 	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
 	defer cancel()
 	_, err := c.s.cfg.Policy.Deliver(ctx, &policy.Message{
-		Body: stored, Recipients: tx.rcpts, Sender: sender, Keywords: keywords,
+		Body: stored, Recipients: tx.rcpts, Sender: sender, Keywords: keywords, Official: official,
 	})
 	if err != nil {
 		c.refuse(err)
@@ -142,6 +148,15 @@ func checkHeaderFrom(msg []byte, id *policy.Identity) error {
 		}
 	}
 	return nil
+}
+
+// messageID is the Message-ID header value without angle brackets.
+func messageID(msg []byte) string {
+	m, err := mail.ReadMessage(bytes.NewReader(append(headerBlock(msg), '\r', '\n')))
+	if err != nil {
+		return ""
+	}
+	return store.NormalizeMessageID(m.Header.Get("Message-ID"))
 }
 
 // addMissingHeaders adds Date and Message-ID when the submitting client

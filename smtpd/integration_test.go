@@ -6,10 +6,18 @@ package smtpd_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -291,6 +299,31 @@ func TestMXReplies(t *testing.T) {
 		c.want("after 10 bad commands", 421, "4.7.0")
 		c.expectClosed()
 	})
+	t.Run("control characters in a quoted local part", func(t *testing.T) {
+		t.Parallel()
+		c := dial(t, s.smtp)
+		c.ehlo()
+		// RFC 5321 qtextSMTP excludes control characters; accepted, the
+		// CR would be copied into the stored Return-Path header.
+		c.send("MAIL FROM:<\"evil\rReturn-Path: x\"@remote.test>\r\n")
+		r := c.read()
+		if r.code == 501 {
+			return
+		}
+		t.Errorf("MAIL FROM with a CR inside a quoted local part: %q, want 501 (5.1.7 or 5.5.4)", r)
+		if r.code != 250 {
+			return
+		}
+		c.expect("RCPT TO:<"+f.alice+">", 250, "2.1.5")
+		c.expect("DATA", 354, "")
+		c.send(dotStuff(message("x@remote.test", f.alice, "cr", "x")) + ".\r\n")
+		c.want("end of DATA", 250, "2.0.0")
+		for _, m := range e.inbox(f.alice) {
+			if hdr := headerOf(m.Body); strings.Contains(strings.ReplaceAll(hdr, "\r\n", ""), "\r") {
+				t.Errorf("stored header has a bare CR:\n%q", hdr)
+			}
+		}
+	})
 	t.Run("null sender", func(t *testing.T) {
 		t.Parallel()
 		c := dial(t, s.smtp)
@@ -316,6 +349,7 @@ func TestSubmissionReplies(t *testing.T) {
 	e := newEnv(t)
 	alice := e.addUser("alice")
 	bob := e.addUser("bobby")
+	carl := e.addUser("carl")
 	e.addSender("billing", "billing", "bills@"+domain, "invoices@"+domain)
 	s := e.start()
 
@@ -389,6 +423,17 @@ func TestSubmissionReplies(t *testing.T) {
 		c.want("end of DATA with a forged From:", 553, "5.7.1")
 		c.expect("NOOP", 250, "")
 		c.deliver(alice, []string{bob}, message(alice, bob, "honest", "from alice"))
+	})
+	t.Run("second From header not owned", func(t *testing.T) {
+		t.Parallel()
+		c := submissionSession(t, s, alice)
+		c.expect("MAIL FROM:<"+alice+">", 250, "2.1.0")
+		c.expect("RCPT TO:<"+carl+">", 250, "2.1.5")
+		c.expect("DATA", 354, "")
+		c.send(crlf("From: <"+alice+">\nFrom: <boss@"+domain+">\nTo: <"+carl+">\nSubject: two From fields\n\nx\n") + ".\r\n")
+		if r := c.read(); r.code != 553 || r.enh() != "5.7.1" {
+			t.Errorf("message with a second From: header not owned: %q, want 553 5.7.1", r)
+		}
 	})
 	t.Run("trusted sender", func(t *testing.T) {
 		t.Parallel()
@@ -645,21 +690,22 @@ func countHeader(hdr, name string) int {
 	return n
 }
 
-// TestAllOrNothing: a message for two recipients where the second goes
-// over quota between RCPT and the end of DATA is stored for neither.
+// TestAllOrNothing: a message for two recipients where the second is
+// within quota at RCPT (no SIZE declared) but over it at the end of
+// DATA/BDAT is stored for neither.
 func TestAllOrNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a, b := e.addUser("frank"), e.addUser("grace")
+	e.ok("user", "set", b, "--quota-storage", "300B")
 	s := e.start()
+	msg := message("sender@remote.test", a, "all or nothing", strings.Repeat("more than 300 bytes\r\n", 20))
 	for _, mode := range []string{"DATA", "BDAT"} {
 		c := dial(t, s.smtp)
 		c.ehlo()
 		c.expect("MAIL FROM:<sender@remote.test>", 250, "2.1.0")
 		c.expect("RCPT TO:<"+a+">", 250, "2.1.5")
 		c.expect("RCPT TO:<"+b+">", 250, "2.1.5")
-		e.ok("user", "set", b, "--quota-storage", "10B")
-		msg := message("sender@remote.test", a, "all or nothing", "hello")
 		if mode == "DATA" {
 			c.expect("DATA", 354, "")
 			c.send(dotStuff(msg) + ".\r\n")
@@ -668,21 +714,42 @@ func TestAllOrNothing(t *testing.T) {
 		}
 		c.want("end of "+mode+" with one recipient over quota", 452, "4.2.2")
 		c.expect("NOOP", 250, "")
-		e.wantMessages(a, 0)
-		u := e.wantMessages(b, 0)
-		if u.StorageBytes != 0 {
-			t.Errorf("%s: storage %d bytes after a refused delivery", b, u.StorageBytes)
+		for _, r := range []string{a, b} {
+			if u := e.wantMessages(r, 0); u.StorageBytes != 0 {
+				t.Errorf("%s: storage %d bytes after a refused delivery", r, u.StorageBytes)
+			}
 		}
 		e.check()
-		e.ok("user", "set", b, "--quota-storage", "default")
-		e.wantMessages(a, 0)
 	}
-	// And with room again, both get it.
+	// With room again, both get it.
+	e.ok("user", "set", b, "--quota-storage", "default")
 	c := dial(t, s.smtp)
 	c.ehlo()
-	c.deliver("sender@remote.test", []string{a, b}, message("sender@remote.test", a, "both", "hello"))
+	c.deliver("sender@remote.test", []string{a, b}, msg)
 	e.wantMessages(a, 1)
 	e.wantMessages(b, 1)
+	e.check()
+}
+
+// TestQuotaLoweredDuringTransaction: a storage quota lowered (user set)
+// between RCPT and the end of DATA applies to that delivery, as Dovecot
+// checks quota at delivery time.
+func TestQuotaLoweredDuringTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a, b := e.addUser("harold"), e.addUser("hilda")
+	s := e.start()
+	c := dial(t, s.smtp)
+	c.ehlo()
+	c.expect("MAIL FROM:<sender@remote.test>", 250, "2.1.0")
+	c.expect("RCPT TO:<"+a+">", 250, "2.1.5")
+	c.expect("RCPT TO:<"+b+">", 250, "2.1.5")
+	e.ok("user", "set", b, "--quota-storage", "10B")
+	c.expect("DATA", 354, "")
+	c.send(dotStuff(message("sender@remote.test", a, "lowered", "hello")) + ".\r\n")
+	if r := c.read(); r.code != 452 || r.enh() != "4.2.2" {
+		t.Errorf("DOUBTFUL: %s's quota was lowered to 10 B after RCPT; end of DATA got %q, want 452 4.2.2 (limits are taken at RCPT and not rechecked at delivery)", b, r)
+	}
 	e.check()
 }
 
@@ -827,7 +894,7 @@ func TestOversizedLongLines(t *testing.T) {
 	c.expect("RCPT TO:<"+to+">", 250, "2.1.5")
 	c.expect("DATA", 354, "")
 	c.send("Subject: long lines\r\n\r\n" + strings.Repeat("a", 5000) + "\r\n" + strings.Repeat("b", 5000) + "\r\n.\r\n")
-	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
 	line, err := c.r.ReadString('\n')
 	if err != nil {
 		t.Fatalf("PRODUCT BUG: no reply to the end of an oversized DATA whose last line is longer than 4096 bytes (%v); the server missed <CRLF>.<CRLF> and is still reading", err)
@@ -969,14 +1036,15 @@ func TestAuthLockout(t *testing.T) {
 	c.want("AUTH of another account", 235, "2.7.0")
 }
 
-// TestSpecRowsNotYetImplemented: spam and consent refusals (SPEC's SMTP
-// table) — these fail until policy gains the checks.
-func TestSpecRowsNotYetImplemented(t *testing.T) {
+// TestSpamAndConsent: the content and consent rows of SPEC's SMTP table.
+func TestSpamAndConsent(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	to := e.addUser("quinn")
+	consenting := e.addUser("rosa")
 	e.addSender("gov", "official", "gov@gov.kz")
 	s := e.start()
+	e.ok("user", "consent", consenting, "--certificate", writeCertificate(t))
 	t.Run("GTUBE rejected as spam", func(t *testing.T) {
 		t.Parallel()
 		c := dial(t, s.smtp)
@@ -989,13 +1057,72 @@ func TestSpecRowsNotYetImplemented(t *testing.T) {
 			t.Errorf("GTUBE message: %q, want 550 5.7.1 (SPEC: rejected as spam)", r)
 		}
 	})
-	t.Run("official letter without consent", func(t *testing.T) {
+	t.Run("official letter and consent", func(t *testing.T) {
 		t.Parallel()
 		c := submissionSession(t, s, "gov")
 		c.expect("MAIL FROM:<gov@gov.kz>", 250, "2.1.0")
-		c.send("RCPT TO:<" + to + ">\r\n")
-		if r := c.read(); r.code != 550 || r.enh() != "5.7.1" {
-			t.Errorf("official letter to an account without consent: RCPT got %q, want 550 5.7.1 with the reason (SPEC)", r)
+		r := c.expect("RCPT TO:<"+to+">", 550, "5.7.1")
+		if len(r.text()) < len("5.7.1 x") {
+			t.Errorf("consent refusal %q gives no reason", r)
+		}
+		c.expect("RCPT TO:<"+consenting+">", 250, "2.1.5")
+		c.expect("DATA", 354, "")
+		c.send(dotStuff(message("gov@gov.kz", consenting, "official", "notice")) + ".\r\n")
+		c.want("end of DATA of an official letter", 250, "2.0.0")
+		m := e.onlyMessage(consenting)
+		if !slices.Contains(m.Flags, "$Official") {
+			t.Errorf("official letter stored with flags %q, want $Official", m.Flags)
 		}
 	})
+}
+
+// writeCertificate writes a self-signed X.509 certificate (PEM) valid now.
+func writeCertificate(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "Rosa Subscriber"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "consent.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestBDATHugeChunkUnlimitedSize: with no message size limit (every
+// class 0 = unlimited), a BDAT chunk size the client merely announces must
+// not make the server allocate it up front. (With SIZE 1e14 instead of
+// 1e18 the whole server dies: "fatal error: out of memory".)
+func TestBDATHugeChunkUnlimitedSize(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	to := e.addUser("rita")
+	e.ok("class", "set", "standard", "--max-message-size", "0")
+	e.ok("class", "set", "organization", "--max-message-size", "0")
+	s := e.start()
+	c := dial(t, s.smtp)
+	c.ehlo()
+	c.expect("MAIL FROM:<sender@remote.test>", 250, "2.1.0")
+	c.expect("RCPT TO:<"+to+">", 250, "2.1.5")
+	c.send("BDAT 1000000000000000000\r\nnot nearly that much")
+	// Whatever the session does now, it must not be a panic, and the
+	// server must go on serving.
+	c.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if line, err := c.r.ReadString('\n'); err == nil && strings.Contains(line, "Internal error") {
+		t.Errorf("PRODUCT BUG: BDAT 1e18 with unlimited size: %q (a recovered panic: makeslice len out of range)", strings.TrimSpace(line))
+	}
+	c.nc.Close()
+	d := dial(t, s.smtp)
+	d.expect("QUIT", 221, "")
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"abox/accounts"
 	"abox/policy"
 )
 
@@ -124,16 +125,29 @@ func (c *conn) cmdRcpt(arg string) {
 		c.writeReply(reply{452, "4.5.3", fmt.Sprintf("Too many recipients (at most %d per message)", c.maxRecipients())})
 		return
 	}
-	r, err := c.s.cfg.Policy.CheckRecipient(p.addr, c.tx.declaredSize, c.submission())
+	official := c.official()
+	r, err := c.s.cfg.Policy.CheckRecipient(p.addr, policy.RcptOptions{Size: c.tx.declaredSize, Submission: c.submission(), Official: official})
 	if err != nil {
+		if errors.Is(err, policy.ErrNoConsent) {
+			c.tx.refused = append(c.tx.refused, strings.ToLower(p.addr))
+		}
 		c.refuse(err)
 		return
 	}
 	if !c.tx.seen[r.Address] {
 		c.tx.seen[r.Address] = true
 		c.tx.rcpts = append(c.tx.rcpts, r)
+		if c.tx.acceptedAt.IsZero() {
+			c.tx.acceptedAt = c.s.cfg.Policy.Now()
+		}
 	}
 	c.writeReply(reply{250, "2.1.5", "Recipient OK"})
+}
+
+// official says the authenticated submitter is an official sender, all
+// of whose letters are official.
+func (c *conn) official() bool {
+	return c.ident != nil && c.ident.Sender != nil && c.ident.Sender.Kind == accounts.Official
 }
 
 // maxRecipients is the server's limit, or a subscriber's class limit when

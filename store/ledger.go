@@ -301,3 +301,66 @@ func (s *Store) HasReadRecord(acct, blob uint64) bool {
 	})
 	return found
 }
+
+// Notice is what the ledger proves about one official letter (SPEC:
+// `notice show --json` and GET /v1/notices/{message-id}).
+type Notice struct {
+	MessageID  string            `json:"message_id"`
+	Sender     string            `json:"sender"`
+	Recipients []NoticeRecipient `json:"recipients"`
+}
+
+// NoticeRecipient is one recipient's record; times are UTC or null.
+type NoticeRecipient struct {
+	Address     string     `json:"address"`
+	AcceptedAt  *time.Time `json:"accepted_at"`
+	StoredAt    *time.Time `json:"stored_at"`
+	FirstReadAt *time.Time `json:"first_read_at"`
+	DeletedAt   *time.Time `json:"deleted_at"`
+	Refused     string     `json:"refused,omitempty"`
+}
+
+// Notice gathers a letter's ledger entries by recipient. It returns
+// ErrNotFound when the ledger knows nothing of the message.
+func (s *Store) Notice(messageID string) (Notice, error) {
+	entries, err := s.Ledger(messageID)
+	if err != nil {
+		return Notice{}, err
+	}
+	if len(entries) == 0 {
+		return Notice{}, fmt.Errorf("message %s: %w", NormalizeMessageID(messageID), ErrNotFound)
+	}
+	n := Notice{MessageID: entries[0].MessageID, Sender: entries[0].Sender, Recipients: []NoticeRecipient{}}
+	index := map[string]int{}
+	for _, e := range entries {
+		at := e.At.UTC()
+		for _, addr := range e.Recipients {
+			i, ok := index[addr]
+			if !ok {
+				i = len(n.Recipients)
+				index[addr] = i
+				n.Recipients = append(n.Recipients, NoticeRecipient{Address: addr})
+			}
+			r := &n.Recipients[i]
+			set := func(p **time.Time) {
+				if *p == nil {
+					t := at
+					*p = &t
+				}
+			}
+			switch e.Kind {
+			case LedgerAccepted:
+				set(&r.AcceptedAt)
+			case LedgerStored:
+				set(&r.StoredAt)
+			case LedgerRead:
+				set(&r.FirstReadAt)
+			case LedgerDeleted:
+				set(&r.DeletedAt)
+			case LedgerRefused:
+				r.Refused = e.Detail
+			}
+		}
+	}
+	return n, nil
+}

@@ -85,6 +85,7 @@ type FlagUpdate struct {
 	UID     uint32
 	Flags   []string
 	ModSeq  uint64
+	Blob    uint64
 	Changed bool // false when the message already had these flags
 }
 
@@ -117,7 +118,7 @@ func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 			}
 			next := keepOfficial(m.Official(), applyFlags(m.Flags, op, flags))
 			if sameFlags(m.Flags, next) {
-				out = append(out, FlagUpdate{UID: uid, Flags: m.Flags, ModSeq: m.ModSeq})
+				out = append(out, FlagUpdate{UID: uid, Flags: m.Flags, ModSeq: m.ModSeq, Blob: m.Blob})
 				continue
 			}
 			wasSeen := m.Seen()
@@ -134,7 +135,7 @@ func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 				return err
 			}
 			t.notify(Change{Kind: FlagsChanged, Account: acct, Mailbox: mbox, UID: uid, Flags: m.Flags, ModSeq: m.ModSeq})
-			out = append(out, FlagUpdate{UID: uid, Flags: m.Flags, ModSeq: m.ModSeq, Changed: true})
+			out = append(out, FlagUpdate{UID: uid, Flags: m.Flags, ModSeq: m.ModSeq, Blob: m.Blob, Changed: true})
 			changed = true
 		}
 		if !changed {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -135,6 +136,34 @@ func (a *app) userCmd() *cobra.Command {
 	set.Flags().String("quota-storage", "", "storage limit for this account (SIZE, 0 = unlimited, default = the class's)")
 	set.Flags().String("quota-messages", "", "message limit for this account (N, 0 = unlimited, default = the class's)")
 
+	var certFile string
+	var revoke bool
+	consent := &cobra.Command{
+		Use:   "consent ADDRESS --certificate FILE | --revoke",
+		Short: "record the digital-signature confirmation (X.509, PEM or DER) that enables official letters",
+		Args:  exactArgs("ADDRESS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (certFile == "") == !revoke {
+				return usagef("user consent needs --certificate FILE or --revoke")
+			}
+			ca := consentArgs{Address: args[0], Revoke: revoke}
+			if certFile != "" {
+				data, err := os.ReadFile(certFile)
+				if err != nil {
+					return err
+				}
+				ca.Certificate = data
+			}
+			done := "consent recorded"
+			if revoke {
+				done = "consent revoked"
+			}
+			return a.showUser(cmd, "user.consent", ca, done)
+		},
+	}
+	consent.Flags().StringVar(&certFile, "certificate", "", "the subscriber's X.509 certificate, PEM or DER")
+	consent.Flags().BoolVar(&revoke, "revoke", false, "remove the recorded consent")
+
 	var reason string
 	block := &cobra.Command{
 		Use: "block ADDRESS --reason TEXT", Short: "block an account (operator)", Args: exactArgs("ADDRESS"),
@@ -154,7 +183,7 @@ func (a *app) userCmd() *cobra.Command {
 			},
 		}
 	}
-	return group("user", "subscriber accounts", add, list, show, passwd, set, block,
+	return group("user", "subscriber accounts", add, list, show, passwd, set, block, consent,
 		simple("unblock", "lift an operator block", "user.unblock", "unblocked"),
 		simple("delete", "start the one-month deletion grace", "user.delete", "scheduled for deletion"),
 		simple("restore", "undo a deletion inside its grace", "user.restore", "restored"),
@@ -218,6 +247,9 @@ func printUser(w io.Writer, v *userView) {
 	}
 	if v.PurgedAt != nil {
 		fmt.Fprintf(tw, "purged:\t%s\n", fmtTime(v.PurgedAt))
+	}
+	if c := v.Consent; c != nil {
+		fmt.Fprintf(tw, "consent:\t%s, certificate %s (serial %s, valid to %s)\n", c.RecordedAt.Format(time.RFC3339), c.Subject, c.Serial, c.NotAfter.Format("2006-01-02"))
 	}
 	if u := v.Usage; u != nil {
 		fmt.Fprintf(tw, "storage:\t%s of %s\n", formatSize(u.StorageBytes), fmtLimit(u.StorageLimit, true))

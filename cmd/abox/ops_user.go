@@ -13,19 +13,20 @@ import (
 )
 
 type userView struct {
-	Address        string     `json:"address"`
-	State          string     `json:"state"`
-	Class          string     `json:"class,omitempty"`
-	Phone          string     `json:"phone,omitempty"`
-	CreatedAt      time.Time  `json:"created_at"`
-	LastUseAt      *time.Time `json:"last_use_at,omitempty"`
-	BlockReason    string     `json:"block_reason,omitempty"`
-	BlockedAt      *time.Time `json:"blocked_at,omitempty"`
-	DeletionAt     *time.Time `json:"deletion_at,omitempty"`
-	GraceUntil     *time.Time `json:"grace_until,omitempty"`
-	DeletionReason string     `json:"deletion_reason,omitempty"`
-	PurgedAt       *time.Time `json:"purged_at,omitempty"`
-	Usage          *usageView `json:"usage,omitempty"`
+	Address        string            `json:"address"`
+	State          string            `json:"state"`
+	Class          string            `json:"class,omitempty"`
+	Phone          string            `json:"phone,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	LastUseAt      *time.Time        `json:"last_use_at,omitempty"`
+	BlockReason    string            `json:"block_reason,omitempty"`
+	BlockedAt      *time.Time        `json:"blocked_at,omitempty"`
+	DeletionAt     *time.Time        `json:"deletion_at,omitempty"`
+	GraceUntil     *time.Time        `json:"grace_until,omitempty"`
+	DeletionReason string            `json:"deletion_reason,omitempty"`
+	PurgedAt       *time.Time        `json:"purged_at,omitempty"`
+	Consent        *accounts.Consent `json:"consent,omitempty"`
+	Usage          *usageView        `json:"usage,omitempty"`
 }
 
 type usageView struct {
@@ -62,6 +63,7 @@ func (e *env) view(a *accounts.Account, withUsage bool) (userView, error) {
 	}
 	v.Class, v.Phone, v.LastUseAt = a.Class, a.Phone, timePtr(a.LastUseAt)
 	v.BlockReason, v.BlockedAt, v.DeletionReason = a.BlockReason, timePtr(a.BlockedAt), a.DeletionReason
+	v.Consent = a.Consent
 	if !withUsage {
 		return v, nil
 	}
@@ -107,6 +109,12 @@ type userSetArgs struct {
 	Class         *string `json:"class,omitempty"`
 	QuotaStorage  *string `json:"quota_storage,omitempty"`  // SIZE or "default"
 	QuotaMessages *string `json:"quota_messages,omitempty"` // N or "default"
+}
+
+type consentArgs struct {
+	Address     string `json:"address"`
+	Certificate []byte `json:"certificate,omitempty"`
+	Revoke      bool   `json:"revoke,omitempty"`
 }
 
 type blockArgs struct {
@@ -201,6 +209,29 @@ func init() {
 		})
 	})
 	register("user.set", userSet)
+	register("user.consent", func(ctx context.Context, e *env, a consentArgs) (userView, error) {
+		now := e.now()
+		if a.Revoke {
+			return e.updateUserAt(ctx, a.Address, "user.consent.revoke", because("consent revoked"), func(x *accounts.Account) error {
+				if x.Consent == nil {
+					return fmt.Errorf("%s has no consent on record", x.Address())
+				}
+				x.Consent = nil
+				return nil
+			})
+		}
+		c, err := accounts.ParseConsent(a.Certificate, now)
+		if err != nil {
+			return userView{}, err
+		}
+		return e.updateUserAt(ctx, a.Address, "user.consent", because("certificate "+c.SHA256+" ("+c.Subject+")"), func(x *accounts.Account) error {
+			if x.State == accounts.Purged {
+				return fmt.Errorf("account %s is purged", x.Address())
+			}
+			x.Consent = c
+			return nil
+		})
+	})
 	register("user.block", func(ctx context.Context, e *env, a blockArgs) (userView, error) {
 		now := e.now()
 		return e.updateUserAt(ctx, a.Address, "user.block", because(a.Reason), func(x *accounts.Account) error {

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"abox/store"
+)
+
+// noticeHandler serves GET /v1/notices/{message-id} to trusted senders
+// (SPEC "Official letters"): HTTP Basic auth as the sender NAME with its
+// password; 401 without valid credentials, 404 for a letter the caller
+// did not send (or that does not exist: the two are not told apart).
+func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
+	name, pass, ok := r.BasicAuth()
+	ip := netip.IPv6Unspecified()
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		ip = ap.Addr().Unmap()
+	}
+	if !ok || name == "" {
+		unauthorized(w)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	id, delay, err := s.policy.Authenticate(ctx, "submission", name, pass, ip)
+	if err != nil || id.Sender == nil {
+		if delay > 0 {
+			time.Sleep(delay)
+		}
+		s.log.Info("notice API: authentication failed", "user", name, "remote", ip.String())
+		unauthorized(w)
+		return
+	}
+	n, err := s.store.Notice(r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) || err == nil && n.Sender != id.Sender.Name {
+		http.Error(w, "no such letter from this sender", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.log.Error("notice API", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(n)
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="abox notices", charset="UTF-8"`)
+	http.Error(w, "trusted sender credentials required", http.StatusUnauthorized)
+}
