@@ -89,49 +89,53 @@ func (t *txn) putAccount(old, a *accounts.Account) error {
 func (s *Store) CreateAccount(ctx context.Context, in accounts.Account, a Audit) (accounts.Account, error) {
 	var out accounts.Account
 	err := s.update(ctx, func(t *txn) error {
-		acct := in
-		if t.tx.Bucket(bDomains).Get([]byte(acct.Domain)) == nil {
-			return fmt.Errorf("domain %s: %w", acct.Domain, ErrNoDomain)
-		}
-		if acct.Class == "" {
-			acct.Class = accounts.DefaultClassName
-		}
-		if t.tx.Bucket(bClasses).Get([]byte(acct.Class)) == nil {
-			return fmt.Errorf("class %s: %w", acct.Class, ErrNoClass)
-		}
-		key := addrKey(acct.Login, acct.Domain)
-		if t.tx.Bucket(bAcctAddr).Get(key) != nil {
-			return fmt.Errorf("account %s: %w", acct.Address(), ErrExists)
-		}
-		if v := t.tx.Bucket(bAcctPurged).Get(key); v != nil {
-			if err := t.forgetPurged(decodeU64(v), key); err != nil {
-				return err
-			}
-		}
-		id, err := t.tx.Bucket(bAccounts).NextSequence()
-		if err != nil {
-			return err
-		}
-		now := t.now.UTC().Truncate(time.Second)
-		acct.ID = id
-		acct.State = accounts.Active
-		acct.CreatedAt = now
-		acct.LastUseAt = now // registration counts as a use
-		if err := t.putAccount(nil, &acct); err != nil {
-			return err
-		}
-		if err := t.putUsage(id, &Usage{}); err != nil {
-			return err
-		}
-		for _, d := range DefaultMailboxes {
-			if _, err := t.createMailbox(id, d.Name, d.SpecialUse); err != nil {
-				return err
-			}
-		}
-		out = acct
-		return t.audit(a, "user.add", acct.Address())
+		var err error
+		out, err = t.createAccount(in, a)
+		return err
 	})
 	return out, err
+}
+
+func (t *txn) createAccount(acct accounts.Account, a Audit) (accounts.Account, error) {
+	if t.tx.Bucket(bDomains).Get([]byte(acct.Domain)) == nil {
+		return acct, fmt.Errorf("domain %s: %w", acct.Domain, ErrNoDomain)
+	}
+	if acct.Class == "" {
+		acct.Class = accounts.DefaultClassName
+	}
+	if t.tx.Bucket(bClasses).Get([]byte(acct.Class)) == nil {
+		return acct, fmt.Errorf("class %s: %w", acct.Class, ErrNoClass)
+	}
+	key := addrKey(acct.Login, acct.Domain)
+	if t.tx.Bucket(bAcctAddr).Get(key) != nil {
+		return acct, fmt.Errorf("account %s: %w", acct.Address(), ErrExists)
+	}
+	if v := t.tx.Bucket(bAcctPurged).Get(key); v != nil {
+		if err := t.forgetPurged(decodeU64(v), key); err != nil {
+			return acct, err
+		}
+	}
+	id, err := t.tx.Bucket(bAccounts).NextSequence()
+	if err != nil {
+		return acct, err
+	}
+	now := t.now.UTC().Truncate(time.Second)
+	acct.ID = id
+	acct.State = accounts.Active
+	acct.CreatedAt = now
+	acct.LastUseAt = now // registration counts as a use
+	if err := t.putAccount(nil, &acct); err != nil {
+		return acct, err
+	}
+	if err := t.putUsage(id, &Usage{}); err != nil {
+		return acct, err
+	}
+	for _, d := range DefaultMailboxes {
+		if _, err := t.createMailbox(id, d.Name, d.SpecialUse); err != nil {
+			return acct, err
+		}
+	}
+	return acct, t.audit(a, "user.add", acct.Address())
 }
 
 // forgetPurged drops a purged tombstone whose login is registered again.

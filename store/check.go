@@ -259,6 +259,15 @@ func (c *checker) mailboxesAndMessages() {
 	for k, n := range official {
 		c.problem("account %d has %d official copies that are not tracked", decodeU64([]byte(k)), n)
 	}
+	_ = tx.Bucket(bBroadcasts).ForEach(func(k, v []byte) error {
+		var b Broadcast
+		if err := json.Unmarshal(v, &b); err != nil {
+			c.problem("broadcast %d: undecodable record", decodeU64(k))
+		} else if !b.Done {
+			refs[b.Blob]++ // a running broadcast holds its body
+		}
+		return nil
+	})
 	c.bodies(refs)
 }
 

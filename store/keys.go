@@ -31,13 +31,14 @@ var (
 	bLedgerMsg    = []byte("ledger_msg")    // message-id 0x00 seq(8) -> nil
 	bLedgerRead   = []byte("ledger_read")   // message-id 0x00 recipient -> first read time
 	bOfficial     = []byte("official")      // account(8) blob(8) -> JSON officialCopy
+	bBroadcasts   = []byte("broadcasts")    // id(8) -> JSON Broadcast
 	bAuditAcct    = []byte("audit_acct")    // address 0x00 seq(8) -> nil
 )
 
 var allBuckets = [][]byte{
 	bMeta, bDomains, bClasses, bSenders, bAccounts, bAcctAddr, bAcctPurged,
 	bAcctState, bAcctLastUse, bMail, bMboxNames, bMboxDeleting, bBodyHash,
-	bBodies, bBlobs, bAudit, bAuditAcct, bLedger, bLedgerMsg, bLedgerRead, bOfficial,
+	bBodies, bBlobs, bAudit, bAuditAcct, bLedger, bLedgerMsg, bLedgerRead, bOfficial, bBroadcasts,
 }
 
 func u64(v uint64) []byte {

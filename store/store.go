@@ -285,6 +285,9 @@ func (e *errBatchMember) Error() string { return e.err.Error() }
 // update submits fn to the writer and waits until the transaction holding
 // it has committed (durably) or failed. fn may run more than once.
 func (s *Store) update(ctx context.Context, fn func(*txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.RLock()
 	if s.closed {
 		s.mu.RUnlock()

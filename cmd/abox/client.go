@@ -30,10 +30,19 @@ var readOnlyOps = map[string]bool{
 }
 
 func (c *client) call(ctx context.Context, op string, args any, result any) error {
+	return c.callProgress(ctx, op, args, result, nil)
+}
+
+// callProgress is call for long operations that report progress.
+func (c *client) callProgress(ctx context.Context, op string, args any, result any, onProgress func(json.RawMessage)) error {
 	conn, err := dialControl(c.cfg.socketPath())
 	if err == nil {
 		defer conn.Close()
-		resp, _, err := callControl(conn, op, args)
+		var hooks []func(json.RawMessage)
+		if onProgress != nil {
+			hooks = append(hooks, onProgress)
+		}
+		resp, _, err := callControl(conn, op, args, hooks...)
 		if err != nil {
 			return err
 		}
@@ -43,6 +52,13 @@ func (c *client) call(ctx context.Context, op string, args any, result any) erro
 		return nil
 	}
 	return c.direct(readOnlyOps[op], func(e *env) error {
+		if onProgress != nil {
+			e.progress = func(v any) {
+				if raw, err := json.Marshal(v); err == nil {
+					onProgress(raw)
+				}
+			}
+		}
 		res, err := runOp(ctx, e, op, args)
 		if err != nil || result == nil {
 			return err

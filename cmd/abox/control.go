@@ -28,13 +28,15 @@ type controlRequest struct {
 }
 
 type controlResponse struct {
-	Result json.RawMessage `json:"result,omitempty"`
-	Error  string          `json:"error,omitempty"`
-	Stream int64           `json:"stream,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	Stream   int64           `json:"stream,omitempty"`
+	Progress json.RawMessage `json:"progress,omitempty"`
 }
 
-// maxControlRequest bounds a request line (passwords and flags only).
-const maxControlRequest = 1 << 20
+// maxControlRequest bounds a request line: flags, passwords, and the
+// message of a broadcast (up to the largest class size, base64).
+const maxControlRequest = 80 << 20
 
 // controlServer serves admin operations to `abox` commands run while the
 // server is up.
@@ -120,7 +122,28 @@ func (c *controlServer) handle(conn net.Conn) {
 		writeControl(conn, controlResponse{Error: fmt.Sprintf("unknown operation %q", req.Op)})
 		return
 	}
-	res, err := fn(c.ctx, c.env, req.Args)
+	// The operation stops when the client goes away (Ctrl-C on a
+	// broadcast): nothing more is ever read from it.
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	go func() {
+		var b [1]byte
+		conn.Read(b[:])
+		cancel()
+	}()
+	e := *c.env
+	var wmu sync.Mutex
+	e.progress = func(v any) {
+		raw, err := json.Marshal(v)
+		if err == nil {
+			wmu.Lock()
+			writeControl(conn, controlResponse{Progress: raw})
+			wmu.Unlock()
+		}
+	}
+	res, err := fn(ctx, &e, req.Args)
+	wmu.Lock()
+	defer wmu.Unlock()
 	if err != nil {
 		writeControl(conn, controlResponse{Error: err.Error()})
 		return
@@ -169,9 +192,10 @@ func dialControl(path string) (net.Conn, error) {
 	return conn, nil
 }
 
-// callControl sends one request and reads the header line of the answer.
-// The returned reader holds any stream that follows.
-func callControl(conn net.Conn, op string, args any) (controlResponse, *bufio.Reader, error) {
+// callControl sends one request and reads the header line of the answer,
+// passing progress lines to onProgress (when set). The returned reader
+// holds any stream that follows.
+func callControl(conn net.Conn, op string, args any, onProgress ...func(json.RawMessage)) (controlResponse, *bufio.Reader, error) {
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return controlResponse{}, nil, err
@@ -181,13 +205,22 @@ func callControl(conn net.Conn, op string, args any) (controlResponse, *bufio.Re
 		return controlResponse{}, nil, fmt.Errorf("control socket: %w", err)
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
-	line, err := br.ReadBytes('\n')
-	if err != nil {
-		return controlResponse{}, nil, fmt.Errorf("control socket: the server closed the connection: %w", err)
-	}
 	var resp controlResponse
-	if err := json.Unmarshal(line, &resp); err != nil {
-		return controlResponse{}, nil, fmt.Errorf("control socket: bad answer: %w", err)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			return controlResponse{}, nil, fmt.Errorf("control socket: the server closed the connection: %w", err)
+		}
+		resp = controlResponse{}
+		if err := json.Unmarshal(line, &resp); err != nil {
+			return controlResponse{}, nil, fmt.Errorf("control socket: bad answer: %w", err)
+		}
+		if resp.Progress == nil {
+			break
+		}
+		for _, f := range onProgress {
+			f(resp.Progress)
+		}
 	}
 	if resp.Error != "" {
 		return resp, nil, errors.New(resp.Error)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"abox/accounts"
+	"abox/policy"
 	"abox/store"
 )
 
@@ -18,6 +19,19 @@ type env struct {
 	store *store.Store
 	cfg   *Config
 	log   *slog.Logger
+	// progress, when set, reports how a long operation is going (sent
+	// as progress lines on the control socket).
+	progress func(v any)
+	// engine is the server's policy engine, or one made for a direct
+	// command.
+	engine *policy.Engine
+}
+
+func (e *env) policy() *policy.Engine {
+	if e.engine == nil {
+		e.engine = policy.New(e.store, policy.Config{TrustedNetworks: e.cfg.trustedPrefixes()})
+	}
+	return e.engine
 }
 
 func (e *env) now() time.Time { return e.store.Now() }

@@ -93,8 +93,8 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry()}
-	srv.env = &env{store: st, cfg: cfg, log: log}
 	srv.policy = policy.New(st, policy.Config{TrustedNetworks: cfg.trustedPrefixes()})
+	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy}
 	srv.registerMetrics()
 	srv.smtpm = smtpd.NewMetrics(srv.registry)
 	srv.imapm = imapd.NewMetrics(srv.registry)

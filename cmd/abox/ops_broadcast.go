@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"abox/policy"
+	"abox/store"
+)
+
+type broadcastArgs struct {
+	Sender  string `json:"sender"`
+	Message []byte `json:"message"`
+	Class   string `json:"class,omitempty"`
+}
+
+// broadcastProgress is what a running broadcast reports after each batch.
+type broadcastProgress struct {
+	Scanned   int64 `json:"scanned"`
+	Total     int64 `json:"total"`
+	Delivered int64 `json:"delivered"`
+	Skipped   int64 `json:"skipped"`
+	Refused   int64 `json:"refused"`
+}
+
+func init() {
+	register("broadcast", func(ctx context.Context, e *env, a broadcastArgs) (store.Broadcast, error) {
+		return e.policy().Broadcast(ctx, policy.BroadcastRequest{
+			Sender: a.Sender, Message: a.Message, Class: a.Class, Hostname: e.cfg.Hostname,
+			Progress: func(b store.Broadcast, total int64) {
+				if e.progress != nil {
+					e.progress(broadcastProgress{Scanned: b.Scanned, Total: total, Delivered: b.Delivered, Skipped: b.Skipped, Refused: b.Refused})
+				}
+			},
+		})
+	})
+}
+
+func (a *app) broadcastCmd() *cobra.Command {
+	var from, file, class string
+	c := &cobra.Command{
+		Use:   "broadcast --from SENDER --file MSG.eml [--class C]",
+		Short: "deliver one message to every active account (or one class); resumable",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from == "" || file == "" {
+				return usagef("broadcast needs --from SENDER and --file MSG.eml")
+			}
+			msg, err := os.ReadFile(file)
+			if err != nil {
+				return err
+			}
+			var bar *progressbar.ProgressBar
+			onProgress := func(raw json.RawMessage) {
+				var p broadcastProgress
+				if json.Unmarshal(raw, &p) != nil {
+					return
+				}
+				if bar == nil && term.IsTerminal(int(os.Stderr.Fd())) {
+					bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(os.Stderr),
+						progressbar.OptionSetDescription("broadcast"), progressbar.OptionShowCount(),
+						progressbar.OptionThrottle(100e6), progressbar.OptionClearOnFinish())
+				}
+				if bar != nil {
+					bar.Set64(p.Scanned)
+				}
+			}
+			var b store.Broadcast
+			err = a.client().callProgress(cmd.Context(), "broadcast", broadcastArgs{Sender: from, Message: msg, Class: class}, &b, onProgress)
+			if bar != nil {
+				bar.Finish()
+			}
+			if err != nil {
+				return err
+			}
+			return a.emit(b, func(w io.Writer) {
+				fmt.Fprintf(w, "broadcast %d from %s: %d delivered, %d skipped, %d refused (no consent)\n", b.ID, b.Sender, b.Delivered, b.Skipped, b.Refused)
+				for _, s := range b.Sample {
+					fmt.Fprintln(w, "skipped:", s)
+				}
+			})
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "trusted sender NAME (see abox sender add)")
+	c.Flags().StringVar(&file, "file", "", "the message (RFC 5322), its From: one of the sender's addresses")
+	c.Flags().StringVar(&class, "class", "", "only accounts of this class")
+	return c
+}
