@@ -16,7 +16,7 @@ import (
 
 // broadcastBatch is how many accounts one broadcast transaction covers:
 // small enough that live delivery never waits long behind it.
-const broadcastBatch = 1000
+const broadcastBatch = 250
 
 // BroadcastRequest is one operator broadcast (user agreement 3.3-3.6:
 // informational messages, letters from government bodies, bills).
