@@ -101,7 +101,7 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 	e.Limits.LoginSucceeded(ip, key)
 	// Only a caller who knows the password learns the account's state.
 	if err := acct.CanLogin(); err != nil {
-		return nil, 0, &Refusal{Kind: ErrDisabled, Reason: err.Error(), Cause: err}
+		return nil, 0, &Refusal{Kind: ErrAuthFailed, Reason: err.Error(), Cause: err}
 	}
 	if err := e.markUsed(ctx, &acct, now); err != nil {
 		return nil, 0, err

@@ -25,6 +25,10 @@ type Config struct {
 	FailedLoginsPerMinute int // per client IP (default 10)
 	// Clock defaults to time.Now.
 	Clock func() time.Time
+	// Spam configures content scoring.
+	Spam SpamConfig
+	// Metrics, when set, count verdicts.
+	Metrics *Metrics
 }
 
 // Engine makes the decisions of the terms of service for the protocol
@@ -35,6 +39,9 @@ type Engine struct {
 	cfg    Config
 	Limits *RateLimits
 	cache  dirCache
+
+	metrics     *Metrics
+	extraChecks []check // DNS-based and external checks, when configured
 }
 
 // New returns an engine deciding over st.
@@ -51,7 +58,16 @@ func New(st *store.Store, cfg Config) *Engine {
 	if cfg.FailedLoginsPerMinute == 0 {
 		cfg.FailedLoginsPerMinute = 10
 	}
-	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg)}
+	if cfg.Spam.JunkScore == 0 {
+		cfg.Spam.JunkScore = 5
+	}
+	if cfg.Spam.RejectScore == 0 {
+		cfg.Spam.RejectScore = 15
+	}
+	if cfg.Spam.MassRecipients == 0 {
+		cfg.Spam.MassRecipients = 50
+	}
+	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), metrics: cfg.Metrics}
 }
 
 // Now is the engine's clock.
@@ -171,7 +187,11 @@ func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, erro
 
 // Message is a message ready to be stored for its accepted recipients.
 type Message struct {
-	Body       []byte
+	Body []byte
+	// Size is the message as the client sent it, which size limits
+	// apply to (the trace headers the server adds do not count); 0
+	// means len(Body).
+	Size       int64
 	Recipients []*Recipient
 	// Sender is the authenticated subscriber submitting it, whose daily
 	// sent counter it counts against; nil for inbound mail.
@@ -186,12 +206,26 @@ type Message struct {
 	Structure []byte
 	// Official makes it an official letter, recorded in the notice ledger.
 	Official *store.OfficialLetter
+	// Junk files it in each recipient's Junk folder with $Junk.
+	Junk bool
 }
 
 // Deliver checks the message against each recipient's limits and stores
 // it for all of them in one durable transaction, or for none.
 func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, error) {
-	size := int64(len(m.Body))
+	size := m.Size
+	if size == 0 {
+		size = int64(len(m.Body))
+	}
+	// Limits are read again now: a quota or class changed since RCPT
+	// applies to this delivery (the store enforces them atomically).
+	for _, r := range m.Recipients {
+		if acct, err := e.store.AccountByID(r.Account.ID); err == nil {
+			if lim, err := e.LimitsOf(&acct); err == nil {
+				r.Account, r.Limits = acct, lim
+			}
+		}
+	}
 	if m.Structure == nil {
 		m.Structure = msginfo.Compute(m.Body)
 	}
@@ -200,11 +234,16 @@ func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, er
 		if r.Limits.MaxMessageSize > 0 && size > r.Limits.MaxMessageSize {
 			return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", r.Address, r.Limits.MaxMessageSize)
 		}
-		d.Recipients = append(d.Recipients, store.Recipient{
+		rcpt := store.Recipient{
 			Account: r.Account.ID, Flags: m.Keywords,
 			MaxBytes: r.Limits.StorageBytes, MaxMessages: r.Limits.Messages,
 			MaxReceivedPerDay: r.Limits.ReceivedPerDay,
-		})
+		}
+		if m.Junk {
+			rcpt.SpecialUse = `\Junk`
+			rcpt.Flags = append(slices.Clone(rcpt.Flags), "$Junk")
+		}
+		d.Recipients = append(d.Recipients, rcpt)
 	}
 	if m.Sender != nil {
 		lim, err := e.LimitsOf(m.Sender)

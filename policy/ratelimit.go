@@ -18,6 +18,7 @@ type RateLimits struct {
 	conns    map[connKey]int              // guarded by mu
 	messages map[netip.Addr]*rate.Limiter // guarded by mu
 	fails    map[string]*failRecord       // guarded by mu; key "ip:" or "acct:"
+	rcpts    map[netip.Addr]*minuteCount  // guarded by mu
 	lastGC   time.Time                    // guarded by mu
 }
 
@@ -36,7 +37,7 @@ type failRecord struct {
 func newRateLimits(cfg Config) *RateLimits {
 	return &RateLimits{
 		cfg: cfg, conns: map[connKey]int{}, messages: map[netip.Addr]*rate.Limiter{},
-		fails: map[string]*failRecord{},
+		fails: map[string]*failRecord{}, rcpts: map[netip.Addr]*minuteCount{},
 	}
 }
 
@@ -178,4 +179,33 @@ func (l *RateLimits) gc(now time.Time) {
 			delete(l.fails, k)
 		}
 	}
+}
+
+// minuteCount counts events in the current minute.
+type minuteCount struct {
+	minute int64
+	n      int
+}
+
+// recipientsPerMinute adds n recipients for ip and returns its total in
+// the current minute.
+func (l *RateLimits) recipientsPerMinute(ip netip.Addr, n int, now time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ip = ip.Unmap()
+	m := now.Unix() / 60
+	c := l.rcpts[ip]
+	if c == nil || c.minute != m {
+		c = &minuteCount{minute: m}
+		l.rcpts[ip] = c
+	}
+	c.n += n
+	if len(l.rcpts) > 100_000 {
+		for k, v := range l.rcpts {
+			if v.minute != m {
+				delete(l.rcpts, k)
+			}
+		}
+	}
+	return c.n
 }

@@ -45,11 +45,40 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 			official.Addresses = append(official.Addresses, r.Address)
 		}
 	}
-	stored := append(c.traceHeaders(tx, now), body...)
+	received := int64(len(body))
+	junk := false
+	var spamHeader []byte
+	if c.ident == nil || c.ident.Sender == nil { // trusted senders skip content scoring
+		v := c.s.cfg.Policy.Score(context.Background(), &policy.Inspection{
+			Body: body, ClientIP: c.ip, Helo: c.helo, MailFrom: tx.from, Recipients: len(tx.rcpts),
+			Authenticated: c.ident != nil,
+		})
+		c.log.Info("content verdict", "action", v.Action.String(), "score", v.Score, "reasons", v.Reasons())
+		switch v.Action {
+		case policy.Reject:
+			kind := policy.ErrSpam
+			for _, f := range v.Findings {
+				if f.Check == "attachment" && f.Reject {
+					kind = policy.ErrForbidden
+				}
+			}
+			c.refuse(&policy.Refusal{Kind: kind, Reason: kind.Error() + ": " + v.Reasons()})
+			return
+		case policy.Junk:
+			junk = true
+		}
+		if junk {
+			// Say why it is in Junk; accepted mail keeps its bytes.
+			spamHeader = fmt.Appendf(nil, "X-Spam-Status: Yes, score=%.1f (%s)\r\n", v.Score, sanitizeHeader(v.Reasons()))
+		}
+	}
+	stored := append(c.traceHeaders(tx, now), spamHeader...)
+	stored = append(stored, body...)
 	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
 	defer cancel()
 	_, err := c.s.cfg.Policy.Deliver(ctx, &policy.Message{
-		Body: stored, Recipients: tx.rcpts, Sender: sender, Keywords: keywords, Official: official,
+		Body: stored, Size: received, Recipients: tx.rcpts, Sender: sender, Keywords: keywords, Official: official,
+		Junk: junk,
 	})
 	if err != nil {
 		c.refuse(err)
@@ -134,17 +163,20 @@ func checkHeaderFrom(msg []byte, id *policy.Identity) error {
 	if err != nil {
 		return &policy.Refusal{Kind: policy.ErrSenderDenied, Reason: "the message header cannot be parsed"}
 	}
-	from := m.Header.Get("From")
-	if from == "" {
+	froms := m.Header["From"]
+	if len(froms) == 0 {
 		return &policy.Refusal{Kind: policy.ErrSenderDenied, Reason: "the message has no From: header"}
 	}
-	list, err := addressParser.ParseList(from)
-	if err != nil || len(list) == 0 {
-		return &policy.Refusal{Kind: policy.ErrSenderDenied, Reason: "the From: header cannot be parsed"}
-	}
-	for _, a := range list {
-		if !id.Owns(a.Address) {
-			return &policy.Refusal{Kind: policy.ErrSenderDenied, Reason: fmt.Sprintf("%s may not send as From: %s", id.Name(), a.Address)}
+	// Every From: field counts, not only the first.
+	for _, from := range froms {
+		list, err := addressParser.ParseList(from)
+		if err != nil || len(list) == 0 {
+			return &policy.Refusal{Kind: policy.ErrSenderDenied, Reason: "the From: header cannot be parsed"}
+		}
+		for _, a := range list {
+			if !id.Owns(a.Address) {
+				return &policy.Refusal{Kind: policy.ErrSenderDenied, Reason: fmt.Sprintf("%s may not send as From: %s", id.Name(), a.Address)}
+			}
 		}
 	}
 	return nil
@@ -165,6 +197,9 @@ func addMissingHeaders(msg []byte, hostname, id string, now time.Time) []byte {
 	hdr := headerBlock(msg)
 	has := func(name string) bool {
 		for _, line := range bytes.Split(hdr, []byte("\r\n")) {
+			if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+				continue // a folded continuation, not a field
+			}
 			if k, _, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(strings.TrimSpace(string(k)), name) {
 				return true
 			}

@@ -249,6 +249,8 @@ func TestMXReplies(t *testing.T) {
 		c.ehlo()
 		c.expect("MAILFROM:<a@remote.test>", 500, "5.5.2")
 		c.expect("NOOP", 250, "")
+		c.expect("NOOP "+strings.Repeat("x", 20000), 500, "5.5.2") // line too long
+		c.expect("NOOP", 250, "")
 	})
 	t.Run("malformed argument", func(t *testing.T) {
 		t.Parallel()
@@ -285,8 +287,13 @@ func TestMXReplies(t *testing.T) {
 		c.ehlo()
 		c.expect("RCPT TO:<"+f.alice+">", 503, "5.5.1")
 		c.expect("DATA", 503, "5.5.1")
+		c.send("BDAT 5\r\nhello")
+		c.want("BDAT before MAIL", 503, "5.5.1")
 		c.expect("MAIL FROM:<sender@remote.test>", 250, "2.1.0")
 		c.expect("MAIL FROM:<sender@remote.test>", 503, "5.5.1")
+		c.send("BDAT 5 LAST\r\nhello")
+		c.want("BDAT before RCPT", 503, "5.5.1")
+		c.expect("NOOP", 250, "")
 	})
 	t.Run("too many bad commands", func(t *testing.T) {
 		t.Parallel()
@@ -350,6 +357,8 @@ func TestSubmissionReplies(t *testing.T) {
 	alice := e.addUser("alice")
 	bob := e.addUser("bobby")
 	carl := e.addUser("carl")
+	blocked := e.addUser("blocky")
+	e.ok("user", "block", blocked, "--reason", "test")
 	e.addSender("billing", "billing", "bills@"+domain, "invoices@"+domain)
 	s := e.start()
 
@@ -405,6 +414,16 @@ func TestSubmissionReplies(t *testing.T) {
 		c3.expect("*", 501, "")
 		c3.expect("AUTH CRAM-MD5", 504, "")
 		c3.expect("NOOP", 250, "")
+	})
+	t.Run("blocked account AUTH", func(t *testing.T) {
+		t.Parallel()
+		c := dialTLS(t, s.subs)
+		c.ehlo()
+		r := c.authPlain(blocked, password)
+		t.Logf("AUTH of a blocked account: %q", r)
+		if r.code != 535 && r.code != 550 || r.enh() != "5.7.8" && r.enh() != "5.2.1" {
+			t.Errorf("AUTH of a blocked account with its password: %q, want 535 5.7.8 or 550 5.2.1", r)
+		}
 	})
 	t.Run("envelope sender not owned", func(t *testing.T) {
 		t.Parallel()
@@ -700,6 +719,12 @@ func TestAllOrNothing(t *testing.T) {
 	e.ok("user", "set", b, "--quota-storage", "300B")
 	s := e.start()
 	msg := message("sender@remote.test", a, "all or nothing", strings.Repeat("more than 300 bytes\r\n", 20))
+	// A declared SIZE above the room left: 452 4.2.2 at RCPT already.
+	c0 := dial(t, s.smtp)
+	c0.ehlo()
+	c0.expect(fmt.Sprintf("MAIL FROM:<sender@remote.test> SIZE=%d", len(msg)), 250, "2.1.0")
+	c0.expect("RCPT TO:<"+a+">", 250, "2.1.5")
+	c0.expect("RCPT TO:<"+b+">", 452, "4.2.2")
 	for _, mode := range []string{"DATA", "BDAT"} {
 		c := dial(t, s.smtp)
 		c.ehlo()

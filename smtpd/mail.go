@@ -231,53 +231,80 @@ func (c *conn) cmdData(arg string) {
 // starting after CRLF only: after a bare LF neither the terminator nor
 // dot-unstuffing applies.
 func (c *conn) readData(limit int64) (body []byte, tooBig bool, err error) {
+	if limit <= 0 {
+		limit = maxMessage
+	}
 	deadline := time.Now().Add(c.s.cfg.DataTimeout)
 	var buf bytes.Buffer
 	var line []byte
 	atLineStart := true
 	for {
-		next := time.Now().Add(3 * time.Minute)
-		if next.After(deadline) {
-			next = deadline
-		}
-		c.nc.SetReadDeadline(next)
-		frag, err := c.br.ReadSlice('\n')
-		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
-			return nil, false, err
-		}
-		complete := err == nil
-		line = append(line[:0], frag...)
-		for !complete {
-			frag, err = c.br.ReadSlice('\n')
+		// Read one whole line, keeping its bytes only while the
+		// message still fits (with slack for the dot framing, checked
+		// exactly below); its length, first byte and last two bytes are
+		// all the framing needs.
+		line = line[:0]
+		n := 0
+		var first byte
+		var last2 [2]byte
+		for {
+			next := time.Now().Add(3 * time.Minute)
+			if next.After(deadline) {
+				next = deadline
+			}
+			c.nc.SetReadDeadline(next)
+			frag, err := c.br.ReadSlice('\n')
 			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 				return nil, false, err
 			}
-			complete = err == nil
+			if n == 0 && len(frag) > 0 {
+				first = frag[0]
+			}
+			n += len(frag)
+			switch len(frag) {
+			case 0:
+			case 1:
+				last2 = [2]byte{last2[1], frag[0]}
+			default:
+				last2 = [2]byte{frag[len(frag)-2], frag[len(frag)-1]}
+			}
 			if !tooBig {
-				line = append(line, frag...)
+				if int64(buf.Len()+len(line)+len(frag)) > limit+1024 {
+					tooBig, line, buf = true, nil, bytes.Buffer{}
+				} else {
+					line = append(line, frag...)
+				}
+			}
+			if err == nil {
+				break
 			}
 		}
-		crlf := bytes.HasSuffix(line, []byte("\r\n"))
-		if atLineStart && crlf && len(line) == 3 && line[0] == '.' {
+		crlf := last2 == [2]byte{'\r', '\n'}
+		if atLineStart && crlf && n == 3 && first == '.' {
 			return buf.Bytes(), tooBig, nil
 		}
-		if atLineStart && len(line) > 0 && line[0] == '.' {
+		wasLineStart := atLineStart
+		atLineStart = crlf
+		if tooBig {
+			continue
+		}
+		if wasLineStart && len(line) > 0 && line[0] == '.' {
 			line = line[1:]
 		}
 		if !crlf {
 			line = append(line[:len(line)-1], '\r', '\n')
 		}
-		atLineStart = crlf
-		if !tooBig {
-			if limit > 0 && int64(buf.Len()+len(line)) > limit {
-				tooBig = true
-				buf = bytes.Buffer{}
-			} else {
-				buf.Write(line)
-			}
+		if int64(buf.Len()+len(line)) > limit {
+			tooBig, buf = true, bytes.Buffer{}
+			continue
 		}
+		buf.Write(line)
 	}
 }
+
+// maxMessage caps a message when no class limits its size, so a client
+// cannot make the server hold an unbounded amount.
+const maxMessage = 1 << 30
 
 // cmdBDAT receives one chunk (RFC 3030 §2).
 func (c *conn) cmdBDAT(arg string) {
@@ -289,9 +316,11 @@ func (c *conn) cmdBDAT(arg string) {
 	// The chunk follows the command whatever the reply, so it is read
 	// (or skipped) before answering.
 	ok := c.helo != "" && c.tx != nil && len(c.tx.rcpts) > 0 && !c.tx.bdatFailed
-	limit := int64(0)
+	limit := int64(maxMessage)
 	if ok {
-		limit = c.tx.sizeLimit()
+		if l := c.tx.sizeLimit(); l > 0 {
+			limit = l
+		}
 		if c.tx.bdat == nil {
 			c.tx.bdat = []byte{}
 		}
@@ -299,7 +328,7 @@ func (c *conn) cmdBDAT(arg string) {
 	start := time.Now()
 	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.DataTimeout))
 	switch {
-	case !ok || c.tx.bdatTooBig || limit > 0 && int64(len(c.tx.bdat))+size > limit:
+	case !ok || c.tx.bdatTooBig || int64(len(c.tx.bdat))+size > limit:
 		if _, err := io.CopyN(io.Discard, c.br, size); err != nil {
 			c.closed = true
 			return
@@ -308,12 +337,13 @@ func (c *conn) cmdBDAT(arg string) {
 			c.tx.bdatTooBig, c.tx.bdat = true, c.tx.bdat[:0]
 		}
 	default:
-		chunk := make([]byte, size)
-		if _, err := io.ReadFull(c.br, chunk); err != nil {
+		// The buffer grows as bytes arrive, never on the client's word.
+		buf := bytes.NewBuffer(c.tx.bdat)
+		if _, err := io.CopyN(buf, c.br, size); err != nil {
 			c.closed = true
 			return
 		}
-		c.tx.bdat = append(c.tx.bdat, chunk...)
+		c.tx.bdat = buf.Bytes()
 	}
 	switch {
 	case !c.needHelloQuiet():

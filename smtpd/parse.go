@@ -95,6 +95,11 @@ func validMailbox(addr string, utf8ok bool) bool {
 	if !utf8.ValidString(addr) || (!utf8ok && !isASCII(addr)) {
 		return false
 	}
+	for i := 0; i < len(addr); i++ {
+		if addr[i] < 0x20 || addr[i] == 0x7f {
+			return false // no control characters, quoted or not
+		}
+	}
 	if len(local) > 64 && !strings.HasPrefix(local, `"`) || len(domain) > 255 {
 		return false
 	}
@@ -155,7 +160,7 @@ func cutPrefixFold(s, prefix string) (string, bool) {
 // parseSizeParam reads SIZE=n (RFC 1870).
 func parseSizeParam(v string) (int64, error) {
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || v == "" || v[0] == '+' {
+	if err != nil || n < 0 || v == "" || v[0] < '0' || v[0] > '9' {
 		return 0, errSyntax
 	}
 	return n, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"abox/accounts"
+	"abox/policy"
 )
 
 // Config is every setting abox has. TOML keys are the flag names; a flag
@@ -35,6 +36,9 @@ type Config struct {
 	LogFormat         string   `toml:"log-format"` // auto, text or json
 	LogLevel          string   `toml:"log-level"`  // debug, info, warn, error
 	Pprof             bool     `toml:"pprof"`      // /debug/pprof on the HTTP listener
+	SpamTestPatterns  bool     `toml:"spam-test-patterns"`
+	SpamJunkScore     float64  `toml:"spam-junk-score"`
+	SpamRejectScore   float64  `toml:"spam-reject-score"`
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -67,6 +71,8 @@ func defaultConfig() Config {
 		ListenHTTP:        "127.0.0.1:2080",
 		TrustedNetworks:   []string{"127.0.0.0/8", "::1/128"},
 		LogFormat:         "auto",
+		SpamJunkScore:     5,
+		SpamRejectScore:   15,
 		LogLevel:          "info",
 		ReservedLogins:    r.ReservedLogins,
 		PhonePrefixes:     r.PhonePrefixes,
@@ -176,6 +182,9 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("config: log-level %q: use debug, info, warn or error", c.LogLevel)
 	}
+	if c.SpamJunkScore <= 0 || c.SpamRejectScore <= c.SpamJunkScore {
+		return errors.New("config: spam-junk-score must be positive and below spam-reject-score")
+	}
 	if err := c.hashParams().Validate(); err != nil {
 		return fmt.Errorf("config: argon2: %w", err)
 	}
@@ -214,4 +223,12 @@ func (c *Config) trustedPrefixes() []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// policyConfig is the policy engine's configuration.
+func (c *Config) policyConfig() policy.Config {
+	return policy.Config{
+		TrustedNetworks: c.trustedPrefixes(),
+		Spam:            policy.SpamConfig{JunkScore: c.SpamJunkScore, RejectScore: c.SpamRejectScore, TestPatterns: c.SpamTestPatterns},
+	}
 }

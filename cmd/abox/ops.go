@@ -29,7 +29,7 @@ type env struct {
 
 func (e *env) policy() *policy.Engine {
 	if e.engine == nil {
-		e.engine = policy.New(e.store, policy.Config{TrustedNetworks: e.cfg.trustedPrefixes()})
+		e.engine = policy.New(e.store, e.cfg.policyConfig())
 	}
 	return e.engine
 }

@@ -49,6 +49,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringSliceVar(&cfg.TrustedNetworks, "trusted-networks", cfg.TrustedNetworks, "networks exempt from per-IP limits")
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "auto (text on a terminal, JSON otherwise), text or json")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	f.BoolVar(&cfg.SpamTestPatterns, "spam-test-patterns", cfg.SpamTestPatterns, "file messages with GTUBE's YJS variant in Junk (off by default, as in rspamd)")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's /debug/pprof on the HTTP listener (for profiling; keep the listener private)")
 	return c
 }
@@ -93,7 +94,9 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry()}
-	srv.policy = policy.New(st, policy.Config{TrustedNetworks: cfg.trustedPrefixes()})
+	pc := cfg.policyConfig()
+	pc.Metrics = policy.NewMetrics(srv.registry)
+	srv.policy = policy.New(st, pc)
 	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy}
 	srv.registerMetrics()
 	srv.smtpm = smtpd.NewMetrics(srv.registry)

@@ -1,0 +1,29 @@
+package policy
+
+import (
+	"mime"
+	"net/mail"
+
+	"github.com/emersion/go-message/charset"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var addressParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader}}
+
+// Metrics count policy verdicts for /metrics.
+type Metrics struct {
+	verdicts *prometheus.CounterVec
+	findings *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_spam_verdicts_total", Help: "Content verdicts by action."}, []string{"action"}),
+		findings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_spam_findings_total", Help: "Content findings that counted, by check."}, []string{"check"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.verdicts, m.findings)
+	}
+	return m
+}

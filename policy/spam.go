@@ -1,0 +1,273 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/mail"
+	"net/netip"
+	"strings"
+
+	gomessage "github.com/emersion/go-message"
+)
+
+// The spam and malware pipeline (user agreement 3.1: "prohibit ... the
+// receipt of automatically generated information (e.g. spam)", 5.2.5 and
+// 5.2.6: no spam, no viruses or harmful code). Each check looks at the
+// message and adds findings; a finding either adds to the score or
+// rejects outright. Two thresholds turn the score into a verdict: junk
+// (delivered to Junk with $Junk) and reject (550 5.7.1 with the reasons).
+
+// Action is what a verdict asks for.
+type Action int
+
+// The actions, from mild to severe.
+const (
+	Accept Action = iota
+	Junk
+	Reject
+)
+
+func (a Action) String() string {
+	return [...]string{"accept", "junk", "reject"}[a]
+}
+
+// Finding is one check's observation.
+type Finding struct {
+	Check  string  // e.g. "header", "attachment", "gtube"
+	Score  float64 // added to the total
+	Reject bool    // rejects whatever the score
+	Reason string  // for the reply and the log
+}
+
+// Verdict is the pipeline's decision.
+type Verdict struct {
+	Action   Action
+	Score    float64
+	Findings []Finding
+}
+
+// Reasons lists the findings that counted, for the reply and the log.
+func (v Verdict) Reasons() string {
+	var parts []string
+	for _, f := range v.Findings {
+		if f.Reject || f.Score > 0 {
+			parts = append(parts, f.Reason)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// SpamConfig sets the thresholds and the optional checks.
+type SpamConfig struct {
+	JunkScore   float64 // default 5
+	RejectScore float64 // default 15
+	// TestPatterns enables the YJS variant of GTUBE, which files the
+	// message in Junk (as rspamd's test patterns do); off by default.
+	TestPatterns bool
+	// MassRecipients is how many recipients of one message from an
+	// unauthenticated source count as a mass mailing (default 50).
+	MassRecipients int
+}
+
+// Inspection is a message as the checks see it.
+type Inspection struct {
+	Body          []byte // as received, without the server's trace headers
+	ClientIP      netip.Addr
+	Helo          string
+	MailFrom      string
+	Recipients    int
+	Authenticated bool // submitted by a logged-in subscriber
+
+	header mail.Header // parsed lazily
+	entity *gomessage.Entity
+	mimeOK bool
+}
+
+// check is one stage of the pipeline.
+type check struct {
+	name string
+	run  func(e *Engine, ctx context.Context, in *Inspection) []Finding
+}
+
+// pipeline lists the local checks in order; DNS-based ones are added by
+// DNS configuration.
+var pipeline = []check{
+	{"gtube", checkGTUBE},
+	{"header", checkHeaders},
+	{"mime", checkMIME},
+	{"attachment", checkAttachments},
+	{"mass", checkMass},
+}
+
+const (
+	gtube    = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+	gtubeYJS = "YJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+)
+
+// Score runs the pipeline over a message. Trusted senders are not
+// scored: the caller skips them.
+func (e *Engine) Score(ctx context.Context, in *Inspection) Verdict {
+	var v Verdict
+	for _, c := range e.checks() {
+		for _, f := range c.run(e, ctx, in) {
+			f.Check = c.name
+			v.Findings = append(v.Findings, f)
+			v.Score += f.Score
+			if f.Reject {
+				v.Action = Reject
+			}
+		}
+	}
+	sc := e.cfg.Spam
+	switch {
+	case v.Action == Reject:
+	case v.Score >= sc.RejectScore:
+		v.Action = Reject
+	case v.Score >= sc.JunkScore:
+		v.Action = Junk
+	}
+	e.recordVerdict(v)
+	return v
+}
+
+func (e *Engine) checks() []check {
+	cs := append([]check{}, pipeline...)
+	cs = append(cs, e.extraChecks...)
+	return cs
+}
+
+// recordVerdict counts verdicts and findings by name for /metrics.
+func (e *Engine) recordVerdict(v Verdict) {
+	if e.metrics == nil {
+		return
+	}
+	e.metrics.verdicts.WithLabelValues(v.Action.String()).Inc()
+	for _, f := range v.Findings {
+		if f.Reject || f.Score > 0 {
+			e.metrics.findings.WithLabelValues(f.Check).Inc()
+		}
+	}
+}
+
+func checkGTUBE(e *Engine, _ context.Context, in *Inspection) []Finding {
+	if bytes.Contains(in.Body, []byte(gtube)) {
+		return []Finding{{Reject: true, Reason: "GTUBE test pattern"}}
+	}
+	if e.cfg.Spam.TestPatterns && bytes.Contains(in.Body, []byte(gtubeYJS)) {
+		return []Finding{{Score: e.cfg.Spam.JunkScore, Reason: "spam test pattern (YJS)"}}
+	}
+	return nil
+}
+
+func (in *Inspection) parsed() mail.Header {
+	if in.header == nil {
+		m, err := mail.ReadMessage(bytes.NewReader(in.Body))
+		if err != nil {
+			in.header = mail.Header{}
+		} else {
+			in.header = m.Header
+		}
+	}
+	return in.header
+}
+
+// checkHeaders scores missing or forged header fields (RFC 5322 §3.6:
+// Date and From are required; Message-ID should be there).
+func checkHeaders(e *Engine, _ context.Context, in *Inspection) []Finding {
+	h := in.parsed()
+	var out []Finding
+	if h.Get("Date") == "" {
+		out = append(out, Finding{Score: 1, Reason: "no Date header"})
+	} else if _, err := h.Date(); err != nil {
+		out = append(out, Finding{Score: 1, Reason: "malformed Date header"})
+	}
+	if h.Get("Message-ID") == "" {
+		out = append(out, Finding{Score: 1, Reason: "no Message-ID header"})
+	}
+	if h.Get("Subject") == "" && !in.Authenticated {
+		out = append(out, Finding{Score: 0.5, Reason: "no Subject header"})
+	}
+	if h.Get("From") == "" {
+		return append(out, Finding{Score: 3, Reason: "no From header"})
+	}
+	from, err := addressParser.ParseList(h.Get("From"))
+	if err != nil || len(from) == 0 {
+		return append(out, Finding{Score: 3, Reason: "invalid From header"})
+	}
+	for _, a := range from {
+		if spoofedName(a) {
+			out = append(out, Finding{Score: 4, Reason: fmt.Sprintf("From display name %q shows another address than <%s>", a.Name, a.Address)})
+		}
+	}
+	return out
+}
+
+// spoofedName reports a display name that contains an address other
+// than the real one (From: "support@bank.kz" <x@evil.example>).
+func spoofedName(a *mail.Address) bool {
+	for _, w := range strings.FieldsFunc(a.Name, func(r rune) bool { return r == ' ' || r == '<' || r == '>' || r == '"' || r == '(' || r == ')' }) {
+		if strings.Contains(w, "@") && strings.Contains(w[strings.Index(w, "@"):], ".") && !strings.EqualFold(w, a.Address) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkMIME scores structure a mail client would choke on.
+func checkMIME(e *Engine, _ context.Context, in *Inspection) []Finding {
+	ent, err := in.mime()
+	if err != nil {
+		return []Finding{{Score: 2, Reason: "malformed MIME: " + err.Error()}}
+	}
+	if ent == nil {
+		return nil
+	}
+	var out []Finding
+	err = ent.Walk(func(path []int, p *gomessage.Entity, err error) error {
+		if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
+			out = append(out, Finding{Score: 2, Reason: "malformed MIME part: " + err.Error()})
+			return err
+		}
+		t, params, _ := p.Header.ContentType()
+		if strings.HasPrefix(t, "multipart/") && params["boundary"] == "" {
+			out = append(out, Finding{Score: 2, Reason: "multipart without boundary"})
+		}
+		return nil
+	})
+	if err != nil && len(out) == 0 {
+		out = append(out, Finding{Score: 2, Reason: "malformed MIME: " + err.Error()})
+	}
+	return out
+}
+
+// mime parses the message once (go-message; non-UTF-8 charsets are
+// decoded by the charset package the store's msginfo registers).
+func (in *Inspection) mime() (*gomessage.Entity, error) {
+	if in.entity != nil || in.mimeOK {
+		return in.entity, nil
+	}
+	ent, err := gomessage.Read(bytes.NewReader(in.Body))
+	if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
+		return nil, err
+	}
+	in.entity, in.mimeOK = ent, true
+	return ent, nil
+}
+
+// checkMass scores one body sent to many recipients from an
+// unauthenticated source, and sources sending to many recipients a
+// minute (user agreement 5.2.5: no mass mailings).
+func checkMass(e *Engine, _ context.Context, in *Inspection) []Finding {
+	if in.Authenticated {
+		return nil
+	}
+	var out []Finding
+	if in.Recipients >= e.cfg.Spam.MassRecipients {
+		out = append(out, Finding{Score: 3, Reason: fmt.Sprintf("one message to %d recipients", in.Recipients)})
+	}
+	if !e.Trusted(in.ClientIP) && e.Limits.recipientsPerMinute(in.ClientIP, in.Recipients, e.clock()) > 10*e.cfg.Spam.MassRecipients {
+		out = append(out, Finding{Score: 3, Reason: fmt.Sprintf("%s sends to more than %d recipients a minute", in.ClientIP, 10*e.cfg.Spam.MassRecipients)})
+	}
+	return out
+}
