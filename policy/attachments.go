@@ -55,26 +55,13 @@ func sniff(b []byte) string {
 const maxScan = 8 << 20
 
 func checkAttachments(e *Engine, _ context.Context, in *Inspection) []Finding {
-	ent, err := in.mime()
-	if err != nil || ent == nil {
-		return nil
-	}
+	in.walk()
 	var out []Finding
-	_ = ent.Walk(func(_ []int, p *gomessage.Entity, err error) error {
-		if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
-			return nil
-		}
-		t, _, _ := p.Header.ContentType()
-		if strings.HasPrefix(t, "multipart/") {
-			return nil
-		}
-		name := partName(p)
-		data, _ := io.ReadAll(io.LimitReader(p.Body, maxScan))
-		if why := forbidden(name, data, 0); why != "" {
+	for _, p := range in.parts {
+		if why := forbidden(p.name, p.data, 0); why != "" {
 			out = append(out, Finding{Reject: true, Reason: "forbidden attachment " + why})
 		}
-		return nil
-	})
+	}
 	return out
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/mail"
 	"net/netip"
 	"strings"
@@ -79,9 +80,17 @@ type Inspection struct {
 	Recipients    int
 	Authenticated bool // submitted by a logged-in subscriber
 
-	header mail.Header // parsed lazily
-	entity *gomessage.Entity
-	mimeOK bool
+	header   mail.Header // parsed lazily
+	parts    []part      // the MIME leaves, decoded; walked once
+	mimeErrs []string
+	walked   bool
+}
+
+// part is one MIME leaf with its decoded content (up to maxScan bytes).
+type part struct {
+	contentType string
+	name        string
+	data        []byte
 }
 
 // check is one stage of the pipeline.
@@ -216,43 +225,46 @@ func spoofedName(a *mail.Address) bool {
 
 // checkMIME scores structure a mail client would choke on.
 func checkMIME(e *Engine, _ context.Context, in *Inspection) []Finding {
-	ent, err := in.mime()
-	if err != nil {
-		return []Finding{{Score: 2, Reason: "malformed MIME: " + err.Error()}}
-	}
-	if ent == nil {
-		return nil
-	}
+	in.walk()
 	var out []Finding
-	err = ent.Walk(func(path []int, p *gomessage.Entity, err error) error {
-		if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
-			out = append(out, Finding{Score: 2, Reason: "malformed MIME part: " + err.Error()})
-			return err
-		}
-		t, params, _ := p.Header.ContentType()
-		if strings.HasPrefix(t, "multipart/") && params["boundary"] == "" {
-			out = append(out, Finding{Score: 2, Reason: "multipart without boundary"})
-		}
-		return nil
-	})
-	if err != nil && len(out) == 0 {
-		out = append(out, Finding{Score: 2, Reason: "malformed MIME: " + err.Error()})
+	for _, m := range in.mimeErrs {
+		out = append(out, Finding{Score: 2, Reason: m})
 	}
 	return out
 }
 
-// mime parses the message once (go-message; non-UTF-8 charsets are
-// decoded by the charset package the store's msginfo registers).
-func (in *Inspection) mime() (*gomessage.Entity, error) {
-	if in.entity != nil || in.mimeOK {
-		return in.entity, nil
+// walk parses the message once with go-message, keeping each leaf's
+// decoded content for the other checks (part bodies are streams and can
+// be read only once).
+func (in *Inspection) walk() {
+	if in.walked {
+		return
 	}
+	in.walked = true
 	ent, err := gomessage.Read(bytes.NewReader(in.Body))
 	if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
-		return nil, err
+		in.mimeErrs = append(in.mimeErrs, "malformed MIME: "+err.Error())
+		return
 	}
-	in.entity, in.mimeOK = ent, true
-	return ent, nil
+	err = ent.Walk(func(_ []int, p *gomessage.Entity, err error) error {
+		if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
+			in.mimeErrs = append(in.mimeErrs, "malformed MIME part: "+err.Error())
+			return err
+		}
+		t, params, _ := p.Header.ContentType()
+		if strings.HasPrefix(t, "multipart/") {
+			if params["boundary"] == "" {
+				in.mimeErrs = append(in.mimeErrs, "multipart without boundary")
+			}
+			return nil
+		}
+		data, _ := io.ReadAll(io.LimitReader(p.Body, maxScan))
+		in.parts = append(in.parts, part{contentType: t, name: partName(p), data: data})
+		return nil
+	})
+	if err != nil && len(in.mimeErrs) == 0 {
+		in.mimeErrs = append(in.mimeErrs, "malformed MIME: "+err.Error())
+	}
 }
 
 // checkMass scores one body sent to many recipients from an
