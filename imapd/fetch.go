@@ -28,7 +28,10 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		return err
 	}
 	v := s.sel
-	uids, seqs := s.resolveSet(numSet)
+	uids, seqs, err := s.resolveChecked(numSet)
+	if err != nil {
+		return err
+	}
 	setsSeen := false
 	for _, sec := range options.BodySection {
 		setsSeen = setsSeen || !sec.Peek

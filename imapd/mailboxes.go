@@ -26,8 +26,9 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	if err != nil {
 		return err
 	}
-	if len(patterns) == 1 && patterns[0] == "" {
-		// RFC 9051 §6.3.9: an empty pattern asks for the delimiter.
+	if len(patterns) == 0 || len(patterns) == 1 && patterns[0] == "" {
+		// RFC 9051 §6.3.9: an empty pattern asks for the delimiter
+		// (go-imap passes it as no pattern at all).
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: '/', Mailbox: ""})
 	}
 	mbs, err := s.srv.cfg.Store.Mailboxes(s.acct.ID)
@@ -47,10 +48,33 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	for _, mb := range mbs {
 		names[mb.Name] = true
 	}
+	// Parents that no longer exist (deleted while they had children) are
+	// listed as \Noselect so hierarchy browsing still finds the children.
+	var virtual []store.Mailbox
+	for _, mb := range mbs {
+		parts := strings.Split(mb.Name, "/")
+		for i := 1; i < len(parts); i++ {
+			p := strings.Join(parts[:i], "/")
+			if !names[p] {
+				names[p] = true
+				virtual = append(virtual, store.Mailbox{Name: p, ID: 0})
+			}
+		}
+	}
+	mbs = append(mbs, virtual...)
+	slices.SortStableFunc(mbs, func(a, b store.Mailbox) int {
+		switch {
+		case a.Name == "INBOX":
+			return -1
+		case b.Name == "INBOX":
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 	for _, mb := range mbs {
 		match := false
 		for _, p := range patterns {
-			if imapserver.MatchList(mb.Name, '/', ref, p) {
+			if imapserver.MatchList(mb.Name, '/', ref, p) || mb.Name == "INBOX" && ref == "" && strings.EqualFold(p, "INBOX") {
 				match = true
 				break
 			}
@@ -63,6 +87,17 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 			continue
 		}
 		data := &imap.ListData{Mailbox: mb.Name, Delim: '/'}
+		if mb.ID == 0 {
+			// A \Noselect placeholder: no status, no subscription.
+			if options.SelectSubscribed || options.SelectSpecialUse {
+				continue
+			}
+			data.Attrs = []imap.MailboxAttr{imap.MailboxAttrNoSelect, imap.MailboxAttrHasChildren}
+			if err := w.WriteList(data); err != nil {
+				return err
+			}
+			continue
+		}
 		if isSpecial {
 			data.Attrs = append(data.Attrs, attr)
 		}
@@ -121,7 +156,7 @@ func statusOf(mb *store.Mailbox, o *imap.StatusOptions, s *session) *imap.Status
 		d.Size = &n
 	}
 	if o.AppendLimit {
-		n := s.AppendLimit()
+		n := s.appendLimit()
 		d.AppendLimit = &n
 	}
 	if o.NumDeleted {
@@ -172,6 +207,8 @@ func (s *session) Delete(mailbox string) error {
 	if err != nil {
 		return err
 	}
+	// A deleted parent's children stay; LIST then shows the parent as
+	// \Noselect (RFC 9051 §6.3.5).
 	ctx, cancel := s.ctx()
 	defer cancel()
 	return noFor(s.srv.cfg.Store.DeleteMailbox(ctx, s.acct.ID, mailbox), s.log)

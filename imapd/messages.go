@@ -2,14 +2,48 @@ package imapd
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"slices"
+	"strings"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"abox/store"
 )
+
+// resolveChecked is resolveSet for commands that name messages: a
+// sequence number past the last message is a client error (RFC 9051
+// §9, seq-number), answered BAD.
+func (s *session) resolveChecked(set imap.NumSet) ([]uint32, []uint32, error) {
+	if seqs, ok := set.(imap.SeqSet); ok {
+		n := uint32(len(s.sel.uids))
+		for _, r := range seqs {
+			if r.Start > n || r.Stop > n {
+				return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug,
+					Text: fmt.Sprintf("No such message: the mailbox has %d", n)}
+			}
+		}
+	}
+	uids, seqs := s.resolveSet(set)
+	return uids, seqs, nil
+}
+
+// validFlags refuses system flags that do not exist (a backslash is
+// reserved for them, RFC 9051 §2.3.2).
+func validFlags(flags []imap.Flag) error {
+	for _, f := range flags {
+		if strings.HasPrefix(string(f), `\`) {
+			switch strings.ToLower(string(f)) {
+			case `\seen`, `\answered`, `\flagged`, `\deleted`, `\draft`:
+			default:
+				return &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "Unknown system flag " + string(f)}
+			}
+		}
+	}
+	return nil
+}
 
 // resolveSet is selected.resolve with SEARCHRES's "$" (RFC 5182): the
 // saved result, as far as those messages still exist in the view.
@@ -37,9 +71,12 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	if s.sel.readOnly {
 		return readOnlyErr()
 	}
-	uids, seqs := s.resolveSet(numSet)
-	if len(uids) == 0 {
-		return nil
+	if err := validFlags(flags.Flags); err != nil {
+		return err
+	}
+	uids, seqs, err := s.resolveChecked(numSet)
+	if err != nil || len(uids) == 0 {
+		return err
 	}
 	op := store.FlagsReplace
 	switch flags.Op {
@@ -94,7 +131,10 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if err != nil {
 		return nil, err
 	}
-	uids, _ := s.resolveSet(numSet)
+	uids, _, err := s.resolveChecked(numSet)
+	if err != nil {
+		return nil, err
+	}
 	dst, err := s.srv.cfg.Store.MailboxByName(s.acct.ID, dest)
 	if err != nil {
 		return nil, tryCreate(err, s.log)
@@ -133,7 +173,10 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if s.sel.readOnly {
 		return readOnlyErr()
 	}
-	uids, _ := s.resolveSet(numSet)
+	uids, _, err := s.resolveChecked(numSet)
+	if err != nil {
+		return err
+	}
 	dst, err := s.srv.cfg.Store.MailboxByName(s.acct.ID, dest)
 	if err != nil {
 		return tryCreate(err, s.log)
@@ -203,6 +246,9 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	done, err := s.enter("APPEND")
 	defer done()
 	if err != nil {
+		return nil, err
+	}
+	if err := validFlags(options.Flags); err != nil {
 		return nil, err
 	}
 	size := r.Size()

@@ -27,11 +27,21 @@ func TestPythonImaplibScenario(t *testing.T) {
 		"ABOX_UTF8_WORD=" + utf8Word, "ABOX_BASE64_WORD=" + base64Word,
 		"PYTHONIOENCODING=utf-8", "PYTHONDONTWRITEBYTECODE=1",
 	}, python, script)
-	var failed []string
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "FAIL") {
+	var failed, notes []string
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "FAIL"):
 			failed = append(failed, l)
+		case strings.HasPrefix(l, "NOTE"):
+			if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "     got:") {
+				l += "\n" + lines[i+1]
+			}
+			notes = append(notes, l)
 		}
+	}
+	for _, n := range notes {
+		t.Log(n)
 	}
 	switch {
 	case code != 0 || len(failed) > 0:

@@ -182,7 +182,9 @@ func (c *candidate) header() (*textproto.Header, error) {
 	return c.hdr, nil
 }
 
-// bodyText is the decoded, lower-cased text of every text part.
+// bodyText is the decoded, lower-cased text of every text part,
+// including those of attached messages (message/rfc822), whose headers
+// count as text too.
 func (c *candidate) bodyText() (string, error) {
 	if c.text != nil {
 		return *c.text, nil
@@ -191,26 +193,50 @@ func (c *candidate) bodyText() (string, error) {
 		return "", err
 	}
 	var sb strings.Builder
-	e, err := gomessage.Read(bytes.NewReader(c.body))
-	if e != nil && (err == nil || gomessage.IsUnknownCharset(err) || gomessage.IsUnknownEncoding(err)) {
-		_ = e.Walk(func(_ []int, part *gomessage.Entity, err error) error {
-			if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
-				return nil
-			}
-			t, _, _ := part.Header.ContentType()
-			if t == "" || strings.HasPrefix(t, "text/") {
-				b, _ := io.ReadAll(io.LimitReader(part.Body, 64<<20))
-				sb.Write(b)
-				sb.WriteByte('\n')
-			}
-			return nil
-		})
-	} else {
+	if !collectText(c.body, &sb, false, 0) {
 		sb.Write(c.body[min(c.info.HeaderSize, int64(len(c.body))):])
 	}
 	t := strings.ToLower(sb.String())
 	c.text = &t
 	return t, nil
+}
+
+// collectText appends the decoded text of a message's text parts to sb
+// (and, for an attached message, its header fields first). It reports
+// false when the message cannot be parsed at all.
+func collectText(msg []byte, sb *strings.Builder, withHeader bool, depth int) bool {
+	e, err := gomessage.Read(bytes.NewReader(msg))
+	if e == nil || err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
+		return false
+	}
+	if withHeader {
+		mh := mail.Header{Header: e.Header}
+		for f := e.Header.Fields(); f.Next(); {
+			if text, err := mh.Text(f.Key()); err == nil {
+				sb.WriteString(text)
+			} else {
+				sb.WriteString(f.Value())
+			}
+			sb.WriteByte('\n')
+		}
+	}
+	_ = e.Walk(func(_ []int, part *gomessage.Entity, err error) error {
+		if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
+			return nil
+		}
+		t, _, _ := part.Header.ContentType()
+		switch {
+		case (t == "message/rfc822" || t == "message/global") && depth < 8:
+			inner, _ := io.ReadAll(io.LimitReader(part.Body, 64<<20))
+			collectText(inner, sb, true, depth+1)
+		case t == "" || strings.HasPrefix(t, "text/"):
+			b, _ := io.ReadAll(io.LimitReader(part.Body, 64<<20))
+			sb.Write(b)
+			sb.WriteByte('\n')
+		}
+		return nil
+	})
+	return true
 }
 
 func contains(hay, needle string) bool {

@@ -50,7 +50,7 @@ var capabilities = imap.CapSet{
 	imap.CapNamespace: {}, imap.CapUIDPlus: {}, imap.CapESearch: {}, imap.CapSearchRes: {},
 	imap.CapListExtended: {}, imap.CapListStatus: {}, imap.CapMove: {}, imap.CapStatusSize: {},
 	imap.CapChildren: {}, imap.CapSpecialUse: {}, imap.CapLiteralPlus: {}, imap.CapBinary: {},
-	imap.CapUnauthenticate: {},
+	imap.CapUnauthenticate: {}, imap.CapAppendLimit: {},
 }
 
 // New returns a server; defaults fill the zero fields of cfg.

@@ -49,6 +49,18 @@ func (s *session) enter(name string) (func(), error) {
 	s.busy.Add(1)
 	done := func() { s.busy.Add(-1) }
 	s.srv.cfg.Metrics.commands.WithLabelValues(s.srv.cfg.Name, name).Inc()
+	if s.acct != nil {
+		// The account as it is now: blocked or deleted accounts lose
+		// access at once (user agreement 2.12.1), and quota or class
+		// changes apply to open sessions.
+		acct, err := s.srv.cfg.Store.AccountByID(s.acct.ID)
+		if err != nil || acct.CanLogin() != nil {
+			s.log.Info("account no longer active; closing session")
+			s.bye("Your account is no longer active")
+			return done, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin, Text: "Account not active"}
+		}
+		*s.acct = acct
+	}
 	if s.limiter == nil || s.limiter.Allow() {
 		s.strikes = 0
 		return done, nil
@@ -134,14 +146,10 @@ func (s *session) Login(username, password string) error {
 // holder of the password only) a blocked or deleted account.
 func loginError(err error, log *slog.Logger) error {
 	switch {
-	case errors.Is(err, policy.ErrDisabled):
-		switch {
-		case errors.Is(err, accounts.ErrBlocked):
-			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin, Text: policy.ReasonOf(err)}
-		case errors.Is(err, accounts.ErrPendingDeletion):
-			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeExpired, Text: policy.ReasonOf(err)}
-		}
+	case errors.Is(err, accounts.ErrBlocked):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin, Text: policy.ReasonOf(err)}
+	case errors.Is(err, accounts.ErrPendingDeletion), errors.Is(err, accounts.ErrPurged):
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeExpired, Text: policy.ReasonOf(err)}
 	case errors.Is(err, policy.ErrAuthFailed):
 		return imapserver.ErrAuthFailed
 	}
@@ -169,8 +177,13 @@ func (s *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: '/'}}}, nil
 }
 
-// AppendLimit is the default class's message size (APPENDLIMIT, RFC 7889).
-func (s *session) AppendLimit() uint32 {
+// appendLimit is the account's message size limit, reported by STATUS
+// (APPENDLIMIT). The capability is advertised without a value, and the
+// session does not implement go-imap's SessionAppendLimit: go-imap
+// refuses an over-limit LITERAL+ APPEND before reading the literal the
+// client has already sent, and then runs its bytes as commands. abox
+// checks the size in Append, after which go-imap discards the literal.
+func (s *session) appendLimit() uint32 {
 	if s.acct != nil {
 		if lim, err := s.srv.cfg.Policy.LimitsOf(s.acct); err == nil && lim.MaxMessageSize > 0 {
 			return uint32(min(lim.MaxMessageSize, 1<<32-1))

@@ -57,6 +57,8 @@ type Store struct {
 	dirGen   atomic.Uint64 // bumped after a commit changed domains, classes or senders
 	commits  atomic.Uint64 // write transactions committed
 	requests atomic.Uint64 // write requests committed
+	txNanos  atomic.Uint64 // time spent running request functions
+	ioNanos  atomic.Uint64 // time spent writing and syncing commits
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // guards closed against in-flight submits
@@ -387,7 +389,9 @@ func (s *Store) runBatch(batch []*writeReq) (err error) {
 			}
 		}
 	}()
-	return s.db.Update(func(tx *bolt.Tx) error {
+	t0 := time.Now()
+	var t1 time.Time
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		for i, r := range batch {
 			idx = i
 			t := &txn{tx: tx, s: s, now: now}
@@ -397,8 +401,14 @@ func (s *Store) runBatch(batch []*writeReq) (err error) {
 			r.changes, r.dirChanged = t.changes, t.dirChanged
 		}
 		idx = -1
+		t1 = time.Now()
 		return nil
 	})
+	if !t1.IsZero() {
+		s.txNanos.Add(uint64(t1.Sub(t0)))
+		s.ioNanos.Add(uint64(time.Since(t1)))
+	}
+	return err
 }
 
 // WriterStats counts committed write transactions (each one fsync'd) and
@@ -406,11 +416,15 @@ func (s *Store) runBatch(batch []*writeReq) (err error) {
 type WriterStats struct {
 	Commits  uint64
 	Requests uint64
+	// Work is the time spent running the requests inside transactions,
+	// IO the time spent writing and fsyncing their commits.
+	Work, IO time.Duration
 }
 
 // WriterStats returns the counts since Open.
 func (s *Store) WriterStats() WriterStats {
-	return WriterStats{Commits: s.commits.Load(), Requests: s.requests.Load()}
+	return WriterStats{Commits: s.commits.Load(), Requests: s.requests.Load(),
+		Work: time.Duration(s.txNanos.Load()), IO: time.Duration(s.ioNanos.Load())}
 }
 
 // FileSize is the database file's size in bytes.
