@@ -32,14 +32,20 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	if err != nil {
 		return err
 	}
-	setsSeen := false
+	setsSeen, readsBody := false, false
 	for _, sec := range options.BodySection {
 		setsSeen = setsSeen || !sec.Peek
+		// SPEC: only a FETCH of the body counts as reading an official
+		// letter (BODY[], BODY[TEXT], RFC822, RFC822.TEXT, BINARY[] and
+		// their parts), not one of header fields.
+		readsBody = readsBody || !sec.Peek && (sec.Specifier == imap.PartSpecifierNone || sec.Specifier == imap.PartSpecifierText)
 	}
 	for _, sec := range options.BinarySection {
 		setsSeen = setsSeen || !sec.Peek
+		readsBody = readsBody || !sec.Peek
 	}
 	setsSeen = setsSeen && !v.readOnly
+	readsBody = readsBody && !v.readOnly
 	for start := 0; start < len(uids); start += fetchChunk {
 		end := min(start+fetchChunk, len(uids))
 		msgs, err := s.srv.cfg.Store.MessagesByUID(s.acct.ID, v.mbox.ID, uids[start:end])
@@ -51,6 +57,8 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			if seen, err = s.markSeen(msgs); err != nil {
 				return noFor(err, s.log)
 			}
+		}
+		if readsBody {
 			for i := range msgs {
 				if msgs[i].Official() {
 					s.firstRead(msgs[i].Blob)

@@ -29,7 +29,7 @@ var (
 	bAudit        = []byte("audit")         // seq(8) -> JSON AuditEntry
 	bLedger       = []byte("ledger")        // seq(8) -> JSON LedgerEntry (hash chain)
 	bLedgerMsg    = []byte("ledger_msg")    // message-id 0x00 seq(8) -> nil
-	bLedgerRead   = []byte("ledger_read")   // message-id 0x00 recipient -> first read time
+	bLedgerRead   = []byte("ledger_read")   // sender 0x00 message-id 0x00 recipient -> first read time
 	bOfficial     = []byte("official")      // account(8) blob(8) -> JSON officialCopy
 	bBroadcasts   = []byte("broadcasts")    // id(8) -> JSON Broadcast
 	bAuditAcct    = []byte("audit_acct")    // address 0x00 seq(8) -> nil

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,8 +77,8 @@ func ledgerMsgKey(msgID string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
-func ledgerReadKey(msgID, recipient string) []byte {
-	return []byte(msgID + "\x00" + recipient)
+func ledgerReadKey(sender, msgID, recipient string) []byte {
+	return []byte(sender + "\x00" + msgID + "\x00" + recipient)
 }
 
 // appendLedger adds e to the chain in t's transaction.
@@ -272,7 +273,7 @@ func (s *Store) RecordRead(ctx context.Context, acct, blob uint64, ip string) (b
 		if err != nil || oc == nil {
 			return err
 		}
-		key := ledgerReadKey(oc.MessageID, oc.Recipient)
+		key := ledgerReadKey(oc.Sender, oc.MessageID, oc.Recipient)
 		reads := t.tx.Bucket(bLedgerRead)
 		if reads.Get(key) != nil {
 			return nil
@@ -296,7 +297,7 @@ func (s *Store) HasReadRecord(acct, blob uint64) bool {
 		if err != nil || !ok {
 			return err
 		}
-		found = tx.Bucket(bLedgerRead).Get(ledgerReadKey(oc.MessageID, oc.Recipient)) != nil
+		found = tx.Bucket(bLedgerRead).Get(ledgerReadKey(oc.Sender, oc.MessageID, oc.Recipient)) != nil
 		return nil
 	})
 	return found
@@ -320,15 +321,35 @@ type NoticeRecipient struct {
 	Refused     string     `json:"refused,omitempty"`
 }
 
-// Notice gathers a letter's ledger entries by recipient. It returns
-// ErrNotFound when the ledger knows nothing of the message.
-func (s *Store) Notice(messageID string) (Notice, error) {
-	entries, err := s.Ledger(messageID)
+// ErrAmbiguous is returned when several senders used one Message-ID.
+var ErrAmbiguous = errors.New("several senders used this Message-ID")
+
+// Notice gathers a letter's ledger entries by recipient: the letter of
+// sender, or, with sender "", of the only sender that used the
+// Message-ID. It returns ErrNotFound when the ledger knows nothing of it.
+func (s *Store) Notice(messageID, sender string) (Notice, error) {
+	all, err := s.Ledger(messageID)
 	if err != nil {
 		return Notice{}, err
 	}
+	var entries []LedgerEntry
+	senders := map[string]bool{}
+	for _, e := range all {
+		senders[e.Sender] = true
+		if sender == "" || e.Sender == sender {
+			entries = append(entries, e)
+		}
+	}
 	if len(entries) == 0 {
 		return Notice{}, fmt.Errorf("message %s: %w", NormalizeMessageID(messageID), ErrNotFound)
+	}
+	if sender == "" && len(senders) > 1 {
+		var names []string
+		for n := range senders {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return Notice{}, fmt.Errorf("message %s: %w (%s): name one with --sender", NormalizeMessageID(messageID), ErrAmbiguous, strings.Join(names, ", "))
 	}
 	n := Notice{MessageID: entries[0].MessageID, Sender: entries[0].Sender, Recipients: []NoticeRecipient{}}
 	index := map[string]int{}

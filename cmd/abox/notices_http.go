@@ -36,8 +36,8 @@ func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w)
 		return
 	}
-	n, err := s.store.Notice(r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) || err == nil && n.Sender != id.Sender.Name {
+	n, err := s.store.Notice(r.PathValue("id"), id.Sender.Name)
+	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "no such letter from this sender", http.StatusNotFound)
 		return
 	}

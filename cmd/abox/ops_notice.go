@@ -14,6 +14,7 @@ import (
 
 type noticeArgs struct {
 	MessageID string `json:"message_id"`
+	Sender    string `json:"sender,omitempty"`
 }
 
 func init() {
@@ -21,7 +22,7 @@ func init() {
 		if store.NormalizeMessageID(a.MessageID) == "" {
 			return store.Notice{}, fmt.Errorf("a Message-ID is required")
 		}
-		return e.store.Notice(a.MessageID)
+		return e.store.Notice(a.MessageID, a.Sender)
 	})
 	register("notice.verify", func(ctx context.Context, e *env, _ struct{}) (store.LedgerReport, error) {
 		return e.store.VerifyLedger()
@@ -29,11 +30,12 @@ func init() {
 }
 
 func (a *app) noticeCmd() *cobra.Command {
+	var sender string
 	show := &cobra.Command{
-		Use: "show MESSAGE-ID", Short: "delivery and first-read record of an official letter", Args: exactArgs("MESSAGE-ID"),
+		Use: "show MESSAGE-ID [--sender NAME]", Short: "delivery and first-read record of an official letter", Args: exactArgs("MESSAGE-ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var n store.Notice
-			if err := a.client().call(cmd.Context(), "notice.show", noticeArgs{MessageID: args[0]}, &n); err != nil {
+			if err := a.client().call(cmd.Context(), "notice.show", noticeArgs{MessageID: args[0], Sender: sender}, &n); err != nil {
 				return err
 			}
 			return a.emit(n, func(w io.Writer) {
@@ -51,6 +53,7 @@ func (a *app) noticeCmd() *cobra.Command {
 			})
 		},
 	}
+	show.Flags().StringVar(&sender, "sender", "", "the trusted sender, when several used the same Message-ID")
 	verify := &cobra.Command{
 		Use: "verify", Short: "recompute the notice ledger's hash chain", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
