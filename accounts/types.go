@@ -58,6 +58,11 @@ type Account struct {
 	// WarnedAt is when the inactivity warning letter was last delivered.
 	WarnedAt time.Time `json:"warned_at,omitzero"`
 	PurgedAt time.Time `json:"purged_at,omitzero"`
+	// SealedUntil is when a purged account's content, kept sealed for a
+	// legal hold, is destroyed (zero: no content kept).
+	SealedUntil time.Time `json:"sealed_until,omitzero"`
+	// Exempt role accounts are never deleted for inactivity.
+	Exempt bool `json:"exempt,omitempty"`
 	// Consent is the digital-signature confirmation that enables official
 	// letters (user agreement 3.2); nil when none is recorded.
 	Consent *Consent `json:"consent,omitempty"`

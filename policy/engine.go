@@ -29,6 +29,8 @@ type Config struct {
 	Spam SpamConfig
 	// Metrics, when set, count verdicts.
 	Metrics *Metrics
+	// Lifecycle configures the inactivity sweeps.
+	Lifecycle LifecycleConfig
 }
 
 // Engine makes the decisions of the terms of service for the protocol
@@ -42,6 +44,7 @@ type Engine struct {
 
 	metrics     *Metrics
 	extraChecks []check // DNS-based and external checks, when configured
+	life        LifecycleConfig
 }
 
 // New returns an engine deciding over st.
@@ -67,7 +70,7 @@ func New(st *store.Store, cfg Config) *Engine {
 	if cfg.Spam.MassRecipients == 0 {
 		cfg.Spam.MassRecipients = 50
 	}
-	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), metrics: cfg.Metrics}
+	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), metrics: cfg.Metrics, life: cfg.Lifecycle}
 }
 
 // Now is the engine's clock.

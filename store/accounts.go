@@ -139,11 +139,16 @@ func (t *txn) createAccount(acct accounts.Account, a Audit) (accounts.Account, e
 }
 
 // forgetPurged drops a purged tombstone whose login is registered again.
-// Its audit entries stay.
+// Its audit entries stay. A tombstone whose content is sealed for a
+// legal hold keeps its record (and content) until DestroySealed; only
+// the address moves to the new account.
 func (t *txn) forgetPurged(id uint64, key []byte) error {
 	old, err := t.getAccount(id)
 	if err != nil {
 		return err
+	}
+	if !old.SealedUntil.IsZero() {
+		return t.tx.Bucket(bAcctPurged).Delete(key)
 	}
 	if err := t.tx.Bucket(bAcctState).Delete(stateKey(string(old.State), id)); err != nil {
 		return err
@@ -189,9 +194,19 @@ func (s *Store) AccountByID(id uint64) (accounts.Account, error) {
 // must only change the account it is given. A state change is published
 // on the change feed.
 func (s *Store) UpdateAccount(ctx context.Context, address, action string, fn func(*accounts.Account) error, a Audit) (accounts.Account, error) {
+	return s.updateAccount(ctx, func(tx *bolt.Tx) (uint64, error) { return lookupAddr(tx, address) }, action, fn, a)
+}
+
+// UpdateAccountByID is UpdateAccount for an account known by id (a
+// purged tombstone whose login was registered again has only that).
+func (s *Store) UpdateAccountByID(ctx context.Context, id uint64, action string, fn func(*accounts.Account) error, a Audit) (accounts.Account, error) {
+	return s.updateAccount(ctx, func(*bolt.Tx) (uint64, error) { return id, nil }, action, fn, a)
+}
+
+func (s *Store) updateAccount(ctx context.Context, find func(*bolt.Tx) (uint64, error), action string, fn func(*accounts.Account) error, a Audit) (accounts.Account, error) {
 	var out accounts.Account
 	err := s.update(ctx, func(t *txn) error {
-		id, err := lookupAddr(t.tx, address)
+		id, err := find(t.tx)
 		if err != nil {
 			return err
 		}

@@ -125,8 +125,12 @@ func (a *app) userCmd() *cobra.Command {
 					return usageError{err}
 				}
 			}
-			if s.Phone == nil && s.Class == nil && s.QuotaStorage == nil && s.QuotaMessages == nil {
-				return usagef("user set: nothing to change (give --phone, --class, --quota-storage or --quota-messages)")
+			if f.Changed("exempt") {
+				v, _ := f.GetBool("exempt")
+				s.Exempt = &v
+			}
+			if s.Phone == nil && s.Class == nil && s.QuotaStorage == nil && s.QuotaMessages == nil && s.Exempt == nil {
+				return usagef("user set: nothing to change (give --phone, --class, --quota-storage, --quota-messages or --exempt)")
 			}
 			return a.showUser(cmd, "user.set", s, "changed")
 		},
@@ -135,6 +139,7 @@ func (a *app) userCmd() *cobra.Command {
 	set.Flags().String("class", "", "new class")
 	set.Flags().String("quota-storage", "", "storage limit for this account (SIZE, 0 = unlimited, default = the class's)")
 	set.Flags().String("quota-messages", "", "message limit for this account (N, 0 = unlimited, default = the class's)")
+	set.Flags().Bool("exempt", false, "a role account never deleted for inactivity (--exempt=false to undo)")
 
 	var certFile string
 	var revoke bool

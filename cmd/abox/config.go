@@ -39,6 +39,10 @@ type Config struct {
 	SpamTestPatterns  bool     `toml:"spam-test-patterns"`
 	SpamJunkScore     float64  `toml:"spam-junk-score"`
 	SpamRejectScore   float64  `toml:"spam-reject-score"`
+	SweepInterval     string   `toml:"sweep-interval"`   // DURATION; "0" disables the scheduler
+	LegalHold         string   `toml:"legal-hold"`       // DURATION purged content stays sealed
+	OperatorName      string   `toml:"operator-name"`    // signs system letters
+	WarningTemplate   string   `toml:"warning-template"` // file replacing the inactivity letter
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -72,6 +76,8 @@ func defaultConfig() Config {
 		TrustedNetworks:   []string{"127.0.0.0/8", "::1/128"},
 		LogFormat:         "auto",
 		SpamJunkScore:     5,
+		SweepInterval:     "1h",
+		LegalHold:         "0",
 		SpamRejectScore:   15,
 		LogLevel:          "info",
 		ReservedLogins:    r.ReservedLogins,
@@ -182,6 +188,17 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("config: log-level %q: use debug, info, warn or error", c.LogLevel)
 	}
+	if _, err := parseDuration(c.SweepInterval); err != nil {
+		return fmt.Errorf("config: sweep-interval: %w", err)
+	}
+	if _, err := parseDuration(c.LegalHold); err != nil {
+		return fmt.Errorf("config: legal-hold: %w", err)
+	}
+	if c.WarningTemplate != "" {
+		if _, err := os.ReadFile(c.WarningTemplate); err != nil {
+			return fmt.Errorf("config: warning-template: %w", err)
+		}
+	}
 	if c.SpamJunkScore <= 0 || c.SpamRejectScore <= c.SpamJunkScore {
 		return errors.New("config: spam-junk-score must be positive and below spam-reject-score")
 	}
@@ -227,8 +244,15 @@ func (c *Config) trustedPrefixes() []netip.Prefix {
 
 // policyConfig is the policy engine's configuration.
 func (c *Config) policyConfig() policy.Config {
+	hold, _ := parseDuration(c.LegalHold)
+	var tmpl string
+	if c.WarningTemplate != "" {
+		b, _ := os.ReadFile(c.WarningTemplate)
+		tmpl = string(b)
+	}
 	return policy.Config{
 		TrustedNetworks: c.trustedPrefixes(),
 		Spam:            policy.SpamConfig{JunkScore: c.SpamJunkScore, RejectScore: c.SpamRejectScore, TestPatterns: c.SpamTestPatterns},
+		Lifecycle:       policy.LifecycleConfig{Operator: c.OperatorName, Template: tmpl, LegalHold: hold},
 	}
 }

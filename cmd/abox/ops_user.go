@@ -25,6 +25,8 @@ type userView struct {
 	GraceUntil     *time.Time        `json:"grace_until,omitempty"`
 	DeletionReason string            `json:"deletion_reason,omitempty"`
 	PurgedAt       *time.Time        `json:"purged_at,omitempty"`
+	WarnedAt       *time.Time        `json:"warned_at,omitempty"`
+	Exempt         bool              `json:"exempt,omitempty"`
 	Consent        *accounts.Consent `json:"consent,omitempty"`
 	Usage          *usageView        `json:"usage,omitempty"`
 }
@@ -63,7 +65,7 @@ func (e *env) view(a *accounts.Account, withUsage bool) (userView, error) {
 	}
 	v.Class, v.Phone, v.LastUseAt = a.Class, a.Phone, timePtr(a.LastUseAt)
 	v.BlockReason, v.BlockedAt, v.DeletionReason = a.BlockReason, timePtr(a.BlockedAt), a.DeletionReason
-	v.Consent = a.Consent
+	v.Consent, v.WarnedAt, v.Exempt = a.Consent, timePtr(a.WarnedAt), a.Exempt
 	if !withUsage {
 		return v, nil
 	}
@@ -109,6 +111,7 @@ type userSetArgs struct {
 	Class         *string `json:"class,omitempty"`
 	QuotaStorage  *string `json:"quota_storage,omitempty"`  // SIZE or "default"
 	QuotaMessages *string `json:"quota_messages,omitempty"` // N or "default"
+	Exempt        *bool   `json:"exempt,omitempty"`
 }
 
 type consentArgs struct {
@@ -351,8 +354,11 @@ func userSet(ctx context.Context, e *env, a userSetArgs) (userView, error) {
 	if setMsgs {
 		changes = append(changes, "quota-messages="+*a.QuotaMessages)
 	}
+	if a.Exempt != nil {
+		changes = append(changes, fmt.Sprintf("exempt=%v", *a.Exempt))
+	}
 	if len(changes) == 0 {
-		return userView{}, errors.New("nothing to change: give --phone, --class, --quota-storage or --quota-messages")
+		return userView{}, errors.New("nothing to change: give --phone, --class, --quota-storage, --quota-messages or --exempt")
 	}
 	return e.updateUser(ctx, addr, "user.set", because(strings.Join(changes, ", ")), func(x *accounts.Account) error {
 		if x.State == accounts.Purged {
@@ -369,6 +375,9 @@ func userSet(ctx context.Context, e *env, a userSetArgs) (userView, error) {
 		}
 		if setMsgs {
 			x.QuotaMessages = msgQ
+		}
+		if a.Exempt != nil {
+			x.Exempt = *a.Exempt
 		}
 		return nil
 	})

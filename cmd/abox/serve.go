@@ -133,6 +133,8 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	go ctl.serve()
+	sweepCtx, stopSweeps := context.WithCancel(context.Background())
+	sweepsDone := srv.startScheduler(sweepCtx)
 
 	var wg sync.WaitGroup
 	attrs := []any{"data", cfg.Data, "hostname", cfg.Hostname}
@@ -163,6 +165,8 @@ func (a *app) serve(ctx context.Context) error {
 		}()
 	}
 	sd.Wait()
+	stopSweeps()
+	<-sweepsDone
 	ctl.close()
 	wg.Wait()
 	if err := st.Close(); err != nil {
@@ -244,7 +248,48 @@ func (s *server) registerMetrics() {
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_write_requests_total", Help: "Write requests committed; divided by commits, the group-commit factor.",
 	}, func() float64 { return float64(s.store.WriterStats().Requests) }))
+	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "abox_store_commit_work_seconds_total", Help: "Time the writer spent running requests inside write transactions.",
+	}, func() float64 { return s.store.WriterStats().Work.Seconds() }))
+	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "abox_store_commit_io_seconds_total", Help: "Time the writer spent writing and fsyncing commits.",
+	}, func() float64 { return s.store.WriterStats().IO.Seconds() }))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "abox_store_file_bytes", Help: "Size of the database file.",
 	}, func() float64 { return float64(s.store.FileSize()) }))
+}
+
+// startScheduler runs the sweeps every sweep-interval inside serve, as of
+// the current time, logging every action. It stops when ctx ends (a
+// sweep in progress stops between batches).
+func (s *server) startScheduler(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	every, _ := parseDuration(s.cfg.SweepInterval)
+	if every <= 0 {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			start := time.Now()
+			n := 0
+			err := s.policy.Sweep(ctx, start, false, func(a policy.SweepAction) {
+				n++
+				s.log.Info("sweep", "action", a.Action, "account", a.Account, "detail", a.Detail)
+			})
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("sweep failed", "err", err)
+			}
+			s.log.Info("sweeps done", "actions", n, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}()
+	return done
 }
