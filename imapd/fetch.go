@@ -66,8 +66,23 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			}
 		}
 		byUID := make(map[uint32]*store.Message, len(msgs))
+		structs := map[uint32][]byte{}
 		for i := range msgs {
 			byUID[msgs[i].UID] = &msgs[i]
+		}
+		if needsInfoOnly(options) {
+			// One read for the chunk's structures, not one per message.
+			ids := make([]uint64, len(msgs))
+			for i := range msgs {
+				ids[i] = msgs[i].Blob
+			}
+			raws, err := s.srv.cfg.Store.Structures(ids)
+			if err != nil {
+				return noFor(err, s.log)
+			}
+			for i := range msgs {
+				structs[msgs[i].UID] = raws[i]
+			}
 		}
 		for i := start; i < end; i++ {
 			m := byUID[uids[i]]
@@ -78,7 +93,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			if seenNow {
 				m.Flags = flagsNow
 			}
-			if err := s.fetchOne(w, seqs[i], m, options, seenNow); err != nil {
+			if err := s.fetchOne(w, seqs[i], m, options, seenNow, structs[m.UID]); err != nil {
 				return err
 			}
 		}
@@ -114,7 +129,12 @@ func (s *session) markSeen(msgs []store.Message) (map[uint32][]string, error) {
 	return out, nil
 }
 
-func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Message, o *imap.FetchOptions, flagsChanged bool) error {
+// needsInfoOnly says the items need the stored structure but no body.
+func needsInfoOnly(o *imap.FetchOptions) bool {
+	return (o.Envelope || o.BodyStructure != nil) && len(o.BodySection) == 0 && len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0
+}
+
+func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Message, o *imap.FetchOptions, flagsChanged bool, raw []byte) error {
 	var body []byte
 	var info *msginfo.Info
 	needBody := len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
@@ -124,8 +144,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 		// header size.
 		needInfo = needInfo || len(sec.Part) == 0 && sec.Specifier != imap.PartSpecifierNone
 	}
-	if needBody || needInfo {
-		var raw []byte
+	if needBody || needInfo && raw == nil {
 		var err error
 		if needBody {
 			body, raw, err = s.srv.cfg.Store.Body(m.Blob)
@@ -135,17 +154,22 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 		if err != nil {
 			return noFor(err, s.log)
 		}
-		if needInfo {
-			if info, err = msginfo.Decode(raw); err != nil {
-				// Stored without (or with an unreadable) structure:
-				// compute it now.
-				if body == nil {
-					if body, _, err = s.srv.cfg.Store.Body(m.Blob); err != nil {
-						return noFor(err, s.log)
-					}
+	}
+	if needInfo {
+		var err error
+		decode := msginfo.Decode
+		if o.BodyStructure == nil && len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0 {
+			decode = msginfo.DecodeEnvelope // the structure is not needed
+		}
+		if info, err = decode(raw); err != nil {
+			// Stored without (or with an unreadable) structure: compute
+			// it now.
+			if body == nil {
+				if body, _, err = s.srv.cfg.Store.Body(m.Blob); err != nil {
+					return noFor(err, s.log)
 				}
-				info = msginfo.Parse(body)
 			}
+			info = msginfo.Parse(body)
 		}
 	}
 	r := w.CreateMessage(seq)

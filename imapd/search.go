@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -28,49 +30,40 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		return nil, err
 	}
 	v := s.sel
-	var matched []uint32 // UIDs
-	var matchedSeqs []uint32
-	cache := &setCache{seq: map[*imap.SeqSet]map[uint32]bool{}, uid: map[*imap.UIDSet]map[uint32]bool{}}
-	for start := 0; start < len(v.uids); start += fetchChunk {
-		end := min(start+fetchChunk, len(v.uids))
-		msgs, err := s.srv.cfg.Store.MessagesByUID(s.acct.ID, v.mbox.ID, v.uids[start:end])
-		if err != nil {
-			return nil, noFor(err, s.log)
+	// Chunks are matched by as many workers as there are CPUs, each
+	// with its own read transactions and set cache; results are merged
+	// in sequence order.
+	nChunks := (len(v.uids) + fetchChunk - 1) / fetchChunk
+	type result struct {
+		uids, seqs []uint32
+		err        error
+	}
+	results := make([]result, nChunks)
+	content := needsContent(criteria)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), max(nChunks, 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cache := &setCache{seq: map[*imap.SeqSet]map[uint32]bool{}, uid: map[*imap.UIDSet]map[uint32]bool{}}
+			for ci := range work {
+				results[ci].uids, results[ci].seqs, results[ci].err = s.searchChunk(ci, criteria, content, cache)
+			}
+		}()
+	}
+	for ci := range nChunks {
+		work <- ci
+	}
+	close(work)
+	wg.Wait()
+	var matched, matchedSeqs []uint32
+	for _, r := range results {
+		if r.err != nil {
+			return nil, noFor(r.err, s.log)
 		}
-		try := func(i int, body, structure []byte) error {
-			m := &msgs[i]
-			c := &candidate{s: s, m: m, seq: v.seqOf(m.UID), sets: cache, body: body, rawInfo: structure}
-			if c.seq == 0 {
-				return nil
-			}
-			ok, err := c.match(criteria)
-			if err != nil {
-				return err
-			}
-			if ok {
-				matched = append(matched, m.UID)
-				matchedSeqs = append(matchedSeqs, c.seq)
-			}
-			return nil
-		}
-		if needsContent(criteria) {
-			// Match inside one read transaction per chunk, on the
-			// stored bytes, without copying them.
-			ids := make([]uint64, len(msgs))
-			for i := range msgs {
-				ids[i] = msgs[i].Blob
-			}
-			err = s.srv.cfg.Store.ReadBodies(ids, try)
-		} else {
-			for i := range msgs {
-				if err = try(i, nil, nil); err != nil {
-					break
-				}
-			}
-		}
-		if err != nil {
-			return nil, noFor(err, s.log)
-		}
+		matched = append(matched, r.uids...)
+		matchedSeqs = append(matchedSeqs, r.seqs...)
 	}
 	if options.ReturnSave {
 		v.saved = matched
@@ -93,6 +86,48 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data.Min, data.Max = nums[0], nums[len(nums)-1]
 	}
 	return data, nil
+}
+
+// searchChunk matches chunk ci of the view.
+func (s *session) searchChunk(ci int, criteria *imap.SearchCriteria, content bool, cache *setCache) (uids, seqs []uint32, err error) {
+	v := s.sel
+	start := ci * fetchChunk
+	end := min(start+fetchChunk, len(v.uids))
+	msgs, err := s.srv.cfg.Store.MessagesByUID(s.acct.ID, v.mbox.ID, v.uids[start:end])
+	if err != nil {
+		return nil, nil, err
+	}
+	try := func(i int, body, structure []byte) error {
+		m := &msgs[i]
+		c := &candidate{s: s, m: m, seq: v.seqOf(m.UID), sets: cache, body: body, rawInfo: structure}
+		if c.seq == 0 {
+			return nil
+		}
+		ok, err := c.match(criteria)
+		if err != nil {
+			return err
+		}
+		if ok {
+			uids = append(uids, m.UID)
+			seqs = append(seqs, c.seq)
+		}
+		return nil
+	}
+	if !content {
+		for i := range msgs {
+			if err := try(i, nil, nil); err != nil {
+				return nil, nil, err
+			}
+		}
+		return uids, seqs, nil
+	}
+	// Match inside one read transaction per chunk, on the stored bytes,
+	// without copying them.
+	ids := make([]uint64, len(msgs))
+	for i := range msgs {
+		ids[i] = msgs[i].Blob
+	}
+	return uids, seqs, s.srv.cfg.Store.ReadBodies(ids, try)
 }
 
 // candidate is one message being matched; it reads the body and parses
@@ -149,7 +184,7 @@ func (c *candidate) loadInfo() error {
 		return nil
 	}
 	if c.rawInfo != nil {
-		info, err := msginfo.Decode(c.rawInfo)
+		info, err := msginfo.DecodeEnvelope(c.rawInfo)
 		if err != nil && c.body != nil {
 			info = msginfo.Parse(c.body)
 		} else if err != nil {
@@ -413,8 +448,17 @@ func (c *candidate) matchHeader(key, value string) (bool, error) {
 	return false, nil
 }
 
-// matchAnyHeader looks for s in any header field (SEARCH TEXT).
+// matchAnyHeader looks for s in any header field (SEARCH TEXT). A header
+// without MIME encoded words is searched in place.
 func (c *candidate) matchAnyHeader(s string) (bool, error) {
+	if c.body != nil && isASCII(s) {
+		if hs, _, err := msginfo.Peek(c.rawInfo); err == nil {
+			raw := c.body[:min(hs, int64(len(c.body)))]
+			if !bytes.Contains(raw, []byte("=?")) {
+				return containsFoldASCII(raw, []byte(strings.ToLower(s))), nil
+			}
+		}
+	}
 	h, err := c.header()
 	if err != nil {
 		return false, err
@@ -462,12 +506,14 @@ func needsContent(cr *imap.SearchCriteria) bool {
 // searched in place, folding ASCII case, without decoding or copying;
 // anything else is decoded first.
 func (c *candidate) bodyContains(want string) (bool, error) {
+	if c.body != nil && isASCII(want) {
+		if hs, plain, err := msginfo.Peek(c.rawInfo); err == nil && plain {
+			hs = min(hs, int64(len(c.body)))
+			return containsFoldASCII(c.body[hs:], []byte(strings.ToLower(want))), nil
+		}
+	}
 	if err := c.loadBody(); err != nil {
 		return false, err
-	}
-	if p, ok := c.info.Structure.(*imap.BodyStructureSinglePart); ok && isASCII(want) && plainText(p) {
-		hs := min(c.info.HeaderSize, int64(len(c.body)))
-		return containsFoldASCII(c.body[hs:], []byte(strings.ToLower(want))), nil
 	}
 	t, err := c.bodyText()
 	return err == nil && strings.Contains(t, strings.ToLower(want)), err
@@ -498,20 +544,40 @@ func isASCII(s string) bool {
 	return true
 }
 
+// letterRank orders lower-case letters from rare to common in text (a
+// rough English and transliterated-Kazakh frequency order); digits and
+// punctuation count as rare.
+const letterRank = "zqxjkvbpygfwmucldrhsnioate"
+
+func rarity(c byte) int {
+	if i := strings.IndexByte(letterRank, c); i >= 0 {
+		return i
+	}
+	return -1
+}
+
 // containsFoldASCII reports whether hay contains needle (lower-case
-// ASCII) ignoring ASCII case. It jumps between occurrences of the
-// needle's first byte with bytes.IndexByte.
+// ASCII) ignoring ASCII case. It anchors on the needle's rarest byte and
+// jumps between its occurrences (either case) with bytes.IndexByte, so
+// most of the text is skipped at memory speed.
 func containsFoldASCII(hay, needle []byte) bool {
 	if len(needle) == 0 {
 		return true
 	}
-	lo := needle[0]
+	at := 0
+	for i := range needle {
+		if rarity(needle[i]) < rarity(needle[at]) {
+			at = i
+		}
+	}
+	lo := needle[at]
 	up := lo
 	if lo >= 'a' && lo <= 'z' {
 		up = lo - 'a' + 'A'
 	}
-	for len(hay) >= len(needle) {
-		window := hay[:len(hay)-len(needle)+1]
+	// pos is where the anchor byte may next be found.
+	for pos := at; pos+len(needle)-at <= len(hay); {
+		window := hay[pos : len(hay)-(len(needle)-at-1)]
 		i := bytes.IndexByte(window, lo)
 		if up != lo {
 			limit := len(window)
@@ -525,10 +591,11 @@ func containsFoldASCII(hay, needle []byte) bool {
 		if i < 0 {
 			return false
 		}
-		if equalFoldASCII(hay[i:i+len(needle)], needle) {
+		start := pos + i - at
+		if equalFoldASCII(hay[start:start+len(needle)], needle) {
 			return true
 		}
-		hay = hay[i+1:]
+		pos += i + 1
 	}
 	return false
 }

@@ -70,6 +70,10 @@ func New(cfg Config) *Server {
 		Caps:       capabilities,
 		Logger:     logAdapter{cfg.Log},
 		TLSConfig:  s.starttlsConfig(),
+		// On the implicit-TLS listener go-imap sees the coalescing
+		// wrapper, not the *tls.Conn under it, so it cannot tell the
+		// connection is encrypted; every connection there is.
+		InsecureAuth: cfg.ImplicitTLS,
 	})
 	return s
 }
@@ -93,7 +97,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = append(s.ln, ln)
 	s.mu.Unlock()
-	return s.srv.Serve(ln)
+	return s.srv.Serve(coalescingListener{ln})
 }
 
 // Shutdown stops accepting at once, lets commands in progress finish, says

@@ -425,3 +425,25 @@ func (s *Store) ReadBodies(ids []uint64, fn func(i int, body, structure []byte) 
 		return nil
 	})
 }
+
+// Structures returns copies of the precomputed structures of several
+// bodies, read in one transaction (nil where a body is missing).
+func (s *Store) Structures(ids []uint64) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	err := s.view(func(tx *bolt.Tx) error {
+		bodies := tx.Bucket(bBodies)
+		for i, id := range ids {
+			v := bodies.Get(u64(id))
+			if v == nil {
+				continue
+			}
+			rec, err := decodeBody(v)
+			if err != nil {
+				return err
+			}
+			out[i] = rec.Structure
+		}
+		return nil
+	})
+	return out, err
+}

@@ -58,6 +58,9 @@ func (m *rawIMAP) cmd(command, count string) (int, string, error) {
 		if err != nil {
 			return n, "", err
 		}
+		if count != "" && strings.HasPrefix(line, "* ") && strings.Contains(line, count) {
+			n++
+		}
 		for strings.HasSuffix(line, "}\r\n") {
 			i := strings.LastIndexByte(line, '{')
 			size, err := strconv.Atoi(strings.TrimSuffix(line[i+1:len(line)-3], "+"))
@@ -76,9 +79,6 @@ func (m *rawIMAP) cmd(command, count string) (int, string, error) {
 				return n, line, fmt.Errorf("%s: %s", command, strings.TrimSpace(line))
 			}
 			return n, line, nil
-		}
-		if count != "" && strings.HasPrefix(line, "* ") && strings.Contains(line, count) {
-			n++
 		}
 	}
 }

@@ -29,6 +29,10 @@ type Info struct {
 	// HeaderSize is the length of the header section including the
 	// blank line that ends it.
 	HeaderSize int64
+	// PlainText says the message is a single text part stored as it
+	// reads (7bit, 8bit or binary) in US-ASCII or UTF-8, so a text
+	// search can scan its bytes directly.
+	PlainText bool
 }
 
 // Compute parses msg and returns its encoded Info.
@@ -48,7 +52,25 @@ func Parse(msg []byte) *Info {
 		info.Envelope = &imap.Envelope{}
 	}
 	info.Structure = fixDefaults(imapserver.ExtractBodyStructure(bytes.NewReader(msg)))
+	info.PlainText = plainText(info.Structure)
 	return info
+}
+
+func plainText(bs imap.BodyStructure) bool {
+	p, ok := bs.(*imap.BodyStructureSinglePart)
+	if !ok || !strings.EqualFold(p.Type, "text") {
+		return false
+	}
+	switch strings.ToLower(p.Encoding) {
+	case "", "7bit", "8bit", "binary":
+	default:
+		return false
+	}
+	switch strings.ToLower(p.Params["charset"]) {
+	case "", "us-ascii", "utf-8", "utf8":
+		return true
+	}
+	return false
 }
 
 // headerSize finds the end of the header section (after CRLF CRLF, or LF
@@ -109,7 +131,10 @@ func fixDefaults(bs imap.BodyStructure) imap.BodyStructure {
 
 // --- encoding ---
 
-const version = 1
+// version 2 added the flags byte after the version.
+const version = 2
+
+const flagPlainText = 1
 
 type writer struct{ b []byte }
 
@@ -140,6 +165,11 @@ func (w *writer) params(m map[string]string) {
 func Encode(info *Info) []byte {
 	w := &writer{b: make([]byte, 0, 256)}
 	w.u8(version)
+	var flags byte
+	if info.PlainText {
+		flags |= flagPlainText
+	}
+	w.u8(flags)
 	w.iv(info.HeaderSize)
 	w.envelope(info.Envelope)
 	w.structure(info.Structure)
@@ -318,17 +348,67 @@ func (r *reader) params() map[string]string {
 
 // Decode reads what Encode wrote.
 func Decode(b []byte) (*Info, error) {
-	r := &reader{b: b}
-	if r.u8() != version {
-		return nil, ErrMalformed
+	r, info, err := head(b)
+	if err != nil {
+		return nil, err
 	}
-	info := &Info{HeaderSize: r.iv()}
 	info.Envelope = r.envelope()
 	info.Structure = r.structure(0)
 	if r.err != nil {
 		return nil, r.err
 	}
+	if v := b[0]; v == 1 {
+		info.PlainText = plainText(info.Structure)
+	}
 	return info, nil
+}
+
+// DecodeEnvelope reads the header size, the plain-text flag and the
+// envelope, and skips the body structure (for SEARCH and FETCH ENVELOPE).
+func DecodeEnvelope(b []byte) (*Info, error) {
+	r, info, err := head(b)
+	if err != nil {
+		return nil, err
+	}
+	info.Envelope = r.envelope()
+	if r.err != nil {
+		return nil, r.err
+	}
+	return info, nil
+}
+
+// Peek reads only the header size and the plain-text flag (a version 1
+// record, without the flag, is decoded in full to learn it).
+func Peek(b []byte) (headerSize int64, plainText bool, err error) {
+	if len(b) > 0 && b[0] == 1 {
+		info, err := Decode(b)
+		if err != nil {
+			return 0, false, err
+		}
+		return info.HeaderSize, info.PlainText, nil
+	}
+	r, info, err := head(b)
+	if err != nil || r.err != nil {
+		return 0, false, ErrMalformed
+	}
+	return info.HeaderSize, info.PlainText, nil
+}
+
+func head(b []byte) (*reader, *Info, error) {
+	r := &reader{b: b}
+	info := &Info{}
+	switch r.u8() {
+	case 1:
+	case version:
+		info.PlainText = r.u8()&flagPlainText != 0
+	default:
+		return nil, nil, ErrMalformed
+	}
+	info.HeaderSize = r.iv()
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	return r, info, nil
 }
 
 func (r *reader) envelope() *imap.Envelope {
