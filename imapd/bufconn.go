@@ -73,11 +73,7 @@ func (c *coalescingConn) flushLocked() error {
 		return nil
 	}
 	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > 8<<10 {
-		c.buf = nil // an idle connection keeps no large buffer
-	} else {
-		c.buf = c.buf[:0]
-	}
+	c.buf = nil // an idle connection keeps no buffer
 	return err
 }
 

@@ -40,6 +40,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	}
 	results := make([]result, nChunks)
 	content := needsContent(criteria)
+	bodies := needsBody(criteria)
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), max(nChunks, 1)) {
@@ -48,7 +49,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 			defer wg.Done()
 			cache := &setCache{seq: map[*imap.SeqSet]map[uint32]bool{}, uid: map[*imap.UIDSet]map[uint32]bool{}}
 			for ci := range work {
-				results[ci].uids, results[ci].seqs, results[ci].err = s.searchChunk(ci, criteria, content, cache)
+				results[ci].uids, results[ci].seqs, results[ci].err = s.searchChunk(ci, criteria, content, bodies, cache)
 			}
 		}()
 	}
@@ -89,7 +90,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 }
 
 // searchChunk matches chunk ci of the view.
-func (s *session) searchChunk(ci int, criteria *imap.SearchCriteria, content bool, cache *setCache) (uids, seqs []uint32, err error) {
+func (s *session) searchChunk(ci int, criteria *imap.SearchCriteria, content, bodies bool, cache *setCache) (uids, seqs []uint32, err error) {
 	v := s.sel
 	start := ci * fetchChunk
 	end := min(start+fetchChunk, len(v.uids))
@@ -126,6 +127,9 @@ func (s *session) searchChunk(ci int, criteria *imap.SearchCriteria, content boo
 	ids := make([]uint64, len(msgs))
 	for i := range msgs {
 		ids[i] = msgs[i].Blob
+	}
+	if !bodies {
+		return uids, seqs, s.srv.cfg.Store.ReadStructures(ids, try)
 	}
 	return uids, seqs, s.srv.cfg.Store.ReadBodies(ids, try)
 }
@@ -399,6 +403,13 @@ func (c *candidate) hasFlag(f imap.Flag) bool {
 // fields are matched on their decoded form from the stored envelope
 // first, so most searches never read the body.
 func (c *candidate) matchHeader(key, value string) (bool, error) {
+	if value != "" && c.info == nil && c.rawInfo != nil && isASCII(value) && strings.EqualFold(key, "subject") {
+		// The most common search: the subject alone, without decoding
+		// the rest of the envelope.
+		if subj, err := msginfo.Subject(c.rawInfo); err == nil {
+			return containsFoldASCII([]byte(subj), []byte(strings.ToLower(value))), nil
+		}
+	}
 	if value != "" {
 		if err := c.loadInfo(); err != nil {
 			return false, err
@@ -495,6 +506,33 @@ func needsContent(cr *imap.SearchCriteria) bool {
 	}
 	for i := range cr.Or {
 		if needsContent(&cr.Or[i][0]) || needsContent(&cr.Or[i][1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// envelopeHeaders are the header criteria the stored envelope answers.
+var envelopeHeaders = map[string]bool{"subject": true, "from": true, "to": true, "cc": true, "bcc": true}
+
+// needsBody says whether any criterion needs the message bytes, not just
+// its stored envelope.
+func needsBody(cr *imap.SearchCriteria) bool {
+	if len(cr.Body) > 0 || len(cr.Text) > 0 {
+		return true
+	}
+	for _, h := range cr.Header {
+		if h.Value == "" || !envelopeHeaders[strings.ToLower(h.Key)] {
+			return true
+		}
+	}
+	for i := range cr.Not {
+		if needsBody(&cr.Not[i]) {
+			return true
+		}
+	}
+	for i := range cr.Or {
+		if needsBody(&cr.Or[i][0]) || needsBody(&cr.Or[i][1]) {
 			return true
 		}
 	}

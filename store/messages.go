@@ -403,6 +403,19 @@ func (s *Store) ExpungeDeleted(ctx context.Context, acct uint64, mbox uint32, on
 // every body would cost more than the scan. Callers pass bounded batches
 // and fn must not block.
 func (s *Store) ReadBodies(ids []uint64, fn func(i int, body, structure []byte) error) error {
+	return s.readBodies(ids, true, fn)
+}
+
+// ReadStructures is ReadBodies without the bodies: fn gets a nil body.
+func (s *Store) ReadStructures(ids []uint64, fn func(i int, body, structure []byte) error) error {
+	return s.readBodies(ids, false, fn)
+}
+
+// bodyRecordHead is the fixed part of a body record before its structure:
+// version, refs, size, hash.
+const bodyRecordHead = 1 + 8 + 8 + 32
+
+func (s *Store) readBodies(ids []uint64, withBody bool, fn func(i int, body, structure []byte) error) error {
 	return s.view(func(tx *bolt.Tx) error {
 		bodies := tx.Bucket(bBodies)
 		for i, id := range ids {
@@ -410,15 +423,17 @@ func (s *Store) ReadBodies(ids []uint64, fn func(i int, body, structure []byte) 
 			if v == nil {
 				continue
 			}
-			rec, err := decodeBody(v)
-			if err != nil {
-				return err
+			if len(v) < bodyRecordHead || v[0] != bodyRecordV1 {
+				return fmt.Errorf("body %d: %w", id, ErrCorrupt)
 			}
-			raw, err := s.blobs.get(tx, id)
-			if err != nil {
-				return err
+			var raw []byte
+			if withBody {
+				var err error
+				if raw, err = s.blobs.get(tx, id); err != nil {
+					return err
+				}
 			}
-			if err := fn(i, raw, rec.Structure); err != nil {
+			if err := fn(i, raw, v[bodyRecordHead:]); err != nil {
 				return err
 			}
 		}

@@ -394,6 +394,20 @@ func Peek(b []byte) (headerSize int64, plainText bool, err error) {
 	return info.HeaderSize, info.PlainText, nil
 }
 
+// Subject reads only the envelope's (decoded) subject.
+func Subject(b []byte) (string, error) {
+	r, _, err := head(b)
+	if err != nil {
+		return "", err
+	}
+	if r.u8() == 1 {
+		r.iv()
+		r.iv()
+	}
+	s := r.str()
+	return s, r.err
+}
+
 func head(b []byte) (*reader, *Info, error) {
 	r := &reader{b: b}
 	info := &Info{}
