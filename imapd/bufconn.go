@@ -27,6 +27,10 @@ const (
 	flushDelay    = 2 * time.Millisecond
 )
 
+// buffers recycles coalescing buffers: a connection holds one only while
+// it has unsent bytes, so idle connections cost nothing.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit); return &b }}
+
 func newCoalescingConn(c net.Conn) *coalescingConn {
 	cc := &coalescingConn{Conn: c}
 	return cc
@@ -45,6 +49,9 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		if len(p) >= coalesceLimit {
 			return c.Conn.Write(p)
 		}
+	}
+	if c.buf == nil {
+		c.buf = (*buffers.Get().(*[]byte))[:0]
 	}
 	c.buf = append(c.buf, p...)
 	if !c.pending {
@@ -73,6 +80,8 @@ func (c *coalescingConn) flushLocked() error {
 		return nil
 	}
 	_, err := c.Conn.Write(c.buf)
+	b := c.buf[:0]
+	buffers.Put(&b)
 	c.buf = nil // an idle connection keeps no buffer
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime/quotedprintable"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -16,6 +17,12 @@ import (
 
 // fetchChunk bounds how many message records one FETCH holds at a time.
 const fetchChunk = 256
+
+// bodyBuffers recycles the buffers bodies are copied into for FETCH;
+// buffers above maxPooledBody are left to the garbage collector.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+const maxPooledBody = 1 << 20
 
 // Fetch answers FETCH and UID FETCH (RFC 9051 §6.4.5). ENVELOPE and
 // BODYSTRUCTURE come from the structure stored at delivery; the body is
@@ -147,7 +154,16 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 	if needBody || needInfo && raw == nil {
 		var err error
 		if needBody {
-			body, raw, err = s.srv.cfg.Store.Body(m.Blob)
+			// The body is copied out of the store (no network write
+			// while a transaction is open) into a recycled buffer.
+			bp := bodyBuffers.Get().(*[]byte)
+			defer func() {
+				if cap(body) <= maxPooledBody {
+					*bp = body[:0]
+					bodyBuffers.Put(bp)
+				}
+			}()
+			body, raw, err = s.srv.cfg.Store.BodyInto(m.Blob, *bp)
 		} else {
 			raw, err = s.srv.cfg.Store.Structure(m.Blob)
 		}

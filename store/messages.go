@@ -30,6 +30,28 @@ func (s *Store) Messages(acct uint64, mbox uint32, afterUID uint32, limit int) (
 	return out, err
 }
 
+// BodyInto copies a stored body into dst (reusing its capacity) and
+// returns it with a copy of the structure.
+func (s *Store) BodyInto(blob uint64, dst []byte) (body, structure []byte, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bBodies).Get(u64(blob))
+		if v == nil {
+			return fmt.Errorf("body %d: %w", blob, ErrNotFound)
+		}
+		if len(v) < bodyRecordHead {
+			return fmt.Errorf("body %d: %w", blob, ErrCorrupt)
+		}
+		raw, err := s.blobs.get(tx, blob)
+		if err != nil {
+			return err
+		}
+		body = append(dst[:0], raw...)
+		structure = bytes.Clone(v[bodyRecordHead:])
+		return nil
+	})
+	return body, structure, err
+}
+
 // Body returns a copy of a stored body and its precomputed structure.
 func (s *Store) Body(blob uint64) (body, structure []byte, err error) {
 	err = s.view(func(tx *bolt.Tx) error {

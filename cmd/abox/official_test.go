@@ -1720,11 +1720,11 @@ func getNotice(t *testing.T, httpAddr, escapedID, user, password string) (int, [
 // egov's letter reached dave.
 func TestOfficialMessageIDReuse(t *testing.T) {
 	t.Parallel()
-	_, addrs := officialSetup(t, "alice", "dave")
+	a, addrs := officialSetup(t, "alice", "dave")
 	alice, dave := "alice@"+testDomain, "dave@"+testDomain
 	date := time.Now().Format(time.RFC1123Z)
-	if err := submitAs(t, addrs, "egov", egovPassword, "notices@egov.kz", []string{alice},
-		"From: notices@egov.kz\nTo: alice@example.kz\nSubject: Notice\nDate: "+date+"\nMessage-ID: <shared-1@egov.kz>\n\nNotice.\n"); err != nil {
+	if err := submitAs(t, addrs, "egov", egovPassword, "notices@egov.kz", []string{alice, dave},
+		"From: notices@egov.kz\nTo: alice@example.kz, dave@example.kz\nSubject: Notice\nDate: "+date+"\nMessage-ID: <shared-1@egov.kz>\n\nNotice.\n"); err != nil {
 		t.Fatalf("egov's letter: %v", err)
 	}
 	const id = "shared-1%40egov.kz"
@@ -1739,15 +1739,68 @@ func TestOfficialMessageIDReuse(t *testing.T) {
 		}
 		return
 	}
-	code, after := getNotice(t, addrs["http"], id, "egov", egovPassword)
-	var n noticeJSON
-	json.Unmarshal(after, &n)
-	if code != 200 || n.Sender != "egov" || slices.ContainsFunc(n.Recipients, func(r noticeRcpt) bool { return r.Address == dave }) {
+	// recordOf is a sender's record of the letter through the API.
+	recordOf := func(sender, password string) (int, noticeJSON, []byte) {
+		t.Helper()
+		code, body := getNotice(t, addrs["http"], id, sender, password)
+		var n noticeJSON
+		if code == 200 {
+			checkNoticeShape(t, body)
+			if err := json.Unmarshal(body, &n); err != nil {
+				t.Fatalf("GET as %s: %v", sender, err)
+			}
+		}
+		return code, n, body
+	}
+	code, n, after := recordOf("egov", egovPassword)
+	if code != 200 || !sameJSON(before, after) {
 		t.Errorf("court's letter with Message-ID <shared-1@egov.kz> changed egov's record of its own letter: "+
 			"GET as egov answered %d\n%s\nbefore court's letter:\n%s", code, after, before)
 	}
-	if code, body := getNotice(t, addrs["http"], id, "court", courtPassword); code != 200 || !bytes.Contains(body, []byte(dave)) {
-		t.Errorf("court cannot see the record of the letter it sent to dave (Message-ID <shared-1@egov.kz>): GET answered %d %s", code, body)
+	code, cn, body := recordOf("court", courtPassword)
+	if code != 200 || cn.Sender != "court" || len(cn.Recipients) != 1 || cn.Recipients[0].Address != dave {
+		t.Errorf("court's record of the letter it sent to dave (Message-ID <shared-1@egov.kz>): GET answered %d %s", code, body)
+	}
+
+	// The operator names the sender when the Message-ID is ambiguous.
+	r := a.fail(1, "notice", "show", "shared-1@egov.kz")
+	if !strings.Contains(r.stderr, "egov") || !strings.Contains(r.stderr, "court") || !strings.Contains(r.stderr, "--sender") {
+		t.Errorf("notice show of a Message-ID two senders used: want a line naming both and --sender; %v", r)
+	}
+	for _, s := range []struct{ sender, password string }{{"egov", egovPassword}, {"court", courtPassword}} {
+		_, _, api := recordOf(s.sender, s.password)
+		if out := a.ok("notice", "show", "shared-1@egov.kz", "--sender", s.sender, "--json"); !sameJSON([]byte(out), api) {
+			t.Errorf("notice show --sender %s differs from GET as %s:\n%s", s.sender, s.sender, out)
+		}
+	}
+	a.fail(1, "notice", "show", "shared-1@egov.kz", "--sender", "telecom")
+
+	// dave reads court's letter (the second in his INBOX): that is no
+	// read of egov's.
+	rc := rawIMAPLogin(t, addrs["imaps"], dave, goodPassword)
+	if _, st := rc.cmd("SELECT INBOX"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("SELECT: %s", st)
+	}
+	if out, st := rc.cmd("FETCH 2 BODY[]"); !strings.HasPrefix(st, "OK") || !strings.Contains(out, "Summons.") {
+		t.Fatalf("FETCH 2 BODY[]: want court's letter; %s\n%s", st, out)
+	}
+	_, cn, _ = recordOf("court", courtPassword)
+	_, n, _ = recordOf("egov", egovPassword)
+	if len(cn.Recipients) != 1 || cn.Recipients[0].FirstReadAt == nil {
+		t.Errorf("dave's read of court's letter is not on court's record: %+v", cn)
+	}
+	if fr := n.rcpt(t, dave).FirstReadAt; fr != nil {
+		t.Errorf("dave's read of court's letter was recorded as a read of egov's letter with the same Message-ID at %v", fr)
+	}
+	if out, st := rc.cmd("FETCH 1 BODY[]"); !strings.HasPrefix(st, "OK") || !strings.Contains(out, "Notice.") {
+		t.Fatalf("FETCH 1 BODY[]: want egov's letter; %s\n%s", st, out)
+	}
+	rc.cmd("LOGOUT")
+	if _, n, _ = recordOf("egov", egovPassword); n.rcpt(t, dave).FirstReadAt == nil {
+		t.Errorf("dave's read of egov's letter is not on egov's record: %+v", n)
+	}
+	if out := a.ok("notice", "verify"); !strings.Contains(out, "ok") {
+		t.Errorf("notice verify: %q", out)
 	}
 }
 
