@@ -26,7 +26,7 @@ func BenchmarkDeliver(b *testing.B) {
 }
 
 func benchDeliver(b *testing.B, size, writers int) {
-	s, err := Open(filepath.Join(b.TempDir(), FileName), Options{})
+	s, err := Open(filepath.Join(b.TempDir(), FileName), Options{FastCommits: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func BenchmarkChurnSpace(b *testing.B) {
 	const written = 640 << 20
 	sizes := []int{1 << 10, 4 << 10, 16 << 10, 64 << 10}
 	for range b.N {
-		s, err := Open(filepath.Join(b.TempDir(), FileName), Options{})
+		s, err := Open(filepath.Join(b.TempDir(), FileName), Options{FastCommits: true})
 		if err != nil {
 			b.Fatal(err)
 		}

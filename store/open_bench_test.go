@@ -51,7 +51,7 @@ func TestOpenChild(t *testing.T) {
 //	go test -run '^$' -bench BenchmarkOpenMillion -benchtime 1x -timeout 30m ./store/
 func BenchmarkOpenMillion(b *testing.B) {
 	path := filepath.Join(b.TempDir(), FileName)
-	s, err := Open(path, Options{})
+	s, err := Open(path, Options{FastCommits: true})
 	if err != nil {
 		b.Fatal(err)
 	}

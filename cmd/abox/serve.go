@@ -81,7 +81,9 @@ func (a *app) serve(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	st, err := store.Open(cfg.dbPath(), storeOptions(log))
+	opts := storeOptions(log)
+	opts.FastCommits = true
+	st, err := store.Open(cfg.dbPath(), opts)
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("abox serve is already running on %s", cfg.Data)
 	}
