@@ -25,6 +25,8 @@ type BroadcastRequest struct {
 	Message  []byte // the message as the operator wrote it
 	Class    string // only this class, or "" for every active account
 	Hostname string
+	// Again sends a message that was broadcast before once more.
+	Again bool
 	// Progress, when set, is called after every batch.
 	Progress func(b store.Broadcast, total int64)
 }
@@ -34,6 +36,9 @@ type BroadcastRequest struct {
 // skipped and counted; for an official sender's letter, accounts without
 // digital-signature consent are refused and recorded in the ledger.
 func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (store.Broadcast, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Broadcast{}, fmt.Errorf("broadcast interrupted before it started; nothing was delivered: %w", err)
+	}
 	snd, err := e.store.Sender(req.Sender)
 	if err != nil {
 		return store.Broadcast{}, err
@@ -66,7 +71,7 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (store.Bro
 	b, _, err := e.store.StartBroadcast(ctx, store.Broadcast{
 		Source: fmt.Sprintf("%x", source), Sender: snd.Name, Class: req.Class,
 		Official: snd.Kind == accounts.Official, MessageID: msgID,
-	}, body, msginfo.Compute(body))
+	}, body, msginfo.Compute(body), req.Again)
 	if err != nil {
 		return b, err
 	}
@@ -84,6 +89,9 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (store.Bro
 			r.Flags = []string{store.KeywordOfficial}
 		}
 		return r, nil
+	}
+	if err := ctx.Err(); err != nil && b.Scanned == 0 {
+		return b, fmt.Errorf("broadcast %d interrupted before it delivered anything (run the same command again to resume): %w", b.ID, err)
 	}
 	for !b.Done {
 		if err := ctx.Err(); err != nil {

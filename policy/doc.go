@@ -5,5 +5,8 @@
 //
 // Decisions are pure where they can be: inputs in, a verdict with named
 // reasons out. policy reads and writes through store; it never speaks a
-// wire protocol and never reads the wall clock (it takes a clock).
+// wire protocol and never reads the wall clock (it takes a clock). The
+// content checks alone wait on the network: DNS for SPF, DKIM, DMARC and
+// DNSBL, and rspamd when configured, within a per-message budget, where
+// a failure is neutral.
 package policy

@@ -70,7 +70,9 @@ func New(st *store.Store, cfg Config) *Engine {
 	if cfg.Spam.MassRecipients == 0 {
 		cfg.Spam.MassRecipients = 50
 	}
-	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), metrics: cfg.Metrics, life: cfg.Lifecycle}
+	cfg.Spam = withExternalDefaults(cfg.Spam)
+	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), metrics: cfg.Metrics, life: cfg.Lifecycle,
+		extraChecks: externalChecks(cfg.Spam)}
 }
 
 // Now is the engine's clock.

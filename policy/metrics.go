@@ -14,16 +14,20 @@ var addressParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{CharsetRea
 type Metrics struct {
 	verdicts *prometheus.CounterVec
 	findings *prometheus.CounterVec
+	// unavailable counts checks that could not decide (DNS or rspamd
+	// failures), which are neutral.
+	unavailable *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_spam_verdicts_total", Help: "Content verdicts by action."}, []string{"action"}),
-		findings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_spam_findings_total", Help: "Content findings that counted, by check."}, []string{"check"}),
+		verdicts:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_spam_verdicts_total", Help: "Content verdicts by action."}, []string{"action"}),
+		findings:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_spam_findings_total", Help: "Content findings that counted, by check."}, []string{"check"}),
+		unavailable: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_spam_checks_unavailable_total", Help: "Checks that could not decide (DNS lookup or rspamd failed or timed out) and counted as neutral, by check."}, []string{"check"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.verdicts, m.findings)
+		reg.MustRegister(m.verdicts, m.findings, m.unavailable)
 	}
 	return m
 }

@@ -8,6 +8,8 @@ import (
 	"net/mail"
 	"net/netip"
 	"strings"
+	"sync"
+	"time"
 
 	gomessage "github.com/emersion/go-message"
 )
@@ -39,6 +41,11 @@ type Finding struct {
 	Score  float64 // added to the total
 	Reject bool    // rejects whatever the score
 	Reason string  // for the reply and the log
+	// Unavailable says the check could not decide (a DNS lookup or the
+	// external engine failed or timed out); such a finding is neutral.
+	Unavailable bool
+
+	header []byte // a header field for the stored message, see Verdict.Headers
 }
 
 // Verdict is the pipeline's decision.
@@ -46,6 +53,11 @@ type Verdict struct {
 	Action   Action
 	Score    float64
 	Findings []Finding
+	// Headers are header fields to prepend to the stored message, each
+	// ending in CRLF: the Authentication-Results of SPF, DKIM and DMARC
+	// (RFC 8601) for unauthenticated mail. A caller adding them first
+	// removes forged ones with Engine.StripAuthResults.
+	Headers [][]byte
 }
 
 // Reasons lists the findings that counted, for the reply and the log.
@@ -55,6 +67,16 @@ func (v Verdict) Reasons() string {
 		if f.Reject || f.Score > 0 {
 			parts = append(parts, f.Reason)
 		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Details lists every finding, counted or not ("spf: SPF pass for ..."),
+// for the log.
+func (v Verdict) Details() string {
+	var parts []string
+	for _, f := range v.Findings {
+		parts = append(parts, f.Check+": "+f.Reason)
 	}
 	return strings.Join(parts, "; ")
 }
@@ -69,6 +91,26 @@ type SpamConfig struct {
 	// MassRecipients is how many recipients of one message from an
 	// unauthenticated source count as a mass mailing (default 50).
 	MassRecipients int
+
+	// The DNS-based and external checks (dns.go). SPF, DKIM and DMARC
+	// always run for unauthenticated mail from outside the trusted
+	// networks; DNSBL and rspamd when configured.
+
+	// Hostname names this server in Authentication-Results (the
+	// authserv-id); default: the machine's name.
+	Hostname string
+	// Resolver is the DNS server the checks ask, an IP address with an
+	// optional port (see ParseResolver); empty means the system's.
+	Resolver string
+	// DNSTimeout bounds all of one message's lookups (default 2 s).
+	DNSTimeout time.Duration
+	// DNSBLZones are asked about the client IP (default none).
+	DNSBLZones []string
+	// RspamdURL, when set, is an rspamd normal worker
+	// ("http://127.0.0.1:11333") that also checks unauthenticated mail.
+	RspamdURL string
+	// RspamdTimeout bounds one rspamd request (default 5 s).
+	RspamdTimeout time.Duration
 }
 
 // Inspection is a message as the checks see it.
@@ -78,7 +120,8 @@ type Inspection struct {
 	Helo          string
 	MailFrom      string
 	Recipients    int
-	Authenticated bool // submitted by a logged-in subscriber
+	RcptTo        []string // the accepted recipients' addresses
+	Authenticated bool     // submitted by a logged-in subscriber
 
 	header   mail.Header // parsed lazily
 	parts    []part      // the MIME leaves, decoded; walked once
@@ -99,8 +142,8 @@ type check struct {
 	run  func(e *Engine, ctx context.Context, in *Inspection) []Finding
 }
 
-// pipeline lists the local checks in order; DNS-based ones are added by
-// DNS configuration.
+// pipeline lists the local checks in order; the DNS-based and external
+// ones (Engine.extraChecks) run after them.
 var pipeline = []check{
 	{"gtube", checkGTUBE},
 	{"header", checkHeaders},
@@ -118,15 +161,11 @@ const (
 // scored: the caller skips them.
 func (e *Engine) Score(ctx context.Context, in *Inspection) Verdict {
 	var v Verdict
-	for _, c := range e.checks() {
-		for _, f := range c.run(e, ctx, in) {
-			f.Check = c.name
-			v.Findings = append(v.Findings, f)
-			v.Score += f.Score
-			if f.Reject {
-				v.Action = Reject
-			}
-		}
+	for _, c := range pipeline {
+		v.add(c.name, c.run(e, ctx, in))
+	}
+	for i, fs := range e.runExtra(ctx, in) {
+		v.add(e.extraChecks[i].name, fs)
 	}
 	sc := e.cfg.Spam
 	switch {
@@ -140,10 +179,40 @@ func (e *Engine) Score(ctx context.Context, in *Inspection) Verdict {
 	return v
 }
 
-func (e *Engine) checks() []check {
-	cs := append([]check{}, pipeline...)
-	cs = append(cs, e.extraChecks...)
-	return cs
+// add counts one check's findings; a check naming its findings itself
+// (msgauth: spf, dkim, dmarc) keeps those names.
+func (v *Verdict) add(name string, fs []Finding) {
+	for _, f := range fs {
+		if f.Check == "" {
+			f.Check = name
+		}
+		if f.header != nil {
+			v.Headers = append(v.Headers, f.header)
+			f.header = nil
+		}
+		v.Findings = append(v.Findings, f)
+		v.Score += f.Score
+		if f.Reject {
+			v.Action = Reject
+		}
+	}
+}
+
+// runExtra runs the DNS-based and external checks concurrently: they
+// wait on the network, so a message waits for the slowest, not the sum.
+// They may read the Inspection and its parsed header, nothing else.
+func (e *Engine) runExtra(ctx context.Context, in *Inspection) [][]Finding {
+	if len(e.extraChecks) == 0 {
+		return nil
+	}
+	in.parsed()
+	out := make([][]Finding, len(e.extraChecks))
+	var wg sync.WaitGroup
+	for i, c := range e.extraChecks {
+		wg.Go(func() { out[i] = c.run(e, ctx, in) })
+	}
+	wg.Wait()
+	return out
 }
 
 // recordVerdict counts verdicts and findings by name for /metrics.
@@ -155,6 +224,9 @@ func (e *Engine) recordVerdict(v Verdict) {
 	for _, f := range v.Findings {
 		if f.Reject || f.Score > 0 {
 			e.metrics.findings.WithLabelValues(f.Check).Inc()
+		}
+		if f.Unavailable {
+			e.metrics.unavailable.WithLabelValues(f.Check).Inc()
 		}
 	}
 }

@@ -1,24 +1,55 @@
 package policy
 
 import (
+	"bytes"
 	"context"
+	"flag"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"abox/store"
 )
 
+// testEngine is an engine whose DNS checks ask a test server holding
+// the corpus's records.
 func testEngine(t *testing.T, spam SpamConfig) *Engine {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
+	e, _ := dnsEngine(t, corpusZone(), Config{Spam: spam})
+	return e
+}
+
+// corpusZone is the DNS data of the corpus (testdata/spam/README.md):
+// the DKIM key and DMARC policy of sender.test.
+func corpusZone() zone {
+	return zone{txt: map[string][]string{
+		"sel._domainkey.sender.test": {dkimRecord()},
+		"_dmarc.sender.test":         {"v=DMARC1; p=reject"},
+	}}
+}
+
+var update = flag.Bool("update", false, "rewrite the generated testdata (the DKIM-signed corpus messages)")
+
+// TestDKIMCorpusFiles writes dkim-valid.eml and dkim-broken.eml with
+// -update: a bill signed by sender.test with testKey, and the same bill
+// with its amount changed after signing.
+func TestDKIMCorpusFiles(t *testing.T) {
+	if !*update {
+		t.Skip("run with -update to regenerate testdata/spam/dkim-*.eml")
 	}
-	t.Cleanup(func() { st.Close() })
-	return New(st, Config{Spam: spam})
+	bill := []byte("From: Utility Billing <billing@sender.test>\r\nTo: alice@example.kz\r\n" +
+		"Subject: Your bill for November\r\nDate: Wed, 25 Nov 2026 10:00:00 +0600\r\n" +
+		"Message-ID: <bill-2026-11-0042@sender.test>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n\r\n" +
+		"Dear subscriber,\r\n\r\nYour bill for November is 4 520 KZT, due on 10 December.\r\n" +
+		"Account 0042-7781.\r\n")
+	valid := sign(t, bill, "sender.test")
+	broken := bytes.Replace(valid, []byte("4 520 KZT"), []byte("9 520 KZT"), 1)
+	for name, b := range map[string][]byte{"dkim-valid.eml": valid, "dkim-broken.eml": broken} {
+		if err := os.WriteFile(filepath.Join("..", "testdata", "spam", name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestSpamCorpus runs the pipeline over testdata/spam with the verdict
@@ -38,6 +69,8 @@ func TestSpamCorpus(t *testing.T) {
 		{"gtube-yjs.eml", false, Accept, ""},
 		{"gtube-yjs.eml", true, Junk, "YJS"},
 		{"bare-minimum.eml", false, Junk, "no From"},
+		{"dkim-valid.eml", false, Accept, ""},
+		{"dkim-broken.eml", false, Junk, "DKIM signature fails (sender.test: body hash did not verify); DMARC fail for sender.test (p=reject)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

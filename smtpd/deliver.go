@@ -47,13 +47,17 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 	}
 	received := int64(len(body))
 	junk := false
-	var spamHeader []byte
+	var spamHeader, authHeaders []byte
 	if c.ident == nil || c.ident.Sender == nil { // trusted senders skip content scoring
+		rcptTo := make([]string, len(tx.rcpts))
+		for i, r := range tx.rcpts {
+			rcptTo[i] = r.Address
+		}
 		v := c.s.cfg.Policy.Score(context.Background(), &policy.Inspection{
 			Body: body, ClientIP: c.ip, Helo: c.helo, MailFrom: tx.from, Recipients: len(tx.rcpts),
-			Authenticated: c.ident != nil,
+			RcptTo: rcptTo, Authenticated: c.ident != nil,
 		})
-		c.log.Info("content verdict", "action", v.Action.String(), "score", v.Score, "reasons", v.Reasons())
+		c.log.Info("content verdict", "action", v.Action.String(), "score", v.Score, "reasons", v.Reasons(), "checks", v.Details())
 		switch v.Action {
 		case policy.Reject:
 			kind := policy.ErrSpam
@@ -71,8 +75,15 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 			// Say why it is in Junk; accepted mail keeps its bytes.
 			spamHeader = fmt.Appendf(nil, "X-Spam-Status: Yes, score=%.1f (%s)\r\n", v.Score, sanitizeHeader(v.Reasons()))
 		}
+		if len(v.Headers) > 0 {
+			// Authentication-Results (MX mail): ours replaces any that
+			// claims this server's name (RFC 8601 §5).
+			authHeaders = bytes.Join(v.Headers, nil)
+			body = c.s.cfg.Policy.StripAuthResults(body)
+		}
 	}
-	stored := append(c.traceHeaders(tx, now), spamHeader...)
+	stored := append(c.traceHeaders(tx, now), authHeaders...)
+	stored = append(stored, spamHeader...)
 	stored = append(stored, body...)
 	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
 	defer cancel()

@@ -45,10 +45,15 @@ type Broadcast struct {
 // maxSample bounds the skipped addresses a broadcast remembers.
 const maxSample = 1000
 
+// ErrAlreadyBroadcast is returned when the same message went out before.
+var ErrAlreadyBroadcast = errors.New("this message was already broadcast")
+
 // StartBroadcast stores the body (once) and creates the broadcast, or
 // returns the unfinished one with the same source, sender and class so
 // it resumes (resumed is then true) with the body stored the first time.
-func (s *Store) StartBroadcast(ctx context.Context, b Broadcast, body, structure []byte) (Broadcast, bool, error) {
+// A finished broadcast of the same message is not repeated unless again
+// is set: a rerun after an interruption must never send a second copy.
+func (s *Store) StartBroadcast(ctx context.Context, b Broadcast, body, structure []byte, again bool) (Broadcast, bool, error) {
 	hash := sha256.Sum256(body)
 	b.Hash = fmt.Sprintf("%x", hash)
 	var out Broadcast
@@ -62,9 +67,15 @@ func (s *Store) StartBroadcast(ctx context.Context, b Broadcast, body, structure
 			if err := json.Unmarshal(v, &old); err != nil {
 				return fmt.Errorf("broadcast %d: %w", decodeU64(k), ErrCorrupt)
 			}
-			if !old.Done && old.Source == b.Source && old.Sender == b.Sender && old.Class == b.Class {
-				out, resumed = old, true
-				return nil
+			if old.Source == b.Source && old.Sender == b.Sender && old.Class == b.Class {
+				if !old.Done {
+					out, resumed = old, true
+					return nil
+				}
+				if !again {
+					return fmt.Errorf("%w (broadcast %d, finished %s, %d delivered); use --again to send it again",
+						ErrAlreadyBroadcast, old.ID, old.DoneAt.Format(time.RFC3339), old.Delivered)
+				}
 			}
 		}
 		id, err := bb.NextSequence()

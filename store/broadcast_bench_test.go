@@ -66,7 +66,7 @@ func BenchmarkBroadcastMillion(b *testing.B) {
 		}()
 	}
 	t0 := time.Now()
-	bc, _, err := s.StartBroadcast(ctx, Broadcast{Source: "bench", Sender: "kazpost"}, body, nil)
+	bc, _, err := s.StartBroadcast(ctx, Broadcast{Source: "bench", Sender: "kazpost"}, body, nil, false)
 	if err != nil {
 		b.Fatal(err)
 	}

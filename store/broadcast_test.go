@@ -37,7 +37,7 @@ func TestBroadcastResumesWithoutDuplicatesOrGaps(t *testing.T) {
 	// One full mailbox is skipped and reported.
 	full, _ := s.Account("user000042@example.kz")
 	body := msg(7)
-	b, resumed, err := s.StartBroadcast(ctx, Broadcast{Source: "src", Sender: "kazpost"}, body, nil)
+	b, resumed, err := s.StartBroadcast(ctx, Broadcast{Source: "src", Sender: "kazpost"}, body, nil, false)
 	if err != nil || resumed {
 		t.Fatal(err, resumed)
 	}
@@ -54,7 +54,7 @@ func TestBroadcastResumesWithoutDuplicatesOrGaps(t *testing.T) {
 		}
 	}
 	mustCheck(t, s)
-	again, resumed, err := s.StartBroadcast(ctx, Broadcast{Source: "src", Sender: "kazpost"}, body, nil)
+	again, resumed, err := s.StartBroadcast(ctx, Broadcast{Source: "src", Sender: "kazpost"}, body, nil, false)
 	if err != nil || !resumed || again.ID != b.ID || again.Cursor != b.Cursor {
 		t.Fatalf("resume: %+v resumed=%v err=%v", again, resumed, err)
 	}

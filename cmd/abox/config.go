@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/pflag"
@@ -43,6 +44,10 @@ type Config struct {
 	LegalHold         string   `toml:"legal-hold"`       // DURATION purged content stays sealed
 	OperatorName      string   `toml:"operator-name"`    // signs system letters
 	WarningTemplate   string   `toml:"warning-template"` // file replacing the inactivity letter
+	DNSResolver       string   `toml:"dns-resolver"`     // IP[:port]; empty: the system's resolver
+	DNSTimeout        string   `toml:"dns-timeout"`      // DURATION, all of one message's lookups
+	DNSBLZones        []string `toml:"dnsbl-zones"`
+	RspamdURL         string   `toml:"rspamd-url"` // empty: no rspamd
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -79,6 +84,7 @@ func defaultConfig() Config {
 		SweepInterval:     "1h",
 		LegalHold:         "0",
 		SpamRejectScore:   15,
+		DNSTimeout:        "2s",
 		LogLevel:          "info",
 		ReservedLogins:    r.ReservedLogins,
 		PhonePrefixes:     r.PhonePrefixes,
@@ -199,6 +205,9 @@ func (c *Config) validate() error {
 			return fmt.Errorf("config: warning-template: %w", err)
 		}
 	}
+	if err := c.validateExternalChecks(); err != nil {
+		return err
+	}
 	if c.SpamJunkScore <= 0 || c.SpamRejectScore <= c.SpamJunkScore {
 		return errors.New("config: spam-junk-score must be positive and below spam-reject-score")
 	}
@@ -207,6 +216,31 @@ func (c *Config) validate() error {
 	}
 	if c.MinPasswordLength < 1 || c.MinPasswordScore < 0 || c.MinPasswordScore > 4 {
 		return errors.New("config: min-password-length must be at least 1 and min-password-score 0 to 4")
+	}
+	return nil
+}
+
+// validateExternalChecks checks the DNS and rspamd settings.
+func (c *Config) validateExternalChecks() error {
+	if c.DNSResolver != "" {
+		if _, err := policy.ParseResolver(c.DNSResolver); err != nil {
+			return fmt.Errorf("config: dns-resolver: %w", err)
+		}
+	}
+	if d, err := parseDuration(c.DNSTimeout); err != nil {
+		return fmt.Errorf("config: dns-timeout: %w", err)
+	} else if d <= 0 || d > time.Minute {
+		return fmt.Errorf("config: dns-timeout %s: use a positive duration up to 1m", c.DNSTimeout)
+	}
+	for _, z := range c.DNSBLZones {
+		if err := policy.CheckDNSBLZone(z); err != nil {
+			return fmt.Errorf("config: dnsbl-zones: %w", err)
+		}
+	}
+	if c.RspamdURL != "" {
+		if err := policy.CheckRspamdURL(c.RspamdURL); err != nil {
+			return fmt.Errorf("config: rspamd-url: %w", err)
+		}
 	}
 	return nil
 }
@@ -245,6 +279,9 @@ func (c *Config) trustedPrefixes() []netip.Prefix {
 // policyConfig is the policy engine's configuration.
 func (c *Config) policyConfig() policy.Config {
 	hold, _ := parseDuration(c.LegalHold)
+	dnsTimeout, _ := parseDuration(c.DNSTimeout)
+	spam := policy.SpamConfig{JunkScore: c.SpamJunkScore, RejectScore: c.SpamRejectScore, TestPatterns: c.SpamTestPatterns,
+		Hostname: c.Hostname, Resolver: c.DNSResolver, DNSTimeout: dnsTimeout, DNSBLZones: c.DNSBLZones, RspamdURL: c.RspamdURL}
 	var tmpl string
 	if c.WarningTemplate != "" {
 		b, _ := os.ReadFile(c.WarningTemplate)
@@ -252,7 +289,7 @@ func (c *Config) policyConfig() policy.Config {
 	}
 	return policy.Config{
 		TrustedNetworks: c.trustedPrefixes(),
-		Spam:            policy.SpamConfig{JunkScore: c.SpamJunkScore, RejectScore: c.SpamRejectScore, TestPatterns: c.SpamTestPatterns},
+		Spam:            spam,
 		Lifecycle:       policy.LifecycleConfig{Operator: c.OperatorName, Template: tmpl, LegalHold: hold},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"abox/store"
@@ -21,7 +22,9 @@ func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		ip = ap.Addr().Unmap()
 	}
-	if !ok || name == "" {
+	if !ok || name == "" || strings.Contains(name, "@") {
+		// Only trusted senders use this API; a subscriber's login here
+		// must not count as a use of the mailbox.
 		unauthorized(w)
 		return
 	}

@@ -19,6 +19,7 @@ type broadcastArgs struct {
 	Sender  string `json:"sender"`
 	Message []byte `json:"message"`
 	Class   string `json:"class,omitempty"`
+	Again   bool   `json:"again,omitempty"`
 }
 
 // broadcastProgress is what a running broadcast reports after each batch.
@@ -33,7 +34,7 @@ type broadcastProgress struct {
 func init() {
 	register("broadcast", func(ctx context.Context, e *env, a broadcastArgs) (store.Broadcast, error) {
 		return e.policy().Broadcast(ctx, policy.BroadcastRequest{
-			Sender: a.Sender, Message: a.Message, Class: a.Class, Hostname: e.cfg.Hostname,
+			Sender: a.Sender, Message: a.Message, Class: a.Class, Hostname: e.cfg.Hostname, Again: a.Again,
 			Progress: func(b store.Broadcast, total int64) {
 				if e.progress != nil {
 					e.progress(broadcastProgress{Scanned: b.Scanned, Total: total, Delivered: b.Delivered, Skipped: b.Skipped, Refused: b.Refused})
@@ -45,8 +46,9 @@ func init() {
 
 func (a *app) broadcastCmd() *cobra.Command {
 	var from, file, class string
+	var again bool
 	c := &cobra.Command{
-		Use:   "broadcast --from SENDER --file MSG.eml [--class C]",
+		Use:   "broadcast --from SENDER --file MSG.eml [--class C] [--again]",
 		Short: "deliver one message to every active account (or one class); resumable",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -73,7 +75,7 @@ func (a *app) broadcastCmd() *cobra.Command {
 				}
 			}
 			var b store.Broadcast
-			err = a.client().callProgress(cmd.Context(), "broadcast", broadcastArgs{Sender: from, Message: msg, Class: class}, &b, onProgress)
+			err = a.client().callProgress(cmd.Context(), "broadcast", broadcastArgs{Sender: from, Message: msg, Class: class, Again: again}, &b, onProgress)
 			if bar != nil {
 				bar.Finish()
 			}
@@ -91,5 +93,6 @@ func (a *app) broadcastCmd() *cobra.Command {
 	c.Flags().StringVar(&from, "from", "", "trusted sender NAME (see abox sender add)")
 	c.Flags().StringVar(&file, "file", "", "the message (RFC 5322), its From: one of the sender's addresses")
 	c.Flags().StringVar(&class, "class", "", "only accounts of this class")
+	c.Flags().BoolVar(&again, "again", false, "send a message that was already broadcast once more (without it, a finished broadcast of the same file is refused)")
 	return c
 }
