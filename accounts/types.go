@@ -105,17 +105,41 @@ type Domain struct {
 // Class is a category of account with its limits (user agreement clause
 // 3.1). Zero means unlimited for every numeric limit.
 type Class struct {
-	Name                  string        `json:"name"`
-	StorageBytes          int64         `json:"storage_bytes"`
-	Messages              int64         `json:"messages"`
-	MaxMessageSize        int64         `json:"max_message_size"`
-	ReceivedPerDay        int64         `json:"received_per_day"`
-	SentPerDay            int64         `json:"sent_per_day"`
-	RecipientsPerMessage  int64         `json:"recipients_per_message"`
-	IMAPCommandsPerMinute int64         `json:"imap_commands_per_minute"`
-	RetentionTrash        time.Duration `json:"retention_trash"`
-	RetentionJunk         time.Duration `json:"retention_junk"`
-	MaxAge                time.Duration `json:"max_age"`
+	Name                  string `json:"name"`
+	StorageBytes          int64  `json:"storage_bytes"`
+	Messages              int64  `json:"messages"`
+	MaxMessageSize        int64  `json:"max_message_size"`
+	ReceivedPerDay        int64  `json:"received_per_day"`
+	SentPerDay            int64  `json:"sent_per_day"`
+	RecipientsPerMessage  int64  `json:"recipients_per_message"`
+	IMAPCommandsPerMinute int64  `json:"imap_commands_per_minute"`
+	// ConnectionsPerAccount bounds an account's open IMAP sessions.
+	ConnectionsPerAccount int64 `json:"connections_per_account"`
+	// Services lists what the class may use ("imap", "submission");
+	// empty means every service.
+	Services       []string      `json:"services,omitempty"`
+	RetentionTrash time.Duration `json:"retention_trash"`
+	RetentionJunk  time.Duration `json:"retention_junk"`
+	MaxAge         time.Duration `json:"max_age"`
+}
+
+// Services a class can allow.
+const (
+	ServiceIMAP       = "imap"
+	ServiceSubmission = "submission"
+)
+
+// Allows reports whether the class includes a service.
+func (c *Class) Allows(service string) bool {
+	if len(c.Services) == 0 {
+		return true
+	}
+	for _, s := range c.Services {
+		if s == service {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultClassName is the class a new account gets unless told otherwise.
@@ -135,13 +159,13 @@ func DefaultClasses() []Class {
 		{
 			Name: "standard", StorageBytes: 1 * gib, Messages: 100_000,
 			MaxMessageSize: 25 * mib, ReceivedPerDay: 5_000, SentPerDay: 500,
-			RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600,
+			RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600, ConnectionsPerAccount: 50,
 			RetentionTrash: 30 * day, RetentionJunk: 30 * day,
 		},
 		{
 			Name: "organization", StorageBytes: 10 * gib, Messages: 1_000_000,
 			MaxMessageSize: 50 * mib, ReceivedPerDay: 100_000, SentPerDay: 10_000,
-			RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600,
+			RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600, ConnectionsPerAccount: 200,
 			RetentionTrash: 30 * day, RetentionJunk: 30 * day,
 		},
 	}

@@ -160,10 +160,10 @@ func (s *Server) newSession(conn *imapserver.Conn) (imapserver.Session, *imapser
 }
 
 // claimAccountSlot counts one more session for an account, or refuses.
-func (s *Server) claimAccountSlot(acct uint64) bool {
+func (s *Server) claimAccountSlot(acct uint64, max int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.perAcct[acct] >= s.cfg.ConnectionsPerAccount {
+	if s.perAcct[acct] >= max {
 		return false
 	}
 	s.perAcct[acct]++

@@ -125,10 +125,14 @@ func (s *session) Login(username, password string) error {
 		}
 		return loginError(err, s.log)
 	}
-	if !s.srv.claimAccountSlot(id.Account.ID) {
+	maxSessions := s.srv.cfg.ConnectionsPerAccount
+	if lim, err := s.srv.cfg.Policy.LimitsOf(id.Account); err == nil && lim.ConnectionsPerAccount > 0 {
+		maxSessions = int(lim.ConnectionsPerAccount)
+	}
+	if !s.srv.claimAccountSlot(id.Account.ID, maxSessions) {
 		s.srv.cfg.Metrics.logins.WithLabelValues(s.srv.cfg.Name, "too many sessions").Inc()
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
-			Text: fmt.Sprintf("Too many sessions for %s (at most %d)", id.Account.Address(), s.srv.cfg.ConnectionsPerAccount)}
+			Text: fmt.Sprintf("Too many sessions for %s (at most %d)", id.Account.Address(), maxSessions)}
 	}
 	s.acct = id.Account
 	s.released = false

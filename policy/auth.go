@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -102,6 +103,9 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 	// Only a caller who knows the password learns the account's state.
 	if err := acct.CanLogin(); err != nil {
 		return nil, 0, &Refusal{Kind: ErrAuthFailed, Reason: err.Error(), Cause: err}
+	}
+	if lim, err := e.LimitsOf(&acct); err == nil && !lim.Allows(service) {
+		return nil, 0, &Refusal{Kind: ErrAuthFailed, Reason: fmt.Sprintf("the %s class does not include %s", acct.Class, service)}
 	}
 	if err := e.markUsed(ctx, &acct, now); err != nil {
 		return nil, 0, err

@@ -23,6 +23,8 @@ type Config struct {
 	ConnectionsPerIP      int // concurrent, per protocol (default 50)
 	MessagesPerMinute     int // per client IP (default 1,000)
 	FailedLoginsPerMinute int // per client IP (default 10)
+	// SenderMessagesPerMinute bounds each trusted sender (default 10,000).
+	SenderMessagesPerMinute int
 	// Clock defaults to time.Now.
 	Clock func() time.Time
 	// Spam configures content scoring.
@@ -60,6 +62,9 @@ func New(st *store.Store, cfg Config) *Engine {
 	}
 	if cfg.FailedLoginsPerMinute == 0 {
 		cfg.FailedLoginsPerMinute = 10
+	}
+	if cfg.SenderMessagesPerMinute == 0 {
+		cfg.SenderMessagesPerMinute = 10_000
 	}
 	if cfg.Spam.JunkScore == 0 {
 		cfg.Spam.JunkScore = 5

@@ -16,6 +16,8 @@ type Limits struct {
 	SentPerDay            int64
 	RecipientsPerMessage  int64
 	IMAPCommandsPerMinute int64
+	ConnectionsPerAccount int64
+	Services              []string // empty: every service
 	RetentionTrash        time.Duration
 	RetentionJunk         time.Duration
 	MaxAge                time.Duration
@@ -31,6 +33,8 @@ func EffectiveLimits(a *accounts.Account, c *accounts.Class) Limits {
 		SentPerDay:            c.SentPerDay,
 		RecipientsPerMessage:  c.RecipientsPerMessage,
 		IMAPCommandsPerMinute: c.IMAPCommandsPerMinute,
+		ConnectionsPerAccount: c.ConnectionsPerAccount,
+		Services:              c.Services,
 		RetentionTrash:        c.RetentionTrash,
 		RetentionJunk:         c.RetentionJunk,
 		MaxAge:                c.MaxAge,
@@ -42,4 +46,11 @@ func EffectiveLimits(a *accounts.Account, c *accounts.Class) Limits {
 		l.Messages = *a.QuotaMessages
 	}
 	return l
+}
+
+// Allows reports whether the account may use a service ("imap",
+// "submission").
+func (l Limits) Allows(service string) bool {
+	c := accounts.Class{Services: l.Services}
+	return c.Allows(service)
 }

@@ -19,6 +19,7 @@ type RateLimits struct {
 	messages map[netip.Addr]*rate.Limiter // guarded by mu
 	fails    map[string]*failRecord       // guarded by mu; key "ip:" or "acct:"
 	rcpts    map[netip.Addr]*minuteCount  // guarded by mu
+	senders  map[string]*rate.Limiter     // guarded by mu; per trusted sender
 	lastGC   time.Time                    // guarded by mu
 }
 
@@ -37,7 +38,7 @@ type failRecord struct {
 func newRateLimits(cfg Config) *RateLimits {
 	return &RateLimits{
 		cfg: cfg, conns: map[connKey]int{}, messages: map[netip.Addr]*rate.Limiter{},
-		fails: map[string]*failRecord{}, rcpts: map[netip.Addr]*minuteCount{},
+		fails: map[string]*failRecord{}, rcpts: map[netip.Addr]*minuteCount{}, senders: map[string]*rate.Limiter{},
 	}
 }
 
@@ -93,6 +94,23 @@ func (l *RateLimits) AllowMessage(ip netip.Addr, now time.Time) error {
 	}
 	if !lim.AllowN(now, 1) {
 		return refuse(ErrRateLimited, "%s has sent %d messages in the last minute; try again later", ip, l.cfg.MessagesPerMinute)
+	}
+	return nil
+}
+
+// AllowSender takes one message from a trusted sender's per-minute
+// budget (per-sender limits apply wherever it connects from).
+func (l *RateLimits) AllowSender(name string, now time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim := l.senders[name]
+	if lim == nil {
+		n := l.cfg.SenderMessagesPerMinute
+		lim = rate.NewLimiter(rate.Limit(float64(n)/60), n)
+		l.senders[name] = lim
+	}
+	if !lim.AllowN(now, 1) {
+		return refuse(ErrRateLimited, "sender %s has sent %d messages in the last minute; try again later", name, l.cfg.SenderMessagesPerMinute)
 	}
 	return nil
 }

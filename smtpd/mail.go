@@ -85,6 +85,12 @@ func (c *conn) cmdMail(arg string) {
 		c.refuse(err)
 		return
 	}
+	if c.ident != nil && c.ident.Sender != nil {
+		if err := c.s.cfg.Policy.Limits.AllowSender(c.ident.Sender.Name, c.s.cfg.Policy.Now()); err != nil {
+			c.refuse(err)
+			return
+		}
+	}
 	c.tx = tx
 	c.writeReply(reply{250, "2.1.0", "Sender OK"})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"abox/accounts"
 	"abox/store"
 )
 
@@ -61,7 +62,8 @@ func (a *app) classCmd() *cobra.Command {
 	for _, n := range []string{"storage", "max-message-size"} {
 		f.String(n, "", "SIZE (e.g. 1GiB, 25MiB; 0 = unlimited)")
 	}
-	for _, n := range []string{"messages", "received-per-day", "sent-per-day", "recipients-per-message", "imap-commands-per-minute"} {
+	f.String("services", "", "what the class may use: imap, submission (comma-separated) or all")
+	for _, n := range []string{"messages", "received-per-day", "sent-per-day", "recipients-per-message", "imap-commands-per-minute", "connections-per-account"} {
 		f.String(n, "", "N (0 = unlimited)")
 	}
 	for _, n := range []string{"retention-trash", "retention-junk", "max-age"} {
@@ -87,6 +89,7 @@ func classSetFromFlags(cmd *cobra.Command, name string) (classSetArgs, error) {
 	counts := map[string]**int64{
 		"messages": &s.Messages, "received-per-day": &s.ReceivedPerDay, "sent-per-day": &s.SentPerDay,
 		"recipients-per-message": &s.RecipientsPerMessage, "imap-commands-per-minute": &s.IMAPCommandsPerMinute,
+		"connections-per-account": &s.ConnectionsPerAccount,
 	}
 	durs := map[string]**time.Duration{"retention-trash": &s.RetentionTrash, "retention-junk": &s.RetentionJunk, "max-age": &s.MaxAge}
 	var err error
@@ -103,6 +106,18 @@ func classSetFromFlags(cmd *cobra.Command, name string) (classSetArgs, error) {
 		case durs[fl.Name] != nil:
 			d, e := parseDuration(v)
 			*durs[fl.Name], err = &d, errors.Join(err, e)
+		case fl.Name == "services":
+			var list []string
+			for _, sv := range strings.Split(v, ",") {
+				switch sv = strings.TrimSpace(strings.ToLower(sv)); sv {
+				case accounts.ServiceIMAP, accounts.ServiceSubmission:
+					list = append(list, sv)
+				case "all", "":
+				default:
+					err = errors.Join(err, fmt.Errorf("--services %q: use imap, submission or all", sv))
+				}
+			}
+			s.Services = &list
 		}
 	})
 	if err != nil {

@@ -15,24 +15,27 @@ import (
 // --- classes ---
 
 type classView struct {
-	Name                  string `json:"name"`
-	Storage               int64  `json:"storage"`
-	Messages              int64  `json:"messages"`
-	MaxMessageSize        int64  `json:"max_message_size"`
-	ReceivedPerDay        int64  `json:"received_per_day"`
-	SentPerDay            int64  `json:"sent_per_day"`
-	RecipientsPerMessage  int64  `json:"recipients_per_message"`
-	IMAPCommandsPerMinute int64  `json:"imap_commands_per_minute"`
-	RetentionTrash        string `json:"retention_trash"`
-	RetentionJunk         string `json:"retention_junk"`
-	MaxAge                string `json:"max_age"`
+	Name                  string   `json:"name"`
+	Storage               int64    `json:"storage"`
+	Messages              int64    `json:"messages"`
+	MaxMessageSize        int64    `json:"max_message_size"`
+	ReceivedPerDay        int64    `json:"received_per_day"`
+	SentPerDay            int64    `json:"sent_per_day"`
+	RecipientsPerMessage  int64    `json:"recipients_per_message"`
+	IMAPCommandsPerMinute int64    `json:"imap_commands_per_minute"`
+	ConnectionsPerAccount int64    `json:"connections_per_account"`
+	Services              []string `json:"services"`
+	RetentionTrash        string   `json:"retention_trash"`
+	RetentionJunk         string   `json:"retention_junk"`
+	MaxAge                string   `json:"max_age"`
 }
 
 func classViewOf(c accounts.Class) classView {
 	return classView{
 		Name: c.Name, Storage: c.StorageBytes, Messages: c.Messages, MaxMessageSize: c.MaxMessageSize,
 		ReceivedPerDay: c.ReceivedPerDay, SentPerDay: c.SentPerDay, RecipientsPerMessage: c.RecipientsPerMessage,
-		IMAPCommandsPerMinute: c.IMAPCommandsPerMinute, RetentionTrash: formatDuration(c.RetentionTrash),
+		IMAPCommandsPerMinute: c.IMAPCommandsPerMinute, ConnectionsPerAccount: c.ConnectionsPerAccount,
+		Services: services(c.Services), RetentionTrash: formatDuration(c.RetentionTrash),
 		RetentionJunk: formatDuration(c.RetentionJunk), MaxAge: formatDuration(c.MaxAge),
 	}
 }
@@ -48,10 +51,20 @@ type classSetArgs struct {
 	SentPerDay            *int64         `json:"sent_per_day,omitempty"`
 	RecipientsPerMessage  *int64         `json:"recipients_per_message,omitempty"`
 	IMAPCommandsPerMinute *int64         `json:"imap_commands_per_minute,omitempty"`
+	ConnectionsPerAccount *int64         `json:"connections_per_account,omitempty"`
+	Services              *[]string      `json:"services,omitempty"`
 	RetentionTrash        *time.Duration `json:"retention_trash,omitempty"`
 	RetentionJunk         *time.Duration `json:"retention_junk,omitempty"`
 	MaxAge                *time.Duration `json:"max_age,omitempty"`
 	Summary               string         `json:"summary"` // the flags as given, for the audit log
+}
+
+// services shows an empty list as every service.
+func services(l []string) []string {
+	if len(l) == 0 {
+		return []string{accounts.ServiceIMAP, accounts.ServiceSubmission}
+	}
+	return l
 }
 
 func validClassName(name string) error {
@@ -97,6 +110,10 @@ func init() {
 			set(&c.SentPerDay, a.SentPerDay)
 			set(&c.RecipientsPerMessage, a.RecipientsPerMessage)
 			set(&c.IMAPCommandsPerMinute, a.IMAPCommandsPerMinute)
+			set(&c.ConnectionsPerAccount, a.ConnectionsPerAccount)
+			if a.Services != nil {
+				c.Services = *a.Services
+			}
 			setD(&c.RetentionTrash, a.RetentionTrash)
 			setD(&c.RetentionJunk, a.RetentionJunk)
 			setD(&c.MaxAge, a.MaxAge)
