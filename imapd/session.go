@@ -126,8 +126,11 @@ func (s *session) Login(username, password string) error {
 		return loginError(err, s.log)
 	}
 	maxSessions := s.srv.cfg.ConnectionsPerAccount
-	if lim, err := s.srv.cfg.Policy.LimitsOf(id.Account); err == nil && lim.ConnectionsPerAccount > 0 {
+	if lim, err := s.srv.cfg.Policy.LimitsOf(id.Account); err == nil {
 		maxSessions = int(lim.ConnectionsPerAccount)
+		if maxSessions == 0 {
+			maxSessions = 1 << 30 // 0 = unlimited, as every class limit
+		}
 	}
 	if !s.srv.claimAccountSlot(id.Account.ID, maxSessions) {
 		s.srv.cfg.Metrics.logins.WithLabelValues(s.srv.cfg.Name, "too many sessions").Inc()

@@ -33,7 +33,7 @@ type Change struct {
 
 // subBuffer bounds how far a subscriber may fall behind before it is
 // marked as having lost changes.
-const subBuffer = 1024
+const subBuffer = 32
 
 // Feed fans committed changes out to subscribers, per account.
 type Feed struct {

@@ -93,6 +93,7 @@ func runIMAP(args []string) error {
 	idle := fs.Int("idle", 0, "instead: hold this many IDLE connections and report server RSS per connection")
 	pid := fs.Int("pid", 0, "server pid (for -idle)")
 	rounds := fs.Int("rounds", 5, "repetitions of each measurement (the median is printed)")
+	hold := fs.Duration("hold", 3*time.Second, "with -idle: how long to hold the connections before measuring")
 	fs.Parse(args)
 	pw, err := os.ReadFile(*passFile)
 	if err != nil {
@@ -110,7 +111,7 @@ func runIMAP(args []string) error {
 		return m, nil
 	}
 	if *idle > 0 {
-		return idleMemory(login, *idle, *pid, *mailbox)
+		return idleMemory(login, *idle, *pid, *mailbox, *hold)
 	}
 	m, err := login()
 	if err != nil {
@@ -188,7 +189,7 @@ func runIMAP(args []string) error {
 
 // idleMemory opens n IDLE sessions and reports how much the server's RSS
 // grew per connection.
-func idleMemory(login func() (*rawIMAP, error), n, pid int, mailbox string) error {
+func idleMemory(login func() (*rawIMAP, error), n, pid int, mailbox string, hold time.Duration) error {
 	if pid == 0 {
 		return fmt.Errorf("-idle needs -pid")
 	}
@@ -210,7 +211,7 @@ func idleMemory(login func() (*rawIMAP, error), n, pid int, mailbox string) erro
 		}
 		conns = append(conns, m)
 	}
-	time.Sleep(3 * time.Second)
+	time.Sleep(hold)
 	after := rssKB(pid)
 	fmt.Printf("%d IDLE connections: server RSS %.1f -> %.1f MiB, %.1f KiB per connection\n",
 		n, mib(before), mib(after), float64(after-before)/float64(n))
