@@ -3,7 +3,9 @@ package imapd
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
+	"math/bits"
 	"runtime"
 	"strings"
 	"sync"
@@ -595,45 +597,89 @@ func rarity(c byte) int {
 }
 
 // containsFoldASCII reports whether hay contains needle (lower-case
-// ASCII) ignoring ASCII case. It anchors on the needle's rarest byte and
-// jumps between its occurrences (either case) with bytes.IndexByte, so
-// most of the text is skipped at memory speed.
+// ASCII) ignoring ASCII case. Needles of two bytes or more go through
+// containsFoldPair; a single byte is found with bytes.IndexByte.
 func containsFoldASCII(hay, needle []byte) bool {
-	if len(needle) == 0 {
+	switch {
+	case len(needle) == 0:
 		return true
-	}
-	at := 0
-	for i := range needle {
-		if rarity(needle[i]) < rarity(needle[at]) {
-			at = i
-		}
-	}
-	lo := needle[at]
-	up := lo
-	if lo >= 'a' && lo <= 'z' {
-		up = lo - 'a' + 'A'
-	}
-	// pos is where the anchor byte may next be found.
-	for pos := at; pos+len(needle)-at <= len(hay); {
-		window := hay[pos : len(hay)-(len(needle)-at-1)]
-		i := bytes.IndexByte(window, lo)
-		if up != lo {
-			limit := len(window)
-			if i >= 0 {
-				limit = i
-			}
-			if j := bytes.IndexByte(window[:limit], up); j >= 0 {
-				i = j
-			}
-		}
-		if i < 0 {
-			return false
-		}
-		start := pos + i - at
-		if equalFoldASCII(hay[start:start+len(needle)], needle) {
+	case len(needle) > len(hay):
+		return false
+	case len(needle) == 1:
+		c := needle[0]
+		if bytes.IndexByte(hay, c) >= 0 {
 			return true
 		}
-		pos += i + 1
+		return c >= 'a' && c <= 'z' && bytes.IndexByte(hay, c-'a'+'A') >= 0
+	}
+	return containsFoldPair(hay, needle)
+}
+
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+	foldBits = 0x2020202020202020
+)
+
+// zeroBytes has the high bit set in exactly the bytes of x that are zero
+// (no borrow between bytes, so no false positives).
+func zeroBytes(x uint64) uint64 {
+	return ^(((x &^ highBits) + (highBits - lowBits)) | x) & highBits
+}
+
+// containsFoldPair scans hay 32 bytes at a time for the needle's rarest
+// adjacent byte pair, both bytes folded by setting bit 0x20 (which maps
+// upper- to lower-case ASCII letters and otherwise only adds candidates),
+// and checks each candidate with equalFoldASCII. Plain text has a matching
+// pair every few hundred bytes at most, so the scan costs a few simple
+// operations per eight bytes; anchoring on one letter with bytes.IndexByte
+// stopped every twenty bytes or so of English text.
+func containsFoldPair(hay, needle []byte) bool {
+	k := 0
+	for i := 1; i+1 < len(needle); i++ {
+		if rarity(needle[i])+rarity(needle[i+1]) < rarity(needle[k])+rarity(needle[k+1]) {
+			k = i
+		}
+	}
+	c1 := uint64(needle[k]|0x20) * lowBits
+	c2 := uint64(needle[k+1]|0x20) * lowBits
+	last := len(hay) - len(needle) + k // the last position the pair may start at
+	match := func(start int) bool {
+		return start >= k && start <= last && equalFoldASCII(hay[start-k:start-k+len(needle)], needle)
+	}
+	// In a word, byte j of m1 marks c1 at that byte and of m2 marks c2;
+	// (m1<<8 | top byte of the previous word's m1) & m2 marks pairs by
+	// their second byte.
+	var carry uint64
+	i := k
+	for ; i+32 <= len(hay) && i <= last+1; i += 32 {
+		w := hay[i : i+32 : i+32]
+		a0 := binary.LittleEndian.Uint64(w[0:8]) | foldBits
+		a1 := binary.LittleEndian.Uint64(w[8:16]) | foldBits
+		a2 := binary.LittleEndian.Uint64(w[16:24]) | foldBits
+		a3 := binary.LittleEndian.Uint64(w[24:32]) | foldBits
+		m0, m1, m2, m3 := zeroBytes(a0^c1), zeroBytes(a1^c1), zeroBytes(a2^c1), zeroBytes(a3^c1)
+		p0 := (m0<<8 | carry) & zeroBytes(a0^c2)
+		p1 := (m1<<8 | m0>>56) & zeroBytes(a1^c2)
+		p2 := (m2<<8 | m1>>56) & zeroBytes(a2^c2)
+		p3 := (m3<<8 | m2>>56) & zeroBytes(a3^c2)
+		carry = m3 >> 56
+		if p0|p1|p2|p3 == 0 {
+			continue
+		}
+		for wi, p := range [4]uint64{p0, p1, p2, p3} {
+			for ; p != 0; p &= p - 1 {
+				if match(i + 8*wi + bits.TrailingZeros64(p)/8 - 1) {
+					return true
+				}
+			}
+		}
+	}
+	// The tail, and a pair straddling the last block's end.
+	for start := max(i-1, k); start <= last; start++ {
+		if match(start) {
+			return true
+		}
 	}
 	return false
 }
