@@ -41,9 +41,9 @@ func runSMTP(args []string) error {
 	var lat []time.Duration
 	stop := make(chan struct{})
 	deadline := time.Now().Add(*duration)
-	var rss []int64
+	var rss, anon []int64
 	if *pid > 0 {
-		go sampleRSS(*pid, &mu, &rss, stop)
+		go sampleRSS(*pid, &mu, &rss, &anon, stop)
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -91,8 +91,19 @@ func runSMTP(args []string) error {
 		len(lat), *size, *conns, elapsed.Seconds(), float64(len(lat))/elapsed.Seconds())
 	fmt.Printf("end-of-data latency: p50 %s  p90 %s  p99 %s  max %s\n", q(.5), q(.9), q(.99), q(1))
 	if len(rss) > 0 {
+		// VmRSS counts the memory-mapped store's pages (page cache the
+		// kernel reclaims); RssAnon is the heap and stacks.
 		fmt.Printf("server RSS (MiB) first/min/max/last: %.1f %.1f %.1f %.1f\n",
 			mib(rss[0]), mib(slices.Min(rss)), mib(slices.Max(rss)), mib(rss[len(rss)-1]))
+		fmt.Printf("server RssAnon (MiB) first/min/max/last: %.1f %.1f %.1f %.1f\n",
+			mib(anon[0]), mib(slices.Min(anon)), mib(slices.Max(anon)), mib(anon[len(anon)-1]))
+		if len(anon) >= 120 {
+			fmt.Print("server RssAnon (MiB) each minute:")
+			for i := 59; i < len(anon); i += 60 {
+				fmt.Printf(" %.1f", mib(anon[i]))
+			}
+			fmt.Println()
+		}
 	}
 	return nil
 }
@@ -172,7 +183,7 @@ func makeBody(size int) []byte {
 	return b.Bytes()
 }
 
-func sampleRSS(pid int, mu *sync.Mutex, out *[]int64, stop <-chan struct{}) {
+func sampleRSS(pid int, mu *sync.Mutex, rss, anon *[]int64, stop <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -182,7 +193,8 @@ func sampleRSS(pid int, mu *sync.Mutex, out *[]int64, stop <-chan struct{}) {
 		case <-t.C:
 			if kb := rssKB(pid); kb > 0 {
 				mu.Lock()
-				*out = append(*out, kb)
+				*rss = append(*rss, kb)
+				*anon = append(*anon, statusKB(pid, "RssAnon:"))
 				mu.Unlock()
 			}
 		}
@@ -190,13 +202,16 @@ func sampleRSS(pid int, mu *sync.Mutex, out *[]int64, stop <-chan struct{}) {
 }
 
 // rssKB reads VmRSS of a process from /proc.
-func rssKB(pid int) int64 {
+func rssKB(pid int) int64 { return statusKB(pid, "VmRSS:") }
+
+// statusKB reads one kB field of /proc/PID/status.
+func statusKB(pid int, field string) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 			n, _ := strconv.ParseInt(f[1], 10, 64)
 			return n
 		}
