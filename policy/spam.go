@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	gomessage "github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
 )
 
 // The spam and malware pipeline (user agreement 3.1: "prohibit ... the
@@ -123,8 +125,11 @@ type Inspection struct {
 	RcptTo        []string // the accepted recipients' addresses
 	Authenticated bool     // submitted by a logged-in subscriber
 
-	header   mail.Header // parsed lazily
-	parts    []part      // the MIME leaves, decoded; walked once
+	header   mail.Header // parsed lazily, with hdr, by readHeader
+	hdr      textproto.Header
+	hdrErr   error
+	br       *bufio.Reader // positioned after the header
+	parts    []part        // the MIME leaves, decoded; walked once
 	mimeErrs []string
 	walked   bool
 }
@@ -242,15 +247,37 @@ func checkGTUBE(e *Engine, _ context.Context, in *Inspection) []Finding {
 }
 
 func (in *Inspection) parsed() mail.Header {
-	if in.header == nil {
-		m, err := mail.ReadMessage(bytes.NewReader(in.Body))
-		if err != nil {
-			in.header = mail.Header{}
-		} else {
-			in.header = m.Header
-		}
-	}
+	in.readHeader()
 	return in.header
+}
+
+// readHeader parses the header once for every check: the net/mail view
+// for the header checks and the go-message one that walk continues from.
+func (in *Inspection) readHeader() {
+	if in.header != nil {
+		return
+	}
+	in.br = bufio.NewReader(bytes.NewReader(in.Body))
+	h, err := textproto.ReadHeader(in.br)
+	in.hdr, in.hdrErr = h, err
+	in.header = mail.Header{}
+	if err != nil {
+		return // the header checks see no fields; walk reports the error
+	}
+	for f := h.Fields(); f.Next(); {
+		in.header[f.Key()] = append(in.header[f.Key()], f.Value())
+	}
+}
+
+// parseDate parses a Date field, trying the form nearly every sender
+// writes (RFC 5322 §3.3 with a numeric zone) before net/mail's dozens of
+// variants, each of which costs a failed parse.
+func parseDate(v string) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if t, err := time.Parse("Mon, 2 Jan 2006 15:04:05 -0700", v); err == nil {
+		return t, nil
+	}
+	return mail.ParseDate(v)
 }
 
 // checkHeaders scores missing or forged header fields (RFC 5322 §3.6:
@@ -260,7 +287,7 @@ func checkHeaders(e *Engine, _ context.Context, in *Inspection) []Finding {
 	var out []Finding
 	if h.Get("Date") == "" {
 		out = append(out, Finding{Score: 1, Reason: "no Date header"})
-	} else if _, err := h.Date(); err != nil {
+	} else if _, err := parseDate(h.Get("Date")); err != nil {
 		out = append(out, Finding{Score: 1, Reason: "malformed Date header"})
 	}
 	if h.Get("Message-ID") == "" {
@@ -313,7 +340,12 @@ func (in *Inspection) walk() {
 		return
 	}
 	in.walked = true
-	ent, err := gomessage.Read(bytes.NewReader(in.Body))
+	in.readHeader()
+	if in.hdrErr != nil {
+		in.mimeErrs = append(in.mimeErrs, "malformed MIME: "+in.hdrErr.Error())
+		return
+	}
+	ent, err := gomessage.New(gomessage.Header{Header: in.hdr}, in.br)
 	if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
 		in.mimeErrs = append(in.mimeErrs, "malformed MIME: "+err.Error())
 		return

@@ -139,7 +139,7 @@ func dataConn(stream []byte) (*conn, *streamConn) {
 // unread.
 func readDataResult(stream []byte, limit int64) (body []byte, tooBig bool, rest []byte, err error) {
 	c, nc := dataConn(stream)
-	body, tooBig, err = c.readData(limit)
+	body, tooBig, err = c.readData(limit, 0)
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	tail, _ := io.ReadAll(nc.r)
 	return body, tooBig, append(append([]byte{}, buffered...), tail...), err

@@ -24,13 +24,21 @@ var DefaultMailboxes = []struct{ Name, SpecialUse string }{
 }
 
 func (t *txn) getAccount(id uint64) (*accounts.Account, error) {
-	var a accounts.Account
-	ok, err := getJSON(t.tx.Bucket(bAccounts), acctKey(id), &a)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
+	raw := t.tx.Bucket(bAccounts).Get(acctKey(id))
+	if raw == nil {
 		return nil, fmt.Errorf("account %d: %w", id, ErrNoAccount)
+	}
+	if t.s != nil {
+		if a, ok := t.s.acctMemo.get(id, raw); ok {
+			return a, nil
+		}
+	}
+	var a accounts.Account
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("account %d: %w", id, ErrCorrupt)
+	}
+	if t.s != nil {
+		t.s.acctMemo.put(id, raw, &a)
 	}
 	return &a, nil
 }
@@ -167,7 +175,7 @@ func (s *Store) Account(address string) (accounts.Account, error) {
 		if err != nil {
 			return err
 		}
-		a, err := (&txn{tx: tx}).getAccount(id)
+		a, err := (&txn{tx: tx, s: s}).getAccount(id)
 		if err == nil {
 			out = *a
 		}
@@ -180,7 +188,7 @@ func (s *Store) Account(address string) (accounts.Account, error) {
 func (s *Store) AccountByID(id uint64) (accounts.Account, error) {
 	var out accounts.Account
 	err := s.view(func(tx *bolt.Tx) error {
-		a, err := (&txn{tx: tx}).getAccount(id)
+		a, err := (&txn{tx: tx, s: s}).getAccount(id)
 		if err == nil {
 			out = *a
 		}

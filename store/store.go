@@ -58,6 +58,8 @@ type Store struct {
 	feed  *Feed
 	blobs blobStore
 
+	acctMemo acctMemo // decoded account records, by their bytes
+
 	reqs     chan *writeReq
 	maxBatch int
 	stop     chan struct{}

@@ -37,6 +37,7 @@ type Config struct {
 	LogFormat         string   `toml:"log-format"` // auto, text or json
 	LogLevel          string   `toml:"log-level"`  // debug, info, warn, error
 	Pprof             bool     `toml:"pprof"`      // /debug/pprof on the HTTP listener
+	GCPercent         int      `toml:"gc-percent"` // Go's GOGC for serve; the GOGC variable wins
 	SpamTestPatterns  bool     `toml:"spam-test-patterns"`
 	SpamJunkScore     float64  `toml:"spam-junk-score"`
 	SpamRejectScore   float64  `toml:"spam-reject-score"`
@@ -86,6 +87,7 @@ func defaultConfig() Config {
 		SpamRejectScore:   15,
 		DNSTimeout:        "2s",
 		LogLevel:          "info",
+		GCPercent:         400,
 		ReservedLogins:    r.ReservedLogins,
 		PhonePrefixes:     r.PhonePrefixes,
 		MinPasswordLength: r.MinPasswordLength,

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -50,6 +51,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "auto (text on a terminal, JSON otherwise), text or json")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.BoolVar(&cfg.SpamTestPatterns, "spam-test-patterns", cfg.SpamTestPatterns, "file messages with GTUBE's YJS variant in Junk (off by default, as in rspamd)")
+	f.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "garbage collector target (Go's GOGC; the GOGC environment variable wins)")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's /debug/pprof on the HTTP listener (for profiling; keep the listener private)")
 	return c
 }
@@ -80,6 +82,15 @@ func (a *app) serve(ctx context.Context) error {
 	log := a.log
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	if cfg.GCPercent <= 0 {
+		return fmt.Errorf("gc-percent must be positive, not %d", cfg.GCPercent)
+	}
+	if os.Getenv("GOGC") == "" {
+		// Go's default of 100 collects each time the heap doubles over a
+		// live heap of a few MiB: a quarter of the SMTP path's CPU went
+		// to the collector (docs/BENCHMARKS.md).
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	opts := storeOptions(log)
 	opts.FastCommits = true

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -45,7 +46,11 @@ func Compute(msg []byte) []byte {
 // defaults.
 func Parse(msg []byte) *Info {
 	info := &Info{HeaderSize: headerSize(msg)}
-	hdr, err := textproto.ReadHeader(bufioReader(msg))
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(bytes.NewReader(msg))
+	hdr, err := textproto.ReadHeader(br)
+	br.Reset(nil)
+	readers.Put(br)
 	if err == nil {
 		info.Envelope = imapserver.ExtractEnvelope(hdr)
 	} else {
@@ -497,4 +502,6 @@ func (r *reader) structure(depth int) imap.BodyStructure {
 // MediaType returns a lower-case "type/subtype" of a part.
 func MediaType(bs imap.BodyStructure) string { return strings.ToLower(bs.MediaType()) }
 
-func bufioReader(b []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(b)) }
+// readers recycles the header readers' 4 KiB buffers: every delivery
+// parses a header, and ReadHeader keeps nothing of its reader.
+var readers = sync.Pool{New: func() any { return bufio.NewReader(nil) }}
