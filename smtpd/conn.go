@@ -40,8 +40,31 @@ type conn struct {
 	bad    int
 	closed bool
 
+	// readIdle, when set, is the longest wait for each read from the
+	// network (the data block timeout), and readEnd the latest deadline
+	// (the whole DATA's); netReader applies them.
+	readIdle time.Duration
+	readEnd  time.Time
+
 	mu   sync.Mutex
 	idle bool // waiting for a command outside a transaction
+}
+
+// netReader reads the session's connection for its bufio.Reader. While
+// readIdle is set, every read from the network first moves the read
+// deadline: one call per buffer fill, not one per line.
+type netReader struct{ c *conn }
+
+func (r netReader) Read(p []byte) (int, error) {
+	c := r.c
+	if c.readIdle > 0 {
+		next := time.Now().Add(c.readIdle)
+		if next.After(c.readEnd) {
+			next = c.readEnd
+		}
+		c.nc.SetReadDeadline(next)
+	}
+	return c.nc.Read(p)
 }
 
 // transaction is the state from MAIL FROM to the end of DATA/BDAT.
@@ -60,7 +83,7 @@ type transaction struct {
 
 func newConn(s *Server, nc net.Conn, ip netip.Addr) *conn {
 	c := &conn{s: s, nc: nc, ip: ip, id: newID()}
-	c.br = bufio.NewReaderSize(nc, 4096)
+	c.br = bufio.NewReaderSize(netReader{c}, 4096)
 	c.bw = bufio.NewWriterSize(nc, 4096)
 	c.log = s.cfg.Log.With("listener", s.cfg.Name, "session", c.id, "remote", ip.String())
 	return c
@@ -334,7 +357,7 @@ func (c *conn) cmdStartTLS(arg string) {
 	c.mu.Lock()
 	c.nc, c.tls = tc, &st
 	c.mu.Unlock()
-	c.br.Reset(tc)
+	c.br.Reset(netReader{c})
 	c.bw.Reset(tc)
 	c.helo, c.esmtp, c.ident, c.tx = "", false, nil, nil
 }

@@ -335,3 +335,43 @@ func TestDataConnBufferSize(t *testing.T) {
 		t.Logf("session read buffer is %d bytes; the *-buffer-edge seeds were made for 4096", c.br.Size())
 	}
 }
+
+// TestReadDataDeadline drives readData over a pipe with real deadlines:
+// a client that trickles lines keeps the data going until the DATA
+// deadline, then the read fails with a timeout.
+func TestReadDataDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		lines    int
+		wantBody bool
+	}{
+		{"finishes in time", 5, true},
+		{"trickles past the deadline", 1000, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, cli := net.Pipe()
+			defer cli.Close()
+			s := New(Config{Log: slog.New(slog.DiscardHandler), DataTimeout: 600 * time.Millisecond})
+			c := newConn(s, srv, netip.MustParseAddr("127.0.0.1"))
+			go func() {
+				for range tc.lines {
+					if _, err := cli.Write([]byte("a line\r\n")); err != nil {
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				cli.Write([]byte(".\r\n"))
+			}()
+			body, _, err := c.readData(0, 0)
+			if tc.wantBody {
+				if err != nil || len(body) != tc.lines*len("a line\r\n") {
+					t.Fatalf("body %q, err %v", body, err)
+				}
+				return
+			}
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("err %v, want the DATA deadline", err)
+			}
+		})
+	}
+}

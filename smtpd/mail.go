@@ -240,7 +240,10 @@ func (c *conn) readData(limit, sizeHint int64) (body []byte, tooBig bool, err er
 	if limit <= 0 {
 		limit = maxMessage
 	}
-	deadline := time.Now().Add(c.s.cfg.DataTimeout)
+	// RFC 5321 §4.5.3.2.6: 3 minutes for each read of the data, within
+	// the session's limit for the whole of it.
+	c.readIdle, c.readEnd = 3*time.Minute, time.Now().Add(c.s.cfg.DataTimeout)
+	defer func() { c.readIdle = 0 }()
 	var buf bytes.Buffer
 	// Start at the size the client declared (MAIL FROM SIZE=, RFC 1870)
 	// when it is plausible, or at 8 KiB, rather than doubling up to it.
@@ -262,11 +265,6 @@ func (c *conn) readData(limit, sizeHint int64) (body []byte, tooBig bool, err er
 		var first byte
 		var last2 [2]byte
 		for {
-			next := time.Now().Add(3 * time.Minute)
-			if next.After(deadline) {
-				next = deadline
-			}
-			c.nc.SetReadDeadline(next)
 			frag, err := c.br.ReadSlice('\n')
 			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 				return nil, false, err
