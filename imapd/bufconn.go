@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
 	"time"
@@ -13,18 +14,29 @@ import (
 // server never waits for the client with unsent bytes), and at the
 // latest flushDelay after the first unsent byte (for updates written
 // from the IDLE goroutine while the reader waits).
+//
+// A full buffer is handed to a sender goroutine, so that encrypting and
+// writing one buffer overlaps with the session filling the next (a large
+// FETCH spends half its time in TLS and write). At most maxQueued
+// buffers wait; the sender exists only while there is something to send,
+// so an idle connection holds neither a buffer nor a goroutine.
 type coalescingConn struct {
 	net.Conn
 	mu      sync.Mutex
-	buf     []byte // guarded by mu
+	cond    sync.Cond // signalled when the queue shrinks or the sender stops
+	buf     []byte    // guarded by mu
+	queue   [][]byte  // full buffers for the sender, in order; guarded by mu
+	sending bool      // the sender goroutine runs; guarded by mu
 	timer   *time.Timer
-	pending bool  // a timed flush is scheduled; guarded by mu
-	err     error // a background write's failure; guarded by mu
+	pending bool       // a timed flush is scheduled; guarded by mu
+	err     error      // a background write's failure; guarded by mu
+	raw     *batchConn // under the TLS of an implicit-TLS connection, or nil
 }
 
 const (
 	coalesceLimit = 64 << 10
 	flushDelay    = 2 * time.Millisecond
+	maxQueued     = 2
 )
 
 // buffers recycles coalescing buffers: a connection holds one only while
@@ -33,28 +45,29 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit); r
 
 func newCoalescingConn(c net.Conn) *coalescingConn {
 	cc := &coalescingConn{Conn: c}
+	cc.cond.L = &cc.mu
 	return cc
 }
 
 func (c *coalescingConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err != nil {
-		return 0, c.err
-	}
-	if len(c.buf)+len(p) > coalesceLimit {
-		if err := c.flushLocked(); err != nil {
-			return 0, err
+	n := 0
+	for len(p) > 0 {
+		if c.err != nil {
+			return n, c.err
 		}
-		if len(p) >= coalesceLimit {
-			return c.Conn.Write(p)
+		if c.buf == nil {
+			c.buf = (*buffers.Get().(*[]byte))[:0]
+		}
+		k := min(len(p), coalesceLimit-len(c.buf))
+		c.buf = append(c.buf, p[:k]...)
+		p, n = p[k:], n+k
+		if len(c.buf) == coalesceLimit {
+			c.enqueueLocked()
 		}
 	}
-	if c.buf == nil {
-		c.buf = (*buffers.Get().(*[]byte))[:0]
-	}
-	c.buf = append(c.buf, p...)
-	if !c.pending {
+	if c.buf != nil && !c.pending {
 		c.pending = true
 		if c.timer == nil {
 			c.timer = time.AfterFunc(flushDelay, c.timedFlush)
@@ -62,7 +75,66 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 			c.timer.Reset(flushDelay)
 		}
 	}
-	return len(p), nil
+	return n, c.err
+}
+
+// enqueueLocked hands the full buffer to the sender, starting it when
+// needed and waiting while maxQueued buffers are already waiting.
+func (c *coalescingConn) enqueueLocked() {
+	for len(c.queue) >= maxQueued && c.err == nil {
+		c.cond.Wait()
+	}
+	c.queue = append(c.queue, c.buf)
+	c.buf = nil
+	if !c.sending {
+		c.sending = true
+		go c.send()
+	}
+}
+
+// send writes the queued buffers in order and exits when none is left.
+func (c *coalescingConn) send() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.queue) > 0 {
+		b := c.queue[0]
+		c.queue = c.queue[1:]
+		var err error
+		if c.err == nil {
+			c.mu.Unlock()
+			err = c.writeOut(b)
+			c.mu.Lock()
+		}
+		if err != nil && c.err == nil {
+			c.err = err
+		}
+		b = b[:0]
+		buffers.Put(&b)
+		c.cond.Broadcast()
+	}
+	c.queue = nil
+	c.sending = false
+	c.cond.Broadcast()
+}
+
+// writeOut writes b to the connection, as one system call when the TLS
+// runs over a batchConn.
+func (c *coalescingConn) writeOut(b []byte) error {
+	if c.raw == nil {
+		_, err := c.Conn.Write(b)
+		return err
+	}
+	// The handshake's flights must not wait in a batch: it reads the
+	// client's answer before Write returns. Once done this is a no-op.
+	if err := c.Conn.(*tls.Conn).Handshake(); err != nil {
+		return err
+	}
+	c.raw.begin()
+	_, err := c.Conn.Write(b)
+	if e := c.raw.end(); err == nil {
+		err = e
+	}
+	return err
 }
 
 func (c *coalescingConn) timedFlush() {
@@ -73,13 +145,17 @@ func (c *coalescingConn) timedFlush() {
 	}
 }
 
-// flushLocked sends the buffer. Caller holds c.mu.
+// flushLocked sends everything: it waits for the sender to finish the
+// queue, then writes the partial buffer itself. Caller holds c.mu.
 func (c *coalescingConn) flushLocked() error {
 	c.pending = false
-	if len(c.buf) == 0 {
-		return nil
+	for c.sending {
+		c.cond.Wait()
 	}
-	_, err := c.Conn.Write(c.buf)
+	if len(c.buf) == 0 || c.err != nil {
+		return c.err
+	}
+	err := c.writeOut(c.buf)
 	b := c.buf[:0]
 	buffers.Put(&b)
 	c.buf = nil // an idle connection keeps no buffer
@@ -132,13 +208,77 @@ func (c *coalescingConn) Close() error {
 	return c.Conn.Close()
 }
 
-// coalescingListener wraps every accepted connection.
-type coalescingListener struct{ net.Listener }
+// coalescingListener wraps every accepted connection; with tls set it
+// also runs the implicit TLS itself, over a batchConn.
+type coalescingListener struct {
+	net.Listener
+	tls *tls.Config
+}
 
 func (l coalescingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return newCoalescingConn(c), nil
+	if l.tls == nil {
+		return newCoalescingConn(c), nil
+	}
+	raw := &batchConn{Conn: c}
+	cc := newCoalescingConn(tls.Server(raw, l.tls))
+	cc.raw = raw
+	return cc, nil
 }
+
+// batchConn sits under crypto/tls, which writes each record of at most
+// 16 KiB with its own system call. Between begin and end the records
+// collect and go out in one write: a 64 KiB buffer costs one system call,
+// not four. Outside a batch (the handshake, alerts) writes pass straight
+// through.
+type batchConn struct {
+	net.Conn
+	mu       sync.Mutex
+	batching bool
+	buf      []byte
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.batching {
+		b.buf = append(b.buf, p...)
+		b.mu.Unlock()
+		return len(p), nil
+	}
+	b.mu.Unlock()
+	return b.Conn.Write(p)
+}
+
+func (b *batchConn) begin() {
+	b.mu.Lock()
+	b.batching = true
+	if b.buf == nil {
+		b.buf = (*records.Get().(*[]byte))[:0]
+	}
+	b.mu.Unlock()
+}
+
+// end sends the batch.
+func (b *batchConn) end() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.batching = false
+	var err error
+	if len(b.buf) > 0 {
+		_, err = b.Conn.Write(b.buf)
+	}
+	if cap(b.buf) <= 2*recordBatch {
+		buf := b.buf[:0]
+		records.Put(&buf)
+	}
+	b.buf = nil
+	return err
+}
+
+// recordBatch holds one coalescing buffer's worth of TLS records.
+const recordBatch = coalesceLimit + 4<<10
+
+var records = sync.Pool{New: func() any { b := make([]byte, 0, recordBatch); return &b }}

@@ -190,11 +190,15 @@ func (s *session) reload(w *imapserver.UpdateWriter) error {
 
 // Poll is called after each command (RFC 9051 §7: untagged updates).
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	s.idling.Lock()
+	defer s.idling.Unlock()
 	return s.flush(w, allowExpunge)
 }
 
 // Idle sends changes as they are committed (RFC 2177), until stop.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	s.idling.Lock()
+	defer s.idling.Unlock()
 	if err := s.flush(w, true); err != nil {
 		return err
 	}

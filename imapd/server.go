@@ -92,12 +92,18 @@ func (l logAdapter) Printf(format string, args ...any) {
 	l.log.Warn("imap: " + fmt.Sprintf(format, args...))
 }
 
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown. With ImplicitTLS, ln
+// is a plain TCP listener: the server runs the TLS itself (to batch its
+// records, see batchConn).
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = append(s.ln, ln)
 	s.mu.Unlock()
-	return s.srv.Serve(coalescingListener{ln})
+	var implicit *tls.Config
+	if s.cfg.ImplicitTLS {
+		implicit = s.cfg.TLS
+	}
+	return s.srv.Serve(coalescingListener{Listener: ln, tls: implicit})
 }
 
 // Shutdown stops accepting at once, lets commands in progress finish, says

@@ -32,11 +32,16 @@ type session struct {
 	log       *slog.Logger
 	releaseIP func()
 
-	acct     *accounts.Account
-	limiter  *rate.Limiter // the class's commands per minute
-	strikes  int           // commands refused by the limiter in a row
-	sel      *selected
-	busy     atomic.Int32 // inside a command (not IDLE)
+	acct    *accounts.Account
+	limiter *rate.Limiter // the class's commands per minute
+	strikes int           // commands refused by the limiter in a row
+	sel     *selected
+	busy    atomic.Int32 // inside a command (not IDLE)
+	// idling is held by Idle while it runs. go-imap (v2.0.0-beta.8
+	// imapserver/idle.go) returns from IDLE on a read error or EOF
+	// without waiting for Idle to stop, then polls and closes the
+	// session; Poll and Close take idling so that they wait for it.
+	idling   sync.Mutex
 	byeOnce  sync.Once
 	released bool
 }
@@ -94,6 +99,8 @@ func (s *session) ctx() (context.Context, context.CancelFunc) {
 
 // Close ends the session.
 func (s *session) Close() error {
+	s.idling.Lock()
+	defer s.idling.Unlock()
 	if s.sel != nil {
 		s.sel.close()
 		s.sel = nil

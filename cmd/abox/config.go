@@ -34,10 +34,10 @@ type Config struct {
 	TLSCert           string   `toml:"tls-cert"`
 	TLSKey            string   `toml:"tls-key"`
 	TrustedNetworks   []string `toml:"trusted-networks"`
-	LogFormat         string   `toml:"log-format"` // auto, text or json
-	LogLevel          string   `toml:"log-level"`  // debug, info, warn, error
-	Pprof             bool     `toml:"pprof"`      // /debug/pprof on the HTTP listener
-	GCPercent         int      `toml:"gc-percent"` // Go's GOGC for serve; the GOGC variable wins
+	LogFormat         string   `toml:"log-format"`      // auto, text or json
+	LogLevel          string   `toml:"log-level"`       // debug, info, warn, error
+	Pprof             bool     `toml:"pprof"`           // /debug/pprof on the HTTP listener
+	GCHeadroomMiB     int      `toml:"gc-headroom-mib"` // heap growth allowed between collections; GOGC wins
 	SpamTestPatterns  bool     `toml:"spam-test-patterns"`
 	SpamJunkScore     float64  `toml:"spam-junk-score"`
 	SpamRejectScore   float64  `toml:"spam-reject-score"`
@@ -87,7 +87,7 @@ func defaultConfig() Config {
 		SpamRejectScore:   15,
 		DNSTimeout:        "2s",
 		LogLevel:          "info",
-		GCPercent:         400,
+		GCHeadroomMiB:     64,
 		ReservedLogins:    r.ReservedLogins,
 		PhonePrefixes:     r.PhonePrefixes,
 		MinPasswordLength: r.MinPasswordLength,

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -51,7 +50,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "auto (text on a terminal, JSON otherwise), text or json")
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.BoolVar(&cfg.SpamTestPatterns, "spam-test-patterns", cfg.SpamTestPatterns, "file messages with GTUBE's YJS variant in Junk (off by default, as in rspamd)")
-	f.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "garbage collector target (Go's GOGC; the GOGC environment variable wins)")
+	f.IntVar(&cfg.GCHeadroomMiB, "gc-headroom-mib", cfg.GCHeadroomMiB, "MiB the heap may grow over its live size between collections (0: Go's default; the GOGC environment variable wins)")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's /debug/pprof on the HTTP listener (for profiling; keep the listener private)")
 	return c
 }
@@ -83,14 +82,13 @@ func (a *app) serve(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	if cfg.GCPercent <= 0 {
-		return fmt.Errorf("gc-percent must be positive, not %d", cfg.GCPercent)
+	if cfg.GCHeadroomMiB < 0 {
+		return fmt.Errorf("gc-headroom-mib must not be negative, not %d", cfg.GCHeadroomMiB)
 	}
-	if os.Getenv("GOGC") == "" {
-		// Go's default of 100 collects each time the heap doubles over a
-		// live heap of a few MiB: a quarter of the SMTP path's CPU went
-		// to the collector (docs/BENCHMARKS.md).
-		debug.SetGCPercent(cfg.GCPercent)
+	if os.Getenv("GOGC") == "" && cfg.GCHeadroomMiB > 0 {
+		gcCtx, stopGC := context.WithCancel(context.Background())
+		defer stopGC()
+		go tuneGC(gcCtx, cfg.GCHeadroomMiB)
 	}
 	opts := storeOptions(log)
 	opts.FastCommits = true
@@ -192,7 +190,7 @@ func (a *app) serve(ctx context.Context) error {
 type listenerSpec struct {
 	name        string
 	addr        string
-	implicitTLS bool
+	implicitTLS bool // wrap the listener in TLS here (imapd wraps its own)
 	svc         service
 }
 
@@ -202,7 +200,7 @@ func (s *server) listeners() []listenerSpec {
 		{"submission", s.cfg.ListenSubmission, false, s.smtp("submission", smtpd.Submission, false)},
 		{"submissions", s.cfg.ListenSubmissions, true, s.smtp("submissions", smtpd.Submission, true)},
 		{"imap", s.cfg.ListenIMAP, false, s.imap("imap", false)},
-		{"imaps", s.cfg.ListenIMAPS, true, s.imap("imaps", true)},
+		{"imaps", s.cfg.ListenIMAPS, false, s.imap("imaps", true)}, // imapd runs its own TLS
 		{"http", s.cfg.ListenHTTP, false, s.httpService()},
 	}
 }

@@ -1,0 +1,126 @@
+package imapd
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"testing"
+	"time"
+)
+
+func testTLSConfig(t *testing.T) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// TestCoalescingConnDeliversInOrder writes a few MiB in pieces of random
+// size, with flushes and timed flushes in between, through the
+// background sender and (with TLS) the record batching, and checks that
+// the peer reads exactly the same bytes.
+func TestCoalescingConnDeliversInOrder(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		name := "plain"
+		if withTLS {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) {
+			tcp, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tcp.Close()
+			ln := coalescingListener{Listener: tcp}
+			if withTLS {
+				ln.tls = testTLSConfig(t)
+			}
+			want := make([]byte, 3<<20)
+			for i := range want {
+				want[i] = byte(mrand.IntN(256))
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				var c net.Conn
+				c, err := net.Dial("tcp", tcp.Addr().String())
+				if err != nil {
+					got <- nil
+					return
+				}
+				if withTLS {
+					c = tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+				}
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				got <- b
+			}()
+			sc, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc := sc.(*coalescingConn)
+			rest := want
+			for len(rest) > 0 {
+				n := min(len(rest), []int{1, 17, 300, 4 << 10, 64 << 10, 200 << 10}[mrand.IntN(6)])
+				if _, err := cc.Write(rest[:n]); err != nil {
+					t.Fatal(err)
+				}
+				rest = rest[n:]
+				switch mrand.IntN(20) {
+				case 0:
+					if err := cc.Flush(); err != nil {
+						t.Fatal(err)
+					}
+				case 1:
+					time.Sleep(3 * time.Millisecond) // lets the timed flush run
+				}
+			}
+			if err := cc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if b := <-got; !bytes.Equal(b, want) {
+				t.Fatalf("peer read %d bytes, not the %d written (or they differ)", len(b), len(want))
+			}
+			if cc.buf != nil || len(cc.queue) != 0 || cc.sending {
+				t.Fatal("the closed connection still holds a buffer or a sender")
+			}
+		})
+	}
+}
+
+// TestCoalescingConnReportsWriteErrors: once the peer is gone, writes
+// fail instead of queueing forever.
+func TestCoalescingConnReportsWriteErrors(t *testing.T) {
+	a, b := net.Pipe()
+	cc := newCoalescingConn(a)
+	b.Close()
+	var err error
+	for i := 0; i < 10 && err == nil; i++ {
+		_, err = cc.Write(make([]byte, 100<<10))
+	}
+	if err == nil {
+		err = cc.Flush()
+	}
+	if err == nil {
+		t.Fatal("writes to a closed peer kept succeeding")
+	}
+}
