@@ -1,0 +1,111 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestImportExport moves a sample mbox through the binary: mbox into one
+// account, out as a Maildir, into a second account, out as mbox again;
+// dates, flags, mboxrd quoting and bytes survive every step. Then the
+// refusals.
+func TestImportExport(t *testing.T) {
+	sample, err := filepath.Abs("../../testdata/mail/sample.mbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bothModes(t, func(t *testing.T, a *abox) {
+		a.ok("domain", "add", testDomain)
+		a.addUser("carol")
+		a.addUser("dave")
+		out := t.TempDir()
+
+		var r MailioResult
+		a.json(&r, "import", "carol@example.kz", sample)
+		if r.Messages != 3 || r.Mailboxes != 1 || r.Format != "mbox" {
+			t.Fatalf("import of the sample: %+v", r)
+		}
+		md := filepath.Join(out, "carol")
+		a.json(&r, "export", "carol@example.kz", md)
+		if r.Messages != 3 || r.Format != "maildir" || r.Mailboxes < 6 {
+			t.Fatalf("export to maildir: %+v", r)
+		}
+		// Flags become Maildir letters, the internal date the mtime.
+		files, _ := filepath.Glob(filepath.Join(md, "cur", "*"))
+		slices.Sort(files)
+		wantInfo := []string{":2,RS", ":2,", ":2,FS"} // seen+answered; none; seen+flagged
+		wantDate := []time.Time{
+			time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC),
+			time.Date(2026, 11, 3, 11, 30, 0, 0, time.UTC),
+			time.Date(2026, 11, 4, 9, 15, 0, 0, time.UTC),
+		}
+		if len(files) != 3 {
+			t.Fatalf("maildir cur holds %v", files)
+		}
+		for i, f := range files {
+			if !strings.HasSuffix(f, wantInfo[i]) {
+				t.Errorf("message %d is %s, want flags %s", i+1, filepath.Base(f), wantInfo[i])
+			}
+			st, err := os.Stat(f)
+			if err != nil || !st.ModTime().Equal(wantDate[i]) {
+				t.Errorf("message %d mtime %v, want %v", i+1, st.ModTime(), wantDate[i])
+			}
+		}
+		first, _ := os.ReadFile(files[0])
+		if !strings.Contains(string(first), "\nFrom the archive: a quoted From line.\n") || strings.Contains(string(first), "\r") {
+			t.Errorf("mboxrd quoting not undone, or CRLF in the Maildir file:\n%s", first)
+		}
+
+		a.json(&r, "import", "dave@example.kz", md)
+		if r.Messages != 3 || r.Format != "maildir" {
+			t.Fatalf("import of the maildir: %+v", r)
+		}
+		if u := a.showUser("dave@example.kz"); u.Usage == nil || u.Usage.Messages != 3 {
+			t.Fatalf("dave after import: %+v", u.Usage)
+		}
+		mc, md2 := filepath.Join(out, "carol.mbox"), filepath.Join(out, "dave.mbox")
+		a.ok("export", "carol@example.kz", mc)
+		a.ok("export", "dave@example.kz", md2)
+		c, _ := os.ReadFile(mc)
+		d, _ := os.ReadFile(md2)
+		if string(c) != string(d) {
+			t.Errorf("carol's and dave's mbox exports differ:\n%s\n---\n%s", c, d)
+		}
+		if !strings.HasPrefix(string(c), "From alice@example.org Mon Nov  2 10:00:00 2026\n") ||
+			!strings.Contains(string(c), "\n>From the archive") || !strings.Contains(string(c), "\n>From here on") {
+			t.Errorf("mbox export lacks its From line or mboxrd quoting:\n%s", c)
+		}
+
+		// Refusals: one line on stderr and the right exit status.
+		a.fail(1, "export", "carol@example.kz", md)        // an existing Maildir
+		a.fail(1, "export", "carol@example.kz", mc)        // an existing file
+		a.fail(1, "import", "nobody@example.kz", sample)   // no such account
+		a.fail(1, "import", "carol@example.kz", first2(t)) // not an mbox
+		a.fail(2, "import", "carol@example.kz", sample, "--format", "tar")
+		a.fail(2, "import", "carol@example.kz")
+
+		// Over quota, the import stops where the quota does.
+		a.addUser("erin")
+		a.ok("user", "set", "erin@example.kz", "--quota-messages", "2")
+		res := a.fail(1, "import", "erin@example.kz", sample)
+		if !strings.Contains(res.stderr, "after 2 messages") {
+			t.Errorf("over-quota import said %q", res.stderr)
+		}
+		if u := a.showUser("erin@example.kz"); u.Usage == nil || u.Usage.Messages != 2 {
+			t.Errorf("erin after the refused import: %+v", u.Usage)
+		}
+	})
+}
+
+// first2 writes a file that is not an mbox.
+func first2(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "note.txt")
+	if err := os.WriteFile(p, []byte("just a note\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
