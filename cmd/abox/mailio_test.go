@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -108,4 +112,52 @@ func first2(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestImportProgressBar: on a terminal, import draws a progress bar; on
+// a pipe it writes nothing to stderr.
+func TestImportProgressBar(t *testing.T) {
+	a := newAbox(t)
+	a.ok("domain", "add", testDomain)
+	a.addUser("carol")
+	var mbox strings.Builder
+	const n = 3000
+	for i := range n {
+		fmt.Fprintf(&mbox, "From x@example.org Mon Nov  2 10:00:00 2026\nSubject: %d\nMessage-ID: <%d@example.org>\n\nbody %d\n\n", i, i, i)
+	}
+	file := filepath.Join(t.TempDir(), "big.mbox")
+	if err := os.WriteFile(file, []byte(mbox.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.run("import", "carol@example.kz", file); r.code != 0 || r.stderr != "" {
+		t.Fatalf("import without a terminal: %v", r)
+	}
+	master, slave, err := openPTY()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer master.Close()
+	cmd := exec.Command(aboxBin, "--data", a.dir, "import", "carol@example.kz", file)
+	cmd.Env = aboxEnv()
+	cmd.Stderr = slave
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		io.Copy(&out, master) // ends with EIO once the child has gone
+		close(done)
+	}()
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+	if !strings.Contains(out.String(), "import") || !strings.Contains(out.String(), "%") {
+		t.Errorf("no progress bar on the terminal: %q", out.String())
+	}
+	if u := a.showUser("carol@example.kz"); u.Usage == nil || u.Usage.Messages != 2*n {
+		t.Errorf("carol after two imports: %+v", u.Usage)
+	}
 }

@@ -22,6 +22,32 @@ type broadcastArgs struct {
 	Again   bool   `json:"again,omitempty"`
 }
 
+// progressBar shows a long operation's progress lines as a bar on a
+// terminal (nothing otherwise). parse reads one line's done and total.
+func progressBar(name string, parse func(json.RawMessage) (done, total int64, ok bool)) (onProgress func(json.RawMessage), finish func()) {
+	var bar *progressbar.ProgressBar
+	onProgress = func(raw json.RawMessage) {
+		done, total, ok := parse(raw)
+		if !ok {
+			return
+		}
+		if bar == nil && term.IsTerminal(int(os.Stderr.Fd())) {
+			bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(os.Stderr),
+				progressbar.OptionSetDescription(name), progressbar.OptionShowCount(),
+				progressbar.OptionThrottle(100e6), progressbar.OptionClearOnFinish())
+		}
+		if bar != nil {
+			bar.Set64(done)
+		}
+	}
+	finish = func() {
+		if bar != nil {
+			bar.Finish()
+		}
+	}
+	return onProgress, finish
+}
+
 // broadcastProgress is what a running broadcast reports after each batch.
 type broadcastProgress struct {
 	Scanned   int64 `json:"scanned"`
@@ -59,26 +85,14 @@ func (a *app) broadcastCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var bar *progressbar.ProgressBar
-			onProgress := func(raw json.RawMessage) {
+			onProgress, finish := progressBar("broadcast", func(raw json.RawMessage) (int64, int64, bool) {
 				var p broadcastProgress
-				if json.Unmarshal(raw, &p) != nil {
-					return
-				}
-				if bar == nil && term.IsTerminal(int(os.Stderr.Fd())) {
-					bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(os.Stderr),
-						progressbar.OptionSetDescription("broadcast"), progressbar.OptionShowCount(),
-						progressbar.OptionThrottle(100e6), progressbar.OptionClearOnFinish())
-				}
-				if bar != nil {
-					bar.Set64(p.Scanned)
-				}
-			}
+				err := json.Unmarshal(raw, &p)
+				return p.Scanned, p.Total, err == nil
+			})
 			var b store.Broadcast
 			err = a.client().callProgress(cmd.Context(), "broadcast", broadcastArgs{Sender: from, Message: msg, Class: class, Again: again}, &b, onProgress)
-			if bar != nil {
-				bar.Finish()
-			}
+			finish()
 			if err != nil {
 				return err
 			}

@@ -10,9 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"abox/store"
 )
@@ -291,26 +289,14 @@ func (a *app) mailioCmd(name string) *cobra.Command {
 			if format != "" && format != "maildir" && format != "mbox" {
 				return usagef("--format is maildir or mbox, not %q", format)
 			}
-			var bar *progressbar.ProgressBar
-			onProgress := func(raw json.RawMessage) {
+			onProgress, finish := progressBar(name, func(raw json.RawMessage) (int64, int64, bool) {
 				var p mailioProgress
-				if json.Unmarshal(raw, &p) != nil {
-					return
-				}
-				if bar == nil && term.IsTerminal(int(os.Stderr.Fd())) {
-					bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(os.Stderr),
-						progressbar.OptionSetDescription(name), progressbar.OptionShowCount(),
-						progressbar.OptionThrottle(100e6), progressbar.OptionClearOnFinish())
-				}
-				if bar != nil {
-					bar.Set64(p.Done)
-				}
-			}
+				err := json.Unmarshal(raw, &p)
+				return p.Done, p.Total, err == nil
+			})
 			var res MailioResult
 			err = a.client().callProgress(cmd.Context(), name, mailioArgs{Address: addr, Path: path, Format: format, Mailbox: mailbox}, &res, onProgress)
-			if bar != nil {
-				bar.Finish()
-			}
+			finish()
 			if err != nil {
 				return err
 			}
