@@ -11,13 +11,13 @@ import (
 // grow to twice the live heap between collections: with the few MiB a
 // busy SMTP listener keeps live, that is a collection every few
 // milliseconds, and a quarter of the delivery path's CPU went to it
-// (docs/BENCHMARKS.md). A fixed higher GOGC would multiply the memory of
-// 10,000 IDLE sessions as well. So the target follows the live heap:
-// the heap may grow by gc-headroom-mib over it (GOGC = headroom / live),
-// but never by less than the live heap (GOGC 100, Go's default) nor by
-// more than 10 times it.
+// (docs/BENCHMARKS.md); with the hundreds of MiB that 10,000 IDLE
+// sessions keep live, it doubles their memory. So the target follows the
+// live heap: the heap may grow by gc-headroom-mib over it (GOGC =
+// headroom / live), between a quarter of the live heap (a large, mostly
+// idle heap) and ten times it (a small, busy one).
 const (
-	minGCPercent = 100
+	minGCPercent = 25
 	maxGCPercent = 1000
 )
 

@@ -12,7 +12,8 @@ func TestGCPercentFollowsTheLiveHeap(t *testing.T) {
 		{4 * mib, 64 * mib, maxGCPercent}, // 1600% capped
 		{16 * mib, 64 * mib, 400},
 		{64 * mib, 64 * mib, 100},
-		{400 * mib, 64 * mib, minGCPercent}, // never below Go's default
+		{128 * mib, 64 * mib, 50},
+		{400 * mib, 64 * mib, minGCPercent}, // a quarter of a large heap at least
 		{16 * mib, 0, minGCPercent},
 	} {
 		if got := gcPercentFor(tc.live, tc.headroom); got != tc.want {
