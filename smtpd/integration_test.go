@@ -984,6 +984,25 @@ func TestPerIPLimits(t *testing.T) {
 		for _, c := range open[1:] {
 			c.nc.Close()
 		}
+		// The server counts a session out when it sees the close: wait
+		// until a new connection gets in again before the next test
+		// connects (the count only falls from here).
+		deadline = time.Now().Add(ioTimeout)
+		for {
+			nc, err := net.DialTimeout("tcp", s.smtp, ioTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := (&rawClient{t: t, nc: nc, r: newReader(nc)}).readErr()
+			nc.Close()
+			if err == nil && r.code == 220 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the closed sessions are still counted: %q (%v)", r, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	})
 
 	t.Run("messages per minute", func(t *testing.T) {
