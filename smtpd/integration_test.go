@@ -942,6 +942,28 @@ func untrustedConfig(t *testing.T, e *env) {
 // TestPerIPLimits: with no trusted network, the 51st concurrent
 // connection from one IP gets 421 4.7.0 and is closed, and the 1,001st
 // message of a minute 450 4.7.1.
+// waitAdmitted dials addr until the banner is 220 (the server counts a
+// session out only once it has seen it end), failing after ioTimeout.
+func waitAdmitted(t *testing.T, addr, what string) {
+	t.Helper()
+	deadline := time.Now().Add(ioTimeout)
+	for {
+		nc, err := net.DialTimeout("tcp", addr, ioTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := (&rawClient{t: t, nc: nc, r: newReader(nc)}).readErr()
+		nc.Close()
+		if err == nil && r.code == 220 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still gets %q (%v)", what, r, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestPerIPLimits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -965,44 +987,14 @@ func TestPerIPLimits(t *testing.T) {
 		dial(t, s.sub).expect("QUIT", 221, "")
 		// One session ends; a new connection gets in.
 		open[0].expect("QUIT", 221, "")
-		deadline := time.Now().Add(ioTimeout)
-		for {
-			nc, err := net.DialTimeout("tcp", s.smtp, ioTimeout)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := (&rawClient{t: t, nc: nc, r: newReader(nc)}).readErr()
-			nc.Close()
-			if err == nil && r.code == 220 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after one of 50 sessions quit, a new connection still gets %q (%v)", r, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitAdmitted(t, s.smtp, "after one of 50 sessions quit, a new connection")
 		for _, c := range open[1:] {
 			c.nc.Close()
 		}
 		// The server counts a session out when it sees the close: wait
 		// until a new connection gets in again before the next test
 		// connects (the count only falls from here).
-		deadline = time.Now().Add(ioTimeout)
-		for {
-			nc, err := net.DialTimeout("tcp", s.smtp, ioTimeout)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := (&rawClient{t: t, nc: nc, r: newReader(nc)}).readErr()
-			nc.Close()
-			if err == nil && r.code == 220 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the closed sessions are still counted: %q (%v)", r, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitAdmitted(t, s.smtp, "with the closed sessions still counted, a new connection")
 	})
 
 	t.Run("messages per minute", func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"abox/accounts"
 	"abox/store"
 )
 
@@ -72,21 +73,28 @@ func (e *env) report(done, total int64) {
 	}
 }
 
+// mailioStart decides the format and finds the account.
+func mailioStart(e *env, a mailioArgs) (MailioResult, accounts.Account, error) {
+	res := MailioResult{Address: a.Address, Path: a.Path}
+	format, err := mailFormat(a)
+	if err != nil {
+		return res, accounts.Account{}, err
+	}
+	res.Format = format
+	acct, err := e.store.Account(a.Address)
+	return res, acct, err
+}
+
 // importMail stores every message of a Maildir++ tree or an mbox file in
 // the account, as IMAP APPEND would (quota checked; not counted as
 // received mail; flags and dates kept). Mailboxes missing in the account
 // are created. On an error it stops, reporting what was imported.
 func importMail(ctx context.Context, e *env, a mailioArgs) (MailioResult, error) {
-	res := MailioResult{Address: a.Address, Path: a.Path}
-	format, err := mailFormat(a)
+	res, acct, err := mailioStart(e, a)
 	if err != nil {
 		return res, err
 	}
-	res.Format = format
-	acct, err := e.store.Account(a.Address)
-	if err != nil {
-		return res, err
-	}
+	format := res.Format
 	stopped := func(err error) (MailioResult, error) {
 		return res, fmt.Errorf("import stopped after %d messages: %w", res.Messages, err)
 	}
@@ -185,16 +193,11 @@ func importMail(ctx context.Context, e *env, a mailioArgs) (MailioResult, error)
 // mailbox as an mbox file. It never writes into an existing Maildir or
 // over an existing file.
 func exportMail(ctx context.Context, e *env, a mailioArgs) (MailioResult, error) {
-	res := MailioResult{Address: a.Address, Path: a.Path}
-	format, err := mailFormat(a)
+	res, acct, err := mailioStart(e, a)
 	if err != nil {
 		return res, err
 	}
-	res.Format = format
-	acct, err := e.store.Account(a.Address)
-	if err != nil {
-		return res, err
-	}
+	format := res.Format
 	mboxes, err := e.store.Mailboxes(acct.ID)
 	if err != nil {
 		return res, err
