@@ -68,6 +68,10 @@ func (v *selected) drain() {
 }
 
 func (v *selected) take(c store.Change) {
+	if c.Kind == store.ChangesLost {
+		v.resync = true
+		return
+	}
 	if c.Mailbox != v.mbox.ID {
 		return
 	}

@@ -18,6 +18,11 @@ const (
 	MailboxDeleted
 	MailboxRenamed
 	AccountChanged // state, class or credentials changed
+	// ChangesLost is the last change a subscriber that fell behind
+	// receives: Lost is true, later changes are dropped, and the
+	// subscriber must reload its state. It wakes a reader that waits on
+	// C, which the Lost flag alone cannot do.
+	ChangesLost
 )
 
 // Change is one committed change, published after its commit in commit
@@ -32,7 +37,8 @@ type Change struct {
 }
 
 // subBuffer bounds how far a subscriber may fall behind before it is
-// marked as having lost changes.
+// marked as having lost changes. Its channel holds one more, for the
+// ChangesLost marker.
 const subBuffer = 32
 
 // Feed fans committed changes out to subscribers, per account.
@@ -43,8 +49,9 @@ type Feed struct {
 }
 
 // Subscription receives the changes of one account (or of all). If the
-// subscriber falls more than subBuffer changes behind, Lost becomes true
-// and further changes are dropped: the subscriber must reload its state.
+// subscriber falls more than subBuffer changes behind, Lost becomes true,
+// a ChangesLost change is its last, and further changes are dropped: the
+// subscriber must reload its state.
 type Subscription struct {
 	C       <-chan Change
 	c       chan Change
@@ -61,7 +68,7 @@ func newFeed() *Feed {
 
 // Subscribe returns a subscription to the changes of one account.
 func (s *Store) Subscribe(account uint64) *Subscription {
-	sub := &Subscription{c: make(chan Change, subBuffer), account: account, feed: s.feed}
+	sub := &Subscription{c: make(chan Change, subBuffer+1), account: account, feed: s.feed}
 	sub.C = sub.c
 	s.feed.mu.Lock()
 	m := s.feed.subs[account]
@@ -76,7 +83,7 @@ func (s *Store) Subscribe(account uint64) *Subscription {
 
 // SubscribeAll returns a subscription to every account's changes.
 func (s *Store) SubscribeAll() *Subscription {
-	sub := &Subscription{c: make(chan Change, subBuffer), any: true, feed: s.feed}
+	sub := &Subscription{c: make(chan Change, subBuffer+1), any: true, feed: s.feed}
 	sub.C = sub.c
 	s.feed.mu.Lock()
 	s.feed.all[sub] = struct{}{}
@@ -122,17 +129,24 @@ func (f *Feed) publish(changes []Change) {
 	}
 }
 
-// send never blocks: the writer must not wait on a slow reader.
+// send never blocks: the writer must not wait on a slow reader. Only
+// send puts changes on sub.c, under f.mu, so the length it sees can only
+// shrink: below subBuffer the change fits, and at subBuffer the marker
+// still fits. Lost is set before the marker is sent, so a reader that
+// takes the marker (or drains the channel after it) sees it; setting
+// the flag after a failed send instead left a window in which the reader
+// emptied the channel, saw Lost false and waited for ever.
 // Caller holds f.mu.
 func (sub *Subscription) send(c Change) {
 	if sub.lost.Load() {
 		return
 	}
-	select {
-	case sub.c <- c:
-	default:
-		sub.lost.Store(true)
+	if len(sub.c) < subBuffer {
+		sub.c <- c
+		return
 	}
+	sub.lost.Store(true)
+	sub.c <- Change{Kind: ChangesLost, Account: sub.account}
 }
 
 func (f *Feed) closeAll() {

@@ -348,6 +348,65 @@ func TestSubscriberThatFallsBehindIsMarkedLost(t *testing.T) {
 	if !sub.Lost() {
 		t.Fatal("subscriber not marked lost")
 	}
+	// What the reader finds: subBuffer changes, then the marker (which
+	// wakes a reader blocked on C), then nothing.
+	for i := 0; i < subBuffer; i++ {
+		if c := <-sub.C; c.Kind != MessageAdded && c.Kind != FlagsChanged {
+			t.Fatalf("change %d: %+v", i, c)
+		}
+	}
+	select {
+	case c := <-sub.C:
+		if c.Kind != ChangesLost || c.Account != a.ID {
+			t.Fatalf("after %d changes: %+v, want the ChangesLost marker", subBuffer, c)
+		}
+	default:
+		t.Fatal("no ChangesLost marker after the buffered changes")
+	}
+	if _, err := s.SetFlags(ctx, a.ID, mb.ID, []uint32{1}, FlagsAdd, []string{`\Seen`}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-sub.C:
+		t.Fatalf("change after the marker: %+v", c)
+	default:
+	}
+}
+
+// TestLostMarkerWakesBlockedReader: a reader that has emptied its channel
+// and waits on it is woken when the next burst overflows it. (Marking
+// the subscription lost after a failed send, without a marker, left such
+// a reader waiting for ever: the IDLE session that stopped updating.)
+func TestLostMarkerWakesBlockedReader(t *testing.T) {
+	s, _ := openTest(t)
+	a := addAccount(t, s, "alice@example.kz")
+	sub := s.Subscribe(a.ID)
+	defer sub.Close()
+	got := make(chan Change, 1)
+	go func() {
+		for c := range sub.C {
+			if c.Kind == ChangesLost {
+				got <- c
+				return
+			}
+			// A slow reader: the burst below overflows the buffer.
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	mb, _ := s.MailboxByName(a.ID, "INBOX")
+	var batch []Change
+	for i := range 3 * subBuffer {
+		batch = append(batch, Change{Kind: FlagsChanged, Account: a.ID, Mailbox: mb.ID, UID: uint32(i + 1)})
+	}
+	s.feed.publish(batch)
+	select {
+	case c := <-got:
+		if !sub.Lost() {
+			t.Fatalf("marker %+v received before Lost was set", c)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader was never told that it lost changes")
+	}
 }
 
 func TestOpenRefusesNewerAndForeignFiles(t *testing.T) {
