@@ -181,7 +181,8 @@ func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, erro
 	if size > 0 && lim.MaxMessageSize > 0 && size > lim.MaxMessageSize {
 		return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", addr, lim.MaxMessageSize)
 	}
-	u, err := e.store.Usage(acct.ID)
+	// Advisory: the store checks again in the delivery's transaction.
+	u, err := e.store.UsageNow(acct.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -170,7 +170,7 @@ func (t *txn) forgetPurged(id uint64, key []byte) error {
 // Account looks an account up by address (purged tombstones included).
 func (s *Store) Account(address string) (accounts.Account, error) {
 	var out accounts.Account
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		id, err := lookupAddr(tx, address)
 		if err != nil {
 			return err
@@ -187,7 +187,7 @@ func (s *Store) Account(address string) (accounts.Account, error) {
 // AccountByID looks an account up by its id.
 func (s *Store) AccountByID(id uint64) (accounts.Account, error) {
 	var out accounts.Account
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		a, err := (&txn{tx: tx, s: s}).getAccount(id)
 		if err == nil {
 			out = *a
@@ -327,8 +327,17 @@ func (s *Store) AccountsUnusedSince(before time.Time, afterUse time.Time, afterI
 
 // Usage returns an account's usage counters.
 func (s *Store) Usage(id uint64) (Usage, error) {
+	s.barrier()
+	return s.UsageNow(id)
+}
+
+// UsageNow is Usage without waiting for acknowledged deliveries still in
+// the write-ahead log: it may lag by one checkpoint (at most
+// checkpointDelay). For advisory checks that the delivery's transaction
+// makes again exactly (RCPT-time quota).
+func (s *Store) UsageNow(id uint64) (Usage, error) {
 	var u Usage
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		p, err := (&txn{tx: tx}).getUsage(id)
 		if err == nil {
 			u = *p

@@ -14,7 +14,7 @@ import (
 // Implementations run inside the store's transaction so that a body and
 // the records pointing at it commit together.
 type blobStore interface {
-	put(tx *bolt.Tx, id uint64, data []byte) error
+	put(t *txn, id uint64, data []byte) error
 	// get returns the bytes; they are valid only while tx is open.
 	get(tx *bolt.Tx, id uint64) ([]byte, error)
 	del(tx *bolt.Tx, id uint64) error
@@ -26,10 +26,8 @@ type blobStore interface {
 // commit for any number of bodies.
 type boltBlobs struct{}
 
-func (boltBlobs) put(tx *bolt.Tx, id uint64, data []byte) error {
-	b := tx.Bucket(bBlobs)
-	b.FillPercent = appendFill
-	return b.Put(u64(id), data)
+func (boltBlobs) put(t *txn, id uint64, data []byte) error {
+	return t.put(bBlobs, u64(id), data, appendFill)
 }
 
 func (boltBlobs) get(tx *bolt.Tx, id uint64) ([]byte, error) {

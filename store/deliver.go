@@ -113,7 +113,14 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 			d.Recipients[i].Flags = append(slices.Clone(d.Recipients[i].Flags), KeywordOfficial)
 		}
 	}
-	err := s.update(ctx, func(t *txn) error {
+	// A delivery writes through txn.put and txn.nextSequence only, so it
+	// can be acknowledged from the write-ahead log; an official letter's
+	// ledger entries are committed to the file before the answer.
+	submit := s.updateLogged
+	if d.Official != nil {
+		submit = s.update
+	}
+	err := submit(ctx, func(t *txn) error {
 		out = make([]Delivered, len(d.Recipients))
 		blob, known, err := t.blobFor(hash)
 		if err != nil {
@@ -275,7 +282,7 @@ func (t *txn) insertMessage(acct uint64, mb *Mailbox, m *Message, u *Usage) erro
 	}
 	u.Bytes += m.Size
 	u.Messages++
-	if err := t.tx.Bucket(bMail).Put(msgKey(acct, mb.ID, m.UID), encodeMessage(m)); err != nil {
+	if err := t.put(bMail, msgKey(acct, mb.ID, m.UID), encodeMessage(m), 0); err != nil {
 		return err
 	}
 	if err := t.putMailbox(acct, mb); err != nil {
@@ -297,7 +304,7 @@ func (t *txn) getUsage(acct uint64) (*Usage, error) {
 }
 
 func (t *txn) putUsage(acct uint64, u *Usage) error {
-	return t.tx.Bucket(bMail).Put(usageKey(acct), encodeUsage(u))
+	return t.put(bMail, usageKey(acct), encodeUsage(u), 0)
 }
 
 // appendFill packs pages of buckets whose keys only grow (bbolt's default
@@ -310,18 +317,16 @@ func (t *txn) blobFor(hash [32]byte) (id uint64, known bool, err error) {
 	if v := t.tx.Bucket(bBodyHash).Get(hash[:]); v != nil {
 		return decodeU64(v), true, nil
 	}
-	id, err = t.tx.Bucket(bBodies).NextSequence()
+	id, err = t.nextSequence(bBodies)
 	return id, false, err
 }
 
 // addBodyRefs counts n more references to a body, storing its bytes and
 // record (and, when index is set, its hash index entry) the first time.
 func (t *txn) addBodyRefs(id uint64, known, index bool, hash [32]byte, body, structure []byte, n uint64) error {
-	b := t.tx.Bucket(bBodies)
-	b.FillPercent = appendFill
 	rec := &bodyRecord{Size: int64(len(body)), Hash: hash, Structure: structure}
 	if known {
-		v := b.Get(u64(id))
+		v := t.tx.Bucket(bBodies).Get(u64(id))
 		if v == nil {
 			return fmt.Errorf("body %d is indexed but has no record: %w", id, ErrCorrupt)
 		}
@@ -331,17 +336,17 @@ func (t *txn) addBodyRefs(id uint64, known, index bool, hash [32]byte, body, str
 		}
 		rec = old
 	} else {
-		if err := t.s.blobs.put(t.tx, id, body); err != nil {
+		if err := t.s.blobs.put(t, id, body); err != nil {
 			return err
 		}
 		if index {
-			if err := t.tx.Bucket(bBodyHash).Put(hash[:], u64(id)); err != nil {
+			if err := t.put(bBodyHash, hash[:], u64(id), 0); err != nil {
 				return err
 			}
 		}
 	}
 	rec.Refs += n
-	return b.Put(u64(id), encodeBody(rec))
+	return t.put(bBodies, u64(id), encodeBody(rec), appendFill)
 }
 
 // dropBodyRef releases one reference, deleting the body with its last.

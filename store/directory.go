@@ -35,7 +35,7 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 
 func listJSON[T any](s *Store, bucket []byte) ([]T, error) {
 	var out []T
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 			var x T
 			if err := json.Unmarshal(v, &x); err != nil {
@@ -91,7 +91,7 @@ func (s *Store) Domains() ([]accounts.Domain, error) { return listJSON[accounts.
 // HasDomain reports whether name is hosted.
 func (s *Store) HasDomain(name string) (bool, error) {
 	var ok bool
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bDomains).Get([]byte(name)) != nil
 		return nil
 	})
@@ -114,7 +114,7 @@ func (s *Store) Classes() ([]accounts.Class, error) { return listJSON[accounts.C
 // Class returns one class.
 func (s *Store) Class(name string) (accounts.Class, error) {
 	var c accounts.Class
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		ok, err := getJSON(tx.Bucket(bClasses), []byte(name), &c)
 		if err == nil && !ok {
 			err = fmt.Errorf("class %s: %w", name, ErrNoClass)
@@ -189,7 +189,7 @@ func (s *Store) RemoveSender(ctx context.Context, name string, a Audit) error {
 // Sender returns one trusted sender.
 func (s *Store) Sender(name string) (accounts.Sender, error) {
 	var snd accounts.Sender
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		ok, err := getJSON(tx.Bucket(bSenders), []byte(name), &snd)
 		if err == nil && !ok {
 			err = fmt.Errorf("sender %s: %w", name, ErrNoSender)

@@ -83,7 +83,7 @@ func (t *txn) getMailbox(acct uint64, id uint32) (*Mailbox, error) {
 }
 
 func (t *txn) putMailbox(acct uint64, mb *Mailbox) error {
-	return t.tx.Bucket(bMail).Put(mboxKey(acct, mb.ID), encodeMailbox(mb))
+	return t.put(bMail, mboxKey(acct, mb.ID), encodeMailbox(mb), 0)
 }
 
 func mailboxIDByName(tx *bolt.Tx, acct uint64, name string) (uint32, error) {

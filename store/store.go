@@ -45,7 +45,12 @@ type Options struct {
 	// the file (slower, once). For the server; short-lived commands
 	// leave it off.
 	FastCommits bool
-	Logger      *slog.Logger
+	// WAL acknowledges deliveries once a write-ahead log beside the file
+	// has them (one small sequential sync) and commits them to the file
+	// in checkpoints (wal.go). For the server. Whatever this says, Open
+	// applies a log left by a crash.
+	WAL    bool
+	Logger *slog.Logger
 }
 
 // Store is an open abox database.
@@ -70,6 +75,31 @@ type Store struct {
 	requests atomic.Uint64 // write requests committed
 	txNanos  atomic.Uint64 // time spent running request functions
 	ioNanos  atomic.Uint64 // time spent writing and syncing commits
+
+	// The write-ahead log (wal.go); wal is nil without Options.WAL. The
+	// fields below it belong to the writer goroutine, except the
+	// barrier's.
+	wal      *wal
+	wtx      *bolt.Tx // open transaction since the last checkpoint
+	oplog    opLog    // the batch being logged
+	walSeq   uint64   // last record written
+	ckSeq    uint64   // last record in a committed checkpoint
+	deferred int      // requests acknowledged since the checkpoint
+	broken   error    // the log could not be read back: refuse writes
+	walSyncs atomic.Uint64
+	walNanos atomic.Uint64 // time spent writing and syncing log records
+	// The barrier: readers wait until the acknowledged batches
+	// (deferGen) are checkpointed (appliedGen).
+	deferGen   atomic.Uint64
+	appliedGen atomic.Uint64
+	ckMu       sync.Mutex
+	ckCond     sync.Cond
+	ckAttempts uint64 // guarded by ckMu
+	ckStopped  bool   // guarded by ckMu: the writer has exited
+	kick       chan struct{}
+	// crashOnClose (tests) makes Close drop the open transaction as a
+	// crash would, instead of checkpointing it.
+	crashOnClose bool
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // guards closed against in-flight submits
@@ -111,11 +141,22 @@ func Open(path string, opts Options) (s *Store, err error) {
 		db: db, opts: opts, path: path, clock: opts.Clock, log: opts.Logger,
 		feed: newFeed(), blobs: boltBlobs{},
 		reqs: make(chan *writeReq, 4096), maxBatch: opts.MaxBatch,
-		stop: make(chan struct{}), done: make(chan struct{}),
+		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1),
 	}
+	s.ckCond.L = &s.ckMu
 	if err := s.checkSchema(fresh); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if fresh && !opts.ReadOnly {
+		// A log beside a new file belongs to a file that is gone.
+		os.Remove(path + WALFileSuffix)
+	}
+	if !opts.ReadOnly {
+		if err := s.recoverWAL(); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	if opts.ReadOnly {
 		close(s.done)
@@ -253,6 +294,9 @@ func (s *Store) Close() error {
 		}
 		<-s.done
 		s.feed.closeAll()
+		if s.wal != nil {
+			s.wal.close()
+		}
 		err = s.db.Close()
 		if err == nil && s.opts.FastCommits && !s.opts.ReadOnly {
 			err = syncFreelist(s.path)
@@ -273,8 +317,17 @@ func syncFreelist(path string) error {
 }
 
 // view runs fn in a read transaction, turning a bbolt panic on a corrupt
-// page into ErrCorrupt.
+// page into ErrCorrupt. It first waits until every write acknowledged
+// so far is in the file (barrier).
 func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	s.barrier()
+	return s.viewNow(fn)
+}
+
+// viewNow is view without the barrier, for data that logged requests
+// (deliveries) never change: accounts, the directory. And for advisory
+// reads that the write transaction checks again (UsageNow).
+func (s *Store) viewNow(fn func(*bolt.Tx) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("store: %w (%v)", ErrCorrupt, r)
@@ -290,13 +343,15 @@ type txn struct {
 	s          *Store
 	now        time.Time
 	changes    []Change
-	dirChanged bool // domains, classes or senders changed
+	dirChanged bool   // domains, classes or senders changed
+	log        *opLog // set while the request's writes go to the write-ahead log
 }
 
 func (t *txn) notify(c Change) { t.changes = append(t.changes, c) }
 
 type writeReq struct {
 	fn         func(*txn) error
+	logged     bool // may be acknowledged from the write-ahead log
 	changes    []Change
 	dirChanged bool
 	err        chan error
@@ -313,6 +368,10 @@ func (e *errBatchMember) Error() string { return e.err.Error() }
 // update submits fn to the writer and waits until the transaction holding
 // it has committed (durably) or failed. fn may run more than once.
 func (s *Store) update(ctx context.Context, fn func(*txn) error) error {
+	return s.submit(ctx, &writeReq{fn: fn, err: make(chan error, 1)})
+}
+
+func (s *Store) submit(ctx context.Context, r *writeReq) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -325,7 +384,6 @@ func (s *Store) update(ctx context.Context, fn func(*txn) error) error {
 		s.mu.RUnlock()
 		return fmt.Errorf("store: opened read-only")
 	}
-	r := &writeReq{fn: fn, err: make(chan error, 1)}
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
@@ -342,16 +400,45 @@ func (s *Store) update(ctx context.Context, fn func(*txn) error) error {
 // the queue (up to maxBatch) and commits them together.
 func (s *Store) writer() {
 	defer close(s.done)
+	defer s.stopCheckpoints()
 	batch := make([]*writeReq, 0, s.maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var due <-chan time.Time // the open transaction's checkpoint time
+	rearm := func() {
+		switch {
+		case s.wtx == nil:
+			timer.Stop()
+			due = nil
+		case due == nil:
+			timer.Reset(checkpointDelay)
+			due = timer.C
+		}
+	}
 	for {
 		var first *writeReq
 		select {
 		case first = <-s.reqs:
+		case <-s.kick:
+			s.checkpoint(nil)
+			rearm()
+			continue
+		case <-due:
+			due = nil
+			s.checkpoint(nil)
+			rearm()
+			continue
 		case <-s.stop:
 			// Drain what was submitted before Close.
 			select {
 			case first = <-s.reqs:
 			default:
+				if s.crashOnClose && s.wtx != nil {
+					// Tests: stop as a crash would, leaving the log.
+					s.wtx.Rollback()
+					s.wtx = nil
+				}
+				s.checkpoint(nil)
 				return
 			}
 		}
@@ -365,7 +452,17 @@ func (s *Store) writer() {
 				break drain
 			}
 		}
-		s.commit(batch)
+		if s.wal == nil {
+			s.commit(batch)
+			continue
+		}
+		s.commitLogged(batch)
+		select {
+		case <-s.kick:
+			s.checkpoint(nil)
+		default:
+		}
+		rearm()
 	}
 }
 
@@ -418,15 +515,9 @@ func (s *Store) runBatch(batch []*writeReq) (err error) {
 	t0 := time.Now()
 	var t1 time.Time
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		for i, r := range batch {
-			idx = i
-			t := &txn{tx: tx, s: s, now: now}
-			if err := r.fn(t); err != nil {
-				return &errBatchMember{i: i, err: err}
-			}
-			r.changes, r.dirChanged = t.changes, t.dirChanged
+		if err := s.runRequests(tx, batch, now, nil, &idx); err != nil {
+			return err
 		}
-		idx = -1
 		t1 = time.Now()
 		return nil
 	})
@@ -437,6 +528,22 @@ func (s *Store) runBatch(batch []*writeReq) (err error) {
 	return err
 }
 
+// runRequests runs a batch's functions in tx, logging their writes in log
+// when it is set. idx follows the request running, for the caller's
+// panic handler.
+func (s *Store) runRequests(tx *bolt.Tx, batch []*writeReq, now time.Time, log *opLog, idx *int) error {
+	for i, r := range batch {
+		*idx = i
+		t := &txn{tx: tx, s: s, now: now, log: log}
+		if err := r.fn(t); err != nil {
+			return &errBatchMember{i: i, err: err}
+		}
+		r.changes, r.dirChanged = t.changes, t.dirChanged
+	}
+	*idx = -1
+	return nil
+}
+
 // WriterStats counts committed write transactions (each one fsync'd) and
 // the requests they carried; their ratio is the group-commit factor.
 type WriterStats struct {
@@ -445,12 +552,17 @@ type WriterStats struct {
 	// Work is the time spent running the requests inside transactions,
 	// IO the time spent writing and fsyncing their commits.
 	Work, IO time.Duration
+	// LogRecords counts write-ahead log records (each one synced; then
+	// Commits counts checkpoints and unlogged commits), LogIO the time
+	// spent writing and syncing them.
+	LogRecords uint64
+	LogIO      time.Duration
 }
 
 // WriterStats returns the counts since Open.
 func (s *Store) WriterStats() WriterStats {
 	return WriterStats{Commits: s.commits.Load(), Requests: s.requests.Load(),
-		Work: time.Duration(s.txNanos.Load()), IO: time.Duration(s.ioNanos.Load())}
+		Work: time.Duration(s.txNanos.Load()), IO: time.Duration(s.ioNanos.Load()), LogRecords: s.walSyncs.Load(), LogIO: time.Duration(s.walNanos.Load())}
 }
 
 // FileSize is the database file's size in bytes.

@@ -92,6 +92,7 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	opts := storeOptions(log)
 	opts.FastCommits = true
+	opts.WAL = true
 	st, err := store.Open(cfg.dbPath(), opts)
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("abox serve is already running on %s", cfg.Data)
@@ -254,10 +255,10 @@ func (s *server) registerMetrics() {
 	r := s.registry
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "abox_store_commits_total", Help: "Write transactions committed (each one fsync'd).",
+		Name: "abox_store_commits_total", Help: "Commits of the database file (each one fsync'd): checkpoints of the write-ahead log and writes that are not logged.",
 	}, func() float64 { return float64(s.store.WriterStats().Commits) }))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "abox_store_write_requests_total", Help: "Write requests committed; divided by commits, the group-commit factor.",
+		Name: "abox_store_write_requests_total", Help: "Write requests acknowledged; divided by commits plus log records, the group-commit factor.",
 	}, func() float64 { return float64(s.store.WriterStats().Requests) }))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_commit_work_seconds_total", Help: "Time the writer spent running requests inside write transactions.",
@@ -265,6 +266,12 @@ func (s *server) registerMetrics() {
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_commit_io_seconds_total", Help: "Time the writer spent writing and fsyncing commits.",
 	}, func() float64 { return s.store.WriterStats().IO.Seconds() }))
+	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "abox_store_wal_records_total", Help: "Write-ahead log records written (each one fdatasync'd): batches of deliveries acknowledged before their checkpoint.",
+	}, func() float64 { return float64(s.store.WriterStats().LogRecords) }))
+	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "abox_store_wal_io_seconds_total", Help: "Time the writer spent writing and syncing write-ahead log records.",
+	}, func() float64 { return s.store.WriterStats().LogIO.Seconds() }))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "abox_store_file_bytes", Help: "Size of the database file.",
 	}, func() float64 { return float64(s.store.FileSize()) }))

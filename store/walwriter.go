@@ -1,0 +1,305 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Checkpoint triggers besides a waiting reader, an unlogged request and a
+// full log: the open transaction is committed at the latest this long
+// after its first acknowledged batch, or after this many requests. They
+// bound the work a crash leaves to Open and keep checkpoints rare enough
+// that few deliveries wait behind one (p99 at one connection).
+const (
+	checkpointDelay    = 200 * time.Millisecond
+	checkpointRequests = 4096
+	// maxRecord: a larger batch is committed to the file at once. Its
+	// bytes, not the syncs, set the cost, and logging them would write
+	// them twice (measured with 64 KiB messages, docs/BENCHMARKS.md).
+	maxRecord = 256 << 10
+)
+
+var keyWALSeq = []byte("wal_seq")
+
+// recoverWAL applies what a crash left in the log, then keeps the log
+// open when Options.WAL asks for it.
+func (s *Store) recoverWAL() error {
+	path := s.path + WALFileSuffix
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !s.opts.WAL {
+		return nil
+	}
+	w, err := openWAL(path)
+	if err != nil {
+		return err
+	}
+	var applied uint64
+	_ = s.viewNow(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bMeta).Get(keyWALSeq); len(v) == 8 {
+			applied = decodeU64(v)
+		}
+		return nil
+	})
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		w.close()
+		return fmt.Errorf("store: %w", err)
+	}
+	records := 0
+	last, _, err := w.records(applied, func(_ uint64, payload []byte) error {
+		records++
+		return applyOps(tx, payload)
+	})
+	if err == nil && last > applied {
+		err = tx.Bucket(bMeta).Put(keyWALSeq, u64(last))
+		if err == nil {
+			err = tx.Commit()
+		}
+		if err == nil {
+			s.log.Info("store: applied the write-ahead log left by an unclean stop", "records", records)
+		}
+	} else {
+		tx.Rollback()
+	}
+	if err != nil {
+		w.close()
+		return fmt.Errorf("store: applying the write-ahead log %s: %w", path, err)
+	}
+	s.walSeq, s.ckSeq = last, last
+	if !s.opts.WAL {
+		return w.close()
+	}
+	if err := w.prewrite(); err != nil {
+		w.close()
+		return err
+	}
+	s.wal = w
+	return nil
+}
+
+// updateLogged is update for a request whose writes go through
+// txn.put and txn.nextSequence only: with the log on, it may be
+// acknowledged once its writes are in the log.
+func (s *Store) updateLogged(ctx context.Context, fn func(*txn) error) error {
+	return s.submit(ctx, &writeReq{fn: fn, logged: true, err: make(chan error, 1)})
+}
+
+// commitLogged runs a batch in the open transaction. A batch of logged
+// requests is acknowledged after its record is synced; any other batch
+// (or one that does not fit the log) is committed with a checkpoint.
+func (s *Store) commitLogged(batch []*writeReq) {
+	if s.broken != nil {
+		failAll(batch, s.broken)
+		return
+	}
+	if s.wtx == nil {
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			failAll(batch, fmt.Errorf("store: %w", err))
+			return
+		}
+		s.wtx = tx
+	}
+	logged := true
+	for _, r := range batch {
+		logged = logged && r.logged
+	}
+	now := s.clock()
+	for len(batch) > 0 {
+		s.oplog.buf = s.oplog.buf[:0]
+		var log *opLog
+		if logged {
+			log = &s.oplog
+		}
+		t0 := time.Now()
+		err := s.runInOpen(batch, now, log)
+		s.txNanos.Add(uint64(time.Since(t0)))
+		if err == nil {
+			break
+		}
+		// The transaction holds part of the batch: take it back to the
+		// checkpoint plus the log, then run the batch without the
+		// request that failed.
+		if rerr := s.rebuild(); rerr != nil {
+			failAll(batch, rerr)
+			return
+		}
+		var m *errBatchMember
+		if !errors.As(err, &m) {
+			failAll(batch, err)
+			return
+		}
+		batch[m.i].err <- m.err
+		batch = append(batch[:m.i:m.i], batch[m.i+1:]...)
+	}
+	if len(batch) == 0 {
+		return
+	}
+	if logged && s.deferred+len(batch) < checkpointRequests && len(s.oplog.buf) <= maxRecord {
+		t0 := time.Now()
+		err := s.wal.append(s.walSeq+1, s.oplog.buf)
+		s.walNanos.Add(uint64(time.Since(t0)))
+		if err == nil {
+			s.walSeq++
+			s.walSyncs.Add(1)
+			s.requests.Add(uint64(len(batch)))
+			s.deferred += len(batch)
+			// Before the answers: a reader that starts after one must
+			// wait for this batch's checkpoint.
+			s.deferGen.Add(1)
+			// The changes go out now: a session that hears of a message
+			// reads it through the barrier, and the log keeps it even if
+			// a checkpoint fails.
+			for _, r := range batch {
+				s.feed.publish(r.changes)
+				if r.dirChanged {
+					s.dirGen.Add(1)
+				}
+				r.err <- nil
+			}
+			return
+		}
+		if !errors.Is(err, errWALFull) {
+			s.log.Error("store: writing the write-ahead log; committing instead", "err", err)
+		}
+		// Fall through: the checkpoint makes the batch durable.
+	}
+	err := s.checkpoint(batch)
+	if err == nil {
+		s.requests.Add(uint64(len(batch)))
+	}
+	failAll(batch, err)
+}
+
+// runInOpen runs the batch in the open transaction.
+func (s *Store) runInOpen(batch []*writeReq, now time.Time, log *opLog) (err error) {
+	idx := -1
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("store: panic in write transaction", "panic", r)
+			err = fmt.Errorf("store: internal error: %v", r)
+			if idx >= 0 {
+				err = &errBatchMember{i: idx, err: err}
+			}
+		}
+	}()
+	return s.runRequests(s.wtx, batch, now, log, &idx)
+}
+
+// failAll answers every request with err (nil included).
+func failAll(batch []*writeReq, err error) {
+	for _, r := range batch {
+		r.err <- err
+	}
+}
+
+// rebuild replaces the open transaction with the last checkpoint plus
+// the log's records: what has been acknowledged, nothing else.
+func (s *Store) rebuild() error {
+	if s.wtx != nil {
+		s.wtx.Rollback()
+		s.wtx = nil
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	last, _, err := s.wal.records(s.ckSeq, func(_ uint64, payload []byte) error { return applyOps(tx, payload) })
+	if err == nil && last != s.walSeq {
+		err = fmt.Errorf("store: write-ahead log ends at record %d, want %d: %w", last, s.walSeq, ErrCorrupt)
+	}
+	if err != nil {
+		tx.Rollback()
+		// Acknowledged deliveries are in the log, which the next Open
+		// applies; until then this process must not write over them.
+		s.broken = fmt.Errorf("store: reading back the write-ahead log: %w", err)
+		s.log.Error("store: refusing writes until restarted", "err", err)
+		return s.broken
+	}
+	s.wtx = tx
+	return nil
+}
+
+// checkpoint commits the open transaction with extra (a batch run in it
+// but not logged), publishes extra's changes, and rewinds the log. On failure the transaction is rebuilt from the log
+// (extra's writes are dropped) and the error returned.
+func (s *Store) checkpoint(extra []*writeReq) error {
+	if s.wtx == nil {
+		return nil
+	}
+	tx := s.wtx
+	s.wtx = nil
+	t0 := time.Now()
+	err := tx.Bucket(bMeta).Put(keyWALSeq, u64(s.walSeq))
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		tx.Rollback()
+	}
+	s.ioNanos.Add(uint64(time.Since(t0)))
+	if err != nil {
+		err = fmt.Errorf("store: %w", err)
+		s.log.Error("store: checkpoint failed", "err", err)
+		if s.walSeq > s.ckSeq {
+			s.rebuild()
+		}
+		s.checkpointed()
+		return err
+	}
+	s.commits.Add(1)
+	s.ckSeq = s.walSeq
+	if s.wal != nil {
+		s.wal.rewind()
+	}
+	dir := false
+	for _, r := range extra {
+		s.feed.publish(r.changes)
+		dir = dir || r.dirChanged
+	}
+	if dir {
+		s.dirGen.Add(1)
+	}
+	s.deferred = 0
+	s.appliedGen.Store(s.deferGen.Load())
+	s.checkpointed()
+	return nil
+}
+
+// checkpointed wakes the readers waiting in barrier.
+func (s *Store) checkpointed() {
+	s.ckMu.Lock()
+	s.ckAttempts++
+	s.ckCond.Broadcast()
+	s.ckMu.Unlock()
+}
+
+func (s *Store) stopCheckpoints() {
+	s.ckMu.Lock()
+	s.ckStopped = true
+	s.ckCond.Broadcast()
+	s.ckMu.Unlock()
+}
+
+// barrier waits until every batch acknowledged before the call is in a
+// committed checkpoint, asking the writer for one. After two failed
+// checkpoints it gives up (the reader then sees the file as it is).
+func (s *Store) barrier() {
+	target := s.deferGen.Load()
+	if s.appliedGen.Load() >= target {
+		return
+	}
+	s.ckMu.Lock()
+	defer s.ckMu.Unlock()
+	start := s.ckAttempts
+	for s.appliedGen.Load() < target && s.ckAttempts-start < 2 && !s.ckStopped {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+		s.ckCond.Wait()
+	}
+}
