@@ -57,7 +57,7 @@ func TestAuthenticationResults(t *testing.T) {
 	if rest != ours+other+msg {
 		t.Errorf("stored after the trace fields:\n%q\nwant\n%q", rest, ours+other+msg)
 	}
-	if !s.logged("content verdict", "SPF pass for remote.test from 127.0.0.1", "DMARC pass for remote.test") {
+	if !s.logged(`"msg":"delivered"`, "SPF pass for remote.test from 127.0.0.1", "DMARC pass for remote.test") {
 		t.Errorf("the log lacks the checks of the verdict:\n%s", s.log)
 	}
 }

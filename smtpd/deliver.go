@@ -48,6 +48,10 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 	received := int64(len(body))
 	junk := false
 	var spamHeader, authHeaders []byte
+	// The verdict goes on the message's one log line ("delivered"), or on
+	// its own line when the message is not stored: one line per message
+	// (each is a write system call; two were 7% of the CPU under load).
+	var verdict []any
 	if c.ident == nil || c.ident.Sender == nil { // trusted senders skip content scoring
 		rcptTo := make([]string, len(tx.rcpts))
 		for i, r := range tx.rcpts {
@@ -57,9 +61,10 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 			Body: body, ClientIP: c.ip, Helo: c.helo, MailFrom: tx.from, Recipients: len(tx.rcpts),
 			RcptTo: rcptTo, Authenticated: c.ident != nil,
 		})
-		c.log.Info("content verdict", "action", v.Action.String(), "score", v.Score, "reasons", v.Reasons(), "checks", v.Details())
+		verdict = []any{"action", v.Action.String(), "score", v.Score, "reasons", v.Reasons(), "checks", v.Details()}
 		switch v.Action {
 		case policy.Reject:
+			c.log.Info("content verdict", verdict...)
 			kind := policy.ErrSpam
 			for _, f := range v.Findings {
 				if f.Check == "attachment" && f.Reject {
@@ -92,6 +97,9 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 		Junk: junk,
 	})
 	if err != nil {
+		if verdict != nil {
+			c.log.Info("content verdict", verdict...)
+		}
 		c.refuse(err)
 		return
 	}
@@ -99,7 +107,7 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 	m.accepted.WithLabelValues(c.s.cfg.Name).Inc()
 	m.bytes.WithLabelValues(c.s.cfg.Name).Add(float64(len(stored)))
 	m.latency.WithLabelValues(c.s.cfg.Name).Observe(time.Since(start).Seconds())
-	c.log.Info("delivered", "from", tx.from, "recipients", len(tx.rcpts), "bytes", len(stored))
+	c.log.Info("delivered", append([]any{"from", tx.from, "recipients", len(tx.rcpts), "bytes", len(stored)}, verdict...)...)
 	c.writeReply(reply{250, "2.0.0", "OK: stored as " + c.id})
 }
 

@@ -16,8 +16,8 @@ import (
 // bound the work a crash leaves to Open and keep checkpoints rare enough
 // that few deliveries wait behind one (p99 at one connection).
 const (
-	checkpointDelay    = 200 * time.Millisecond
-	checkpointRequests = 4096
+	checkpointDelay    = time.Second
+	checkpointRequests = 8192
 	// maxRecord: a larger batch is committed to the file at once. Its
 	// bytes, not the syncs, set the cost, and logging them would write
 	// them twice (measured with 64 KiB messages, docs/BENCHMARKS.md).
