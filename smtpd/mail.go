@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"abox/accounts"
@@ -227,6 +228,36 @@ func (c *conn) cmdData(arg string) {
 		return
 	}
 	c.finish(tx, body, start)
+	// Nothing keeps the message once finish returns: the store copies
+	// what it keeps (write-ahead log) or has committed it.
+	putDataBuf(body)
+}
+
+// dataBufs recycles DATA buffers (8 KiB and up) between messages.
+var dataBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledData: larger buffers are left to the collector, so that one
+// big message does not pin its size for ever.
+const maxPooledData = 256 << 10
+
+func getDataBuf(n int) []byte {
+	p := dataBufs.Get().(*[]byte)
+	b := *p
+	*p = nil
+	dataBufs.Put(p)
+	if cap(b) < n {
+		return make([]byte, 0, n)
+	}
+	return b[:0]
+}
+
+func putDataBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledData {
+		return
+	}
+	p := dataBufs.Get().(*[]byte)
+	*p = b[:0]
+	dataBufs.Put(p)
 }
 
 // readData reads a dot-stuffed message up to the terminating line
@@ -244,15 +275,13 @@ func (c *conn) readData(limit, sizeHint int64) (body []byte, tooBig bool, err er
 	// the session's limit for the whole of it.
 	c.readIdle, c.readEnd = 3*time.Minute, time.Now().Add(c.s.cfg.DataTimeout)
 	defer func() { c.readIdle = 0 }()
-	var buf bytes.Buffer
 	// Start at the size the client declared (MAIL FROM SIZE=, RFC 1870)
 	// when it is plausible, or at 8 KiB, rather than doubling up to it.
-	switch {
-	case sizeHint > 0 && sizeHint <= limit && sizeHint <= 16<<20:
-		buf.Grow(int(sizeHint) + 512)
-	default:
-		buf.Grow(8 << 10)
+	initial := 8 << 10
+	if sizeHint > 0 && sizeHint <= limit && sizeHint <= 16<<20 {
+		initial = int(sizeHint) + 512
 	}
+	buf := bytes.NewBuffer(getDataBuf(initial))
 	var line []byte
 	atLineStart := true
 	for {
@@ -282,7 +311,7 @@ func (c *conn) readData(limit, sizeHint int64) (body []byte, tooBig bool, err er
 			}
 			if !tooBig {
 				if int64(buf.Len()+len(line)+len(frag)) > limit+1024 {
-					tooBig, line, buf = true, nil, bytes.Buffer{}
+					tooBig, line, buf = true, nil, &bytes.Buffer{}
 				} else {
 					line = append(line, frag...)
 				}
@@ -307,7 +336,7 @@ func (c *conn) readData(limit, sizeHint int64) (body []byte, tooBig bool, err er
 			line = append(line[:len(line)-1], '\r', '\n')
 		}
 		if int64(buf.Len()+len(line)) > limit {
-			tooBig, buf = true, bytes.Buffer{}
+			tooBig, buf = true, &bytes.Buffer{}
 			continue
 		}
 		buf.Write(line)

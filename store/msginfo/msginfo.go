@@ -47,18 +47,41 @@ func Compute(msg []byte) []byte {
 func Parse(msg []byte) *Info {
 	info := &Info{HeaderSize: headerSize(msg)}
 	br := readers.Get().(*bufio.Reader)
+	defer readers.Put(br)
 	br.Reset(bytes.NewReader(msg))
 	hdr, err := textproto.ReadHeader(br)
-	br.Reset(nil)
-	readers.Put(br)
 	if err == nil {
+		// go-imap parses Date with net/mail, which tries a dozen layouts
+		// (each failure allocates) before the one nearly every sender
+		// uses; that one is tried first here, with the same result.
+		date, fast := fastDate(hdr.Get("Date"))
+		if fast {
+			hdr.Del("Date")
+		}
 		info.Envelope = imapserver.ExtractEnvelope(hdr)
+		if fast {
+			info.Envelope.Date = date
+		}
 	} else {
 		info.Envelope = &imap.Envelope{}
 	}
-	info.Structure = fixDefaults(imapserver.ExtractBodyStructure(bytes.NewReader(msg)))
+	// Given a bufio.Reader, go-imap reads through it instead of
+	// allocating its own.
+	br.Reset(bytes.NewReader(msg))
+	info.Structure = fixDefaults(imapserver.ExtractBodyStructure(br))
+	br.Reset(nil)
 	info.PlainText = plainText(info.Structure)
 	return info
+}
+
+// fastDate parses the Date form of RFC 5322 §3.3 with a numeric zone and
+// nothing around it. Anything else is left to net/mail.
+func fastDate(v string) (time.Time, bool) {
+	if v == "" || strings.ContainsAny(v, "()") {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("Mon, 2 Jan 2006 15:04:05 -0700", strings.TrimSpace(v))
+	return t, err == nil
 }
 
 func plainText(bs imap.BodyStructure) bool {

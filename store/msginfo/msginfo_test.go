@@ -1,9 +1,14 @@
 package msginfo
 
 import (
+	"bufio"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
 )
 
 // TestRoundTrip encodes and decodes the structure of every message in
@@ -50,5 +55,39 @@ func TestSubject(t *testing.T) {
 	s, err := Subject(b)
 	if err != nil || s != "Привет needle" {
 		t.Fatalf("%q %v", s, err)
+	}
+}
+
+// TestFastDateMatchesGoIMAP: the envelope's Date is what go-imap's own
+// extraction gives, whether the fast form applies or not.
+func TestFastDateMatchesGoIMAP(t *testing.T) {
+	for _, date := range []string{
+		"Wed, 25 Nov 2026 10:00:00 +0000",
+		"Thu, 1 Jan 2026 23:59:59 +0500",
+		"Mon, 02 Feb 2026 01:02:03 -0800",
+		" Mon, 02 Feb 2026 01:02:03 -0800 ",
+		"25 Nov 2026 10:00:00 +0000",
+		"Wed, 25 Nov 2026 10:00:00 GMT",
+		"Wed, 25 Nov 2026 10:00:00 +0000 (UTC)",
+		"Wed, 25 Nov 26 10:00 +0000",
+		"garbage",
+		"",
+	} {
+		msg := "From: a@example.org\r\nSubject: s\r\n"
+		if date != "" {
+			msg += "Date: " + date + "\r\n"
+		}
+		msg += "\r\nbody\r\n"
+		hdr, err := textproto.ReadHeader(bufio.NewReader(strings.NewReader(msg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := imapserver.ExtractEnvelope(hdr).Date
+		got := Parse([]byte(msg)).Envelope.Date
+		_, wantOff := want.Zone()
+		_, gotOff := got.Zone()
+		if !got.Equal(want) || gotOff != wantOff {
+			t.Errorf("Date %q: envelope date %v, go-imap gives %v", date, got, want)
+		}
 	}
 }
