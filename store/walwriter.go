@@ -139,6 +139,12 @@ func (s *Store) commitLogged(batch []*writeReq) {
 	if len(batch) == 0 {
 		return
 	}
+	defer func() {
+		// A large message's record is not kept for the next batch.
+		if cap(s.oplog.buf) > 2*maxRecord {
+			s.oplog.buf = nil
+		}
+	}()
 	if logged && s.deferred+len(batch) < checkpointRequests && len(s.oplog.buf) <= maxRecord {
 		t0 := time.Now()
 		err := s.wal.append(s.walSeq+1, s.oplog.buf)
