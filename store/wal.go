@@ -61,6 +61,8 @@ type wal struct {
 	f    *os.File
 	pos  int64 // where the next record goes
 	size int64 // pre-written length
+	// fault, in tests, fails a sync after the record was written.
+	fault func() error
 }
 
 func openWAL(path string) (*wal, error) {
@@ -111,6 +113,11 @@ func (w *wal) append(seq uint64, payload []byte) error {
 	rec = append(rec, payload...)
 	if _, err := w.f.WriteAt(rec, w.pos); err != nil {
 		return err
+	}
+	if w.fault != nil {
+		if err := w.fault(); err != nil {
+			return err
+		}
 	}
 	if err := fdatasync(w.f); err != nil {
 		return err

@@ -274,3 +274,51 @@ func TestWALNewFileIgnoresOldLog(t *testing.T) {
 		t.Fatalf("%d blobs in a new file", n)
 	}
 }
+
+// TestWALFailedSyncNotReplayed: a record whose sync failed is committed
+// by a checkpoint instead; if its bytes reach the disk anyway, a later
+// Open must not apply it again over newer writes (here: a flag set after
+// it, which replaying the old message record would undo).
+func TestWALFailedSyncNotReplayed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openWALTest(t, path)
+	a := addAccount(t, s, "alice@example.kz")
+	mb, _ := s.MailboxByName(a.ID, "INBOX")
+	failed := false
+	s.wal.fault = func() error {
+		if !failed {
+			failed = true
+			return errors.New("injected sync failure")
+		}
+		return nil
+	}
+	// The first record after a checkpoint sits at the start of the log,
+	// where a replay begins.
+	res, err := s.Deliver(ctx, &Delivery{Body: msg(1), Recipients: []Recipient{{Account: a.ID}}})
+	if err != nil {
+		t.Fatalf("delivery whose log sync failed: %v (want it committed instead)", err)
+	}
+	if !failed {
+		t.Fatal("the fault was not reached")
+	}
+	if _, err := s.SetFlags(ctx, a.ID, mb.ID, []uint32{res[0].UID}, FlagsAdd, []string{`\Seen`}); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing is logged since (the flag change was committed), so the
+	// file as it is now is what a restart must find.
+	var want map[string]string
+	s.view(func(tx *bolt.Tx) error { want = dumpAll(tx); return nil })
+	s.crashOnClose = true
+	s.Close()
+
+	s2 := openWALTest(t, path)
+	defer s2.Close()
+	var got map[string]string
+	s2.view(func(tx *bolt.Tx) error { got = dumpAll(tx); return nil })
+	diffDumps(t, want, got)
+	mustCheck(t, s2)
+	msgs, err := s2.MessagesByUID(a.ID, mb.ID, []uint32{res[0].UID})
+	if err != nil || len(msgs) != 1 || !msgs[0].Seen() {
+		t.Fatalf("after the crash: %+v, %v; want the message, seen", msgs, err)
+	}
+}

@@ -149,8 +149,12 @@ func (s *Store) commitLogged(batch []*writeReq) {
 		t0 := time.Now()
 		err := s.wal.append(s.walSeq+1, s.oplog.buf)
 		s.walNanos.Add(uint64(time.Since(t0)))
+		// The number is used up even when the append failed: a record
+		// whose sync failed may still reach the disk, and the checkpoint
+		// below (which holds the batch) must cover it, or a later Open
+		// would apply it again over newer writes.
+		s.walSeq++
 		if err == nil {
-			s.walSeq++
 			s.walSyncs.Add(1)
 			s.requests.Add(uint64(len(batch)))
 			s.deferred += len(batch)
@@ -172,7 +176,10 @@ func (s *Store) commitLogged(batch []*writeReq) {
 		if !errors.Is(err, errWALFull) {
 			s.log.Error("store: writing the write-ahead log; committing instead", "err", err)
 		}
-		// Fall through: the checkpoint makes the batch durable.
+		// Fall through: the checkpoint makes the batch durable. If it
+		// fails, the open transaction is rebuilt from the log, which
+		// ends before this number: the store then refuses writes
+		// (rebuild) rather than guess.
 	}
 	err := s.checkpoint(batch)
 	if err == nil {
