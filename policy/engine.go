@@ -161,7 +161,10 @@ func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, erro
 		return nil, refuse(ErrRelayDenied, "%s is not hosted here", domain)
 	}
 	addr := login + "@" + domain
-	acct, err := e.store.Account(addr)
+	// The usage read with the account is advisory: it may lag acknowledged
+	// deliveries by a checkpoint, and the store checks again exactly in the
+	// delivery's transaction.
+	acct, u, err := e.store.AccountWithUsage(addr)
 	if errors.Is(err, store.ErrNoAccount) || err == nil && acct.State == accounts.Purged {
 		return nil, refuse(ErrUnknownUser, "no mailbox %s here", addr)
 	}
@@ -180,11 +183,6 @@ func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, erro
 	}
 	if size > 0 && lim.MaxMessageSize > 0 && size > lim.MaxMessageSize {
 		return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", addr, lim.MaxMessageSize)
-	}
-	// Advisory: the store checks again in the delivery's transaction.
-	u, err := e.store.UsageNow(acct.ID)
-	if err != nil {
-		return nil, err
 	}
 	if lim.StorageBytes > 0 && u.Bytes+max(size, 0) > lim.StorageBytes && (size > 0 || u.Bytes >= lim.StorageBytes) ||
 		lim.Messages > 0 && u.Messages >= lim.Messages {

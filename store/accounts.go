@@ -167,6 +167,33 @@ func (t *txn) forgetPurged(id uint64, key []byte) error {
 	return t.tx.Bucket(bAccounts).Delete(acctKey(id))
 }
 
+// AccountWithUsage is Account and Usage in one read transaction, for the
+// RCPT-time check of every recipient. It does not wait for acknowledged
+// deliveries still in the write-ahead log (the usage may lag them by one
+// checkpoint): the delivery's transaction checks quota again exactly. The
+// usage is zero for an account without a usage record (a purged one).
+func (s *Store) AccountWithUsage(address string) (accounts.Account, Usage, error) {
+	var out accounts.Account
+	var u Usage
+	err := s.viewNow(func(tx *bolt.Tx) error {
+		id, err := lookupAddr(tx, address)
+		if err != nil {
+			return err
+		}
+		t := &txn{tx: tx, s: s}
+		a, err := t.getAccount(id)
+		if err != nil {
+			return err
+		}
+		out = *a
+		if p, err := t.getUsage(id); err == nil {
+			u = *p
+		}
+		return nil
+	})
+	return out, u, err
+}
+
 // Account looks an account up by address (purged tombstones included).
 func (s *Store) Account(address string) (accounts.Account, error) {
 	var out accounts.Account
@@ -327,17 +354,8 @@ func (s *Store) AccountsUnusedSince(before time.Time, afterUse time.Time, afterI
 
 // Usage returns an account's usage counters.
 func (s *Store) Usage(id uint64) (Usage, error) {
-	s.barrier()
-	return s.UsageNow(id)
-}
-
-// UsageNow is Usage without waiting for acknowledged deliveries still in
-// the write-ahead log: it may lag by one checkpoint (at most
-// checkpointDelay). For advisory checks that the delivery's transaction
-// makes again exactly (RCPT-time quota).
-func (s *Store) UsageNow(id uint64) (Usage, error) {
 	var u Usage
-	err := s.viewNow(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		p, err := (&txn{tx: tx}).getUsage(id)
 		if err == nil {
 			u = *p

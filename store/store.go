@@ -326,7 +326,7 @@ func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
 
 // viewNow is view without the barrier, for data that logged requests
 // (deliveries) never change: accounts, the directory. And for advisory
-// reads that the write transaction checks again (UsageNow).
+// reads that the write transaction checks again (AccountWithUsage).
 func (s *Store) viewNow(fn func(*bolt.Tx) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
