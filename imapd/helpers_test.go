@@ -288,7 +288,7 @@ func (e *env) tryStart() (*server, error) {
 	}
 	cmd := exec.Command(aboxBin, args...)
 	cmd.Env = aboxEnv()
-	log := newLineLog("ready")
+	log := newLineLog(`"msg":"ready"`)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting abox serve: %w", err)

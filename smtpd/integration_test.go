@@ -810,6 +810,9 @@ func TestDurability(t *testing.T) {
 		c.expect("RCPT TO:<"+to+">", 250, "2.1.5")
 		c.send(fmt.Sprintf("BDAT %d LAST\r\n%s", len(msg), msg))
 		c.want("BDAT LAST", 250, "2.0.0")
+		// Killed well within the write-ahead log's checkpoint delay: the
+		// message is only in abox.db.wal, and the next opener (the CLI
+		// here) applies it.
 		s.kill()
 		e.srv = nil
 		e.wantMessages(to, 1)

@@ -886,7 +886,7 @@ func TestServe(t *testing.T) {
 	// names every listener.
 	var ready map[string]any
 	for _, l := range a.srv.log.lines() {
-		if strings.Contains(l, "ready") {
+		if strings.Contains(l, `"msg":"ready"`) {
 			if err := json.Unmarshal([]byte(l), &ready); err != nil {
 				t.Errorf("ready line is not JSON: %q", l)
 			}

@@ -72,7 +72,7 @@ func fastHashing(t *testing.T, dir string) {
 func listenAddrs(t *testing.T, s *testServer) map[string]string {
 	t.Helper()
 	for _, l := range s.log.lines() {
-		if !strings.Contains(l, "ready") {
+		if !strings.Contains(l, `"msg":"ready"`) {
 			continue
 		}
 		var m map[string]any

@@ -327,7 +327,7 @@ func tryStartServer(t *testing.T, dir string) (*testServer, error) {
 	cmd := exec.Command(aboxBin, serveArgs(dir, ports)...)
 	cmd.Dir = filepath.Dir(dir)
 	cmd.Env = aboxEnv()
-	log := newLineLog("ready")
+	log := newLineLog(`"msg":"ready"`)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting abox serve: %w", err)
