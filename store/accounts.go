@@ -285,7 +285,7 @@ func (s *Store) ListAccounts(f AccountFilter) ([]accounts.Account, error) {
 		f.Limit = 1000
 	}
 	var out []accounts.Account
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bAccounts)
 		add := func(id uint64, v []byte) error {
 			var a accounts.Account
@@ -326,7 +326,7 @@ func (s *Store) ListAccounts(f AccountFilter) ([]accounts.Account, error) {
 // that the previous page ended on. It walks the last-use index.
 func (s *Store) AccountsUnusedSince(before time.Time, afterUse time.Time, afterID uint64, limit int) ([]accounts.Account, error) {
 	var out []accounts.Account
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bAcctLastUse).Cursor()
 		tt := &txn{tx: tx}
 		start := lastUseKey(afterUse.Unix(), afterID+1)
@@ -369,7 +369,7 @@ func (s *Store) Usage(id uint64) (Usage, error) {
 // included).
 func (s *Store) AccountCount() (int, error) {
 	var n int
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		n = tx.Bucket(bAccounts).Stats().KeyN
 		return nil
 	})

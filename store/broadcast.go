@@ -210,7 +210,7 @@ func (t *txn) bodySize(blob uint64) int64 {
 // CountState counts the accounts in a state from its index.
 func (s *Store) CountState(st accounts.State) (int64, error) {
 	var n int64
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
 		prefix := stateKey(string(st), 0)[:len(st)+1]
 		c := tx.Bucket(bAcctState).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
