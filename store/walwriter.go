@@ -238,8 +238,9 @@ func (s *Store) rebuild() error {
 }
 
 // checkpoint commits the open transaction with extra (a batch run in it
-// but not logged), publishes extra's changes, and rewinds the log. On failure the transaction is rebuilt from the log
-// (extra's writes are dropped) and the error returned.
+// but not logged), publishes extra's changes, and rewinds the log. On
+// failure the transaction is rebuilt from the log (extra's writes are
+// dropped) and the error returned.
 func (s *Store) checkpoint(extra []*writeReq) error {
 	if s.wtx == nil {
 		return nil
