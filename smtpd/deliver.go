@@ -87,9 +87,12 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 			body = c.s.cfg.Policy.StripAuthResults(body)
 		}
 	}
-	stored := append(c.traceHeaders(tx, now), authHeaders...)
-	stored = append(stored, spamHeader...)
-	stored = append(stored, body...)
+	trace := c.traceHeaders(tx, now)
+	stored := getDataBuf(len(trace) + len(authHeaders) + len(spamHeader) + len(body))
+	stored = append(append(append(append(stored, trace...), authHeaders...), spamHeader...), body...)
+	// The store copies what it keeps (or has committed it) by the time
+	// Deliver returns.
+	defer putDataBuf(stored)
 	ctx, cancel := context.WithTimeout(context.Background(), deliverTimeout)
 	defer cancel()
 	_, err := c.s.cfg.Policy.Deliver(ctx, &policy.Message{
