@@ -338,8 +338,15 @@ func (s *server) stop() {
 				s.t.Errorf("abox serve after SIGTERM: %v (want exit 0):\n%s", s.err, s.log)
 			}
 		case <-time.After(stopTimeout):
-			s.cmd.Process.Kill()
-			<-s.exited
+			// SIGQUIT makes the Go runtime print every goroutine's stack
+			// (into the log below) before it exits.
+			s.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-s.exited:
+			case <-time.After(5 * time.Second):
+				s.cmd.Process.Kill()
+				<-s.exited
+			}
 			s.t.Errorf("abox serve still running %v after SIGTERM:\n%s", stopTimeout, s.log)
 		}
 		for _, l := range strings.Split(s.log.String(), "\n") {

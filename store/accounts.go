@@ -355,7 +355,7 @@ func (s *Store) AccountsUnusedSince(before time.Time, afterUse time.Time, afterI
 // Usage returns an account's usage counters.
 func (s *Store) Usage(id uint64) (Usage, error) {
 	var u Usage
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewFor(id, func(tx *bolt.Tx) error {
 		p, err := (&txn{tx: tx}).getUsage(id)
 		if err == nil {
 			u = *p

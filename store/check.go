@@ -35,20 +35,28 @@ func (c *checker) problem(format string, args ...any) {
 	}
 }
 
-// pageCheck runs bbolt's page check. That check reads the live free-page
-// list, which a commit running at the same time changes (pages it takes
-// look "unreachable unfreed" to the older snapshot), so a problem counts
-// only if two more checks, in fresh read transactions, find it again.
-func (s *Store) pageCheck(tx *bolt.Tx) []string {
+// pageProblems runs bbolt's page check in tx.
+func pageProblems(tx *bolt.Tx) []string {
 	var found []string
 	for err := range tx.Check() {
 		found = append(found, err.Error())
 	}
+	return found
+}
+
+// confirmPageProblems keeps the page problems that two more checks, in
+// fresh read transactions, find again. bbolt's page check reads the live
+// free-page list, which a commit running at the same time changes (pages
+// it takes look "unreachable unfreed" to the older snapshot). It must
+// not run inside another read transaction: a commit that grows the file
+// waits for every reader, and a second read transaction begun meanwhile
+// would wait for that commit.
+func (s *Store) confirmPageProblems(found []string) []string {
 	for retry := 0; retry < 2 && len(found) > 0; retry++ {
 		again := map[string]bool{}
 		_ = s.viewNow(func(tx *bolt.Tx) error {
-			for err := range tx.Check() {
-				again[err.Error()] = true
+			for _, p := range pageProblems(tx) {
+				again[p] = true
 			}
 			return nil
 		})
@@ -64,10 +72,9 @@ func (s *Store) pageCheck(tx *bolt.Tx) []string {
 // sees one consistent state while deliveries continue.
 func (s *Store) Check() (CheckReport, error) {
 	rep := CheckReport{Problems: []string{}}
+	var pages []string
 	err := s.view(func(tx *bolt.Tx) error {
-		for _, p := range s.pageCheck(tx) {
-			(&checker{rep: &rep}).problem("page check: %s", p)
-		}
+		pages = pageProblems(tx)
 		c := &checker{tx: tx, rep: &rep}
 		for _, name := range allBuckets {
 			if tx.Bucket(name) == nil {
@@ -79,6 +86,16 @@ func (s *Store) Check() (CheckReport, error) {
 		c.mailboxesAndMessages()
 		return nil
 	})
+	if confirmed := s.confirmPageProblems(pages); len(confirmed) > 0 {
+		all := make([]string, 0, len(confirmed)+len(rep.Problems))
+		for _, p := range confirmed {
+			all = append(all, "page check: "+p)
+		}
+		rep.Problems = append(all, rep.Problems...)
+		if len(rep.Problems) > maxProblems {
+			rep.Problems = rep.Problems[:maxProblems]
+		}
+	}
 	return rep, err
 }
 

@@ -291,7 +291,7 @@ func (s *Store) RecordRead(ctx context.Context, acct, blob uint64, ip string) (b
 // record for a recipient (cheap; lets callers skip RecordRead).
 func (s *Store) HasReadRecord(acct, blob uint64) bool {
 	found := true
-	_ = s.view(func(tx *bolt.Tx) error {
+	_ = s.viewFor(acct, func(tx *bolt.Tx) error {
 		var oc officialCopy
 		ok, err := getJSON(tx.Bucket(bOfficial), officialKey(acct, blob), &oc)
 		if err != nil || !ok {

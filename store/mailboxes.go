@@ -119,7 +119,7 @@ func mailboxBySpecialUse(tx *bolt.Tx, acct uint64, use string) (*Mailbox, error)
 // Mailboxes lists an account's mailboxes in id order.
 func (s *Store) Mailboxes(acct uint64) ([]Mailbox, error) {
 	var out []Mailbox
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewFor(acct, func(tx *bolt.Tx) error {
 		t := &txn{tx: tx}
 		err := forEachMailboxID(tx, acct, func(id uint32) error {
 			mb, err := t.getMailbox(acct, id)
@@ -137,7 +137,7 @@ func (s *Store) Mailboxes(acct uint64) ([]Mailbox, error) {
 // MailboxByName returns one mailbox of an account.
 func (s *Store) MailboxByName(acct uint64, name string) (Mailbox, error) {
 	var out Mailbox
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewFor(acct, func(tx *bolt.Tx) error {
 		id, err := mailboxIDByName(tx, acct, name)
 		if err != nil {
 			return err

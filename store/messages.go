@@ -15,7 +15,7 @@ import (
 // in UID order.
 func (s *Store) Messages(acct uint64, mbox uint32, afterUID uint32, limit int) ([]Message, error) {
 	var out []Message
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewFor(acct, func(tx *bolt.Tx) error {
 		end := mboxKey(acct, mbox)
 		c := tx.Bucket(bMail).Cursor()
 		for k, v := c.Seek(msgKey(acct, mbox, afterUID+1)); k != nil && bytes.Compare(k, end) < 0 && (limit <= 0 || len(out) < limit); k, v = c.Next() {
@@ -33,7 +33,7 @@ func (s *Store) Messages(acct uint64, mbox uint32, afterUID uint32, limit int) (
 // BodyInto copies a stored body into dst (reusing its capacity) and
 // returns it with a copy of the structure.
 func (s *Store) BodyInto(blob uint64, dst []byte) (body, structure []byte, err error) {
-	err = s.view(func(tx *bolt.Tx) error {
+	err = s.viewBlobs(blob, func(tx *bolt.Tx) error {
 		v := tx.Bucket(bBodies).Get(u64(blob))
 		if v == nil {
 			return fmt.Errorf("body %d: %w", blob, ErrNotFound)
@@ -54,7 +54,7 @@ func (s *Store) BodyInto(blob uint64, dst []byte) (body, structure []byte, err e
 
 // Body returns a copy of a stored body and its precomputed structure.
 func (s *Store) Body(blob uint64) (body, structure []byte, err error) {
-	err = s.view(func(tx *bolt.Tx) error {
+	err = s.viewBlobs(blob, func(tx *bolt.Tx) error {
 		v := tx.Bucket(bBodies).Get(u64(blob))
 		if v == nil {
 			return fmt.Errorf("body %d: %w", blob, ErrNotFound)
@@ -78,7 +78,7 @@ func (s *Store) Body(blob uint64) (body, structure []byte, err error) {
 // reading the body.
 func (s *Store) Structure(blob uint64) ([]byte, error) {
 	var out []byte
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewBlobs(blob, func(tx *bolt.Tx) error {
 		v := tx.Bucket(bBodies).Get(u64(blob))
 		if v == nil {
 			return fmt.Errorf("body %d: %w", blob, ErrNotFound)
@@ -308,7 +308,7 @@ func (s *Store) BodyByHash(hash [32]byte) (uint64, error) {
 // only.
 func (s *Store) UIDs(acct uint64, mbox uint32) ([]uint32, error) {
 	var out []uint32
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewFor(acct, func(tx *bolt.Tx) error {
 		end := mboxKey(acct, mbox)
 		c := tx.Bucket(bMail).Cursor()
 		for k, _ := c.Seek(msgKey(acct, mbox, 1)); k != nil && bytes.Compare(k, end) < 0; k, _ = c.Next() {
@@ -322,7 +322,7 @@ func (s *Store) UIDs(acct uint64, mbox uint32) ([]uint32, error) {
 // FirstUnseen returns the lowest UID without \Seen, or 0.
 func (s *Store) FirstUnseen(acct uint64, mbox uint32) (uint32, error) {
 	var uid uint32
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewFor(acct, func(tx *bolt.Tx) error {
 		end := mboxKey(acct, mbox)
 		c := tx.Bucket(bMail).Cursor()
 		for k, v := c.Seek(msgKey(acct, mbox, 1)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
@@ -344,7 +344,7 @@ func (s *Store) MessagesByUID(acct uint64, mbox uint32, uids []uint32) ([]Messag
 	if len(uids) == 0 {
 		return out, nil
 	}
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewFor(acct, func(tx *bolt.Tx) error {
 		c := tx.Bucket(bMail).Cursor()
 		end := mboxKey(acct, mbox)
 		i := 0
@@ -384,7 +384,7 @@ func (s *Store) ExpungeDeleted(ctx context.Context, acct uint64, mbox uint32, on
 	for {
 		var batch []uint32
 		var last uint32
-		err := s.view(func(tx *bolt.Tx) error {
+		err := s.viewFor(acct, func(tx *bolt.Tx) error {
 			end := mboxKey(acct, mbox)
 			c := tx.Bucket(bMail).Cursor()
 			n := 0
@@ -438,7 +438,7 @@ func (s *Store) ReadStructures(ids []uint64, fn func(i int, body, structure []by
 const bodyRecordHead = 1 + 8 + 8 + 32
 
 func (s *Store) readBodies(ids []uint64, withBody bool, fn func(i int, body, structure []byte) error) error {
-	return s.view(func(tx *bolt.Tx) error {
+	return s.viewBlobs(slices.Max(append([]uint64{0}, ids...)), func(tx *bolt.Tx) error {
 		bodies := tx.Bucket(bBodies)
 		for i, id := range ids {
 			v := bodies.Get(u64(id))
@@ -467,7 +467,7 @@ func (s *Store) readBodies(ids []uint64, withBody bool, fn func(i int, body, str
 // bodies, read in one transaction (nil where a body is missing).
 func (s *Store) Structures(ids []uint64) ([][]byte, error) {
 	out := make([][]byte, len(ids))
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewBlobs(slices.Max(append([]uint64{0}, ids...)), func(tx *bolt.Tx) error {
 		bodies := tx.Bucket(bBodies)
 		for i, id := range ids {
 			v := bodies.Get(u64(id))

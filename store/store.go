@@ -97,6 +97,10 @@ type Store struct {
 	ckAttempts uint64 // guarded by ckMu
 	ckStopped  bool   // guarded by ckMu: the writer has exited
 	kick       chan struct{}
+	// acctGen is, per account, the last acknowledged batch that wrote
+	// its mail since the last checkpoint (barrierFor).
+	acctMu  sync.Mutex
+	acctGen map[uint64]uint64 // guarded by acctMu
 	// crashOnClose (tests) makes Close drop the open transaction as a
 	// crash would, instead of checkpointing it.
 	crashOnClose bool
@@ -144,6 +148,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1),
 	}
 	s.ckCond.L = &s.ckMu
+	s.acctGen = map[uint64]uint64{}
 	if err := s.checkSchema(fresh); err != nil {
 		db.Close()
 		return nil, err
@@ -324,6 +329,33 @@ func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
 	return s.viewNow(fn)
 }
 
+// viewFor is view for reads of one account's mail: it waits only when
+// that account has acknowledged deliveries not yet checkpointed.
+func (s *Store) viewFor(acct uint64, fn func(*bolt.Tx) error) error {
+	s.barrierFor(acct)
+	return s.viewNow(fn)
+}
+
+// viewBlobs is view for reads of bodies by id, whose ids come from
+// message records read through viewFor, so normally in the file. Body
+// ids grow (the bodies bucket's sequence), so one past the file's
+// sequence belongs to a delivery still in the log: only then it waits.
+func (s *Store) viewBlobs(maxID uint64, fn func(*bolt.Tx) error) error {
+	err := s.viewNow(func(tx *bolt.Tx) error {
+		if maxID > tx.Bucket(bBodies).Sequence() {
+			return errNotCheckpointed
+		}
+		return fn(tx)
+	})
+	if errors.Is(err, errNotCheckpointed) {
+		s.barrier()
+		return s.viewNow(fn)
+	}
+	return err
+}
+
+var errNotCheckpointed = errors.New("store: not yet checkpointed")
+
 // viewNow is view without the barrier, for data that logged requests
 // (deliveries) never change: accounts, the directory. And for advisory
 // reads that the write transaction checks again (AccountWithUsage).
@@ -343,15 +375,17 @@ type txn struct {
 	s          *Store
 	now        time.Time
 	changes    []Change
-	dirChanged bool   // domains, classes or senders changed
-	log        *opLog // set while the request's writes go to the write-ahead log
+	dirChanged bool     // domains, classes or senders changed
+	log        *opLog   // set while the request's writes go to the write-ahead log
+	accts      []uint64 // accounts whose mail a logged request wrote
 }
 
 func (t *txn) notify(c Change) { t.changes = append(t.changes, c) }
 
 type writeReq struct {
 	fn         func(*txn) error
-	logged     bool // may be acknowledged from the write-ahead log
+	logged     bool     // may be acknowledged from the write-ahead log
+	accts      []uint64 // accounts its logged writes touched (txn.accts)
 	changes    []Change
 	dirChanged bool
 	err        chan error
@@ -538,7 +572,7 @@ func (s *Store) runRequests(tx *bolt.Tx, batch []*writeReq, now time.Time, log *
 		if err := r.fn(t); err != nil {
 			return &errBatchMember{i: i, err: err}
 		}
-		r.changes, r.dirChanged = t.changes, t.dirChanged
+		r.changes, r.dirChanged, r.accts = t.changes, t.dirChanged, t.accts
 	}
 	*idx = -1
 	return nil

@@ -20,7 +20,7 @@ import (
 // so the scan stops at the first younger one.
 func (s *Store) OlderThan(acct uint64, mbox uint32, cutoff time.Time, limit int) ([]uint32, error) {
 	var out []uint32
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.viewFor(acct, func(tx *bolt.Tx) error {
 		end := mboxKey(acct, mbox)
 		c := tx.Bucket(bMail).Cursor()
 		for k, v := c.Seek(msgKey(acct, mbox, 1)); k != nil && bytes.Compare(k, end) < 0 && len(out) < limit; k, v = c.Next() {

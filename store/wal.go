@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"slices"
 	"syscall"
 
 	bolt "go.etcd.io/bbolt"
@@ -262,6 +263,11 @@ func (t *txn) put(bucket []byte, key, val []byte, fill float64) error {
 		return err
 	}
 	t.log.add(opPut, bucket, key, val)
+	if string(bucket) == string(bMail) && len(key) >= 8 {
+		if a := decodeU64(key); !slices.Contains(t.accts, a) {
+			t.accts = append(t.accts, a)
+		}
+	}
 	return nil
 }
 

@@ -322,3 +322,48 @@ func TestWALFailedSyncNotReplayed(t *testing.T) {
 		t.Fatalf("after the crash: %+v, %v; want the message, seen", msgs, err)
 	}
 }
+
+// TestWALBarrierPerAccount: a read of one account's mail waits for (and
+// forces) a checkpoint only when that account has deliveries still in
+// the log; a body read by id waits only for a body still in the log.
+func TestWALBarrierPerAccount(t *testing.T) {
+	s := openWALTest(t, filepath.Join(t.TempDir(), FileName))
+	defer s.Close()
+	a := addAccount(t, s, "alice@example.kz")
+	b := addAccount(t, s, "bob@example.kz")
+	mbA, _ := s.MailboxByName(a.ID, "INBOX")
+	mbB, _ := s.MailboxByName(b.ID, "INBOX")
+	if _, err := s.Deliver(ctx, &Delivery{Body: msg(1), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := s.WriterStats().Commits
+	if uids, err := s.UIDs(b.ID, mbB.ID); err != nil || len(uids) != 0 {
+		t.Fatalf("bob's INBOX: %v, %v", uids, err)
+	}
+	if _, err := s.Usage(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if c := s.WriterStats().Commits; c != before {
+		t.Fatalf("reading bob's mail made %d checkpoints; alice's delivery is no reason to wait", c-before)
+	}
+	if uids, err := s.UIDs(a.ID, mbA.ID); err != nil || len(uids) != 1 {
+		t.Fatalf("alice's INBOX right after the delivery: %v, %v", uids, err)
+	}
+	if c := s.WriterStats().Commits; c != before+1 {
+		t.Fatalf("reading alice's mail made %d checkpoints, want 1", c-before)
+	}
+
+	// A body whose id the caller has (here from the writer's own view)
+	// while it is only in the log.
+	if _, err := s.Deliver(ctx, &Delivery{Body: msg(2), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	var id uint64
+	if err := s.updateLogged(ctx, func(t *txn) error { id = t.tx.Bucket(bBodies).Sequence(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	body, _, err := s.Body(id)
+	if err != nil || string(body) != string(msg(2)) {
+		t.Fatalf("body %d still in the log: %q, %v", id, body, err)
+	}
+}

@@ -160,7 +160,14 @@ func (s *Store) commitLogged(batch []*writeReq) {
 			s.deferred += len(batch)
 			// Before the answers: a reader that starts after one must
 			// wait for this batch's checkpoint.
-			s.deferGen.Add(1)
+			gen := s.deferGen.Add(1)
+			s.acctMu.Lock()
+			for _, r := range batch {
+				for _, a := range r.accts {
+					s.acctGen[a] = gen
+				}
+			}
+			s.acctMu.Unlock()
 			// The changes go out now: a session that hears of a message
 			// reads it through the barrier, and the log keeps it even if
 			// a checkpoint fails.
@@ -279,6 +286,13 @@ func (s *Store) checkpoint(extra []*writeReq) error {
 	}
 	s.deferred = 0
 	s.appliedGen.Store(s.deferGen.Load())
+	s.acctMu.Lock()
+	if len(s.acctGen) > 4*checkpointRequests {
+		s.acctGen = map[uint64]uint64{}
+	} else {
+		clear(s.acctGen)
+	}
+	s.acctMu.Unlock()
 	s.checkpointed()
 	return nil
 }
@@ -301,8 +315,20 @@ func (s *Store) stopCheckpoints() {
 // barrier waits until every batch acknowledged before the call is in a
 // committed checkpoint, asking the writer for one. After two failed
 // checkpoints it gives up (the reader then sees the file as it is).
-func (s *Store) barrier() {
-	target := s.deferGen.Load()
+func (s *Store) barrier() { s.barrierTo(s.deferGen.Load()) }
+
+// barrierFor is barrier for the batches that wrote one account's mail.
+func (s *Store) barrierFor(acct uint64) {
+	if s.appliedGen.Load() >= s.deferGen.Load() {
+		return
+	}
+	s.acctMu.Lock()
+	g := s.acctGen[acct]
+	s.acctMu.Unlock()
+	s.barrierTo(g)
+}
+
+func (s *Store) barrierTo(target uint64) {
 	if s.appliedGen.Load() >= target {
 		return
 	}

@@ -375,8 +375,15 @@ func (s *testServer) stopWith(sig os.Signal) {
 				s.t.Errorf("abox serve after %v: %v (want exit 0):\n%s", sig, s.err, s.log)
 			}
 		case <-time.After(stopTimeout):
-			s.cmd.Process.Kill()
-			<-s.exited
+			// SIGQUIT makes the Go runtime print every goroutine's stack
+			// (into the log below) before it exits.
+			s.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-s.exited:
+			case <-time.After(5 * time.Second):
+				s.cmd.Process.Kill()
+				<-s.exited
+			}
 			s.t.Errorf("abox serve still running %v after %v:\n%s", stopTimeout, sig, s.log)
 		}
 	})
