@@ -381,9 +381,9 @@ func (in *Inspection) walk() {
 			}
 			return nil
 		}
-		// Sized from the message, which bounds a decoded leaf within a
-		// quarter (base64), instead of io.ReadAll's doublings from 512.
-		buf := bytes.NewBuffer(make([]byte, 0, min(len(in.Body), maxScan)+512))
+		// Started at the message's size (up to 32 KiB: a message may
+		// have many parts) instead of io.ReadAll's doublings from 512.
+		buf := bytes.NewBuffer(make([]byte, 0, min(len(in.Body), 32<<10)+512))
 		buf.ReadFrom(io.LimitReader(p.Body, maxScan))
 		data := buf.Bytes()
 		in.parts = append(in.parts, part{contentType: t, name: partName(p), data: data})
