@@ -105,13 +105,7 @@ func (w *wal) append(seq uint64, payload []byte) error {
 	if w.pos+n > w.size {
 		return errWALFull
 	}
-	rec := make([]byte, walHeader, n)
-	binary.BigEndian.PutUint32(rec[0:], walMagic)
-	binary.BigEndian.PutUint64(rec[4:], seq)
-	binary.BigEndian.PutUint32(rec[12:], uint32(len(payload)))
-	crc := crc32.Update(crc32.Checksum(rec[4:12], walCRC), walCRC, payload)
-	binary.BigEndian.PutUint32(rec[16:], crc)
-	rec = append(rec, payload...)
+	rec := frameRecord(seq, payload)
 	if _, err := w.f.WriteAt(rec, w.pos); err != nil {
 		return err
 	}
@@ -125,6 +119,17 @@ func (w *wal) append(seq uint64, payload []byte) error {
 	}
 	w.pos += n
 	return nil
+}
+
+// frameRecord puts the header before a payload.
+func frameRecord(seq uint64, payload []byte) []byte {
+	rec := make([]byte, walHeader, walHeader+len(payload))
+	binary.BigEndian.PutUint32(rec[0:], walMagic)
+	binary.BigEndian.PutUint64(rec[4:], seq)
+	binary.BigEndian.PutUint32(rec[12:], uint32(len(payload)))
+	crc := crc32.Update(crc32.Checksum(rec[4:12], walCRC), walCRC, payload)
+	binary.BigEndian.PutUint32(rec[16:], crc)
+	return append(rec, payload...)
 }
 
 func (w *wal) rewind() { w.pos = 0 }
