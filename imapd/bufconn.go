@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,9 +29,14 @@ type coalescingConn struct {
 	queue   [][]byte  // full buffers for the sender, in order; guarded by mu
 	sending bool      // the sender goroutine runs; guarded by mu
 	timer   *time.Timer
-	pending bool       // a timed flush is scheduled; guarded by mu
-	err     error      // a background write's failure; guarded by mu
-	raw     *batchConn // under the TLS of an implicit-TLS connection, or nil
+	pending bool        // a timed flush is scheduled; guarded by mu
+	err     error       // a background write's failure; guarded by mu
+	raw     *batchConn  // under the TLS of an implicit-TLS connection, or nil
+	shook   atomic.Bool // raw's TLS handshake is done
+
+	reading  bool          // a Read waits for the client; guarded by mu
+	readHook func()        // runs when that Read returns; guarded by mu
+	readWait chan struct{} // closed when a Read starts; guarded by mu
 }
 
 const (
@@ -125,8 +131,8 @@ func (c *coalescingConn) writeOut(b []byte) error {
 		return err
 	}
 	// The handshake's flights must not wait in a batch: it reads the
-	// client's answer before Write returns. Once done this is a no-op.
-	if err := c.Conn.(*tls.Conn).Handshake(); err != nil {
+	// client's answer before Write returns.
+	if err := c.handshake(); err != nil {
 		return err
 	}
 	c.raw.begin()
@@ -172,13 +178,74 @@ func (c *coalescingConn) Flush() error {
 	return c.flushLocked()
 }
 
+// handshake runs the implicit TLS handshake, once, on a goroutine that
+// ends with it. Key exchange (X25519MLKEM768 above all) needs a deep
+// stack; run on the connection's goroutine it would grow that stack for
+// the connection's whole life, and a Go stack only shrinks at garbage
+// collections, by half each time. This keeps an idle connection's
+// goroutine small.
+func (c *coalescingConn) handshake() error {
+	if c.shook.Load() {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Conn.(*tls.Conn).Handshake() }()
+	if err := <-done; err != nil {
+		return err
+	}
+	c.shook.Store(true)
+	return nil
+}
+
 // Read sends what is buffered first: a server must not wait for the
 // client while holding its answer.
 func (c *coalescingConn) Read(p []byte) (int, error) {
 	if err := c.Flush(); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	if c.raw != nil {
+		if err := c.handshake(); err != nil {
+			return 0, err
+		}
+	}
+	c.mu.Lock()
+	c.reading = true
+	if c.readWait != nil {
+		close(c.readWait)
+		c.readWait = nil
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.reading = false
+	hook := c.readHook
+	c.readHook = nil
+	c.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return n, err
+}
+
+// onRead arranges for fn to run when the client's next bytes (or a read
+// error) arrive, before the reader gets them; nil cancels. The channel
+// it returns is closed once a Read is waiting for the client (at once if
+// one already is): from then on the reader has nothing buffered that fn
+// would miss.
+func (c *coalescingConn) onRead(fn func()) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.readHook, c.readWait = fn, nil
+	if fn == nil {
+		return nil
+	}
+	ch := make(chan struct{})
+	if c.reading {
+		close(ch)
+	} else {
+		c.readWait = ch
+	}
+	return ch
 }
 
 // SetWriteDeadline sends the buffer first when the deadline cuts writes

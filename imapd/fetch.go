@@ -130,7 +130,7 @@ func (s *session) markSeen(msgs []store.Message) (map[uint32][]string, error) {
 	for _, u := range ups {
 		out[u.UID] = u.Flags
 		if u.Changed {
-			s.sel.own[u.ModSeq] = true
+			s.sel.noteOwn(u.ModSeq)
 		}
 	}
 	return out, nil

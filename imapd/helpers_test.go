@@ -233,6 +233,7 @@ type server struct {
 	sub    string // submission (STARTTLS)
 	imap   string
 	imaps  string
+	http   string
 	exited chan struct{}
 	err    error // from Wait, once exited is closed
 
@@ -294,7 +295,7 @@ func (e *env) tryStart() (*server, error) {
 		return nil, fmt.Errorf("starting abox serve: %w", err)
 	}
 	s := &server{t: e.t, cmd: cmd, log: log, exited: make(chan struct{}),
-		smtp: addrs[0], sub: addrs[1], imap: addrs[3], imaps: addrs[4]}
+		smtp: addrs[0], sub: addrs[1], imap: addrs[3], imaps: addrs[4], http: addrs[5]}
 	go func() {
 		s.err = cmd.Wait()
 		close(s.exited)
@@ -709,6 +710,17 @@ func (c *imapConn) try(command string) (resp, error) {
 	c.t.Helper()
 	tag := c.nextTag()
 	c.send(tag + " " + command + "\r\n")
+	return c.readTagged(tag, command)
+}
+
+// tryQuiet is try for goroutines other than the test's: it reports
+// every failure as an error.
+func (c *imapConn) tryQuiet(command string) (resp, error) {
+	tag := c.nextTag()
+	c.nc.SetWriteDeadline(time.Now().Add(ioTimeout))
+	if _, err := c.nc.Write([]byte(tag + " " + command + "\r\n")); err != nil {
+		return resp{cmd: command}, err
+	}
 	return c.readTagged(tag, command)
 }
 

@@ -98,7 +98,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	_, isUID := numSet.(imap.UIDSet)
 	for _, u := range ups {
 		if u.Changed {
-			s.sel.own[u.ModSeq] = true
+			s.sel.noteOwn(u.ModSeq)
 			if hasFlag(u.Flags, store.FlagSeen) && hasFlag(u.Flags, store.KeywordOfficial) && addsSeen(flags) {
 				s.firstRead(u.Blob)
 			}

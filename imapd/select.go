@@ -25,7 +25,7 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		s.sel = nil
 	}
 	st := s.srv.cfg.Store
-	sub := st.Subscribe(s.acct.ID)
+	sub := st.Subscribe(s.acct.ID, s.wake)
 	mb, err := st.MailboxByName(s.acct.ID, mailbox)
 	if err != nil {
 		sub.Close()
@@ -36,7 +36,7 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		sub.Close()
 		return nil, noFor(err, s.log)
 	}
-	v := &selected{mbox: mb, readOnly: options.ReadOnly, uids: uids, announced: len(uids), sub: sub, own: map[uint64]bool{}}
+	v := &selected{mbox: mb, readOnly: options.ReadOnly, uids: uids, announced: len(uids), sub: sub}
 	data := &imap.SelectData{
 		Flags:          mailboxFlags,
 		PermanentFlags: append(append([]imap.Flag{}, mailboxFlags...), imap.FlagWildcard),

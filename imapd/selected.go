@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"runtime/debug"
 	"slices"
 	"sort"
 
@@ -46,32 +47,21 @@ func (v *selected) seqOf(uid uint32) uint32 {
 	return uint32(i + 1)
 }
 
-// drain moves the feed's changes into pending without blocking.
+// drain moves the feed's changes into pending.
 func (v *selected) drain() {
 	if v.sub == nil {
 		return
 	}
-	for {
-		select {
-		case c, ok := <-v.sub.C:
-			if !ok {
-				return
-			}
-			v.take(c)
-		default:
-			if v.sub.Lost() {
-				v.resync = true
-			}
-			return
-		}
+	changes, lost := v.sub.Take()
+	if lost {
+		v.resync = true
+	}
+	for _, c := range changes {
+		v.take(c)
 	}
 }
 
 func (v *selected) take(c store.Change) {
-	if c.Kind == store.ChangesLost {
-		v.resync = true
-		return
-	}
 	if c.Mailbox != v.mbox.ID {
 		return
 	}
@@ -81,6 +71,14 @@ func (v *selected) take(c store.Change) {
 	case store.MailboxDeleted:
 		v.deleted = true
 	}
+}
+
+// noteOwn records a flag change this session made and answered itself.
+func (v *selected) noteOwn(modseq uint64) {
+	if v.own == nil {
+		v.own = map[uint64]bool{}
+	}
+	v.own[modseq] = true
 }
 
 // flush tells the client about pending changes (RFC 9051 §7.4): FETCH
@@ -154,8 +152,8 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 func (s *session) reload(w *imapserver.UpdateWriter) error {
 	v := s.sel
 	v.close()
-	v.sub = s.srv.cfg.Store.Subscribe(s.acct.ID)
-	v.pending, v.resync, v.own = nil, false, map[uint64]bool{}
+	v.sub = s.srv.cfg.Store.Subscribe(s.acct.ID, s.wake)
+	v.pending, v.resync, v.own = nil, false, nil
 	uids, err := s.srv.cfg.Store.UIDs(s.acct.ID, v.mbox.ID)
 	if err != nil {
 		return err
@@ -199,32 +197,106 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	return s.flush(w, allowExpunge)
 }
 
-// Idle sends changes as they are committed (RFC 2177), until stop.
+// Idle sends changes as they are committed (RFC 2177) until the client
+// ends the IDLE. No goroutine of abox waits for them: the feed wakes the
+// session (wake), and a short-lived goroutine (push) writes what arrived.
+// That is half the goroutines of an idle connection, and the larger part
+// of its memory after go-imap's buffers.
+//
+// go-imap runs Idle in a goroutine of its own while the connection's
+// goroutine reads the client's DONE, and answers the IDLE once both are
+// done. Nothing may be written after that answer (an EXPUNGE outside a
+// command breaks the client's numbering), so pushing must stop before
+// go-imap can see DONE. Where go-imap reads through abox's own
+// connection (implicit TLS, or no TLS), the connection stops pushing
+// before it hands the client's next bytes to go-imap (onRead), and Idle
+// returns as soon as go-imap's reader is waiting for those bytes, ending
+// go-imap's goroutine too. After STARTTLS go-imap reads through
+// crypto/tls, above abox's connection, so there Idle waits for stop and
+// stops pushing before it returns.
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	s.idling.Lock()
-	defer s.idling.Unlock()
 	if err := s.flush(w, true); err != nil {
+		s.idling.Unlock()
 		return err
 	}
 	if s.sel == nil {
-		<-stop
+		// Nothing to report until a mailbox is selected.
+		s.idling.Unlock()
 		return nil
 	}
-	for {
+	s.idleW = w
+	s.armed.Store(true)
+	arrived := s.sel.sub.Pending() // while the first flush was writing
+	s.idling.Unlock()
+	if arrived {
+		s.wake()
+	}
+	if cc, ok := s.conn.NetConn().(*coalescingConn); ok {
+		waiting := cc.onRead(s.stopPush)
 		select {
+		case <-waiting:
+			return nil // stopPush runs when the client's bytes arrive
 		case <-stop:
-			return nil
-		case c, ok := <-s.sel.sub.C:
-			if !ok {
-				<-stop
-				return nil
-			}
-			s.sel.take(c)
-			if err := s.flush(w, true); err != nil {
-				return err
-			}
+			// go-imap read DONE from what it had buffered.
+			cc.onRead(nil)
+		}
+	} else {
+		<-stop
+	}
+	s.stopPush()
+	return nil
+}
+
+// wake is the feed's signal that changes arrived for the selected
+// mailbox's account. It runs on the store's publishing goroutine, so it
+// only starts a pusher, and only while the session idles.
+func (s *session) wake() {
+	if s.armed.Load() && s.pushing.CompareAndSwap(false, true) {
+		go s.push()
+	}
+}
+
+// push writes the pending changes of an idling session, and again while
+// more arrive; at most one runs per session (pushing).
+func (s *session) push() {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic sending IDLE updates", "panic", v, "stack", string(debug.Stack()))
+			s.pushing.Store(false)
+		}
+	}()
+	for {
+		s.idling.Lock()
+		if s.idleW == nil {
+			s.pushing.Store(false)
+			s.idling.Unlock()
+			return
+		}
+		if err := s.flush(s.idleW, true); err != nil {
+			// The connection failed; go-imap's reader will see it too.
+			s.log.Debug("IDLE update not sent", "err", err)
+			s.idleW = nil
+			s.armed.Store(false)
+		}
+		// Clear the flag before looking again: a change that arrives
+		// after the look starts a pusher itself; one that arrived before
+		// it is seen here.
+		s.pushing.Store(false)
+		more := s.idleW != nil && s.sel != nil && s.sel.sub.Pending()
+		s.idling.Unlock()
+		if !more || !s.pushing.CompareAndSwap(false, true) {
+			return
 		}
 	}
+}
+
+// stopPush ends pushing; it returns once no pusher is writing.
+func (s *session) stopPush() {
+	s.idling.Lock()
+	s.armed.Store(false)
+	s.idleW = nil
+	s.idling.Unlock()
 }
 
 // resolve turns a sequence or UID set into the view's UIDs (ascending)

@@ -37,11 +37,18 @@ type session struct {
 	strikes int           // commands refused by the limiter in a row
 	sel     *selected
 	busy    atomic.Int32 // inside a command (not IDLE)
-	// idling is held by Idle while it runs. go-imap (v2.0.0-beta.8
+	// idling guards writing updates outside commands: Poll, Idle, the
+	// IDLE pusher and Close take it. go-imap (v2.0.0-beta.8
 	// imapserver/idle.go) returns from IDLE on a read error or EOF
 	// without waiting for Idle to stop, then polls and closes the
-	// session; Poll and Close take idling so that they wait for it.
-	idling   sync.Mutex
+	// session; they wait here for a pusher that is writing.
+	idling sync.Mutex
+	// idleW is where the pusher writes while the session idles; nil
+	// otherwise. Guarded by idling.
+	idleW *imapserver.UpdateWriter
+	// armed mirrors idleW != nil for wake, which must not lock.
+	armed    atomic.Bool
+	pushing  atomic.Bool // a pusher runs (see push)
 	byeOnce  sync.Once
 	released bool
 }

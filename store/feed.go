@@ -3,7 +3,6 @@ package store
 import (
 	"encoding/binary"
 	"sync"
-	"sync/atomic"
 )
 
 // ChangeKind says what a Change reports.
@@ -18,11 +17,6 @@ const (
 	MailboxDeleted
 	MailboxRenamed
 	AccountChanged // state, class or credentials changed
-	// ChangesLost is the last change a subscriber that fell behind
-	// receives: Lost is true, later changes are dropped, and the
-	// subscriber must reload its state. It wakes a reader that waits on
-	// C, which the Lost flag alone cannot do.
-	ChangesLost
 )
 
 // Change is one committed change, published after its commit in commit
@@ -36,9 +30,9 @@ type Change struct {
 	ModSeq  uint64
 }
 
-// subBuffer bounds how far a subscriber may fall behind before it is
-// marked as having lost changes. Its channel holds one more, for the
-// ChangesLost marker.
+// subBuffer bounds how many changes a subscription holds for a
+// subscriber that has not taken them; past it the subscription drops
+// them and reports that changes were lost.
 const subBuffer = 32
 
 // Feed fans committed changes out to subscribers, per account.
@@ -48,28 +42,33 @@ type Feed struct {
 	all  map[*Subscription]struct{}            // guarded by mu
 }
 
-// Subscription receives the changes of one account (or of all). If the
-// subscriber falls more than subBuffer changes behind, Lost becomes true,
-// a ChangesLost change is its last, and further changes are dropped: the
-// subscriber must reload its state.
+// Subscription holds the changes of one account (or of all) until the
+// subscriber takes them. It costs nothing while empty: no channel and no
+// goroutine wait on it, so a million idle IMAP sessions hold a million
+// empty subscriptions, not a million buffers. The subscriber learns of
+// new changes from its wake function.
 type Subscription struct {
-	C       <-chan Change
-	c       chan Change
-	lost    atomic.Bool
+	mu      sync.Mutex
+	pending []Change // guarded by mu; nil when empty
+	lost    bool     // guarded by mu: more than subBuffer were dropped
+	closed  bool     // guarded by mu
+	wake    func()
 	account uint64
 	any     bool
 	feed    *Feed
-	once    sync.Once
 }
 
 func newFeed() *Feed {
 	return &Feed{subs: map[uint64]map[*Subscription]struct{}{}, all: map[*Subscription]struct{}{}}
 }
 
-// Subscribe returns a subscription to the changes of one account.
-func (s *Store) Subscribe(account uint64) *Subscription {
-	sub := &Subscription{c: make(chan Change, subBuffer+1), account: account, feed: s.feed}
-	sub.C = sub.c
+// Subscribe returns a subscription to the changes of one account. wake,
+// if not nil, is called each time a change (or the loss of changes)
+// arrives at a subscription that held nothing: the subscriber should
+// then Take. wake runs on the publishing goroutine with the feed locked,
+// so it must return at once and must not call into the store.
+func (s *Store) Subscribe(account uint64, wake func()) *Subscription {
+	sub := &Subscription{account: account, feed: s.feed, wake: wake}
 	s.feed.mu.Lock()
 	m := s.feed.subs[account]
 	if m == nil {
@@ -81,36 +80,56 @@ func (s *Store) Subscribe(account uint64) *Subscription {
 	return sub
 }
 
-// SubscribeAll returns a subscription to every account's changes.
-func (s *Store) SubscribeAll() *Subscription {
-	sub := &Subscription{c: make(chan Change, subBuffer+1), any: true, feed: s.feed}
-	sub.C = sub.c
+// SubscribeAll returns a subscription to every account's changes (wake
+// as for Subscribe).
+func (s *Store) SubscribeAll(wake func()) *Subscription {
+	sub := &Subscription{any: true, feed: s.feed, wake: wake}
 	s.feed.mu.Lock()
 	s.feed.all[sub] = struct{}{}
 	s.feed.mu.Unlock()
 	return sub
 }
 
-// Lost reports whether changes were dropped because the subscriber fell
-// behind.
-func (sub *Subscription) Lost() bool { return sub.lost.Load() }
+// Take returns the changes published since the last Take, in commit
+// order, and whether some were dropped because more than subBuffer
+// waited: then the subscriber must reload its state from the store (the
+// changes returned and those that follow are still valid). Both are
+// reset.
+func (sub *Subscription) Take() (changes []Change, lost bool) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	changes, lost = sub.pending, sub.lost
+	sub.pending, sub.lost = nil, false
+	return changes, lost
+}
 
-// Close ends the subscription and closes C.
+// Pending reports whether Take would return something.
+func (sub *Subscription) Pending() bool {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return len(sub.pending) > 0 || sub.lost
+}
+
+// Close ends the subscription: nothing more arrives.
 func (sub *Subscription) Close() {
-	sub.once.Do(func() {
-		f := sub.feed
-		f.mu.Lock()
-		if sub.any {
-			delete(f.all, sub)
-		} else if m := f.subs[sub.account]; m != nil {
-			delete(m, sub)
-			if len(m) == 0 {
-				delete(f.subs, sub.account)
-			}
+	f := sub.feed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sub.mu.Lock()
+	already := sub.closed
+	sub.closed, sub.pending = true, nil
+	sub.mu.Unlock()
+	if already {
+		return
+	}
+	if sub.any {
+		delete(f.all, sub)
+	} else if m := f.subs[sub.account]; m != nil {
+		delete(m, sub)
+		if len(m) == 0 {
+			delete(f.subs, sub.account)
 		}
-		close(sub.c)
-		f.mu.Unlock()
-	})
+	}
 }
 
 func (f *Feed) publish(changes []Change) {
@@ -121,32 +140,33 @@ func (f *Feed) publish(changes []Change) {
 	defer f.mu.Unlock()
 	for _, c := range changes {
 		for sub := range f.subs[c.Account] {
-			sub.send(c)
+			sub.add(c)
 		}
 		for sub := range f.all {
-			sub.send(c)
+			sub.add(c)
 		}
 	}
 }
 
-// send never blocks: the writer must not wait on a slow reader. Only
-// send puts changes on sub.c, under f.mu, so the length it sees can only
-// shrink: below subBuffer the change fits, and at subBuffer the marker
-// still fits. Lost is set before the marker is sent, so a reader that
-// takes the marker (or drains the channel after it) sees it; setting
-// the flag after a failed send instead left a window in which the reader
-// emptied the channel, saw Lost false and waited for ever.
-// Caller holds f.mu.
-func (sub *Subscription) send(c Change) {
-	if sub.lost.Load() {
+// add never blocks: the writer must not wait on a slow subscriber. Past
+// subBuffer the held changes are dropped and the subscription is marked
+// lost, which bounds its memory. Caller holds f.mu.
+func (sub *Subscription) add(c Change) {
+	sub.mu.Lock()
+	if sub.closed || sub.lost {
+		sub.mu.Unlock()
 		return
 	}
-	if len(sub.c) < subBuffer {
-		sub.c <- c
-		return
+	wasEmpty := len(sub.pending) == 0
+	if len(sub.pending) < subBuffer {
+		sub.pending = append(sub.pending, c)
+	} else {
+		sub.pending, sub.lost = nil, true
 	}
-	sub.lost.Store(true)
-	sub.c <- Change{Kind: ChangesLost, Account: sub.account}
+	sub.mu.Unlock()
+	if wasEmpty && sub.wake != nil {
+		sub.wake()
+	}
 }
 
 func (f *Feed) closeAll() {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,13 +294,12 @@ func TestConcurrentDeliveriesKeepCountersExact(t *testing.T) {
 func TestSetFlagsAndFeed(t *testing.T) {
 	s, _ := openTest(t)
 	a := addAccount(t, s, "alice@example.kz")
-	sub := s.Subscribe(a.ID)
-	defer sub.Close()
+	sub := watch(t, s, a.ID)
 	res, err := s.Deliver(ctx, &Delivery{Body: msg(1), Recipients: []Recipient{{Account: a.ID, Flags: []string{"$Official"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := <-sub.C
+	c := sub.next(t)
 	if c.Kind != MessageAdded || c.UID != res[0].UID || c.Mailbox != res[0].Mailbox {
 		t.Fatalf("change %+v", c)
 	}
@@ -307,7 +307,7 @@ func TestSetFlagsAndFeed(t *testing.T) {
 	if err != nil || len(up) != 1 || !up[0].Changed || !hasFlag(up[0].Flags, FlagSeen) || !hasFlag(up[0].Flags, "$Official") || hasFlag(up[0].Flags, `\Recent`) {
 		t.Fatalf("setflags %+v %v", up, err)
 	}
-	if c := <-sub.C; c.Kind != FlagsChanged || c.ModSeq <= 1 {
+	if c := sub.next(t); c.Kind != FlagsChanged || c.ModSeq <= 1 {
 		t.Fatalf("change %+v", c)
 	}
 	mb, _ := s.MailboxByName(a.ID, "INBOX")
@@ -321,7 +321,7 @@ func TestSetFlagsAndFeed(t *testing.T) {
 	if _, err := s.Expunge(ctx, a.ID, mb.ID, []uint32{1}); err != nil {
 		t.Fatal(err)
 	}
-	if c := <-sub.C; c.Kind != MessageRemoved || c.UID != 1 {
+	if c := sub.next(t); c.Kind != MessageRemoved || c.UID != 1 {
 		t.Fatalf("change %+v", c)
 	}
 	mustCheck(t, s)
@@ -330,7 +330,8 @@ func TestSetFlagsAndFeed(t *testing.T) {
 func TestSubscriberThatFallsBehindIsMarkedLost(t *testing.T) {
 	s, _ := openTest(t)
 	a := addAccount(t, s, "alice@example.kz")
-	sub := s.Subscribe(a.ID)
+	var wakes atomic.Int32
+	sub := s.Subscribe(a.ID, func() { wakes.Add(1) })
 	defer sub.Close()
 	mb, _ := s.MailboxByName(a.ID, "INBOX")
 	if _, err := s.Deliver(ctx, &Delivery{Body: msg(1), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
@@ -345,67 +346,67 @@ func TestSubscriberThatFallsBehindIsMarkedLost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !sub.Lost() {
-		t.Fatal("subscriber not marked lost")
+	// One wake for the first change; the subscriber never took them, so
+	// the held changes were dropped (bounded memory) and it is told so.
+	if w := wakes.Load(); w != 1 {
+		t.Fatalf("%d wakes, want 1", w)
 	}
-	// What the reader finds: subBuffer changes, then the marker (which
-	// wakes a reader blocked on C), then nothing.
-	for i := 0; i < subBuffer; i++ {
-		if c := <-sub.C; c.Kind != MessageAdded && c.Kind != FlagsChanged {
-			t.Fatalf("change %d: %+v", i, c)
-		}
+	if !sub.Pending() {
+		t.Fatal("a lost subscription reports nothing pending")
 	}
-	select {
-	case c := <-sub.C:
-		if c.Kind != ChangesLost || c.Account != a.ID {
-			t.Fatalf("after %d changes: %+v, want the ChangesLost marker", subBuffer, c)
-		}
-	default:
-		t.Fatal("no ChangesLost marker after the buffered changes")
+	if changes, lost := sub.Take(); !lost || len(changes) != 0 {
+		t.Fatalf("took %d changes, lost %v; want none and lost", len(changes), lost)
 	}
+	// After the reload the subscriber starts afresh: the next change
+	// wakes it and is held.
 	if _, err := s.SetFlags(ctx, a.ID, mb.ID, []uint32{1}, FlagsAdd, []string{`\Seen`}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case c := <-sub.C:
-		t.Fatalf("change after the marker: %+v", c)
-	default:
+	changes, lost := sub.Take()
+	if lost || len(changes) != 1 || changes[0].Kind != FlagsChanged || wakes.Load() != 2 {
+		t.Fatalf("after the reload: %+v lost %v, %d wakes", changes, lost, wakes.Load())
+	}
+	if changes, lost := sub.Take(); lost || len(changes) != 0 || sub.Pending() {
+		t.Fatalf("taken twice: %+v %v", changes, lost)
 	}
 }
 
-// TestLostMarkerWakesBlockedReader: a reader that has emptied its channel
-// and waits on it is woken when the next burst overflows it. (Marking
-// the subscription lost after a failed send, without a marker, left such
-// a reader waiting for ever: the IDLE session that stopped updating.)
-func TestLostMarkerWakesBlockedReader(t *testing.T) {
+// TestSubscriberWokenOncePerTake: a subscriber is woken when a change
+// arrives at an empty subscription, and not again until it has taken
+// what it holds (so a burst costs one wake-up, and none is missed).
+func TestSubscriberWokenOncePerTake(t *testing.T) {
 	s, _ := openTest(t)
 	a := addAccount(t, s, "alice@example.kz")
-	sub := s.Subscribe(a.ID)
+	var wakes atomic.Int32
+	sub := s.Subscribe(a.ID, func() { wakes.Add(1) })
 	defer sub.Close()
-	got := make(chan Change, 1)
-	go func() {
-		for c := range sub.C {
-			if c.Kind == ChangesLost {
-				got <- c
-				return
-			}
-			// A slow reader: the burst below overflows the buffer.
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
+	other := s.Subscribe(a.ID+1, func() { t.Error("another account's subscriber woken") })
+	defer other.Close()
 	mb, _ := s.MailboxByName(a.ID, "INBOX")
-	var batch []Change
-	for i := range 3 * subBuffer {
-		batch = append(batch, Change{Kind: FlagsChanged, Account: a.ID, Mailbox: mb.ID, UID: uint32(i + 1)})
-	}
-	s.feed.publish(batch)
-	select {
-	case c := <-got:
-		if !sub.Lost() {
-			t.Fatalf("marker %+v received before Lost was set", c)
+	burst := func(n int) {
+		var batch []Change
+		for i := range n {
+			batch = append(batch, Change{Kind: FlagsChanged, Account: a.ID, Mailbox: mb.ID, UID: uint32(i + 1)})
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the reader was never told that it lost changes")
+		s.feed.publish(batch)
+	}
+	burst(5)
+	burst(3)
+	if w := wakes.Load(); w != 1 {
+		t.Fatalf("%d wakes for two bursts before a Take, want 1", w)
+	}
+	changes, lost := sub.Take()
+	if lost || len(changes) != 8 || changes[0].UID != 1 || changes[7].UID != 3 {
+		t.Fatalf("took %+v lost %v", changes, lost)
+	}
+	burst(1)
+	if w := wakes.Load(); w != 2 {
+		t.Fatalf("%d wakes after a Take and one more change, want 2", w)
+	}
+	sub.Close()
+	burst(1)
+	if w := wakes.Load(); w != 2 || sub.Pending() {
+		t.Fatalf("a closed subscription was woken (%d) or holds changes", w)
 	}
 }
 
@@ -527,4 +528,47 @@ func TestListAccountsByStateAndAudit(t *testing.T) {
 		t.Fatalf("since: %+v", since)
 	}
 	mustCheck(t, s)
+}
+
+// watcher collects a subscription's changes for a test.
+type watcher struct {
+	sub   *Subscription
+	woken chan struct{}
+	queue []Change
+}
+
+func watch(t *testing.T, s *Store, account uint64) *watcher {
+	w := &watcher{woken: make(chan struct{}, 1)}
+	w.sub = s.Subscribe(account, func() {
+		select {
+		case w.woken <- struct{}{}:
+		default:
+		}
+	})
+	t.Cleanup(w.sub.Close)
+	return w
+}
+
+// next returns the next change, waiting up to 10 s for it.
+func (w *watcher) next(t *testing.T) Change {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for len(w.queue) == 0 {
+		changes, lost := w.sub.Take()
+		if lost {
+			t.Fatal("changes lost")
+		}
+		w.queue = append(w.queue, changes...)
+		if len(w.queue) > 0 {
+			break
+		}
+		select {
+		case <-w.woken:
+		case <-deadline:
+			t.Fatal("no change published")
+		}
+	}
+	c := w.queue[0]
+	w.queue = w.queue[1:]
+	return c
 }
