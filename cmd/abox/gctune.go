@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -31,21 +32,84 @@ func gcPercentFor(live, headroom uint64) int {
 	return int(min(max(p, minGCPercent), maxGCPercent))
 }
 
-// tuneGC adjusts GOGC to the live heap every second until ctx ends.
-func tuneGC(ctx context.Context, headroomMiB int) {
+// Giving memory back when the server is quiet. The headroom above is
+// for allocating fast; a server whose sessions all wait (thousands of
+// IDLE connections and nothing arriving) does not need it, nor the
+// garbage of the burst that opened them (each login's password hash
+// alone allocates 19 MiB). Go returns free memory to the system only
+// down to its heap target, and frees garbage only at a collection, which
+// a heap that does not grow never starts. So after quietSeconds in which
+// the heap grew by less than quietRate a second, if the heap holds
+// trimMin more than its live objects, tuneGC collects and returns every
+// free page (debug.FreeOSMemory, one full collection), once per quiet
+// spell.
+const (
+	quietSeconds = 5
+	quietRate    = 1 << 20
+	trimMin      = 16 << 20
+)
+
+// quietTrimmer decides when to give memory back, from the heap's
+// allocation counter and size read once a second.
+type quietTrimmer struct {
+	lastAllocs uint64 // the counter at the previous tick
+	quiet      int    // seconds in a row under quietRate
+	trimmed    bool   // this quiet spell has been trimmed
+}
+
+// tick takes the cumulative bytes allocated, the heap's size (objects,
+// dead or alive, and free pages not yet returned) and the live bytes,
+// and says whether to trim now.
+func (q *quietTrimmer) tick(allocs, heap, live uint64) bool {
+	grew := allocs - q.lastAllocs
+	first := q.lastAllocs == 0
+	q.lastAllocs = allocs
+	if first || grew >= quietRate {
+		q.quiet, q.trimmed = 0, false
+		return false
+	}
+	q.quiet++
+	if q.trimmed || q.quiet < quietSeconds || heap < live+trimMin {
+		return false
+	}
+	q.trimmed = true
+	return true
+}
+
+// tuneGC adjusts GOGC to the live heap every second, and gives memory
+// back when the server is quiet, until ctx ends.
+func tuneGC(ctx context.Context, headroomMiB int, log *slog.Logger) {
 	headroom := uint64(headroomMiB) << 20
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	sample := []metrics.Sample{
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/gc/heap/allocs:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+	}
 	current := -1
+	var trim quietTrimmer
 	apply := func() {
 		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
-			return
+		for _, s := range sample {
+			if s.Value.Kind() != metrics.KindUint64 {
+				return
+			}
 		}
-		p := gcPercentFor(sample[0].Value.Uint64(), headroom)
+		live := sample[0].Value.Uint64()
+		p := gcPercentFor(live, headroom)
 		// Only a real change: setting it is not free.
 		if current < 0 || p > current*5/4 || p < current*4/5 {
 			debug.SetGCPercent(p)
 			current = p
+		}
+		heap := sample[2].Value.Uint64() + sample[3].Value.Uint64() + sample[4].Value.Uint64()
+		if trim.tick(sample[1].Value.Uint64(), heap, live) {
+			t0 := time.Now()
+			debug.FreeOSMemory()
+			metrics.Read(sample[:1])
+			log.Debug("quiet: memory returned to the system", "heap_mib", heap>>20,
+				"live_mib", sample[0].Value.Uint64()>>20, "took", time.Since(t0))
 		}
 	}
 	apply()

@@ -88,7 +88,7 @@ func (a *app) serve(ctx context.Context) error {
 	if os.Getenv("GOGC") == "" && cfg.GCHeadroomMiB > 0 {
 		gcCtx, stopGC := context.WithCancel(context.Background())
 		defer stopGC()
-		go tuneGC(gcCtx, cfg.GCHeadroomMiB)
+		go tuneGC(gcCtx, cfg.GCHeadroomMiB, log)
 	}
 	opts := storeOptions(log)
 	opts.FastCommits = true
