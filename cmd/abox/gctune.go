@@ -39,10 +39,11 @@ func gcPercentFor(live, headroom uint64) int {
 // alone allocates 19 MiB). Go returns free memory to the system only
 // down to its heap target, and frees garbage only at a collection, which
 // a heap that does not grow never starts. So after quietSeconds in which
-// the heap grew by less than quietRate a second, if the heap holds
-// trimMin more than its live objects, tuneGC collects and returns every
-// free page (debug.FreeOSMemory, one full collection), once per quiet
-// spell.
+// the heap grew by less than quietRate a second, if the heap holds at
+// least trimMin, tuneGC collects and returns every free page
+// (debug.FreeOSMemory, one full collection), once per quiet spell. (The
+// live heap the last collection measured cannot tell how much would go
+// back: it may have counted objects that died since.)
 const (
 	quietSeconds = 5
 	quietRate    = 1 << 20
@@ -57,10 +58,10 @@ type quietTrimmer struct {
 	trimmed    bool   // this quiet spell has been trimmed
 }
 
-// tick takes the cumulative bytes allocated, the heap's size (objects,
-// dead or alive, and free pages not yet returned) and the live bytes,
-// and says whether to trim now.
-func (q *quietTrimmer) tick(allocs, heap, live uint64) bool {
+// tick takes the cumulative bytes allocated and the heap's size
+// (objects, dead or alive, and free pages not yet returned), and says
+// whether to trim now.
+func (q *quietTrimmer) tick(allocs, heap uint64) bool {
 	grew := allocs - q.lastAllocs
 	first := q.lastAllocs == 0
 	q.lastAllocs = allocs
@@ -69,7 +70,7 @@ func (q *quietTrimmer) tick(allocs, heap, live uint64) bool {
 		return false
 	}
 	q.quiet++
-	if q.trimmed || q.quiet < quietSeconds || heap < live+trimMin {
+	if q.trimmed || q.quiet < quietSeconds || heap < trimMin {
 		return false
 	}
 	q.trimmed = true
@@ -104,7 +105,7 @@ func tuneGC(ctx context.Context, headroomMiB int, log *slog.Logger) {
 			current = p
 		}
 		heap := sample[2].Value.Uint64() + sample[3].Value.Uint64() + sample[4].Value.Uint64()
-		if trim.tick(sample[1].Value.Uint64(), heap, live) {
+		if trim.tick(sample[1].Value.Uint64(), heap) {
 			t0 := time.Now()
 			debug.FreeOSMemory()
 			metrics.Read(sample[:1])
