@@ -260,35 +260,43 @@ func (s *session) wake() {
 // push writes the pending changes of an idling session, and again while
 // more arrive; at most one runs per session (pushing).
 func (s *session) push() {
-	defer func() {
-		if v := recover(); v != nil {
-			s.log.Error("panic sending IDLE updates", "panic", v, "stack", string(debug.Stack()))
-			s.pushing.Store(false)
-		}
-	}()
 	for {
-		s.idling.Lock()
-		if s.idleW == nil {
-			s.pushing.Store(false)
-			s.idling.Unlock()
-			return
-		}
-		if err := s.flush(s.idleW, true); err != nil {
-			// The connection failed; go-imap's reader will see it too.
-			s.log.Debug("IDLE update not sent", "err", err)
-			s.idleW = nil
-			s.armed.Store(false)
-		}
-		// Clear the flag before looking again: a change that arrives
-		// after the look starts a pusher itself; one that arrived before
-		// it is seen here.
-		s.pushing.Store(false)
-		more := s.idleW != nil && s.sel != nil && s.sel.sub.Pending()
-		s.idling.Unlock()
-		if !more || !s.pushing.CompareAndSwap(false, true) {
+		if !s.pushOnce() || !s.pushing.CompareAndSwap(false, true) {
 			return
 		}
 	}
+}
+
+// pushOnce writes what is pending, clears pushing and says whether more
+// arrived meanwhile. A panic stops pushing for this IDLE (the updates
+// wait for the next command) and leaves the session usable.
+func (s *session) pushOnce() (more bool) {
+	s.idling.Lock()
+	defer s.idling.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic sending IDLE updates", "panic", v, "stack", string(debug.Stack()))
+			s.idleW = nil
+			s.armed.Store(false)
+			s.pushing.Store(false)
+			more = false
+		}
+	}()
+	if s.idleW == nil {
+		s.pushing.Store(false)
+		return false
+	}
+	if err := s.flush(s.idleW, true); err != nil {
+		// The connection failed; go-imap's reader will see it too.
+		s.log.Debug("IDLE update not sent", "err", err)
+		s.idleW = nil
+		s.armed.Store(false)
+	}
+	// Clear the flag before looking again: a change that arrives after
+	// the look starts a pusher itself; one that arrived before it is
+	// seen here.
+	s.pushing.Store(false)
+	return s.idleW != nil && s.sel != nil && s.sel.sub.Pending()
 }
 
 // stopPush ends pushing; it returns once no pusher is writing.

@@ -91,10 +91,10 @@ func (s *Store) SubscribeAll(wake func()) *Subscription {
 }
 
 // Take returns the changes published since the last Take, in commit
-// order, and whether some were dropped because more than subBuffer
-// waited: then the subscriber must reload its state from the store (the
-// changes returned and those that follow are still valid). Both are
-// reset.
+// order, and whether changes were lost: when more than subBuffer waited,
+// the held ones were dropped (none is returned) and the subscriber must
+// reload its state from the store; changes published after this Take
+// arrive as usual.
 func (sub *Subscription) Take() (changes []Change, lost bool) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
