@@ -409,7 +409,7 @@ func (c *candidate) matchHeader(key, value string) (bool, error) {
 		// The most common search: the subject alone, without decoding
 		// the rest of the envelope.
 		if subj, err := msginfo.Subject(c.rawInfo); err == nil {
-			return containsFoldASCII([]byte(subj), []byte(strings.ToLower(value))), nil
+			return containsFoldASCII(subj, []byte(strings.ToLower(value))), nil
 		}
 	}
 	if value != "" {

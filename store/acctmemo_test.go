@@ -2,6 +2,7 @@ package store
 
 import (
 	"testing"
+	"time"
 
 	"abox/accounts"
 )
@@ -64,5 +65,26 @@ func TestAccountMemoIsBounded(t *testing.T) {
 	}
 	if _, ok := m.get(acctMemoSize+99, []byte{0xff, 1}); ok {
 		t.Fatal("an entry matched other bytes")
+	}
+}
+
+// TestMessageRecordZones: a record keeps its date's zone offset, and
+// records with the same offset share one memoised zone (FixedZone
+// allocates per call).
+func TestMessageRecordZones(t *testing.T) {
+	for _, off := range []int{0, 5 * 3600, -(9*3600 + 30*60), 14 * 3600, -15 * 3600} {
+		date := time.Date(2026, 11, 26, 7, 0, 0, 0, time.FixedZone("", off))
+		rec := encodeMessage(&Message{UID: 7, InternalDate: date, Flags: []string{FlagSeen}})
+		a, err := decodeMessage(7, rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := decodeMessage(7, rec)
+		if _, got := a.InternalDate.Zone(); got != off || !a.InternalDate.Equal(date) {
+			t.Errorf("offset %d: decoded %v (offset %d)", off, a.InternalDate, got)
+		}
+		if off >= -14*3600 && off <= 14*3600 && a.InternalDate.Location() != b.InternalDate.Location() {
+			t.Errorf("offset %d: two decodes made two zones", off)
+		}
 	}
 }

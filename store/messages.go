@@ -359,11 +359,10 @@ func (s *Store) MessagesByUID(acct uint64, mbox uint32, uids []uint32) ([]Messag
 					k, v = c.Next()
 				}
 			case uid == uids[i]:
-				m, err := decodeMessage(uid, v)
-				if err != nil {
+				out = append(out, Message{})
+				if err := decodeMessageInto(&out[len(out)-1], uid, v); err != nil {
 					return err
 				}
-				out = append(out, *m)
 				i++
 				k, v = c.Next()
 			default: // uids[i] no longer exists
@@ -439,9 +438,9 @@ const bodyRecordHead = 1 + 8 + 8 + 32
 
 func (s *Store) readBodies(ids []uint64, withBody bool, fn func(i int, body, structure []byte) error) error {
 	return s.viewBlobs(slices.Max(append([]uint64{0}, ids...)), func(tx *bolt.Tx) error {
-		bodies := tx.Bucket(bBodies)
+		bodies := lookup{tx.Bucket(bBodies).Cursor()}
 		for i, id := range ids {
-			v := bodies.Get(u64(id))
+			v := bodies.get(u64(id))
 			if v == nil {
 				continue
 			}
@@ -468,9 +467,9 @@ func (s *Store) readBodies(ids []uint64, withBody bool, fn func(i int, body, str
 func (s *Store) Structures(ids []uint64) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	err := s.viewBlobs(slices.Max(append([]uint64{0}, ids...)), func(tx *bolt.Tx) error {
-		bodies := tx.Bucket(bBodies)
+		bodies := lookup{tx.Bucket(bBodies).Cursor()}
 		for i, id := range ids {
-			v := bodies.Get(u64(id))
+			v := bodies.get(u64(id))
 			if v == nil {
 				continue
 			}
@@ -483,4 +482,19 @@ func (s *Store) Structures(ids []uint64) ([][]byte, error) {
 		return nil
 	})
 	return out, err
+}
+
+// lookup reads many keys of one bucket through one cursor. bbolt's
+// Bucket.Get makes a cursor per call and grows its search stack each
+// time: in SEARCH HEADER over 10,000 messages those allocations were a
+// quarter of the CPU. A cursor's Seek reuses its stack.
+type lookup struct{ c *bolt.Cursor }
+
+// get returns the value of key, or nil.
+func (l lookup) get(key []byte) []byte {
+	k, v := l.c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
 }

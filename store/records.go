@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -160,11 +161,21 @@ func encodeMessage(m *Message) []byte {
 }
 
 func decodeMessage(uid uint32, v []byte) (*Message, error) {
+	m := &Message{}
+	if err := decodeMessageInto(m, uid, v); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decodeMessageInto decodes into m, for callers that decode many into a
+// slice.
+func decodeMessageInto(m *Message, uid uint32, v []byte) error {
 	d := dec{b: v}
 	if ver := d.u8(); d.err == nil && ver != msgRecordV1 {
-		return nil, fmt.Errorf("message record version %d: %w", ver, ErrCorrupt)
+		return fmt.Errorf("message record version %d: %w", ver, ErrCorrupt)
 	}
-	m := &Message{UID: uid}
+	*m = Message{UID: uid}
 	bits := d.u16()
 	for i, s := range systemFlags {
 		if bits&(1<<i) != 0 {
@@ -172,8 +183,7 @@ func decodeMessage(uid uint32, v []byte) (*Message, error) {
 		}
 	}
 	secs := d.i64()
-	off := int(int16(d.u16())) * 60
-	m.InternalDate = time.Unix(secs, 0).In(time.FixedZone("", off))
+	m.InternalDate = time.Unix(secs, 0).In(fixedZone(int(int16(d.u16()))))
 	m.AddedAt = time.Unix(d.i64(), 0).UTC()
 	m.Size = int64(d.u64())
 	m.Blob = d.u64()
@@ -186,9 +196,27 @@ func decodeMessage(uid uint32, v []byte) (*Message, error) {
 		m.Flags = append(m.Flags, d.str8())
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("message record: %w", ErrCorrupt)
+		return fmt.Errorf("message record: %w", ErrCorrupt)
 	}
-	return m, nil
+	return nil
+}
+
+// zones memoises the fixed zones of stored dates, by offset in minutes
+// (within ±14 hours): time.FixedZone allocates, and every message record
+// decoded (FETCH, SEARCH: thousands a command) carries one.
+var zones [2*14*60 + 1]atomic.Pointer[time.Location]
+
+func fixedZone(offMin int) *time.Location {
+	i := offMin + 14*60
+	if i < 0 || i >= len(zones) {
+		return time.FixedZone("", offMin*60)
+	}
+	if z := zones[i].Load(); z != nil {
+		return z
+	}
+	z := time.FixedZone("", offMin*60)
+	zones[i].Store(z)
+	return z
 }
 
 // Mailbox is one folder of an account.

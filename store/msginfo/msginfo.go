@@ -422,18 +422,27 @@ func Peek(b []byte) (headerSize int64, plainText bool, err error) {
 	return info.HeaderSize, info.PlainText, nil
 }
 
-// Subject reads only the envelope's (decoded) subject.
-func Subject(b []byte) (string, error) {
-	r, _, err := head(b)
-	if err != nil {
-		return "", err
+// Subject reads only the envelope's (decoded) subject; the bytes are b's, not
+// a copy.
+func Subject(b []byte) ([]byte, error) {
+	r := reader{b: b}
+	switch r.u8() {
+	case 1:
+	case version:
+		r.u8()
+	default:
+		return nil, ErrMalformed
 	}
+	r.iv() // header size
 	if r.u8() == 1 {
 		r.iv()
 		r.iv()
 	}
-	s := r.str()
-	return s, r.err
+	n := r.uv()
+	if r.err != nil || n > uint64(len(r.b)) {
+		return nil, ErrMalformed
+	}
+	return r.b[:n], nil
 }
 
 func head(b []byte) (*reader, *Info, error) {

@@ -53,7 +53,7 @@ func FuzzDecode(f *testing.F) {
 func TestSubject(t *testing.T) {
 	b := Compute([]byte("Subject: =?utf-8?b?0J/RgNC40LLQtdGC?= needle\r\nFrom: a@b.c\r\n\r\nx\r\n"))
 	s, err := Subject(b)
-	if err != nil || s != "Привет needle" {
+	if err != nil || string(s) != "Привет needle" {
 		t.Fatalf("%q %v", s, err)
 	}
 }
