@@ -167,22 +167,27 @@ var errLineTooLong = errors.New("line too long")
 // outside a transaction the session counts as idle, so Shutdown can wake
 // it to say goodbye.
 func (c *conn) readCommand() (string, error) {
+	// The deadline is set under c.mu: a wake-up from Shutdown (which sets
+	// it to now under the same lock) must not be overwritten.
 	c.mu.Lock()
 	c.idle = c.tx == nil
-	closing := c.s.isClosing()
+	wake := c.idle && c.s.isClosing()
+	if wake && c.br.Buffered() == 0 {
+		c.idle = false
+		c.mu.Unlock()
+		return "", os.ErrDeadlineExceeded
+	}
+	if wake {
+		c.nc.SetReadDeadline(time.Now())
+	} else {
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.CommandTimeout))
+	}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
 		c.idle = false
 		c.mu.Unlock()
 	}()
-	if closing && c.tx == nil && c.br.Buffered() == 0 {
-		return "", os.ErrDeadlineExceeded
-	}
-	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.CommandTimeout))
-	if closing && c.tx == nil {
-		c.nc.SetReadDeadline(time.Now())
-	}
 	var line []byte
 	tooLong := false
 	for {

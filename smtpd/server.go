@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"abox/policy"
@@ -47,7 +48,7 @@ type Server struct {
 	mu       sync.Mutex
 	ln       []net.Listener     // guarded by mu
 	conns    map[*conn]struct{} // guarded by mu
-	closing  bool               // guarded by mu
+	closing  atomic.Bool        // set once by Shutdown, under mu
 	wg       sync.WaitGroup
 	sessions int // guarded by mu
 }
@@ -78,7 +79,7 @@ func New(cfg Config) *Server {
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.closing {
+	if s.closing.Load() {
 		s.mu.Unlock()
 		return net.ErrClosed
 	}
@@ -88,10 +89,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
-			s.mu.Lock()
-			closing := s.closing
-			s.mu.Unlock()
-			if closing {
+			if s.closing.Load() {
 				return net.ErrClosed
 			}
 			var ne net.Error
@@ -117,7 +115,7 @@ func (s *Server) handle(nc net.Conn) {
 	ip := remoteIP(nc)
 	c := newConn(s, nc, ip)
 	s.mu.Lock()
-	if s.closing {
+	if s.closing.Load() {
 		s.mu.Unlock()
 		return
 	}
@@ -156,7 +154,7 @@ func (s *Server) handle(nc net.Conn) {
 // remaining connections are closed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
+	s.closing.Store(true)
 	for _, ln := range s.ln {
 		ln.Close()
 	}
@@ -183,10 +181,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// isClosing takes no lock: sessions ask while holding their own, which
+// Shutdown takes under the server's.
 func (s *Server) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
+	return s.closing.Load()
 }
 
 func remoteIP(nc net.Conn) netip.Addr {
