@@ -118,17 +118,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
+		// Goodbyes are written outside s.mu: a write to a client that
+		// does not read must not hold up sessions ending meanwhile.
 		s.mu.Lock()
-		open := 0
+		open := make([]*session, 0, len(s.sessions))
 		for sess := range s.sessions {
-			if sess.tryBye("Server shutting down") {
-				delete(s.sessions, sess)
-				continue
-			}
-			open++
+			open = append(open, sess)
 		}
 		s.mu.Unlock()
-		if open == 0 {
+		busy := 0
+		for _, sess := range open {
+			if sess.tryBye("Server shutting down") {
+				s.mu.Lock()
+				delete(s.sessions, sess)
+				s.mu.Unlock()
+				continue
+			}
+			busy++
+		}
+		if busy == 0 {
 			break
 		}
 		select {
