@@ -178,8 +178,15 @@ func fdatasync(f *os.File) error {
 	}
 }
 
-// opLog collects one batch's operations as they are made.
-type opLog struct{ buf []byte }
+// opLog collects one batch's operations as they are made, up to
+// maxRecord bytes: past that the batch is committed instead of logged,
+// and its operations are no longer copied.
+type opLog struct {
+	buf  []byte
+	full bool
+}
+
+func (l *opLog) reset() { l.buf, l.full = l.buf[:0], false }
 
 func bucketIndex(name []byte) byte {
 	for i, b := range allBuckets {
@@ -191,6 +198,10 @@ func bucketIndex(name []byte) byte {
 }
 
 func (l *opLog) add(kind byte, bucket []byte, key, val []byte) {
+	if l.full || len(l.buf)+2+2*binary.MaxVarintLen64+len(key)+len(val) > maxRecord {
+		l.full = true
+		return
+	}
 	l.buf = append(l.buf, kind, bucketIndex(bucket))
 	l.buf = binary.AppendUvarint(l.buf, uint64(len(key)))
 	l.buf = append(l.buf, key...)

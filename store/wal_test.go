@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -432,4 +433,40 @@ func crashAndReopen(t *testing.T, s *Store, path string) *Store {
 	t.Helper()
 	crash(s)
 	return openWALTest(t, path)
+}
+
+// TestWALLargeBatchCommitted: a batch whose record would pass maxRecord
+// is committed to the file instead of logged; the batches around it are
+// logged, and every one of them survives a crash whole.
+func TestWALLargeBatchCommitted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openWALTest(t, path)
+	a := addAccount(t, s, "alice@example.kz")
+	big := append(msg(1), bytes.Repeat([]byte("0123456789abcdef\r\n"), maxRecord/18+1)...)
+	bodies := [][]byte{msg(0), big, msg(2)}
+	for i, body := range bodies {
+		before := s.WriterStats()
+		if _, err := s.Deliver(ctx, &Delivery{Body: body, Recipients: []Recipient{{Account: a.ID}}}); err != nil {
+			t.Fatal(err)
+		}
+		after := s.WriterStats()
+		logged, committed := after.LogRecords-before.LogRecords, after.Commits-before.Commits
+		if large := len(body) > maxRecord; large && (logged != 0 || committed == 0) || !large && (logged != 1 || committed != 0) {
+			t.Fatalf("delivery %d (%d bytes): %d log records, %d commits", i, len(body), logged, committed)
+		}
+	}
+	s2 := crashAndReopen(t, s, path)
+	defer s2.Close()
+	mb, _ := s2.MailboxByName(a.ID, "INBOX")
+	msgs, err := s2.Messages(a.ID, mb.ID, 0, 0)
+	if err != nil || len(msgs) != len(bodies) {
+		t.Fatalf("after the crash: %d messages, %v", len(msgs), err)
+	}
+	for i, m := range msgs {
+		got, _, err := s2.Body(m.Blob)
+		if err != nil || !bytes.Equal(got, bodies[i]) {
+			t.Fatalf("message %d after the crash: %d bytes (want %d), %v", i, len(got), len(bodies[i]), err)
+		}
+	}
+	mustCheck(t, s2)
 }

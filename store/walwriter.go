@@ -110,7 +110,7 @@ func (s *Store) commitLogged(batch []*writeReq) {
 	}
 	now := s.clock()
 	for len(batch) > 0 {
-		s.oplog.buf = s.oplog.buf[:0]
+		s.oplog.reset()
 		var log *opLog
 		if logged {
 			log = &s.oplog
@@ -139,13 +139,7 @@ func (s *Store) commitLogged(batch []*writeReq) {
 	if len(batch) == 0 {
 		return
 	}
-	defer func() {
-		// A large message's record is not kept for the next batch.
-		if cap(s.oplog.buf) > 2*maxRecord {
-			s.oplog.buf = nil
-		}
-	}()
-	if logged && s.deferred+len(batch) < checkpointRequests && len(s.oplog.buf) <= maxRecord {
+	if logged && s.deferred+len(batch) < checkpointRequests && !s.oplog.full {
 		t0 := time.Now()
 		err := s.wal.append(s.walSeq+1, s.oplog.buf)
 		s.walNanos.Add(uint64(time.Since(t0)))
