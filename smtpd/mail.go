@@ -233,31 +233,28 @@ func (c *conn) cmdData(arg string) {
 	putDataBuf(body)
 }
 
-// dataBufs recycles DATA buffers (8 KiB and up) between messages.
-var dataBufs = sync.Pool{New: func() any { return new([]byte) }}
+// dataBufs recycles DATA buffers (8 KiB and up) between messages. Each
+// entry holds a buffer: one taken out is not put back empty, so putting
+// a buffer never overwrites another.
+var dataBufs sync.Pool
 
 // maxPooledData: larger buffers are left to the collector, so that one
 // big message does not pin its size for ever.
 const maxPooledData = 256 << 10
 
 func getDataBuf(n int) []byte {
-	p := dataBufs.Get().(*[]byte)
-	b := *p
-	*p = nil
-	dataBufs.Put(p)
-	if cap(b) < n {
-		return make([]byte, 0, n)
+	if p, _ := dataBufs.Get().(*[]byte); p != nil && cap(*p) >= n {
+		return (*p)[:0]
 	}
-	return b[:0]
+	return make([]byte, 0, max(n, 8<<10))
 }
 
 func putDataBuf(b []byte) {
-	if cap(b) == 0 || cap(b) > maxPooledData {
+	if cap(b) < 8<<10 || cap(b) > maxPooledData {
 		return
 	}
-	p := dataBufs.Get().(*[]byte)
-	*p = b[:0]
-	dataBufs.Put(p)
+	b = b[:0]
+	dataBufs.Put(&b)
 }
 
 // readData reads a dot-stuffed message up to the terminating line
