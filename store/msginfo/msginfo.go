@@ -48,8 +48,19 @@ func Parse(msg []byte) *Info {
 	info := &Info{HeaderSize: headerSize(msg)}
 	br := readers.Get().(*bufio.Reader)
 	defer readers.Put(br)
-	br.Reset(bytes.NewReader(msg))
+	rd := bytes.NewReader(msg)
+	br.Reset(rd)
 	hdr, err := textproto.ReadHeader(br)
+	// The body is what follows what the header parse consumed, also
+	// when it failed (as go-imap's structure takes it).
+	body := msg[len(msg)-rd.Len()-br.Buffered():]
+	br.Reset(nil)
+	if body == nil {
+		body = []byte{}
+	}
+	// The structure first: the envelope below may take Date out of hdr.
+	info.Structure = fixDefaults(structure(hdr, body, nil))
+	info.PlainText = plainText(info.Structure)
 	if err == nil {
 		// go-imap parses Date with net/mail, which tries a dozen layouts
 		// (each failure allocates) before the one nearly every sender
@@ -65,12 +76,6 @@ func Parse(msg []byte) *Info {
 	} else {
 		info.Envelope = &imap.Envelope{}
 	}
-	// Given a bufio.Reader, go-imap reads through it instead of
-	// allocating its own.
-	br.Reset(bytes.NewReader(msg))
-	info.Structure = fixDefaults(imapserver.ExtractBodyStructure(br))
-	br.Reset(nil)
-	info.PlainText = plainText(info.Structure)
 	return info
 }
 
