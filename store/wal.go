@@ -262,8 +262,9 @@ func applyOps(tx *bolt.Tx, payload []byte) error {
 
 // put writes a key in a write request; in a logged request it also
 // records the operation. bbolt keeps the slices it is given until the
-// commit, which for a logged request comes after the caller has been
-// answered and may reuse its buffers, so those get copies.
+// commit, which for a logged batch comes after the callers have been
+// answered and may reuse their buffers, so those get copies; a batch
+// too large for the log is committed before its answers.
 func (t *txn) put(bucket []byte, key, val []byte, fill float64) error {
 	b := t.tx.Bucket(bucket)
 	if fill > 0 {
@@ -272,13 +273,15 @@ func (t *txn) put(bucket []byte, key, val []byte, fill float64) error {
 	if t.log == nil {
 		return b.Put(key, val)
 	}
+	if t.log.add(opPut, bucket, key, val); t.log.full {
+		return b.Put(key, val)
+	}
 	kv := make([]byte, len(key)+len(val))
 	copy(kv, key)
 	copy(kv[len(key):], val)
 	if err := b.Put(kv[:len(key):len(key)], kv[len(key):]); err != nil {
 		return err
 	}
-	t.log.add(opPut, bucket, key, val)
 	if string(bucket) == string(bMail) && len(key) >= 8 {
 		if a := decodeU64(key); !slices.Contains(t.accts, a) {
 			t.accts = append(t.accts, a)
