@@ -361,7 +361,7 @@ func (t *txn) dropBodyRef(id uint64) error {
 		return err
 	}
 	if rec.Refs <= 1 {
-		if err := t.s.blobs.del(t.tx, id); err != nil {
+		if err := t.s.blobs.del(t, id); err != nil {
 			return err
 		}
 		hashes := t.tx.Bucket(bBodyHash)
