@@ -167,3 +167,49 @@ func TestSegmentOrphansRemovedAtOpen(t *testing.T) {
 	}
 	mustCheck(t, s)
 }
+
+// TestBackupHoldsSegmentBodies: a backup is one file with every body in
+// it: opened alone (no segment directory beside it), every message
+// reads back and the check is clean.
+func TestBackupHoldsSegmentBodies(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openSegTest(t, path)
+	defer s.Close()
+	a := addAccount(t, s, "alice@example.kz")
+	var bodies [][]byte
+	for i := range 30 {
+		body := segBody(i, 300+i*1000)
+		if _, err := s.Deliver(ctx, &Delivery{Body: body, Recipients: []Recipient{{Account: a.ID}}}); err != nil {
+			t.Fatal(err)
+		}
+		bodies = append(bodies, body)
+	}
+	if len(segFiles(t, path)) == 0 {
+		t.Fatal("no segment bodies: the test proves nothing")
+	}
+	copyPath := filepath.Join(t.TempDir(), "backup.db")
+	n, err := s.BackupTo(copyPath)
+	if fi, serr := os.Stat(copyPath); err != nil || serr != nil || fi.Size() != n {
+		t.Fatalf("backup: %d bytes, %v, %v", n, err, serr)
+	}
+	c, err := Open(copyPath, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	mb, _ := c.MailboxByName(a.ID, "INBOX")
+	msgs, err := c.Messages(a.ID, mb.ID, 0, 0)
+	if err != nil || len(msgs) != len(bodies) {
+		t.Fatalf("copy: %d messages, %v", len(msgs), err)
+	}
+	for i, m := range msgs {
+		got, _, err := c.Body(m.Blob)
+		if err != nil || !bytes.Equal(got, bodies[i]) {
+			t.Fatalf("copy: body %d: %d bytes (want %d), %v", i, len(got), len(bodies[i]), err)
+		}
+	}
+	if _, err := os.Stat(copyPath + SegmentDirSuffix); !os.IsNotExist(err) {
+		t.Fatalf("the copy needs a segment directory: %v", err)
+	}
+	mustCheck(t, c)
+}
