@@ -168,11 +168,13 @@ func moveBodies(db *bolt.DB, br *bufio.Reader, head [16]byte) error {
 				return nil
 			}
 			// Every body is in the copy now: no segment is referenced.
-			if err := tx.DeleteBucket(bSegments); err != nil {
-				return err
-			}
-			if _, err := tx.CreateBucket(bSegments); err != nil {
-				return err
+			for _, name := range [][]byte{bSegments, bSegBlobs} {
+				if err := tx.DeleteBucket(name); err != nil {
+					return err
+				}
+				if _, err := tx.CreateBucket(name); err != nil {
+					return err
+				}
 			}
 			return tx.Bucket(bMeta).Delete(keyLastSegment)
 		})

@@ -56,5 +56,8 @@ func (b blobStore) del(t *txn, id uint64) error {
 	if err := locs.Delete(u64(id)); err != nil {
 		return err
 	}
+	if err := t.tx.Bucket(bSegBlobs).Delete(segBlobKey(loc.seg, id)); err != nil {
+		return err
+	}
 	return b.segs.count(t, loc.seg, -1, -loc.size)
 }

@@ -377,6 +377,9 @@ func (c *checker) bodies(refs map[uint64]uint64) {
 			} else if loc.off+loc.size > n {
 				c.problem("body %d: bytes %d+%d past the end of segment %d (%d bytes)", id, loc.off, loc.size, loc.seg, n)
 			}
+			if tx.Bucket(bSegBlobs).Get(segBlobKey(loc.seg, id)) == nil {
+				c.problem("body %d: not in segment %d's index", id, loc.seg)
+			}
 			st := inSegments[loc.seg]
 			st.bodies++
 			st.bytes += loc.size
@@ -418,6 +421,17 @@ func (c *checker) bodies(refs map[uint64]uint64) {
 	for seg, st := range inSegments {
 		c.problem("segment %d: %d bodies of %d bytes are not counted", seg, st.bodies, st.bytes)
 	}
+	_ = tx.Bucket(bSegBlobs).ForEach(func(k, _ []byte) error {
+		if len(k) != 12 {
+			c.problem("segment index: bad key %x", k)
+			return nil
+		}
+		seg, id := binary.BigEndian.Uint32(k), decodeU64(k[4:])
+		if loc, ok := decodeLoc(locs.Get(k[4:])); !ok || loc.seg != seg {
+			c.problem("segment index: body %d listed in segment %d but not there", id, seg)
+		}
+		return nil
+	})
 	_ = hashes.ForEach(func(k, v []byte) error {
 		raw := bodies.Get(v)
 		if raw == nil {

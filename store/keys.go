@@ -28,6 +28,7 @@ var (
 	bBlobs        = []byte("blobs")         // blob id(8) -> raw message bytes (small bodies)
 	bBlobLocs     = []byte("blob_locs")     // blob id(8) -> segment(4) offset(8) size(8) (large bodies)
 	bSegments     = []byte("segments")      // segment(4) -> bodies(8) bytes(8) still referenced
+	bSegBlobs     = []byte("seg_blobs")     // segment(4) blob id(8) -> nil, the bodies in each segment
 	bAudit        = []byte("audit")         // seq(8) -> JSON AuditEntry
 	bLedger       = []byte("ledger")        // seq(8) -> JSON LedgerEntry (hash chain)
 	bLedgerMsg    = []byte("ledger_msg")    // message-id 0x00 seq(8) -> nil
@@ -41,7 +42,7 @@ var allBuckets = [][]byte{
 	bMeta, bDomains, bClasses, bSenders, bAccounts, bAcctAddr, bAcctPurged,
 	bAcctState, bAcctLastUse, bMail, bMboxNames, bMboxDeleting, bBodyHash,
 	bBodies, bBlobs, bAudit, bAuditAcct, bLedger, bLedgerMsg, bLedgerRead, bOfficial, bBroadcasts,
-	bBlobLocs, bSegments,
+	bBlobLocs, bSegments, bSegBlobs,
 }
 
 func u64(v uint64) []byte {

@@ -87,9 +87,12 @@ type segments struct {
 	maxSize  int64 // a segment is closed for appends past this
 	readOnly bool
 
-	mu    sync.RWMutex
-	files map[uint32]*os.File // open for reading (and the active one for writing)
-	gone  map[uint32]bool     // removed: a reader of an old reference gets an error
+	mu     sync.RWMutex
+	files  map[uint32]*os.File // open for reading (and the active one for writing)
+	gone   map[uint32]bool     // removed: a reader of an old reference gets an error
+	sizes  map[uint32]int64    // file sizes of the segments closed for appends
+	sparse map[uint32]bool     // closed segments less than half referenced
+	kick   chan struct{}       // wakes the compactor (buffered, 1)
 
 	readers readerEpochs
 
@@ -113,7 +116,8 @@ func parseSegmentName(name string) (uint32, bool) {
 
 func openSegments(dir string, opts Options) *segments {
 	g := &segments{dir: dir, min: opts.SegmentMin, maxSize: opts.SegmentSize, readOnly: opts.ReadOnly,
-		files: map[uint32]*os.File{}, gone: map[uint32]bool{}}
+		files: map[uint32]*os.File{}, gone: map[uint32]bool{}, sizes: map[uint32]int64{},
+		sparse: map[uint32]bool{}, kick: make(chan struct{}, 1)}
 	if g.min == 0 {
 		g.min = defaultSegmentMin
 	}
@@ -166,11 +170,18 @@ func (g *segments) tidy(tx *bolt.Tx) error {
 		if g.readOnly {
 			continue
 		}
-		if st := decodeSegStats(stats.Get(segKey(seg))); st.bodies == 0 {
+		st := decodeSegStats(stats.Get(segKey(seg)))
+		if st.bodies == 0 {
 			if err := os.Remove(filepath.Join(g.dir, segmentName(seg))); err != nil {
 				return fmt.Errorf("store: body segments: %w", err)
 			}
+			continue
 		}
+		fi, err := os.Stat(filepath.Join(g.dir, segmentName(seg)))
+		if err != nil {
+			return fmt.Errorf("store: body segments: %w", err)
+		}
+		g.closedSize(seg, fi.Size(), st)
 	}
 	g.active = last // the next append opens last+1
 	return nil
@@ -197,7 +208,37 @@ func (g *segments) append(t *txn, id uint64, body []byte) error {
 	if err := t.put(bBlobLocs, u64(id), loc.encode(), appendFill); err != nil {
 		return err
 	}
+	if err := t.put(bSegBlobs, segBlobKey(g.active, id), nil, appendFill); err != nil {
+		return err
+	}
 	return g.count(t, g.active, 1, loc.size)
+}
+
+func segBlobKey(seg uint32, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(segKey(seg), id)
+}
+
+// closedSize records the size of a segment closed for appends, and
+// whether it is sparse.
+func (g *segments) closedSize(seg uint32, size int64, st segStats) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sizes[seg] = size
+	g.noteSparse(seg, st)
+}
+
+// noteSparse marks a closed segment less than half of whose bytes are
+// referenced, for the compactor. Called with mu held.
+func (g *segments) noteSparse(seg uint32, st segStats) {
+	size, closed := g.sizes[seg]
+	if !closed || g.sparse[seg] || st.bodies == 0 || st.bytes*2 >= size {
+		return
+	}
+	g.sparse[seg] = true
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
 }
 
 // count adds to a segment's referenced bodies and bytes.
@@ -207,6 +248,11 @@ func (g *segments) count(t *txn, seg uint32, bodies, bytes int64) error {
 	st.bodies += bodies
 	st.bytes += bytes
 	if st.bodies > 0 {
+		if bodies < 0 {
+			g.mu.Lock()
+			g.noteSparse(seg, st)
+			g.mu.Unlock()
+		}
 		return t.put(bSegments, segKey(seg), st.encode(), 0)
 	}
 	// Bodies are dropped by requests that commit (never logged ones,
@@ -242,6 +288,10 @@ func (g *segments) roll(t *txn) error {
 	old := g.active
 	g.mu.Lock()
 	g.files[seg] = f
+	if g.activeF != nil {
+		g.sizes[old] = g.next
+		g.noteSparse(old, decodeSegStats(t.tx.Bucket(bSegments).Get(segKey(old))))
+	}
 	g.mu.Unlock()
 	g.active, g.activeF, g.next = seg, f, 0
 	// A segment closed with nothing left in it goes now.
@@ -293,6 +343,8 @@ func (g *segments) remove(seg uint32) {
 	g.mu.Lock()
 	f := g.files[seg]
 	delete(g.files, seg)
+	delete(g.sizes, seg)
+	delete(g.sparse, seg)
 	g.gone[seg] = true
 	g.mu.Unlock()
 	if f != nil {

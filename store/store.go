@@ -179,6 +179,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 	} else {
 		go s.writer()
 		go s.resumeDeletes()
+		go s.compactor()
 	}
 	return s, nil
 }
