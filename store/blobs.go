@@ -23,9 +23,10 @@ func (b blobStore) put(t *txn, id uint64, data []byte) error {
 	return t.put(bBlobs, u64(id), data, appendFill)
 }
 
-// read returns a body's bytes: bbolt's own, valid only while tx is open
-// (inBuf false), or read from its segment into buf, grown as needed
-// (inBuf true).
+// read returns a body's bytes: bbolt's own or its segment's mapping,
+// valid only while tx is open (inBuf false), or read from its segment
+// into buf, grown as needed (inBuf true). A segment body's reader holds
+// a reader epoch (viewBlobs) so its segment is not removed under it.
 func (b blobStore) read(tx *bolt.Tx, id uint64, buf []byte) (data []byte, inBuf bool, err error) {
 	if v := tx.Bucket(bBlobs).Get(u64(id)); v != nil {
 		return v, false, nil
@@ -37,6 +38,9 @@ func (b blobStore) read(tx *bolt.Tx, id uint64, buf []byte) (data []byte, inBuf 
 	loc, ok := decodeLoc(v)
 	if !ok {
 		return nil, false, fmt.Errorf("body %d: bad location: %w", id, ErrCorrupt)
+	}
+	if data, ok := b.segs.view(loc); ok {
+		return data, false, nil
 	}
 	data, err = b.segs.read(loc, buf)
 	return data, true, err

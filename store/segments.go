@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -89,6 +90,7 @@ type segments struct {
 
 	mu     sync.RWMutex
 	files  map[uint32]*os.File // open for reading (and the active one for writing)
+	maps   map[uint32][]byte   // mapped for reading, past the end for one still growing
 	gone   map[uint32]bool     // removed: a reader of an old reference gets an error
 	sizes  map[uint32]int64    // file sizes of the segments closed for appends
 	sparse map[uint32]bool     // closed segments less than half referenced
@@ -116,7 +118,7 @@ func parseSegmentName(name string) (uint32, bool) {
 
 func openSegments(dir string, opts Options) *segments {
 	g := &segments{dir: dir, min: opts.SegmentMin, maxSize: opts.SegmentSize, readOnly: opts.ReadOnly,
-		files: map[uint32]*os.File{}, gone: map[uint32]bool{}, sizes: map[uint32]int64{},
+		files: map[uint32]*os.File{}, maps: map[uint32][]byte{}, gone: map[uint32]bool{}, sizes: map[uint32]int64{},
 		sparse: map[uint32]bool{}, kick: make(chan struct{}, 1)}
 	if g.min == 0 {
 		g.min = defaultSegmentMin
@@ -341,16 +343,56 @@ func syncDir(dir string) error {
 
 func (g *segments) remove(seg uint32) {
 	g.mu.Lock()
-	f := g.files[seg]
+	f, m := g.files[seg], g.maps[seg]
 	delete(g.files, seg)
+	delete(g.maps, seg)
 	delete(g.sizes, seg)
 	delete(g.sparse, seg)
 	g.gone[seg] = true
 	g.mu.Unlock()
+	if m != nil {
+		syscall.Munmap(m)
+	}
 	if f != nil {
 		f.Close()
 	}
 	os.Remove(filepath.Join(g.dir, segmentName(seg)))
+}
+
+// view returns the body at loc from the segment's mapping, valid while
+// the reader's epoch is held (ok false: read it with read instead). A
+// segment is mapped once, to at least SegmentSize, so appends after the
+// mapping are inside it; pages written with pwrite are the mapping's
+// pages (one page cache).
+func (g *segments) view(loc blobLoc) (data []byte, ok bool) {
+	g.mu.RLock()
+	m := g.maps[loc.seg]
+	g.mu.RUnlock()
+	if m == nil {
+		f, err := g.file(loc.seg)
+		if err != nil {
+			return nil, false
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, false
+		}
+		g.mu.Lock()
+		if m = g.maps[loc.seg]; m == nil && !g.gone[loc.seg] {
+			m, err = syscall.Mmap(int(f.Fd()), 0, int(max(g.maxSize, fi.Size())), syscall.PROT_READ, syscall.MAP_SHARED)
+			if err == nil {
+				g.maps[loc.seg] = m
+			}
+		}
+		g.mu.Unlock()
+		if m == nil {
+			return nil, false
+		}
+	}
+	if loc.off+loc.size > int64(len(m)) {
+		return nil, false
+	}
+	return m[loc.off : loc.off+loc.size : loc.off+loc.size], true
 }
 
 // file returns a segment's file, opening it for reading the first time.
@@ -397,6 +439,10 @@ func (g *segments) read(loc blobLoc, buf []byte) ([]byte, error) {
 func (g *segments) close() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	for seg, m := range g.maps {
+		syscall.Munmap(m)
+		delete(g.maps, seg)
+	}
 	for seg, f := range g.files {
 		f.Close()
 		delete(g.files, seg)
