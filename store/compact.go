@@ -79,6 +79,8 @@ func (s *Store) compactSegment(seg uint32) error {
 	g.mu.Lock()
 	delete(g.sparse, seg)
 	g.mu.Unlock()
+	g.compactions.Add(1)
+	g.compactedTo.Add(uint64(moved))
 	s.log.Info("store: compacted a body segment", "segment", seg, "bodies", bodies, "bytes", moved, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

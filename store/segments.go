@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	bolt "go.etcd.io/bbolt"
@@ -98,6 +99,10 @@ type segments struct {
 
 	readers readerEpochs
 
+	// For SegmentStats.
+	nFiles, nBytes           atomic.Int64
+	compactions, compactedTo atomic.Uint64
+
 	active   uint32 // 0: none yet (ids start at 1)
 	activeF  *os.File
 	next     int64      // append offset in the active segment
@@ -184,6 +189,8 @@ func (g *segments) tidy(tx *bolt.Tx) error {
 			return fmt.Errorf("store: body segments: %w", err)
 		}
 		g.closedSize(seg, fi.Size(), st)
+		g.nFiles.Add(1)
+		g.nBytes.Add(fi.Size())
 	}
 	g.active = last // the next append opens last+1
 	return nil
@@ -204,6 +211,7 @@ func (g *segments) append(t *txn, id uint64, body []byte) error {
 	}
 	loc := blobLoc{seg: g.active, off: g.next, size: int64(len(body))}
 	g.next += int64(len(body))
+	g.nBytes.Add(loc.size)
 	if len(g.unsynced) == 0 || g.unsynced[len(g.unsynced)-1] != g.activeF {
 		g.unsynced = append(g.unsynced, g.activeF)
 	}
@@ -296,6 +304,7 @@ func (g *segments) roll(t *txn) error {
 	}
 	g.mu.Unlock()
 	g.active, g.activeF, g.next = seg, f, 0
+	g.nFiles.Add(1)
 	// A segment closed with nothing left in it goes now.
 	if old != 0 && decodeSegStats(t.tx.Bucket(bSegments).Get(segKey(old))).bodies == 0 {
 		g.pending = append(g.pending, old)
@@ -343,7 +352,7 @@ func syncDir(dir string) error {
 
 func (g *segments) remove(seg uint32) {
 	g.mu.Lock()
-	f, m := g.files[seg], g.maps[seg]
+	f, m, size := g.files[seg], g.maps[seg], g.sizes[seg]
 	delete(g.files, seg)
 	delete(g.maps, seg)
 	delete(g.sizes, seg)
@@ -356,7 +365,25 @@ func (g *segments) remove(seg uint32) {
 	if f != nil {
 		f.Close()
 	}
-	os.Remove(filepath.Join(g.dir, segmentName(seg)))
+	if os.Remove(filepath.Join(g.dir, segmentName(seg))) == nil {
+		g.nFiles.Add(-1)
+		g.nBytes.Add(-size)
+	}
+}
+
+// SegmentStats describes the body segments.
+type SegmentStats struct {
+	Files, Bytes int64 // segment files and the bytes in them
+	// Compactions counts segments compacted, CompactedBytes the bytes
+	// of bodies they moved.
+	Compactions, CompactedBytes uint64
+}
+
+// SegmentStats returns the segments' figures (since Open for the
+// counters).
+func (s *Store) SegmentStats() SegmentStats {
+	g := s.blobs.segs
+	return SegmentStats{Files: g.nFiles.Load(), Bytes: g.nBytes.Load(), Compactions: g.compactions.Load(), CompactedBytes: g.compactedTo.Load()}
 }
 
 // view returns the body at loc from the segment's mapping, valid while

@@ -269,6 +269,15 @@ func TestSegmentCompaction(t *testing.T) {
 	if _, err := os.Stat(files[1]); err != nil {
 		t.Fatalf("segment 2 (four of six bodies left) was compacted: %v", err)
 	}
+	st := s.SegmentStats()
+	var onDisk int64
+	for _, f := range segFiles(t, path) {
+		fi, _ := os.Stat(f)
+		onDisk += fi.Size()
+	}
+	if st.Compactions != 1 || st.CompactedBytes != uint64(len(bodies[3])+len(bodies[5])) || st.Files != int64(len(segFiles(t, path))) || st.Bytes != onDisk {
+		t.Fatalf("stats %+v; on disk %d files, %d bytes", st, len(segFiles(t, path)), onDisk)
+	}
 	verify := func(s *Store) {
 		t.Helper()
 		for i, m := range msgs {
