@@ -258,8 +258,9 @@ func TestSegmentCompaction(t *testing.T) {
 	for i := range bodies {
 		keep[i] = !slices.Contains(gone, msgs[i].UID)
 	}
+	// Done when the file is gone and the compactor has counted it.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(files[0]); os.IsNotExist(err) {
+		if _, err := os.Stat(files[0]); os.IsNotExist(err) && s.SegmentStats().Compactions > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
