@@ -82,7 +82,7 @@ func (s *Store) StartBroadcast(ctx context.Context, b Broadcast, body, structure
 		if err != nil {
 			return err
 		}
-		blob, known, err := t.blobFor(hash)
+		blob, known, err := t.blobFor(hash, true)
 		if err != nil {
 			return err
 		}

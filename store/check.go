@@ -25,8 +25,25 @@ type CheckReport struct {
 const maxProblems = 1000
 
 type checker struct {
-	tx  *bolt.Tx
-	rep *CheckReport
+	tx       *bolt.Tx
+	rep      *CheckReport
+	segs     *segments
+	segSizes map[uint32]int64 // segment file sizes (-1: missing)
+}
+
+// segSize is a segment file's size, or -1 when it cannot be read.
+func (c *checker) segSize(seg uint32) int64 {
+	if n, ok := c.segSizes[seg]; ok {
+		return n
+	}
+	n := int64(-1)
+	if f, err := c.segs.file(seg); err == nil {
+		if fi, err := f.Stat(); err == nil {
+			n = fi.Size()
+		}
+	}
+	c.segSizes[seg] = n
+	return n
 }
 
 func (c *checker) problem(format string, args ...any) {
@@ -80,8 +97,10 @@ func (s *Store) Check() (CheckReport, error) {
 	if err != nil {
 		return rep, err
 	}
+	e := s.blobs.segs.readers.enter()
+	defer s.blobs.segs.readers.leave(e)
 	err = s.view(func(tx *bolt.Tx) error {
-		c := &checker{tx: tx, rep: &rep}
+		c := &checker{tx: tx, rep: &rep, segs: s.blobs.segs, segSizes: map[uint32]int64{}}
 		for _, name := range allBuckets {
 			if tx.Bucket(name) == nil {
 				c.problem("bucket %s is missing", name)
@@ -323,7 +342,8 @@ func (c *checker) mailboxesAndMessages() {
 // left over.
 func (c *checker) bodies(refs map[uint64]uint64) {
 	tx := c.tx
-	blobs, hashes := tx.Bucket(bBlobs), tx.Bucket(bBodyHash)
+	blobs, hashes, locs := tx.Bucket(bBlobs), tx.Bucket(bBodyHash), tx.Bucket(bBlobLocs)
+	inSegments := map[uint32]segStats{}
 	_ = tx.Bucket(bBodies).ForEach(func(k, v []byte) error {
 		c.rep.Bodies++
 		id := decodeU64(k)
@@ -335,10 +355,37 @@ func (c *checker) bodies(refs map[uint64]uint64) {
 		if rec.Refs != refs[id] {
 			c.problem("body %d: reference count %d, found %d references", id, rec.Refs, refs[id])
 		}
-		if raw := blobs.Get(k); raw == nil {
+		raw, rawLoc := blobs.Get(k), locs.Get(k)
+		switch {
+		case raw != nil && rawLoc != nil:
+			c.problem("body %d: bytes both in the database and in a segment", id)
+		case raw != nil:
+			if int64(len(raw)) != rec.Size {
+				c.problem("body %d: size %d, bytes %d", id, rec.Size, len(raw))
+			}
+		case rawLoc != nil:
+			loc, ok := decodeLoc(rawLoc)
+			if !ok {
+				c.problem("body %d: undecodable segment location", id)
+				break
+			}
+			if loc.size != rec.Size {
+				c.problem("body %d: size %d, %d bytes in segment %d", id, rec.Size, loc.size, loc.seg)
+			}
+			if n := c.segSize(loc.seg); n < 0 {
+				c.problem("body %d: segment %d is missing", id, loc.seg)
+			} else if loc.off+loc.size > n {
+				c.problem("body %d: bytes %d+%d past the end of segment %d (%d bytes)", id, loc.off, loc.size, loc.seg, n)
+			}
+			if tx.Bucket(bSegBlobs).Get(segBlobKey(loc.seg, id)) == nil {
+				c.problem("body %d: not in segment %d's index", id, loc.seg)
+			}
+			st := inSegments[loc.seg]
+			st.bodies++
+			st.bytes += loc.size
+			inSegments[loc.seg] = st
+		default:
 			c.problem("body %d: bytes missing", id)
-		} else if int64(len(raw)) != rec.Size {
-			c.problem("body %d: size %d, bytes %d", id, rec.Size, len(raw))
 		}
 		delete(refs, id)
 		return nil
@@ -350,6 +397,38 @@ func (c *checker) bodies(refs map[uint64]uint64) {
 	_ = blobs.ForEach(func(k, _ []byte) error {
 		if bodies.Get(k) == nil {
 			c.problem("blob %d: no body record (leaked space)", decodeU64(k))
+		}
+		return nil
+	})
+	_ = locs.ForEach(func(k, _ []byte) error {
+		if bodies.Get(k) == nil {
+			c.problem("blob %d: segment bytes without a body record (leaked space)", decodeU64(k))
+		}
+		return nil
+	})
+	_ = tx.Bucket(bSegments).ForEach(func(k, v []byte) error {
+		if len(k) != 4 {
+			c.problem("segments: bad key %x", k)
+			return nil
+		}
+		seg := binary.BigEndian.Uint32(k)
+		if got, want := decodeSegStats(v), inSegments[seg]; got != want {
+			c.problem("segment %d: counted %d bodies of %d bytes, found %d of %d", seg, got.bodies, got.bytes, want.bodies, want.bytes)
+		}
+		delete(inSegments, seg)
+		return nil
+	})
+	for seg, st := range inSegments {
+		c.problem("segment %d: %d bodies of %d bytes are not counted", seg, st.bodies, st.bytes)
+	}
+	_ = tx.Bucket(bSegBlobs).ForEach(func(k, _ []byte) error {
+		if len(k) != 12 {
+			c.problem("segment index: bad key %x", k)
+			return nil
+		}
+		seg, id := binary.BigEndian.Uint32(k), decodeU64(k[4:])
+		if loc, ok := decodeLoc(locs.Get(k[4:])); !ok || loc.seg != seg {
+			c.problem("segment index: body %d listed in segment %d but not there", id, seg)
 		}
 		return nil
 	})

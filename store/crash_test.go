@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"os"
@@ -44,7 +45,7 @@ func TestCrashChild(t *testing.T) {
 			defer wg.Done()
 			for i := 0; ; i++ {
 				n := w*1_000_000 + i
-				if _, err := s.Deliver(ctx, &Delivery{Body: msg(n), Shareable: true, Recipients: []Recipient{{Account: acct.ID}}}); err != nil {
+				if _, err := s.Deliver(ctx, &Delivery{Body: crashBody(n), Shareable: true, Recipients: []Recipient{{Account: acct.ID}}}); err != nil {
 					fmt.Println("deliver:", err)
 					os.Exit(3)
 				}
@@ -56,6 +57,16 @@ func TestCrashChild(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// crashBody is delivery n's body: every third one large enough for a
+// body segment.
+func crashBody(n int) []byte {
+	b := msg(n)
+	if n%3 == 0 {
+		b = append(b, strings.Repeat(fmt.Sprintf("padding of %d\r\n", n), 20<<10/16)...)
+	}
+	return b
 }
 
 func TestSIGKILLLosesNoAcknowledgedDelivery(t *testing.T) {
@@ -124,9 +135,16 @@ func crashRounds(t *testing.T, wal bool) {
 		}
 		mustCheck(t, s)
 		for _, n := range acked {
-			if _, err := s.BodyByHash(sha256.Sum256(msg(n))); err != nil {
+			blob, err := s.BodyByHash(sha256.Sum256(crashBody(n)))
+			if err != nil {
 				t.Fatalf("round %d: acknowledged delivery %d lost: %v", round, n, err)
 			}
+			if body, _, err := s.Body(blob); err != nil || !bytes.Equal(body, crashBody(n)) {
+				t.Fatalf("round %d: acknowledged delivery %d: %d bytes (want %d), %v", round, n, len(body), len(crashBody(n)), err)
+			}
+		}
+		if segs, _ := filepath.Glob(filepath.Join(path+SegmentDirSuffix, "*")); len(segs) == 0 {
+			t.Fatalf("round %d: no body segments: the large deliveries were not exercised", round)
 		}
 		t.Logf("round %d: %d acknowledged deliveries all present", round, len(acked))
 		s.Close()

@@ -27,9 +27,9 @@ type Delivery struct {
 	// next copy shares it. Bodies received over SMTP carry a Received
 	// header unique to their transaction and can never match another, so
 	// indexing them would cost a scattered page write per delivery for
-	// nothing (measured in docs/BENCHMARKS.md). Whatever this says, a
-	// body already in the index is shared, and every body keeps its
-	// SHA-256 in its record.
+	// nothing (measured in docs/BENCHMARKS.md), and hashing them a tenth
+	// of a 64 KiB delivery's CPU: only a shareable body is hashed (its
+	// record keeps the SHA-256; other records keep zeros).
 	Shareable bool
 	// Official, when set, makes this an official letter: every stored
 	// copy gets $Official and the notice ledger records the delivery.
@@ -103,7 +103,10 @@ func DayNumber(t time.Time) int32 { return int32(t.UTC().Unix() / 86400) }
 // when nothing could be written at all, and per-recipient errors are in
 // the result.
 func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
-	hash := sha256.Sum256(d.Body)
+	var hash [32]byte
+	if d.Shareable {
+		hash = sha256.Sum256(d.Body)
+	}
 	if d.InternalDate.IsZero() {
 		d.InternalDate = s.clock()
 	}
@@ -122,7 +125,7 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 	}
 	err := submit(ctx, func(t *txn) error {
 		out = make([]Delivered, len(d.Recipients))
-		blob, known, err := t.blobFor(hash)
+		blob, known, err := t.blobFor(hash, d.Shareable)
 		if err != nil {
 			return err
 		}
@@ -312,10 +315,12 @@ func (t *txn) putUsage(acct uint64, u *Usage) error {
 const appendFill = 0.95
 
 // blobFor returns the blob id of a body with this hash: the stored one
-// when the body is known, or a fresh id.
-func (t *txn) blobFor(hash [32]byte) (id uint64, known bool, err error) {
-	if v := t.tx.Bucket(bBodyHash).Get(hash[:]); v != nil {
-		return decodeU64(v), true, nil
+// when the body is known (shareable bodies only), or a fresh id.
+func (t *txn) blobFor(hash [32]byte, shareable bool) (id uint64, known bool, err error) {
+	if shareable {
+		if v := t.tx.Bucket(bBodyHash).Get(hash[:]); v != nil {
+			return decodeU64(v), true, nil
+		}
 	}
 	id, err = t.nextSequence(bBodies)
 	return id, false, err
@@ -361,7 +366,7 @@ func (t *txn) dropBodyRef(id uint64) error {
 		return err
 	}
 	if rec.Refs <= 1 {
-		if err := t.s.blobs.del(t.tx, id); err != nil {
+		if err := t.s.blobs.del(t, id); err != nil {
 			return err
 		}
 		hashes := t.tx.Bucket(bBodyHash)

@@ -25,7 +25,10 @@ var (
 	bMboxDeleting = []byte("mbox_deleting") // mailbox record key -> nil, deletions in progress
 	bBodyHash     = []byte("body_hash")     // sha256(32) -> blob id(8)
 	bBodies       = []byte("bodies")        // blob id(8) -> body record (refs, size, hash, structure)
-	bBlobs        = []byte("blobs")         // blob id(8) -> raw message bytes
+	bBlobs        = []byte("blobs")         // blob id(8) -> raw message bytes (small bodies)
+	bBlobLocs     = []byte("blob_locs")     // blob id(8) -> segment(4) offset(8) size(8) (large bodies)
+	bSegments     = []byte("segments")      // segment(4) -> bodies(8) bytes(8) still referenced
+	bSegBlobs     = []byte("seg_blobs")     // segment(4) blob id(8) -> nil, the bodies in each segment
 	bAudit        = []byte("audit")         // seq(8) -> JSON AuditEntry
 	bLedger       = []byte("ledger")        // seq(8) -> JSON LedgerEntry (hash chain)
 	bLedgerMsg    = []byte("ledger_msg")    // message-id 0x00 seq(8) -> nil
@@ -39,6 +42,7 @@ var allBuckets = [][]byte{
 	bMeta, bDomains, bClasses, bSenders, bAccounts, bAcctAddr, bAcctPurged,
 	bAcctState, bAcctLastUse, bMail, bMboxNames, bMboxDeleting, bBodyHash,
 	bBodies, bBlobs, bAudit, bAuditAcct, bLedger, bLedgerMsg, bLedgerRead, bOfficial, bBroadcasts,
+	bBlobLocs, bSegments, bSegBlobs,
 }
 
 func u64(v uint64) []byte {

@@ -41,11 +41,13 @@ func (s *Store) BodyInto(blob uint64, dst []byte) (body, structure []byte, err e
 		if len(v) < bodyRecordHead {
 			return fmt.Errorf("body %d: %w", blob, ErrCorrupt)
 		}
-		raw, err := s.blobs.get(tx, blob)
+		raw, inBuf, err := s.blobs.read(tx, blob, dst)
 		if err != nil {
 			return err
 		}
-		body = append(dst[:0], raw...)
+		if body = raw; !inBuf {
+			body = append(dst[:0], raw...)
+		}
 		structure = bytes.Clone(v[bodyRecordHead:])
 		return nil
 	})
@@ -63,11 +65,13 @@ func (s *Store) Body(blob uint64) (body, structure []byte, err error) {
 		if err != nil {
 			return err
 		}
-		raw, err := s.blobs.get(tx, blob)
+		raw, inBuf, err := s.blobs.read(tx, blob, nil)
 		if err != nil {
 			return err
 		}
-		body = bytes.Clone(raw)
+		if body = raw; !inBuf {
+			body = bytes.Clone(raw)
+		}
 		structure = rec.Structure
 		return nil
 	})
@@ -439,6 +443,7 @@ const bodyRecordHead = 1 + 8 + 8 + 32
 func (s *Store) readBodies(ids []uint64, withBody bool, fn func(i int, body, structure []byte) error) error {
 	return s.viewBlobs(slices.Max(append([]uint64{0}, ids...)), func(tx *bolt.Tx) error {
 		bodies := lookup{tx.Bucket(bBodies).Cursor()}
+		var scratch []byte // segment bodies, one at a time
 		for i, id := range ids {
 			v := bodies.get(u64(id))
 			if v == nil {
@@ -450,8 +455,12 @@ func (s *Store) readBodies(ids []uint64, withBody bool, fn func(i int, body, str
 			var raw []byte
 			if withBody {
 				var err error
-				if raw, err = s.blobs.get(tx, id); err != nil {
+				var inBuf bool
+				if raw, inBuf, err = s.blobs.read(tx, id, scratch); err != nil {
 					return err
+				}
+				if inBuf {
+					scratch = raw
 				}
 			}
 			if err := fn(i, raw, v[bodyRecordHead:]); err != nil {

@@ -71,7 +71,7 @@ func BenchmarkOpenMillion(b *testing.B) {
 			for _, id := range ids[start : start+100] {
 				for j := range perAccount {
 					body := append(fmt.Appendf(nil, "Subject: %d/%d\r\n\r\n", id, j), pad...)
-					blob, known, err := t.blobFor([32]byte{})
+					blob, known, err := t.blobFor([32]byte{}, false)
 					if err != nil {
 						return err
 					}

@@ -49,8 +49,15 @@ type Options struct {
 	// has them (one small sequential sync) and commits them to the file
 	// in checkpoints (wal.go). For the server. Whatever this says, Open
 	// applies a log left by a crash.
-	WAL    bool
-	Logger *slog.Logger
+	WAL bool
+	// SegmentMin is the size from which a body is kept in a segment file
+	// beside the database instead of inside it (segments.go). Zero means
+	// 16 KiB; negative keeps every body in the database.
+	SegmentMin int
+	// SegmentSize is the size past which a segment takes no more bodies
+	// (default 256 MiB).
+	SegmentSize int64
+	Logger      *slog.Logger
 }
 
 // Store is an open abox database.
@@ -143,7 +150,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 	}
 	s = &Store{
 		db: db, opts: opts, path: path, clock: opts.Clock, log: opts.Logger,
-		feed: newFeed(), blobs: boltBlobs{},
+		feed: newFeed(), blobs: blobStore{openSegments(path+SegmentDirSuffix, opts)},
 		reqs: make(chan *writeReq, 4096), maxBatch: opts.MaxBatch,
 		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1),
 	}
@@ -163,11 +170,16 @@ func Open(path string, opts Options) (s *Store, err error) {
 			return nil, err
 		}
 	}
+	if err := s.viewNow(s.blobs.segs.tidy); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if opts.ReadOnly {
 		close(s.done)
 	} else {
 		go s.writer()
 		go s.resumeDeletes()
+		go s.compactor()
 	}
 	return s, nil
 }
@@ -303,6 +315,7 @@ func (s *Store) Close() error {
 			s.wal.close()
 		}
 		err = s.db.Close()
+		s.blobs.segs.close()
 		if err == nil && s.opts.FastCommits && !s.opts.ReadOnly {
 			err = syncFreelist(s.path)
 		}
@@ -341,6 +354,10 @@ func (s *Store) viewFor(acct uint64, fn func(*bolt.Tx) error) error {
 // ids grow (the bodies bucket's sequence), so one past the file's
 // sequence belongs to a delivery still in the log: only then it waits.
 func (s *Store) viewBlobs(maxID uint64, fn func(*bolt.Tx) error) error {
+	// A segment emptied by a commit is removed only after the readers
+	// that started before it are done.
+	e := s.blobs.segs.readers.enter()
+	defer s.blobs.segs.readers.leave(e)
 	err := s.viewNow(func(tx *bolt.Tx) error {
 		if maxID > tx.Bucket(bBodies).Sequence() {
 			return errNotCheckpointed
@@ -506,6 +523,9 @@ func (s *Store) writer() {
 func (s *Store) commit(batch []*writeReq) {
 	for len(batch) > 0 {
 		err := s.runBatch(batch)
+		if err != nil {
+			s.blobs.segs.discard()
+		}
 		var m *errBatchMember
 		if errors.As(err, &m) {
 			batch[m.i].err <- m.err
@@ -513,6 +533,7 @@ func (s *Store) commit(batch []*writeReq) {
 			continue
 		}
 		if err == nil {
+			s.blobs.segs.committed()
 			s.commits.Add(1)
 			s.requests.Add(uint64(len(batch)))
 			for _, r := range batch {
@@ -575,7 +596,9 @@ func (s *Store) runRequests(tx *bolt.Tx, batch []*writeReq, now time.Time, log *
 		r.changes, r.dirChanged, r.accts = t.changes, t.dirChanged, t.accts
 	}
 	*idx = -1
-	return nil
+	// What the batch points at in body segments is on disk before the
+	// batch is (log record or commit).
+	return s.blobs.segs.sync()
 }
 
 // WriterStats counts committed write transactions (each one fsync'd) and

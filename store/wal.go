@@ -226,7 +226,7 @@ func applyOps(tx *bolt.Tx, payload []byte) error {
 		if b == nil {
 			return bad
 		}
-		if b == tx.Bucket(bBlobs) || b == tx.Bucket(bBodies) {
+		if b == tx.Bucket(bBlobs) || b == tx.Bucket(bBodies) || b == tx.Bucket(bBlobLocs) {
 			b.FillPercent = appendFill
 		}
 		klen, n := binary.Uvarint(payload)

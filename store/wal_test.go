@@ -440,7 +440,10 @@ func crashAndReopen(t *testing.T, s *Store, path string) *Store {
 // logged, and every one of them survives a crash whole.
 func TestWALLargeBatchCommitted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
-	s := openWALTest(t, path)
+	s, err := Open(path, Options{WAL: true, SegmentMin: -1}) // every body in the database
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := addAccount(t, s, "alice@example.kz")
 	big := append(msg(1), bytes.Repeat([]byte("0123456789abcdef\r\n"), maxRecord/18+1)...)
 	bodies := [][]byte{msg(0), big, msg(2)}
@@ -458,7 +461,8 @@ func TestWALLargeBatchCommitted(t *testing.T) {
 	s2 := crashAndReopen(t, s, path)
 	defer s2.Close()
 	mb, _ := s2.MailboxByName(a.ID, "INBOX")
-	msgs, err := s2.Messages(a.ID, mb.ID, 0, 0)
+	var msgs []Message
+	msgs, err = s2.Messages(a.ID, mb.ID, 0, 0)
 	if err != nil || len(msgs) != len(bodies) {
 		t.Fatalf("after the crash: %d messages, %v", len(msgs), err)
 	}

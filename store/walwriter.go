@@ -214,6 +214,7 @@ func failAll(batch []*writeReq, err error) {
 // rebuild replaces the open transaction with the last checkpoint plus
 // the log's records: what has been acknowledged, nothing else.
 func (s *Store) rebuild() error {
+	s.blobs.segs.discard()
 	if s.wtx != nil {
 		s.wtx.Rollback()
 		s.wtx = nil
@@ -265,6 +266,7 @@ func (s *Store) checkpoint(extra []*writeReq) error {
 		s.checkpointed()
 		return err
 	}
+	s.blobs.segs.committed()
 	s.commits.Add(1)
 	s.ckSeq = s.walSeq
 	if s.wal != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -102,18 +101,15 @@ func (c *client) backup(path string) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		return store.BackupFile(path, func(w io.Writer) (int64, error) {
-			n, err := io.CopyN(w, br, resp.Stream)
-			if err != nil {
-				return n, fmt.Errorf("the server stopped after %d of %d bytes: %w", n, resp.Stream, err)
-			}
-			return n, nil
-		})
+		if resp.Stream == 0 {
+			return 0, errors.New("backup: the server sent no copy")
+		}
+		return store.ReceiveBackup(path, br)
 	}
 	var n int64
 	err = c.direct(true, func(e *env) error {
 		var err error
-		n, err = store.BackupFile(path, e.store.Backup)
+		n, err = e.store.BackupTo(path)
 		return err
 	})
 	return n, err

@@ -30,7 +30,7 @@ type controlRequest struct {
 type controlResponse struct {
 	Result   json.RawMessage `json:"result,omitempty"`
 	Error    string          `json:"error,omitempty"`
-	Stream   int64           `json:"stream,omitempty"`
+	Stream   int64           `json:"stream,omitempty"` // a backup stream (store.BackupStream) follows
 	Progress json.RawMessage `json:"progress,omitempty"`
 }
 
@@ -159,13 +159,10 @@ func (c *controlServer) handle(conn net.Conn) {
 // streamBackup sends a consistent copy of the database. The size is known
 // from the read transaction before the first byte.
 func (c *controlServer) streamBackup(conn net.Conn) {
-	err := c.env.store.BackupTx(func(size int64, write func(io.Writer) (int64, error)) error {
-		if err := writeControl(conn, controlResponse{Stream: size}); err != nil {
-			return err
-		}
-		_, err := write(conn)
-		return err
-	})
+	err := writeControl(conn, controlResponse{Stream: 1})
+	if err == nil {
+		err = c.env.store.BackupStream(conn)
+	}
 	if err != nil {
 		c.log.Error("control: backup", "err", err)
 	}

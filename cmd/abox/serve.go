@@ -275,6 +275,18 @@ func (s *server) registerMetrics() {
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "abox_store_file_bytes", Help: "Size of the database file.",
 	}, func() float64 { return float64(s.store.FileSize()) }))
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "abox_store_segment_files", Help: "Body segment files (bodies of 16 KiB and more).",
+	}, func() float64 { return float64(s.store.SegmentStats().Files) }))
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "abox_store_segment_bytes", Help: "Bytes in body segment files, referenced or not yet compacted.",
+	}, func() float64 { return float64(s.store.SegmentStats().Bytes) }))
+	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "abox_store_segment_compactions_total", Help: "Body segments compacted (their remaining bodies moved, the file removed).",
+	}, func() float64 { return float64(s.store.SegmentStats().Compactions) }))
+	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "abox_store_segment_compacted_bytes_total", Help: "Bytes of bodies moved by compaction.",
+	}, func() float64 { return float64(s.store.SegmentStats().CompactedBytes) }))
 }
 
 // startScheduler runs the sweeps every sweep-interval inside serve, as of
