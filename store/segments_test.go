@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -292,6 +293,75 @@ func TestSegmentCompaction(t *testing.T) {
 		}
 		if l := locOf(s, msgs[3].Blob); l.seg == 1 {
 			t.Fatalf("body 3 still in segment %d", l.seg)
+		}
+		mustCheck(t, s)
+	}
+	verify(s)
+	s2 := crashAndReopen(t, s, path)
+	defer s2.Close()
+	verify(s2)
+}
+
+// TestSegmentFailedDeliveries: deliveries of large bodies that fail in
+// the middle of a batch (all or nothing, one recipient over quota) take
+// the open transaction back to the log and run the rest again; the
+// bodies they appended stay unreferenced, and the counts, the index and
+// every acknowledged body come out right, also after a crash.
+func TestSegmentFailedDeliveries(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	s := openSegTest(t, path)
+	a := addAccount(t, s, "alice@example.kz")
+	b := addAccount(t, s, "bob@example.kz")
+	// Bob gets his one message first, so the all-or-nothing ones fail.
+	if _, err := s.Deliver(ctx, &Delivery{Body: msg(1), Recipients: []Recipient{{Account: b.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	acked := map[string]bool{}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 30 {
+				body := segBody(w*1000+i, 2<<10+i*300)
+				d := &Delivery{Body: body, Recipients: []Recipient{{Account: a.ID}}}
+				fail := i%4 == 3
+				if fail {
+					d.AllOrNothing = true
+					d.Recipients = append(d.Recipients, Recipient{Account: b.ID, MaxMessages: 1})
+				}
+				_, err := s.Deliver(ctx, d)
+				if fail != (err != nil) {
+					t.Errorf("delivery %d/%d: %v", w, i, err)
+					return
+				}
+				if err == nil {
+					mu.Lock()
+					acked[string(body)] = true
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	verify := func(s *Store) {
+		t.Helper()
+		mb, _ := s.MailboxByName(a.ID, "INBOX")
+		msgs, err := s.Messages(a.ID, mb.ID, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := 0
+		for _, m := range msgs {
+			body, _, err := s.Body(m.Blob)
+			if err != nil || !acked[string(body)] {
+				t.Fatalf("message %d: %d bytes not acknowledged, %v", m.UID, len(body), err)
+			}
+			found++
+		}
+		if found != len(acked) {
+			t.Fatalf("%d messages, %d acknowledged", found, len(acked))
 		}
 		mustCheck(t, s)
 	}
