@@ -713,6 +713,17 @@ func TestBackupCheck(t *testing.T) {
 		}
 		a.ok("domain", "add", testDomain)
 		a.addUser("alice")
+		// One message large enough for a body segment: the backup must
+		// carry it inside the one file.
+		big := strings.Repeat("a line of the attachment, repeated\n", 1000)
+		mbox := filepath.Join(t.TempDir(), "in.mbox")
+		if err := os.WriteFile(mbox, []byte("From a@example.org Mon Jan  2 15:04:05 2006\nSubject: big\n\n"+big+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a.ok("import", "alice@"+testDomain, mbox)
+		if segs, _ := filepath.Glob(filepath.Join(a.dir, "abox.db.bodies", "*.seg")); len(segs) == 0 {
+			t.Fatal("the large message is not in a body segment: the test proves nothing")
+		}
 		a.ok("user", "block", "alice@"+testDomain, "--reason", "before backup")
 
 		file := filepath.Join(t.TempDir(), "backup.db")
@@ -763,6 +774,11 @@ func TestBackupCheck(t *testing.T) {
 		}
 		if u := b.showUser("alice@" + testDomain); u.State != "blocked" || u.BlockReason != "before backup" {
 			t.Errorf("alice in the backup: %+v", u)
+		}
+		out := filepath.Join(t.TempDir(), "out.mbox")
+		b.ok("export", "alice@"+testDomain, out)
+		if got, err := os.ReadFile(out); err != nil || !strings.Contains(string(got), big) {
+			t.Errorf("the large message in the backup: %d bytes, %v", len(got), err)
 		}
 
 		// The live store is still fine after the backups.
