@@ -168,6 +168,17 @@ func moveBodies(db *bolt.DB, br *bufio.Reader, head [16]byte) error {
 				return nil
 			}
 			// Every body is in the copy now: no segment is referenced.
+			// A write-ahead log beside a restored copy must not apply to
+			// it: its records would repoint segment counts the copy no
+			// longer has. Its checkpoint number moves past any such log.
+			meta := tx.Bucket(bMeta)
+			var seq uint64
+			if v := meta.Get(keyWALSeq); len(v) == 8 {
+				seq = decodeU64(v)
+			}
+			if err := meta.Put(keyWALSeq, u64(seq+1<<32)); err != nil {
+				return err
+			}
 			for _, name := range [][]byte{bSegments, bSegBlobs} {
 				if err := tx.DeleteBucket(name); err != nil {
 					return err

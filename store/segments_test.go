@@ -370,3 +370,42 @@ func TestSegmentFailedDeliveries(t *testing.T) {
 	defer s2.Close()
 	verify(s2)
 }
+
+// TestRestoredBackupIgnoresLog: a backup holding segment bodies,
+// restored over a directory whose write-ahead log continues the backup's
+// checkpoint, does not take that log's records (they count segment
+// bodies the copy holds inline).
+func TestRestoredBackupIgnoresLog(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	s := openSegTest(t, path)
+	a := addAccount(t, s, "alice@example.kz")
+	if _, err := s.Deliver(ctx, &Delivery{Body: segBody(1, 4<<10), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := s.BackupTo(copyPath); err != nil {
+		t.Fatal(err)
+	}
+	// Deliveries after the backup stay in the log only.
+	for i := range 3 {
+		if _, err := s.Deliver(ctx, &Delivery{Body: segBody(10+i, 4<<10), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crash(s)
+	raw, err := os.ReadFile(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := openSegTest(t, path)
+	defer r.Close()
+	mb, _ := r.MailboxByName(a.ID, "INBOX")
+	if msgs, err := r.Messages(a.ID, mb.ID, 0, 0); err != nil || len(msgs) != 1 {
+		t.Fatalf("restored: %d messages, %v (want the backup's one)", len(msgs), err)
+	}
+	mustCheck(t, r)
+}
