@@ -11,12 +11,17 @@
 // is durable. Each request is a function that may run more than once (when
 // a request in the same batch fails, the batch is rolled back and run again
 // without it), so request functions have no side effects outside the
-// transaction; change notices are collected while they run and published
-// only after the commit.
+// transaction, except appending large bodies to segment files, which
+// nothing refers to until the transaction holding their location is
+// durable (a run that is rolled back leaves unreferenced bytes); change
+// notices are collected while they run and published only after the
+// commit.
 //
-// Message bodies are content-addressed by SHA-256 and reference-counted:
-// one body delivered to a million mailboxes is stored once. Bodies sit
-// behind the small blobStore interface (a bbolt bucket today).
+// Message bodies are reference-counted: one body delivered to a million
+// mailboxes is stored once, and a body that may arrive again (APPEND,
+// import, broadcast) is found by its SHA-256. They sit behind the small
+// blobStore type: bodies under 16 KiB in a bbolt bucket, larger ones in
+// append-only segment files beside the database (segments.go).
 //
 // The store must never: import policy, smtpd, imapd or cmd; decide a rule
 // of the terms of service (it enforces limits it is given, atomically);

@@ -81,8 +81,8 @@ func (st segStats) encode() []byte {
 	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(st.bodies)), uint64(st.bytes))
 }
 
-// segments owns the segment directory. The fields after mu belong to
-// the writer goroutine.
+// segments owns the segment directory. The maps are guarded by mu; the
+// fields from active on belong to the writer goroutine.
 type segments struct {
 	dir      string
 	min      int   // bodies this large or larger go to segments
