@@ -39,6 +39,24 @@ func openSegTest(t *testing.T, path string) *Store {
 	return s
 }
 
+// deliverTo delivers body to one account and fails the test on error.
+func deliverTo(t *testing.T, s *Store, acct uint64, body []byte) {
+	t.Helper()
+	if _, err := s.Deliver(ctx, &Delivery{Body: body, Recipients: []Recipient{{Account: acct}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// verifyAcrossCrash runs verify on s, then on the store reopened after a
+// simulated crash of s.
+func verifyAcrossCrash(t *testing.T, s *Store, path string, verify func(*Store)) {
+	t.Helper()
+	verify(s)
+	s2 := crashAndReopen(t, s, path)
+	defer s2.Close()
+	verify(s2)
+}
+
 // TestSegmentBodies: large bodies go to segment files (several, as each
 // fills), small ones stay in the database; every read path returns the
 // exact bytes, before and after a crash that leaves the deliveries in
@@ -95,10 +113,7 @@ func TestSegmentBodies(t *testing.T) {
 		}
 		mustCheck(t, s)
 	}
-	verify(s)
-	s2 := crashAndReopen(t, s, path)
-	defer s2.Close()
-	verify(s2)
+	verifyAcrossCrash(t, s, path, verify)
 }
 
 // TestSegmentRemovedWhenEmpty: when the last body in a closed segment is
@@ -110,9 +125,7 @@ func TestSegmentRemovedWhenEmpty(t *testing.T) {
 	defer s.Close()
 	a := addAccount(t, s, "alice@example.kz")
 	for i := range 12 {
-		if _, err := s.Deliver(ctx, &Delivery{Body: segBody(i, 20<<10), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
-			t.Fatal(err)
-		}
+		deliverTo(t, s, a.ID, segBody(i, 20<<10))
 	}
 	before := segFiles(t, path)
 	if len(before) < 3 {
@@ -151,9 +164,7 @@ func TestSegmentOrphansRemovedAtOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	s := openSegTest(t, path)
 	a := addAccount(t, s, "alice@example.kz")
-	if _, err := s.Deliver(ctx, &Delivery{Body: segBody(1, 4<<10), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
-		t.Fatal(err)
-	}
+	deliverTo(t, s, a.ID, segBody(1, 4<<10))
 	s.Close()
 	orphan := filepath.Join(path+SegmentDirSuffix, segmentName(99))
 	if err := os.WriteFile(orphan, []byte("half a body"), 0o600); err != nil {
@@ -164,9 +175,7 @@ func TestSegmentOrphansRemovedAtOpen(t *testing.T) {
 	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
 		t.Fatalf("orphan segment kept: %v", err)
 	}
-	if _, err := s.Deliver(ctx, &Delivery{Body: segBody(2, 4<<10), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
-		t.Fatal(err)
-	}
+	deliverTo(t, s, a.ID, segBody(2, 4<<10))
 	if _, err := os.Stat(filepath.Join(path+SegmentDirSuffix, segmentName(100))); err != nil {
 		t.Fatalf("new segment not numbered after the orphan: %v (have %v)", err, segFiles(t, path))
 	}
@@ -184,9 +193,7 @@ func TestBackupHoldsSegmentBodies(t *testing.T) {
 	var bodies [][]byte
 	for i := range 30 {
 		body := segBody(i, 300+i*1000)
-		if _, err := s.Deliver(ctx, &Delivery{Body: body, Recipients: []Recipient{{Account: a.ID}}}); err != nil {
-			t.Fatal(err)
-		}
+		deliverTo(t, s, a.ID, body)
 		bodies = append(bodies, body)
 	}
 	if len(segFiles(t, path)) == 0 {
@@ -230,9 +237,7 @@ func TestSegmentCompaction(t *testing.T) {
 	var bodies [][]byte
 	for i := range 30 {
 		body := segBody(i, 10<<10)
-		if _, err := s.Deliver(ctx, &Delivery{Body: body, Recipients: []Recipient{{Account: a.ID}}}); err != nil {
-			t.Fatal(err)
-		}
+		deliverTo(t, s, a.ID, body)
 		bodies = append(bodies, body)
 	}
 	files := segFiles(t, path)
@@ -296,10 +301,7 @@ func TestSegmentCompaction(t *testing.T) {
 		}
 		mustCheck(t, s)
 	}
-	verify(s)
-	s2 := crashAndReopen(t, s, path)
-	defer s2.Close()
-	verify(s2)
+	verifyAcrossCrash(t, s, path, verify)
 }
 
 // TestSegmentFailedDeliveries: deliveries of large bodies that fail in
@@ -313,9 +315,7 @@ func TestSegmentFailedDeliveries(t *testing.T) {
 	a := addAccount(t, s, "alice@example.kz")
 	b := addAccount(t, s, "bob@example.kz")
 	// Bob gets his one message first, so the all-or-nothing ones fail.
-	if _, err := s.Deliver(ctx, &Delivery{Body: msg(1), Recipients: []Recipient{{Account: b.ID}}}); err != nil {
-		t.Fatal(err)
-	}
+	deliverTo(t, s, b.ID, msg(1))
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	var wg sync.WaitGroup
@@ -365,10 +365,7 @@ func TestSegmentFailedDeliveries(t *testing.T) {
 		}
 		mustCheck(t, s)
 	}
-	verify(s)
-	s2 := crashAndReopen(t, s, path)
-	defer s2.Close()
-	verify(s2)
+	verifyAcrossCrash(t, s, path, verify)
 }
 
 // TestRestoredBackupIgnoresLog: a backup holding segment bodies,
@@ -380,18 +377,14 @@ func TestRestoredBackupIgnoresLog(t *testing.T) {
 	path := filepath.Join(dir, FileName)
 	s := openSegTest(t, path)
 	a := addAccount(t, s, "alice@example.kz")
-	if _, err := s.Deliver(ctx, &Delivery{Body: segBody(1, 4<<10), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
-		t.Fatal(err)
-	}
+	deliverTo(t, s, a.ID, segBody(1, 4<<10))
 	copyPath := filepath.Join(t.TempDir(), "backup.db")
 	if _, err := s.BackupTo(copyPath); err != nil {
 		t.Fatal(err)
 	}
 	// Deliveries after the backup stay in the log only.
 	for i := range 3 {
-		if _, err := s.Deliver(ctx, &Delivery{Body: segBody(10+i, 4<<10), Recipients: []Recipient{{Account: a.ID}}}); err != nil {
-			t.Fatal(err)
-		}
+		deliverTo(t, s, a.ID, segBody(10+i, 4<<10))
 	}
 	crash(s)
 	raw, err := os.ReadFile(copyPath)
