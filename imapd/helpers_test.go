@@ -625,6 +625,16 @@ func dialIMAPS(t *testing.T, addr, name string) *imapConn {
 	return newIMAPConn(t, nc, name)
 }
 
+// inInbox is a session on the implicit-TLS listener, logged in as user,
+// with INBOX selected.
+func inInbox(t *testing.T, addr, name, user string) *imapConn {
+	t.Helper()
+	c := dialIMAPS(t, addr, name)
+	c.login(user)
+	c.selectBox("SELECT", "INBOX")
+	return c
+}
+
 // dialIMAP connects to the plain listener (STARTTLS) and reads the
 // greeting.
 func dialIMAP(t *testing.T, addr, name string) *imapConn {

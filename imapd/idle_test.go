@@ -48,9 +48,7 @@ func TestIdleHoldsNoGoroutine(t *testing.T) {
 	const n = 20
 	idlers := make([]*imapConn, n)
 	for i := range idlers {
-		c := dialIMAPS(t, s.imaps, fmt.Sprintf("idler%d", i))
-		c.login(alice)
-		c.selectBox("SELECT", "INBOX")
+		c := inInbox(t, s.imaps, fmt.Sprintf("idler%d", i), alice)
 		idlers[i] = c
 	}
 	before := s.goroutines(t)
@@ -95,9 +93,7 @@ func TestIdleAfterSTARTTLS(t *testing.T) {
 	idler.startTLS()
 	idler.login(alice)
 	idler.selectBox("SELECT", "INBOX")
-	other := dialIMAPS(t, s.imaps, "other")
-	other.login(alice)
-	other.selectBox("SELECT", "INBOX")
+	other := inInbox(t, s.imaps, "other", alice)
 
 	tag := idler.idle()
 	s.mustDeliver(alice, simpleMessage(alice, "live", "during IDLE after STARTTLS"))
@@ -124,12 +120,8 @@ func TestNothingAfterIdleEnds(t *testing.T) {
 	alice := e.addUser("alice")
 	s := e.start()
 	s.deliverCorpus(alice)
-	idler := dialIMAPS(t, s.imaps, "idler")
-	idler.login(alice)
-	idler.selectBox("SELECT", "INBOX")
-	churner := dialIMAPS(t, s.imaps, "churner")
-	churner.login(alice)
-	churner.selectBox("SELECT", "INBOX")
+	idler := inInbox(t, s.imaps, "idler", alice)
+	churner := inInbox(t, s.imaps, "churner", alice)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

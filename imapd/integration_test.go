@@ -99,9 +99,7 @@ func TestLiveUpdates(t *testing.T) {
 	poller := dialIMAPS(t, s.imaps, "poller")
 	poller.login(alice)
 	poller.selectBox("EXAMINE", "INBOX")
-	other := dialIMAPS(t, s.imaps, "other")
-	other.login(alice)
-	other.selectBox("SELECT", "INBOX")
+	other := inInbox(t, s.imaps, "other", alice)
 
 	// A delivery reaches the idler at once.
 	tag := idler.idle()
@@ -449,9 +447,7 @@ func TestLoginRefusals(t *testing.T) {
 	bob := e.addUser("bob")
 	carol := e.addUser("carol")
 	s := e.start()
-	early := dialIMAPS(t, s.imaps, "open-before-block")
-	early.login(alice)
-	early.selectBox("SELECT", "INBOX")
+	early := inInbox(t, s.imaps, "open-before-block", alice)
 	e.ok("user", "block", alice, "--reason", "fraud check")
 	e.ok("user", "delete", bob)
 
@@ -573,9 +569,7 @@ func TestManyChangesWhileAway(t *testing.T) {
 	if si := away.selectBox("SELECT", "INBOX"); si.exists != n {
 		t.Fatalf("INBOX: %d EXISTS, want %d", si.exists, n)
 	}
-	idler := dialIMAPS(t, s.imaps, "idler")
-	idler.login(alice)
-	idler.selectBox("SELECT", "INBOX")
+	idler := inInbox(t, s.imaps, "idler", alice)
 	tag := idler.idle()
 
 	w.selectBox("SELECT", "INBOX")
