@@ -34,6 +34,13 @@ type coalescingConn struct {
 	raw     *batchConn  // under the TLS of an implicit-TLS connection, or nil
 	shook   atomic.Bool // raw's TLS handshake is done
 
+	// The write deadline go-imap asks for (Unix nanoseconds, 0 for
+	// none) is applied by the writer to its own writes, not at once:
+	// go-imap sets one at every response's start, literal and end, and
+	// each would cost a timer update, three per message of a FETCH.
+	wantBy    atomic.Int64
+	appliedBy int64 // the deadline set on Conn; only the writer uses it
+
 	reading  bool          // a Read waits for the client; guarded by mu
 	readHook func()        // runs when that Read returns; guarded by mu
 	readWait chan struct{} // closed when a Read starts; guarded by mu
@@ -44,6 +51,12 @@ const (
 	flushDelay    = 2 * time.Millisecond
 	maxQueued     = 2
 )
+
+// writeStall bounds a write made while go-imap asks for no deadline
+// (between responses the sender may still be writing the last one): a
+// client that accepts nothing for this long is gone. It is go-imap's own
+// bound for writing a literal. A variable for tests.
+var writeStall = 5 * time.Minute
 
 // buffers recycles coalescing buffers: a connection holds one only while
 // it has unsent bytes, so idle connections cost nothing.
@@ -124,8 +137,12 @@ func (c *coalescingConn) send() {
 }
 
 // writeOut writes b to the connection, as one system call when the TLS
-// runs over a batchConn.
+// runs over a batchConn. Writes are serialised: by the sender, or by a
+// flush once the sender has stopped.
 func (c *coalescingConn) writeOut(b []byte) error {
+	if err := c.armWrite(); err != nil {
+		return err
+	}
 	if c.raw == nil {
 		_, err := c.Conn.Write(b)
 		return err
@@ -141,6 +158,23 @@ func (c *coalescingConn) writeOut(b []byte) error {
 		err = e
 	}
 	return err
+}
+
+// armWrite sets the write deadline go-imap last asked for, or writeStall
+// from now when it asked for none, if that is not the one already set.
+func (c *coalescingConn) armWrite() error {
+	by := c.wantBy.Load()
+	if by == 0 {
+		by = time.Now().Add(writeStall).UnixNano()
+		if c.appliedBy != 0 && by-c.appliedBy < int64(writeStall/2) {
+			return nil // set recently enough from a stall bound
+		}
+	}
+	if by == c.appliedBy {
+		return nil
+	}
+	c.appliedBy = by
+	return c.Conn.SetWriteDeadline(time.Unix(0, by))
 }
 
 func (c *coalescingConn) timedFlush() {
@@ -248,24 +282,39 @@ func (c *coalescingConn) onRead(fn func()) <-chan struct{} {
 	return ch
 }
 
-// SetWriteDeadline sends the buffer first when the deadline cuts writes
-// off (crypto/tls sets one to "now" after its close_notify alert).
+// SetWriteDeadline records a deadline for the writes to come (armWrite
+// applies it). One that cuts writes off (crypto/tls sets one to "now"
+// after its close_notify alert) sends the buffer first and applies at
+// once.
 func (c *coalescingConn) SetWriteDeadline(t time.Time) error {
-	if !t.IsZero() && !t.After(time.Now()) {
-		c.Flush()
+	if t.IsZero() {
+		c.wantBy.Store(0)
+		return nil
 	}
+	if t.After(time.Now()) {
+		c.wantBy.Store(t.UnixNano())
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.flushLocked() // under the deadline asked for before; no writer runs after it while c.mu is held
+	c.wantBy.Store(t.UnixNano())
+	c.appliedBy = t.UnixNano()
 	return c.Conn.SetWriteDeadline(t)
 }
 
 func (c *coalescingConn) SetDeadline(t time.Time) error {
-	if !t.IsZero() && !t.After(time.Now()) {
-		c.Flush()
+	if err := c.SetWriteDeadline(t); err != nil {
+		return err
 	}
-	return c.Conn.SetDeadline(t)
+	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *coalescingConn) Close() error {
-	c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	// Bounds a write in progress too, not only the flush's.
+	by := time.Now().Add(5 * time.Second)
+	c.wantBy.Store(by.UnixNano())
+	c.Conn.SetWriteDeadline(by)
 	c.Flush()
 	c.mu.Lock()
 	if c.timer != nil {

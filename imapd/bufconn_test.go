@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"math/big"
 	mrand "math/rand/v2"
@@ -122,5 +123,64 @@ func TestCoalescingConnReportsWriteErrors(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("writes to a closed peer kept succeeding")
+	}
+}
+
+// TestCoalescingConnWriteDeadlines: a client that reads nothing makes
+// the writes fail at the deadline go-imap asked for, and at writeStall
+// when it asked for none (go-imap clears its deadline after every
+// response, while the sender may still be writing it).
+func TestCoalescingConnWriteDeadlines(t *testing.T) {
+	defer func(d time.Duration) { writeStall = d }(writeStall)
+	writeStall = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name     string
+		deadline time.Time
+	}{
+		{"asked for", time.Now().Add(300 * time.Millisecond)},
+		{"none asked for", time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			peer, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer peer.Close() // never read
+			sc, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cc := newCoalescingConn(sc)
+			defer sc.Close()
+			cc.SetWriteDeadline(tc.deadline)
+			failed := make(chan error, 1)
+			go func() {
+				chunk := make([]byte, 1<<20)
+				for range 256 { // far beyond both sockets' buffers
+					if _, err := cc.Write(chunk); err != nil {
+						failed <- err
+						return
+					}
+				}
+				failed <- cc.Flush()
+			}()
+			select {
+			case err := <-failed:
+				if err == nil {
+					t.Fatal("256 MiB written to a peer that reads nothing")
+				}
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					t.Fatalf("write failed with %v, want a timeout", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("the write to a peer that reads nothing is still blocked after 30 s")
+			}
+		})
 	}
 }
