@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"mime/quotedprintable"
 	"strings"
@@ -18,11 +19,17 @@ import (
 // fetchChunk bounds how many message records one FETCH holds at a time.
 const fetchChunk = 256
 
+// bodyBatchBytes bounds the bodies one read transaction copies out for
+// FETCH (one message larger than that is read alone): reading them
+// together saves a transaction and the bucket lookups per message, and
+// bounds what a session holds while its client reads.
+const bodyBatchBytes = 256 << 10
+
 // bodyBuffers recycles the buffers bodies are copied into for FETCH;
 // buffers above maxPooledBody are left to the garbage collector.
-var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, bodyBatchBytes); return &b }}
 
-const maxPooledBody = 1 << 20
+const maxPooledBody = 2 * bodyBatchBytes
 
 // Fetch answers FETCH and UID FETCH (RFC 9051 §6.4.5). ENVELOPE and
 // BODYSTRUCTURE come from the structure stored at delivery; the body is
@@ -91,16 +98,95 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				structs[msgs[i].UID] = raws[i]
 			}
 		}
+		// The messages still there, in the order asked for.
+		todo := make([]fetchItem, 0, end-start)
 		for i := start; i < end; i++ {
 			m := byUID[uids[i]]
 			if m == nil {
 				continue // expunged by another session; its EXPUNGE comes later
 			}
-			flagsNow, seenNow := seen[m.UID]
-			if seenNow {
-				m.Flags = flagsNow
+			flags, flagsChanged := seen[m.UID]
+			if flagsChanged {
+				m.Flags = flags
 			}
-			if err := s.fetchOne(w, seqs[i], m, options, seenNow, structs[m.UID]); err != nil {
+			todo = append(todo, fetchItem{seq: seqs[i], m: m, flagsChanged: flagsChanged, structure: structs[m.UID]})
+		}
+		if err := s.fetchItems(w, todo, options); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fetchItem is one message of a FETCH response: its record and, once
+// read, its body and stored structure.
+type fetchItem struct {
+	seq          uint32
+	m            *store.Message
+	flagsChanged bool
+	body         []byte
+	structure    []byte
+}
+
+// fetchItems writes the items' responses. Bodies, when the items need
+// them, are copied out of the store bodyBatchBytes at a time, in one
+// read transaction each; nothing is written to the client while a
+// transaction is open.
+func (s *session) fetchItems(w *imapserver.FetchWriter, items []fetchItem, o *imap.FetchOptions) error {
+	if !fetchNeedsBody(o) {
+		for i := range items {
+			if err := s.fetchOne(w, &items[i], o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	bp := bodyBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= maxPooledBody {
+			*bp = buf[:0]
+			bodyBuffers.Put(bp)
+		}
+	}()
+	var ids []uint64
+	var ends []int // where each body, then its structure, ends in buf
+	for len(items) > 0 {
+		n, total := 0, int64(0)
+		for n < len(items) && (n == 0 || total+items[n].m.Size <= bodyBatchBytes) {
+			total += items[n].m.Size
+			n++
+		}
+		run := items[:n]
+		items = items[n:]
+		ids, ends, buf = ids[:0], ends[:0], buf[:0]
+		for _, it := range run {
+			ids = append(ids, it.m.Blob)
+		}
+		read := 0
+		err := s.srv.cfg.Store.ReadBodies(ids, func(i int, body, structure []byte) error {
+			if i != read {
+				return fmt.Errorf("body %d: %w", ids[read], store.ErrNotFound)
+			}
+			buf = append(buf, body...)
+			ends = append(ends, len(buf))
+			buf = append(buf, structure...)
+			ends = append(ends, len(buf))
+			read++
+			return nil
+		})
+		if err == nil && read < len(ids) {
+			err = fmt.Errorf("body %d: %w", ids[read], store.ErrNotFound)
+		}
+		if err != nil {
+			return noFor(err, s.log)
+		}
+		at := 0
+		for i := range run {
+			run[i].body = buf[at:ends[2*i]:ends[2*i]]
+			run[i].structure = buf[ends[2*i]:ends[2*i+1]:ends[2*i+1]]
+			at = ends[2*i+1]
+			if err := s.fetchOne(w, &run[i], o); err != nil {
 				return err
 			}
 		}
@@ -138,41 +224,33 @@ func (s *session) markSeen(msgs []store.Message) (map[uint32][]string, error) {
 
 // needsInfoOnly says the items need the stored structure but no body.
 func needsInfoOnly(o *imap.FetchOptions) bool {
-	return (o.Envelope || o.BodyStructure != nil) && len(o.BodySection) == 0 && len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0
+	return (o.Envelope || o.BodyStructure != nil) && !fetchNeedsBody(o)
 }
 
-func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Message, o *imap.FetchOptions, flagsChanged bool, raw []byte) error {
-	var body []byte
+// fetchNeedsBody says the items need the message's bytes.
+func fetchNeedsBody(o *imap.FetchOptions) bool {
+	return len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
+}
+
+// fetchOne writes one message's response; it.body is set when the items
+// need it (needsBody).
+func (s *session) fetchOne(w *imapserver.FetchWriter, it *fetchItem, o *imap.FetchOptions) error {
+	m, body := it.m, it.body
 	var info *msginfo.Info
-	needBody := len(o.BodySection) > 0 || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 	needInfo := o.Envelope || o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 	for _, sec := range o.BodySection {
 		// HEADER and TEXT of the whole message are cut at the stored
 		// header size.
 		needInfo = needInfo || len(sec.Part) == 0 && sec.Specifier != imap.PartSpecifierNone
 	}
-	if needBody || needInfo && raw == nil {
-		var err error
-		if needBody {
-			// The body is copied out of the store (no network write
-			// while a transaction is open) into a recycled buffer.
-			bp := bodyBuffers.Get().(*[]byte)
-			defer func() {
-				if cap(body) <= maxPooledBody {
-					*bp = body[:0]
-					bodyBuffers.Put(bp)
-				}
-			}()
-			body, raw, err = s.srv.cfg.Store.BodyInto(m.Blob, *bp)
-		} else {
-			raw, err = s.srv.cfg.Store.Structure(m.Blob)
-		}
-		if err != nil {
-			return noFor(err, s.log)
-		}
-	}
 	if needInfo {
+		raw := it.structure
 		var err error
+		if raw == nil {
+			if raw, err = s.srv.cfg.Store.Structure(m.Blob); err != nil {
+				return noFor(err, s.log)
+			}
+		}
 		decode := msginfo.Decode
 		if o.BodyStructure == nil && len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0 {
 			decode = msginfo.DecodeEnvelope // the structure is not needed
@@ -188,11 +266,11 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, seq uint32, m *store.Messa
 			info = msginfo.Parse(body)
 		}
 	}
-	r := w.CreateMessage(seq)
+	r := w.CreateMessage(it.seq)
 	if o.UID {
 		r.WriteUID(imap.UID(m.UID))
 	}
-	if o.Flags || flagsChanged {
+	if o.Flags || it.flagsChanged {
 		r.WriteFlags(imapFlags(m.Flags))
 	}
 	if o.InternalDate {

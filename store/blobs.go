@@ -28,10 +28,26 @@ func (b blobStore) put(t *txn, id uint64, data []byte) error {
 // into buf, grown as needed (inBuf true). A segment body's reader holds
 // a reader epoch (viewBlobs) so its segment is not removed under it.
 func (b blobStore) read(tx *bolt.Tx, id uint64, buf []byte) (data []byte, inBuf bool, err error) {
-	if v := tx.Bucket(bBlobs).Get(u64(id)); v != nil {
+	return b.reader(tx).read(id, buf)
+}
+
+// blobReader reads many bodies in one read transaction, opening the
+// buckets once (a read transaction does not cache them).
+type blobReader struct {
+	segs        *segments
+	blobs, locs lookup
+}
+
+func (b blobStore) reader(tx *bolt.Tx) blobReader {
+	return blobReader{b.segs, lookup{tx.Bucket(bBlobs).Cursor()}, lookup{tx.Bucket(bBlobLocs).Cursor()}}
+}
+
+// read is blobStore.read.
+func (r blobReader) read(id uint64, buf []byte) (data []byte, inBuf bool, err error) {
+	if v := r.blobs.get(u64(id)); v != nil {
 		return v, false, nil
 	}
-	v := tx.Bucket(bBlobLocs).Get(u64(id))
+	v := r.locs.get(u64(id))
 	if v == nil {
 		return nil, false, fmt.Errorf("body %d: %w", id, ErrCorrupt)
 	}
@@ -39,10 +55,10 @@ func (b blobStore) read(tx *bolt.Tx, id uint64, buf []byte) (data []byte, inBuf 
 	if !ok {
 		return nil, false, fmt.Errorf("body %d: bad location: %w", id, ErrCorrupt)
 	}
-	if data, ok := b.segs.view(loc); ok {
+	if data, ok := r.segs.view(loc); ok {
 		return data, false, nil
 	}
-	data, err = b.segs.read(loc, buf)
+	data, err = r.segs.read(loc, buf)
 	return data, true, err
 }
 

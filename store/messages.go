@@ -30,30 +30,6 @@ func (s *Store) Messages(acct uint64, mbox uint32, afterUID uint32, limit int) (
 	return out, err
 }
 
-// BodyInto copies a stored body into dst (reusing its capacity) and
-// returns it with a copy of the structure.
-func (s *Store) BodyInto(blob uint64, dst []byte) (body, structure []byte, err error) {
-	err = s.viewBlobs(blob, func(tx *bolt.Tx) error {
-		v := tx.Bucket(bBodies).Get(u64(blob))
-		if v == nil {
-			return fmt.Errorf("body %d: %w", blob, ErrNotFound)
-		}
-		if len(v) < bodyRecordHead {
-			return fmt.Errorf("body %d: %w", blob, ErrCorrupt)
-		}
-		raw, inBuf, err := s.blobs.read(tx, blob, dst)
-		if err != nil {
-			return err
-		}
-		if body = raw; !inBuf {
-			body = append(dst[:0], raw...)
-		}
-		structure = bytes.Clone(v[bodyRecordHead:])
-		return nil
-	})
-	return body, structure, err
-}
-
 // Body returns a copy of a stored body and its precomputed structure.
 func (s *Store) Body(blob uint64) (body, structure []byte, err error) {
 	err = s.viewBlobs(blob, func(tx *bolt.Tx) error {
@@ -443,6 +419,7 @@ const bodyRecordHead = 1 + 8 + 8 + 32
 func (s *Store) readBodies(ids []uint64, withBody bool, fn func(i int, body, structure []byte) error) error {
 	return s.viewBlobs(slices.Max(append([]uint64{0}, ids...)), func(tx *bolt.Tx) error {
 		bodies := lookup{tx.Bucket(bBodies).Cursor()}
+		blobs := s.blobs.reader(tx)
 		var scratch []byte // segment bodies, one at a time
 		for i, id := range ids {
 			v := bodies.get(u64(id))
@@ -456,7 +433,7 @@ func (s *Store) readBodies(ids []uint64, withBody bool, fn func(i int, body, str
 			if withBody {
 				var err error
 				var inBuf bool
-				if raw, inBuf, err = s.blobs.read(tx, id, scratch); err != nil {
+				if raw, inBuf, err = blobs.read(id, scratch); err != nil {
 					return err
 				}
 				if inBuf {
