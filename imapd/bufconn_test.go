@@ -184,3 +184,52 @@ func TestCoalescingConnWriteDeadlines(t *testing.T) {
 		})
 	}
 }
+
+// TestCoalescingConnTimedFlushAfterBurst: updates written while the
+// session waits for the client (IDLE) arrive whole without a flush, even
+// when they filled a buffer and started the sender: the timed flush
+// sends the rest once the sender has nothing left, and the sender ends.
+func TestCoalescingConnTimedFlushAfterBurst(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := newCoalescingConn(sc)
+	defer cc.Close()
+	want := make([]byte, coalesceLimit+100)
+	for i := range want {
+		want[i] = byte(mrand.IntN(256))
+	}
+	if _, err := cc.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(want))
+	if n, err := io.ReadFull(peer, got); err != nil {
+		t.Fatalf("read %d of %d bytes written without a flush: %v", n, len(want), err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the bytes read differ from those written")
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		cc.mu.Lock()
+		sending := cc.sending
+		cc.mu.Unlock()
+		if !sending {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sender still runs 10 s after everything was sent")
+		}
+	}
+}
