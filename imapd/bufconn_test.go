@@ -141,22 +141,8 @@ func TestCoalescingConnWriteDeadlines(t *testing.T) {
 		{"none asked for", time.Time{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			peer, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer peer.Close() // never read
-			sc, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
+			sc, _ := tcpPair(t) // the peer never reads
 			cc := newCoalescingConn(sc)
-			defer sc.Close()
 			cc.SetWriteDeadline(tc.deadline)
 			failed := make(chan error, 1)
 			go func() {
@@ -190,20 +176,7 @@ func TestCoalescingConnWriteDeadlines(t *testing.T) {
 // when they filled a buffer and started the sender: the timed flush
 // sends the rest once the sender has nothing left, and the sender ends.
 func TestCoalescingConnTimedFlushAfterBurst(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc, peer := tcpPair(t)
 	cc := newCoalescingConn(sc)
 	defer cc.Close()
 	want := make([]byte, coalesceLimit+100)
@@ -232,4 +205,24 @@ func TestCoalescingConnTimedFlushAfterBurst(t *testing.T) {
 			t.Fatal("the sender still runs 10 s after everything was sent")
 		}
 	}
+}
+
+// tcpPair returns both ends of a TCP connection on 127.0.0.1, closed
+// when the test ends.
+func tcpPair(t *testing.T) (server, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if peer, err = net.Dial("tcp", ln.Addr().String()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	if server, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close() })
+	return server, peer
 }
