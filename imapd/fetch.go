@@ -233,7 +233,7 @@ func fetchNeedsBody(o *imap.FetchOptions) bool {
 }
 
 // fetchOne writes one message's response; it.body is set when the items
-// need it (needsBody).
+// need it (fetchNeedsBody).
 func (s *session) fetchOne(w *imapserver.FetchWriter, it *fetchItem, o *imap.FetchOptions) error {
 	m, body := it.m, it.body
 	var info *msginfo.Info
