@@ -50,8 +50,9 @@ type coalescingConn struct {
 	readWait chan struct{} // closed when a Read starts; guarded by mu
 }
 
-// A connection sending a large response holds at most maxQueued+1
-// coalescing buffers and one record batch (about 770 KiB). 256 KiB
+// A connection sending a large response holds at most maxQueued+2
+// pieces (one filling, the queued, the one being written) and one record
+// batch, about 1 MiB; a short response holds 16 KiB. 256 KiB
 // pieces made BODY.PEEK[] faster than 64 KiB ones in every alternating
 // pair measured (docs/BENCHMARKS.md): fewer wake-ups on both sides of
 // the socket, fewer hand-offs to the sender.
@@ -67,9 +68,45 @@ const (
 // bound for writing a literal. A variable for tests.
 var writeStall = 5 * time.Minute
 
-// buffers recycles coalescing buffers: a connection holds one only while
-// it has unsent bytes, so idle connections cost nothing.
-var buffers = sync.Pool{New: func() any { b := make([]byte, 0, coalesceLimit); return &b }}
+// pieces recycles coalescing buffers: a connection holds one only while
+// it has unsent bytes, so idle connections cost nothing, and a small one
+// until its response outgrows it, so the many short responses do not
+// each hold a 256 KiB piece.
+var pieces = newTwoSizes(16<<10, coalesceLimit)
+
+// twoSizes recycles byte buffers of two capacities.
+type twoSizes struct {
+	small, large       sync.Pool
+	smallCap, largeCap int
+}
+
+func newTwoSizes(small, large int) *twoSizes {
+	p := &twoSizes{smallCap: small, largeCap: large}
+	p.small.New = func() any { b := make([]byte, 0, small); return &b }
+	p.large.New = func() any { b := make([]byte, 0, large); return &b }
+	return p
+}
+
+// get returns an empty buffer of the small capacity when n fits in it,
+// else of the large one.
+func (p *twoSizes) get(n int) []byte {
+	if n <= p.smallCap {
+		return (*p.small.Get().(*[]byte))[:0]
+	}
+	return (*p.large.Get().(*[]byte))[:0]
+}
+
+// put takes back a buffer of either capacity; others (grown past the
+// large one) are left to the collector.
+func (p *twoSizes) put(b []byte) {
+	b = b[:0]
+	switch cap(b) {
+	case p.smallCap:
+		p.small.Put(&b)
+	case p.largeCap:
+		p.large.Put(&b)
+	}
+}
 
 func newCoalescingConn(c net.Conn) *coalescingConn {
 	cc := &coalescingConn{Conn: c}
@@ -86,7 +123,12 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 			return n, c.err
 		}
 		if c.buf == nil {
-			c.buf = (*buffers.Get().(*[]byte))[:0]
+			c.buf = pieces.get(len(p))
+		} else if len(c.buf)+len(p) > cap(c.buf) && cap(c.buf) < coalesceLimit {
+			// The response outgrew the small buffer.
+			large := append(pieces.get(coalesceLimit), c.buf...)
+			pieces.put(c.buf)
+			c.buf = large
 		}
 		k := min(len(p), coalesceLimit-len(c.buf))
 		c.buf = append(c.buf, p[:k]...)
@@ -142,8 +184,7 @@ func (c *coalescingConn) send() {
 			if err != nil && c.err == nil {
 				c.err = err
 			}
-			b = b[:0]
-			buffers.Put(&b)
+			pieces.put(b)
 			c.cond.Broadcast()
 		}
 		if c.stop || c.err != nil {
@@ -173,7 +214,7 @@ func (c *coalescingConn) writeOut(b []byte) error {
 	if err := c.handshake(); err != nil {
 		return err
 	}
-	c.raw.begin()
+	c.raw.begin(len(b))
 	_, err := c.Conn.Write(b)
 	if e := c.raw.end(); err == nil {
 		err = e
@@ -227,8 +268,7 @@ func (c *coalescingConn) flushLocked() error {
 		return c.err
 	}
 	err := c.writeOut(c.buf)
-	b := c.buf[:0]
-	buffers.Put(&b)
+	pieces.put(c.buf)
 	c.buf = nil // an idle connection keeps no buffer
 	return err
 }
@@ -399,11 +439,12 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	return b.Conn.Write(p)
 }
 
-func (b *batchConn) begin() {
+// begin starts a batch for the records of n bytes.
+func (b *batchConn) begin(n int) {
 	b.mu.Lock()
 	b.batching = true
 	if b.buf == nil {
-		b.buf = (*records.Get().(*[]byte))[:0]
+		b.buf = records.get(n + (n/(16<<10)+1)*recordOverhead)
 	}
 	b.mu.Unlock()
 }
@@ -417,15 +458,15 @@ func (b *batchConn) end() error {
 	if len(b.buf) > 0 {
 		_, err = b.Conn.Write(b.buf)
 	}
-	if cap(b.buf) <= 2*recordBatch {
-		buf := b.buf[:0]
-		records.Put(&buf)
-	}
+	records.put(b.buf)
 	b.buf = nil
 	return err
 }
 
-// recordBatch holds one coalescing buffer's worth of TLS records.
-const recordBatch = coalesceLimit + 4<<10
+// recordOverhead is more than a TLS 1.3 record adds to its payload
+// (header 5, content type 1, tag 16; TLS 1.2's explicit nonce 8).
+const recordOverhead = 32
 
-var records = sync.Pool{New: func() any { b := make([]byte, 0, recordBatch); return &b }}
+// records recycles batches: one small piece's records, or one full
+// piece's.
+var records = newTwoSizes(pieces.smallCap+2*recordOverhead, coalesceLimit+(coalesceLimit/(16<<10)+1)*recordOverhead)

@@ -226,3 +226,41 @@ func tcpPair(t *testing.T) (server, peer net.Conn) {
 	t.Cleanup(func() { server.Close() })
 	return server, peer
 }
+
+// TestCoalescingConnSmallResponsesHoldSmallBuffers: a short response
+// holds a small buffer; one that outgrows it moves to a full piece, and
+// what was written before comes first.
+func TestCoalescingConnSmallResponsesHoldSmallBuffers(t *testing.T) {
+	sc, peer := tcpPair(t)
+	cc := newCoalescingConn(sc)
+	defer cc.Close()
+	head := []byte("* 1 FETCH (UID 1 BODY[] {20000}\r\n")
+	if _, err := cc.Write(head); err != nil {
+		t.Fatal(err)
+	}
+	cc.mu.Lock()
+	small := cap(cc.buf)
+	cc.mu.Unlock()
+	if small != pieces.smallCap {
+		t.Fatalf("a %d-byte response holds a buffer of %d bytes, want %d", len(head), small, pieces.smallCap)
+	}
+	body := bytes.Repeat([]byte("0123456789"), 2000)
+	if _, err := cc.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	cc.mu.Lock()
+	large := cap(cc.buf)
+	cc.mu.Unlock()
+	if large != coalesceLimit {
+		t.Fatalf("a %d-byte response holds a buffer of %d bytes, want %d", len(head)+len(body), large, coalesceLimit)
+	}
+	if err := cc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := append(head, body...)
+	got := make([]byte, len(want))
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(peer, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("peer read %q..., %v", got[:min(len(got), 40)], err)
+	}
+}
