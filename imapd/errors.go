@@ -28,6 +28,11 @@ var codes = []struct {
 	{policy.ErrAuthLocked, imap.ResponseCodeLimit},
 	{policy.ErrTooManyConns, imap.ResponseCodeLimit},
 	{store.ErrUnavailable, imap.ResponseCodeUnavailable},
+	// The server's disk is full, or cannot take writes: a temporary
+	// failure of a subsystem (RFC 5530 UNAVAILABLE), not the user's quota.
+	{policy.ErrNoStorage, imap.ResponseCodeUnavailable},
+	{store.ErrNoSpace, imap.ResponseCodeUnavailable},
+	{store.ErrStorageFailing, imap.ResponseCodeUnavailable},
 }
 
 // noFor turns an error into a tagged NO with its code. Errors nobody

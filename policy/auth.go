@@ -107,7 +107,9 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 	if lim, err := e.LimitsOf(&acct); err == nil && !lim.Allows(service) {
 		return nil, 0, &Refusal{Kind: ErrAuthFailed, Reason: fmt.Sprintf("the %s class does not include %s", acct.Class, service)}
 	}
-	if err := e.markUsed(ctx, &acct, now); err != nil {
+	if err := e.markUsed(ctx, &acct, now); err != nil && !errors.Is(err, store.ErrNoSpace) {
+		// A full disk must not keep subscribers from their mail: the
+		// last use is then recorded at a later login.
 		return nil, 0, err
 	}
 	return &Identity{Account: &acct}, 0, nil

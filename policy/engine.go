@@ -160,6 +160,9 @@ func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, erro
 		}
 		return nil, refuse(ErrRelayDenied, "%s is not hosted here", domain)
 	}
+	if e.store.LowSpace() {
+		return nil, refuse(ErrNoStorage, "insufficient system storage; try again later")
+	}
 	addr := login + "@" + domain
 	// The usage read with the account is advisory: it may lag acknowledged
 	// deliveries by a checkpoint, and the store checks again exactly in the
@@ -273,6 +276,8 @@ func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, er
 		return nil, refuse(ErrRateLimited, "%s", trimStoreErr(err))
 	case errors.Is(err, store.ErrNoAccount):
 		return nil, refuse(ErrUnknownUser, "%s", trimStoreErr(err))
+	case errors.Is(err, store.ErrNoSpace):
+		return nil, &Refusal{Kind: ErrNoStorage, Reason: "insufficient system storage; try again later", Cause: err}
 	}
 	return nil, fmt.Errorf("policy: deliver: %w", err)
 }
@@ -323,6 +328,9 @@ func (e *Engine) Append(ctx context.Context, a *accounts.Account, mailbox string
 	})
 	if errors.Is(err, store.ErrOverQuota) {
 		return store.Delivered{}, refuse(ErrOverQuota, "the mailbox is over its quota")
+	}
+	if errors.Is(err, store.ErrNoSpace) {
+		return store.Delivered{}, &Refusal{Kind: ErrNoStorage, Reason: "the server's storage is full; try again later", Cause: err}
 	}
 	if err != nil {
 		return store.Delivered{}, err

@@ -23,6 +23,9 @@ var (
 	ErrAuthFailed   = errors.New("authentication failed")
 	ErrAuthLocked   = errors.New("too many failed logins")
 	ErrTooManyConns = errors.New("too many connections")
+	// ErrNoStorage: the server's disk is full; mail is refused for now
+	// (SMTP 452 4.3.1), never accepted and lost.
+	ErrNoStorage = errors.New("insufficient system storage")
 )
 
 // Refusal is a decision not to do something, with its kind (one of the

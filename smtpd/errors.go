@@ -36,6 +36,7 @@ var refusals = []struct {
 	{policy.ErrAuthFailed, 535, "5.7.8"},
 	{policy.ErrAuthLocked, 450, "4.7.1"},
 	{policy.ErrTooManyConns, 421, "4.7.0"},
+	{policy.ErrNoStorage, 452, "4.3.1"},
 }
 
 // replyFor turns an error from policy into its reply. Anything policy did

@@ -2,10 +2,12 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/google/renameio/v2"
 	bolt "go.etcd.io/bbolt"
@@ -64,11 +66,12 @@ func (s *Store) BackupStream(w io.Writer) error {
 	})
 }
 
-// BackupTo writes a backup of s to path and returns its size.
-func (s *Store) BackupTo(path string) (int64, error) {
+// BackupTo writes a backup of s to path and returns its size; files
+// (name -> bytes, e.g. the generated TLS pair) travel inside it.
+func (s *Store) BackupTo(path string, files map[string][]byte) (int64, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(s.BackupStream(pw)) }()
-	n, err := ReceiveBackup(path, pr)
+	n, err := ReceiveBackup(path, pr, files)
 	pr.CloseWithError(errors.New("backup: receiver stopped"))
 	return n, err
 }
@@ -77,8 +80,11 @@ func (s *Store) BackupTo(path string) (int64, error) {
 const maxBackupBatch = 64 << 20
 
 // ReceiveBackup reads a backup stream from r into path (atomically) and
-// returns the size of the file written.
-func ReceiveBackup(path string, r io.Reader) (int64, error) {
+// returns the size of the file written. The copy is a database of its
+// own: it gets a new identity, so no write-ahead log or body segment of
+// the database it was copied from can ever be applied to it or read as
+// its own. files are kept inside it (BackupFiles reads them back).
+func ReceiveBackup(path string, r io.Reader, files map[string][]byte) (int64, error) {
 	f, err := renameio.NewPendingFile(path, renameio.WithPermissions(0o600))
 	if err != nil {
 		return 0, fmt.Errorf("backup: %w", err)
@@ -92,7 +98,7 @@ func ReceiveBackup(path string, r io.Reader) (int64, error) {
 	if n, err := io.CopyN(f, br, int64(size)); err != nil {
 		return n, fmt.Errorf("backup: the stream ended after %d of %d bytes: %w", n, size, err)
 	}
-	if err := moveBodiesIn(f.Name(), br); err != nil {
+	if err := finishCopy(f.Name(), br, files); err != nil {
 		return 0, err
 	}
 	fi, err := f.Stat()
@@ -105,27 +111,100 @@ func ReceiveBackup(path string, r io.Reader) (int64, error) {
 	return fi.Size(), nil
 }
 
-// moveBodiesIn puts the stream's segment bodies into the copy at path,
-// in bounded transactions, and drops its segment records.
-func moveBodiesIn(path string, br *bufio.Reader) error {
+// finishCopy puts the stream's segment bodies into the copy at path, in
+// bounded transactions, drops its segment records, and makes it a
+// database of its own.
+func finishCopy(path string, br *bufio.Reader, files map[string][]byte) error {
 	var head [16]byte
 	if _, err := io.ReadFull(br, head[:8]); err != nil {
 		return fmt.Errorf("backup: reading the stream: %w", err)
-	}
-	if binary.BigEndian.Uint64(head[:8]) == 0 {
-		return nil // no segment bodies: the copy is whole already
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return fmt.Errorf("backup: opening the copy: %w", err)
 	}
-	if err := moveBodies(db, br, head); err != nil {
+	if binary.BigEndian.Uint64(head[:8]) != 0 {
+		if err := moveBodies(db, br, head); err != nil {
+			db.Close()
+			return err
+		}
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return makeOwnDatabase(tx, files) }); err != nil {
 		db.Close()
-		return err
+		return fmt.Errorf("backup: %w", err)
 	}
 	return db.Close()
 }
 
+// makeOwnDatabase gives a copy its own identity and checkpoint token
+// (a log of the original never applies to it), no segments, and the
+// files it carries.
+func makeOwnDatabase(tx *bolt.Tx, files map[string][]byte) error {
+	meta := tx.Bucket(bMeta)
+	if meta == nil {
+		return fmt.Errorf("the copy has no meta bucket: %w", ErrCorrupt)
+	}
+	for _, kv := range [][2][]byte{
+		{keyDBID, newDBID()}, {keyWALToken, u64(newToken())}, {keyWALDirty, {0}},
+		{keySegHeaderFrom, binary.BigEndian.AppendUint32(nil, 1)},
+	} {
+		if err := meta.Put(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	if err := meta.Delete(keyLastSegment); err != nil {
+		return err
+	}
+	for _, name := range [][]byte{bSegments, bSegBlobs, bBackupFiles} {
+		if tx.Bucket(name) != nil {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	for name, data := range files {
+		if err := tx.Bucket(bBackupFiles).Put([]byte(name), data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ExtractBackupFiles returns the files a restored backup at path
+// carries and removes them from it (the live database keeps none).
+func ExtractBackupFiles(path string) (map[string][]byte, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return nil, fmt.Errorf("restore %s: %w", path, err)
+	}
+	out := map[string][]byte{}
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bBackupFiles)
+		if b == nil {
+			return nil
+		}
+		if err := b.ForEach(func(k, v []byte) error {
+			out[string(k)] = bytes.Clone(v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.DeleteBucket(bBackupFiles); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(bBackupFiles)
+		return err
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	return out, err
+}
+
+// moveBodies moves the stream's segment bodies into the copy's blobs.
 func moveBodies(db *bolt.DB, br *bufio.Reader, head [16]byte) error {
 	done := false
 	for !done {
@@ -164,30 +243,7 @@ func moveBodies(db *bolt.DB, br *bufio.Reader, head [16]byte) error {
 					return fmt.Errorf("backup: reading the stream: %w", err)
 				}
 			}
-			if !done {
-				return nil
-			}
-			// Every body is in the copy now: no segment is referenced.
-			// A write-ahead log beside a restored copy must not apply to
-			// it: its records would repoint segment counts the copy no
-			// longer has. Its checkpoint number moves past any such log.
-			meta := tx.Bucket(bMeta)
-			var seq uint64
-			if v := meta.Get(keyWALSeq); len(v) == 8 {
-				seq = decodeU64(v)
-			}
-			if err := meta.Put(keyWALSeq, u64(seq+1<<32)); err != nil {
-				return err
-			}
-			for _, name := range [][]byte{bSegments, bSegBlobs} {
-				if err := tx.DeleteBucket(name); err != nil {
-					return err
-				}
-				if _, err := tx.CreateBucket(name); err != nil {
-					return err
-				}
-			}
-			return tx.Bucket(bMeta).Delete(keyLastSegment)
+			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("backup: moving bodies into the copy: %w", err)

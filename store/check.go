@@ -6,6 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -19,6 +23,10 @@ type CheckReport struct {
 	Messages  int      `json:"messages"`
 	Bodies    int      `json:"bodies"`
 	Problems  []string `json:"problems"`
+	// Incidents are the recorded events that may have lost acknowledged
+	// data (walrecover.go) and no operator has acknowledged yet; each is
+	// also a problem.
+	Incidents []Incident `json:"incidents"`
 }
 
 // maxProblems bounds the report on a badly damaged file.
@@ -28,19 +36,28 @@ type checker struct {
 	tx       *bolt.Tx
 	rep      *CheckReport
 	segs     *segments
-	segSizes map[uint32]int64 // segment file sizes (-1: missing)
+	segSizes map[uint32]int64 // segment file sizes (-1: missing; -2: header damaged)
+	// unreadable maps the bodies whose bytes cannot be read to why, so
+	// that the messages using them are named.
+	unreadable map[uint64]string
 }
 
-// segSize is a segment file's size, or -1 when it cannot be read.
+// segSize is a segment file's size, -1 when it cannot be read, -2 when
+// its header does not say it is this database's.
 func (c *checker) segSize(seg uint32) int64 {
 	if n, ok := c.segSizes[seg]; ok {
 		return n
 	}
 	n := int64(-1)
-	if f, err := c.segs.file(seg); err == nil {
+	if f, err := os.Open(filepath.Join(c.segs.dir, segmentName(seg))); err == nil {
 		if fi, err := f.Stat(); err == nil {
 			n = fi.Size()
 		}
+		if hs, _ := checkSegHeader(f, c.segs.id, seg); seg >= c.segs.headerFrom && hs != segHeaderOK {
+			c.problem("segment %d: its header is damaged or names another database", seg)
+			n = -2
+		}
+		f.Close()
 	}
 	c.segSizes[seg] = n
 	return n
@@ -100,7 +117,7 @@ func (s *Store) Check() (CheckReport, error) {
 	e := s.blobs.segs.readers.enter()
 	defer s.blobs.segs.readers.leave(e)
 	err = s.view(func(tx *bolt.Tx) error {
-		c := &checker{tx: tx, rep: &rep, segs: s.blobs.segs, segSizes: map[uint32]int64{}}
+		c := &checker{tx: tx, rep: &rep, segs: s.blobs.segs, segSizes: map[uint32]int64{}, unreadable: map[uint64]string{}}
 		for _, name := range allBuckets {
 			if tx.Bucket(name) == nil {
 				c.problem("bucket %s is missing", name)
@@ -109,6 +126,8 @@ func (s *Store) Check() (CheckReport, error) {
 		}
 		c.accounts()
 		c.mailboxesAndMessages()
+		c.nameUnreadable()
+		c.incidents()
 		return nil
 	})
 	if len(pages) > 0 {
@@ -122,6 +141,71 @@ func (s *Store) Check() (CheckReport, error) {
 		}
 	}
 	return rep, err
+}
+
+// nameUnreadable names the messages whose bodies cannot be read: the
+// damage costs exactly these, and the operator needs to know whose.
+func (c *checker) nameUnreadable() {
+	if len(c.unreadable) == 0 {
+		return
+	}
+	tx := c.tx
+	mboxNames := map[mboxID]string{}
+	_ = tx.Bucket(bMboxNames).ForEach(func(k, v []byte) error {
+		if len(k) >= 8 && len(v) == 4 {
+			mboxNames[mboxID{decodeU64(k), binary.BigEndian.Uint32(v)}] = string(k[8:])
+		}
+		return nil
+	})
+	_ = tx.Bucket(bMail).ForEach(func(k, v []byte) error {
+		if len(k) != 16 {
+			return nil
+		}
+		acct, mbox, uid := parseMsgKey(k)
+		if mbox == 0 || uid == 0 || uid == mboxRecordUID {
+			return nil
+		}
+		m, err := decodeMessage(uid, v)
+		if err != nil {
+			return nil
+		}
+		why, bad := c.unreadable[m.Blob]
+		if !bad {
+			return nil
+		}
+		who := fmt.Sprintf("account %d", acct)
+		var a accounts.Account
+		if ok, _ := getJSON(tx.Bucket(bAccounts), acctKey(acct), &a); ok {
+			who = a.Address()
+		}
+		c.problem("message %s %q UID %d cannot be read: %s", who, mboxNames[mboxID{acct, mbox}], uid, why)
+		return nil
+	})
+}
+
+// incidents reports the incidents not yet acknowledged.
+func (c *checker) incidents() {
+	c.rep.Incidents = []Incident{}
+	_ = c.tx.Bucket(bIncidents).ForEach(func(k, v []byte) error {
+		var inc Incident
+		if err := json.Unmarshal(v, &inc); err != nil {
+			c.problem("incident %d: undecodable record", decodeU64(k))
+			return nil
+		}
+		if inc.Acknowledged != nil {
+			return nil
+		}
+		c.rep.Incidents = append(c.rep.Incidents, inc)
+		p := fmt.Sprintf("incident %d (%s, %s): %s", inc.Seq, inc.Kind, inc.At.Format(time.RFC3339), inc.Detail)
+		if len(inc.Accounts) > 0 {
+			p += "; accounts: " + strings.Join(inc.Accounts, ", ")
+		}
+		if inc.MovedTo != "" {
+			p += "; the log was moved to " + inc.MovedTo
+		}
+		c.problem("%s", p)
+		return nil
+	})
 }
 
 func (c *checker) accounts() {
@@ -372,10 +456,14 @@ func (c *checker) bodies(refs map[uint64]uint64) {
 			if loc.size != rec.Size {
 				c.problem("body %d: size %d, %d bytes in segment %d", id, rec.Size, loc.size, loc.seg)
 			}
-			if n := c.segSize(loc.seg); n < 0 {
+			if n := c.segSize(loc.seg); n == -1 {
 				c.problem("body %d: segment %d is missing", id, loc.seg)
+				c.unreadable[id] = fmt.Sprintf("segment %d is missing", loc.seg)
+			} else if n == -2 {
+				c.unreadable[id] = fmt.Sprintf("segment %d's header is damaged", loc.seg)
 			} else if loc.off+loc.size > n {
 				c.problem("body %d: bytes %d+%d past the end of segment %d (%d bytes)", id, loc.off, loc.size, loc.seg, n)
+				c.unreadable[id] = fmt.Sprintf("segment %d ends at %d, before %d+%d", loc.seg, n, loc.off, loc.size)
 			}
 			if tx.Bucket(bSegBlobs).Get(segBlobKey(loc.seg, id)) == nil {
 				c.problem("body %d: not in segment %d's index", id, loc.seg)

@@ -24,4 +24,14 @@ var (
 	ErrClassInUse     = errors.New("class still has accounts")
 	ErrInvalidMailbox = errors.New("invalid mailbox name")
 	ErrMailboxFull    = errors.New("mailbox UID space exhausted")
+	// ErrForeignFiles: a write-ahead log or body segments beside the
+	// database belong to another database (or to one that is gone).
+	ErrForeignFiles = errors.New("files of another database are in the data directory")
+	// ErrStorageFailing: acknowledged writes cannot be checkpointed into
+	// the file (a failing or full disk), so reads that need them fail
+	// rather than show an older state.
+	ErrStorageFailing = errors.New("the storage is failing; try again later")
+	// ErrNoSpace: the disk holding the data directory is full (or too
+	// close to full to accept more mail safely).
+	ErrNoSpace = errors.New("insufficient system storage")
 )

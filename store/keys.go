@@ -36,13 +36,15 @@ var (
 	bOfficial     = []byte("official")      // account(8) blob(8) -> JSON officialCopy
 	bBroadcasts   = []byte("broadcasts")    // id(8) -> JSON Broadcast
 	bAuditAcct    = []byte("audit_acct")    // address 0x00 seq(8) -> nil
+	bIncidents    = []byte("incidents")     // seq(8) -> JSON Incident
+	bBackupFiles  = []byte("backup_files")  // name -> bytes: files a backup copy carries (TLS pair)
 )
 
 var allBuckets = [][]byte{
 	bMeta, bDomains, bClasses, bSenders, bAccounts, bAcctAddr, bAcctPurged,
 	bAcctState, bAcctLastUse, bMail, bMboxNames, bMboxDeleting, bBodyHash,
 	bBodies, bBlobs, bAudit, bAuditAcct, bLedger, bLedgerMsg, bLedgerRead, bOfficial, bBroadcasts,
-	bBlobLocs, bSegments, bSegBlobs,
+	bBlobLocs, bSegments, bSegBlobs, bIncidents, bBackupFiles,
 }
 
 func u64(v uint64) []byte {

@@ -65,7 +65,7 @@ func TestOfficialLetterLedger(t *testing.T) {
 
 	// Editing an entry in a copy of the file breaks the chain there.
 	path := filepath.Join(t.TempDir(), "copy.db")
-	if _, err := s.BackupTo(path); err != nil {
+	if _, err := s.BackupTo(path, nil); err != nil {
 		t.Fatal(err)
 	}
 	c, err := Open(path, Options{})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -433,7 +434,12 @@ func (s *Store) readBodies(ids []uint64, withBody bool, fn func(i int, body, str
 			if withBody {
 				var err error
 				var inBuf bool
-				if raw, inBuf, err = blobs.read(id, scratch); err != nil {
+				if raw, inBuf, err = blobs.read(id, scratch); errors.Is(err, ErrCorrupt) {
+					// A damaged body costs its own message only: the
+					// caller sees it as missing.
+					s.log.Error("store: a body cannot be read; its message is skipped (abox check names it)", "body", id, "err", err)
+					continue
+				} else if err != nil {
 					return err
 				}
 				if inBuf {

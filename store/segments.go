@@ -1,10 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,7 +44,47 @@ const (
 	defaultSegmentMin  = 16 << 10
 	defaultSegmentSize = 256 << 20
 	segmentFileSuffix  = ".seg"
+	// segHeaderSize: a segment starts with a header naming the database
+	// and its own number (segments numbered from meta seg_header_from
+	// on; older ones have none), so that a segment of another database
+	// is never read as this one's. Bodies follow it.
+	segHeaderSize  = 64
+	segHeaderMagic = "ABOXSEG1"
 )
+
+var keySegHeaderFrom = []byte("seg_header_from")
+
+func segHeader(id []byte, seg uint32) []byte {
+	h := make([]byte, segHeaderSize)
+	copy(h, segHeaderMagic)
+	copy(h[8:], id)
+	binary.BigEndian.PutUint32(h[24:], seg)
+	binary.BigEndian.PutUint32(h[28:], crc32.Checksum(h[:28], walCRC))
+	return h
+}
+
+// segHeaderState is what a segment's header says.
+type segHeaderState int
+
+const (
+	segHeaderOK      segHeaderState = iota
+	segHeaderForeign                // whole, but another database's or another number's
+	segHeaderBad                    // damaged or missing
+)
+
+func checkSegHeader(f *os.File, id []byte, seg uint32) (segHeaderState, []byte) {
+	h := make([]byte, segHeaderSize)
+	if _, err := f.ReadAt(h, 0); err != nil {
+		return segHeaderBad, nil
+	}
+	if string(h[:8]) != segHeaderMagic || crc32.Checksum(h[:28], walCRC) != binary.BigEndian.Uint32(h[28:]) {
+		return segHeaderBad, nil
+	}
+	if !bytes.Equal(h[8:24], id) || binary.BigEndian.Uint32(h[24:]) != seg {
+		return segHeaderForeign, bytes.Clone(h[8:24])
+	}
+	return segHeaderOK, nil
+}
 
 // blobLoc is where a segment body is: blob_locs' value.
 type blobLoc struct {
@@ -85,6 +129,7 @@ func (st segStats) encode() []byte {
 // fields from active on belong to the writer goroutine.
 type segments struct {
 	dir      string
+	log      *slog.Logger
 	min      int   // bodies this large or larger go to segments
 	maxSize  int64 // a segment is closed for appends past this
 	readOnly bool
@@ -98,6 +143,17 @@ type segments struct {
 	kick   chan struct{}       // wakes the compactor (buffered, 1)
 
 	readers readerEpochs
+
+	// id is the database's identity, headerFrom the first segment
+	// number with a header (set by tidy). damaged holds segments whose
+	// header is unreadable: their bodies answer ErrCorrupt (guarded by
+	// mu). activeSeg and activeEnd bound reads of the segment still
+	// being appended to (the writer moves them).
+	id         []byte
+	headerFrom uint32
+	damaged    map[uint32]bool
+	activeSeg  atomic.Uint32
+	activeEnd  atomic.Int64
 
 	// For SegmentStats.
 	nFiles, nBytes           atomic.Int64
@@ -122,9 +178,9 @@ func parseSegmentName(name string) (uint32, bool) {
 }
 
 func openSegments(dir string, opts Options) *segments {
-	g := &segments{dir: dir, min: opts.SegmentMin, maxSize: opts.SegmentSize, readOnly: opts.ReadOnly,
+	g := &segments{dir: dir, log: opts.Logger, min: opts.SegmentMin, maxSize: opts.SegmentSize, readOnly: opts.ReadOnly,
 		files: map[uint32]*os.File{}, maps: map[uint32][]byte{}, gone: map[uint32]bool{}, sizes: map[uint32]int64{},
-		sparse: map[uint32]bool{}, kick: make(chan struct{}, 1)}
+		sparse: map[uint32]bool{}, kick: make(chan struct{}, 1), damaged: map[uint32]bool{}}
 	if g.min == 0 {
 		g.min = defaultSegmentMin
 	}
@@ -161,30 +217,58 @@ func (g *segments) list() ([]uint32, error) {
 // tidy runs at Open, after the write-ahead log is applied: files that no
 // body refers to (written for deliveries a crash left unacknowledged, or
 // emptied before the crash) are removed, and appends start in a new
-// segment numbered after every one there was.
+// segment numbered after every one there was. A segment whose header
+// names another database stops the Open (it is never removed or read);
+// one whose header is damaged costs only its own bodies.
 func (g *segments) tidy(tx *bolt.Tx) error {
 	segs, err := g.list()
 	if err != nil {
 		return err
 	}
+	meta := tx.Bucket(bMeta)
+	g.id = bytes.Clone(meta.Get(keyDBID))
+	if v := meta.Get(keySegHeaderFrom); len(v) == 4 {
+		g.headerFrom = binary.BigEndian.Uint32(v)
+	} else {
+		g.headerFrom = math.MaxUint32 // a read-only open of a file from before headers
+	}
 	last := uint32(0)
-	if v := tx.Bucket(bMeta).Get(keyLastSegment); len(v) == 4 {
+	if v := meta.Get(keyLastSegment); len(v) == 4 {
 		last = binary.BigEndian.Uint32(v)
 	}
 	stats := tx.Bucket(bSegments)
 	for _, seg := range segs {
 		last = max(last, seg)
+		name := filepath.Join(g.dir, segmentName(seg))
+		st := decodeSegStats(stats.Get(segKey(seg)))
+		hs := segHeaderOK
+		if seg >= g.headerFrom {
+			f, err := os.Open(name)
+			if err != nil {
+				return fmt.Errorf("store: body segments: %w", err)
+			}
+			var other []byte
+			hs, other = checkSegHeader(f, g.id, seg)
+			f.Close()
+			if hs == segHeaderForeign {
+				return fmt.Errorf("store: the body segment %s belongs to another database (%x) or another place, not %x: it is never read or removed here; move it away (or restore with `abox restore`): %w",
+					name, other, g.id, ErrForeignFiles)
+			}
+		}
 		if g.readOnly {
 			continue
 		}
-		st := decodeSegStats(stats.Get(segKey(seg)))
 		if st.bodies == 0 {
-			if err := os.Remove(filepath.Join(g.dir, segmentName(seg))); err != nil {
+			if err := os.Remove(name); err != nil {
 				return fmt.Errorf("store: body segments: %w", err)
 			}
 			continue
 		}
-		fi, err := os.Stat(filepath.Join(g.dir, segmentName(seg)))
+		if hs == segHeaderBad {
+			g.damaged[seg] = true
+			g.log.Error("store: a body segment's header is damaged; its messages cannot be read (abox check names them)", "segment", name, "bodies", st.bodies)
+		}
+		fi, err := os.Stat(name)
 		if err != nil {
 			return fmt.Errorf("store: body segments: %w", err)
 		}
@@ -211,6 +295,7 @@ func (g *segments) append(t *txn, id uint64, body []byte) error {
 	}
 	loc := blobLoc{seg: g.active, off: g.next, size: int64(len(body))}
 	g.next += int64(len(body))
+	g.activeEnd.Store(g.next)
 	g.nBytes.Add(loc.size)
 	if len(g.unsynced) == 0 || g.unsynced[len(g.unsynced)-1] != g.activeF {
 		g.unsynced = append(g.unsynced, g.activeF)
@@ -287,6 +372,12 @@ func (g *segments) roll(t *txn) error {
 	if err != nil {
 		return fmt.Errorf("store: body segments: %w", err)
 	}
+	// The header is synced with the first body, before anything refers
+	// to the segment.
+	if _, err := f.WriteAt(segHeader(g.id, seg), 0); err != nil {
+		f.Close()
+		return fmt.Errorf("store: body segments: %w", err)
+	}
 	if err := syncDir(g.dir); err != nil {
 		f.Close()
 		return fmt.Errorf("store: body segments: %w", err)
@@ -303,8 +394,11 @@ func (g *segments) roll(t *txn) error {
 		g.noteSparse(old, decodeSegStats(t.tx.Bucket(bSegments).Get(segKey(old))))
 	}
 	g.mu.Unlock()
-	g.active, g.activeF, g.next = seg, f, 0
+	g.active, g.activeF, g.next = seg, f, segHeaderSize
+	g.activeEnd.Store(g.next)
+	g.activeSeg.Store(seg)
 	g.nFiles.Add(1)
+	g.nBytes.Add(segHeaderSize)
 	// A segment closed with nothing left in it goes now.
 	if old != 0 && decodeSegStats(t.tx.Bucket(bSegments).Get(segKey(old))).bodies == 0 {
 		g.pending = append(g.pending, old)
@@ -416,10 +510,48 @@ func (g *segments) view(loc blobLoc) (data []byte, ok bool) {
 			return nil, false
 		}
 	}
-	if loc.off+loc.size > int64(len(m)) {
+	// Bounded by what the file holds, not by the mapping (which runs
+	// past the file's end: touching that is SIGBUS).
+	if loc.off < 0 || loc.size < 0 || loc.off+loc.size > int64(len(m)) || loc.off+loc.size > g.limit(loc.seg) {
 		return nil, false
 	}
 	return m[loc.off : loc.off+loc.size : loc.off+loc.size], true
+}
+
+// limit is how many bytes of a segment its file is known to hold: the
+// writer's end for the active one, the size found when it was closed
+// (or at Open) for the others.
+func (g *segments) limit(seg uint32) int64 {
+	if seg == g.activeSeg.Load() {
+		return g.activeEnd.Load()
+	}
+	g.mu.RLock()
+	n, ok := g.sizes[seg]
+	g.mu.RUnlock()
+	if !ok {
+		return -1
+	}
+	return n
+}
+
+// resize reads the sizes of the segment files again, after a read of
+// a mapping faulted (a file was cut short while the server ran).
+func (g *segments) resize() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for seg := range g.sizes {
+		if f := g.files[seg]; f != nil {
+			if fi, err := f.Stat(); err == nil && fi.Size() < g.sizes[seg] {
+				g.sizes[seg] = fi.Size()
+			}
+		}
+	}
+}
+
+func (g *segments) isDamaged(seg uint32) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.damaged[seg]
 }
 
 // file returns a segment's file, opening it for reading the first time.
@@ -432,6 +564,9 @@ func (g *segments) file(seg uint32) (*os.File, error) {
 	}
 	if gone {
 		return nil, fmt.Errorf("store: body segment %d was removed: %w", seg, ErrCorrupt)
+	}
+	if g.isDamaged(seg) {
+		return nil, fmt.Errorf("store: body segment %d has a damaged header: %w", seg, ErrCorrupt)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -451,6 +586,9 @@ func (g *segments) read(loc blobLoc, buf []byte) ([]byte, error) {
 	f, err := g.file(loc.seg)
 	if err != nil {
 		return nil, err
+	}
+	if loc.off < 0 || loc.size < 0 || loc.size > 1<<40 {
+		return nil, fmt.Errorf("body segment %d: location %d+%d: %w", loc.seg, loc.off, loc.size, ErrCorrupt)
 	}
 	buf = slices.Grow(buf[:0], int(loc.size))[:loc.size]
 	if _, err := f.ReadAt(buf, loc.off); err != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -196,7 +197,7 @@ func TestBackupHoldsSegmentBodies(t *testing.T) {
 		t.Fatal("no segment bodies: the test proves nothing")
 	}
 	copyPath := filepath.Join(t.TempDir(), "backup.db")
-	n, err := s.BackupTo(copyPath)
+	n, err := s.BackupTo(copyPath, nil)
 	if fi, serr := os.Stat(copyPath); err != nil || serr != nil || fi.Size() != n {
 		t.Fatalf("backup: %d bytes, %v, %v", n, err, serr)
 	}
@@ -364,18 +365,21 @@ func TestSegmentFailedDeliveries(t *testing.T) {
 	verifyAcrossCrash(t, s, path, verify)
 }
 
-// TestRestoredBackupIgnoresLog: a backup holding segment bodies,
-// restored over a directory whose write-ahead log continues the backup's
-// checkpoint, does not take that log's records (they count segment
-// bodies the copy holds inline).
-func TestRestoredBackupIgnoresLog(t *testing.T) {
+// TestRestoredBackupRefusesLog: a backup copied over the database file
+// by hand (the old README's restore) next to the log of the database it
+// was taken from: that log's records (deliveries made after the backup)
+// must never be applied to it. The copy is a database of its own, so
+// Open refuses the log, loudly; with the log moved away it opens as the
+// backup, and the old segment files, which belong to the other
+// database, are refused too rather than removed.
+func TestRestoredBackupRefusesLog(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, FileName)
 	s := openSegTest(t, path)
 	a := addAccount(t, s, "alice@example.kz")
 	deliverTo(t, s, a.ID, segBody(1, 4<<10))
 	copyPath := filepath.Join(t.TempDir(), "backup.db")
-	if _, err := s.BackupTo(copyPath); err != nil {
+	if _, err := s.BackupTo(copyPath, nil); err != nil {
 		t.Fatal(err)
 	}
 	// Deliveries after the backup stay in the log only.
@@ -390,6 +394,17 @@ func TestRestoredBackupIgnoresLog(t *testing.T) {
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := Open(path, Options{WAL: true, SegmentMin: 1 << 10, SegmentSize: 64 << 10}); !errors.Is(err, ErrForeignFiles) {
+		t.Fatalf("the backup beside the original's log: %v, want ErrForeignFiles", err)
+	}
+	os.Rename(path+WALFileSuffix, filepath.Join(dir, "old.wal"))
+	if _, err := Open(path, Options{WAL: true, SegmentMin: 1 << 10, SegmentSize: 64 << 10}); !errors.Is(err, ErrForeignFiles) {
+		t.Fatalf("the backup beside the original's segments: %v, want ErrForeignFiles", err)
+	}
+	if len(segFiles(t, path)) == 0 {
+		t.Fatal("the refused Open removed the original's segments")
+	}
+	os.Rename(path+SegmentDirSuffix, filepath.Join(dir, "old.bodies"))
 	r := openSegTest(t, path)
 	defer r.Close()
 	mb, _ := r.MailboxByName(a.ID, "INBOX")

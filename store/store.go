@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +59,12 @@ type Options struct {
 	// SegmentSize is the size past which a segment takes no more bodies
 	// (default 256 MiB).
 	SegmentSize int64
-	Logger      *slog.Logger
+	// ReserveSpace is the disk space kept in reserve beside the file so
+	// that acknowledged mail always reaches it when the disk fills up
+	// (space.go). Zero means 128 MiB with WAL and none without; negative
+	// keeps none.
+	ReserveSpace int64
+	Logger       *slog.Logger
 }
 
 // Store is an open abox database.
@@ -69,6 +76,7 @@ type Store struct {
 	log   *slog.Logger
 	feed  *Feed
 	blobs blobStore
+	space *space
 
 	acctMemo acctMemo // decoded account records, by their bytes
 
@@ -111,6 +119,9 @@ type Store struct {
 	// crashOnClose (tests) makes Close drop the open transaction as a
 	// crash would, instead of checkpointing it.
 	crashOnClose bool
+	// finalCheckpoint: the checkpoint being made is Close's, which also
+	// records that the log holds nothing more (writer goroutine).
+	finalCheckpoint bool
 
 	closeOnce sync.Once
 	mu        sync.RWMutex // guards closed against in-flight submits
@@ -134,6 +145,12 @@ func Open(path string, opts Options) (s *Store, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.ReserveSpace == 0 && opts.WAL {
+		opts.ReserveSpace = defaultReserve
+	}
+	if opts.ReadOnly {
+		opts.ReserveSpace = 0
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -144,13 +161,20 @@ func Open(path string, opts Options) (s *Store, err error) {
 			return nil, fmt.Errorf("store: %s: %w", path, ErrNotFound)
 		}
 	}
+	if fresh {
+		// A log or segments beside a file that is not there belong to
+		// a database that is gone: never silently dropped.
+		if err := refuseForeignFiles(path); err != nil {
+			return nil, err
+		}
+	}
 	db, err := openBolt(path, opts)
 	if err != nil {
 		return nil, err
 	}
 	s = &Store{
 		db: db, opts: opts, path: path, clock: opts.Clock, log: opts.Logger,
-		feed: newFeed(), blobs: blobStore{openSegments(path+SegmentDirSuffix, opts)},
+		feed: newFeed(), blobs: blobStore{openSegments(path+SegmentDirSuffix, opts)}, space: newSpace(path, opts.ReserveSpace, opts.Logger),
 		reqs: make(chan *writeReq, 4096), maxBatch: opts.MaxBatch,
 		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1),
 	}
@@ -159,10 +183,6 @@ func Open(path string, opts Options) (s *Store, err error) {
 	if err := s.checkSchema(fresh); err != nil {
 		db.Close()
 		return nil, err
-	}
-	if fresh && !opts.ReadOnly {
-		// A log beside a new file belongs to a file that is gone.
-		os.Remove(path + WALFileSuffix)
 	}
 	if !opts.ReadOnly {
 		if err := s.recoverWAL(); err != nil {
@@ -177,6 +197,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 	if opts.ReadOnly {
 		close(s.done)
 	} else {
+		s.space.start()
 		go s.writer()
 		go s.resumeDeletes()
 		go s.compactor()
@@ -284,6 +305,12 @@ func (s *Store) initSchema(tx *bolt.Tx) error {
 	if err := meta.Put([]byte("created"), u64(uint64(now.Unix()))); err != nil {
 		return err
 	}
+	if err := meta.Put(keyDBID, newDBID()); err != nil {
+		return err
+	}
+	if err := meta.Put(keySegHeaderFrom, binary.BigEndian.AppendUint32(nil, 1)); err != nil {
+		return err
+	}
 	// UIDVALIDITY values come from one counter seeded with the creation
 	// time, so a mailbox re-created under an old name gets a new value.
 	if err := meta.Put([]byte("uidvalidity"), u64(uint64(now.Unix()))); err != nil {
@@ -310,6 +337,7 @@ func (s *Store) Close() error {
 			close(s.stop)
 		}
 		<-s.done
+		s.space.close()
 		s.feed.closeAll()
 		if s.wal != nil {
 			s.wal.close()
@@ -338,14 +366,18 @@ func syncFreelist(path string) error {
 // page into ErrCorrupt. It first waits until every write acknowledged
 // so far is in the file (barrier).
 func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
-	s.barrier()
+	if err := s.barrier(); err != nil {
+		return err
+	}
 	return s.viewNow(fn)
 }
 
 // viewFor is view for reads of one account's mail: it waits only when
 // that account has acknowledged deliveries not yet checkpointed.
 func (s *Store) viewFor(acct uint64, fn func(*bolt.Tx) error) error {
-	s.barrierFor(acct)
+	if err := s.barrierFor(acct); err != nil {
+		return err
+	}
 	return s.viewNow(fn)
 }
 
@@ -358,6 +390,11 @@ func (s *Store) viewBlobs(maxID uint64, fn func(*bolt.Tx) error) error {
 	// that started before it are done.
 	e := s.blobs.segs.readers.enter()
 	defer s.blobs.segs.readers.leave(e)
+	// Segment bodies are read through their mappings: if a segment file
+	// was cut short under the server, touching the lost pages is a fault
+	// (SIGBUS), which this turns into a panic that viewNow recovers as
+	// ErrCorrupt for this read, instead of the end of the process.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	err := s.viewNow(func(tx *bolt.Tx) error {
 		if maxID > tx.Bucket(bBodies).Sequence() {
 			return errNotCheckpointed
@@ -365,13 +402,22 @@ func (s *Store) viewBlobs(maxID uint64, fn func(*bolt.Tx) error) error {
 		return fn(tx)
 	})
 	if errors.Is(err, errNotCheckpointed) {
-		s.barrier()
-		return s.viewNow(fn)
+		if err = s.barrier(); err != nil {
+			return err
+		}
+		err = s.viewNow(fn)
+	}
+	if errors.Is(err, errFault) {
+		s.log.Error("store: reading a body segment faulted: a segment file is shorter than the database says (abox check names the messages)", "err", err)
+		s.blobs.segs.resize()
 	}
 	return err
 }
 
-var errNotCheckpointed = errors.New("store: not yet checkpointed")
+var (
+	errNotCheckpointed = errors.New("store: not yet checkpointed")
+	errFault           = errors.New("memory fault reading the file")
+)
 
 // viewNow is view without the barrier, for data that logged requests
 // (deliveries) never change: accounts, the directory. And for advisory
@@ -379,6 +425,10 @@ var errNotCheckpointed = errors.New("store: not yet checkpointed")
 func (s *Store) viewNow(fn func(*bolt.Tx) error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			if re, ok := r.(interface{ Addr() uintptr }); ok {
+				err = fmt.Errorf("store: %w: %w (%v, address %#x)", errFault, ErrCorrupt, r, re.Addr())
+				return
+			}
 			err = fmt.Errorf("store: %w (%v)", ErrCorrupt, r)
 		}
 	}()
@@ -444,7 +494,7 @@ func (s *Store) submit(ctx context.Context, r *writeReq) error {
 	s.mu.RUnlock()
 	// Once submitted, the request will be committed or failed; waiting
 	// for it even after ctx ends keeps "acknowledged" and "on disk" equal.
-	return <-r.err
+	return s.spaceErr(<-r.err)
 }
 
 // writer owns all write transactions. It takes every request waiting in
@@ -484,12 +534,7 @@ func (s *Store) writer() {
 			select {
 			case first = <-s.reqs:
 			default:
-				if s.crashOnClose && s.wtx != nil {
-					// Tests: stop as a crash would, leaving the log.
-					s.wtx.Rollback()
-					s.wtx = nil
-				}
-				s.checkpoint(nil)
+				s.closeLog()
 				return
 			}
 		}

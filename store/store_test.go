@@ -473,7 +473,7 @@ func TestCheckFindsDamage(t *testing.T) {
 	for _, d := range damage {
 		t.Run(d.name, func(t *testing.T) {
 			snapshot := filepath.Join(t.TempDir(), "copy.db")
-			if _, err := s.BackupTo(snapshot); err != nil {
+			if _, err := s.BackupTo(snapshot, nil); err != nil {
 				t.Fatal(err)
 			}
 			c, err := Open(snapshot, Options{})

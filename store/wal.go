@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"syscall"
 
@@ -23,29 +25,43 @@ import (
 // true state; the batch's writes (the key/value operations, not the
 // requests) are appended to the log as one record and synced; then the
 // batch is acknowledged. A checkpoint commits the transaction, with the
-// sequence number of the last record it holds in the meta bucket, and
-// rewinds the log. Reads wait for a checkpoint when acknowledged writes
-// are not yet in it (barrier), so nothing acknowledged is ever invisible
-// to a reader that starts after the acknowledgement.
+// sequence number of the last record it holds and a new random
+// checkpoint token in the meta bucket, and rewinds the log. Reads wait
+// for a checkpoint when acknowledged writes are not yet in it (barrier),
+// so nothing acknowledged is ever invisible to a reader that starts
+// after the acknowledgement.
 //
-// After a crash, Open applies the records after the meta bucket's number
-// to the file, in order, in one transaction.
+// A log belongs to one database and one checkpoint. The file starts with
+// a header naming the database's identity (meta "db_id", random, given
+// to every new file and to every backup copy); each record carries the
+// token of the checkpoint it continues. After a crash, Open applies the
+// records that carry the file's current token and continue its sequence
+// number, in order, in one transaction (walrecover.go). Records left from
+// earlier checkpoints carry older tokens and are never applied again; a
+// log written for another database is refused.
 //
-// Record: magic(4) seq(8) length(4) crc32c(4) payload; the checksum
-// covers seq and payload. Payload: operations, each kind(1) bucket(1)
-// key-length(uvarint) key, then for a put value-length(uvarint) value,
-// for a sequence the value(8). The file is pre-written with zeros so
-// that syncing a record does not also journal block allocation; records
-// are written from offset 0 after every checkpoint, and replay stops at
-// the first record that is torn or not the next in sequence.
+// File: header (walFileHeader bytes: magic "ABOXWAL2", database id (16),
+// CRC-32C of the two; zeros after), then records. Record: magic(4)
+// token(8) seq(8) length(4) crc32c(4) payload; the checksum covers
+// token, seq, length and payload. Payload: operations, each kind(1)
+// bucket(1) key-length(uvarint) key, then for a put value-length
+// (uvarint) value, for a sequence the value(8). The file is pre-written
+// with zeros so that syncing a record does not also journal block
+// allocation; records are written from walFileHeader after every
+// checkpoint.
 
 // WALFileSuffix names the log beside the database file.
 const WALFileSuffix = ".wal"
 
 const (
-	walMagic    = 0x4c41574e // "NWAL"
-	walHeader   = 20
-	walPrealloc = 32 << 20
+	walMagic       = 0x4c41574e // "NWAL"
+	walHeader      = 28
+	walFileHeader  = 4096
+	walFileMagic   = "ABOXWAL2"
+	walPrealloc    = 32 << 20
+	legacyWALHdr   = 20 // records of logs written before the file header
+	walIDBytes     = 16
+	walHeaderBytes = len(walFileMagic) + walIDBytes + 4
 )
 
 const (
@@ -59,42 +75,107 @@ var errWALFull = errors.New("write-ahead log full")
 
 // wal is the log file. Only the writer goroutine (and Open) use it.
 type wal struct {
-	f    *os.File
-	pos  int64 // where the next record goes
-	size int64 // pre-written length
+	f     *os.File
+	pos   int64  // where the next record goes
+	size  int64  // pre-written length
+	token uint64 // the checkpoint the records being written continue
 	// fault, in tests, fails a sync after the record was written.
 	fault func() error
 }
 
-func openWAL(path string) (*wal, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+// createWAL makes a new, empty log for the database id at path (any file
+// there is replaced), pre-written and synced with its directory entry.
+func createWAL(path string, id []byte) (*wal, error) {
+	tmp := path + ".new"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("store: write-ahead log: %w", err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
+	w := &wal{f: f, pos: walFileHeader}
+	fail := func(err error) (*wal, error) {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("store: write-ahead log: %w", err)
+	}
+	if _, err := f.WriteAt(walFileHeaderBytes(id), 0); err != nil {
+		return fail(err)
+	}
+	if err := w.prewrite(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("store: write-ahead log: %w", err)
 	}
-	return &wal{f: f, size: fi.Size()}, nil
+	return w, nil
+}
+
+func walFileHeaderBytes(id []byte) []byte {
+	h := make([]byte, walFileHeader)
+	copy(h, walFileMagic)
+	copy(h[len(walFileMagic):], id)
+	n := len(walFileMagic) + walIDBytes
+	binary.BigEndian.PutUint32(h[n:], crc32.Checksum(h[:n], walCRC))
+	return h
+}
+
+// walFileKind says what a log file's first bytes are.
+type walFileKind int
+
+const (
+	walEmpty   walFileKind = iota // no bytes, or only zeros where the header goes
+	walCurrent                    // a valid header (id returned)
+	walLegacy                     // records from offset 0, no header
+	walBadHead                    // neither: the header is damaged
+)
+
+// readWALHeader classifies the file and returns the database id in its
+// header.
+func readWALHeader(f *os.File) (walFileKind, []byte, error) {
+	h := make([]byte, walHeaderBytes)
+	n, err := f.ReadAt(h, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return walBadHead, nil, err
+	}
+	h = h[:n]
+	switch {
+	case len(h) == walHeaderBytes && string(h[:len(walFileMagic)]) == walFileMagic:
+		m := len(walFileMagic) + walIDBytes
+		if crc32.Checksum(h[:m], walCRC) != binary.BigEndian.Uint32(h[m:]) {
+			return walBadHead, nil, nil
+		}
+		return walCurrent, bytes.Clone(h[len(walFileMagic):m]), nil
+	case len(h) >= 4 && binary.BigEndian.Uint32(h) == walMagic:
+		return walLegacy, nil, nil
+	case !slices.ContainsFunc(h, func(b byte) bool { return b != 0 }):
+		return walEmpty, nil, nil
+	}
+	return walBadHead, nil, nil
 }
 
 // prewrite fills the file with zeros up to walPrealloc, once, and syncs
 // it (records then overwrite allocated blocks).
 func (w *wal) prewrite() error {
-	if w.size >= walPrealloc {
-		return nil
+	fi, err := w.f.Stat()
+	if err != nil {
+		return fmt.Errorf("store: write-ahead log: %w", err)
 	}
-	zero := make([]byte, 1<<20)
-	for off := w.size; off < walPrealloc; off += int64(len(zero)) {
-		if _, err := w.f.WriteAt(zero[:min(int64(len(zero)), walPrealloc-off)], off); err != nil {
-			return fmt.Errorf("store: write-ahead log: %w", err)
+	w.size = max(fi.Size(), walFileHeader)
+	if w.size < walPrealloc {
+		zero := make([]byte, 1<<20)
+		for off := w.size; off < walPrealloc; off += int64(len(zero)) {
+			if _, err := w.f.WriteAt(zero[:min(int64(len(zero)), walPrealloc-off)], off); err != nil {
+				return fmt.Errorf("store: write-ahead log: %w", err)
+			}
 		}
+		w.size = walPrealloc
 	}
 	if err := w.f.Sync(); err != nil {
 		return fmt.Errorf("store: write-ahead log: %w", err)
 	}
-	w.size = walPrealloc
 	return nil
 }
 
@@ -105,7 +186,7 @@ func (w *wal) append(seq uint64, payload []byte) error {
 	if w.pos+n > w.size {
 		return errWALFull
 	}
-	rec := frameRecord(seq, payload)
+	rec := frameRecord(w.token, seq, payload)
 	if _, err := w.f.WriteAt(rec, w.pos); err != nil {
 		return err
 	}
@@ -122,50 +203,135 @@ func (w *wal) append(seq uint64, payload []byte) error {
 }
 
 // frameRecord puts the header before a payload.
-func frameRecord(seq uint64, payload []byte) []byte {
+func frameRecord(token, seq uint64, payload []byte) []byte {
 	rec := make([]byte, walHeader, walHeader+len(payload))
 	binary.BigEndian.PutUint32(rec[0:], walMagic)
-	binary.BigEndian.PutUint64(rec[4:], seq)
-	binary.BigEndian.PutUint32(rec[12:], uint32(len(payload)))
-	crc := crc32.Update(crc32.Checksum(rec[4:12], walCRC), walCRC, payload)
-	binary.BigEndian.PutUint32(rec[16:], crc)
+	binary.BigEndian.PutUint64(rec[4:], token)
+	binary.BigEndian.PutUint64(rec[12:], seq)
+	binary.BigEndian.PutUint32(rec[20:], uint32(len(payload)))
+	binary.BigEndian.PutUint32(rec[24:], recordCRC(rec[4:24], payload))
 	return append(rec, payload...)
 }
 
-func (w *wal) rewind() { w.pos = 0 }
+func recordCRC(head, payload []byte) uint32 {
+	return crc32.Update(crc32.Checksum(head, walCRC), walCRC, payload)
+}
+
+// rewind starts the next checkpoint's records, which carry token.
+func (w *wal) rewind(token uint64) { w.pos, w.token = walFileHeader, token }
 
 func (w *wal) close() error { return w.f.Close() }
 
-// records calls fn for each record from the start of the file whose
-// sequence numbers continue from after, in order, stopping at the first
-// torn, foreign or out-of-sequence one. It returns the last sequence
-// number and the offset after the last record.
-func (w *wal) records(after uint64, fn func(seq uint64, payload []byte) error) (last uint64, end int64, err error) {
-	last = after
+// walRecord is a record's place and numbers.
+type walRecord struct {
+	off   int64
+	token uint64
+	seq   uint64
+	n     int64 // payload length
+}
+
+// recordAt reads the record at off when it is whole (magic, length
+// inside the file, checksum), with its payload.
+func (w *wal) recordAt(off int64) (walRecord, []byte, bool) {
 	var hdr [walHeader]byte
+	if _, err := w.f.ReadAt(hdr[:], off); err != nil || binary.BigEndian.Uint32(hdr[0:]) != walMagic {
+		return walRecord{}, nil, false
+	}
+	r := walRecord{off: off, token: binary.BigEndian.Uint64(hdr[4:]), seq: binary.BigEndian.Uint64(hdr[12:]),
+		n: int64(binary.BigEndian.Uint32(hdr[20:]))}
+	if off+walHeader+r.n > w.size {
+		return walRecord{}, nil, false
+	}
+	payload := make([]byte, r.n)
+	if _, err := w.f.ReadAt(payload, off+walHeader); err != nil {
+		return walRecord{}, nil, false
+	}
+	if recordCRC(hdr[4:24], payload) != binary.BigEndian.Uint32(hdr[24:]) {
+		return walRecord{}, nil, false
+	}
+	return r, payload, true
+}
+
+// records calls fn for each record from the start of the records whose
+// token is token and whose sequence numbers continue from after, in
+// order, stopping at the first torn, foreign or out-of-sequence one. It
+// returns the last sequence number and the offset after the last record.
+func (w *wal) records(token, after uint64, fn func(seq uint64, payload []byte) error) (last uint64, end int64, err error) {
+	last, end = after, walFileHeader
+	for {
+		r, payload, ok := w.recordAt(end)
+		if !ok || r.token != token || r.seq != last+1 {
+			return last, end, nil
+		}
+		if err := fn(r.seq, payload); err != nil {
+			return last, end, err
+		}
+		last, end = r.seq, end+walHeader+r.n
+	}
+}
+
+// later finds the whole records after from that carry token and a
+// sequence number past after: records that were acknowledged but cannot
+// be applied because one before them is damaged. The file is searched
+// for the record magic, since a damaged length cannot be trusted.
+func (w *wal) later(from int64, token, after uint64) ([]walRecord, [][]byte) {
+	var found []walRecord
+	var payloads [][]byte
+	magic := binary.BigEndian.AppendUint32(nil, walMagic)
+	const chunk = 1 << 20
+	buf := make([]byte, chunk+len(magic)-1)
+	for base := from + 1; base < w.size; base += chunk {
+		n, _ := w.f.ReadAt(buf, base)
+		if n == 0 {
+			break
+		}
+		for i := 0; i+len(magic) <= n; {
+			j := bytes.Index(buf[i:n], magic)
+			if j < 0 {
+				break
+			}
+			off := base + int64(i+j)
+			i += j + 1
+			r, p, ok := w.recordAt(off)
+			if !ok || r.token != token || r.seq <= after {
+				continue
+			}
+			if len(found) > 0 && found[len(found)-1].off+walHeader+found[len(found)-1].n > off {
+				continue // inside the payload of the one before
+			}
+			found = append(found, r)
+			payloads = append(payloads, p)
+		}
+	}
+	return found, payloads
+}
+
+// legacyRecords reads a log written before logs had a header and
+// tokens: records from offset 0 whose sequence numbers continue from
+// after.
+func (w *wal) legacyRecords(after uint64, fn func(seq uint64, payload []byte) error) (uint64, error) {
+	last, end := after, int64(0)
+	var hdr [legacyWALHdr]byte
 	for {
 		if _, err := w.f.ReadAt(hdr[:], end); err != nil {
-			if errors.Is(err, io.EOF) {
-				return last, end, nil
-			}
-			return last, end, err
+			return last, nil
 		}
 		seq := binary.BigEndian.Uint64(hdr[4:])
 		n := int64(binary.BigEndian.Uint32(hdr[12:]))
-		if binary.BigEndian.Uint32(hdr[0:]) != walMagic || seq != last+1 || end+walHeader+n > w.size {
-			return last, end, nil
+		if binary.BigEndian.Uint32(hdr[0:]) != walMagic || seq != last+1 || end+legacyWALHdr+n > w.size {
+			return last, nil
 		}
 		payload := make([]byte, n)
-		if _, err := w.f.ReadAt(payload, end+walHeader); err != nil {
-			return last, end, nil
+		if _, err := w.f.ReadAt(payload, end+legacyWALHdr); err != nil {
+			return last, nil
 		}
 		if crc32.Update(crc32.Checksum(hdr[4:12], walCRC), walCRC, payload) != binary.BigEndian.Uint32(hdr[16:]) {
-			return last, end, nil
+			return last, nil
 		}
 		if err := fn(seq, payload); err != nil {
-			return last, end, err
+			return last, err
 		}
-		last, end = seq, end+walHeader+n
+		last, end = seq, end+legacyWALHdr+n
 	}
 }
 
@@ -214,50 +380,62 @@ func (l *opLog) add(kind byte, bucket []byte, key, val []byte) {
 	}
 }
 
-// applyOps redoes a record's operations in tx.
-func applyOps(tx *bolt.Tx, payload []byte) error {
+// walkOps calls fn for each operation of a record's payload, in order;
+// a malformed payload is ErrCorrupt.
+func walkOps(payload []byte, fn func(kind, bucket byte, key, val []byte) error) error {
 	bad := fmt.Errorf("store: write-ahead log record: %w", ErrCorrupt)
 	for len(payload) > 0 {
 		if len(payload) < 2 || int(payload[1]) >= len(allBuckets) {
 			return bad
 		}
-		kind, b := payload[0], tx.Bucket(allBuckets[payload[1]])
+		kind, bucket := payload[0], payload[1]
 		payload = payload[2:]
-		if b == nil {
-			return bad
-		}
-		if b == tx.Bucket(bBlobs) || b == tx.Bucket(bBodies) || b == tx.Bucket(bBlobLocs) {
-			b.FillPercent = appendFill
-		}
 		klen, n := binary.Uvarint(payload)
 		if n <= 0 || uint64(len(payload)-n) < klen {
 			return bad
 		}
 		key := payload[n : n+int(klen)]
 		payload = payload[n+int(klen):]
+		var val []byte
 		switch kind {
 		case opPut:
 			vlen, n := binary.Uvarint(payload)
 			if n <= 0 || uint64(len(payload)-n) < vlen {
 				return bad
 			}
-			if err := b.Put(key, payload[n:n+int(vlen)]); err != nil {
-				return err
-			}
+			val = payload[n : n+int(vlen)]
 			payload = payload[n+int(vlen):]
 		case opSequence:
 			if len(payload) < 8 {
 				return bad
 			}
-			if err := b.SetSequence(binary.BigEndian.Uint64(payload)); err != nil {
-				return err
-			}
+			val = payload[:8]
 			payload = payload[8:]
 		default:
 			return bad
 		}
+		if err := fn(kind, bucket, key, val); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// applyOps redoes a record's operations in tx.
+func applyOps(tx *bolt.Tx, payload []byte) error {
+	return walkOps(payload, func(kind, bucket byte, key, val []byte) error {
+		b := tx.Bucket(allBuckets[bucket])
+		if b == nil {
+			return fmt.Errorf("store: write-ahead log record: bucket %s missing: %w", allBuckets[bucket], ErrCorrupt)
+		}
+		if b == tx.Bucket(bBlobs) || b == tx.Bucket(bBodies) || b == tx.Bucket(bBlobLocs) {
+			b.FillPercent = appendFill
+		}
+		if kind == opSequence {
+			return b.SetSequence(binary.BigEndian.Uint64(val))
+		}
+		return b.Put(key, val)
+	})
 }
 
 // put writes a key in a write request; in a logged request it also

@@ -34,7 +34,11 @@ func dumpAll(tx *bolt.Tx) map[string]string {
 			return nil
 		})
 	}
-	delete(out, string(bMeta)+"/"+fmt.Sprintf("%x", keyWALSeq))
+	// The log's position and the checkpoint's token change with every
+	// checkpoint, the dirty mark with every Open and Close.
+	for _, k := range [][]byte{keyWALSeq, keyWALToken, keyWALDirty} {
+		delete(out, string(bMeta)+"/"+fmt.Sprintf("%x", k))
+	}
 	return out
 }
 
@@ -236,9 +240,11 @@ func TestWALTornRecordIgnored(t *testing.T) {
 	}
 }
 
-// TestWALNewFileIgnoresOldLog: a log left beside a database file that was
-// removed is not applied to the new one.
-func TestWALNewFileIgnoresOldLog(t *testing.T) {
+// TestWALNewFileRefusesOldLog: a log left beside a database file that
+// was removed may hold acknowledged mail of that database: Open refuses
+// to create a new file beside it (and creates nothing), and starts an
+// empty database once the log is moved away, never applying it.
+func TestWALNewFileRefusesOldLog(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	s := openWALTest(t, path)
 	a := addAccount(t, s, "alice@example.kz")
@@ -247,6 +253,15 @@ func TestWALNewFileIgnoresOldLog(t *testing.T) {
 	}
 	crash(s)
 	os.Remove(path)
+	if _, err := Open(path, Options{WAL: true}); !errors.Is(err, ErrForeignFiles) {
+		t.Fatalf("Open beside an old log: %v, want ErrForeignFiles", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused Open created %s: %v", path, err)
+	}
+	if err := os.Rename(path+WALFileSuffix, path+".wal.old"); err != nil {
+		t.Fatal(err)
+	}
 	s2 := openWALTest(t, path)
 	defer s2.Close()
 	if _, err := s2.BodyByHash(sha256.Sum256(msg(1))); !errors.Is(err, ErrNotFound) {
@@ -359,17 +374,17 @@ func FuzzWALRecords(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
-	logged := make([]byte, src.wal.pos)
-	if _, err := src.wal.f.ReadAt(logged, 0); err != nil {
+	logged := make([]byte, src.wal.pos-walFileHeader)
+	if _, err := src.wal.f.ReadAt(logged, walFileHeader); err != nil {
 		f.Fatal(err)
 	}
-	after := src.ckSeq
+	after, token := src.ckSeq, src.wal.token
 	src.Close()
-	f.Add(logged, after)
-	f.Add(logged[:len(logged)/2], after)
-	f.Add(logged[:walHeader+3], after)
-	f.Add(frameRecord(1, []byte{opPut, 250, 1, 'k'}), uint64(0))
-	f.Add([]byte{}, uint64(0))
+	f.Add(logged, token, after)
+	f.Add(logged[:len(logged)/2], token, after)
+	f.Add(logged[:walHeader+3], token, after)
+	f.Add(frameRecord(7, 1, []byte{opPut, 250, 1, 'k'}), uint64(7), uint64(0))
+	f.Add([]byte{}, uint64(0), uint64(0))
 
 	dst, err := Open(filepath.Join(dir, "dst", FileName), Options{})
 	if err != nil {
@@ -377,36 +392,46 @@ func FuzzWALRecords(f *testing.F) {
 	}
 	f.Cleanup(func() { dst.Close() })
 	n := 0
-	f.Fuzz(func(t *testing.T, file []byte, after uint64) {
+	f.Fuzz(func(t *testing.T, records []byte, token, after uint64) {
 		n++
 		path := filepath.Join(dir, fmt.Sprintf("wal-%d", n))
+		file := append(walFileHeaderBytes(make([]byte, walIDBytes)), records...)
 		if err := os.WriteFile(path, file, 0o600); err != nil {
 			t.Fatal(err)
 		}
 		defer os.Remove(path)
-		w, err := openWAL(path)
+		fh, err := os.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer w.close()
+		defer fh.Close()
+		w := &wal{f: fh, size: int64(len(file))}
 		var payloads [][]byte
-		last, end, err := w.records(after, func(seq uint64, p []byte) error {
+		last, end, err := w.records(token, after, func(seq uint64, p []byte) error {
 			payloads = append(payloads, p)
 			return nil
 		})
 		if err != nil {
 			t.Fatalf("reading a file of %d bytes: %v", len(file), err)
 		}
-		if last != after+uint64(len(payloads)) || end > int64(len(file)) {
+		if last != after+uint64(len(payloads)) || end > int64(len(file)) || end < walFileHeader {
 			t.Fatalf("records: last %d after %d with %d records, end %d of %d", last, after, len(payloads), end, len(file))
 		}
 		// What was read frames back to the same bytes.
 		var again []byte
 		for i, p := range payloads {
-			again = append(again, frameRecord(after+uint64(i)+1, p)...)
+			again = append(again, frameRecord(token, after+uint64(i)+1, p)...)
 		}
-		if string(again) != string(file[:end]) {
-			t.Fatalf("the %d records read do not frame back to the file's first %d bytes", len(payloads), end)
+		if string(again) != string(file[walFileHeader:end]) {
+			t.Fatalf("the %d records read do not frame back to the file's bytes up to %d", len(payloads), end)
+		}
+		// Records found past a damaged one are whole, in order, past
+		// last, and do not overlap.
+		found, _ := w.later(end, token, last)
+		for i, r := range found {
+			if r.seq <= last || r.off <= end || i > 0 && found[i-1].off+walHeader+found[i-1].n > r.off {
+				t.Fatalf("later: record %+v after %+v (end %d, last %d)", r, found[max(i-1, 0)], end, last)
+			}
 		}
 		// Applying them returns an error or succeeds; never panics.
 		tx, err := dst.db.Begin(true)

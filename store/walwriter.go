@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,63 +22,6 @@ const (
 	// them twice (measured with 64 KiB messages, docs/BENCHMARKS.md).
 	maxRecord = 256 << 10
 )
-
-var keyWALSeq = []byte("wal_seq")
-
-// recoverWAL applies what a crash left in the log, then keeps the log
-// open when Options.WAL asks for it.
-func (s *Store) recoverWAL() error {
-	path := s.path + WALFileSuffix
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !s.opts.WAL {
-		return nil
-	}
-	w, err := openWAL(path)
-	if err != nil {
-		return err
-	}
-	var applied uint64
-	_ = s.viewNow(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bMeta).Get(keyWALSeq); len(v) == 8 {
-			applied = decodeU64(v)
-		}
-		return nil
-	})
-	tx, err := s.db.Begin(true)
-	if err != nil {
-		w.close()
-		return fmt.Errorf("store: %w", err)
-	}
-	records := 0
-	last, _, err := w.records(applied, func(_ uint64, payload []byte) error {
-		records++
-		return applyOps(tx, payload)
-	})
-	if err == nil && last > applied {
-		err = tx.Bucket(bMeta).Put(keyWALSeq, u64(last))
-		if err == nil {
-			err = tx.Commit()
-		}
-		if err == nil {
-			s.log.Info("store: applied the write-ahead log left by an unclean stop", "records", records)
-		}
-	} else {
-		tx.Rollback()
-	}
-	if err != nil {
-		w.close()
-		return fmt.Errorf("store: applying the write-ahead log %s: %w", path, err)
-	}
-	s.walSeq, s.ckSeq = last, last
-	if !s.opts.WAL {
-		return w.close()
-	}
-	if err := w.prewrite(); err != nil {
-		w.close()
-		return err
-	}
-	s.wal = w
-	return nil
-}
 
 // updateLogged is update for a request whose writes go through
 // txn.put and txn.nextSequence only: with the log on, it may be
@@ -103,6 +45,21 @@ func (s *Store) commitLogged(batch []*writeReq) {
 			return
 		}
 		s.wtx = tx
+	}
+	if s.space.low.Load() {
+		// The disk is full: no new mail. Other writes (flags, expunges,
+		// account changes) may still fit in free pages, and free space.
+		kept := batch[:0]
+		for _, r := range batch {
+			if r.logged {
+				r.err <- ErrNoSpace
+			} else {
+				kept = append(kept, r)
+			}
+		}
+		if batch = kept; len(batch) == 0 {
+			return
+		}
 	}
 	logged := true
 	for _, r := range batch {
@@ -189,6 +146,38 @@ func (s *Store) commitLogged(batch []*writeReq) {
 	failAll(batch, err)
 }
 
+// closeLog makes Close's last checkpoint, which also marks the log as
+// holding nothing (a later Open then knows a missing log lost nothing).
+// Whatever happens, no write transaction is left open: bbolt's Close
+// would wait for it for ever.
+func (s *Store) closeLog() {
+	defer func() {
+		if s.wtx != nil {
+			s.wtx.Rollback()
+			s.wtx = nil
+		}
+	}()
+	if s.crashOnClose {
+		return // tests: stop as a crash would, leaving the log
+	}
+	if s.wal == nil || s.broken != nil {
+		s.checkpoint(nil)
+		return
+	}
+	if s.wtx == nil {
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			s.log.Error("store: closing: the next start will read the write-ahead log", "err", err)
+			return
+		}
+		s.wtx = tx
+	}
+	s.finalCheckpoint = true
+	if err := s.checkpoint(nil); err != nil {
+		s.log.Error("store: the last checkpoint failed; the next start applies the write-ahead log", "err", err)
+	}
+}
+
 // runInOpen runs the batch in the open transaction.
 func (s *Store) runInOpen(batch []*writeReq, now time.Time, log *opLog) (err error) {
 	idx := -1
@@ -223,7 +212,7 @@ func (s *Store) rebuild() error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	last, _, err := s.wal.records(s.ckSeq, func(_ uint64, payload []byte) error { return applyOps(tx, payload) })
+	last, _, err := s.wal.records(s.wal.token, s.ckSeq, func(_ uint64, payload []byte) error { return applyOps(tx, payload) })
 	if err == nil && last != s.walSeq {
 		err = fmt.Errorf("store: write-ahead log ends at record %d, want %d: %w", last, s.walSeq, ErrCorrupt)
 	}
@@ -250,11 +239,22 @@ func (s *Store) checkpoint(extra []*writeReq) error {
 	tx := s.wtx
 	s.wtx = nil
 	t0 := time.Now()
-	err := tx.Bucket(bMeta).Put(keyWALSeq, u64(s.walSeq))
-	if err == nil {
-		err = tx.Commit()
-	} else {
-		tx.Rollback()
+	// The records after this checkpoint carry a new token: none written
+	// before it can ever be applied over it.
+	token := newToken()
+	err := s.commitCheckpoint(tx, token)
+	dropped := false
+	if err != nil && noSpace(err) && s.walSeq > s.ckSeq && s.space.release() {
+		// The disk is full: give the reserve back and commit what the
+		// log holds (everything acknowledged). extra's writes were in
+		// the rolled-back transaction and are refused.
+		s.space.goLow(err.Error())
+		s.log.Warn("store: gave back the disk reserve to checkpoint acknowledged mail", "err", err)
+		if err = s.rebuild(); err == nil {
+			tx, s.wtx = s.wtx, nil
+			err = s.commitCheckpoint(tx, token)
+			dropped = err == nil && len(extra) > 0
+		}
 	}
 	s.ioNanos.Add(uint64(time.Since(t0)))
 	if err != nil {
@@ -270,10 +270,13 @@ func (s *Store) checkpoint(extra []*writeReq) error {
 	s.commits.Add(1)
 	s.ckSeq = s.walSeq
 	if s.wal != nil {
-		s.wal.rewind()
+		s.wal.rewind(token)
 	}
 	dir := false
 	for _, r := range extra {
+		if dropped {
+			break
+		}
 		s.feed.publish(r.changes)
 		dir = dir || r.dirChanged
 	}
@@ -290,7 +293,29 @@ func (s *Store) checkpoint(extra []*writeReq) error {
 	}
 	s.acctMu.Unlock()
 	s.checkpointed()
+	if dropped {
+		return ErrNoSpace
+	}
 	return nil
+}
+
+// commitCheckpoint commits the open transaction as a checkpoint: the
+// last record it holds, the token the next records carry, and on Close
+// that the log holds nothing more.
+func (s *Store) commitCheckpoint(tx *bolt.Tx, token uint64) error {
+	meta := tx.Bucket(bMeta)
+	err := meta.Put(keyWALSeq, u64(s.walSeq))
+	if err == nil {
+		err = meta.Put(keyWALToken, u64(token))
+	}
+	if err == nil && s.finalCheckpoint {
+		err = meta.Put(keyWALDirty, []byte{0})
+	}
+	if err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }
 
 // checkpointed wakes the readers waiting in barrier.
@@ -310,23 +335,24 @@ func (s *Store) stopCheckpoints() {
 
 // barrier waits until every batch acknowledged before the call is in a
 // committed checkpoint, asking the writer for one. After two failed
-// checkpoints it gives up (the reader then sees the file as it is).
-func (s *Store) barrier() { s.barrierTo(s.deferGen.Load()) }
+// checkpoints it gives up with ErrStorageFailing: the file does not hold
+// everything acknowledged, and a reader must not take it for the truth.
+func (s *Store) barrier() error { return s.barrierTo(s.deferGen.Load()) }
 
 // barrierFor is barrier for the batches that wrote one account's mail.
-func (s *Store) barrierFor(acct uint64) {
+func (s *Store) barrierFor(acct uint64) error {
 	if s.appliedGen.Load() >= s.deferGen.Load() {
-		return
+		return nil
 	}
 	s.acctMu.Lock()
 	g := s.acctGen[acct]
 	s.acctMu.Unlock()
-	s.barrierTo(g)
+	return s.barrierTo(g)
 }
 
-func (s *Store) barrierTo(target uint64) {
+func (s *Store) barrierTo(target uint64) error {
 	if s.appliedGen.Load() >= target {
-		return
+		return nil
 	}
 	s.ckMu.Lock()
 	defer s.ckMu.Unlock()
@@ -338,4 +364,8 @@ func (s *Store) barrierTo(target uint64) {
 		}
 		s.ckCond.Wait()
 	}
+	if s.appliedGen.Load() < target {
+		return ErrStorageFailing
+	}
+	return nil
 }

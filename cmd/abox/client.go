@@ -92,8 +92,13 @@ func (c *client) direct(readOnly bool, fn func(*env) error) error {
 	return fn(&env{store: s, cfg: c.cfg, log: c.log})
 }
 
-// backup writes a consistent copy of the database to path (atomically).
+// backup writes a consistent copy of the database to path (atomically),
+// with the TLS pair generated into the data directory inside it.
 func (c *client) backup(path string) (int64, error) {
+	files, err := c.cfg.backupFiles()
+	if err != nil {
+		return 0, err
+	}
 	conn, err := dialControl(c.cfg.socketPath())
 	if err == nil {
 		defer conn.Close()
@@ -104,12 +109,12 @@ func (c *client) backup(path string) (int64, error) {
 		if resp.Stream == 0 {
 			return 0, errors.New("backup: the server sent no copy")
 		}
-		return store.ReceiveBackup(path, br)
+		return store.ReceiveBackup(path, br, files)
 	}
 	var n int64
 	err = c.direct(true, func(e *env) error {
 		var err error
-		n, err = e.store.BackupTo(path)
+		n, err = e.store.BackupTo(path, files)
 		return err
 	})
 	return n, err

@@ -263,12 +263,31 @@ func (a *app) backupCmd() *cobra.Command {
 }
 
 func (a *app) checkCmd() *cobra.Command {
-	return &cobra.Command{
-		Use: "check", Short: "verify the database: pages, indexes, counters, reference counts", Args: noArgs,
+	var acknowledge bool
+	c := &cobra.Command{
+		Use: "check", Short: "verify the database: pages, indexes, counters, reference counts, incidents", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rep store.CheckReport
 			if err := a.client().call(cmd.Context(), "check", struct{}{}, &rep); err != nil {
 				return err
+			}
+			if acknowledge && len(rep.Incidents) > 0 {
+				var n int
+				if err := a.client().call(cmd.Context(), "check.acknowledge", struct{}{}, &n); err != nil {
+					return err
+				}
+				// The incidents were printed (below) and are now known:
+				// they no longer fail check.
+				rest := rep.Problems[:0]
+				for _, p := range rep.Problems {
+					if !strings.HasPrefix(p, "incident ") {
+						rest = append(rest, p)
+					}
+				}
+				rep.Problems = rest
+				for _, inc := range rep.Incidents {
+					fmt.Fprintf(cmd.ErrOrStderr(), "acknowledged incident %d (%s): %s\n", inc.Seq, inc.Kind, inc.Detail)
+				}
 			}
 			if err := a.emit(rep, func(w io.Writer) {
 				fmt.Fprintf(w, "%d accounts, %d mailboxes, %d messages, %d bodies\n", rep.Accounts, rep.Mailboxes, rep.Messages, rep.Bodies)
@@ -287,4 +306,6 @@ func (a *app) checkCmd() *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&acknowledge, "acknowledge", false, "mark the incidents found (damaged or missing write-ahead log, ...) as seen: later checks no longer fail on them")
+	return c
 }

@@ -48,7 +48,8 @@ type Config struct {
 	DNSResolver       string   `toml:"dns-resolver"`     // IP[:port]; empty: the system's resolver
 	DNSTimeout        string   `toml:"dns-timeout"`      // DURATION, all of one message's lookups
 	DNSBLZones        []string `toml:"dnsbl-zones"`
-	RspamdURL         string   `toml:"rspamd-url"` // empty: no rspamd
+	RspamdURL         string   `toml:"rspamd-url"`    // empty: no rspamd
+	ReserveSpace      string   `toml:"reserve-space"` // SIZE kept free on the data disk for checkpoints; "0": none
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -88,6 +89,7 @@ func defaultConfig() Config {
 		DNSTimeout:        "2s",
 		LogLevel:          "info",
 		GCHeadroomMiB:     64,
+		ReserveSpace:      "128MiB",
 		ReservedLogins:    r.ReservedLogins,
 		PhonePrefixes:     r.PhonePrefixes,
 		MinPasswordLength: r.MinPasswordLength,
@@ -195,6 +197,9 @@ func (c *Config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("config: log-level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	if _, err := parseSize(c.ReserveSpace); err != nil {
+		return fmt.Errorf("config: reserve-space: %w", err)
 	}
 	if _, err := parseDuration(c.SweepInterval); err != nil {
 		return fmt.Errorf("config: sweep-interval: %w", err)

@@ -277,4 +277,7 @@ func init() {
 	register("check", func(ctx context.Context, e *env, _ struct{}) (store.CheckReport, error) {
 		return e.store.Check()
 	})
+	register("check.acknowledge", func(ctx context.Context, e *env, _ struct{}) (int, error) {
+		return e.store.AcknowledgeIncidents(ctx, store.Audit{Actor: store.ActorOperator, Reason: "abox check --acknowledge"})
+	})
 }

@@ -51,6 +51,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	f.BoolVar(&cfg.SpamTestPatterns, "spam-test-patterns", cfg.SpamTestPatterns, "file messages with GTUBE's YJS variant in Junk (off by default, as in rspamd)")
 	f.IntVar(&cfg.GCHeadroomMiB, "gc-headroom-mib", cfg.GCHeadroomMiB, "MiB the heap may grow over its live size between collections (0: Go's default; the GOGC environment variable wins)")
+	f.StringVar(&cfg.ReserveSpace, "reserve-space", cfg.ReserveSpace, "SIZE of disk kept in reserve beside the database so acknowledged mail always reaches it when the disk fills (0: none)")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's /debug/pprof on the HTTP listener (for profiling; keep the listener private)")
 	return c
 }
@@ -93,6 +94,9 @@ func (a *app) serve(ctx context.Context) error {
 	opts := storeOptions(log)
 	opts.FastCommits = true
 	opts.WAL = true
+	if opts.ReserveSpace, _ = parseSize(cfg.ReserveSpace); opts.ReserveSpace == 0 {
+		opts.ReserveSpace = -1 // "0": keep none
+	}
 	st, err := store.Open(cfg.dbPath(), opts)
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("abox serve is already running on %s", cfg.Data)
