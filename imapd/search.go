@@ -261,8 +261,8 @@ func collectText(msg []byte, sb *strings.Builder, withHeader bool, depth int) bo
 			sb.WriteByte('\n')
 		}
 	}
-	_ = e.Walk(func(_ []int, part *gomessage.Entity, err error) error {
-		if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
+	_ = msginfo.Walk(e, func(_ int, part *gomessage.Entity, tooDeep bool, err error) error {
+		if tooDeep || err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
 			return nil
 		}
 		t, _, _ := part.Header.ContentType()

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	gomessage "github.com/emersion/go-message"
+
+	"abox/store/msginfo"
 )
 
 // Forbidden attachments (user agreement 5.2.6: no programs or code meant
@@ -57,6 +59,9 @@ const maxScan = 8 << 20
 func checkAttachments(e *Engine, _ context.Context, in *Inspection) []Finding {
 	in.walk()
 	var out []Finding
+	if in.tooDeep {
+		out = append(out, Finding{Reject: true, Reason: fmt.Sprintf("MIME parts nested deeper than %d levels cannot be checked", msginfo.MaxNesting)})
+	}
 	for _, p := range in.parts {
 		if why := forbidden(p.name, p.data, 0); why != "" {
 			out = append(out, Finding{Reject: true, Reason: "forbidden attachment " + why})

@@ -14,6 +14,8 @@ import (
 
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
+
+	"abox/store/msginfo"
 )
 
 // The spam and malware pipeline (user agreement 3.1: "prohibit ... the
@@ -131,6 +133,7 @@ type Inspection struct {
 	br       *bufio.Reader // positioned after the header
 	parts    []part        // the MIME leaves, decoded; walked once
 	mimeErrs []string
+	tooDeep  bool // parts nested past msginfo.MaxNesting
 	walked   bool
 }
 
@@ -369,10 +372,16 @@ func (in *Inspection) walk() {
 		in.mimeErrs = append(in.mimeErrs, "malformed MIME: "+err.Error())
 		return
 	}
-	err = ent.Walk(func(_ []int, p *gomessage.Entity, err error) error {
+	// msginfo.Walk stops at MaxNesting levels: past it a message is
+	// refused (checkAttachments), since what it holds cannot be checked.
+	err = msginfo.Walk(ent, func(_ int, p *gomessage.Entity, tooDeep bool, err error) error {
 		if err != nil && !gomessage.IsUnknownCharset(err) && !gomessage.IsUnknownEncoding(err) {
 			in.mimeErrs = append(in.mimeErrs, "malformed MIME part: "+err.Error())
 			return err
+		}
+		if tooDeep {
+			in.tooDeep = true
+			return nil
 		}
 		t, params, _ := p.Header.ContentType()
 		if strings.HasPrefix(t, "multipart/") {

@@ -121,3 +121,43 @@ func TestForbiddenBySniffing(t *testing.T) {
 		})
 	}
 }
+
+// nestedMessage is a well-formed message whose attachment sits inside
+// levels nested multiparts.
+func nestedMessage(levels int, attachment string) []byte {
+	var b strings.Builder
+	b.WriteString("From: A <a@example.org>\r\nTo: b@example.kz\r\nSubject: nested\r\nDate: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <n@example.org>\r\nMIME-Version: 1.0\r\n")
+	for i := range levels {
+		b.WriteString("Content-Type: multipart/mixed; boundary=\"l" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + strings.Repeat("0", i) + "\"\r\n\r\n")
+		b.WriteString("--l" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + strings.Repeat("0", i) + "\r\n")
+	}
+	b.WriteString("Content-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"" + attachment + "\"\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAA=\r\n")
+	for i := levels - 1; i >= 0; i-- {
+		b.WriteString("--l" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + strings.Repeat("0", i) + "--\r\n")
+	}
+	return []byte(b.String())
+}
+
+// TestDeepNestingRefused: the content checks look into MIME parts down
+// to msginfo.MaxNesting levels; a message nested deeper cannot be
+// checked and is refused (it could hide a program where nothing looks).
+func TestDeepNestingRefused(t *testing.T) {
+	e := testEngine(t, SpamConfig{})
+	for _, tc := range []struct {
+		name   string
+		body   []byte
+		want   Action
+		reason string
+	}{
+		{"program 10 levels down", nestedMessage(10, "invoice.pdf"), Reject, "Windows executable"},
+		{"a program named .txt 10 levels down", nestedMessage(10, "notes.txt"), Reject, "Windows executable"},
+		{"40 levels", nestedMessage(40, "notes.txt"), Reject, "nested deeper than 32"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := e.Score(context.Background(), &Inspection{Body: tc.body, Recipients: 1})
+			if v.Action != tc.want || !strings.Contains(v.Reasons(), tc.reason) {
+				t.Fatalf("verdict %s reasons %q; want %s with %q", v.Action, v.Reasons(), tc.want, tc.reason)
+			}
+		})
+	}
+}

@@ -59,7 +59,8 @@ func Parse(msg []byte) *Info {
 		body = []byte{}
 	}
 	// The structure first: the envelope below may take Date out of hdr.
-	info.Structure = fixDefaults(structure(hdr, body, nil))
+	parts := 0
+	info.Structure = fixDefaults(structure(hdr, body, nil, 0, &parts))
 	info.PlainText = plainText(info.Structure)
 	if err == nil {
 		// go-imap parses Date with net/mail, which tries a dozen layouts
@@ -493,8 +494,9 @@ func (r *reader) disposition() *imap.BodyStructureDisposition {
 	return &imap.BodyStructureDisposition{Value: r.str(), Params: r.params()}
 }
 
-// maxDepth bounds nesting so a corrupt record cannot exhaust the stack.
-const maxDepth = 64
+// maxDepth bounds nesting so a corrupt record cannot exhaust the stack;
+// structures are computed to MaxNesting levels, well within it.
+const maxDepth = 2 * MaxNesting
 
 func (r *reader) structure(depth int) imap.BodyStructure {
 	if depth > maxDepth {

@@ -24,23 +24,32 @@ import (
 // are parsed from it.
 
 // structure computes the structure of an entity whose parsed header is
-// hdr and whose body is body (when in memory) or r.
-func structure(hdr textproto.Header, body []byte, r io.Reader) imap.BodyStructure {
+// hdr and whose body is body (when in memory) or r, at depth (the
+// message itself is 0), having described *parts parts so far. Past
+// MaxNesting levels or MaxParts parts, a multipart or attached message
+// is described as one opaque application/octet-stream part (as Dovecot
+// does), so that the work stays linear in the message's size.
+func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts *int) imap.BodyStructure {
+	*parts++
 	h := gomessage.Header{Header: hdr}
 	mediaType, params, _ := h.ContentType()
 	typ, sub, _ := strings.Cut(mediaType, "/")
+	opaque := depth >= MaxNesting || *parts >= MaxParts
+	if opaque && (typ == "multipart" || mediaType == "message/rfc822" || mediaType == "message/global") {
+		mediaType, typ, sub, params = "application/octet-stream", "application", "octet-stream", nil
+	}
 	if typ == "multipart" {
 		if r == nil {
 			r = bytes.NewReader(body)
 		}
 		mp := &imap.BodyStructureMultiPart{Subtype: sub}
-		parts := textproto.NewMultipartReader(r, params["boundary"])
-		for {
-			part, _ := parts.NextPart()
+		mr := textproto.NewMultipartReader(r, params["boundary"])
+		for *parts < MaxParts {
+			part, _ := mr.NextPart()
 			if part == nil {
 				break
 			}
-			mp.Children = append(mp.Children, structure(part.Header, nil, part))
+			mp.Children = append(mp.Children, structure(part.Header, nil, part, depth+1, parts))
 		}
 		mp.Extended = &imap.BodyStructureMultiPartExt{
 			Params:      params,
@@ -75,7 +84,7 @@ func structure(hdr textproto.Header, body []byte, r io.Reader) imap.BodyStructur
 		inner, _ := textproto.ReadHeader(br)
 		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{
 			Envelope:      imapserver.ExtractEnvelope(inner),
-			BodyStructure: structure(inner, nil, br),
+			BodyStructure: structure(inner, nil, br, depth+1, parts),
 			NumLines:      lines,
 		}
 	}
