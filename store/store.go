@@ -268,7 +268,12 @@ func (s *Store) checkSchema(fresh bool) error {
 
 // addMissingBuckets creates buckets that schema 1 gained after a file was
 // created (additions only; nothing existing is rewritten).
-func (s *Store) addMissingBuckets() error {
+func (s *Store) addMissingBuckets() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: %s: %w (%v)", s.path, ErrCorrupt, r)
+		}
+	}()
 	var missing bool
 	_ = s.view(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {

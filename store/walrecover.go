@@ -91,7 +91,14 @@ func refuseForeignFiles(path string) error {
 // moves a damaged log aside, and opens the log when Options.WAL asks
 // for it. The file's next checkpoint token is new, so no record read
 // here can ever be applied again.
-func (s *Store) recoverWAL() error {
+func (s *Store) recoverWAL() (err error) {
+	// bbolt panics on some damaged pages (in the commit's spill): that
+	// is a corrupt file, said in one line, never a crash.
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: %s: %w (%v); restore it from a backup with `abox restore`", s.path, ErrCorrupt, r)
+		}
+	}()
 	path := s.path + WALFileSuffix
 	var m walMeta
 	if err := s.viewNow(func(tx *bolt.Tx) error { m = readWALMeta(tx); return nil }); err != nil {
