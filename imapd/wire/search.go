@@ -13,32 +13,32 @@ type SearchOp int
 
 // The search keys.
 const (
-	SearchAll SearchOp = iota
-	SearchAnd          // every child (a parenthesised list, or keys in a row)
-	SearchOr           // one of two children
-	SearchNot          // not the child
-	SearchSeq          // Set: sequence numbers (or $)
-	SearchUID          // Set: UIDs (or $)
-	SearchFlag         // Flag set (system flag or keyword)
-	SearchNoFlag       // Flag not set
-	SearchNew          // \Recent and not \Seen (IMAP4rev1)
-	SearchHeader       // Field contains Value (FROM, TO, CC, BCC, SUBJECT, HEADER)
-	SearchBody         // the body contains Value
-	SearchText         // header or body contains Value
-	SearchSince        // internal date on or after Date (days)
-	SearchBefore       // internal date before Date
-	SearchOn           // internal date on Date
-	SearchSentSince    // Date: header on or after
-	SearchSentBefore   // Date: header before
-	SearchSentOn       // Date: header on
-	SearchLarger       // size larger than N
-	SearchSmaller      // size smaller than N
-	SearchOlder        // internal date at least N seconds ago (RFC 5032 WITHIN)
-	SearchYounger      // internal date at most N seconds ago
-	SearchModSeq       // mod-sequence at least N (RFC 7162)
-	SearchSaveSince    // save date on or after Date (RFC 8514)
-	SearchSaveBefore   // save date before Date
-	SearchSaveOn       // save date on Date
+	SearchAll        SearchOp = iota
+	SearchAnd                 // every child (a parenthesised list, or keys in a row)
+	SearchOr                  // one of two children
+	SearchNot                 // not the child
+	SearchSeq                 // Set: sequence numbers (or $)
+	SearchUID                 // Set: UIDs (or $)
+	SearchFlag                // Flag set (system flag or keyword)
+	SearchNoFlag              // Flag not set
+	SearchNew                 // \Recent and not \Seen (IMAP4rev1)
+	SearchHeader              // Field contains Value (FROM, TO, CC, BCC, SUBJECT, HEADER)
+	SearchBody                // the body contains Value
+	SearchText                // header or body contains Value
+	SearchSince               // internal date on or after Date (days)
+	SearchBefore              // internal date before Date
+	SearchOn                  // internal date on Date
+	SearchSentSince           // Date: header on or after
+	SearchSentBefore          // Date: header before
+	SearchSentOn              // Date: header on
+	SearchLarger              // size larger than N
+	SearchSmaller             // size smaller than N
+	SearchOlder               // internal date at least N seconds ago (RFC 5032 WITHIN)
+	SearchYounger             // internal date at most N seconds ago
+	SearchModSeq              // mod-sequence at least N (RFC 7162)
+	SearchSaveSince           // save date on or after Date (RFC 8514)
+	SearchSaveBefore          // save date before Date
+	SearchSaveOn              // save date on Date
 	SearchSaveSupported
 	SearchEmailID  // Value (RFC 8474)
 	SearchThreadID // Value
