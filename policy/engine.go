@@ -184,7 +184,9 @@ func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, erro
 	if size > 0 && lim.MaxMessageSize > 0 && size > lim.MaxMessageSize {
 		return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", addr, lim.MaxMessageSize)
 	}
-	if lim.StorageBytes > 0 && u.Bytes+max(size, 0) > lim.StorageBytes && (size > 0 || u.Bytes >= lim.StorageBytes) ||
+	// Written as differences: a declared SIZE near 2^63 would overflow a
+	// sum and pass.
+	if lim.StorageBytes > 0 && max(size, 0) > lim.StorageBytes-u.Bytes && (size > 0 || u.Bytes >= lim.StorageBytes) ||
 		lim.Messages > 0 && u.Messages >= lim.Messages {
 		return nil, refuse(ErrOverQuota, "mailbox %s is over its quota", addr)
 	}
@@ -300,7 +302,7 @@ func (e *Engine) CheckAppend(a *accounts.Account, size int64) error {
 	if err != nil {
 		return err
 	}
-	if lim.StorageBytes > 0 && u.Bytes+size > lim.StorageBytes || lim.Messages > 0 && u.Messages+1 > lim.Messages {
+	if lim.StorageBytes > 0 && size > lim.StorageBytes-u.Bytes || lim.Messages > 0 && u.Messages >= lim.Messages {
 		return refuse(ErrOverQuota, "the mailbox is over its quota")
 	}
 	return nil

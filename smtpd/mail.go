@@ -265,9 +265,7 @@ func putDataBuf(b []byte) {
 // starting after CRLF only: after a bare LF neither the terminator nor
 // dot-unstuffing applies.
 func (c *conn) readData(limit, sizeHint int64) (body []byte, tooBig bool, err error) {
-	if limit <= 0 {
-		limit = maxMessage
-	}
+	limit = heldLimit(limit)
 	// RFC 5321 §4.5.3.2.6: 3 minutes for each read of the data, within
 	// the session's limit for the whole of it.
 	c.readIdle, c.readEnd = 3*time.Minute, time.Now().Add(c.s.cfg.DataTimeout)
@@ -340,9 +338,27 @@ func (c *conn) readData(limit, sizeHint int64) (body []byte, tooBig bool, err er
 	}
 }
 
-// maxMessage caps a message when no class limits its size, so a client
-// cannot make the server hold an unbounded amount.
+// maxMessage caps what the server holds of one message, whatever the
+// classes allow (0 = unlimited included), so a client cannot make it
+// hold an unbounded amount.
 const maxMessage = 1 << 30
+
+// heldLimit is the most the server keeps of one message under a size
+// limit (0 = none): the limit, never above maxMessage. Sums checked
+// against it cannot overflow.
+func heldLimit(limit int64) int64 {
+	if limit <= 0 || limit > maxMessage {
+		return maxMessage
+	}
+	return limit
+}
+
+// fits says whether add more bytes keep a total of have within limit,
+// for any add a client may announce (0 <= have <= limit): have+add would
+// overflow int64 for add near its maximum and pass the check.
+func fits(have, add, limit int64) bool {
+	return add <= limit-have
+}
 
 // cmdBDAT receives one chunk (RFC 3030 §2).
 func (c *conn) cmdBDAT(arg string) {
@@ -356,9 +372,7 @@ func (c *conn) cmdBDAT(arg string) {
 	ok := c.helo != "" && c.tx != nil && len(c.tx.rcpts) > 0 && !c.tx.bdatFailed
 	limit := int64(maxMessage)
 	if ok {
-		if l := c.tx.sizeLimit(); l > 0 {
-			limit = l
-		}
+		limit = heldLimit(c.tx.sizeLimit())
 		if c.tx.bdat == nil {
 			c.tx.bdat = []byte{}
 		}
@@ -366,7 +380,7 @@ func (c *conn) cmdBDAT(arg string) {
 	start := time.Now()
 	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.DataTimeout))
 	switch {
-	case !ok || c.tx.bdatTooBig || int64(len(c.tx.bdat))+size > limit:
+	case !ok || c.tx.bdatTooBig || !fits(int64(len(c.tx.bdat)), size, limit):
 		if _, err := io.CopyN(io.Discard, c.br, size); err != nil {
 			c.closed = true
 			return
