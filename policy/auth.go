@@ -52,9 +52,9 @@ var dummyHash = sync.OnceValue(func() string {
 // Authenticate checks a login for a service ("submission" or "imap").
 // A name with '@' is a subscriber; without, a trusted sender (submission
 // only), who must also connect from an allowed network. Failures are
-// counted per IP and per account; past the limit the login is refused
-// without checking the password. The returned delay is how long the
-// caller should wait before answering a failure.
+// counted per IP and per account, by network (logins.go); past the limit
+// the login is refused without checking the password. The returned delay
+// is how long the caller should wait before answering a failure.
 func (e *Engine) Authenticate(ctx context.Context, service, username, password string, ip netip.Addr) (*Identity, time.Duration, error) {
 	now := e.clock()
 	key := strings.ToLower(strings.TrimSpace(username))
@@ -85,7 +85,7 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 		if !senderNetworkAllowed(&snd, ip) {
 			return fail("sender " + snd.Name + " may not connect from " + ip.Unmap().String())
 		}
-		e.Limits.LoginSucceeded(ip, key)
+		e.Limits.LoginSucceeded(ip, key, now)
 		return &Identity{Sender: &snd}, 0, nil
 	}
 	acct, err := e.store.Account(key)
@@ -99,7 +99,7 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 	if ok, _ := accounts.VerifyPassword(acct.PasswordHash, password); !ok {
 		return fail("")
 	}
-	e.Limits.LoginSucceeded(ip, key)
+	e.Limits.LoginSucceeded(ip, key, now)
 	// Only a caller who knows the password learns the account's state.
 	if err := acct.CanLogin(); err != nil {
 		return nil, 0, &Refusal{Kind: ErrAuthFailed, Reason: err.Error(), Cause: err}

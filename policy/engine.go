@@ -25,6 +25,12 @@ type Config struct {
 	FailedLoginsPerMinute int // per client IP (default 10)
 	// SenderMessagesPerMinute bounds each trusted sender (default 10,000).
 	SenderMessagesPerMinute int
+	// KnownLoginTTL is how long a successful login keeps its network
+	// known to the account, exempt from the account's failure counter
+	// (default 30 days); KnownLogins bounds how many such pairs are
+	// remembered (default 100,000; the least recently used goes first).
+	KnownLoginTTL time.Duration
+	KnownLogins   int
 	// Clock defaults to time.Now.
 	Clock func() time.Time
 	// Spam configures content scoring.
@@ -65,6 +71,12 @@ func New(st *store.Store, cfg Config) *Engine {
 	}
 	if cfg.SenderMessagesPerMinute == 0 {
 		cfg.SenderMessagesPerMinute = 10_000
+	}
+	if cfg.KnownLoginTTL == 0 {
+		cfg.KnownLoginTTL = 30 * 24 * time.Hour
+	}
+	if cfg.KnownLogins == 0 {
+		cfg.KnownLogins = 100_000
 	}
 	if cfg.Spam.JunkScore == 0 {
 		cfg.Spam.JunkScore = 5

@@ -17,7 +17,8 @@ type RateLimits struct {
 	mu       sync.Mutex
 	conns    map[connKey]int              // guarded by mu
 	messages map[netip.Addr]*rate.Limiter // guarded by mu
-	fails    map[string]*failRecord       // guarded by mu; key "ip:" or "acct:"
+	fails    map[string]*failRecord       // guarded by mu; keys in logins.go
+	known    *knownLogins                 // guarded by mu
 	rcpts    map[netip.Addr]*minuteCount  // guarded by mu
 	senders  map[string]*rate.Limiter     // guarded by mu; per trusted sender
 	lastGC   time.Time                    // guarded by mu
@@ -39,6 +40,7 @@ func newRateLimits(cfg Config) *RateLimits {
 	return &RateLimits{
 		cfg: cfg, conns: map[connKey]int{}, messages: map[netip.Addr]*rate.Limiter{},
 		fails: map[string]*failRecord{}, rcpts: map[netip.Addr]*minuteCount{}, senders: map[string]*rate.Limiter{},
+		known: newKnownLogins(cfg.KnownLoginTTL, cfg.KnownLogins),
 	}
 }
 
@@ -113,71 +115,6 @@ func (l *RateLimits) AllowSender(name string, now time.Time) error {
 		return refuse(ErrRateLimited, "sender %s has sent %d messages in the last minute; try again later", name, l.cfg.SenderMessagesPerMinute)
 	}
 	return nil
-}
-
-// LoginAllowed says whether a login from ip for account may be tried now.
-// After failures it returns a delay the caller waits before answering
-// (growing with the streak, up to 5 s), and past the per-minute limit of
-// failures (per IP, and per account from anywhere) a Refusal.
-func (l *RateLimits) LoginAllowed(ip netip.Addr, account string, now time.Time) (time.Duration, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var delay time.Duration
-	for _, k := range l.failKeys(ip, account) {
-		f := l.fails[k]
-		if f == nil {
-			continue
-		}
-		if now.Before(f.until) {
-			return 0, refuse(ErrAuthLocked, "too many failed logins; try again after %s", f.until.UTC().Format(time.RFC3339))
-		}
-		delay = max(delay, min(time.Duration(f.streak)*250*time.Millisecond, 5*time.Second))
-	}
-	return delay, nil
-}
-
-// LoginFailed records a failed login; LoginSucceeded clears the streak of
-// the account (not of the IP).
-func (l *RateLimits) LoginFailed(ip netip.Addr, account string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.gc(now)
-	for _, k := range l.failKeys(ip, account) {
-		f := l.fails[k]
-		if f == nil {
-			n := l.cfg.FailedLoginsPerMinute
-			f = &failRecord{limiter: rate.NewLimiter(rate.Limit(float64(n)/60), n)}
-			l.fails[k] = f
-		}
-		f.streak++
-		f.seen = now
-		if !f.limiter.AllowN(now, 1) {
-			f.until = now.Add(time.Minute)
-		}
-	}
-}
-
-// LoginSucceeded resets the failure streak of an account.
-func (l *RateLimits) LoginSucceeded(ip netip.Addr, account string) {
-	l.mu.Lock()
-	delete(l.fails, "acct:"+account)
-	if f := l.fails["ip:"+ip.Unmap().String()]; f != nil {
-		f.streak = 0
-	}
-	l.mu.Unlock()
-}
-
-// failKeys are the counters a login attempt touches: the account always,
-// the IP unless it is trusted.
-func (l *RateLimits) failKeys(ip netip.Addr, account string) []string {
-	keys := []string{}
-	if account != "" {
-		keys = append(keys, "acct:"+account)
-	}
-	if !l.trusted(ip) {
-		keys = append(keys, "ip:"+ip.Unmap().String())
-	}
-	return keys
 }
 
 // gc drops idle entries once a minute so memory follows the active

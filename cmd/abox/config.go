@@ -48,7 +48,9 @@ type Config struct {
 	DNSResolver       string   `toml:"dns-resolver"`     // IP[:port]; empty: the system's resolver
 	DNSTimeout        string   `toml:"dns-timeout"`      // DURATION, all of one message's lookups
 	DNSBLZones        []string `toml:"dnsbl-zones"`
-	RspamdURL         string   `toml:"rspamd-url"` // empty: no rspamd
+	RspamdURL         string   `toml:"rspamd-url"`      // empty: no rspamd
+	KnownLoginTTL     string   `toml:"known-login-ttl"` // DURATION a successful login keeps its network known
+	KnownLogins       int      `toml:"known-logins"`    // (account, network) pairs remembered at most
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -86,6 +88,8 @@ func defaultConfig() Config {
 		LegalHold:         "0",
 		SpamRejectScore:   15,
 		DNSTimeout:        "2s",
+		KnownLoginTTL:     "30d",
+		KnownLogins:       100_000,
 		LogLevel:          "info",
 		GCHeadroomMiB:     64,
 		ReservedLogins:    r.ReservedLogins,
@@ -210,6 +214,9 @@ func (c *Config) validate() error {
 	if err := c.validateExternalChecks(); err != nil {
 		return err
 	}
+	if err := c.validateAuthLimits(); err != nil {
+		return err
+	}
 	if c.SpamJunkScore <= 0 || c.SpamRejectScore <= c.SpamJunkScore {
 		return errors.New("config: spam-junk-score must be positive and below spam-reject-score")
 	}
@@ -289,7 +296,10 @@ func (c *Config) policyConfig() policy.Config {
 		b, _ := os.ReadFile(c.WarningTemplate)
 		tmpl = string(b)
 	}
+	knownTTL, _ := parseDuration(c.KnownLoginTTL)
 	return policy.Config{
+		KnownLoginTTL:   knownTTL,
+		KnownLogins:     c.KnownLogins,
 		TrustedNetworks: c.trustedPrefixes(),
 		Spam:            spam,
 		Lifecycle:       policy.LifecycleConfig{Operator: c.OperatorName, Template: tmpl, LegalHold: hold},
