@@ -66,20 +66,39 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 		e.Limits.LoginFailed(ip, key, now)
 		return nil, delay, &Refusal{Kind: ErrAuthFailed, Reason: reason}
 	}
-	if !strings.Contains(key, "@") {
-		if service != "submission" {
-			accounts.VerifyPassword(dummyHash(), password)
-			return fail("")
+	// verify checks the password against phc ("" for the dummy) within
+	// the hashing bounds; an error (ErrAuthBusy) is a temporary failure,
+	// not a failed login.
+	verify := func(phc string) (bool, error) {
+		release, err := e.hashes.acquire(ctx, ip, !e.Limits.trusted(ip))
+		if err != nil {
+			return false, err
 		}
-		snd, err := e.store.Sender(username)
+		defer release()
+		if phc == "" {
+			phc = dummyHash()
+		}
+		ok, _ := accounts.VerifyPassword(phc, password)
+		return ok, nil
+	}
+	if !strings.Contains(key, "@") {
+		var snd accounts.Sender
+		err := store.ErrNoSender // senders log in to submission only
+		if service == "submission" {
+			snd, err = e.store.Sender(username)
+		}
 		if errors.Is(err, store.ErrNoSender) {
-			accounts.VerifyPassword(dummyHash(), password)
+			if _, err := verify(""); err != nil {
+				return nil, 0, err
+			}
 			return fail("")
 		}
 		if err != nil {
 			return nil, 0, err
 		}
-		if ok, _ := accounts.VerifyPassword(snd.PasswordHash, password); !ok {
+		if ok, err := verify(snd.PasswordHash); err != nil {
+			return nil, 0, err
+		} else if !ok {
 			return fail("")
 		}
 		if !senderNetworkAllowed(&snd, ip) {
@@ -90,13 +109,17 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 	}
 	acct, err := e.store.Account(key)
 	if errors.Is(err, store.ErrNoAccount) || err == nil && acct.State == accounts.Purged {
-		accounts.VerifyPassword(dummyHash(), password)
+		if _, err := verify(""); err != nil {
+			return nil, 0, err
+		}
 		return fail("")
 	}
 	if err != nil {
 		return nil, 0, err
 	}
-	if ok, _ := accounts.VerifyPassword(acct.PasswordHash, password); !ok {
+	if ok, err := verify(acct.PasswordHash); err != nil {
+		return nil, 0, err
+	} else if !ok {
 		return fail("")
 	}
 	e.Limits.LoginSucceeded(ip, key, now)

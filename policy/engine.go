@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -31,6 +32,8 @@ type Config struct {
 	// remembered (default 100,000; the least recently used goes first).
 	KnownLoginTTL time.Duration
 	KnownLogins   int
+	// Hashing bounds the password checks running at once.
+	Hashing HashLimits
 	// Clock defaults to time.Now.
 	Clock func() time.Time
 	// Spam configures content scoring.
@@ -51,6 +54,7 @@ type Engine struct {
 	cache  dirCache
 
 	metrics     *Metrics
+	hashes      *hashGate
 	extraChecks []check // DNS-based and external checks, when configured
 	life        LifecycleConfig
 }
@@ -87,10 +91,23 @@ func New(st *store.Store, cfg Config) *Engine {
 	if cfg.Spam.MassRecipients == 0 {
 		cfg.Spam.MassRecipients = 50
 	}
+	if cfg.Hashing.Concurrent == 0 {
+		cfg.Hashing.Concurrent = 2 * runtime.NumCPU()
+	}
+	if cfg.Hashing.PerAddress == 0 {
+		cfg.Hashing.PerAddress = 2
+	}
+	if cfg.Hashing.Wait == 0 {
+		cfg.Hashing.Wait = 2 * time.Second
+	}
 	cfg.Spam = withExternalDefaults(cfg.Spam)
 	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), metrics: cfg.Metrics, life: cfg.Lifecycle,
-		extraChecks: externalChecks(cfg.Spam)}
+		extraChecks: externalChecks(cfg.Spam), hashes: newHashGate(cfg.Hashing, cfg.Metrics)}
 }
+
+// AuthRetryAfter is how long a client refused with ErrAuthBusy should
+// wait before trying again: the time a check may queue for a slot.
+func (e *Engine) AuthRetryAfter() time.Duration { return max(e.cfg.Hashing.Wait, time.Second) }
 
 // Now is the engine's clock.
 func (e *Engine) Now() time.Time { return e.clock() }

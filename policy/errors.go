@@ -22,6 +22,7 @@ var (
 	ErrSenderDenied = errors.New("sender address not owned by the authenticated user")
 	ErrAuthFailed   = errors.New("authentication failed")
 	ErrAuthLocked   = errors.New("too many failed logins")
+	ErrAuthBusy     = errors.New("authentication temporarily unavailable")
 	ErrTooManyConns = errors.New("too many connections")
 )
 

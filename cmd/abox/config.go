@@ -48,9 +48,13 @@ type Config struct {
 	DNSResolver       string   `toml:"dns-resolver"`     // IP[:port]; empty: the system's resolver
 	DNSTimeout        string   `toml:"dns-timeout"`      // DURATION, all of one message's lookups
 	DNSBLZones        []string `toml:"dnsbl-zones"`
-	RspamdURL         string   `toml:"rspamd-url"`      // empty: no rspamd
-	KnownLoginTTL     string   `toml:"known-login-ttl"` // DURATION a successful login keeps its network known
-	KnownLogins       int      `toml:"known-logins"`    // (account, network) pairs remembered at most
+	RspamdURL         string   `toml:"rspamd-url"`            // empty: no rspamd
+	KnownLoginTTL     string   `toml:"known-login-ttl"`       // DURATION a successful login keeps its network known
+	KnownLogins       int      `toml:"known-logins"`          // (account, network) pairs remembered at most
+	AuthHashes        int      `toml:"auth-hash-concurrency"` // password checks at once; 0: twice the CPUs
+	AuthHashesPerAddr int      `toml:"auth-hash-per-address"` // of them for one client address
+	AuthHashWait      string   `toml:"auth-hash-wait"`        // DURATION a check waits for a slot
+	HTTPConnections   int      `toml:"http-max-connections"`  // open HTTP connections at most
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -90,6 +94,9 @@ func defaultConfig() Config {
 		DNSTimeout:        "2s",
 		KnownLoginTTL:     "30d",
 		KnownLogins:       100_000,
+		AuthHashesPerAddr: 2,
+		AuthHashWait:      "2s",
+		HTTPConnections:   100,
 		LogLevel:          "info",
 		GCHeadroomMiB:     64,
 		ReservedLogins:    r.ReservedLogins,
@@ -300,6 +307,7 @@ func (c *Config) policyConfig() policy.Config {
 	return policy.Config{
 		KnownLoginTTL:   knownTTL,
 		KnownLogins:     c.KnownLogins,
+		Hashing:         c.hashLimits(),
 		TrustedNetworks: c.trustedPrefixes(),
 		Spam:            spam,
 		Lifecycle:       policy.LifecycleConfig{Operator: c.OperatorName, Template: tmpl, LegalHold: hold},

@@ -1,6 +1,11 @@
 package main
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+
+	"abox/policy"
+)
 
 // validateAuthLimits checks the settings that bound what failed and
 // concurrent logins may cost (issue 13).
@@ -13,5 +18,25 @@ func (c *Config) validateAuthLimits() error {
 	if c.KnownLogins < 1 {
 		return fmt.Errorf("config: known-logins must be at least 1, not %d", c.KnownLogins)
 	}
+	if c.AuthHashes < 0 || c.AuthHashesPerAddr < 1 {
+		return fmt.Errorf("config: auth-hash-concurrency must be 0 (twice the CPUs) or more, auth-hash-per-address at least 1")
+	}
+	if d, err := parseDuration(c.AuthHashWait); err != nil {
+		return fmt.Errorf("config: auth-hash-wait: %w", err)
+	} else if d < 0 || d > time.Minute {
+		return fmt.Errorf("config: auth-hash-wait %s: use 0 to 1m", c.AuthHashWait)
+	}
+	if c.HTTPConnections < 1 {
+		return fmt.Errorf("config: http-max-connections must be at least 1, not %d", c.HTTPConnections)
+	}
 	return nil
+}
+
+// hashLimits is policy's bound on concurrent password checks.
+func (c *Config) hashLimits() policy.HashLimits {
+	wait, _ := parseDuration(c.AuthHashWait)
+	if wait == 0 {
+		wait = -1 // policy: do not wait
+	}
+	return policy.HashLimits{Concurrent: c.AuthHashes, PerAddress: c.AuthHashesPerAddr, Wait: wait}
 }

@@ -74,6 +74,7 @@ type server struct {
 	policy   *policy.Engine
 	smtpm    *smtpd.Metrics
 	imapm    *imapd.Metrics
+	httpc    httpConns
 }
 
 func (a *app) serve(ctx context.Context) error {
@@ -111,6 +112,7 @@ func (a *app) serve(ctx context.Context) error {
 	srv.policy = policy.New(st, pc)
 	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy}
 	srv.registerMetrics()
+	srv.httpc.register(srv.registry)
 	srv.smtpm = smtpd.NewMetrics(srv.registry)
 	srv.imapm = imapd.NewMetrics(srv.registry)
 
@@ -136,6 +138,9 @@ func (a *app) serve(ctx context.Context) error {
 		}
 		if l.implicitTLS {
 			ln = tls.NewListener(ln, tlsConfig)
+		}
+		if l.name == "http" {
+			ln = srv.httpc.listener(ln, cfg.HTTPConnections)
 		}
 		all = append(all, bound{l.name, ln, l.svc})
 	}
@@ -242,7 +247,10 @@ func (s *server) httpService() service {
 	return &httpServer{srv: &http.Server{
 		Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Requests here are short GETs; Go's default allows 1 MiB of
+		// header per connection.
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}}
 }
 
