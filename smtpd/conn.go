@@ -177,9 +177,14 @@ func (c *conn) readCommand() (string, error) {
 		c.mu.Unlock()
 		return "", os.ErrDeadlineExceeded
 	}
-	if wake {
+	switch {
+	case wake:
 		c.nc.SetReadDeadline(time.Now())
-	} else {
+	case c.helo == "":
+		// Until EHLO a client has shown nothing: it gets a short wait,
+		// so idle connections cannot hold the listener's slots.
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.HelloTimeout))
+	default:
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.CommandTimeout))
 	}
 	c.mu.Unlock()

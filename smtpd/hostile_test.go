@@ -6,10 +6,14 @@ package smtpd_test
 
 import (
 	"bufio"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // metric reads one unlabelled sample from the server's /metrics.
@@ -87,5 +91,63 @@ func TestDeclaredSizeOverflow(t *testing.T) {
 	c.expect("MAIL FROM:<sender@remote.test> SIZE=9223372036854775807", 250, "2.1.0")
 	if r := c.cmd("RCPT TO:<" + to + ">"); r.code != 452 || r.enh() != "4.2.2" {
 		t.Errorf("PRODUCT BUG: RCPT for a declared SIZE of 2^63-1 into a mailbox with usage and a 1 GiB quota: %q, want 452 4.2.2 (usage + SIZE overflows)", r)
+	}
+}
+
+// dialFrom connects from a given loopback address and returns the client
+// and its first reply (the banner, or the refusal).
+func dialFrom(t *testing.T, addr, local string) (*rawClient, reply) {
+	t.Helper()
+	d := &net.Dialer{Timeout: ioTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, local, err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &rawClient{t: t, nc: nc, r: newReader(nc)}
+	return c, c.read()
+}
+
+// TestConnectionShares: one network (/24) cannot hold more than its
+// share of the listener's connections, and a client that has not said
+// EHLO within the short hello timeout is let go (issue 13: 21 addresses
+// holding idle connections filled the MX cap for 5 minutes). Sessions
+// past EHLO keep the RFC 5321 command timeout.
+func TestConnectionShares(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.config = filepath.Join(t.TempDir(), "abox.toml")
+	cfg := "trusted-networks = []\nsmtp-max-connections = 6\nsmtp-connections-per-network = 3\nsmtp-hello-timeout = \"1s\"\n"
+	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := e.start()
+	var held []*rawClient
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+		c, banner := dialFrom(t, s.smtp, ip)
+		if banner.code != 220 {
+			t.Fatalf("connection from %s: %q", ip, banner)
+		}
+		c.ehlo()
+		held = append(held, c)
+	}
+	c, r := dialFrom(t, s.smtp, "127.0.0.4")
+	if r.code != 421 || r.enh() != "4.7.0" {
+		t.Errorf("PRODUCT BUG: a 4th connection from a /24 holding 3 (smtp-connections-per-network = 3): %q, want 421 4.7.0", r)
+	} else {
+		c.expectClosed()
+	}
+	idle, r := dialFrom(t, s.smtp, "127.0.1.1")
+	if r.code != 220 {
+		t.Fatalf("a connection from another /24: %q, want 220", r)
+	}
+	idle.nc.SetReadDeadline(time.Now().Add(ioTimeout))
+	if r, err := idle.readErr(); err != nil || r.code != 421 || r.enh() != "4.4.2" {
+		t.Errorf("PRODUCT BUG: a client silent past smtp-hello-timeout (1s) without EHLO: %q, %v; want 421 4.4.2 and close", r, err)
+	}
+	// The held sessions, idle since their EHLO for longer than the hello
+	// timeout, are still there.
+	for _, c := range held {
+		c.expect("NOOP", 250, "2.0.0")
 	}
 }

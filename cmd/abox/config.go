@@ -55,6 +55,9 @@ type Config struct {
 	AuthHashesPerAddr int      `toml:"auth-hash-per-address"` // of them for one client address
 	AuthHashWait      string   `toml:"auth-hash-wait"`        // DURATION a check waits for a slot
 	HTTPConnections   int      `toml:"http-max-connections"`  // open HTTP connections at most
+	SMTPConnections   int      `toml:"smtp-max-connections"`  // per SMTP listener
+	SMTPPerNetwork    int      `toml:"smtp-connections-per-network"`
+	SMTPHelloTimeout  string   `toml:"smtp-hello-timeout"` // DURATION before EHLO/HELO
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -97,6 +100,9 @@ func defaultConfig() Config {
 		AuthHashesPerAddr: 2,
 		AuthHashWait:      "2s",
 		HTTPConnections:   100,
+		SMTPConnections:   1000,
+		SMTPPerNetwork:    100,
+		SMTPHelloTimeout:  "30s",
 		LogLevel:          "info",
 		GCHeadroomMiB:     64,
 		ReservedLogins:    r.ReservedLogins,

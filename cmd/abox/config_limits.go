@@ -8,7 +8,7 @@ import (
 )
 
 // validateAuthLimits checks the settings that bound what failed and
-// concurrent logins may cost (issue 13).
+// concurrent logins and idle connections may cost (issue 13).
 func (c *Config) validateAuthLimits() error {
 	if d, err := parseDuration(c.KnownLoginTTL); err != nil {
 		return fmt.Errorf("config: known-login-ttl: %w", err)
@@ -25,6 +25,14 @@ func (c *Config) validateAuthLimits() error {
 		return fmt.Errorf("config: auth-hash-wait: %w", err)
 	} else if d < 0 || d > time.Minute {
 		return fmt.Errorf("config: auth-hash-wait %s: use 0 to 1m", c.AuthHashWait)
+	}
+	if c.SMTPConnections < 1 || c.SMTPPerNetwork < 1 {
+		return fmt.Errorf("config: smtp-max-connections and smtp-connections-per-network must be at least 1")
+	}
+	if d, err := parseDuration(c.SMTPHelloTimeout); err != nil {
+		return fmt.Errorf("config: smtp-hello-timeout: %w", err)
+	} else if d <= 0 || d > 5*time.Minute {
+		return fmt.Errorf("config: smtp-hello-timeout %s: use a positive duration up to 5m", c.SMTPHelloTimeout)
 	}
 	if c.HTTPConnections < 1 {
 		return fmt.Errorf("config: http-max-connections must be at least 1, not %d", c.HTTPConnections)

@@ -212,9 +212,11 @@ func (s *server) listeners() []listenerSpec {
 }
 
 func (s *server) smtp(name string, mode smtpd.Mode, implicitTLS bool) service {
+	hello, _ := parseDuration(s.cfg.SMTPHelloTimeout)
 	return smtpd.New(smtpd.Config{
 		Name: name, Mode: mode, Hostname: s.cfg.Hostname, TLS: s.tls, ImplicitTLS: implicitTLS,
 		Policy: s.policy, Log: s.log, Metrics: s.smtpm,
+		MaxConnections: s.cfg.SMTPConnections, MaxPerNetwork: s.cfg.SMTPPerNetwork, HelloTimeout: hello,
 	})
 }
 
