@@ -24,6 +24,9 @@ type Config struct {
 	ConnectionsPerIP      int // concurrent, per protocol (default 50)
 	MessagesPerMinute     int // per client IP (default 1,000)
 	FailedLoginsPerMinute int // per client IP (default 10)
+	// UnknownRecipientsPerHour a client IP may be told of before every
+	// RCPT from it is deferred (default 100).
+	UnknownRecipientsPerHour int
 	// SenderMessagesPerMinute bounds each trusted sender (default 10,000).
 	SenderMessagesPerMinute int
 	// KnownLoginTTL is how long a successful login keeps its network
@@ -42,6 +45,10 @@ type Config struct {
 	Metrics *Metrics
 	// Lifecycle configures the inactivity sweeps.
 	Lifecycle LifecycleConfig
+	// Postmaster is the address of the account that receives mail for
+	// postmaster@ every hosted domain; empty: each domain's role account
+	// (postmaster.go).
+	Postmaster string
 }
 
 // Engine makes the decisions of the terms of service for the protocol
@@ -72,6 +79,9 @@ func New(st *store.Store, cfg Config) *Engine {
 	}
 	if cfg.FailedLoginsPerMinute == 0 {
 		cfg.FailedLoginsPerMinute = 10
+	}
+	if cfg.UnknownRecipientsPerHour == 0 {
+		cfg.UnknownRecipientsPerHour = 100
 	}
 	if cfg.SenderMessagesPerMinute == 0 {
 		cfg.SenderMessagesPerMinute = 10_000
@@ -174,15 +184,20 @@ type RcptOptions struct {
 // CheckRecipient decides whether mail for address may be accepted.
 func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, error) {
 	size, submission := o.Size, o.Submission
+	d, err := e.dir()
+	if err != nil {
+		return nil, err
+	}
+	if pm, ok, err := e.postmasterTarget(address, d); err != nil {
+		return nil, err
+	} else if ok {
+		address = pm
+	}
 	login, domain, ok := accounts.SplitAddress(address)
 	if !ok {
 		return nil, refuse(ErrUnknownUser, "%s is not an address", address)
 	}
 	domain = strings.TrimSuffix(domain, ".")
-	d, err := e.dir()
-	if err != nil {
-		return nil, err
-	}
 	if !d.domains[domain] {
 		if submission {
 			return nil, refuse(ErrNoRelay, "outbound relay not enabled: %s is not hosted here", domain)

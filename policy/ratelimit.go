@@ -21,6 +21,7 @@ type RateLimits struct {
 	known    *knownLogins                 // guarded by mu
 	rcpts    map[netip.Addr]*minuteCount  // guarded by mu
 	senders  map[string]*rate.Limiter     // guarded by mu; per trusted sender
+	unknown  map[netip.Addr]*rate.Limiter // guarded by mu; unknown recipients per IP
 	lastGC   time.Time                    // guarded by mu
 }
 
@@ -40,7 +41,7 @@ func newRateLimits(cfg Config) *RateLimits {
 	return &RateLimits{
 		cfg: cfg, conns: map[connKey]int{}, messages: map[netip.Addr]*rate.Limiter{},
 		fails: map[string]*failRecord{}, rcpts: map[netip.Addr]*minuteCount{}, senders: map[string]*rate.Limiter{},
-		known: newKnownLogins(cfg.KnownLoginTTL, cfg.KnownLogins),
+		known: newKnownLogins(cfg.KnownLoginTTL, cfg.KnownLogins), unknown: map[netip.Addr]*rate.Limiter{},
 	}
 }
 
@@ -117,6 +118,41 @@ func (l *RateLimits) AllowSender(name string, now time.Time) error {
 	return nil
 }
 
+// AllowRecipient says whether a client at ip may ask about recipients
+// now: past UnknownRecipientsPerHour unknown ones it may not, whether
+// the next would be known or not, so its replies stop telling mailboxes
+// apart (enumeration). Trusted networks are exempt.
+func (l *RateLimits) AllowRecipient(ip netip.Addr, now time.Time) error {
+	if l.trusted(ip) {
+		return nil
+	}
+	ip = ip.Unmap()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if lim := l.unknown[ip]; lim != nil && lim.TokensAt(now) < 1 {
+		return refuse(ErrRateLimited, "%s has asked for %d unknown recipients in the last hour; try again later", ip, l.cfg.UnknownRecipientsPerHour)
+	}
+	return nil
+}
+
+// UnknownRecipient counts a recipient refused as unknown for ip.
+func (l *RateLimits) UnknownRecipient(ip netip.Addr, now time.Time) {
+	if l.trusted(ip) {
+		return
+	}
+	ip = ip.Unmap()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gc(now)
+	lim := l.unknown[ip]
+	if lim == nil {
+		n := l.cfg.UnknownRecipientsPerHour
+		lim = rate.NewLimiter(rate.Limit(float64(n)/3600), n)
+		l.unknown[ip] = lim
+	}
+	lim.AllowN(now, 1)
+}
+
 // gc drops idle entries once a minute so memory follows the active
 // clients, not every client ever seen. Caller holds l.mu.
 func (l *RateLimits) gc(now time.Time) {
@@ -124,9 +160,11 @@ func (l *RateLimits) gc(now time.Time) {
 		return
 	}
 	l.lastGC = now
-	for ip, lim := range l.messages {
-		if lim.TokensAt(now) >= float64(lim.Burst()) {
-			delete(l.messages, ip)
+	for _, m := range []map[netip.Addr]*rate.Limiter{l.messages, l.unknown} {
+		for ip, lim := range m {
+			if lim.TokensAt(now) >= float64(lim.Burst()) {
+				delete(m, ip)
+			}
 		}
 	}
 	for k, f := range l.fails {

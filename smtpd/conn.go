@@ -25,20 +25,23 @@ const maxCommandLine = 16 << 10
 // conn is one SMTP session. It is used by one goroutine; only idle and
 // the deadline are touched by Shutdown (guarded by mu).
 type conn struct {
-	s      *Server
-	nc     net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	ip     netip.Addr
-	id     string
-	log    *slog.Logger
-	tls    *tls.ConnectionState
-	helo   string
-	esmtp  bool
-	ident  *policy.Identity // authenticated submitter
-	tx     *transaction
-	bad    int
-	closed bool
+	s     *Server
+	nc    net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	ip    netip.Addr
+	id    string
+	log   *slog.Logger
+	tls   *tls.ConnectionState
+	helo  string
+	esmtp bool
+	ident *policy.Identity // authenticated submitter
+	tx    *transaction
+	bad   int
+	// unknown counts recipients refused as unknown in this session
+	// (enumeration, see cmdRcpt).
+	unknown int
+	closed  bool
 
 	// readIdle, when set, is the longest wait for each read from the
 	// network (the data block timeout), and readEnd the latest deadline

@@ -120,7 +120,8 @@ func (c *conn) cmdRcpt(arg string) {
 			return
 		}
 	}
-	if !validMailbox(p.addr, c.tx.utf8) {
+	// The bare <Postmaster> is a recipient too (RFC 5321 §4.1.1.3).
+	if !strings.EqualFold(p.addr, "postmaster") && !validMailbox(p.addr, c.tx.utf8) {
 		if !c.tx.utf8 && !isASCII(p.addr) {
 			c.writeReply(reply{553, "5.6.7", "Non-ASCII address needs SMTPUTF8"})
 			return
@@ -132,11 +133,28 @@ func (c *conn) cmdRcpt(arg string) {
 		c.writeReply(reply{452, "4.5.3", fmt.Sprintf("Too many recipients (at most %d per message)", c.maxRecipients())})
 		return
 	}
+	// Enumeration: past its share of unknown recipients a session ends,
+	// and an address past its hourly share is deferred, whatever it asks
+	// for next, so neither reply tells mailboxes apart.
+	if c.unknown >= c.s.cfg.MaxUnknownRecipients {
+		c.s.cfg.Metrics.rejected(c.s.cfg.Name, "too many unknown recipients")
+		c.writeReply(reply{421, "4.7.0", "Too many unknown recipients, closing connection"})
+		c.closed = true
+		return
+	}
+	if err := c.s.cfg.Policy.Limits.AllowRecipient(c.ip, c.s.cfg.Policy.Now()); err != nil {
+		c.refuse(err)
+		return
+	}
 	official := c.official()
 	r, err := c.s.cfg.Policy.CheckRecipient(p.addr, policy.RcptOptions{Size: c.tx.declaredSize, Submission: c.submission(), Official: official})
 	if err != nil {
 		if errors.Is(err, policy.ErrNoConsent) {
 			c.tx.refused = append(c.tx.refused, strings.ToLower(p.addr))
+		}
+		if errors.Is(err, policy.ErrUnknownUser) {
+			c.unknown++
+			c.s.cfg.Policy.Limits.UnknownRecipient(c.ip, c.s.cfg.Policy.Now())
 		}
 		c.refuse(err)
 		return

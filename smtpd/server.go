@@ -39,11 +39,14 @@ type Config struct {
 	// an IPv6 /64) outside the trusted networks, so that a few addresses
 	// cannot fill MaxConnections (default a tenth of it).
 	MaxPerNetwork  int
-	MaxRecipients  int           // per message (default 100)
-	MaxBadCommands int           // before 421 (default 10)
-	HelloTimeout   time.Duration // waiting for the first command and every one before EHLO/HELO (default 30 s)
-	CommandTimeout time.Duration // waiting for a command after EHLO/HELO (default 5 min, RFC 5321 §4.5.3.2.7)
-	DataTimeout    time.Duration // whole DATA or BDAT transfer (default 10 min)
+	MaxRecipients  int // per message (default 100)
+	MaxBadCommands int // before 421 (default 10)
+	// MaxUnknownRecipients a session may be told of; its next RCPT gets
+	// 421 4.7.0 and the connection closes (default 5).
+	MaxUnknownRecipients int
+	HelloTimeout         time.Duration // waiting for the first command and every one before EHLO/HELO (default 30 s)
+	CommandTimeout       time.Duration // waiting for a command after EHLO/HELO (default 5 min, RFC 5321 §4.5.3.2.7)
+	DataTimeout          time.Duration // whole DATA or BDAT transfer (default 10 min)
 }
 
 // Server serves SMTP on the listeners given to Serve.
@@ -72,6 +75,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MaxRecipients == 0 {
 		cfg.MaxRecipients = 100
+	}
+	if cfg.MaxUnknownRecipients == 0 {
+		cfg.MaxUnknownRecipients = 5
 	}
 	if cfg.MaxBadCommands == 0 {
 		cfg.MaxBadCommands = 10

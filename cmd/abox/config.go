@@ -57,7 +57,10 @@ type Config struct {
 	HTTPConnections   int      `toml:"http-max-connections"`  // open HTTP connections at most
 	SMTPConnections   int      `toml:"smtp-max-connections"`  // per SMTP listener
 	SMTPPerNetwork    int      `toml:"smtp-connections-per-network"`
-	SMTPHelloTimeout  string   `toml:"smtp-hello-timeout"` // DURATION before EHLO/HELO
+	SMTPHelloTimeout  string   `toml:"smtp-hello-timeout"`          // DURATION before EHLO/HELO
+	SMTPUnknownRcpts  int      `toml:"smtp-unknown-recipients"`     // per session, then 421
+	UnknownRcptsHour  int      `toml:"unknown-recipients-per-hour"` // per client IP, then 450
+	Postmaster        string   `toml:"postmaster"`                  // account receiving postmaster@ mail; empty: role accounts
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -103,6 +106,8 @@ func defaultConfig() Config {
 		SMTPConnections:   1000,
 		SMTPPerNetwork:    100,
 		SMTPHelloTimeout:  "30s",
+		SMTPUnknownRcpts:  5,
+		UnknownRcptsHour:  100,
 		LogLevel:          "info",
 		GCHeadroomMiB:     64,
 		ReservedLogins:    r.ReservedLogins,
@@ -227,7 +232,7 @@ func (c *Config) validate() error {
 	if err := c.validateExternalChecks(); err != nil {
 		return err
 	}
-	if err := c.validateAuthLimits(); err != nil {
+	if err := c.validateLimits(); err != nil {
 		return err
 	}
 	if c.SpamJunkScore <= 0 || c.SpamRejectScore <= c.SpamJunkScore {
@@ -311,11 +316,13 @@ func (c *Config) policyConfig() policy.Config {
 	}
 	knownTTL, _ := parseDuration(c.KnownLoginTTL)
 	return policy.Config{
-		KnownLoginTTL:   knownTTL,
-		KnownLogins:     c.KnownLogins,
-		Hashing:         c.hashLimits(),
-		TrustedNetworks: c.trustedPrefixes(),
-		Spam:            spam,
-		Lifecycle:       policy.LifecycleConfig{Operator: c.OperatorName, Template: tmpl, LegalHold: hold},
+		KnownLoginTTL:            knownTTL,
+		KnownLogins:              c.KnownLogins,
+		Hashing:                  c.hashLimits(),
+		UnknownRecipientsPerHour: c.UnknownRcptsHour,
+		Postmaster:               strings.ToLower(c.Postmaster),
+		TrustedNetworks:          c.trustedPrefixes(),
+		Spam:                     spam,
+		Lifecycle:                policy.LifecycleConfig{Operator: c.OperatorName, Template: tmpl, LegalHold: hold},
 	}
 }

@@ -2,14 +2,17 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
+	"abox/accounts"
 	"abox/policy"
 )
 
-// validateAuthLimits checks the settings that bound what failed and
-// concurrent logins and idle connections may cost (issue 13).
-func (c *Config) validateAuthLimits() error {
+// validateLimits checks the settings that bound what hostile clients may
+// cost (issue 13): failed and concurrent logins, idle connections,
+// recipient guessing; and the postmaster address.
+func (c *Config) validateLimits() error {
 	if d, err := parseDuration(c.KnownLoginTTL); err != nil {
 		return fmt.Errorf("config: known-login-ttl: %w", err)
 	} else if d <= 0 {
@@ -33,6 +36,14 @@ func (c *Config) validateAuthLimits() error {
 		return fmt.Errorf("config: smtp-hello-timeout: %w", err)
 	} else if d <= 0 || d > 5*time.Minute {
 		return fmt.Errorf("config: smtp-hello-timeout %s: use a positive duration up to 5m", c.SMTPHelloTimeout)
+	}
+	if c.SMTPUnknownRcpts < 1 || c.UnknownRcptsHour < 1 {
+		return fmt.Errorf("config: smtp-unknown-recipients and unknown-recipients-per-hour must be at least 1")
+	}
+	if c.Postmaster != "" {
+		if _, _, ok := accounts.SplitAddress(c.Postmaster); !ok || strings.ContainsAny(c.Postmaster, " <>") {
+			return fmt.Errorf("config: postmaster %q: give the address of an account (login@domain)", c.Postmaster)
+		}
 	}
 	if c.HTTPConnections < 1 {
 		return fmt.Errorf("config: http-max-connections must be at least 1, not %d", c.HTTPConnections)

@@ -106,6 +106,7 @@ func (a *app) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	warnAtStart(cfg, tlsConfig, st, time.Now(), log)
 	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry()}
 	pc := cfg.policyConfig()
 	pc.Metrics = policy.NewMetrics(srv.registry)
@@ -217,6 +218,7 @@ func (s *server) smtp(name string, mode smtpd.Mode, implicitTLS bool) service {
 		Name: name, Mode: mode, Hostname: s.cfg.Hostname, TLS: s.tls, ImplicitTLS: implicitTLS,
 		Policy: s.policy, Log: s.log, Metrics: s.smtpm,
 		MaxConnections: s.cfg.SMTPConnections, MaxPerNetwork: s.cfg.SMTPPerNetwork, HelloTimeout: hello,
+		MaxUnknownRecipients: s.cfg.SMTPUnknownRcpts,
 	})
 }
 
