@@ -2,6 +2,10 @@ package policy
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -55,7 +59,18 @@ var dummyHash = sync.OnceValue(func() string {
 // counted per IP and per account, by network (logins.go); past the limit
 // the login is refused without checking the password. The returned delay
 // is how long the caller should wait before answering a failure.
+//
+// A refusal carries the name as it may be logged (LoginOf).
 func (e *Engine) Authenticate(ctx context.Context, service, username, password string, ip netip.Addr) (*Identity, time.Duration, error) {
+	id, delay, err := e.authenticate(ctx, service, username, password, ip)
+	var r *Refusal
+	if errors.As(err, &r) && r.Login == "" {
+		r.Login = e.loggableLogin(username)
+	}
+	return id, delay, err
+}
+
+func (e *Engine) authenticate(ctx context.Context, service, username, password string, ip netip.Addr) (*Identity, time.Duration, error) {
 	now := e.clock()
 	key := strings.ToLower(strings.TrimSpace(username))
 	delay, err := e.Limits.LoginAllowed(ip, key, now)
@@ -134,6 +149,34 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 		return nil, 0, err
 	}
 	return &Identity{Account: &acct}, 0, nil
+}
+
+// logNameKey keys the hash that stands for unknown user names in logs;
+// it is new at every start, so the hash cannot be looked up in a table.
+var logNameKey = sync.OnceValue(func() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+})
+
+// loggableLogin is the user name of a refused login as logs may show
+// it: an existing account's address or sender's name as is, anything
+// else (a typo, a guess, a password typed as the name) as a keyed hash.
+func (e *Engine) loggableLogin(username string) string {
+	key := strings.ToLower(strings.TrimSpace(username))
+	if key == "" {
+		return ""
+	}
+	if strings.Contains(key, "@") {
+		if a, err := e.store.Account(key); err == nil && a.State != accounts.Purged {
+			return key
+		}
+	} else if _, err := e.store.Sender(key); err == nil {
+		return key
+	}
+	m := hmac.New(sha256.New, logNameKey())
+	m.Write([]byte(key))
+	return "unknown:" + hex.EncodeToString(m.Sum(nil)[:4])
 }
 
 // markUsed moves the account's last use (the inactivity clock) forward,

@@ -32,6 +32,9 @@ type Refusal struct {
 	Kind   error
 	Reason string
 	Cause  error // optional: the error behind the decision
+	// Login is, for a refused login, the name as it may be logged
+	// (LoginOf); never the name as typed, which may be a password.
+	Login string
 }
 
 func (r *Refusal) Error() string {
@@ -57,6 +60,19 @@ func ReasonOf(err error) string {
 	var r *Refusal
 	if errors.As(err, &r) {
 		return r.Reason
+	}
+	return ""
+}
+
+// LoginOf returns the user name of a refused login as it may be logged:
+// the name when it is an account's address or a trusted sender's name,
+// otherwise a short keyed hash ("unknown:1a2b3c4d") that tells repeated
+// attempts apart without revealing the name, which may be a password
+// typed in the wrong field. "" for other errors.
+func LoginOf(err error) string {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.Login
 	}
 	return ""
 }

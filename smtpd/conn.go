@@ -40,8 +40,9 @@ type conn struct {
 	bad   int
 	// unknown counts recipients refused as unknown in this session
 	// (enumeration, see cmdRcpt).
-	unknown int
-	closed  bool
+	unknown  int
+	refusals map[string]int // refusals given, by kind (refuse)
+	closed   bool
 
 	// readIdle, when set, is the longest wait for each read from the
 	// network (the data block timeout), and readEnd the latest deadline
@@ -106,6 +107,7 @@ func (c *conn) refuseConnection(text string) {
 }
 
 func (c *conn) serve() {
+	defer c.logRefusals()
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("smtp: panic", "panic", r)

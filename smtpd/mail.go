@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -187,12 +188,35 @@ func (c *conn) maxRecipients() int {
 	return n
 }
 
-// refuse answers with the reply policy's decision maps to.
-func (c *conn) refuse(err error) {
+// refuse answers with the reply policy's decision maps to. A session
+// logs the first refusal of each kind, with attrs, and counts the rest
+// (logRefusals; issue 13: one rate-limit line was logged 78 times in a
+// session).
+func (c *conn) refuse(err error, attrs ...any) {
 	r := replyFor(err, c.log)
-	c.s.cfg.Metrics.rejected(c.s.cfg.Name, reasonLabel(err))
-	c.log.Info("refused", "code", r.code, "reason", r.text)
+	kind := reasonLabel(err)
+	c.s.cfg.Metrics.rejected(c.s.cfg.Name, kind)
+	if c.refusals == nil {
+		c.refusals = map[string]int{}
+	}
+	if c.refusals[kind]++; c.refusals[kind] == 1 {
+		c.log.Info("refused", append([]any{"code", r.code, "reason", r.text}, attrs...)...)
+	}
 	c.writeReply(r)
+}
+
+// logRefusals logs, at the end of a session, how many refusals of each
+// kind it gave beyond the first (which refuse logged).
+func (c *conn) logRefusals() {
+	var again []any
+	for kind, n := range c.refusals {
+		if n > 1 {
+			again = append(again, slog.Int(kind, n-1))
+		}
+	}
+	if len(again) > 0 {
+		c.log.Info("refused again", slog.Group("times", again...))
+	}
 }
 
 // sizeLimit is the most a message in this transaction may hold: the

@@ -34,10 +34,12 @@ type Config struct {
 	TLSCert           string   `toml:"tls-cert"`
 	TLSKey            string   `toml:"tls-key"`
 	TrustedNetworks   []string `toml:"trusted-networks"`
-	LogFormat         string   `toml:"log-format"`      // auto, text or json
-	LogLevel          string   `toml:"log-level"`       // debug, info, warn, error
-	Pprof             bool     `toml:"pprof"`           // /debug/pprof on the HTTP listener
-	GCHeadroomMiB     int      `toml:"gc-headroom-mib"` // heap growth allowed between collections; GOGC wins
+	LogFormat         string   `toml:"log-format"`       // auto, text or json
+	LogLevel          string   `toml:"log-level"`        // debug, info, warn, error
+	LogMaxField       int      `toml:"log-max-field"`    // bytes of one logged string
+	LogRepeatLimit    int      `toml:"log-repeat-limit"` // lines a minute per (level, message, client)
+	Pprof             bool     `toml:"pprof"`            // /debug/pprof on the HTTP listener
+	GCHeadroomMiB     int      `toml:"gc-headroom-mib"`  // heap growth allowed between collections; GOGC wins
 	SpamTestPatterns  bool     `toml:"spam-test-patterns"`
 	SpamJunkScore     float64  `toml:"spam-junk-score"`
 	SpamRejectScore   float64  `toml:"spam-reject-score"`
@@ -109,6 +111,8 @@ func defaultConfig() Config {
 		SMTPUnknownRcpts:  5,
 		UnknownRcptsHour:  100,
 		LogLevel:          "info",
+		LogMaxField:       1024,
+		LogRepeatLimit:    600,
 		GCHeadroomMiB:     64,
 		ReservedLogins:    r.ReservedLogins,
 		PhonePrefixes:     r.PhonePrefixes,
@@ -217,6 +221,9 @@ func (c *Config) validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("config: log-level %q: use debug, info, warn or error", c.LogLevel)
+	}
+	if c.LogMaxField < 16 || c.LogRepeatLimit < 0 {
+		return errors.New("config: log-max-field must be at least 16 and log-repeat-limit not negative (0: no limit)")
 	}
 	if _, err := parseDuration(c.SweepInterval); err != nil {
 		return fmt.Errorf("config: sweep-interval: %w", err)

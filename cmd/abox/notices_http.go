@@ -45,7 +45,7 @@ func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
 		if delay > 0 {
 			time.Sleep(delay)
 		}
-		s.log.Info("notice API: authentication failed", "user", name, "remote", ip.String())
+		s.log.Info("notice API: authentication failed", "user", policy.LoginOf(err), "remote", ip.String())
 		unauthorized(w)
 		return
 	}

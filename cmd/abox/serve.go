@@ -191,6 +191,7 @@ func (a *app) serve(ctx context.Context) error {
 		return fmt.Errorf("closing the store: %w", err)
 	}
 	log.Info("stopped")
+	flushLog(log)
 	return nil
 }
 
