@@ -136,16 +136,21 @@ func (c *conn) cmdRcpt(arg string) {
 	}
 	// Enumeration: past its share of unknown recipients a session ends,
 	// and an address past its hourly share is deferred, whatever it asks
-	// for next, so neither reply tells mailboxes apart.
-	if c.unknown >= c.s.cfg.MaxUnknownRecipients {
+	// for next, so neither reply tells mailboxes apart. Trusted networks
+	// and trusted senders (a biller's batch may name closed accounts)
+	// are exempt.
+	if c.unknown >= c.s.cfg.MaxUnknownRecipients && !c.s.cfg.Policy.Trusted(c.ip) {
 		c.s.cfg.Metrics.rejected(c.s.cfg.Name, "too many unknown recipients")
 		c.writeReply(reply{421, "4.7.0", "Too many unknown recipients, closing connection"})
 		c.closed = true
 		return
 	}
-	if err := c.s.cfg.Policy.Limits.AllowRecipient(c.ip, c.s.cfg.Policy.Now()); err != nil {
-		c.refuse(err)
-		return
+	sender := c.ident != nil && c.ident.Sender != nil
+	if !sender {
+		if err := c.s.cfg.Policy.Limits.AllowRecipient(c.ip, c.s.cfg.Policy.Now()); err != nil {
+			c.refuse(err)
+			return
+		}
 	}
 	official := c.official()
 	r, err := c.s.cfg.Policy.CheckRecipient(p.addr, policy.RcptOptions{Size: c.tx.declaredSize, Submission: c.submission(), Official: official})
@@ -153,7 +158,7 @@ func (c *conn) cmdRcpt(arg string) {
 		if errors.Is(err, policy.ErrNoConsent) {
 			c.tx.refused = append(c.tx.refused, strings.ToLower(p.addr))
 		}
-		if errors.Is(err, policy.ErrUnknownUser) {
+		if errors.Is(err, policy.ErrUnknownUser) && !sender {
 			c.unknown++
 			c.s.cfg.Policy.Limits.UnknownRecipient(c.ip, c.s.cfg.Policy.Now())
 		}
@@ -266,7 +271,7 @@ func (c *conn) cmdData(arg string) {
 	tx := c.tx
 	c.tx = nil
 	if tooBig {
-		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", tx.sizeLimit())})
+		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(tx.sizeLimit()))})
 		return
 	}
 	c.finish(tx, body, start)
@@ -453,12 +458,12 @@ func (c *conn) cmdBDAT(arg string) {
 	case !last:
 		// RFC 3030 §2: after a failed chunk the client should RSET.
 		c.tx.bdatFailed = true
-		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", c.tx.sizeLimit())})
+		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(c.tx.sizeLimit()))})
 	default:
 		tx := c.tx
 		c.tx = nil
 		if tx.bdatTooBig {
-			c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", tx.sizeLimit())})
+			c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(tx.sizeLimit()))})
 			return
 		}
 		c.finish(tx, normalizeCRLF(tx.bdat), start)

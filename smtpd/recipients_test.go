@@ -21,6 +21,7 @@ func TestRecipientEnumeration(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := e.addUser("xena")
+	e.addSender("biller", "billing", "bills@utility.kz")
 	s := e.start()
 
 	c := dial(t, s.smtp)
@@ -54,6 +55,15 @@ func TestRecipientEnumeration(t *testing.T) {
 	other.ehlo()
 	other.expect("MAIL FROM:<someone@remote.test>", 250, "2.1.0")
 	other.expect("RCPT TO:<"+known+">", 250, "2.1.5")
+
+	// A trusted sender's batch may name closed accounts: it is not cut
+	// off, from an address past its budget too.
+	b := submissionSession(t, s, "biller")
+	b.expect("MAIL FROM:<bills@utility.kz>", 250, "2.1.0")
+	for i := range 7 {
+		b.expect("RCPT TO:<closed"+strings.Repeat("z", i)+"@"+domain+">", 550, "5.1.1")
+	}
+	b.expect("RCPT TO:<"+known+">", 250, "2.1.5")
 }
 
 // TestPostmaster: postmaster@ a hosted domain, in any case, and the bare
