@@ -117,7 +117,7 @@ func TestConnectionShares(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	e.config = filepath.Join(t.TempDir(), "abox.toml")
-	cfg := "trusted-networks = []\nsmtp-max-connections = 6\nsmtp-connections-per-network = 3\nsmtp-hello-timeout = \"1s\"\n"
+	cfg := "trusted-networks = []\nsmtp-max-connections = 6\nsmtp-connections-per-network = 3\nsmtp-hello-timeout = \"2s\"\n"
 	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestConnectionShares(t *testing.T) {
 	}
 	idle.nc.SetReadDeadline(time.Now().Add(ioTimeout))
 	if r, err := idle.readErr(); err != nil || r.code != 421 || r.enh() != "4.4.2" {
-		t.Errorf("PRODUCT BUG: a client silent past smtp-hello-timeout (1s) without EHLO: %q, %v; want 421 4.4.2 and close", r, err)
+		t.Errorf("PRODUCT BUG: a client silent past smtp-hello-timeout (2s) without EHLO: %q, %v; want 421 4.4.2 and close", r, err)
 	}
 	// The held sessions, idle since their EHLO for longer than the hello
 	// timeout, are still there.
