@@ -26,6 +26,7 @@ var codes = []struct {
 	{policy.ErrRateLimited, imap.ResponseCodeLimit},
 	{policy.ErrAuthFailed, imap.ResponseCodeAuthenticationFailed},
 	{policy.ErrAuthLocked, imap.ResponseCodeLimit},
+	{policy.ErrAuthBusy, imap.ResponseCodeUnavailable},
 	{policy.ErrTooManyConns, imap.ResponseCodeLimit},
 	{store.ErrUnavailable, imap.ResponseCodeUnavailable},
 	// The server's disk is full, or cannot take writes: a temporary

@@ -133,7 +133,7 @@ func (s *session) Login(username, password string) error {
 	id, delay, err := s.srv.cfg.Policy.Authenticate(ctx, "imap", username, password, s.ip)
 	if err != nil {
 		s.srv.cfg.Metrics.logins.WithLabelValues(s.srv.cfg.Name, "failed").Inc()
-		s.log.Info("login failed", "user", username, "err", err)
+		s.log.Info("login failed", "user", policy.LoginOf(err), "err", err) // the name as typed may be a password
 		if delay > 0 {
 			time.Sleep(delay)
 		}

@@ -2,6 +2,10 @@ package policy
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -52,10 +56,21 @@ var dummyHash = sync.OnceValue(func() string {
 // Authenticate checks a login for a service ("submission" or "imap").
 // A name with '@' is a subscriber; without, a trusted sender (submission
 // only), who must also connect from an allowed network. Failures are
-// counted per IP and per account; past the limit the login is refused
-// without checking the password. The returned delay is how long the
-// caller should wait before answering a failure.
+// counted per IP and per account, by network (logins.go); past the limit
+// the login is refused without checking the password. The returned delay
+// is how long the caller should wait before answering a failure.
+//
+// A refusal carries the name as it may be logged (LoginOf).
 func (e *Engine) Authenticate(ctx context.Context, service, username, password string, ip netip.Addr) (*Identity, time.Duration, error) {
+	id, delay, err := e.authenticate(ctx, service, username, password, ip)
+	var r *Refusal
+	if errors.As(err, &r) && r.Login == "" {
+		r.Login = e.loggableLogin(username)
+	}
+	return id, delay, err
+}
+
+func (e *Engine) authenticate(ctx context.Context, service, username, password string, ip netip.Addr) (*Identity, time.Duration, error) {
 	now := e.clock()
 	key := strings.ToLower(strings.TrimSpace(username))
 	delay, err := e.Limits.LoginAllowed(ip, key, now)
@@ -66,40 +81,63 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 		e.Limits.LoginFailed(ip, key, now)
 		return nil, delay, &Refusal{Kind: ErrAuthFailed, Reason: reason}
 	}
-	if !strings.Contains(key, "@") {
-		if service != "submission" {
-			accounts.VerifyPassword(dummyHash(), password)
-			return fail("")
+	// verify checks the password against phc ("" for the dummy) within
+	// the hashing bounds; an error (ErrAuthBusy) is a temporary failure,
+	// not a failed login.
+	verify := func(phc string) (bool, error) {
+		release, err := e.hashes.acquire(ctx, ip, !e.Limits.trusted(ip))
+		if err != nil {
+			return false, err
 		}
-		snd, err := e.store.Sender(username)
+		defer release()
+		if phc == "" {
+			phc = dummyHash()
+		}
+		ok, _ := accounts.VerifyPassword(phc, password)
+		return ok, nil
+	}
+	if !strings.Contains(key, "@") {
+		var snd accounts.Sender
+		err := store.ErrNoSender // senders log in to submission only
+		if service == "submission" {
+			snd, err = e.store.Sender(username)
+		}
 		if errors.Is(err, store.ErrNoSender) {
-			accounts.VerifyPassword(dummyHash(), password)
+			if _, err := verify(""); err != nil {
+				return nil, 0, err
+			}
 			return fail("")
 		}
 		if err != nil {
 			return nil, 0, err
 		}
-		if ok, _ := accounts.VerifyPassword(snd.PasswordHash, password); !ok {
+		if ok, err := verify(snd.PasswordHash); err != nil {
+			return nil, 0, err
+		} else if !ok {
 			return fail("")
 		}
 		if !senderNetworkAllowed(&snd, ip) {
 			return fail("sender " + snd.Name + " may not connect from " + ip.Unmap().String())
 		}
-		e.Limits.LoginSucceeded(ip, key)
+		e.Limits.LoginSucceeded(ip, key, now)
 		return &Identity{Sender: &snd}, 0, nil
 	}
 	acct, err := e.store.Account(key)
 	if errors.Is(err, store.ErrNoAccount) || err == nil && acct.State == accounts.Purged {
-		accounts.VerifyPassword(dummyHash(), password)
+		if _, err := verify(""); err != nil {
+			return nil, 0, err
+		}
 		return fail("")
 	}
 	if err != nil {
 		return nil, 0, err
 	}
-	if ok, _ := accounts.VerifyPassword(acct.PasswordHash, password); !ok {
+	if ok, err := verify(acct.PasswordHash); err != nil {
+		return nil, 0, err
+	} else if !ok {
 		return fail("")
 	}
-	e.Limits.LoginSucceeded(ip, key)
+	e.Limits.LoginSucceeded(ip, key, now)
 	// Only a caller who knows the password learns the account's state.
 	if err := acct.CanLogin(); err != nil {
 		return nil, 0, &Refusal{Kind: ErrAuthFailed, Reason: err.Error(), Cause: err}
@@ -113,6 +151,34 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 		return nil, 0, err
 	}
 	return &Identity{Account: &acct}, 0, nil
+}
+
+// logNameKey keys the hash that stands for unknown user names in logs;
+// it is new at every start, so the hash cannot be looked up in a table.
+var logNameKey = sync.OnceValue(func() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+})
+
+// loggableLogin is the user name of a refused login as logs may show
+// it: an existing account's address or sender's name as is, anything
+// else (a typo, a guess, a password typed as the name) as a keyed hash.
+func (e *Engine) loggableLogin(username string) string {
+	key := strings.ToLower(strings.TrimSpace(username))
+	if key == "" {
+		return ""
+	}
+	if strings.Contains(key, "@") {
+		if a, err := e.store.Account(key); err == nil && a.State != accounts.Purged {
+			return key
+		}
+	} else if _, err := e.store.Sender(key); err == nil {
+		return key
+	}
+	m := hmac.New(sha256.New, logNameKey())
+	m.Write([]byte(key))
+	return "unknown:" + hex.EncodeToString(m.Sum(nil)[:4])
 }
 
 // markUsed moves the account's last use (the inactivity clock) forward,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -23,8 +24,19 @@ type Config struct {
 	ConnectionsPerIP      int // concurrent, per protocol (default 50)
 	MessagesPerMinute     int // per client IP (default 1,000)
 	FailedLoginsPerMinute int // per client IP (default 10)
+	// UnknownRecipientsPerHour a client IP may be told of before every
+	// RCPT from it is deferred (default 100).
+	UnknownRecipientsPerHour int
 	// SenderMessagesPerMinute bounds each trusted sender (default 10,000).
 	SenderMessagesPerMinute int
+	// KnownLoginTTL is how long a successful login keeps its network
+	// known to the account, exempt from the account's failure counter
+	// (default 30 days); KnownLogins bounds how many such pairs are
+	// remembered (default 100,000; the least recently used goes first).
+	KnownLoginTTL time.Duration
+	KnownLogins   int
+	// Hashing bounds the password checks running at once.
+	Hashing HashLimits
 	// Clock defaults to time.Now.
 	Clock func() time.Time
 	// Spam configures content scoring.
@@ -33,6 +45,10 @@ type Config struct {
 	Metrics *Metrics
 	// Lifecycle configures the inactivity sweeps.
 	Lifecycle LifecycleConfig
+	// Postmaster is the address of the account that receives mail for
+	// postmaster@ every hosted domain; empty: each domain's role account
+	// (postmaster.go).
+	Postmaster string
 }
 
 // Engine makes the decisions of the terms of service for the protocol
@@ -45,6 +61,7 @@ type Engine struct {
 	cache  dirCache
 
 	metrics     *Metrics
+	hashes      *hashGate
 	extraChecks []check // DNS-based and external checks, when configured
 	life        LifecycleConfig
 }
@@ -63,8 +80,17 @@ func New(st *store.Store, cfg Config) *Engine {
 	if cfg.FailedLoginsPerMinute == 0 {
 		cfg.FailedLoginsPerMinute = 10
 	}
+	if cfg.UnknownRecipientsPerHour == 0 {
+		cfg.UnknownRecipientsPerHour = 100
+	}
 	if cfg.SenderMessagesPerMinute == 0 {
 		cfg.SenderMessagesPerMinute = 10_000
+	}
+	if cfg.KnownLoginTTL == 0 {
+		cfg.KnownLoginTTL = 30 * 24 * time.Hour
+	}
+	if cfg.KnownLogins == 0 {
+		cfg.KnownLogins = 100_000
 	}
 	if cfg.Spam.JunkScore == 0 {
 		cfg.Spam.JunkScore = 5
@@ -75,10 +101,23 @@ func New(st *store.Store, cfg Config) *Engine {
 	if cfg.Spam.MassRecipients == 0 {
 		cfg.Spam.MassRecipients = 50
 	}
+	if cfg.Hashing.Concurrent == 0 {
+		cfg.Hashing.Concurrent = 2 * runtime.NumCPU()
+	}
+	if cfg.Hashing.PerAddress == 0 {
+		cfg.Hashing.PerAddress = 2
+	}
+	if cfg.Hashing.Wait == 0 {
+		cfg.Hashing.Wait = 2 * time.Second
+	}
 	cfg.Spam = withExternalDefaults(cfg.Spam)
 	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), metrics: cfg.Metrics, life: cfg.Lifecycle,
-		extraChecks: externalChecks(cfg.Spam)}
+		extraChecks: externalChecks(cfg.Spam), hashes: newHashGate(cfg.Hashing, cfg.Metrics)}
 }
+
+// AuthRetryAfter is how long a client refused with ErrAuthBusy should
+// wait before trying again: the time a check may queue for a slot.
+func (e *Engine) AuthRetryAfter() time.Duration { return max(e.cfg.Hashing.Wait, time.Second) }
 
 // Now is the engine's clock.
 func (e *Engine) Now() time.Time { return e.clock() }
@@ -145,15 +184,20 @@ type RcptOptions struct {
 // CheckRecipient decides whether mail for address may be accepted.
 func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, error) {
 	size, submission := o.Size, o.Submission
+	d, err := e.dir()
+	if err != nil {
+		return nil, err
+	}
+	if pm, ok, err := e.postmasterTarget(address, d); err != nil {
+		return nil, err
+	} else if ok {
+		address = pm
+	}
 	login, domain, ok := accounts.SplitAddress(address)
 	if !ok {
 		return nil, refuse(ErrUnknownUser, "%s is not an address", address)
 	}
 	domain = strings.TrimSuffix(domain, ".")
-	d, err := e.dir()
-	if err != nil {
-		return nil, err
-	}
 	if !d.domains[domain] {
 		if submission {
 			return nil, refuse(ErrNoRelay, "outbound relay not enabled: %s is not hosted here", domain)
@@ -187,7 +231,9 @@ func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, erro
 	if size > 0 && lim.MaxMessageSize > 0 && size > lim.MaxMessageSize {
 		return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", addr, lim.MaxMessageSize)
 	}
-	if lim.StorageBytes > 0 && u.Bytes+max(size, 0) > lim.StorageBytes && (size > 0 || u.Bytes >= lim.StorageBytes) ||
+	// Written as differences: a declared SIZE near 2^63 would overflow a
+	// sum and pass.
+	if lim.StorageBytes > 0 && max(size, 0) > lim.StorageBytes-u.Bytes && (size > 0 || u.Bytes >= lim.StorageBytes) ||
 		lim.Messages > 0 && u.Messages >= lim.Messages {
 		return nil, refuse(ErrOverQuota, "mailbox %s is over its quota", addr)
 	}
@@ -305,7 +351,7 @@ func (e *Engine) CheckAppend(a *accounts.Account, size int64) error {
 	if err != nil {
 		return err
 	}
-	if lim.StorageBytes > 0 && u.Bytes+size > lim.StorageBytes || lim.Messages > 0 && u.Messages+1 > lim.Messages {
+	if lim.StorageBytes > 0 && size > lim.StorageBytes-u.Bytes || lim.Messages > 0 && u.Messages >= lim.Messages {
 		return refuse(ErrOverQuota, "the mailbox is over its quota")
 	}
 	return nil

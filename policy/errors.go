@@ -22,6 +22,7 @@ var (
 	ErrSenderDenied = errors.New("sender address not owned by the authenticated user")
 	ErrAuthFailed   = errors.New("authentication failed")
 	ErrAuthLocked   = errors.New("too many failed logins")
+	ErrAuthBusy     = errors.New("authentication temporarily unavailable")
 	ErrTooManyConns = errors.New("too many connections")
 	// ErrNoStorage: the server's disk is full; mail is refused for now
 	// (SMTP 452 4.3.1), never accepted and lost.
@@ -34,6 +35,9 @@ type Refusal struct {
 	Kind   error
 	Reason string
 	Cause  error // optional: the error behind the decision
+	// Login is, for a refused login, the name as it may be logged
+	// (LoginOf); never the name as typed, which may be a password.
+	Login string
 }
 
 func (r *Refusal) Error() string {
@@ -59,6 +63,19 @@ func ReasonOf(err error) string {
 	var r *Refusal
 	if errors.As(err, &r) {
 		return r.Reason
+	}
+	return ""
+}
+
+// LoginOf returns the user name of a refused login as it may be logged:
+// the name when it is an account's address or a trusted sender's name,
+// otherwise a short keyed hash ("unknown:1a2b3c4d") that tells repeated
+// attempts apart without revealing the name, which may be a password
+// typed in the wrong field. "" for other errors.
+func LoginOf(err error) string {
+	var r *Refusal
+	if errors.As(err, &r) {
+		return r.Login
 	}
 	return ""
 }

@@ -17,9 +17,11 @@ type RateLimits struct {
 	mu       sync.Mutex
 	conns    map[connKey]int              // guarded by mu
 	messages map[netip.Addr]*rate.Limiter // guarded by mu
-	fails    map[string]*failRecord       // guarded by mu; key "ip:" or "acct:"
+	fails    map[string]*failRecord       // guarded by mu; keys in logins.go
+	known    *knownLogins                 // guarded by mu
 	rcpts    map[netip.Addr]*minuteCount  // guarded by mu
 	senders  map[string]*rate.Limiter     // guarded by mu; per trusted sender
+	unknown  map[netip.Addr]*rate.Limiter // guarded by mu; unknown recipients per IP
 	lastGC   time.Time                    // guarded by mu
 }
 
@@ -39,6 +41,7 @@ func newRateLimits(cfg Config) *RateLimits {
 	return &RateLimits{
 		cfg: cfg, conns: map[connKey]int{}, messages: map[netip.Addr]*rate.Limiter{},
 		fails: map[string]*failRecord{}, rcpts: map[netip.Addr]*minuteCount{}, senders: map[string]*rate.Limiter{},
+		known: newKnownLogins(cfg.KnownLoginTTL, cfg.KnownLogins), unknown: map[netip.Addr]*rate.Limiter{},
 	}
 }
 
@@ -115,69 +118,39 @@ func (l *RateLimits) AllowSender(name string, now time.Time) error {
 	return nil
 }
 
-// LoginAllowed says whether a login from ip for account may be tried now.
-// After failures it returns a delay the caller waits before answering
-// (growing with the streak, up to 5 s), and past the per-minute limit of
-// failures (per IP, and per account from anywhere) a Refusal.
-func (l *RateLimits) LoginAllowed(ip netip.Addr, account string, now time.Time) (time.Duration, error) {
+// AllowRecipient says whether a client at ip may ask about recipients
+// now: past UnknownRecipientsPerHour unknown ones it may not, whether
+// the next would be known or not, so its replies stop telling mailboxes
+// apart (enumeration). Trusted networks are exempt.
+func (l *RateLimits) AllowRecipient(ip netip.Addr, now time.Time) error {
+	if l.trusted(ip) {
+		return nil
+	}
+	ip = ip.Unmap()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var delay time.Duration
-	for _, k := range l.failKeys(ip, account) {
-		f := l.fails[k]
-		if f == nil {
-			continue
-		}
-		if now.Before(f.until) {
-			return 0, refuse(ErrAuthLocked, "too many failed logins; try again after %s", f.until.UTC().Format(time.RFC3339))
-		}
-		delay = max(delay, min(time.Duration(f.streak)*250*time.Millisecond, 5*time.Second))
+	if lim := l.unknown[ip]; lim != nil && lim.TokensAt(now) < 1 {
+		return refuse(ErrRateLimited, "%s has asked for %d unknown recipients in the last hour; try again later", ip, l.cfg.UnknownRecipientsPerHour)
 	}
-	return delay, nil
+	return nil
 }
 
-// LoginFailed records a failed login; LoginSucceeded clears the streak of
-// the account (not of the IP).
-func (l *RateLimits) LoginFailed(ip netip.Addr, account string, now time.Time) {
+// UnknownRecipient counts a recipient refused as unknown for ip.
+func (l *RateLimits) UnknownRecipient(ip netip.Addr, now time.Time) {
+	if l.trusted(ip) {
+		return
+	}
+	ip = ip.Unmap()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gc(now)
-	for _, k := range l.failKeys(ip, account) {
-		f := l.fails[k]
-		if f == nil {
-			n := l.cfg.FailedLoginsPerMinute
-			f = &failRecord{limiter: rate.NewLimiter(rate.Limit(float64(n)/60), n)}
-			l.fails[k] = f
-		}
-		f.streak++
-		f.seen = now
-		if !f.limiter.AllowN(now, 1) {
-			f.until = now.Add(time.Minute)
-		}
+	lim := l.unknown[ip]
+	if lim == nil {
+		n := l.cfg.UnknownRecipientsPerHour
+		lim = rate.NewLimiter(rate.Limit(float64(n)/3600), n)
+		l.unknown[ip] = lim
 	}
-}
-
-// LoginSucceeded resets the failure streak of an account.
-func (l *RateLimits) LoginSucceeded(ip netip.Addr, account string) {
-	l.mu.Lock()
-	delete(l.fails, "acct:"+account)
-	if f := l.fails["ip:"+ip.Unmap().String()]; f != nil {
-		f.streak = 0
-	}
-	l.mu.Unlock()
-}
-
-// failKeys are the counters a login attempt touches: the account always,
-// the IP unless it is trusted.
-func (l *RateLimits) failKeys(ip netip.Addr, account string) []string {
-	keys := []string{}
-	if account != "" {
-		keys = append(keys, "acct:"+account)
-	}
-	if !l.trusted(ip) {
-		keys = append(keys, "ip:"+ip.Unmap().String())
-	}
-	return keys
+	lim.AllowN(now, 1)
 }
 
 // gc drops idle entries once a minute so memory follows the active
@@ -187,9 +160,11 @@ func (l *RateLimits) gc(now time.Time) {
 		return
 	}
 	l.lastGC = now
-	for ip, lim := range l.messages {
-		if lim.TokensAt(now) >= float64(lim.Burst()) {
-			delete(l.messages, ip)
+	for _, m := range []map[netip.Addr]*rate.Limiter{l.messages, l.unknown} {
+		for ip, lim := range m {
+			if lim.TokensAt(now) >= float64(lim.Burst()) {
+				delete(m, ip)
+			}
 		}
 	}
 	for k, f := range l.fails {

@@ -125,7 +125,11 @@ type Inspection struct {
 	MailFrom      string
 	Recipients    int
 	RcptTo        []string // the accepted recipients' addresses
-	Authenticated bool     // submitted by a logged-in subscriber
+	Authenticated bool     // submitted by a logged-in subscriber or trusted sender
+	// TrustedSender says a trusted submitting system (abox sender add)
+	// sent it: findings that reject (GTUBE, forbidden content) still
+	// reject, but the score neither files it in Junk nor refuses it.
+	TrustedSender bool
 
 	header   mail.Header // parsed lazily, with hdr, by readHeader
 	hdr      textproto.Header
@@ -165,8 +169,9 @@ const (
 	gtubeYJS = "YJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 )
 
-// Score runs the pipeline over a message. Trusted senders are not
-// scored: the caller skips them.
+// Score runs the pipeline over a message, from anyone: trusted senders
+// are above the score (Inspection.TrustedSender), never above the
+// content rules.
 func (e *Engine) Score(ctx context.Context, in *Inspection) Verdict {
 	var v Verdict
 	for _, c := range pipeline {
@@ -178,6 +183,7 @@ func (e *Engine) Score(ctx context.Context, in *Inspection) Verdict {
 	sc := e.cfg.Spam
 	switch {
 	case v.Action == Reject:
+	case in.TrustedSender:
 	case v.Score >= sc.RejectScore:
 		v.Action = Reject
 	case v.Score >= sc.JunkScore:

@@ -99,10 +99,11 @@ func (c *conn) cmdAuth(arg string) {
 	c.writeReply(reply{235, "2.7.0", "Authentication successful"})
 }
 
-// authFailed waits out the growing delay, then refuses.
+// authFailed waits out the growing delay, then refuses. The log shows
+// the user name only as policy says it may be shown: a name typed
+// there may be a password.
 func (c *conn) authFailed(err error, delay time.Duration) {
 	c.s.cfg.Metrics.authFailures.WithLabelValues(c.s.cfg.Name).Inc()
-	c.log.Info("authentication failed", "err", err)
 	if delay > 0 {
 		c.flush()
 		time.Sleep(delay)
@@ -110,7 +111,7 @@ func (c *conn) authFailed(err error, delay time.Duration) {
 	if errors.Is(err, policy.ErrAuthFailed) {
 		c.bad++
 	}
-	c.refuse(err)
+	c.refuse(err, "user", policy.LoginOf(err))
 }
 
 func decodeSASL(s string) ([]byte, error) {

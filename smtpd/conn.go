@@ -25,20 +25,24 @@ const maxCommandLine = 16 << 10
 // conn is one SMTP session. It is used by one goroutine; only idle and
 // the deadline are touched by Shutdown (guarded by mu).
 type conn struct {
-	s      *Server
-	nc     net.Conn
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	ip     netip.Addr
-	id     string
-	log    *slog.Logger
-	tls    *tls.ConnectionState
-	helo   string
-	esmtp  bool
-	ident  *policy.Identity // authenticated submitter
-	tx     *transaction
-	bad    int
-	closed bool
+	s     *Server
+	nc    net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	ip    netip.Addr
+	id    string
+	log   *slog.Logger
+	tls   *tls.ConnectionState
+	helo  string
+	esmtp bool
+	ident *policy.Identity // authenticated submitter
+	tx    *transaction
+	bad   int
+	// unknown counts recipients refused as unknown in this session
+	// (enumeration, see cmdRcpt).
+	unknown  int
+	refusals map[string]int // refusals given, by kind (refuse)
+	closed   bool
 
 	// readIdle, when set, is the longest wait for each read from the
 	// network (the data block timeout), and readEnd the latest deadline
@@ -103,6 +107,7 @@ func (c *conn) refuseConnection(text string) {
 }
 
 func (c *conn) serve() {
+	defer c.logRefusals()
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("smtp: panic", "panic", r)
@@ -177,9 +182,14 @@ func (c *conn) readCommand() (string, error) {
 		c.mu.Unlock()
 		return "", os.ErrDeadlineExceeded
 	}
-	if wake {
+	switch {
+	case wake:
 		c.nc.SetReadDeadline(time.Now())
-	} else {
+	case c.helo == "":
+		// Until EHLO a client has shown nothing: it gets a short wait,
+		// so idle connections cannot hold the listener's slots.
+		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.HelloTimeout))
+	default:
 		c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.CommandTimeout))
 	}
 	c.mu.Unlock()

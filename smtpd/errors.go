@@ -35,6 +35,7 @@ var refusals = []struct {
 	{policy.ErrSenderDenied, 553, "5.7.1"},
 	{policy.ErrAuthFailed, 535, "5.7.8"},
 	{policy.ErrAuthLocked, 450, "4.7.1"},
+	{policy.ErrAuthBusy, 454, "4.7.0"}, // RFC 4954 §6: temporary authentication failure
 	{policy.ErrTooManyConns, 421, "4.7.0"},
 	{policy.ErrNoStorage, 452, "4.3.1"},
 }

@@ -303,6 +303,8 @@ type server struct {
 	smtp   string // host:port of each listener
 	sub    string
 	subs   string
+	imaps  string
+	http   string
 	exited chan struct{}
 	err    error // from Wait, once exited is closed
 
@@ -368,7 +370,7 @@ func (e *env) tryStart() (*server, error) {
 		return nil, fmt.Errorf("starting abox serve: %w", err)
 	}
 	s := &server{t: e.t, cmd: cmd, log: log, exited: make(chan struct{}),
-		smtp: addrs[0], sub: addrs[1], subs: addrs[2]}
+		smtp: addrs[0], sub: addrs[1], subs: addrs[2], imaps: addrs[4], http: addrs[5]}
 	go func() {
 		s.err = cmd.Wait()
 		close(s.exited)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -120,7 +121,8 @@ func (c *conn) cmdRcpt(arg string) {
 			return
 		}
 	}
-	if !validMailbox(p.addr, c.tx.utf8) {
+	// The bare <Postmaster> is a recipient too (RFC 5321 §4.1.1.3).
+	if !strings.EqualFold(p.addr, "postmaster") && !validMailbox(p.addr, c.tx.utf8) {
 		if !c.tx.utf8 && !isASCII(p.addr) {
 			c.writeReply(reply{553, "5.6.7", "Non-ASCII address needs SMTPUTF8"})
 			return
@@ -132,11 +134,33 @@ func (c *conn) cmdRcpt(arg string) {
 		c.writeReply(reply{452, "4.5.3", fmt.Sprintf("Too many recipients (at most %d per message)", c.maxRecipients())})
 		return
 	}
+	// Enumeration: past its share of unknown recipients a session ends,
+	// and an address past its hourly share is deferred, whatever it asks
+	// for next, so neither reply tells mailboxes apart. Trusted networks
+	// and trusted senders (a biller's batch may name closed accounts)
+	// are exempt.
+	if c.unknown >= c.s.cfg.MaxUnknownRecipients && !c.s.cfg.Policy.Trusted(c.ip) {
+		c.s.cfg.Metrics.rejected(c.s.cfg.Name, "too many unknown recipients")
+		c.writeReply(reply{421, "4.7.0", "Too many unknown recipients, closing connection"})
+		c.closed = true
+		return
+	}
+	sender := c.ident != nil && c.ident.Sender != nil
+	if !sender {
+		if err := c.s.cfg.Policy.Limits.AllowRecipient(c.ip, c.s.cfg.Policy.Now()); err != nil {
+			c.refuse(err)
+			return
+		}
+	}
 	official := c.official()
 	r, err := c.s.cfg.Policy.CheckRecipient(p.addr, policy.RcptOptions{Size: c.tx.declaredSize, Submission: c.submission(), Official: official})
 	if err != nil {
 		if errors.Is(err, policy.ErrNoConsent) {
 			c.tx.refused = append(c.tx.refused, strings.ToLower(p.addr))
+		}
+		if errors.Is(err, policy.ErrUnknownUser) && !sender {
+			c.unknown++
+			c.s.cfg.Policy.Limits.UnknownRecipient(c.ip, c.s.cfg.Policy.Now())
 		}
 		c.refuse(err)
 		return
@@ -169,12 +193,35 @@ func (c *conn) maxRecipients() int {
 	return n
 }
 
-// refuse answers with the reply policy's decision maps to.
-func (c *conn) refuse(err error) {
+// refuse answers with the reply policy's decision maps to. A session
+// logs the first refusal of each kind, with attrs, and counts the rest
+// (logRefusals; issue 13: one rate-limit line was logged 78 times in a
+// session).
+func (c *conn) refuse(err error, attrs ...any) {
 	r := replyFor(err, c.log)
-	c.s.cfg.Metrics.rejected(c.s.cfg.Name, reasonLabel(err))
-	c.log.Info("refused", "code", r.code, "reason", r.text)
+	kind := reasonLabel(err)
+	c.s.cfg.Metrics.rejected(c.s.cfg.Name, kind)
+	if c.refusals == nil {
+		c.refusals = map[string]int{}
+	}
+	if c.refusals[kind]++; c.refusals[kind] == 1 {
+		c.log.Info("refused", append([]any{"code", r.code, "reason", r.text}, attrs...)...)
+	}
 	c.writeReply(r)
+}
+
+// logRefusals logs, at the end of a session, how many refusals of each
+// kind it gave beyond the first (which refuse logged).
+func (c *conn) logRefusals() {
+	var again []any
+	for kind, n := range c.refusals {
+		if n > 1 {
+			again = append(again, slog.Int(kind, n-1))
+		}
+	}
+	if len(again) > 0 {
+		c.log.Info("refused again", slog.Group("times", again...))
+	}
 }
 
 // sizeLimit is the most a message in this transaction may hold: the
@@ -224,7 +271,7 @@ func (c *conn) cmdData(arg string) {
 	tx := c.tx
 	c.tx = nil
 	if tooBig {
-		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", tx.sizeLimit())})
+		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(tx.sizeLimit()))})
 		return
 	}
 	c.finish(tx, body, start)
@@ -265,9 +312,7 @@ func putDataBuf(b []byte) {
 // starting after CRLF only: after a bare LF neither the terminator nor
 // dot-unstuffing applies.
 func (c *conn) readData(limit, sizeHint int64) (body []byte, tooBig bool, err error) {
-	if limit <= 0 {
-		limit = maxMessage
-	}
+	limit = heldLimit(limit)
 	// RFC 5321 §4.5.3.2.6: 3 minutes for each read of the data, within
 	// the session's limit for the whole of it.
 	c.readIdle, c.readEnd = 3*time.Minute, time.Now().Add(c.s.cfg.DataTimeout)
@@ -340,9 +385,27 @@ func (c *conn) readData(limit, sizeHint int64) (body []byte, tooBig bool, err er
 	}
 }
 
-// maxMessage caps a message when no class limits its size, so a client
-// cannot make the server hold an unbounded amount.
+// maxMessage caps what the server holds of one message, whatever the
+// classes allow (0 = unlimited included), so a client cannot make it
+// hold an unbounded amount.
 const maxMessage = 1 << 30
+
+// heldLimit is the most the server keeps of one message under a size
+// limit (0 = none): the limit, never above maxMessage. Sums checked
+// against it cannot overflow.
+func heldLimit(limit int64) int64 {
+	if limit <= 0 || limit > maxMessage {
+		return maxMessage
+	}
+	return limit
+}
+
+// fits says whether add more bytes keep a total of have within limit,
+// for any add a client may announce (0 <= have <= limit): have+add would
+// overflow int64 for add near its maximum and pass the check.
+func fits(have, add, limit int64) bool {
+	return add <= limit-have
+}
 
 // cmdBDAT receives one chunk (RFC 3030 §2).
 func (c *conn) cmdBDAT(arg string) {
@@ -356,9 +419,7 @@ func (c *conn) cmdBDAT(arg string) {
 	ok := c.helo != "" && c.tx != nil && len(c.tx.rcpts) > 0 && !c.tx.bdatFailed
 	limit := int64(maxMessage)
 	if ok {
-		if l := c.tx.sizeLimit(); l > 0 {
-			limit = l
-		}
+		limit = heldLimit(c.tx.sizeLimit())
 		if c.tx.bdat == nil {
 			c.tx.bdat = []byte{}
 		}
@@ -366,7 +427,7 @@ func (c *conn) cmdBDAT(arg string) {
 	start := time.Now()
 	c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.DataTimeout))
 	switch {
-	case !ok || c.tx.bdatTooBig || int64(len(c.tx.bdat))+size > limit:
+	case !ok || c.tx.bdatTooBig || !fits(int64(len(c.tx.bdat)), size, limit):
 		if _, err := io.CopyN(io.Discard, c.br, size); err != nil {
 			c.closed = true
 			return
@@ -397,12 +458,12 @@ func (c *conn) cmdBDAT(arg string) {
 	case !last:
 		// RFC 3030 §2: after a failed chunk the client should RSET.
 		c.tx.bdatFailed = true
-		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", c.tx.sizeLimit())})
+		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(c.tx.sizeLimit()))})
 	default:
 		tx := c.tx
 		c.tx = nil
 		if tx.bdatTooBig {
-			c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", tx.sizeLimit())})
+			c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(tx.sizeLimit()))})
 			return
 		}
 		c.finish(tx, normalizeCRLF(tx.bdat), start)

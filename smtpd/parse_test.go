@@ -266,6 +266,8 @@ func TestReplyFor(t *testing.T) {
 		{policy.ErrNoConsent, 550, "5.7.1"},
 		{policy.ErrSenderDenied, 553, "5.7.1"},
 		{policy.ErrAuthFailed, 535, "5.7.8"},
+		{policy.ErrAuthLocked, 450, "4.7.1"},
+		{policy.ErrAuthBusy, 454, "4.7.0"},
 		{policy.ErrTooManyConns, 421, "4.7.0"},
 	}
 	for _, tt := range tests {

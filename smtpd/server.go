@@ -34,11 +34,19 @@ type Config struct {
 	Log         *slog.Logger
 	Metrics     *Metrics
 
-	MaxConnections int           // all clients together (default 1,000)
-	MaxRecipients  int           // per message (default 100)
-	MaxBadCommands int           // before 421 (default 10)
-	CommandTimeout time.Duration // waiting for a command (default 5 min, RFC 5321 §4.5.3.2.7)
-	DataTimeout    time.Duration // whole DATA or BDAT transfer (default 10 min)
+	MaxConnections int // all clients together (default 1,000)
+	// MaxPerNetwork bounds the connections of one network (an IPv4 /24,
+	// an IPv6 /64) outside the trusted networks, so that a few addresses
+	// cannot fill MaxConnections (default a tenth of it).
+	MaxPerNetwork  int
+	MaxRecipients  int // per message (default 100)
+	MaxBadCommands int // before 421 (default 10)
+	// MaxUnknownRecipients a session may be told of; its next RCPT gets
+	// 421 4.7.0 and the connection closes (default 5).
+	MaxUnknownRecipients int
+	HelloTimeout         time.Duration // waiting for the first command and every one before EHLO/HELO (default 30 s)
+	CommandTimeout       time.Duration // waiting for a command after EHLO/HELO (default 5 min, RFC 5321 §4.5.3.2.7)
+	DataTimeout          time.Duration // whole DATA or BDAT transfer (default 10 min)
 }
 
 // Server serves SMTP on the listeners given to Serve.
@@ -50,7 +58,8 @@ type Server struct {
 	conns    map[*conn]struct{} // guarded by mu
 	closing  atomic.Bool        // set once by Shutdown, under mu
 	wg       sync.WaitGroup
-	sessions int // guarded by mu
+	sessions int                  // guarded by mu
+	networks map[netip.Prefix]int // guarded by mu; sessions per untrusted network
 }
 
 // New returns a server; defaults fill the zero fields of cfg.
@@ -58,8 +67,17 @@ func New(cfg Config) *Server {
 	if cfg.MaxConnections == 0 {
 		cfg.MaxConnections = 1000
 	}
+	if cfg.MaxPerNetwork == 0 {
+		cfg.MaxPerNetwork = max(cfg.MaxConnections/10, 1)
+	}
+	if cfg.HelloTimeout == 0 {
+		cfg.HelloTimeout = 30 * time.Second
+	}
 	if cfg.MaxRecipients == 0 {
 		cfg.MaxRecipients = 100
+	}
+	if cfg.MaxUnknownRecipients == 0 {
+		cfg.MaxUnknownRecipients = 5
 	}
 	if cfg.MaxBadCommands == 0 {
 		cfg.MaxBadCommands = 10
@@ -73,7 +91,7 @@ func New(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Server{cfg: cfg, conns: map[*conn]struct{}{}}
+	return &Server{cfg: cfg, conns: map[*conn]struct{}{}, networks: map[netip.Prefix]int{}}
 }
 
 // Serve accepts connections on ln until Shutdown.
@@ -114,26 +132,41 @@ func (s *Server) handle(nc net.Conn) {
 	defer nc.Close()
 	ip := remoteIP(nc)
 	c := newConn(s, nc, ip)
+	network, counted := clientNetwork(ip), !s.cfg.Policy.Trusted(ip)
 	s.mu.Lock()
 	if s.closing.Load() {
 		s.mu.Unlock()
 		return
 	}
 	full := s.sessions >= s.cfg.MaxConnections
-	if !full {
+	crowded := counted && s.networks[network] >= s.cfg.MaxPerNetwork
+	if !full && !crowded {
 		s.sessions++
 		s.conns[c] = struct{}{}
+		if counted {
+			s.networks[network]++
+		}
 	}
 	s.mu.Unlock()
-	if full {
+	switch {
+	case full:
 		s.cfg.Metrics.rejected(s.cfg.Name, "too many connections")
 		c.refuseConnection("Too many connections, try again later")
+		return
+	case crowded:
+		s.cfg.Metrics.rejected(s.cfg.Name, "too many connections")
+		c.refuseConnection("Too many connections from your network, try again later")
 		return
 	}
 	defer func() {
 		s.mu.Lock()
 		s.sessions--
 		delete(s.conns, c)
+		if counted {
+			if s.networks[network]--; s.networks[network] <= 0 {
+				delete(s.networks, network)
+			}
+		}
 		s.mu.Unlock()
 	}()
 	release, err := s.cfg.Policy.Limits.OpenConn(s.cfg.Name, ip)
@@ -185,6 +218,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Shutdown takes under the server's.
 func (s *Server) isClosing() bool {
 	return s.closing.Load()
+}
+
+// clientNetwork is the network a client's connections count against:
+// its IPv4 /24 or IPv6 /64.
+func clientNetwork(ip netip.Addr) netip.Prefix {
+	bits := 64
+	if ip.Is4() {
+		bits = 24
+	}
+	p, _ := ip.Prefix(bits)
+	return p
 }
 
 func remoteIP(nc net.Conn) netip.Addr {

@@ -33,7 +33,7 @@ func TestShutdownWhileSessionsCycle(t *testing.T) {
 	for round := range 15 {
 		s := New(Config{
 			Name: "smtp", Hostname: "mx.abox.test", Mode: MX, Policy: engine,
-			Log: slog.New(slog.DiscardHandler), CommandTimeout: time.Hour,
+			Log: slog.New(slog.DiscardHandler), CommandTimeout: time.Hour, HelloTimeout: time.Hour,
 		})
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

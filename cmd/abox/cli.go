@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -152,7 +153,8 @@ func readPassword(fromStdin bool) (string, error) {
 }
 
 // newLogger logs text on a terminal and JSON otherwise (for journald and
-// log shippers).
+// log shippers), every field capped and repeated lines summarised
+// (loghandler.go).
 func newLogger(cfg *Config, w *os.File) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
@@ -164,8 +166,16 @@ func newLogger(cfg *Config, w *os.File) *slog.Logger {
 			format = "text"
 		}
 	}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(newGuardedHandler(h, cfg.LogMaxField, cfg.LogRepeatLimit, time.Now))
+}
+
+// flushLog writes the repeated-line summaries still pending.
+func flushLog(l *slog.Logger) {
+	if g, ok := l.Handler().(*guardedHandler); ok {
+		g.Flush()
+	}
 }

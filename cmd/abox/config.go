@@ -34,10 +34,12 @@ type Config struct {
 	TLSCert           string   `toml:"tls-cert"`
 	TLSKey            string   `toml:"tls-key"`
 	TrustedNetworks   []string `toml:"trusted-networks"`
-	LogFormat         string   `toml:"log-format"`      // auto, text or json
-	LogLevel          string   `toml:"log-level"`       // debug, info, warn, error
-	Pprof             bool     `toml:"pprof"`           // /debug/pprof on the HTTP listener
-	GCHeadroomMiB     int      `toml:"gc-headroom-mib"` // heap growth allowed between collections; GOGC wins
+	LogFormat         string   `toml:"log-format"`       // auto, text or json
+	LogLevel          string   `toml:"log-level"`        // debug, info, warn, error
+	LogMaxField       int      `toml:"log-max-field"`    // bytes of one logged string
+	LogRepeatLimit    int      `toml:"log-repeat-limit"` // lines a minute per (level, message, client)
+	Pprof             bool     `toml:"pprof"`            // /debug/pprof on the HTTP listener
+	GCHeadroomMiB     int      `toml:"gc-headroom-mib"`  // heap growth allowed between collections; GOGC wins
 	SpamTestPatterns  bool     `toml:"spam-test-patterns"`
 	SpamJunkScore     float64  `toml:"spam-junk-score"`
 	SpamRejectScore   float64  `toml:"spam-reject-score"`
@@ -48,8 +50,20 @@ type Config struct {
 	DNSResolver       string   `toml:"dns-resolver"`     // IP[:port]; empty: the system's resolver
 	DNSTimeout        string   `toml:"dns-timeout"`      // DURATION, all of one message's lookups
 	DNSBLZones        []string `toml:"dnsbl-zones"`
-	RspamdURL         string   `toml:"rspamd-url"`    // empty: no rspamd
-	ReserveSpace      string   `toml:"reserve-space"` // SIZE kept free on the data disk for checkpoints; "0": none
+	RspamdURL         string   `toml:"rspamd-url"`            // empty: no rspamd
+	KnownLoginTTL     string   `toml:"known-login-ttl"`       // DURATION a successful login keeps its network known
+	KnownLogins       int      `toml:"known-logins"`          // (account, network) pairs remembered at most
+	AuthHashes        int      `toml:"auth-hash-concurrency"` // password checks at once; 0: twice the CPUs
+	AuthHashesPerAddr int      `toml:"auth-hash-per-address"` // of them for one client address
+	AuthHashWait      string   `toml:"auth-hash-wait"`        // DURATION a check waits for a slot
+	HTTPConnections   int      `toml:"http-max-connections"`  // open HTTP connections at most
+	SMTPConnections   int      `toml:"smtp-max-connections"`  // per SMTP listener
+	SMTPPerNetwork    int      `toml:"smtp-connections-per-network"`
+	SMTPHelloTimeout  string   `toml:"smtp-hello-timeout"`          // DURATION before EHLO/HELO
+	SMTPUnknownRcpts  int      `toml:"smtp-unknown-recipients"`     // per session, then 421
+	UnknownRcptsHour  int      `toml:"unknown-recipients-per-hour"` // per client IP, then 450
+	Postmaster        string   `toml:"postmaster"`                  // account receiving postmaster@ mail; empty: role accounts
+	ReserveSpace      string   `toml:"reserve-space"`               // SIZE kept free on the data disk for checkpoints; "0": none
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -87,7 +101,19 @@ func defaultConfig() Config {
 		LegalHold:         "0",
 		SpamRejectScore:   15,
 		DNSTimeout:        "2s",
+		KnownLoginTTL:     "30d",
+		KnownLogins:       100_000,
+		AuthHashesPerAddr: 2,
+		AuthHashWait:      "2s",
+		HTTPConnections:   100,
+		SMTPConnections:   1000,
+		SMTPPerNetwork:    100,
+		SMTPHelloTimeout:  "30s",
+		SMTPUnknownRcpts:  5,
+		UnknownRcptsHour:  100,
 		LogLevel:          "info",
+		LogMaxField:       1024,
+		LogRepeatLimit:    600,
 		GCHeadroomMiB:     64,
 		ReserveSpace:      "128MiB",
 		ReservedLogins:    r.ReservedLogins,
@@ -198,6 +224,9 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("config: log-level %q: use debug, info, warn or error", c.LogLevel)
 	}
+	if c.LogMaxField < 16 || c.LogRepeatLimit < 0 {
+		return errors.New("config: log-max-field must be at least 16 and log-repeat-limit not negative (0: no limit)")
+	}
 	if _, err := parseSize(c.ReserveSpace); err != nil {
 		return fmt.Errorf("config: reserve-space: %w", err)
 	}
@@ -213,6 +242,9 @@ func (c *Config) validate() error {
 		}
 	}
 	if err := c.validateExternalChecks(); err != nil {
+		return err
+	}
+	if err := c.validateLimits(); err != nil {
 		return err
 	}
 	if c.SpamJunkScore <= 0 || c.SpamRejectScore <= c.SpamJunkScore {
@@ -294,9 +326,15 @@ func (c *Config) policyConfig() policy.Config {
 		b, _ := os.ReadFile(c.WarningTemplate)
 		tmpl = string(b)
 	}
+	knownTTL, _ := parseDuration(c.KnownLoginTTL)
 	return policy.Config{
-		TrustedNetworks: c.trustedPrefixes(),
-		Spam:            spam,
-		Lifecycle:       policy.LifecycleConfig{Operator: c.OperatorName, Template: tmpl, LegalHold: hold},
+		KnownLoginTTL:            knownTTL,
+		KnownLogins:              c.KnownLogins,
+		Hashing:                  c.hashLimits(),
+		UnknownRecipientsPerHour: c.UnknownRcptsHour,
+		Postmaster:               strings.ToLower(c.Postmaster),
+		TrustedNetworks:          c.trustedPrefixes(),
+		Spam:                     spam,
+		Lifecycle:                policy.LifecycleConfig{Operator: c.OperatorName, Template: tmpl, LegalHold: hold},
 	}
 }

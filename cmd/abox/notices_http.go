@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
+	"abox/policy"
 	"abox/store"
 )
 
@@ -31,11 +34,18 @@ func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	id, delay, err := s.policy.Authenticate(ctx, "submission", name, pass, ip)
+	if errors.Is(err, policy.ErrAuthBusy) {
+		// Too many password checks running: a temporary failure.
+		secs := int(math.Ceil(s.policy.AuthRetryAfter().Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		http.Error(w, "too many logins are being checked; try again later", http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil || id.Sender == nil {
 		if delay > 0 {
 			time.Sleep(delay)
 		}
-		s.log.Info("notice API: authentication failed", "user", name, "remote", ip.String())
+		s.log.Info("notice API: authentication failed", "user", policy.LoginOf(err), "remote", ip.String())
 		unauthorized(w)
 		return
 	}

@@ -75,6 +75,7 @@ type server struct {
 	policy   *policy.Engine
 	smtpm    *smtpd.Metrics
 	imapm    *imapd.Metrics
+	httpc    httpConns
 }
 
 func (a *app) serve(ctx context.Context) error {
@@ -109,12 +110,14 @@ func (a *app) serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	warnAtStart(cfg, tlsConfig, st, time.Now(), log)
 	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry()}
 	pc := cfg.policyConfig()
 	pc.Metrics = policy.NewMetrics(srv.registry)
 	srv.policy = policy.New(st, pc)
 	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy}
 	srv.registerMetrics()
+	srv.httpc.register(srv.registry)
 	srv.smtpm = smtpd.NewMetrics(srv.registry)
 	srv.imapm = imapd.NewMetrics(srv.registry)
 
@@ -140,6 +143,9 @@ func (a *app) serve(ctx context.Context) error {
 		}
 		if l.implicitTLS {
 			ln = tls.NewListener(ln, tlsConfig)
+		}
+		if l.name == "http" {
+			ln = srv.httpc.listener(ln, cfg.HTTPConnections)
 		}
 		all = append(all, bound{l.name, ln, l.svc})
 	}
@@ -189,6 +195,7 @@ func (a *app) serve(ctx context.Context) error {
 		return fmt.Errorf("closing the store: %w", err)
 	}
 	log.Info("stopped")
+	flushLog(log)
 	return nil
 }
 
@@ -211,9 +218,12 @@ func (s *server) listeners() []listenerSpec {
 }
 
 func (s *server) smtp(name string, mode smtpd.Mode, implicitTLS bool) service {
+	hello, _ := parseDuration(s.cfg.SMTPHelloTimeout)
 	return smtpd.New(smtpd.Config{
 		Name: name, Mode: mode, Hostname: s.cfg.Hostname, TLS: s.tls, ImplicitTLS: implicitTLS,
 		Policy: s.policy, Log: s.log, Metrics: s.smtpm,
+		MaxConnections: s.cfg.SMTPConnections, MaxPerNetwork: s.cfg.SMTPPerNetwork, HelloTimeout: hello,
+		MaxUnknownRecipients: s.cfg.SMTPUnknownRcpts,
 	})
 }
 
@@ -246,7 +256,10 @@ func (s *server) httpService() service {
 	return &httpServer{srv: &http.Server{
 		Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// Requests here are short GETs; Go's default allows 1 MiB of
+		// header per connection.
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}}
 }
 

@@ -1,0 +1,161 @@
+package policy
+
+import (
+	"container/list"
+	"net/netip"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Failed logins are counted so that guessing is slow for the guesser and
+// harmless to the subscriber (issue 13: about 14 wrong passwords from
+// anywhere used to lock the real user out):
+//
+//   - per client IP ("ip:"), outside the trusted networks: the guessing
+//     address is throttled for every account;
+//   - per account, for the addresses that have not logged into it
+//     recently ("acct:"): a guesser anywhere cannot go on at full speed;
+//   - per account and network, for a network that has ("pair:"): the
+//     subscriber at home is throttled only by failures from home.
+//
+// A network is the client's /24 (IPv4) or /64 (IPv6), so a home or
+// mobile address that changes within its network stays known. Past
+// FailedLoginsPerMinute failures on a counter, logins that count on it
+// are refused for a minute (450 4.7.1 / NO [LIMIT]) without checking the
+// password.
+
+// LoginAllowed says whether a login from ip for account may be tried now.
+// After failures it returns a delay the caller waits before answering
+// (growing with the streak, up to 5 s), and past the per-minute limit of
+// a counter the login touches, a Refusal.
+func (l *RateLimits) LoginAllowed(ip netip.Addr, account string, now time.Time) (time.Duration, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var delay time.Duration
+	for _, k := range l.failKeys(ip, account, now) {
+		f := l.fails[k]
+		if f == nil {
+			continue
+		}
+		if now.Before(f.until) {
+			return 0, refuse(ErrAuthLocked, "too many failed logins; try again after %s", f.until.UTC().Format(time.RFC3339))
+		}
+		delay = max(delay, min(time.Duration(f.streak)*250*time.Millisecond, 5*time.Second))
+	}
+	return delay, nil
+}
+
+// LoginFailed records a failed login on the counters it touches.
+func (l *RateLimits) LoginFailed(ip netip.Addr, account string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gc(now)
+	for _, k := range l.failKeys(ip, account, now) {
+		f := l.fails[k]
+		if f == nil {
+			n := l.cfg.FailedLoginsPerMinute
+			f = &failRecord{limiter: rate.NewLimiter(rate.Limit(float64(n)/60), n)}
+			l.fails[k] = f
+		}
+		f.streak++
+		f.seen = now
+		if !f.limiter.AllowN(now, 1) {
+			f.until = now.Add(time.Minute)
+		}
+	}
+}
+
+// LoginSucceeded remembers ip's network as known to the account, clears
+// the failures counted for that pair, and resets the streaks (the
+// growing delay) of the account and the IP.
+func (l *RateLimits) LoginSucceeded(ip netip.Addr, account string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := knownKey{account, loginNetwork(ip)}
+	l.known.add(k, now)
+	delete(l.fails, k.failKey())
+	for _, key := range []string{"acct:" + account, "ip:" + ip.Unmap().String()} {
+		if f := l.fails[key]; f != nil {
+			f.streak = 0
+		}
+	}
+}
+
+// failKeys are the counters a login attempt touches: the account's (for
+// an address new to it) or the account-and-network pair's (for a known
+// one), and the IP's unless it is trusted. Caller holds l.mu.
+func (l *RateLimits) failKeys(ip netip.Addr, account string, now time.Time) []string {
+	keys := make([]string, 0, 2)
+	if account != "" {
+		if k := (knownKey{account, loginNetwork(ip)}); l.known.has(k, now) {
+			keys = append(keys, k.failKey())
+		} else {
+			keys = append(keys, "acct:"+account)
+		}
+	}
+	if !l.trusted(ip) {
+		keys = append(keys, "ip:"+ip.Unmap().String())
+	}
+	return keys
+}
+
+// loginNetwork is the network a login address counts as: /24 for IPv4,
+// /64 for IPv6.
+func loginNetwork(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap()
+	bits := 64
+	if ip.Is4() {
+		bits = 24
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+type knownKey struct {
+	account string
+	network netip.Prefix
+}
+
+func (k knownKey) failKey() string { return "pair:" + k.account + "|" + k.network.String() }
+
+// knownLogins remembers the (account, network) pairs that logged in
+// successfully within ttl, at most max of them: past that the least
+// recently used pair is forgotten. Not safe for concurrent use.
+type knownLogins struct {
+	ttl   time.Duration
+	max   int
+	order *list.List // of *knownEntry, most recent success first
+	index map[knownKey]*list.Element
+}
+
+type knownEntry struct {
+	key  knownKey
+	last time.Time
+}
+
+func newKnownLogins(ttl time.Duration, max int) *knownLogins {
+	return &knownLogins{ttl: ttl, max: max, order: list.New(), index: map[knownKey]*list.Element{}}
+}
+
+func (k *knownLogins) has(key knownKey, now time.Time) bool {
+	el := k.index[key]
+	return el != nil && now.Sub(el.Value.(*knownEntry).last) <= k.ttl
+}
+
+func (k *knownLogins) add(key knownKey, now time.Time) {
+	if el := k.index[key]; el != nil {
+		el.Value.(*knownEntry).last = now
+		k.order.MoveToFront(el)
+	} else {
+		k.index[key] = k.order.PushFront(&knownEntry{key: key, last: now})
+	}
+	for el := k.order.Back(); el != nil; el = k.order.Back() {
+		e := el.Value.(*knownEntry)
+		if k.order.Len() <= k.max && now.Sub(e.last) <= k.ttl {
+			break
+		}
+		k.order.Remove(el)
+		delete(k.index, e.key)
+	}
+}
