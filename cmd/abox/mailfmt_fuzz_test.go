@@ -326,3 +326,31 @@ func FuzzMaildirFolderName(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLineEnds: what import makes of a Maildir file (toCRLF) has no bare
+// LF, changes nothing else, and is stable; export's toLF undoes it.
+func FuzzLineEnds(f *testing.F) {
+	for _, m := range seedMessages(f) {
+		f.Add(m)
+		f.Add(toLF(m))
+	}
+	f.Add([]byte("a\rb\r\r\n\n\r\n\r"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		crlf := toCRLF(b)
+		if bytes.Contains(bytes.ReplaceAll(crlf, []byte("\r\n"), nil), []byte("\n")) {
+			t.Fatalf("toCRLF(%q) = %q: a bare LF", b, crlf)
+		}
+		if !bytes.Equal(bytes.ReplaceAll(crlf, []byte("\r\n"), []byte("\n")), bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))) {
+			t.Fatalf("toCRLF(%q) = %q: more than line ends changed", b, crlf)
+		}
+		if again := toCRLF(crlf); !bytes.Equal(again, crlf) {
+			t.Fatalf("toCRLF not stable on %q: %q, then %q", b, crlf, again)
+		}
+		if !bytes.Equal(toLF(crlf), toLF(b)) {
+			t.Fatalf("toLF(toCRLF(%q)) = %q, want %q", b, toLF(crlf), toLF(b))
+		}
+		if len(crlf) > 2*len(b) {
+			t.Fatalf("toCRLF(%q) = %d bytes", b, len(crlf))
+		}
+	})
+}
