@@ -321,9 +321,16 @@ func strictAddressLiteral(s string) bool {
 // carries them in.
 func TestValidMailboxStrictSyntax(t *testing.T) {
 	t.Skip("PRODUCT BUG reported in issue 13 (smtpd/parse.go validMailbox: quoted local parts and address literals are not checked against RFC 5321 §4.1.2); unskip when fixed")
-	for _, addr := range []string{`"a\"@example.kz`, `"a"b"@example.kz`, `"\"@example.kz`, "a@[]", "a@[not an address]"} {
+	for _, addr := range []string{`"a\"@example.kz`, `"a"b"@example.kz`, `"\"@example.kz`, `"""@0`, "a@[]", "a@[not an address]"} {
 		if validMailbox(addr, false) {
 			t.Errorf("validMailbox(%q) = true; not an RFC 5321 Mailbox", addr)
+		}
+	}
+	// Found by FuzzParsePath: a bare `MAIL FROM:"""@0` is accepted, and
+	// the same address in brackets is a syntax error.
+	if p, err := parsePath(`FROM:"""@0`, "FROM:"); err == nil && validMailbox(p.addr, false) {
+		if _, err := parsePath("FROM:<"+p.addr+">", "FROM:"); err != nil {
+			t.Errorf("bare %q accepted, but <%s> is %v", p.addr, p.addr, err)
 		}
 	}
 }
