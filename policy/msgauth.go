@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/authres"
@@ -473,7 +474,58 @@ func claims(field []byte, id string) bool {
 		return false
 	}
 	v := strings.NewReplacer("\r", "", "\n", "").Replace(string(value))
-	v, _, _ = strings.Cut(v, ";")
-	words := strings.Fields(v)
-	return len(words) > 0 && strings.EqualFold(strings.TrimSuffix(words[0], "."), strings.TrimSuffix(id, "."))
+	got, ok := authservID(v)
+	return ok && strings.EqualFold(strings.TrimSuffix(got, "."), strings.TrimSuffix(id, "."))
+}
+
+// authservID reads the authserv-id that starts an Authentication-Results
+// value (RFC 8601 §2.2): after any comments, a word ending at white
+// space, ";" or "(", or a quoted-string. A forger may write either
+// "(x) id" or "\"id\"", and readers that follow the grammar take them
+// for id.
+func authservID(v string) (string, bool) {
+	for {
+		v = strings.TrimLeftFunc(v, unicode.IsSpace)
+		if !strings.HasPrefix(v, "(") {
+			break
+		}
+		depth, i := 0, 0
+		for ; i < len(v); i++ {
+			switch v[i] {
+			case '\\':
+				i++
+			case '(':
+				depth++
+			case ')':
+				depth--
+			}
+			if depth == 0 {
+				break
+			}
+		}
+		if i >= len(v) {
+			return "", false // an unclosed comment
+		}
+		v = v[i+1:]
+	}
+	if rest, ok := strings.CutPrefix(v, `"`); ok {
+		var b strings.Builder
+		for i := 0; i < len(rest); i++ {
+			switch rest[i] {
+			case '\\':
+				if i++; i < len(rest) {
+					b.WriteByte(rest[i])
+				}
+			case '"':
+				return b.String(), true
+			default:
+				b.WriteByte(rest[i])
+			}
+		}
+		return "", false // an unclosed quote
+	}
+	if i := strings.IndexFunc(v, func(r rune) bool { return unicode.IsSpace(r) || r == ';' || r == '(' }); i >= 0 {
+		v = v[:i]
+	}
+	return v, v != ""
 }

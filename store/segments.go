@@ -168,13 +168,16 @@ type segments struct {
 
 func segmentName(seg uint32) string { return fmt.Sprintf("%08d%s", seg, segmentFileSuffix) }
 
+// parseSegmentName reads the names segmentName writes, and only those:
+// every use of a listed segment opens segmentName(n), so "7.seg" taken
+// for segment 7 would name a file that is not there.
 func parseSegmentName(name string) (uint32, bool) {
 	num, ok := strings.CutSuffix(name, segmentFileSuffix)
 	if !ok {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(num, 10, 32)
-	return uint32(n), err == nil && n > 0
+	return uint32(n), err == nil && n > 0 && segmentName(uint32(n)) == name
 }
 
 func openSegments(dir string, opts Options) *segments {

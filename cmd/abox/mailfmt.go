@@ -116,13 +116,19 @@ func maildirMessages(dir string) ([]string, error) {
 }
 
 // maildirDirFor is where mailbox name goes under root. Maildir++ uses
-// "." as the hierarchy separator, so a "." inside a name becomes "_".
+// "." as the hierarchy separator, so a "." inside a name becomes "_",
+// and so does an empty level: the store can hold the names "" and "/"
+// (RENAME does not refuse them), which would otherwise give root itself
+// and root's parent.
 func maildirDirFor(root, name string) string {
 	if strings.EqualFold(name, "INBOX") {
 		return root
 	}
 	parts := strings.Split(name, "/")
 	for i, p := range parts {
+		if p == "" {
+			p = "_"
+		}
 		parts[i] = strings.ReplaceAll(p, ".", "_")
 	}
 	return filepath.Join(root, "."+strings.Join(parts, "."))

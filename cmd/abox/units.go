@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -47,11 +48,12 @@ func formatSize(n int64) string {
 }
 
 // parseDuration reads SPEC's DURATION: a Go duration, or a whole number
-// of days with a d suffix (30d).
+// of days with a d suffix (30d) up to what a time.Duration holds
+// (106751d).
 func parseDuration(s string) (time.Duration, error) {
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseInt(d, 10, 32)
-		if err == nil && n >= 0 && d != "" && d[0] != '+' {
+		if err == nil && n >= 0 && n <= int64(math.MaxInt64/(24*time.Hour)) && d != "" && d[0] != '+' {
 			return time.Duration(n) * 24 * time.Hour, nil
 		}
 	} else if d, err := time.ParseDuration(s); err == nil && d >= 0 {
