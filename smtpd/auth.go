@@ -34,7 +34,12 @@ func (c *conn) cmdAuth(arg string) {
 	mech, initial, _ := strings.Cut(arg, " ")
 	var username, password string
 	var srv sasl.Server
-	capture := func(_, user, pass string) error {
+	capture := func(authz, user, pass string) error {
+		// RFC 4616 §2: an authorization identity other than the
+		// user's own cannot be honoured, so the exchange fails.
+		if authz != "" && !strings.EqualFold(authz, user) {
+			return errors.New("authorization identity not supported")
+		}
 		username, password = user, pass
 		return nil
 	}

@@ -391,7 +391,11 @@ func TestSubmissionReplies(t *testing.T) {
 		c.expect("AUTH PLAIN "+plain("ghost@"+domain, password), 535, "5.7.8")
 		c.expect("AUTH PLAIN "+plain("ghost-sender", password), 535, "5.7.8")
 		c.expect("NOOP", 250, "")
-		c.expect("AUTH PLAIN "+plain(bob, password), 235, "2.7.0")
+		// An authorization identity other than the user's own is not
+		// supported (RFC 4616 §2: refuse it, never log in as the
+		// authentication identity silently).
+		c.expect("AUTH PLAIN "+b64(alice+"\x00"+bob+"\x00"+password), 535, "5.7.8")
+		c.expect("AUTH PLAIN "+b64(bob+"\x00"+bob+"\x00"+password), 235, "2.7.0")
 		c.expect("AUTH PLAIN "+plain(bob, password), 503, "5.5.1")
 	})
 	t.Run("AUTH LOGIN and PLAIN without initial response", func(t *testing.T) {

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"errors"
+	"net/netip"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -104,7 +105,7 @@ func validMailbox(addr string, utf8ok bool) bool {
 		return false
 	}
 	if strings.HasPrefix(local, `"`) {
-		if len(local) < 2 || !strings.HasSuffix(local, `"`) {
+		if !validQuotedLocal(local) {
 			return false
 		}
 	} else {
@@ -120,7 +121,7 @@ func validMailbox(addr string, utf8ok bool) bool {
 		}
 	}
 	if strings.HasPrefix(domain, "[") {
-		return strings.HasSuffix(domain, "]")
+		return validAddressLiteral(domain)
 	}
 	for _, label := range strings.Split(strings.TrimSuffix(domain, "."), ".") {
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
@@ -130,6 +131,59 @@ func validMailbox(addr string, utf8ok bool) bool {
 			if r < 0x80 && !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+// validQuotedLocal checks a Quoted-string local part (RFC 5321 §4.1.2):
+// qtextSMTP or a backslash before any printable character, between the
+// quotes.
+func validQuotedLocal(q string) bool {
+	if len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"' {
+		return false
+	}
+	in := q[1 : len(q)-1]
+	for i := 0; i < len(in); i++ {
+		switch c := in[i]; {
+		case c == '\\':
+			if i+1 == len(in) || in[i+1] < 0x20 || in[i+1] == 0x7f {
+				return false
+			}
+			i++
+		case c == '"':
+			return false
+		}
+	}
+	return true
+}
+
+// validAddressLiteral checks an address literal (RFC 5321 §4.1.3):
+// [IPv4], [IPv6:...], or a General-address-literal tag:content.
+func validAddressLiteral(d string) bool {
+	if len(d) < 3 || d[0] != '[' || d[len(d)-1] != ']' {
+		return false
+	}
+	in := d[1 : len(d)-1]
+	if ip, err := netip.ParseAddr(in); err == nil {
+		return ip.Is4()
+	}
+	tag, content, ok := strings.Cut(in, ":")
+	if !ok || tag == "" || content == "" {
+		return false
+	}
+	if strings.EqualFold(tag, "IPv6") {
+		ip, err := netip.ParseAddr(content)
+		return err == nil && ip.Is6() && ip.Zone() == ""
+	}
+	for i := 0; i < len(tag); i++ {
+		if c := tag[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	for i := 0; i < len(content); i++ {
+		if c := content[i]; c < 33 || c > 126 || c == '[' || c == ']' || c == '\\' {
+			return false
 		}
 	}
 	return true
@@ -189,5 +243,17 @@ func parseBDAT(arg string) (size int64, last bool, err error) {
 // argument.
 func parseCommand(line string) (verb, arg string) {
 	verb, arg, _ = strings.Cut(line, " ")
-	return strings.ToUpper(verb), strings.TrimSpace(arg)
+	return asciiUpper(verb), strings.TrimSpace(arg)
+}
+
+// asciiUpper upper-cases ASCII letters only: SMTP verbs are ASCII (RFC
+// 5321 §2.4), and Unicode case rules would make "maıl" (dotless ı) MAIL.
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'a' && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
 }
