@@ -309,3 +309,29 @@ func TestSessionsPerAccount(t *testing.T) {
 	}
 	extra.ok("LOGOUT")
 }
+
+// TestListHostilePattern: LIST wildcard matching is linear (issue 13,
+// item 9). go-imap's matcher backtracked through every way of splitting
+// a 100-byte name among twenty '%', and the session never answered.
+func TestListHostilePattern(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.addUser("alice")
+	s := e.start()
+	c := dialIMAPS(t, s.imaps, "alice")
+	c.login(alice)
+	long := strings.Repeat("a", 100)
+	c.ok(`CREATE "%s"`, long)
+	c.ok(`CREATE "%sy"`, long)
+	hostile := strings.Repeat("%", 20) + "y"
+	names := listNames(c.ok(`LIST "" "%s"`, hostile))
+	if _, ok := names[long+"y"]; !ok || len(names) != 1 {
+		t.Errorf(`LIST "" %q: %v, want only the name ending in y`, hostile, names)
+	}
+	names = listNames(c.ok(`LIST "" "%s"`, strings.Repeat("*a", 60)+"%"))
+	if len(names) != 2 {
+		t.Errorf("LIST with 60 stars: %v, want both long names", names)
+	}
+	c.ok("NOOP")
+	c.ok("LOGOUT")
+}
