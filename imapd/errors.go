@@ -22,6 +22,7 @@ var codes = []struct {
 	{store.ErrMailboxExists, imap.ResponseCodeAlreadyExists},
 	{store.ErrInvalidMailbox, imap.ResponseCodeCannot},
 	{store.ErrMailboxFull, imap.ResponseCodeLimit},
+	{store.ErrMailboxLimit, imap.ResponseCodeLimit},
 	{policy.ErrTooBig, imap.ResponseCodeTooBig},
 	{policy.ErrRateLimited, imap.ResponseCodeLimit},
 	{policy.ErrAuthFailed, imap.ResponseCodeAuthenticationFailed},

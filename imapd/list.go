@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -17,6 +18,12 @@ var specialUse = map[string]imap.MailboxAttr{
 	`\Flagged`: imap.MailboxAttrFlagged,
 }
 
+// maxListPatterns bounds the patterns of one LIST (RFC 5258 allows a
+// list): each costs up to a step per byte of every name, so thousands of
+// distinct patterns, which fit in go-imap's 50 KiB command, would cost
+// seconds of CPU. Clients send one or two.
+const maxListPatterns = 16
+
 // List answers LIST and LSUB (RFC 9051 §6.3.9, RFC 5258, RFC 5819,
 // RFC 6154). Special-use attributes are always given, on plain LIST too.
 func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
@@ -24,6 +31,10 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	defer done()
 	if err != nil {
 		return err
+	}
+	if len(patterns) > maxListPatterns {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+			Text: fmt.Sprintf("At most %d patterns in one LIST", maxListPatterns)}
 	}
 	if len(patterns) == 0 || len(patterns) == 1 && patterns[0] == "" {
 		// RFC 9051 §6.3.9: an empty pattern asks for the delimiter

@@ -67,16 +67,21 @@ func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.Sta
 	return statusOf(&mb, options, s), nil
 }
 
-// Create makes a mailbox (RFC 9051 §6.3.4).
+// Create makes a mailbox (RFC 9051 §6.3.4) within the class's mailbox
+// limits (NO [LIMIT] past them).
 func (s *session) Create(mailbox string, options *imap.CreateOptions) error {
 	done, err := s.enter("CREATE")
 	defer done()
 	if err != nil {
 		return err
 	}
+	lim, err := s.srv.cfg.Policy.LimitsOf(s.acct)
+	if err != nil {
+		return noFor(err, s.log)
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	_, err = s.srv.cfg.Store.CreateMailbox(ctx, s.acct.ID, mailbox, "")
+	_, err = s.srv.cfg.Store.CreateMailbox(ctx, s.acct.ID, mailbox, "", lim.Mailboxes())
 	return noFor(err, s.log)
 }
 
@@ -101,9 +106,13 @@ func (s *session) Rename(mailbox, newName string, options *imap.RenameOptions) e
 	if err != nil {
 		return err
 	}
+	lim, err := s.srv.cfg.Policy.LimitsOf(s.acct)
+	if err != nil {
+		return noFor(err, s.log)
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	return noFor(s.srv.cfg.Store.RenameMailbox(ctx, s.acct.ID, mailbox, newName), s.log)
+	return noFor(s.srv.cfg.Store.RenameMailbox(ctx, s.acct.ID, mailbox, newName, lim.Mailboxes()), s.log)
 }
 
 // Subscribe and Unsubscribe (RFC 9051 §6.3.7, §6.3.8).

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"abox/accounts"
+	"abox/store"
 )
 
 // Limits are the limits that apply to one account: its class's, with the
@@ -17,6 +18,9 @@ type Limits struct {
 	RecipientsPerMessage  int64
 	IMAPCommandsPerMinute int64
 	ConnectionsPerAccount int64
+	MaxMailboxes          int64
+	MaxMailboxDepth       int64
+	MaxMailboxNameBytes   int64
 	Services              []string // empty: every service
 	RetentionTrash        time.Duration
 	RetentionJunk         time.Duration
@@ -34,6 +38,9 @@ func EffectiveLimits(a *accounts.Account, c *accounts.Class) Limits {
 		RecipientsPerMessage:  c.RecipientsPerMessage,
 		IMAPCommandsPerMinute: c.IMAPCommandsPerMinute,
 		ConnectionsPerAccount: c.ConnectionsPerAccount,
+		MaxMailboxes:          c.MaxMailboxes,
+		MaxMailboxDepth:       c.MaxMailboxDepth,
+		MaxMailboxNameBytes:   c.MaxMailboxNameBytes,
 		Services:              c.Services,
 		RetentionTrash:        c.RetentionTrash,
 		RetentionJunk:         c.RetentionJunk,
@@ -46,6 +53,11 @@ func EffectiveLimits(a *accounts.Account, c *accounts.Class) Limits {
 		l.Messages = *a.QuotaMessages
 	}
 	return l
+}
+
+// Mailboxes are the limits on the account's mailboxes, for the store.
+func (l Limits) Mailboxes() store.MailboxLimits {
+	return store.MailboxLimits{Count: l.MaxMailboxes, Depth: l.MaxMailboxDepth, NameBytes: l.MaxMailboxNameBytes}
 }
 
 // Allows reports whether the account may use a service ("imap",

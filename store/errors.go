@@ -24,4 +24,5 @@ var (
 	ErrClassInUse     = errors.New("class still has accounts")
 	ErrInvalidMailbox = errors.New("invalid mailbox name")
 	ErrMailboxFull    = errors.New("mailbox UID space exhausted")
+	ErrMailboxLimit   = errors.New("mailbox limit reached")
 )

@@ -24,6 +24,9 @@ type classView struct {
 	RecipientsPerMessage  int64    `json:"recipients_per_message"`
 	IMAPCommandsPerMinute int64    `json:"imap_commands_per_minute"`
 	ConnectionsPerAccount int64    `json:"connections_per_account"`
+	Mailboxes             int64    `json:"mailboxes"`
+	MailboxDepth          int64    `json:"mailbox_depth"`
+	MailboxNameBytes      int64    `json:"mailbox_name_bytes"`
 	Services              []string `json:"services"`
 	RetentionTrash        string   `json:"retention_trash"`
 	RetentionJunk         string   `json:"retention_junk"`
@@ -35,6 +38,7 @@ func classViewOf(c accounts.Class) classView {
 		Name: c.Name, Storage: c.StorageBytes, Messages: c.Messages, MaxMessageSize: c.MaxMessageSize,
 		ReceivedPerDay: c.ReceivedPerDay, SentPerDay: c.SentPerDay, RecipientsPerMessage: c.RecipientsPerMessage,
 		IMAPCommandsPerMinute: c.IMAPCommandsPerMinute, ConnectionsPerAccount: c.ConnectionsPerAccount,
+		Mailboxes: c.MaxMailboxes, MailboxDepth: c.MaxMailboxDepth, MailboxNameBytes: c.MaxMailboxNameBytes,
 		Services: services(c.Services), RetentionTrash: formatDuration(c.RetentionTrash),
 		RetentionJunk: formatDuration(c.RetentionJunk), MaxAge: formatDuration(c.MaxAge),
 	}
@@ -52,6 +56,9 @@ type classSetArgs struct {
 	RecipientsPerMessage  *int64         `json:"recipients_per_message,omitempty"`
 	IMAPCommandsPerMinute *int64         `json:"imap_commands_per_minute,omitempty"`
 	ConnectionsPerAccount *int64         `json:"connections_per_account,omitempty"`
+	Mailboxes             *int64         `json:"mailboxes,omitempty"`
+	MailboxDepth          *int64         `json:"mailbox_depth,omitempty"`
+	MailboxNameBytes      *int64         `json:"mailbox_name_bytes,omitempty"`
 	Services              *[]string      `json:"services,omitempty"`
 	RetentionTrash        *time.Duration `json:"retention_trash,omitempty"`
 	RetentionJunk         *time.Duration `json:"retention_junk,omitempty"`
@@ -111,6 +118,9 @@ func init() {
 			set(&c.RecipientsPerMessage, a.RecipientsPerMessage)
 			set(&c.IMAPCommandsPerMinute, a.IMAPCommandsPerMinute)
 			set(&c.ConnectionsPerAccount, a.ConnectionsPerAccount)
+			set(&c.MaxMailboxes, a.Mailboxes)
+			set(&c.MaxMailboxDepth, a.MailboxDepth)
+			set(&c.MaxMailboxNameBytes, a.MailboxNameBytes)
 			if a.Services != nil {
 				c.Services = *a.Services
 			}
