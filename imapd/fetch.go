@@ -213,11 +213,12 @@ func (s *session) markSeen(msgs []store.Message) (map[uint32][]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The responses carry the new flags: queued changes up to them are
+	// old news once the feed is applied up to them.
+	s.drain()
 	for _, u := range ups {
 		out[u.UID] = u.Flags
-		if u.Changed {
-			s.sel.noteOwn(u.ModSeq)
-		}
+		s.sel.answered(u.UID, u.ModSeq)
 	}
 	return out, nil
 }

@@ -15,6 +15,12 @@ import (
 // goroutines reads the server's go_goroutines gauge from /metrics.
 func (s *server) goroutines(t *testing.T) int {
 	t.Helper()
+	return int(s.metric(t, "go_goroutines"))
+}
+
+// metric reads a metric from /metrics: the sum of its series.
+func (s *server) metric(t *testing.T, name string) float64 {
+	t.Helper()
 	res, err := http.Get("http://" + s.http + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -22,17 +28,24 @@ func (s *server) goroutines(t *testing.T) int {
 	defer res.Body.Close()
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(nil, 1<<20)
+	sum, found := 0.0, false
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("go_goroutines %q", v)
-			}
-			return int(n)
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || rest[0] != ' ' && rest[0] != '{' {
+			continue
 		}
+		v := rest[strings.LastIndexByte(rest, ' ')+1:]
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("%s: %q", name, line)
+		}
+		sum, found = sum+n, true
 	}
-	t.Fatalf("no go_goroutines in /metrics (%v)", sc.Err())
-	return 0
+	if !found {
+		t.Fatalf("no %s in /metrics (%v)", name, sc.Err())
+	}
+	return sum
 }
 
 // TestIdleHoldsNoGoroutine: over implicit TLS an idling session keeps

@@ -213,6 +213,7 @@ type Metrics struct {
 	logins    *prometheus.CounterVec
 	commands  *prometheus.CounterVec
 	limitHits *prometheus.CounterVec
+	resyncs   *prometheus.CounterVec
 }
 
 // NewMetrics creates and registers (with reg, when not nil) the metrics.
@@ -223,9 +224,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		logins:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_logins_total", Help: "IMAP logins, by result."}, []string{"listener", "result"}),
 		commands:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_commands_total", Help: "IMAP commands handled by the backend."}, []string{"listener", "command"}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_rate_limited_total", Help: "Commands refused by the class's commands-per-minute limit."}, []string{"listener"}),
+		resyncs:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_view_resyncs_total", Help: "Sessions that fell behind the change feed and re-read their mailbox."}, []string{"listener"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.rejected, m.logins, m.commands, m.limitHits)
+		reg.MustRegister(m.sessions, m.rejected, m.logins, m.commands, m.limitHits, m.resyncs)
 	}
 	return m
 }
