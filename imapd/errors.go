@@ -10,6 +10,10 @@ import (
 	"abox/store"
 )
 
+// responseCodeExpungeIssue (RFC 5530) says some messages a command named
+// were expunged by another session; go-imap does not name it.
+const responseCodeExpungeIssue imap.ResponseCode = "EXPUNGEISSUE"
+
 // codes maps store and policy errors to IMAP response codes (RFC 5530),
 // as SPEC fixes them. It is the only place these codes are written.
 var codes = []struct {
