@@ -314,7 +314,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, it *fetchItem, o *imap.Fet
 		r.WriteBodyStructure(info.Structure)
 	}
 	for _, sec := range o.BodySection {
-		data := bodySection(body, info, sec)
+		data := literalSafe(bodySection(body, info, sec))
 		if err := writeLiteral(r.WriteBodySection(sec, int64(len(data))), data); err != nil {
 			return err
 		}

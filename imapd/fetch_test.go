@@ -194,3 +194,33 @@ func TestFetchWhileExpungedElsewhere(t *testing.T) {
 			uidOnly, len(r.untagged), r.untagged[len(r.untagged)-1], r.code(), n/3-1)
 	}
 }
+
+// TestNoNULInLiterals: a stored message with NUL bytes (an APPEND that
+// broke RFC 3501's rule, go-imap accepts it) goes out with each NUL
+// replaced by 0x80 in BODY[] and its parts, where RFC 3501 and
+// RFC 9051 forbid NUL (issue 13, item 16); sizes match RFC822.SIZE; only
+// BINARY's literal8 keeps it.
+func TestNoNULInLiterals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.addUser("alice")
+	s := e.start()
+	c := inInbox(t, s.imaps, "alice", alice)
+	msg := "Subject: nul\x00here\r\nFrom: <a@example.kz>\r\n\r\nhello\x00world\r\n"
+	c.ok("APPEND INBOX %s", literal(msg))
+	r := c.ok("FETCH 1 (RFC822.SIZE ENVELOPE BODY.PEEK[] BODY.PEEK[TEXT] BODY.PEEK[1] BODY.PEEK[HEADER])")
+	line := strings.Join(r.find("1 FETCH"), "")
+	if strings.IndexByte(line, 0) >= 0 {
+		t.Errorf("FETCH answered NUL bytes outside literal8: %q", line)
+	}
+	if !strings.Contains(line, "hello\x80world") || !strings.Contains(line, "Subject: nul\x80here") {
+		t.Errorf("FETCH: NUL not replaced by 0x80 in place: %q", line)
+	}
+	if !strings.Contains(line, fmt.Sprintf("RFC822.SIZE %d", len(msg))) || !strings.Contains(line, fmt.Sprintf("BODY[] {%d}", len(msg))) {
+		t.Errorf("FETCH: sizes differ from the %d stored bytes: %q", len(msg), line)
+	}
+	r = c.ok("FETCH 1 (BINARY.PEEK[1])")
+	if line := strings.Join(r.find("1 FETCH"), ""); !strings.Contains(line, "~{13}\r\nhello\x00world") {
+		t.Errorf("BINARY[1] (literal8) should keep the NUL: %q", line)
+	}
+}
