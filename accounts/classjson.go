@@ -33,6 +33,7 @@ func laterLimits(name string) Class {
 		}
 	}
 	return Class{
+		IMAPCommandBurst:    def.IMAPCommandBurst,
 		MaxMailboxes:        def.MaxMailboxes,
 		MaxMailboxDepth:     def.MaxMailboxDepth,
 		MaxMailboxNameBytes: def.MaxMailboxNameBytes,

@@ -25,6 +25,13 @@ func TestClassJSONLaterLimits(t *testing.T) {
 				c.MaxMailboxes, c.MaxMailboxDepth, c.MaxMailboxNameBytes, tc.mailboxes, tc.depth, tc.nb)
 		}
 	}
+	var c Class
+	if err := json.Unmarshal([]byte(`{"name":"organization"}`), &c); err != nil || c.IMAPCommandBurst != 1_500_000 {
+		t.Errorf("organization's record from before the burst: burst %d, want 1,500,000 (%v)", c.IMAPCommandBurst, err)
+	}
+	if err := json.Unmarshal([]byte(`{"name":"standard","imap_command_burst":0}`), &c); err != nil || c.IMAPCommandBurst != 0 {
+		t.Errorf("a stored burst of 0: %d, want 0 (%v)", c.IMAPCommandBurst, err)
+	}
 	// A class survives a round trip unchanged.
 	for _, d := range DefaultClasses() {
 		b, _ := json.Marshal(d)

@@ -42,7 +42,9 @@ type Engine struct {
 	clock  func() time.Time
 	cfg    Config
 	Limits *RateLimits
-	cache  dirCache
+	// Commands are the accounts' IMAP command budgets.
+	Commands *CommandBudgets
+	cache    dirCache
 
 	metrics     *Metrics
 	extraChecks []check // DNS-based and external checks, when configured
@@ -76,7 +78,7 @@ func New(st *store.Store, cfg Config) *Engine {
 		cfg.Spam.MassRecipients = 50
 	}
 	cfg.Spam = withExternalDefaults(cfg.Spam)
-	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), metrics: cfg.Metrics, life: cfg.Lifecycle,
+	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), Commands: newCommandBudgets(), metrics: cfg.Metrics, life: cfg.Lifecycle,
 		extraChecks: externalChecks(cfg.Spam)}
 }
 

@@ -17,6 +17,7 @@ type Limits struct {
 	SentPerDay            int64
 	RecipientsPerMessage  int64
 	IMAPCommandsPerMinute int64
+	IMAPCommandBurst      int64
 	ConnectionsPerAccount int64
 	MaxMailboxes          int64
 	MaxMailboxDepth       int64
@@ -37,6 +38,7 @@ func EffectiveLimits(a *accounts.Account, c *accounts.Class) Limits {
 		SentPerDay:            c.SentPerDay,
 		RecipientsPerMessage:  c.RecipientsPerMessage,
 		IMAPCommandsPerMinute: c.IMAPCommandsPerMinute,
+		IMAPCommandBurst:      c.IMAPCommandBurst,
 		ConnectionsPerAccount: c.ConnectionsPerAccount,
 		MaxMailboxes:          c.MaxMailboxes,
 		MaxMailboxDepth:       c.MaxMailboxDepth,
