@@ -285,7 +285,7 @@ func TestSequenceNumbersUnderConcurrentChanges(t *testing.T) {
 		m := newSeqModel(kind, 20)
 		r := &rawReader{c: c, model: m, idle: kind == "idler"}
 		if kind == "laggard" {
-			r.pause = 150 * time.Millisecond
+			r.pause = 300 * time.Millisecond
 		}
 		readers, models = append(readers, r), append(models, m)
 	}
