@@ -296,12 +296,6 @@ func (v *view) takeExpunges() []uint32 {
 	return seqs
 }
 
-// pending reports whether updates would say anything with expunges
-// allowed.
-func (v *view) pending() bool {
-	return len(v.flags) > 0 || len(v.gone) > 0 || len(v.added) > 0
-}
-
 // resolve turns a sequence or UID set into the view's UIDs (ascending)
 // with their sequence numbers. "*" is the last message of the view.
 func (v *view) resolve(set imap.NumSet) (uids []uint32, seqs []uint32) {
