@@ -105,16 +105,30 @@ type Domain struct {
 // Class is a category of account with its limits (user agreement clause
 // 3.1). Zero means unlimited for every numeric limit.
 type Class struct {
-	Name                  string `json:"name"`
-	StorageBytes          int64  `json:"storage_bytes"`
-	Messages              int64  `json:"messages"`
-	MaxMessageSize        int64  `json:"max_message_size"`
-	ReceivedPerDay        int64  `json:"received_per_day"`
-	SentPerDay            int64  `json:"sent_per_day"`
-	RecipientsPerMessage  int64  `json:"recipients_per_message"`
-	IMAPCommandsPerMinute int64  `json:"imap_commands_per_minute"`
+	Name                 string `json:"name"`
+	StorageBytes         int64  `json:"storage_bytes"`
+	Messages             int64  `json:"messages"`
+	MaxMessageSize       int64  `json:"max_message_size"`
+	ReceivedPerDay       int64  `json:"received_per_day"`
+	SentPerDay           int64  `json:"sent_per_day"`
+	RecipientsPerMessage int64  `json:"recipients_per_message"`
+	// IMAPCommandsPerMinute is the sustained rate of an account's IMAP
+	// commands (all its sessions together); IMAPCommandBurst how many it
+	// may send at once above that rate, enough for a client's first full
+	// sync of a mailbox at its message quota. Past the burst a command
+	// waits for its turn (policy.CommandBudgets).
+	IMAPCommandsPerMinute int64 `json:"imap_commands_per_minute"`
+	IMAPCommandBurst      int64 `json:"imap_command_burst"`
 	// ConnectionsPerAccount bounds an account's open IMAP sessions.
 	ConnectionsPerAccount int64 `json:"connections_per_account"`
+	// MaxMailboxes bounds how many mailboxes an account has (the
+	// superiors a CREATE makes count), MaxMailboxDepth how many levels a
+	// mailbox name has ("a/b/c" has 3), MaxMailboxNameBytes how long a
+	// whole name is in bytes (UTF-8). They keep LIST cheap: one CREATE
+	// of a 505-level name once made 505 mailboxes.
+	MaxMailboxes        int64 `json:"max_mailboxes"`
+	MaxMailboxDepth     int64 `json:"max_mailbox_depth"`
+	MaxMailboxNameBytes int64 `json:"max_mailbox_name_bytes"`
 	// Services lists what the class may use ("imap", "submission");
 	// empty means every service.
 	Services       []string      `json:"services,omitempty"`
@@ -159,13 +173,15 @@ func DefaultClasses() []Class {
 		{
 			Name: "standard", StorageBytes: 1 * gib, Messages: 100_000,
 			MaxMessageSize: 25 * mib, ReceivedPerDay: 5_000, SentPerDay: 500,
-			RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600, ConnectionsPerAccount: 50,
+			RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600, IMAPCommandBurst: 150_000, ConnectionsPerAccount: 50,
+			MaxMailboxes: 1_000, MaxMailboxDepth: 16, MaxMailboxNameBytes: 512,
 			RetentionTrash: 30 * day, RetentionJunk: 30 * day,
 		},
 		{
 			Name: "organization", StorageBytes: 10 * gib, Messages: 1_000_000,
 			MaxMessageSize: 50 * mib, ReceivedPerDay: 100_000, SentPerDay: 10_000,
-			RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600, ConnectionsPerAccount: 200,
+			RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600, IMAPCommandBurst: 1_500_000, ConnectionsPerAccount: 200,
+			MaxMailboxes: 5_000, MaxMailboxDepth: 16, MaxMailboxNameBytes: 512,
 			RetentionTrash: 30 * day, RetentionJunk: 30 * day,
 		},
 	}

@@ -5,10 +5,12 @@
 // (RFC 5161), ESEARCH, LIST-STATUS, STATUS=SIZE, APPENDLIMIT and LITERAL+
 // (RFC 7888).
 //
-// Each session keeps its own view of the selected mailbox (the UIDs the
-// client knows, in sequence order) and follows the store's change feed,
-// so deliveries, flag changes and expunges made anywhere reach it as
-// EXISTS, FETCH FLAGS and EXPUNGE, at once while it IDLEs.
+// Each session keeps its own view of the selected mailbox (view.go: the
+// UIDs the client knows, in sequence order, and what it must still be
+// told) and follows the store's change feed, so deliveries, flag changes
+// and expunges made anywhere reach it as EXISTS, FETCH FLAGS and EXPUNGE,
+// at once while it IDLEs, and its numbering changes only by EXISTS and
+// EXPUNGE.
 //
 // imapd must never: import smtpd or cmd; open a store transaction; decide
 // a rule of the terms of service itself (policy does); hold a store read

@@ -10,6 +10,10 @@ import (
 	"abox/store"
 )
 
+// responseCodeExpungeIssue (RFC 5530) says some messages a command named
+// were expunged by another session; go-imap does not name it.
+const responseCodeExpungeIssue imap.ResponseCode = "EXPUNGEISSUE"
+
 // codes maps store and policy errors to IMAP response codes (RFC 5530),
 // as SPEC fixes them. It is the only place these codes are written.
 var codes = []struct {
@@ -22,6 +26,7 @@ var codes = []struct {
 	{store.ErrMailboxExists, imap.ResponseCodeAlreadyExists},
 	{store.ErrInvalidMailbox, imap.ResponseCodeCannot},
 	{store.ErrMailboxFull, imap.ResponseCodeLimit},
+	{store.ErrMailboxLimit, imap.ResponseCodeLimit},
 	{policy.ErrTooBig, imap.ResponseCodeTooBig},
 	{policy.ErrRateLimited, imap.ResponseCodeLimit},
 	{policy.ErrAuthFailed, imap.ResponseCodeAuthenticationFailed},

@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"mime/quotedprintable"
@@ -31,10 +32,22 @@ var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, bodyBatchByte
 
 const maxPooledBody = 2 * bodyBatchBytes
 
+// errVanished says a message was expunged (by another session) after the
+// FETCH had resolved it: its record or body is gone.
+var errVanished = errors.New("message expunged meanwhile")
+
 // Fetch answers FETCH and UID FETCH (RFC 9051 §6.4.5). ENVELOPE and
 // BODYSTRUCTURE come from the structure stored at delivery; the body is
 // read only for body sections. A non-PEEK body section sets \Seen first
 // (unless the mailbox was EXAMINEd), and the response then carries FLAGS.
+//
+// Messages expunged elsewhere, before the FETCH or while it runs (their
+// record or body is gone), get no response and the others are served
+// (RFC 2180 §4.1.2); their EXPUNGE follows when the numbering may change.
+// A FETCH by sequence number then ends OK [EXPUNGEISSUE] (RFC 5530, as
+// Dovecot does): the client asked for messages it believes exist. A UID
+// FETCH ends plain OK, since a UID that no longer exists is no error (RFC
+// 9051 §6.4.9), and the EXPUNGEs come right after its data.
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	done, err := s.enter("FETCH")
 	defer done()
@@ -60,6 +73,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 	setsSeen = setsSeen && !v.readOnly
 	readsBody = readsBody && !v.readOnly
+	vanished := 0
 	for start := 0; start < len(uids); start += fetchChunk {
 		end := min(start+fetchChunk, len(uids))
 		msgs, err := s.srv.cfg.Store.MessagesByUID(s.acct.ID, v.mbox.ID, uids[start:end])
@@ -103,7 +117,8 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		for i := start; i < end; i++ {
 			m := byUID[uids[i]]
 			if m == nil {
-				continue // expunged by another session; its EXPUNGE comes later
+				vanished++ // expunged by another session
+				continue
 			}
 			flags, flagsChanged := seen[m.UID]
 			if flagsChanged {
@@ -111,9 +126,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			}
 			todo = append(todo, fetchItem{seq: seqs[i], m: m, flagsChanged: flagsChanged, structure: structs[m.UID]})
 		}
-		if err := s.fetchItems(w, todo, options); err != nil {
+		n, err := s.fetchItems(w, todo, options)
+		vanished += n
+		if err != nil {
 			return err
 		}
+	}
+	if _, bySeq := numSet.(imap.SeqSet); vanished > 0 && bySeq {
+		return &imap.Error{Type: imap.StatusResponseTypeOK, Code: responseCodeExpungeIssue,
+			Text: fmt.Sprintf("%d of the messages were expunged meanwhile; the others were fetched", vanished)}
 	}
 	return nil
 }
@@ -128,18 +149,27 @@ type fetchItem struct {
 	structure    []byte
 }
 
-// fetchItems writes the items' responses. Bodies, when the items need
-// them, are copied out of the store bodyBatchBytes at a time, in one
-// read transaction each; nothing is written to the client while a
+// fetchItems writes the items' responses and returns how many it
+// skipped because their message vanished meanwhile. Bodies, when the
+// items need them, are copied out of the store bodyBatchBytes at a time,
+// in one read transaction each; nothing is written to the client while a
 // transaction is open.
-func (s *session) fetchItems(w *imapserver.FetchWriter, items []fetchItem, o *imap.FetchOptions) error {
+func (s *session) fetchItems(w *imapserver.FetchWriter, items []fetchItem, o *imap.FetchOptions) (vanished int, err error) {
+	one := func(it *fetchItem) error {
+		err := s.fetchOne(w, it, o)
+		if errors.Is(err, errVanished) {
+			vanished++
+			return nil
+		}
+		return err
+	}
 	if !fetchNeedsBody(o) {
 		for i := range items {
-			if err := s.fetchOne(w, &items[i], o); err != nil {
-				return err
+			if err := one(&items[i]); err != nil {
+				return vanished, err
 			}
 		}
-		return nil
+		return vanished, nil
 	}
 	bp := bodyBuffers.Get().(*[]byte)
 	buf := (*bp)[:0]
@@ -150,7 +180,8 @@ func (s *session) fetchItems(w *imapserver.FetchWriter, items []fetchItem, o *im
 		}
 	}()
 	var ids []uint64
-	var ends []int // where each body, then its structure, ends in buf
+	var ends []int  // where each body, then its structure, ends in buf
+	var found []int // the indexes in ids whose body was there
 	for len(items) > 0 {
 		n, total := 0, int64(0)
 		for n < len(items) && (n == 0 || total+items[n].m.Size <= bodyBatchBytes) {
@@ -159,39 +190,35 @@ func (s *session) fetchItems(w *imapserver.FetchWriter, items []fetchItem, o *im
 		}
 		run := items[:n]
 		items = items[n:]
-		ids, ends, buf = ids[:0], ends[:0], buf[:0]
+		ids, ends, found, buf = ids[:0], ends[:0], found[:0], buf[:0]
 		for _, it := range run {
 			ids = append(ids, it.m.Blob)
 		}
-		read := 0
+		// A body missing here went with its message (expunged since the
+		// records were read): ReadBodies skips it.
 		err := s.srv.cfg.Store.ReadBodies(ids, func(i int, body, structure []byte) error {
-			if i != read {
-				return fmt.Errorf("body %d: %w", ids[read], store.ErrNotFound)
-			}
+			found = append(found, i)
 			buf = append(buf, body...)
 			ends = append(ends, len(buf))
 			buf = append(buf, structure...)
 			ends = append(ends, len(buf))
-			read++
 			return nil
 		})
-		if err == nil && read < len(ids) {
-			err = fmt.Errorf("body %d: %w", ids[read], store.ErrNotFound)
-		}
 		if err != nil {
-			return noFor(err, s.log)
+			return vanished, noFor(err, s.log)
 		}
+		vanished += len(run) - len(found)
 		at := 0
-		for i := range run {
-			run[i].body = buf[at:ends[2*i]:ends[2*i]]
-			run[i].structure = buf[ends[2*i]:ends[2*i+1]:ends[2*i+1]]
-			at = ends[2*i+1]
-			if err := s.fetchOne(w, &run[i], o); err != nil {
-				return err
+		for k, i := range found {
+			run[i].body = buf[at:ends[2*k]:ends[2*k]]
+			run[i].structure = buf[ends[2*k]:ends[2*k+1]:ends[2*k+1]]
+			at = ends[2*k+1]
+			if err := one(&run[i]); err != nil {
+				return vanished, err
 			}
 		}
 	}
-	return nil
+	return vanished, nil
 }
 
 // markSeen adds \Seen to those messages lacking it and returns their new
@@ -213,11 +240,12 @@ func (s *session) markSeen(msgs []store.Message) (map[uint32][]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The responses carry the new flags: queued changes up to them are
+	// old news once the feed is applied up to them.
+	s.drain()
 	for _, u := range ups {
 		out[u.UID] = u.Flags
-		if u.Changed {
-			s.sel.noteOwn(u.ModSeq)
-		}
+		s.sel.answered(u.UID, u.ModSeq)
 	}
 	return out, nil
 }
@@ -248,7 +276,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, it *fetchItem, o *imap.Fet
 		var err error
 		if raw == nil {
 			if raw, err = s.srv.cfg.Store.Structure(m.Blob); err != nil {
-				return noFor(err, s.log)
+				return vanishedOr(err, s)
 			}
 		}
 		decode := msginfo.Decode
@@ -260,7 +288,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, it *fetchItem, o *imap.Fet
 			// it now.
 			if body == nil {
 				if body, _, err = s.srv.cfg.Store.Body(m.Blob); err != nil {
-					return noFor(err, s.log)
+					return vanishedOr(err, s)
 				}
 			}
 			info = msginfo.Parse(body)
@@ -286,7 +314,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, it *fetchItem, o *imap.Fet
 		r.WriteBodyStructure(info.Structure)
 	}
 	for _, sec := range o.BodySection {
-		data := bodySection(body, info, sec)
+		data := literalSafe(bodySection(body, info, sec))
 		if err := writeLiteral(r.WriteBodySection(sec, int64(len(data))), data); err != nil {
 			return err
 		}
@@ -307,6 +335,15 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, it *fetchItem, o *imap.Fet
 		r.WriteBinarySectionSize(sec, uint32(len(data)))
 	}
 	return r.Close()
+}
+
+// vanishedOr is errVanished for a body that is gone (its message was
+// expunged since its record was read), else the error's answer.
+func vanishedOr(err error, s *session) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errVanished
+	}
+	return noFor(err, s.log)
 }
 
 func writeLiteral(w io.WriteCloser, data []byte) error {

@@ -15,6 +15,17 @@ import (
 // goroutines reads the server's go_goroutines gauge from /metrics.
 func (s *server) goroutines(t *testing.T) int {
 	t.Helper()
+	n := int(s.metric(t, "go_goroutines"))
+	if n == 0 {
+		t.Fatal("no go_goroutines in /metrics")
+	}
+	return n
+}
+
+// metric reads a metric from /metrics: the sum of its series (0 for a
+// counter not counted yet, which is not listed).
+func (s *server) metric(t *testing.T, name string) float64 {
+	t.Helper()
 	res, err := http.Get("http://" + s.http + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -22,17 +33,24 @@ func (s *server) goroutines(t *testing.T) int {
 	defer res.Body.Close()
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(nil, 1<<20)
+	sum := 0.0
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("go_goroutines %q", v)
-			}
-			return int(n)
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || rest[0] != ' ' && rest[0] != '{' {
+			continue
 		}
+		v := rest[strings.LastIndexByte(rest, ' ')+1:]
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("%s: %q", name, line)
+		}
+		sum += n
 	}
-	t.Fatalf("no go_goroutines in /metrics (%v)", sc.Err())
-	return 0
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading /metrics: %v", err)
+	}
+	return sum
 }
 
 // TestIdleHoldsNoGoroutine: over implicit TLS an idling session keeps

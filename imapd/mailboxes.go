@@ -2,132 +2,12 @@ package imapd
 
 import (
 	"errors"
-	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"abox/store"
 )
-
-// specialUse maps the stored attribute to go-imap's.
-var specialUse = map[string]imap.MailboxAttr{
-	`\Sent`: imap.MailboxAttrSent, `\Drafts`: imap.MailboxAttrDrafts, `\Trash`: imap.MailboxAttrTrash,
-	`\Junk`: imap.MailboxAttrJunk, `\Archive`: imap.MailboxAttrArchive, `\All`: imap.MailboxAttrAll,
-	`\Flagged`: imap.MailboxAttrFlagged,
-}
-
-// List answers LIST and LSUB (RFC 9051 §6.3.9, RFC 5258, RFC 5819,
-// RFC 6154). Special-use attributes are always given, on plain LIST too.
-func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
-	done, err := s.enter("LIST")
-	defer done()
-	if err != nil {
-		return err
-	}
-	if len(patterns) == 0 || len(patterns) == 1 && patterns[0] == "" {
-		// RFC 9051 §6.3.9: an empty pattern asks for the delimiter
-		// (go-imap passes it as no pattern at all).
-		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: '/', Mailbox: ""})
-	}
-	mbs, err := s.srv.cfg.Store.Mailboxes(s.acct.ID)
-	if err != nil {
-		return noFor(err, s.log)
-	}
-	slices.SortFunc(mbs, func(a, b store.Mailbox) int {
-		switch {
-		case a.Name == "INBOX":
-			return -1
-		case b.Name == "INBOX":
-			return 1
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	names := map[string]bool{}
-	for _, mb := range mbs {
-		names[mb.Name] = true
-	}
-	// Parents that no longer exist (deleted while they had children) are
-	// listed as \Noselect so hierarchy browsing still finds the children.
-	var virtual []store.Mailbox
-	for _, mb := range mbs {
-		parts := strings.Split(mb.Name, "/")
-		for i := 1; i < len(parts); i++ {
-			p := strings.Join(parts[:i], "/")
-			if !names[p] {
-				names[p] = true
-				virtual = append(virtual, store.Mailbox{Name: p, ID: 0})
-			}
-		}
-	}
-	mbs = append(mbs, virtual...)
-	slices.SortStableFunc(mbs, func(a, b store.Mailbox) int {
-		switch {
-		case a.Name == "INBOX":
-			return -1
-		case b.Name == "INBOX":
-			return 1
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	for _, mb := range mbs {
-		match := false
-		for _, p := range patterns {
-			if imapserver.MatchList(mb.Name, '/', ref, p) || mb.Name == "INBOX" && ref == "" && strings.EqualFold(p, "INBOX") {
-				match = true
-				break
-			}
-		}
-		if !match || options.SelectSubscribed && !mb.Subscribed {
-			continue
-		}
-		attr, isSpecial := specialUse[mb.SpecialUse]
-		if options.SelectSpecialUse && !isSpecial {
-			continue
-		}
-		data := &imap.ListData{Mailbox: mb.Name, Delim: '/'}
-		if mb.ID == 0 {
-			// A \Noselect placeholder: no status, no subscription.
-			if options.SelectSubscribed || options.SelectSpecialUse {
-				continue
-			}
-			data.Attrs = []imap.MailboxAttr{imap.MailboxAttrNoSelect, imap.MailboxAttrHasChildren}
-			if err := w.WriteList(data); err != nil {
-				return err
-			}
-			continue
-		}
-		if isSpecial {
-			data.Attrs = append(data.Attrs, attr)
-		}
-		if hasChild(mb.Name, mbs) {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
-		} else {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
-		}
-		if mb.Subscribed && (options.ReturnSubscribed || options.SelectSubscribed) {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
-		}
-		if options.ReturnStatus != nil {
-			data.Status = statusOf(&mb, options.ReturnStatus, s)
-		}
-		if err := w.WriteList(data); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func hasChild(name string, mbs []store.Mailbox) bool {
-	prefix := name + "/"
-	for _, mb := range mbs {
-		if strings.HasPrefix(mb.Name, prefix) {
-			return true
-		}
-	}
-	return false
-}
 
 // statusOf fills the STATUS items asked for from the mailbox's counters
 // (no message is read, except for DELETED).
@@ -187,16 +67,21 @@ func (s *session) Status(mailbox string, options *imap.StatusOptions) (*imap.Sta
 	return statusOf(&mb, options, s), nil
 }
 
-// Create makes a mailbox (RFC 9051 §6.3.4).
+// Create makes a mailbox (RFC 9051 §6.3.4) within the class's mailbox
+// limits (NO [LIMIT] past them).
 func (s *session) Create(mailbox string, options *imap.CreateOptions) error {
 	done, err := s.enter("CREATE")
 	defer done()
 	if err != nil {
 		return err
 	}
+	lim, err := s.srv.cfg.Policy.LimitsOf(s.acct)
+	if err != nil {
+		return noFor(err, s.log)
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	_, err = s.srv.cfg.Store.CreateMailbox(ctx, s.acct.ID, mailbox, "")
+	_, err = s.srv.cfg.Store.CreateMailbox(ctx, s.acct.ID, mailbox, "", lim.Mailboxes())
 	return noFor(err, s.log)
 }
 
@@ -221,9 +106,13 @@ func (s *session) Rename(mailbox, newName string, options *imap.RenameOptions) e
 	if err != nil {
 		return err
 	}
+	lim, err := s.srv.cfg.Policy.LimitsOf(s.acct)
+	if err != nil {
+		return noFor(err, s.log)
+	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	return noFor(s.srv.cfg.Store.RenameMailbox(ctx, s.acct.ID, mailbox, newName), s.log)
+	return noFor(s.srv.cfg.Store.RenameMailbox(ctx, s.acct.ID, mailbox, newName, lim.Mailboxes()), s.log)
 }
 
 // Subscribe and Unsubscribe (RFC 9051 §6.3.7, §6.3.8).

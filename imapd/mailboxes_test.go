@@ -309,3 +309,76 @@ func TestSessionsPerAccount(t *testing.T) {
 	}
 	extra.ok("LOGOUT")
 }
+
+// TestListHostilePattern: LIST wildcard matching is linear (issue 13,
+// item 9). go-imap's matcher backtracked through every way of splitting
+// a 100-byte name among twenty '%', and the session never answered.
+func TestListHostilePattern(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.addUser("alice")
+	s := e.start()
+	c := dialIMAPS(t, s.imaps, "alice")
+	c.login(alice)
+	long := strings.Repeat("a", 100)
+	c.ok(`CREATE "%s"`, long)
+	c.ok(`CREATE "%sy"`, long)
+	hostile := strings.Repeat("%", 20) + "y"
+	names := listNames(c.ok(`LIST "" "%s"`, hostile))
+	if _, ok := names[long+"y"]; !ok || len(names) != 1 {
+		t.Errorf(`LIST "" %q: %v, want only the name ending in y`, hostile, names)
+	}
+	names = listNames(c.ok(`LIST "" "%s"`, strings.Repeat("*a", 60)+"%"))
+	if len(names) != 2 {
+		t.Errorf("LIST with 60 stars: %v, want both long names", names)
+	}
+	c.ok("NOOP")
+	c.ok("LOGOUT")
+}
+
+// TestMailboxLimits: the class bounds an account's mailboxes, their depth
+// and their names' length; past them CREATE and RENAME answer NO [LIMIT]
+// and make nothing (issue 13, item 13: one CREATE a/a/a/... made 505).
+func TestMailboxLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.ok("class", "set", "small", "--mailboxes", "10", "--mailbox-depth", "3", "--mailbox-name-bytes", "40")
+	alice := e.addUser("alice")
+	bob := e.addUser("bob", "--class", "small")
+	s := e.start()
+
+	// The standard class: at most 16 levels.
+	a := dialIMAPS(t, s.imaps, "alice")
+	a.login(alice)
+	flood := strings.TrimSuffix(strings.Repeat("a/", 505), "/")
+	a.no("LIMIT", `CREATE "%s"`, flood)
+	a.ok(`CREATE "%s"`, strings.TrimSuffix(strings.Repeat("b/", 16), "/"))
+	a.no("LIMIT", `CREATE "%s"`, strings.TrimSuffix(strings.Repeat("c/", 17), "/"))
+	if names := listNames(a.ok(`LIST "" "*"`)); len(names) != 6+16 {
+		t.Errorf("alice has %d mailboxes, want 22", len(names))
+	}
+	a.ok("LOGOUT")
+
+	b := dialIMAPS(t, s.imaps, "bob")
+	b.login(bob)
+	b.ok(`CREATE "x/y/z"`) // 6 + 3
+	b.no("LIMIT", `CREATE "x/y/z/w"`)
+	b.no("LIMIT", `CREATE "%s"`, strings.Repeat("n", 41))
+	b.no("LIMIT", `CREATE "p/q"`) // 11 with its superior
+	b.ok(`CREATE "p"`)            // the 10th
+	b.no("LIMIT", `CREATE "q"`)
+	b.no("LIMIT", `RENAME "x" "p/x"`) // x/y/z would have 4 levels
+	b.ok(`RENAME "x" "r"`)
+	b.no("LIMIT", `RENAME "INBOX" "old"`) // makes a mailbox
+	names := listNames(b.ok(`LIST "" "*"`))
+	if len(names) != 10 {
+		t.Errorf("bob has %d mailboxes, want 10: %v", len(names), names)
+	}
+	for _, n := range []string{"r", "r/y", "r/y/z", "p"} {
+		if _, ok := names[n]; !ok {
+			t.Errorf("bob lacks %s: %v", n, names)
+		}
+	}
+	b.ok("LOGOUT")
+	e.check()
+}

@@ -30,8 +30,12 @@ func mbsyncVersion(t *testing.T, mbsync string) (int, int, string) {
 	return major, minor, strings.TrimSpace(out)
 }
 
-func TestMbsync(t *testing.T) {
-	t.Parallel()
+// mbsyncRun writes an mbsync configuration that syncs every mailbox of
+// user on s with a new local Maildir tree (isync's defaults otherwise)
+// and returns the tree and a function that runs one sync, which fails
+// the test unless mbsync exits 0.
+func mbsyncRun(t *testing.T, e *env, s *server, user string) (local string, sync func(what string) string) {
+	t.Helper()
 	mbsync, err := exec.LookPath("mbsync")
 	if err != nil {
 		t.Skip("mbsync not installed (Debian: apt-get install isync); .ci/run installs it")
@@ -40,13 +44,8 @@ func TestMbsync(t *testing.T) {
 	t.Logf("using %s", version)
 	atLeast := func(ma, mi int) bool { return major > ma || major == ma && minor >= mi }
 
-	e := newEnv(t)
-	alice := e.addUser("alice")
-	s := e.start()
-	s.deliverCorpus(alice)
-
 	dir := t.TempDir()
-	local := filepath.Join(dir, "Mail")
+	local = filepath.Join(dir, "Mail")
 	if err := os.MkdirAll(local, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -86,17 +85,35 @@ Patterns *
 Create Both
 Expunge Both
 SyncState *
-`, host, port, alice, password, tlsType, filepath.Join(e.dir, "tls-cert.pem"), local, local, far, near)
+`, host, port, user, password, tlsType, filepath.Join(e.dir, "tls-cert.pem"), local, local, far, near)
 	if err := os.WriteFile(rc, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sync := func(what string) {
+	return local, func(what string) string {
 		t.Helper()
 		out, code := runTool(t, []string{"HOME=" + dir}, mbsync, "--config", rc, "--all")
 		if code != 0 {
-			t.Fatalf("mbsync (%s): exit %d\n%s\nconfig:\n%s\nserver log:\n%s", what, code, out, config, s.log)
+			t.Fatalf("mbsync (%s): exit %d\n%s\nconfig:\n%s\nserver log:\n%s", what, code, trimLog(out), config, trimLog(s.log.String()))
 		}
+		return out
 	}
+}
+
+// trimLog keeps the end of a long output.
+func trimLog(s string) string {
+	if len(s) > 8000 {
+		return "...\n" + s[len(s)-8000:]
+	}
+	return s
+}
+
+func TestMbsync(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.addUser("alice")
+	s := e.start()
+	s.deliverCorpus(alice)
+	local, sync := mbsyncRun(t, e, s, alice)
 
 	// 1. Down: the three messages and every mailbox.
 	sync("first")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -97,8 +96,20 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	}
 	_, isUID := numSet.(imap.UIDSet)
 	for _, u := range ups {
+		if flags.Silent && u.Changed {
+			s.sel.expectEcho(u.UID, u.ModSeq)
+		}
+	}
+	// The feed holds every change committed up to these (published
+	// before SetFlags returned): apply them, so the view knows which
+	// queued flag changes the answer below makes old news.
+	s.drain()
+	s.sel.forgetEchoes()
+	for _, u := range ups {
+		if !flags.Silent {
+			s.sel.answered(u.UID, u.ModSeq)
+		}
 		if u.Changed {
-			s.sel.noteOwn(u.ModSeq)
 			if hasFlag(u.Flags, store.FlagSeen) && hasFlag(u.Flags, store.KeywordOfficial) && addsSeen(flags) {
 				s.firstRead(u.Blob)
 			}
@@ -161,9 +172,8 @@ func copyData(res store.CopyResult) *imap.CopyData {
 	return d
 }
 
-// Move answers MOVE and UID MOVE (RFC 6851): COPYUID now; the EXPUNGEs
-// follow from the change feed in the poll after the command. A move
-// within one account never raises usage, so no quota applies.
+// Move answers MOVE and UID MOVE (RFC 6851): COPYUID, then the EXPUNGEs.
+// A move within one account never raises usage, so no quota applies.
 func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
 	done, err := s.enter("MOVE")
 	defer done()
@@ -193,7 +203,18 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if len(res.Source) == 0 {
 		return nil
 	}
-	return w.WriteCopyData(copyData(res))
+	if err := w.WriteCopyData(copyData(res)); err != nil {
+		return err
+	}
+	// RFC 6851 §3.3: the EXPUNGEs of the moved messages (and of any
+	// other expunged message the client knows) before the tagged OK.
+	s.sel.expunged(res.Source)
+	for _, seq := range s.sel.takeExpunges() {
+		if err := w.WriteExpunge(seq); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Expunge answers EXPUNGE, UID EXPUNGE (RFC 4315) and the expunge of
@@ -222,19 +243,13 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) erro
 	if err != nil {
 		return noFor(err, s.log)
 	}
-	slices.Sort(removed)
-	for i := len(removed) - 1; i >= 0; i-- {
-		seq := v.seqOf(removed[i])
-		if seq == 0 {
-			continue
+	// These and any other expunged messages the client knows go now,
+	// highest number first.
+	v.expunged(removed)
+	for _, seq := range v.takeExpunges() {
+		if err := w.WriteExpunge(seq); err != nil {
+			return err
 		}
-		if int(seq) <= v.announced {
-			if err := w.WriteExpunge(seq); err != nil {
-				return err
-			}
-			v.announced--
-		}
-		v.uids = slices.Delete(v.uids, int(seq)-1, int(seq))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"math/bits"
 	"runtime"
@@ -107,6 +108,9 @@ func (s *session) searchChunk(ci int, criteria *imap.SearchCriteria, content, bo
 			return nil
 		}
 		ok, err := c.match(criteria)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // expunged since its record was read: no match
+		}
 		if err != nil {
 			return err
 		}

@@ -36,7 +36,7 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		sub.Close()
 		return nil, noFor(err, s.log)
 	}
-	v := &selected{mbox: mb, readOnly: options.ReadOnly, uids: uids, announced: len(uids), sub: sub}
+	v := &selected{view: newView(uids, mb.HighestModSeq), mbox: mb, readOnly: options.ReadOnly, sub: sub}
 	data := &imap.SelectData{
 		Flags:          mailboxFlags,
 		PermanentFlags: append(append([]imap.Flag{}, mailboxFlags...), imap.FlagWildcard),

@@ -3,7 +3,6 @@ package imapd
 import (
 	"runtime/debug"
 	"slices"
-	"sort"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -11,24 +10,19 @@ import (
 	"abox/store"
 )
 
-// selected is a session's view of its selected mailbox: the UIDs the
-// client knows, in sequence order, and the committed changes it has not
-// been told yet.
+// selected is a session's selected mailbox: its view (what the client
+// knows, view.go) and the feed subscription that keeps it current.
 type selected struct {
+	*view
 	mbox     store.Mailbox
 	readOnly bool
-	uids     []uint32 // sequence number n is uids[n-1]
-	// announced is how many messages the client has been told exist;
-	// uids beyond it were added since and wait for an EXISTS.
-	announced int
-	sub       *store.Subscription
-	pending   []store.Change
-	// own are modseqs of flag changes this session made and already
-	// answered, so the feed's echo is not sent again.
-	own     map[uint64]bool
-	saved   []uint32 // SEARCH RETURN (SAVE) result, as UIDs (RFC 5182)
-	deleted bool     // the mailbox was deleted by another session
-	resync  bool     // the feed overflowed: reload from the store
+	sub      *store.Subscription
+	saved    []uint32 // SEARCH RETURN (SAVE) result, as UIDs (RFC 5182)
+	deleted  bool     // the mailbox was deleted by another session
+	// lost says the feed dropped changes and the view has not been
+	// brought back in line with the store yet (resync): until it is, no
+	// change is applied, so nothing is numbered on a partial picture.
+	lost bool
 }
 
 func (v *selected) close() {
@@ -38,160 +32,110 @@ func (v *selected) close() {
 	}
 }
 
-// seqOf returns the sequence number of uid in the view, or 0.
-func (v *selected) seqOf(uid uint32) uint32 {
-	i, ok := slices.BinarySearch(v.uids, uid)
-	if !ok {
-		return 0
-	}
-	return uint32(i + 1)
-}
-
-// drain moves the feed's changes into pending.
-func (v *selected) drain() {
+// drain applies the feed's changes to the view; after a loss it first
+// resyncs the view with the store.
+func (s *session) drain() {
+	v := s.sel
 	if v.sub == nil {
 		return
 	}
 	changes, lost := v.sub.Take()
 	if lost {
-		v.resync = true
+		v.lost = true
+	}
+	if v.lost {
+		// Changes after the loss are all in the feed from here on, and
+		// those before it are in the snapshot read now.
+		if err := s.resync(); err != nil {
+			s.log.Warn("reading the mailbox after the change feed overflowed; retrying at the next command", "err", err)
+			return
+		}
+		v.lost = false
+		changes = nil // taken with the loss: none
 	}
 	for _, c := range changes {
-		v.take(c)
+		if c.Mailbox != v.mbox.ID {
+			continue
+		}
+		if c.Kind == store.MailboxDeleted {
+			v.deleted = true
+			continue
+		}
+		v.apply(c)
 	}
 }
 
-func (v *selected) take(c store.Change) {
-	if c.Mailbox != v.mbox.ID {
-		return
-	}
-	switch c.Kind {
-	case store.MessageAdded, store.MessageRemoved, store.FlagsChanged:
-		v.pending = append(v.pending, c)
-	case store.MailboxDeleted:
-		v.deleted = true
-	}
-}
-
-// noteOwn records a flag change this session made and answered itself.
-func (v *selected) noteOwn(modseq uint64) {
-	if v.own == nil {
-		v.own = map[uint64]bool{}
-	}
-	v.own[modseq] = true
-}
-
-// flush tells the client about pending changes (RFC 9051 §7.4): FETCH
-// FLAGS, EXISTS, and, when allowed, EXPUNGE. Expunges wait while the
-// command in progress forbids them (FETCH, STORE, SEARCH); the messages
-// stay in the view, and so in the numbering, until then.
-func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
+// resync reads the selected mailbox's messages and lines the view up
+// with them (view.resync).
+func (s *session) resync() error {
 	v := s.sel
-	if v == nil {
+	s.srv.cfg.Metrics.resyncs.WithLabelValues(s.srv.cfg.Name).Inc()
+	// A deletion may be among the lost changes: the mailbox's name is
+	// gone at once, its messages in batches after.
+	mbs, err := s.srv.cfg.Store.Mailboxes(s.acct.ID)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(mbs, func(mb store.Mailbox) bool { return mb.ID == v.mbox.ID }) {
+		v.deleted = true
 		return nil
 	}
-	v.drain()
-	if v.deleted {
+	msgs, err := s.srv.cfg.Store.Messages(s.acct.ID, v.mbox.ID, 0, 0)
+	if err != nil {
+		return err
+	}
+	st := make([]stored, len(msgs))
+	for i, m := range msgs {
+		st[i] = stored{uid: m.UID, flags: m.Flags, modseq: m.ModSeq}
+	}
+	if n := v.resync(st); n > 0 {
+		s.log.Error("messages the session can never show (changes were lost unnoticed)", "mailbox", v.mbox.Name, "messages", n)
+	}
+	return nil
+}
+
+// flush tells the client about pending changes (RFC 9051 §7.5): FETCH
+// FLAGS, EXPUNGE when allowed, EXISTS. Expunges wait while the command in
+// progress forbids them (FETCH, STORE, SEARCH); the messages keep their
+// numbers until then.
+func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if s.sel == nil {
+		return nil
+	}
+	s.drain()
+	if s.sel.deleted {
 		s.bye("The selected mailbox was deleted")
 		return nil
 	}
-	if v.resync && allowExpunge {
-		return s.reload(w)
-	}
-	var keep []store.Change
-	for _, c := range v.pending {
-		switch c.Kind {
-		case store.MessageAdded:
-			if n := len(v.uids); n == 0 || c.UID > v.uids[n-1] {
-				v.uids = append(v.uids, c.UID)
-			}
-		case store.MessageRemoved:
-			seq := v.seqOf(c.UID)
-			if seq == 0 {
-				continue
-			}
-			if !allowExpunge {
-				keep = append(keep, c)
-				continue
-			}
-			if int(seq) > v.announced {
-				// The client never heard of it: drop it quietly.
-				v.uids = slices.Delete(v.uids, int(seq)-1, int(seq))
-				continue
-			}
-			if err := w.WriteExpunge(seq); err != nil {
-				return err
-			}
-			v.uids = slices.Delete(v.uids, int(seq)-1, int(seq))
-			v.announced--
-		case store.FlagsChanged:
-			if v.own[c.ModSeq] {
-				delete(v.own, c.ModSeq)
-				continue
-			}
-			seq := v.seqOf(c.UID)
-			if seq == 0 || int(seq) > v.announced {
-				continue
-			}
-			if err := w.WriteMessageFlags(seq, imap.UID(c.UID), imapFlags(c.Flags)); err != nil {
-				return err
-			}
+	for _, u := range s.sel.updates(allowExpunge) {
+		var err error
+		switch u.kind {
+		case updateFlags:
+			err = w.WriteMessageFlags(u.seq, imap.UID(u.uid), imapFlags(u.flags))
+		case updateExpunge:
+			err = w.WriteExpunge(u.seq)
+		case updateExists:
+			err = w.WriteNumMessages(u.n)
 		}
-	}
-	v.pending = keep
-	if len(v.uids) > v.announced {
-		v.announced = len(v.uids)
-		return w.WriteNumMessages(uint32(v.announced))
-	}
-	return nil
-}
-
-// reload rebuilds the view after the feed overflowed: it subscribes
-// again, reads the UIDs, expunges what is gone, announces what is new,
-// and sends every message's flags (the changes in between are unknown).
-func (s *session) reload(w *imapserver.UpdateWriter) error {
-	v := s.sel
-	v.close()
-	v.sub = s.srv.cfg.Store.Subscribe(s.acct.ID, s.wake)
-	v.pending, v.resync, v.own = nil, false, nil
-	uids, err := s.srv.cfg.Store.UIDs(s.acct.ID, v.mbox.ID)
-	if err != nil {
-		return err
-	}
-	// Expunge from the highest sequence number down so the lower ones
-	// keep their meaning.
-	for i := len(v.uids) - 1; i >= 0; i-- {
-		if _, ok := slices.BinarySearch(uids, v.uids[i]); !ok {
-			if i < v.announced {
-				if err := w.WriteExpunge(uint32(i + 1)); err != nil {
-					return err
-				}
-				v.announced--
-			}
-			v.uids = slices.Delete(v.uids, i, i+1)
-		}
-	}
-	v.uids = uids
-	if len(v.uids) > v.announced {
-		v.announced = len(v.uids)
-		if err := w.WriteNumMessages(uint32(v.announced)); err != nil {
-			return err
-		}
-	}
-	msgs, err := s.srv.cfg.Store.MessagesByUID(s.acct.ID, v.mbox.ID, v.uids)
-	if err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		if err := w.WriteMessageFlags(v.seqOf(m.UID), imap.UID(m.UID), imapFlags(m.Flags)); err != nil {
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Poll is called after each command (RFC 9051 §7: untagged updates).
+// Poll is called after each command that succeeded (RFC 9051 §7:
+// untagged updates). A command go-imap answered itself was not counted
+// by enter: it is spent from the account's budget here.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+	if !s.counted && s.acct != nil {
+		if err := s.pace(); err != nil {
+			// go-imap answers it OK all the same; the refusal counts
+			// as a strike (BYE after 20).
+			s.log.Debug("command over the budget after its answer", "err", err)
+		}
+	}
+	s.counted = false
 	s.idling.Lock()
 	defer s.idling.Unlock()
 	return s.flush(w, allowExpunge)
@@ -305,73 +249,6 @@ func (s *session) stopPush() {
 	s.armed.Store(false)
 	s.idleW = nil
 	s.idling.Unlock()
-}
-
-// resolve turns a sequence or UID set into the view's UIDs (ascending)
-// with their sequence numbers. "*" is the last message of the view.
-func (v *selected) resolve(set imap.NumSet) (uids []uint32, seqs []uint32) {
-	n := uint32(len(v.uids))
-	switch set := set.(type) {
-	case imap.SeqSet:
-		for _, r := range set {
-			start, stop := r.Start, r.Stop
-			if start == 0 {
-				start = n
-			}
-			if stop == 0 {
-				stop = n
-			}
-			if start > stop {
-				start, stop = stop, start
-			}
-			for seq := max(start, 1); seq <= min(stop, n); seq++ {
-				seqs = append(seqs, seq)
-			}
-		}
-		slices.Sort(seqs)
-		seqs = slices.Compact(seqs)
-		for _, seq := range seqs {
-			uids = append(uids, v.uids[seq-1])
-		}
-	case imap.UIDSet:
-		var last uint32
-		if n > 0 {
-			last = v.uids[n-1]
-		}
-		for _, r := range set {
-			start, stop := uint32(r.Start), uint32(r.Stop)
-			if start == 0 {
-				start = last
-			}
-			if stop == 0 {
-				stop = last
-			}
-			if start > stop {
-				start, stop = stop, start
-			}
-			i := sort.Search(len(v.uids), func(i int) bool { return v.uids[i] >= start })
-			for ; i < len(v.uids) && v.uids[i] <= stop; i++ {
-				uids = append(uids, v.uids[i])
-				seqs = append(seqs, uint32(i+1))
-			}
-		}
-		if len(set) > 1 {
-			order := make([]int, len(uids))
-			for i := range order {
-				order[i] = i
-			}
-			sort.Slice(order, func(a, b int) bool { return uids[order[a]] < uids[order[b]] })
-			u2, s2 := make([]uint32, 0, len(uids)), make([]uint32, 0, len(uids))
-			for i, o := range order {
-				if i > 0 && uids[o] == u2[len(u2)-1] {
-					continue
-				}
-				u2, s2 = append(u2, uids[o]), append(s2, seqs[o])
-			}
-			uids, seqs = u2, s2
-		}
-	}
-	return uids, seqs
 }
 
 func imapFlags(flags []string) []imap.Flag {

@@ -42,6 +42,9 @@ type Server struct {
 	sessions map[*session]struct{} // guarded by mu
 	perAcct  map[uint64]int        // guarded by mu
 	closing  bool                  // guarded by mu
+	// stopping is closed when Shutdown starts: commands waiting for
+	// their turn (pace) stop waiting.
+	stopping chan struct{}
 }
 
 // capabilities are what abox offers beyond what go-imap adds itself.
@@ -64,7 +67,7 @@ func New(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	s := &Server{cfg: cfg, sessions: map[*session]struct{}{}, perAcct: map[uint64]int{}}
+	s := &Server{cfg: cfg, sessions: map[*session]struct{}{}, perAcct: map[uint64]int{}, stopping: make(chan struct{})}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,
 		Caps:       capabilities,
@@ -110,6 +113,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // BYE to every session, and closes the rest when ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.stopping)
+	}
 	s.closing = true
 	for _, ln := range s.ln {
 		ln.Close()
@@ -213,6 +219,8 @@ type Metrics struct {
 	logins    *prometheus.CounterVec
 	commands  *prometheus.CounterVec
 	limitHits *prometheus.CounterVec
+	delayed   *prometheus.CounterVec
+	resyncs   *prometheus.CounterVec
 }
 
 // NewMetrics creates and registers (with reg, when not nil) the metrics.
@@ -222,10 +230,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rejected:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_connections_rejected_total", Help: "IMAP connections refused, by reason."}, []string{"listener", "reason"}),
 		logins:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_logins_total", Help: "IMAP logins, by result."}, []string{"listener", "result"}),
 		commands:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_commands_total", Help: "IMAP commands handled by the backend."}, []string{"listener", "command"}),
-		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_rate_limited_total", Help: "Commands refused by the class's commands-per-minute limit."}, []string{"listener"}),
+		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_rate_limited_total", Help: "Commands refused by the account's command budget (they would have waited too long)."}, []string{"listener"}),
+		delayed:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_commands_delayed_total", Help: "Commands past the account's burst that waited for their turn."}, []string{"listener"}),
+		resyncs:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "abox_imap_view_resyncs_total", Help: "Sessions that fell behind the change feed and re-read their mailbox."}, []string{"listener"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.sessions, m.rejected, m.logins, m.commands, m.limitHits)
+		reg.MustRegister(m.sessions, m.rejected, m.logins, m.commands, m.limitHits, m.delayed, m.resyncs)
 	}
 	return m
 }

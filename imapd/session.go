@@ -11,7 +11,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
-	"golang.org/x/time/rate"
 
 	"log/slog"
 
@@ -33,8 +32,11 @@ type session struct {
 	releaseIP func()
 
 	acct    *accounts.Account
-	limiter *rate.Limiter // the class's commands per minute
-	strikes int           // commands refused by the limiter in a row
+	strikes int // commands refused by the account's budget in a row
+	// counted says the command in progress was counted by enter; Poll
+	// counts those go-imap answers itself (NOOP, CHECK, CAPABILITY,
+	// ENABLE, UNSELECT, IDLE).
+	counted bool
 	sel     *selected
 	busy    atomic.Int32 // inside a command (not IDLE)
 	// idling guards writing updates outside commands: Poll, Idle, the
@@ -53,13 +55,12 @@ type session struct {
 	released bool
 }
 
-// enter marks the start of a command and applies the class's
-// commands-per-minute limit (the terms' "requests per period"): a command
-// over the limit gets NO [LIMIT]; a client that keeps going gets BYE.
-// The returned function marks the end.
+// enter marks the start of a command and spends it from the account's
+// command budget (pace). The returned function marks the end.
 func (s *session) enter(name string) (func(), error) {
 	s.busy.Add(1)
 	done := func() { s.busy.Add(-1) }
+	s.counted = true
 	s.srv.cfg.Metrics.commands.WithLabelValues(s.srv.cfg.Name, name).Inc()
 	if s.acct != nil {
 		// The account as it is now: blocked or deleted accounts lose
@@ -73,18 +74,44 @@ func (s *session) enter(name string) (func(), error) {
 		}
 		*s.acct = acct
 	}
-	if s.limiter == nil || s.limiter.Allow() {
-		s.strikes = 0
-		return done, nil
+	return done, s.pace()
+}
+
+// pace applies the account's IMAP command budget (the terms' "requests
+// per period", policy.CommandBudgets): shared by all its sessions and
+// kept across logins. Past the class's burst a command waits for its turn
+// (a tarpit: the client is slowed, not failed); one that would wait past
+// policy.MaxCommandWait is refused NO [LIMIT], and a client that keeps
+// going after 20 refusals in a row gets BYE.
+func (s *session) pace() error {
+	if s.acct == nil {
+		return nil
 	}
-	s.strikes++
-	s.srv.cfg.Metrics.limitHits.WithLabelValues(s.srv.cfg.Name).Inc()
-	if s.strikes > 20 {
-		s.log.Warn("commands-per-minute limit abused; closing", "account", s.acct.Address())
-		s.bye("Too many commands; slow down")
+	wait, err := s.srv.cfg.Policy.IMAPCommand(s.acct)
+	if err != nil {
+		if !errors.Is(err, policy.ErrRateLimited) {
+			return noFor(err, s.log)
+		}
+		s.strikes++
+		s.srv.cfg.Metrics.limitHits.WithLabelValues(s.srv.cfg.Name).Inc()
+		if s.strikes > 20 {
+			s.log.Warn("IMAP command budget abused; closing")
+			s.bye("Too many commands; slow down")
+		}
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit, Text: policy.ReasonOf(err)}
 	}
-	return done, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
-		Text: fmt.Sprintf("Too many commands: your account allows %.0f per minute", float64(s.limiter.Limit())*60)}
+	s.strikes = 0
+	if wait > 0 {
+		s.srv.cfg.Metrics.delayed.WithLabelValues(s.srv.cfg.Name).Inc()
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.srv.stopping:
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Server shutting down"}
+		}
+	}
+	return nil
 }
 
 func (s *session) bye(text string) {
@@ -154,10 +181,6 @@ func (s *session) Login(username, password string) error {
 	s.acct = id.Account
 	s.released = false
 	s.log = s.log.With("account", s.acct.Address())
-	if lim, err := s.srv.cfg.Policy.LimitsOf(s.acct); err == nil && lim.IMAPCommandsPerMinute > 0 {
-		n := lim.IMAPCommandsPerMinute
-		s.limiter = rate.NewLimiter(rate.Limit(float64(n)/60), int(n))
-	}
 	s.srv.cfg.Metrics.logins.WithLabelValues(s.srv.cfg.Name, "ok").Inc()
 	s.log.Info("logged in")
 	return nil
@@ -184,7 +207,7 @@ func (s *session) Unauthenticate() error {
 		s.sel = nil
 	}
 	s.logout()
-	s.acct, s.limiter = nil, nil
+	s.acct = nil
 	return nil
 }
 

@@ -58,7 +58,9 @@ type Engine struct {
 	clock  func() time.Time
 	cfg    Config
 	Limits *RateLimits
-	cache  dirCache
+	// Commands are the accounts' IMAP command budgets.
+	Commands *CommandBudgets
+	cache    dirCache
 
 	metrics     *Metrics
 	hashes      *hashGate
@@ -111,7 +113,7 @@ func New(st *store.Store, cfg Config) *Engine {
 		cfg.Hashing.Wait = 2 * time.Second
 	}
 	cfg.Spam = withExternalDefaults(cfg.Spam)
-	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), metrics: cfg.Metrics, life: cfg.Lifecycle,
+	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), Commands: newCommandBudgets(), metrics: cfg.Metrics, life: cfg.Lifecycle,
 		extraChecks: externalChecks(cfg.Spam), hashes: newHashGate(cfg.Hashing, cfg.Metrics)}
 }
 

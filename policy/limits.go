@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"abox/accounts"
+	"abox/store"
 )
 
 // Limits are the limits that apply to one account: its class's, with the
@@ -16,7 +17,11 @@ type Limits struct {
 	SentPerDay            int64
 	RecipientsPerMessage  int64
 	IMAPCommandsPerMinute int64
+	IMAPCommandBurst      int64
 	ConnectionsPerAccount int64
+	MaxMailboxes          int64
+	MaxMailboxDepth       int64
+	MaxMailboxNameBytes   int64
 	Services              []string // empty: every service
 	RetentionTrash        time.Duration
 	RetentionJunk         time.Duration
@@ -33,7 +38,11 @@ func EffectiveLimits(a *accounts.Account, c *accounts.Class) Limits {
 		SentPerDay:            c.SentPerDay,
 		RecipientsPerMessage:  c.RecipientsPerMessage,
 		IMAPCommandsPerMinute: c.IMAPCommandsPerMinute,
+		IMAPCommandBurst:      c.IMAPCommandBurst,
 		ConnectionsPerAccount: c.ConnectionsPerAccount,
+		MaxMailboxes:          c.MaxMailboxes,
+		MaxMailboxDepth:       c.MaxMailboxDepth,
+		MaxMailboxNameBytes:   c.MaxMailboxNameBytes,
 		Services:              c.Services,
 		RetentionTrash:        c.RetentionTrash,
 		RetentionJunk:         c.RetentionJunk,
@@ -46,6 +55,11 @@ func EffectiveLimits(a *accounts.Account, c *accounts.Class) Limits {
 		l.Messages = *a.QuotaMessages
 	}
 	return l
+}
+
+// Mailboxes are the limits on the account's mailboxes, for the store.
+func (l Limits) Mailboxes() store.MailboxLimits {
+	return store.MailboxLimits{Count: l.MaxMailboxes, Depth: l.MaxMailboxDepth, NameBytes: l.MaxMailboxNameBytes}
 }
 
 // Allows reports whether the account may use a service ("imap",

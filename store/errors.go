@@ -24,6 +24,7 @@ var (
 	ErrClassInUse     = errors.New("class still has accounts")
 	ErrInvalidMailbox = errors.New("invalid mailbox name")
 	ErrMailboxFull    = errors.New("mailbox UID space exhausted")
+	ErrMailboxLimit   = errors.New("mailbox limit reached")
 	// ErrForeignFiles: a write-ahead log or body segments beside the
 	// database belong to another database (or to one that is gone).
 	ErrForeignFiles = errors.New("files of another database are in the data directory")

@@ -19,8 +19,10 @@ const MailboxDelim = "/"
 const deleteBatch = 2000
 
 // CreateMailbox creates a mailbox (and, as RFC 9051 §6.3.4 allows, any
-// missing parents in its hierarchy).
-func (s *Store) CreateMailbox(ctx context.Context, acct uint64, name, specialUse string) (Mailbox, error) {
+// missing parents in its hierarchy), within the limits: the name's
+// depth and length, and the account's number of mailboxes counting the
+// parents it makes (ErrMailboxLimit; nothing is created then).
+func (s *Store) CreateMailbox(ctx context.Context, acct uint64, name, specialUse string, lim MailboxLimits) (Mailbox, error) {
 	var out Mailbox
 	name = strings.TrimSuffix(name, MailboxDelim)
 	err := s.update(ctx, func(t *txn) error {
@@ -30,15 +32,21 @@ func (s *Store) CreateMailbox(ctx context.Context, acct uint64, name, specialUse
 		if strings.EqualFold(name, "INBOX") {
 			return fmt.Errorf("INBOX: %w", ErrMailboxExists)
 		}
+		if err := lim.checkName(name); err != nil {
+			return err
+		}
+		var missing []string
 		parts := strings.Split(name, MailboxDelim)
 		for i := 1; i < len(parts); i++ {
 			parent := strings.Join(parts[:i], MailboxDelim)
-			if parent == "" {
-				return fmt.Errorf("%q: %w", name, ErrInvalidMailbox)
+			if _, err := mailboxIDByName(t.tx, acct, parent); err != nil {
+				missing = append(missing, parent)
 			}
-			if _, err := mailboxIDByName(t.tx, acct, parent); err == nil {
-				continue
-			}
+		}
+		if err := lim.checkCount(t, acct, len(missing)+1); err != nil {
+			return err
+		}
+		for _, parent := range missing {
 			if _, err := t.createMailbox(acct, parent, ""); err != nil {
 				return err
 			}
@@ -160,13 +168,15 @@ func (t *txn) firstUIDs(acct uint64, mbox uint32, n int) []uint32 {
 // RenameMailbox renames a mailbox and its children (RFC 9051 §6.3.6).
 // Renaming INBOX moves its messages into a new mailbox and leaves INBOX
 // empty, as the RFC requires.
-func (s *Store) RenameMailbox(ctx context.Context, acct uint64, oldName, newName string) error {
+// The new names must keep within the depth and length limits (a
+// rename adds no mailbox, except INBOX's, which counts).
+func (s *Store) RenameMailbox(ctx context.Context, acct uint64, oldName, newName string, lim MailboxLimits) error {
 	newName = strings.TrimSuffix(newName, MailboxDelim)
 	if strings.EqualFold(newName, "INBOX") {
 		return fmt.Errorf("cannot rename to INBOX: %w", ErrMailboxExists)
 	}
 	if strings.EqualFold(oldName, "INBOX") {
-		return s.renameInbox(ctx, acct, newName)
+		return s.renameInbox(ctx, acct, newName, lim)
 	}
 	return s.update(ctx, func(t *txn) error {
 		id, err := mailboxIDByName(t.tx, acct, oldName)
@@ -200,6 +210,9 @@ func (s *Store) RenameMailbox(ctx context.Context, acct uint64, oldName, newName
 		}
 		for _, m := range renames {
 			m.Name = newName + strings.TrimPrefix(m.Name, oldName)
+			if err := lim.checkName(m.Name); err != nil {
+				return err
+			}
 			if names.Get(mboxNameKey(acct, m.Name)) != nil {
 				return fmt.Errorf("%s: %w", m.Name, ErrMailboxExists)
 			}
@@ -215,8 +228,8 @@ func (s *Store) RenameMailbox(ctx context.Context, acct uint64, oldName, newName
 	})
 }
 
-func (s *Store) renameInbox(ctx context.Context, acct uint64, newName string) error {
-	dst, err := s.CreateMailbox(ctx, acct, newName, "")
+func (s *Store) renameInbox(ctx context.Context, acct uint64, newName string, lim MailboxLimits) error {
+	dst, err := s.CreateMailbox(ctx, acct, newName, "", lim)
 	if err != nil {
 		return err
 	}

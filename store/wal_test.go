@@ -117,7 +117,7 @@ func deliverMix(t *testing.T, s *Store, a, b uint64) (acked [][]byte) {
 			}
 		}()
 	}
-	if _, err := s.CreateMailbox(ctx, a, "Projects", ""); err != nil {
+	if _, err := s.CreateMailbox(ctx, a, "Projects", "", MailboxLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()

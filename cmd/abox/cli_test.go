@@ -65,6 +65,10 @@ type classJSON struct {
 	SentPerDay            int64  `json:"sent_per_day"`
 	RecipientsPerMessage  int64  `json:"recipients_per_message"`
 	IMAPCommandsPerMinute int64  `json:"imap_commands_per_minute"`
+	IMAPCommandBurst      int64  `json:"imap_command_burst"`
+	Mailboxes             int64  `json:"mailboxes"`
+	MailboxDepth          int64  `json:"mailbox_depth"`
+	MailboxNameBytes      int64  `json:"mailbox_name_bytes"`
 	RetentionTrash        string `json:"retention_trash"`
 	RetentionJunk         string `json:"retention_junk"`
 	MaxAge                string `json:"max_age"`
@@ -510,11 +514,13 @@ func TestClass(t *testing.T) {
 			"standard": {
 				Name: "standard", Storage: 1073741824, Messages: 100000, MaxMessageSize: 26214400,
 				ReceivedPerDay: 5000, SentPerDay: 500, RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600,
+				IMAPCommandBurst: 150000, Mailboxes: 1000, MailboxDepth: 16, MailboxNameBytes: 512,
 				RetentionTrash: "30d", RetentionJunk: "30d", MaxAge: "0",
 			},
 			"organization": {
 				Name: "organization", Storage: 10737418240, Messages: 1000000, MaxMessageSize: 52428800,
 				ReceivedPerDay: 100000, SentPerDay: 10000, RecipientsPerMessage: 100, IMAPCommandsPerMinute: 600,
+				IMAPCommandBurst: 1500000, Mailboxes: 5000, MailboxDepth: 16, MailboxNameBytes: 512,
 				RetentionTrash: "30d", RetentionJunk: "30d", MaxAge: "0",
 			},
 		}
@@ -539,16 +545,21 @@ func TestClass(t *testing.T) {
 		if g != w {
 			t.Errorf("class gov:\n got %+v\nwant %+v", g, w)
 		}
-		a.ok("class", "set", "gov", "--messages", "0", "--max-age", "36h", "--max-message-size", "1MiB")
+		a.ok("class", "set", "gov", "--messages", "0", "--max-age", "36h", "--max-message-size", "1MiB",
+			"--mailboxes", "20", "--mailbox-depth", "3", "--mailbox-name-bytes", "0", "--imap-command-burst", "900")
 		g = a.classes()["gov"]
-		if g.Messages != 0 || g.MaxAge != "36h0m0s" && g.MaxAge != "36h" || g.MaxMessageSize != 1<<20 || g.Storage != 2<<30 {
+		if g.Messages != 0 || g.MaxAge != "36h0m0s" && g.MaxAge != "36h" || g.MaxMessageSize != 1<<20 || g.Storage != 2<<30 ||
+			g.Mailboxes != 20 || g.MailboxDepth != 3 || g.MailboxNameBytes != 0 || g.IMAPCommandBurst != 900 {
 			t.Errorf("class gov after a second set: %+v", g)
+		}
+		if out := a.ok("class", "list"); !strings.Contains(out, "MAILBOXES") || !strings.Contains(out, "DEPTH") || !strings.Contains(out, "IMAP BURST") {
+			t.Errorf("human class list lacks the mailbox limits:\n%s", out)
 		}
 
 		for _, bad := range [][]string{
 			{"--retention-trash", "7x"}, {"--retention-junk", "-1d"}, {"--max-age", "forever"},
 			{"--storage", "2GB"}, {"--max-message-size", "-5"}, {"--messages", "many"},
-			{"--sent-per-day", "1.5"},
+			{"--sent-per-day", "1.5"}, {"--mailboxes", "-1"}, {"--mailbox-depth", "x"},
 		} {
 			a.fail(2, append([]string{"class", "set", "broken"}, bad...)...)
 		}

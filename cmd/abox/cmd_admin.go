@@ -31,12 +31,13 @@ func (a *app) classCmd() *cobra.Command {
 			}
 			return a.emit(vs, func(w io.Writer) {
 				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "CLASS\tSTORAGE\tMESSAGES\tMAX SIZE\tRECV/DAY\tSENT/DAY\tRCPT/MSG\tIMAP/MIN\tTRASH\tJUNK\tMAX AGE")
+				fmt.Fprintln(tw, "CLASS\tSTORAGE\tMESSAGES\tMAX SIZE\tRECV/DAY\tSENT/DAY\tRCPT/MSG\tIMAP/MIN\tIMAP BURST\tMAILBOXES\tDEPTH\tNAME BYTES\tTRASH\tJUNK\tMAX AGE")
 				for _, v := range vs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name,
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Name,
 						fmtLimit(v.Storage, true), fmtLimit(v.Messages, false), fmtLimit(v.MaxMessageSize, true),
 						fmtLimit(v.ReceivedPerDay, false), fmtLimit(v.SentPerDay, false), fmtLimit(v.RecipientsPerMessage, false),
-						fmtLimit(v.IMAPCommandsPerMinute, false), keepFor(v.RetentionTrash), keepFor(v.RetentionJunk), keepFor(v.MaxAge))
+						fmtLimit(v.IMAPCommandsPerMinute, false), fmtLimit(v.IMAPCommandBurst, false), fmtLimit(v.Mailboxes, false), fmtLimit(v.MailboxDepth, false),
+						fmtLimit(v.MailboxNameBytes, false), keepFor(v.RetentionTrash), keepFor(v.RetentionJunk), keepFor(v.MaxAge))
 				}
 				tw.Flush()
 			})
@@ -66,6 +67,10 @@ func (a *app) classCmd() *cobra.Command {
 	for _, n := range []string{"messages", "received-per-day", "sent-per-day", "recipients-per-message", "imap-commands-per-minute", "connections-per-account"} {
 		f.String(n, "", "N (0 = unlimited)")
 	}
+	f.String("imap-command-burst", "", "N IMAP commands an account may send at once above its per-minute rate (0 = unlimited)")
+	f.String("mailboxes", "", "N mailboxes an account may have, superiors included (0 = unlimited)")
+	f.String("mailbox-depth", "", "N levels a mailbox name may have (0 = unlimited)")
+	f.String("mailbox-name-bytes", "", "N bytes a whole mailbox name may have, UTF-8 (0 = unlimited)")
 	for _, n := range []string{"retention-trash", "retention-junk", "max-age"} {
 		f.String(n, "", "DURATION (e.g. 30d, 720h; 0 = keep forever)")
 	}
@@ -90,6 +95,10 @@ func classSetFromFlags(cmd *cobra.Command, name string) (classSetArgs, error) {
 		"messages": &s.Messages, "received-per-day": &s.ReceivedPerDay, "sent-per-day": &s.SentPerDay,
 		"recipients-per-message": &s.RecipientsPerMessage, "imap-commands-per-minute": &s.IMAPCommandsPerMinute,
 		"connections-per-account": &s.ConnectionsPerAccount,
+		"imap-command-burst":      &s.IMAPCommandBurst,
+		"mailboxes":               &s.Mailboxes,
+		"mailbox-depth":           &s.MailboxDepth,
+		"mailbox-name-bytes":      &s.MailboxNameBytes,
 	}
 	durs := map[string]**time.Duration{"retention-trash": &s.RetentionTrash, "retention-junk": &s.RetentionJunk, "max-age": &s.MaxAge}
 	var err error

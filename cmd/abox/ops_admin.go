@@ -23,7 +23,11 @@ type classView struct {
 	SentPerDay            int64    `json:"sent_per_day"`
 	RecipientsPerMessage  int64    `json:"recipients_per_message"`
 	IMAPCommandsPerMinute int64    `json:"imap_commands_per_minute"`
+	IMAPCommandBurst      int64    `json:"imap_command_burst"`
 	ConnectionsPerAccount int64    `json:"connections_per_account"`
+	Mailboxes             int64    `json:"mailboxes"`
+	MailboxDepth          int64    `json:"mailbox_depth"`
+	MailboxNameBytes      int64    `json:"mailbox_name_bytes"`
 	Services              []string `json:"services"`
 	RetentionTrash        string   `json:"retention_trash"`
 	RetentionJunk         string   `json:"retention_junk"`
@@ -34,7 +38,8 @@ func classViewOf(c accounts.Class) classView {
 	return classView{
 		Name: c.Name, Storage: c.StorageBytes, Messages: c.Messages, MaxMessageSize: c.MaxMessageSize,
 		ReceivedPerDay: c.ReceivedPerDay, SentPerDay: c.SentPerDay, RecipientsPerMessage: c.RecipientsPerMessage,
-		IMAPCommandsPerMinute: c.IMAPCommandsPerMinute, ConnectionsPerAccount: c.ConnectionsPerAccount,
+		IMAPCommandsPerMinute: c.IMAPCommandsPerMinute, IMAPCommandBurst: c.IMAPCommandBurst, ConnectionsPerAccount: c.ConnectionsPerAccount,
+		Mailboxes: c.MaxMailboxes, MailboxDepth: c.MaxMailboxDepth, MailboxNameBytes: c.MaxMailboxNameBytes,
 		Services: services(c.Services), RetentionTrash: formatDuration(c.RetentionTrash),
 		RetentionJunk: formatDuration(c.RetentionJunk), MaxAge: formatDuration(c.MaxAge),
 	}
@@ -51,7 +56,11 @@ type classSetArgs struct {
 	SentPerDay            *int64         `json:"sent_per_day,omitempty"`
 	RecipientsPerMessage  *int64         `json:"recipients_per_message,omitempty"`
 	IMAPCommandsPerMinute *int64         `json:"imap_commands_per_minute,omitempty"`
+	IMAPCommandBurst      *int64         `json:"imap_command_burst,omitempty"`
 	ConnectionsPerAccount *int64         `json:"connections_per_account,omitempty"`
+	Mailboxes             *int64         `json:"mailboxes,omitempty"`
+	MailboxDepth          *int64         `json:"mailbox_depth,omitempty"`
+	MailboxNameBytes      *int64         `json:"mailbox_name_bytes,omitempty"`
 	Services              *[]string      `json:"services,omitempty"`
 	RetentionTrash        *time.Duration `json:"retention_trash,omitempty"`
 	RetentionJunk         *time.Duration `json:"retention_junk,omitempty"`
@@ -110,7 +119,11 @@ func init() {
 			set(&c.SentPerDay, a.SentPerDay)
 			set(&c.RecipientsPerMessage, a.RecipientsPerMessage)
 			set(&c.IMAPCommandsPerMinute, a.IMAPCommandsPerMinute)
+			set(&c.IMAPCommandBurst, a.IMAPCommandBurst)
 			set(&c.ConnectionsPerAccount, a.ConnectionsPerAccount)
+			set(&c.MaxMailboxes, a.Mailboxes)
+			set(&c.MaxMailboxDepth, a.MailboxDepth)
+			set(&c.MaxMailboxNameBytes, a.MailboxNameBytes)
 			if a.Services != nil {
 				c.Services = *a.Services
 			}

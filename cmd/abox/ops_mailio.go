@@ -98,11 +98,16 @@ func importMail(ctx context.Context, e *env, a mailioArgs) (MailioResult, error)
 	stopped := func(err error) (MailioResult, error) {
 		return res, fmt.Errorf("import stopped after %d messages: %w", res.Messages, err)
 	}
+	lim, err := e.policy().LimitsOf(&acct)
+	if err != nil {
+		return res, err
+	}
 	ensure := func(name string) error {
 		if _, err := e.store.MailboxByName(acct.ID, name); !errors.Is(err, store.ErrNoMailbox) {
 			return err
 		}
-		_, err := e.store.CreateMailbox(ctx, acct.ID, name, "")
+		// The class's mailbox limits hold for imported trees too.
+		_, err := e.store.CreateMailbox(ctx, acct.ID, name, "", lim.Mailboxes())
 		return err
 	}
 	add := func(name string, flags []string, m *mboxMessage) error {
