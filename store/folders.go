@@ -175,6 +175,11 @@ func (s *Store) RenameMailbox(ctx context.Context, acct uint64, oldName, newName
 	if strings.EqualFold(newName, "INBOX") {
 		return fmt.Errorf("cannot rename to INBOX: %w", ErrMailboxExists)
 	}
+	// The new name obeys CREATE's rules (before, RENAME took "/", "//"
+	// and names with CR, LF or NUL).
+	if _, err := canonicalMailboxName(newName); err != nil {
+		return err
+	}
 	if strings.EqualFold(oldName, "INBOX") {
 		return s.renameInbox(ctx, acct, newName, lim)
 	}

@@ -36,6 +36,11 @@ func canonicalMailboxName(name string) (string, error) {
 	if name == "" || len(name) > 1024 || strings.ContainsAny(name, "\x00\r\n") {
 		return "", fmt.Errorf("%q: %w", name, ErrInvalidMailbox)
 	}
+	// No empty level ("/a", "a//b"): no client can name one, and an
+	// export would have no folder name for it.
+	if slices.Contains(strings.Split(name, MailboxDelim), "") {
+		return "", fmt.Errorf("%q has an empty level: %w", name, ErrInvalidMailbox)
+	}
 	return name, nil
 }
 

@@ -55,6 +55,13 @@ func TestMailboxLimits(t *testing.T) {
 	if err := s.RenameMailbox(ctx, a.ID, "a", strings.Repeat("r", 18), lim); !errors.Is(err, ErrMailboxLimit) {
 		t.Errorf("RENAME a to 18 bytes (a child would be 22): %v, want ErrMailboxLimit", err)
 	}
+	// RENAME obeys CREATE's name rules (it used to take "/" and "//",
+	// which an export then wrote outside its directory).
+	for _, bad := range []string{"/", "//", "x//y", "/x", "a\r\nb", "n\x00"} {
+		if err := s.RenameMailbox(ctx, a.ID, "a", bad, MailboxLimits{}); !errors.Is(err, ErrInvalidMailbox) {
+			t.Errorf("RENAME a %q: %v, want ErrInvalidMailbox", bad, err)
+		}
+	}
 	if err := s.RenameMailbox(ctx, a.ID, "a", "z", lim); err != nil {
 		t.Errorf("RENAME a z: %v", err)
 	}
