@@ -269,7 +269,7 @@ func (r *walRecovery) read(path string) (keep bool, err error) {
 		return false, wrapApply(path, err)
 	}
 	keep = kind == walCurrent
-	if kind == walBadHead {
+	if kind == walBadHead && r.m.dirty {
 		r.incident("wal-header", fmt.Sprintf("the write-ahead log %s has a damaged header; %d records written for this database were applied", path, r.applied), nil)
 	}
 	if lost, payloads := r.w.later(end, r.m.token, last); len(lost) > 0 {
@@ -278,7 +278,7 @@ func (r *walRecovery) read(path string) (keep bool, err error) {
 		r.incident("wal-damaged", fmt.Sprintf("the write-ahead log %s is damaged at offset %d: record %d cannot be read, so records %d to %d (%d of them readable, holding %d message records) were acknowledged but are not applied; the database is as of record %d",
 			path, end, last+1, last+1, lost[len(lost)-1].seq, len(lost), msgs, last), r.addresses(acctIDs))
 	}
-	if r.w.size < walPrealloc {
+	if r.w.size < walPrealloc && r.m.dirty {
 		keep = false
 		r.incident("wal-truncated", fmt.Sprintf("the write-ahead log %s is %d bytes, shorter than it is written (%d): it was truncated, and deliveries acknowledged after record %d may be lost", path, r.w.size, walPrealloc, last), nil)
 	}
