@@ -156,7 +156,7 @@ func FuzzIMAPSession(f *testing.F) {
 			// instead of at the read deadline below.
 			client.Write(append(in[:len(in):len(in)], "\r\nzz LOGOUT\r\n"...))
 		}()
-		client.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+		client.SetReadDeadline(time.Now().Add(300 * time.Millisecond)) // a session waiting for a literal or DONE is cut here
 		r := bufio.NewReader(client)
 		for {
 			if err := readResponse(r); err != nil {
