@@ -1,0 +1,105 @@
+package aboxtest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// coverDir, when set, collects the coverage counters of every abox run:
+// ABOX_TEST_COVERDIR=DIR go test ./imapd/, then
+// go tool covdata percent -i DIR.
+var coverDir = os.Getenv("ABOX_TEST_COVERDIR")
+
+// The binary is built on first use, once per test binary: a run of only
+// unit tests (or a fuzzing worker) builds nothing.
+var build struct {
+	once sync.Once
+	dir  string // holds the binary; Main removes it
+	bin  string
+	err  error
+}
+
+// Main runs the tests and removes the binary they built. A package's
+// TestMain is
+//
+//	func TestMain(m *testing.M) { aboxtest.Main(m) }
+func Main(m *testing.M) {
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	os.Exit(code)
+}
+
+// Bin returns the path of the abox binary, building it on the first
+// call: with -race when this test binary has it (a data race in the
+// server then fails the test that provoked it: exit status 66 and a
+// report in its log), with coverage when ABOX_TEST_COVERDIR is set.
+func Bin(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		build.dir, build.err = os.MkdirTemp("", "aboxtest-")
+		if build.err != nil {
+			return
+		}
+		build.bin = filepath.Join(build.dir, "abox")
+		args := []string{"build", "-o", build.bin}
+		if RaceEnabled() {
+			args = append(args, "-race")
+		}
+		if coverDir != "" {
+			args = append(args, "-cover", "-coverpkg=abox/...")
+		}
+		cmd := exec.Command("go", append(args, "abox/cmd/abox")...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			build.err = fmt.Errorf("building abox: %w", err)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
+	}
+	return build.bin
+}
+
+// RaceEnabled says whether this test binary was built with -race.
+func RaceEnabled() bool {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-race" {
+				return s.Value == "true"
+			}
+		}
+	}
+	return false
+}
+
+// Environ is the environment every run of the binary starts from: the
+// test's own, without an ABOX_DATA that could point a run at a real data
+// directory, and without the race runtime's one-second sleep at exit
+// (atexit_sleep_ms), which would dominate the suite's run time; then
+// extra KEY=VALUE pairs.
+func Environ(extra ...string) []string {
+	var env []string
+	gorace := "atexit_sleep_ms=0"
+	for _, kv := range os.Environ() {
+		switch {
+		case strings.HasPrefix(kv, "ABOX_DATA="):
+		case strings.HasPrefix(kv, "GORACE="):
+			gorace = strings.TrimPrefix(kv, "GORACE=") + " " + gorace
+		default:
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "GORACE="+gorace)
+	if coverDir != "" {
+		env = append(env, "GOCOVERDIR="+coverDir)
+	}
+	return append(env, extra...)
+}

@@ -1,0 +1,156 @@
+package aboxtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// What in a server's log shows a bug. abox logs at level ERROR only what
+// no client can cause by asking: a recovered panic (smtp, imap IDLE,
+// control, store writer), an internal error answered 451 4.3.0 or NO
+// [SERVERBUG] (smtpd/imapd errors.go), a failed write, checkpoint or
+// sweep, damage found in the store, a listener that stopped. Refusals of
+// what a client asked (unknown recipient, bad password, limits) are
+// INFO or WARN. So every ERROR record fails the test, unless the test
+// expects it (AllowError: a full disk, a store damaged on purpose).
+// go-imap logs what it recovers through imapd's adapter at WARN: a panic
+// in a command or in IDLE, and "handling X command: err" when a handler
+// returned an error that is no *imap.Error (the client got NO
+// [SERVERBUG]); those count as ERROR records. Output that is not a
+// record is the runtime's: a panic, a fatal error or a data race report,
+// never expected.
+
+// suppressedMsg is the summary of records the log guard held back
+// (cmd/abox/loghandler.go); its "message" is theirs.
+const suppressedMsg = "suppressed similar log lines"
+
+// logFinding says why one line of a server's log shows a bug, or "".
+// allowed are substrings of the messages of records the test expects.
+func logFinding(line string, allowed []string) string {
+	var rec struct {
+		Level   string `json:"level"`
+		Msg     string `json:"msg"`
+		Message string `json:"message"`
+	}
+	if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &rec) != nil {
+		switch {
+		case strings.HasPrefix(line, "panic: "):
+			return "a panic killed the server"
+		case strings.HasPrefix(line, "fatal error: "):
+			return "the Go runtime failed"
+		case strings.Contains(line, "WARNING: DATA RACE"):
+			return "a data race"
+		}
+		return ""
+	}
+	msg := rec.Msg
+	if msg == suppressedMsg {
+		msg = rec.Message
+	}
+	for _, a := range allowed {
+		if strings.Contains(msg, a) {
+			return ""
+		}
+	}
+	switch {
+	case rec.Level == "ERROR":
+		return "an internal error"
+	case rec.Level == "WARN" && strings.HasPrefix(msg, "imap: panic"):
+		return "a panic go-imap recovered"
+	case rec.Level == "WARN" && strings.HasPrefix(msg, "imap: handling "):
+		return "an internal error go-imap answered NO [SERVERBUG]"
+	}
+	return ""
+}
+
+// AllowError makes records whose message contains one of msgs expected
+// in this test: they no longer fail it. Say why beside the call.
+func (e *Env) AllowError(msgs ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.allowed = append(e.allowed, msgs...)
+}
+
+// SkipStoreCheck leaves `abox check` out of e's cleanup: the test
+// damages the store on purpose.
+func (e *Env) SkipStoreCheck(why string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.noCheck = why
+}
+
+// started records a server that became ready; the first one registers
+// e's cleanup checks, which run after every server's stop (cleanups run
+// last registered first).
+func (e *Env) started(s *Server) {
+	e.mu.Lock()
+	e.servers = append(e.servers, s)
+	first := !e.registered
+	e.registered = true
+	e.mu.Unlock()
+	if first {
+		e.t.Cleanup(e.cleanupChecks)
+	}
+	e.t.Cleanup(s.Stop)
+}
+
+// cleanupChecks fails the test on an internal error in the log of any
+// server it started on e, and unless SkipStoreCheck, when `abox check`
+// finds a problem in the store they left.
+func (e *Env) cleanupChecks() {
+	e.t.Helper()
+	e.mu.Lock()
+	servers, allowed, noCheck := e.servers, e.allowed, e.noCheck
+	e.mu.Unlock()
+	for i, s := range servers {
+		if s.Running() { // not stopped by its own cleanup: stop it now
+			s.Stop()
+		}
+		e.checkLog(fmt.Sprintf("server %d of %d", i+1, len(servers)), s, allowed)
+	}
+	if noCheck != "" {
+		e.t.Logf("the store is not checked at cleanup: %s", noCheck)
+		return
+	}
+	e.Check()
+}
+
+// Bounds of what a failure prints of a log.
+const (
+	maxFindings   = 20
+	maxFindingLen = 2000
+	maxLogTail    = 64 << 10
+)
+
+// checkLog fails the test on every line of s's log that shows a bug.
+func (e *Env) checkLog(which string, s *Server, allowed []string) {
+	e.t.Helper()
+	log := s.Log.String()
+	var found []string
+	first := -1
+	off := 0
+	for _, line := range strings.SplitAfter(log, "\n") {
+		if why := logFinding(strings.TrimSuffix(line, "\n"), allowed); why != "" {
+			if first < 0 {
+				first = off
+			}
+			if len(found) < maxFindings {
+				found = append(found, why+": "+cut(strings.TrimSuffix(line, "\n"), maxFindingLen))
+			}
+		}
+		off += len(line)
+	}
+	if first < 0 {
+		return
+	}
+	e.t.Errorf("%s on %s logged what shows a bug (AllowError if the test expects it):\n%s\n--- the log from there on:\n%s",
+		which, e.Dir, strings.Join(found, "\n"), cut(log[first:], maxLogTail))
+}
+
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + fmt.Sprintf("... (%d more bytes)", len(s)-n)
+}
