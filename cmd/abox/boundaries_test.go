@@ -39,6 +39,7 @@ func TestPackageBoundaries(t *testing.T) {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	seen := map[string]bool{}
+	usedByTests := false
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Split(line, "|")
 		if len(f) != 3 {
@@ -49,6 +50,7 @@ func TestPackageBoundaries(t *testing.T) {
 		for _, imp := range testImports {
 			switch {
 			case imp == testHarness:
+				usedByTests = true
 			case strings.HasPrefix(imp, "abox/cmd"):
 				t.Errorf("tests of %s import %s: of cmd, tests import only %s", pkg, imp, testHarness)
 			}
@@ -70,6 +72,9 @@ func TestPackageBoundaries(t *testing.T) {
 				t.Errorf("%s imports %s, which CONVENTIONS.md does not allow", pkg, imp)
 			}
 		}
+	}
+	if !usedByTests {
+		t.Errorf("no test imports %s: is the harness still where this test looks?", testHarness)
 	}
 	for pkg := range allowedImports {
 		if !seen[pkg] {
