@@ -45,6 +45,7 @@ type Env struct {
 	registered bool      // the cleanup checks are registered; guarded by mu
 	allowed    []string  // error messages the test expects; guarded by mu
 	noCheck    string    // why the store is not checked at cleanup; guarded by mu
+	checked    bool      // the store was checked at cleanup; guarded by mu
 }
 
 // New returns an environment with a new, empty data directory.

@@ -10,7 +10,8 @@
 // 0 within a bound, or SIGKILL), capturing the server's log, and the
 // checks at the cleanup of every test that started a server: no internal
 // error in any server's log (logcheck.go) and `abox check` clean on the
-// data directory.
+// data directory (through the control socket of the server the test left
+// running: the harness speaks that one operation of its line protocol).
 //
 // Protocol clients (raw SMTP, raw IMAP, ...) stay in the packages that
 // test the protocol, built on this.

@@ -1,9 +1,14 @@
 package aboxtest
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"path/filepath"
 	"strings"
+	"time"
 )
 
 // What in a server's log shows a bug. abox logs at level ERROR only what
@@ -80,9 +85,10 @@ func (e *Env) SkipStoreCheck(why string) {
 	e.noCheck = why
 }
 
-// started records a server that became ready; the first one registers
+// started records a server that became ready. The first one registers
 // e's cleanup checks, which run after every server's stop (cleanups run
-// last registered first).
+// last registered first); each registers its stop, which runs the store
+// check first while the server is the last one started and runs.
 func (e *Env) started(s *Server) {
 	e.mu.Lock()
 	e.servers = append(e.servers, s)
@@ -92,16 +98,34 @@ func (e *Env) started(s *Server) {
 	if first {
 		e.t.Cleanup(e.cleanupChecks)
 	}
-	e.t.Cleanup(s.Stop)
+	e.t.Cleanup(func() { e.stopAtCleanup(s) })
+}
+
+// stopAtCleanup stops s at the test's cleanup. When s is the server the
+// test left running, the store is checked through its control socket
+// first: the server's own check of the state it serves, without a run
+// of the binary.
+func (e *Env) stopAtCleanup(s *Server) {
+	e.t.Helper()
+	e.mu.Lock()
+	live := s == e.servers[len(e.servers)-1] && e.noCheck == ""
+	e.mu.Unlock()
+	if live && s.Running() && e.checkLive() {
+		e.mu.Lock()
+		e.checked = true
+		e.mu.Unlock()
+	}
+	s.Stop()
 }
 
 // cleanupChecks fails the test on an internal error in the log of any
-// server it started on e, and unless SkipStoreCheck, when `abox check`
-// finds a problem in the store they left.
+// server it started on e, and unless SkipStoreCheck, on a problem `abox
+// check` finds in the store: through the control socket before the
+// last server stopped (stopAtCleanup), or else now, directly.
 func (e *Env) cleanupChecks() {
 	e.t.Helper()
 	e.mu.Lock()
-	servers, allowed, noCheck := e.servers, e.allowed, e.noCheck
+	servers, allowed, noCheck, checked := e.servers, e.allowed, e.noCheck, e.checked
 	e.mu.Unlock()
 	for i, s := range servers {
 		if s.Running() { // not stopped by its own cleanup: stop it now
@@ -109,11 +133,56 @@ func (e *Env) cleanupChecks() {
 		}
 		e.checkLog(fmt.Sprintf("server %d of %d", i+1, len(servers)), s, allowed)
 	}
-	if noCheck != "" {
+	switch {
+	case noCheck != "":
 		e.t.Logf("the store is not checked at cleanup: %s", noCheck)
-		return
+	case !checked:
+		e.Check()
 	}
-	e.Check()
+}
+
+// checkLive runs the control socket's "check" operation (as `abox check`
+// does when a server runs: one JSON line each way, progress lines
+// before the answer) and fails the test on any problem it reports. It
+// returns false when no server answers, to check directly instead.
+func (e *Env) checkLive() bool {
+	e.t.Helper()
+	conn, err := net.DialTimeout("unix", filepath.Join(e.Dir, "control.sock"), 2*time.Second)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(CommandTimeout))
+	if _, err := io.WriteString(conn, `{"op":"check","args":{}}`+"\n"); err != nil {
+		return false
+	}
+	br := bufio.NewReader(conn)
+	for {
+		line, err := br.ReadBytes('\n')
+		if err != nil {
+			e.t.Errorf("abox check through the control socket at cleanup: %v (so far %q)", err, line)
+			return true
+		}
+		var resp struct {
+			Result   json.RawMessage `json:"result"`
+			Error    string          `json:"error"`
+			Progress json.RawMessage `json:"progress"`
+		}
+		if err := json.Unmarshal(line, &resp); err != nil {
+			e.t.Errorf("abox check through the control socket at cleanup: a bad answer %q", line)
+			return true
+		}
+		if resp.Progress != nil {
+			continue
+		}
+		var rep struct {
+			Problems []string `json:"problems"`
+		}
+		if resp.Error != "" || json.Unmarshal(resp.Result, &rep) != nil || len(rep.Problems) != 0 {
+			e.t.Errorf("abox check through the control socket at cleanup finds problems: %s", line)
+		}
+		return true
+	}
 }
 
 // Bounds of what a failure prints of a log.

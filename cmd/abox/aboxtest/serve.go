@@ -46,9 +46,10 @@ func (e *Env) ServeArgs() []string {
 // Start runs abox serve on e's data directory until the test ends (or
 // Stop or Kill), and returns once it has logged "ready". At the test's
 // cleanup the server is stopped with SIGTERM and must exit 0 within
-// StopTimeout, and then e's cleanup checks run: no internal error in the
-// log of any server the test started on e (AllowError), and `abox
-// check` clean (SkipStoreCheck).
+// StopTimeout, and e's cleanup checks run: the store checks clean
+// (through the control socket of the server the test left running, or
+// directly when none runs; SkipStoreCheck), and the log of every server
+// the test started on e shows no bug (AllowError).
 func (e *Env) Start() *Server {
 	e.t.Helper()
 	s, err := e.TryStart()
