@@ -111,7 +111,7 @@ func TestShutdownWhileClientsConnect(t *testing.T) {
 		go s.Serve(ln)
 		stop := make(chan struct{})
 		var clients sync.WaitGroup
-		for range 4 {
+		for range 2 {
 			clients.Go(func() {
 				for {
 					select {

@@ -34,7 +34,7 @@ func TestControlCloseWhileClientsConnect(t *testing.T) {
 		go c.serve()
 		stop := make(chan struct{})
 		var clients sync.WaitGroup
-		for range 4 {
+		for range 2 {
 			clients.Go(func() {
 				for {
 					select {
