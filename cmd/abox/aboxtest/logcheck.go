@@ -18,7 +18,9 @@ import (
 // sweep, damage found in the store, a listener that stopped. Refusals of
 // what a client asked (unknown recipient, bad password, limits) are
 // INFO or WARN. So every ERROR record fails the test, unless the test
-// expects it (AllowError: a full disk, a store damaged on purpose).
+// expects it (AllowError: a full disk, a store damaged on purpose, and
+// the one client-caused ERROR: "control: backup" when the CLI goes away
+// in the middle of a backup's stream).
 // go-imap logs what it recovers through imapd's adapter at WARN: a panic
 // in a command or in IDLE, and "handling X command: err" when a handler
 // returned an error that is no *imap.Error (the client got NO
