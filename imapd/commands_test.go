@@ -19,7 +19,7 @@ import (
 func TestCommandBudgetAcrossReconnects(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.ok("class", "set", "loop", "--imap-commands-per-minute", "5", "--imap-command-burst", "10")
+	e.OK("class", "set", "loop", "--imap-commands-per-minute", "5", "--imap-command-burst", "10")
 	alice := e.addUser("alice", "--class", "loop")
 	bob := e.addUser("bob", "--class", "loop")
 	s := e.start()
@@ -83,7 +83,7 @@ func TestCommandBudgetAcrossReconnects(t *testing.T) {
 func TestCommandBudgetDelaysInsteadOfFailing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.ok("class", "set", "paced", "--imap-commands-per-minute", "1200", "--imap-command-burst", "5")
+	e.OK("class", "set", "paced", "--imap-commands-per-minute", "1200", "--imap-command-burst", "5")
 	alice := e.addUser("alice", "--class", "paced")
 	s := e.start()
 	c := inInbox(t, s.imaps, "alice", alice) // LOGIN and SELECT spend 1

@@ -95,7 +95,7 @@ func TestFetchBodiesAcrossBatches(t *testing.T) {
 func TestFetchWhileExpungedElsewhere(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.ok("class", "set", "busy", "--imap-commands-per-minute", "0")
+	e.OK("class", "set", "busy", "--imap-commands-per-minute", "0")
 	alice := e.addUser("alice", "--class", "busy")
 	s := e.start()
 	const n = 150

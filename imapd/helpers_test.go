@@ -1,18 +1,17 @@
 package imapd_test
 
-// Helpers for the IMAP integration tests: they build the real abox binary
-// once (TestMain), run `abox serve` on a temporary data directory with
-// every listener on a free 127.0.0.1 port, drive it with the CLI, deliver
-// mail with net/smtp, and talk IMAP to it with a raw line client (exact
-// responses), go-imap's imapclient, python3 imaplib, mbsync and curl.
+// Helpers for the IMAP integration tests: on the harness of the abox
+// binary (aboxtest: the binary, the CLI, `abox serve` on a temporary data
+// directory and the checks at cleanup), mail in with net/smtp, the test
+// corpus, a raw IMAP line client for exact responses and the runner of
+// the other clients (go-imap's imapclient, python3 imaplib, mbsync,
+// curl).
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,109 +20,35 @@ import (
 	"net/smtp"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"abox/cmd/abox/aboxtest"
 )
 
 // Generous limits: the suite must pass on a loaded two-core machine with
 // the race detector on. None of them is an assertion about speed.
 const (
-	cliTimeout   = 2 * time.Minute  // one CLI invocation or external client
-	readyTimeout = 90 * time.Second // serve printing "ready"
-	stopTimeout  = 20 * time.Second // serve exiting after SIGTERM (SPEC: drain up to 10 s)
-	ioTimeout    = time.Minute      // one IMAP or SMTP exchange
-	waitTimeout  = 30 * time.Second // an untagged update an IDLE session waits for
+	ioTimeout   = time.Minute      // one IMAP or SMTP exchange
+	waitTimeout = 30 * time.Second // an untagged update an IDLE session waits for
 )
 
 const (
-	hostname = "mx.abox.test" // --hostname of every test server
-	domain   = "example.kz"   // hosted by every test server
+	hostname = aboxtest.DefaultHostname // --hostname of every test server
+	domain   = "example.kz"             // hosted by every test server
 	password = "correct horse battery staple"
 )
 
-// aboxBin is the binary TestMain built.
-var aboxBin string
-
-// coverDir, when set, collects the coverage counters of every abox run.
-var coverDir = os.Getenv("ABOX_TEST_COVERDIR")
-
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "abox-imapd-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "TestMain:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	aboxBin = filepath.Join(dir, "abox")
-	args := []string{"build", "-o", aboxBin}
-	if raceEnabled() {
-		// A data race in the server then shows in its log and exit status.
-		args = append(args, "-race")
-	}
-	if coverDir != "" {
-		// ABOX_TEST_COVERDIR=DIR measures what the servers ran:
-		// go tool covdata percent -i DIR
-		args = append(args, "-cover", "-coverpkg=abox/...")
-	}
-	build := exec.Command("go", append(args, "abox/cmd/abox")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "TestMain: building abox:", err)
-		return 1
-	}
-	return m.Run()
-}
-
-func raceEnabled() bool {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" {
-				return s.Value == "true"
-			}
-		}
-	}
-	return false
-}
-
-// aboxEnv is the environment of every run: ours, without ABOX_DATA, and
-// without the race runtime's one-second sleep at exit.
-func aboxEnv() []string {
-	var env []string
-	gorace := "atexit_sleep_ms=0"
-	for _, kv := range os.Environ() {
-		switch {
-		case strings.HasPrefix(kv, "ABOX_DATA="):
-		case strings.HasPrefix(kv, "GORACE="):
-			gorace = strings.TrimPrefix(kv, "GORACE=") + " " + gorace
-		default:
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "GORACE="+gorace)
-	if coverDir != "" {
-		env = append(env, "GOCOVERDIR="+coverDir)
-	}
-	return env
-}
-
-// --- the CLI ---------------------------------------------------------------
+func TestMain(m *testing.M) { aboxtest.Main(m) }
 
 // env is one data directory, and the server running on it (if any).
 type env struct {
+	*aboxtest.Env
 	t   *testing.T
-	dir string // data directory
 	srv *server
 }
 
@@ -132,50 +57,10 @@ var phoneSeq atomic.Int64
 // newEnv makes a data directory hosting example.kz.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, dir: filepath.Join(t.TempDir(), "data")}
-	e.ok("domain", "add", domain)
+	e := &env{Env: aboxtest.New(t), t: t}
+	e.ServeFlags = []string{"--log-format", "json"}
+	e.OK("domain", "add", domain)
 	return e
-}
-
-// cli runs abox --data DIR args... with stdin.
-func (e *env) cli(stdin string, args ...string) (stdout, stderr string, code int) {
-	e.t.Helper()
-	full := append([]string{"--data", e.dir}, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, aboxBin, full...)
-	cmd.Env = aboxEnv()
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		e.t.Fatalf("abox %s: no exit within %v\nstderr: %s", strings.Join(args, " "), cliTimeout, errb.String())
-	case errors.As(err, &ee) && ee.Exited():
-		code = ee.ExitCode()
-	default:
-		e.t.Fatalf("abox %s: %v\nstderr: %s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String(), errb.String(), code
-}
-
-// ok runs a command that must succeed and returns its stdout.
-func (e *env) ok(args ...string) string {
-	e.t.Helper()
-	return e.okIn("", args...)
-}
-
-func (e *env) okIn(stdin string, args ...string) string {
-	e.t.Helper()
-	out, errs, code := e.cli(stdin, args...)
-	if code != 0 {
-		e.t.Fatalf("abox %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errs)
-	}
-	return out
 }
 
 // addUser registers login@example.kz with the test password.
@@ -183,7 +68,7 @@ func (e *env) addUser(login string, extra ...string) string {
 	e.t.Helper()
 	addr := login + "@" + domain
 	phone := fmt.Sprintf("+7701%07d", phoneSeq.Add(1))
-	e.okIn(password+"\n", append([]string{"user", "add", addr, "--phone", phone, "--password-stdin"}, extra...)...)
+	e.OKIn(password+"\n", append([]string{"user", "add", addr, "--phone", phone, "--password-stdin"}, extra...)...)
 	return addr
 }
 
@@ -195,214 +80,35 @@ type usage struct {
 
 func (e *env) usage(addr string) usage {
 	e.t.Helper()
-	out := e.ok("user", "show", addr, "--json")
 	var v struct {
 		Usage *usage `json:"usage"`
 	}
-	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Usage == nil {
-		e.t.Fatalf("user show %s --json: %v\n%s", addr, err, out)
+	e.JSON(&v, "user", "show", addr)
+	if v.Usage == nil {
+		e.t.Fatalf("user show %s --json: no usage", addr)
 	}
 	return *v.Usage
 }
 
-// check asserts that `abox check` finds no problem.
-func (e *env) check() {
-	e.t.Helper()
-	out, errs, code := e.cli("", "check", "--json")
-	var rep struct {
-		Problems []any `json:"problems"`
-	}
-	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Problems) != 0 {
-		e.t.Errorf("abox check: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
-	}
-}
-
-// --- the server ------------------------------------------------------------
-
-var listenFlags = []string{
-	"--listen-smtp", "--listen-submission", "--listen-submissions",
-	"--listen-imap", "--listen-imaps", "--listen-http",
-}
-
-// server is a running `abox serve`.
+// server is a running `abox serve` and the listeners the tests use.
 type server struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	log    *lineLog
-	smtp   string // host:port of each listener used here
-	sub    string // submission (STARTTLS)
-	imap   string
-	imaps  string
-	http   string
-	exited chan struct{}
-	err    error // from Wait, once exited is closed
-
-	stopOnce sync.Once
+	*aboxtest.Server
+	t     *testing.T
+	smtp  string // host:port of each listener used here
+	sub   string // submission (STARTTLS)
+	imap  string
+	imaps string
+	http  string
 }
 
 // start runs abox serve on the env's data directory until the test ends
-// (or stop), when it is stopped with SIGTERM and must exit 0.
+// (aboxtest.Env.Start).
 func (e *env) start() *server {
 	e.t.Helper()
-	for attempt := 1; ; attempt++ {
-		s, err := e.tryStart()
-		if err == nil {
-			e.srv = s
-			e.t.Cleanup(s.stop)
-			return s
-		}
-		if attempt < 5 && strings.Contains(err.Error(), "address already in use") {
-			e.t.Logf("retrying serve: %v", err)
-			continue
-		}
-		e.t.Fatal(err)
-	}
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
-func (e *env) tryStart() (*server, error) {
-	ports := freePorts(e.t, len(listenFlags))
-	args := []string{"--data", e.dir, "serve", "--hostname", hostname, "--log-format", "json"}
-	addrs := make([]string, len(ports))
-	for i, f := range listenFlags {
-		addrs[i] = fmt.Sprintf("127.0.0.1:%d", ports[i])
-		args = append(args, f, addrs[i])
-	}
-	cmd := exec.Command(aboxBin, args...)
-	cmd.Env = aboxEnv()
-	log := newLineLog(`"msg":"ready"`)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting abox serve: %w", err)
-	}
-	s := &server{t: e.t, cmd: cmd, log: log, exited: make(chan struct{}),
-		smtp: addrs[0], sub: addrs[1], imap: addrs[3], imaps: addrs[4], http: addrs[5]}
-	go func() {
-		s.err = cmd.Wait()
-		close(s.exited)
-	}()
-	select {
-	case <-log.ready:
-		return s, nil
-	case <-s.exited:
-		return nil, fmt.Errorf("abox serve exited before ready (%v):\n%s", s.err, log)
-	case <-time.After(readyTimeout):
-		cmd.Process.Kill()
-		<-s.exited
-		return nil, fmt.Errorf("abox serve not ready within %v:\n%s", readyTimeout, log)
-	}
-}
-
-func (s *server) running() bool {
-	select {
-	case <-s.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop sends SIGTERM and asserts exit status 0 and no recovered panic or
-// data race in the log. It is idempotent.
-func (s *server) stop() {
-	s.stopOnce.Do(func() {
-		s.t.Helper()
-		if !s.running() {
-			s.t.Errorf("abox serve exited before it was stopped (%v):\n%s", s.err, s.log)
-			return
-		}
-		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			s.t.Errorf("SIGTERM: %v", err)
-		}
-		select {
-		case <-s.exited:
-			if s.err != nil {
-				s.t.Errorf("abox serve after SIGTERM: %v (want exit 0):\n%s", s.err, s.log)
-			}
-		case <-time.After(stopTimeout):
-			// SIGQUIT makes the Go runtime print every goroutine's stack
-			// (into the log below) before it exits.
-			s.cmd.Process.Signal(syscall.SIGQUIT)
-			select {
-			case <-s.exited:
-			case <-time.After(5 * time.Second):
-				s.cmd.Process.Kill()
-				<-s.exited
-			}
-			s.t.Errorf("abox serve still running %v after SIGTERM:\n%s", stopTimeout, s.log)
-		}
-		for _, l := range strings.Split(s.log.String(), "\n") {
-			switch {
-			case strings.Contains(l, "panic") || strings.Contains(l, "DATA RACE") || strings.Contains(l, "imap: internal error"):
-				// An internal error is what clients see as NO [SERVERBUG].
-				s.t.Errorf("server log shows a panic, race or internal error:\n%s", s.log)
-				return
-			case strings.Contains(l, `"level":"ERROR"`):
-				s.t.Logf("server logged an error: %s", l)
-			}
-		}
-	})
-}
-
-// lineLog collects a process's output and signals the first line that
-// contains a word.
-type lineLog struct {
-	word  string
-	ready chan struct{}
-
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	partial []byte
-	seen    bool
-}
-
-func newLineLog(word string) *lineLog {
-	return &lineLog{word: word, ready: make(chan struct{})}
-}
-
-func (l *lineLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(l.partial[:i])
-		l.partial = l.partial[i+1:]
-		if !l.seen && strings.Contains(line, l.word) {
-			l.seen = true
-			close(l.ready)
-		}
-	}
-	return len(p), nil
-}
-
-func (l *lineLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+	s := e.Start()
+	e.srv = &server{Server: s, t: e.t, smtp: s.Addr("smtp"), sub: s.Addr("submission"),
+		imap: s.Addr("imap"), imaps: s.Addr("imaps"), http: s.Addr("http")}
+	return e.srv
 }
 
 // --- mail in over SMTP -----------------------------------------------------
@@ -948,7 +654,7 @@ func needTool(t *testing.T, name string) string {
 // combined output and the exit code.
 func runTool(t *testing.T, extraEnv []string, name string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), aboxtest.CommandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), extraEnv...)
@@ -959,7 +665,7 @@ func runTool(t *testing.T, extraEnv []string, name string, args ...string) (stri
 	case err == nil:
 		return string(out), 0
 	case ctx.Err() != nil:
-		t.Fatalf("%s: no exit within %v\n%s", name, cliTimeout, out)
+		t.Fatalf("%s: no exit within %v\n%s", name, aboxtest.CommandTimeout, out)
 	case errors.As(err, &ee) && ee.Exited():
 		return string(out), ee.ExitCode()
 	default:

@@ -184,7 +184,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 	c.ok("CREATE Kept")
 	keptBefore := c.status("Kept", "UIDVALIDITY")
 	c.ok("LOGOUT")
-	s.stop()
+	s.Stop()
 
 	s = e.start()
 	c = dialIMAPS(t, s.imaps, "after")
@@ -212,7 +212,7 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 		t.Errorf("UIDs after a new delivery: %v, want [1 2 4] (UID 3 must not be reused)", got)
 	}
 	c.ok("LOGOUT")
-	e.check()
+	e.Check()
 }
 
 var statusItemRE = regexp.MustCompile(`([A-Z]+) (\d+)`)
@@ -368,7 +368,7 @@ func TestOverQuota(t *testing.T) {
 	alice := e.addUser("alice")
 	s := e.start()
 	s.deliverCorpus(alice)
-	e.ok("user", "set", alice, "--quota-messages", "3")
+	e.OK("user", "set", alice, "--quota-messages", "3")
 
 	c := dialIMAPS(t, s.imaps, "alice")
 	c.login(alice)
@@ -418,7 +418,7 @@ func TestOverQuota(t *testing.T) {
 
 	// Storage: room for a few bytes only, seen by a new session.
 	used := e.usage(alice).StorageBytes
-	e.ok("user", "set", alice, "--quota-messages", "default", "--quota-storage", fmt.Sprintf("%dB", used+100))
+	e.OK("user", "set", alice, "--quota-messages", "default", "--quota-storage", fmt.Sprintf("%dB", used+100))
 	c2 := dialIMAPS(t, s.imaps, "alice-2")
 	c2.login(alice)
 	c2.no("OVERQUOTA", "APPEND INBOX %s", literal(crlf("Subject: big\n\n"+strings.Repeat("x", 500)+"\n")))
@@ -436,7 +436,7 @@ func TestOverQuota(t *testing.T) {
 			used+100, len(tiny), r, e.usage(alice))
 	}
 	c.ok("LOGOUT")
-	e.check()
+	e.Check()
 }
 
 // TestLoginRefusals: wrong passwords, blocked and deleted accounts.
@@ -448,8 +448,8 @@ func TestLoginRefusals(t *testing.T) {
 	carol := e.addUser("carol")
 	s := e.start()
 	early := inInbox(t, s.imaps, "open-before-block", alice)
-	e.ok("user", "block", alice, "--reason", "fraud check")
-	e.ok("user", "delete", bob)
+	e.OK("user", "block", alice, "--reason", "fraud check")
+	e.OK("user", "delete", bob)
 
 	c := dialIMAPS(t, s.imaps, "client")
 	c.no("AUTHENTICATIONFAILED", "LOGIN %s %s", quote(carol), quote("wrong password, clearly"))
@@ -473,8 +473,8 @@ func TestLoginRefusals(t *testing.T) {
 		t.Logf("NOTE: a session opened before `user block` still works after it: %s", r)
 	}
 
-	e.ok("user", "unblock", alice)
-	e.ok("user", "restore", bob)
+	e.OK("user", "unblock", alice)
+	e.OK("user", "restore", bob)
 	for _, u := range []string{alice, bob} {
 		c := dialIMAPS(t, s.imaps, u)
 		c.login(u)

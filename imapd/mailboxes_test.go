@@ -128,7 +128,7 @@ func TestMailboxHierarchy(t *testing.T) {
 		t.Errorf("STATUS %q: MESSAGES %d, want 1", mutf7, n)
 	}
 	c.ok("LOGOUT")
-	e.check()
+	e.Check()
 }
 
 // TestNestedMessage: a forwarded letter (message/rfc822) and a text part
@@ -225,7 +225,7 @@ func TestAppendLimit(t *testing.T) {
 	e := newEnv(t)
 	alice := e.addUser("alice")
 	s := e.start()
-	e.ok("class", "set", "standard", "--max-message-size", "2KiB")
+	e.OK("class", "set", "standard", "--max-message-size", "2KiB")
 
 	c := dialIMAPS(t, s.imaps, "alice")
 	c.login(alice)
@@ -342,7 +342,7 @@ func TestListHostilePattern(t *testing.T) {
 func TestMailboxLimits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.ok("class", "set", "small", "--mailboxes", "10", "--mailbox-depth", "3", "--mailbox-name-bytes", "40")
+	e.OK("class", "set", "small", "--mailboxes", "10", "--mailbox-depth", "3", "--mailbox-name-bytes", "40")
 	alice := e.addUser("alice")
 	bob := e.addUser("bob", "--class", "small")
 	s := e.start()
@@ -380,5 +380,5 @@ func TestMailboxLimits(t *testing.T) {
 		}
 	}
 	b.ok("LOGOUT")
-	e.check()
+	e.Check()
 }

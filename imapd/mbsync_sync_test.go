@@ -63,7 +63,7 @@ func TestMbsyncFirstSyncStandardClass(t *testing.T) {
 // the sync).
 func fillInbox(t *testing.T, e *env, addr string, n int) {
 	t.Helper()
-	st, err := store.Open(filepath.Join(e.dir, store.FileName), store.Options{LockTimeout: 10 * time.Second})
+	st, err := store.Open(filepath.Join(e.Dir, store.FileName), store.Options{LockTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

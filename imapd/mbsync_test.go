@@ -85,7 +85,7 @@ Patterns *
 Create Both
 Expunge Both
 SyncState *
-`, host, port, user, password, tlsType, filepath.Join(e.dir, "tls-cert.pem"), local, local, far, near)
+`, host, port, user, password, tlsType, filepath.Join(e.Dir, "tls-cert.pem"), local, local, far, near)
 	if err := os.WriteFile(rc, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ SyncState *
 		t.Helper()
 		out, code := runTool(t, []string{"HOME=" + dir}, mbsync, "--config", rc, "--all")
 		if code != 0 {
-			t.Fatalf("mbsync (%s): exit %d\n%s\nconfig:\n%s\nserver log:\n%s", what, code, trimLog(out), config, trimLog(s.log.String()))
+			t.Fatalf("mbsync (%s): exit %d\n%s\nconfig:\n%s\nserver log:\n%s", what, code, trimLog(out), config, trimLog(s.Log.String()))
 		}
 		return out
 	}
@@ -183,7 +183,7 @@ func TestMbsync(t *testing.T) {
 	if files := maildirFiles(t, inbox); len(files) != 3 {
 		t.Errorf("local INBOX after the last sync: %v, want 3", files)
 	}
-	e.check()
+	e.Check()
 }
 
 // maildirFiles lists the messages in a Maildir folder (new and cur).

@@ -58,7 +58,7 @@ func submitOfficial(t *testing.T, addr, name, from, to, msg string) {
 // "" when it is null.
 func (e *env) firstRead(messageID string) string {
 	e.t.Helper()
-	out := e.ok("notice", "show", messageID, "--json")
+	out := e.OK("notice", "show", messageID, "--json")
 	var n struct {
 		Recipients []struct {
 			Address     string  `json:"address"`
@@ -79,10 +79,10 @@ func TestOfficialLetterFirstRead(t *testing.T) {
 	e := newEnv(t)
 	alice := e.addUser("alice")
 	s := e.start()
-	e.okIn(password+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
+	e.OKIn(password+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
 	// The server's own certificate is an X.509 certificate within its
 	// validity: good enough as the consent's signature certificate.
-	e.ok("user", "consent", alice, "--certificate", e.dir+"/tls-cert.pem")
+	e.OK("user", "consent", alice, "--certificate", e.Dir+"/tls-cert.pem")
 	ids := []string{"off-1@egov.kz", "off-2@egov.kz", "off-3@egov.kz"}
 	for i, id := range ids {
 		submitOfficial(t, s.sub, "egov", "notices@egov.kz", alice, crlf(fmt.Sprintf(

@@ -51,5 +51,5 @@ func TestPythonImaplibScenario(t *testing.T) {
 	default:
 		t.Logf("scenario.py: %d checks passed", strings.Count(out, "\nok ")+1)
 	}
-	e.check()
+	e.Check()
 }

@@ -270,7 +270,7 @@ func (r *clientReader) round(rng *rand.Rand) error {
 func TestSequenceNumbersUnderConcurrentChanges(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.ok("class", "set", "busy", "--imap-commands-per-minute", "0")
+	e.OK("class", "set", "busy", "--imap-commands-per-minute", "0")
 	alice := e.addUser("alice", "--class", "busy")
 	s := e.start()
 	for i := range 20 {

@@ -25,9 +25,9 @@ func TestAuthenticationResults(t *testing.T) {
 		"_dmarc.remote.test": "v=DMARC1; p=reject",
 	})
 	e := newEnv(t)
-	e.config = filepath.Join(t.TempDir(), "abox.toml")
+	e.Config = filepath.Join(t.TempDir(), "abox.toml")
 	conf := fmt.Sprintf("trusted-networks = []\ndns-resolver = %q\ndns-timeout = \"5s\"\n", resolver)
-	if err := os.WriteFile(e.config, []byte(conf), 0o600); err != nil {
+	if err := os.WriteFile(e.Config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	to := e.addUser("verified")
@@ -57,8 +57,8 @@ func TestAuthenticationResults(t *testing.T) {
 	if rest != ours+other+msg {
 		t.Errorf("stored after the trace fields:\n%q\nwant\n%q", rest, ours+other+msg)
 	}
-	if !s.logged(`"msg":"delivered"`, "SPF pass for remote.test from 127.0.0.1", "DMARC pass for remote.test") {
-		t.Errorf("the log lacks the checks of the verdict:\n%s", s.log)
+	if !s.Log.Contains(`"msg":"delivered"`, "SPF pass for remote.test from 127.0.0.1", "DMARC pass for remote.test") {
+		t.Errorf("the log lacks the checks of the verdict:\n%s", s.Log)
 	}
 }
 

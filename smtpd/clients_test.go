@@ -193,7 +193,7 @@ func TestNetSMTP(t *testing.T) {
 		}
 	})
 
-	t.Cleanup(e.check)
+	t.Cleanup(e.Check)
 }
 
 // isReply reports whether err is an SMTP error reply with code and
@@ -415,7 +415,7 @@ func TestPythonSmtplib(t *testing.T) {
 		}
 	})
 
-	t.Cleanup(e.check)
+	t.Cleanup(e.Check)
 }
 
 func TestCurl(t *testing.T) {
@@ -510,5 +510,5 @@ func TestCurl(t *testing.T) {
 		}
 	})
 
-	t.Cleanup(e.check)
+	t.Cleanup(e.Check)
 }

@@ -1,10 +1,10 @@
 package smtpd_test
 
-// Helpers for the SMTP integration tests: they build the real abox binary
-// once (TestMain), run `abox serve` on a temporary data directory with
-// every listener on a free 127.0.0.1 port, drive it with the CLI, and talk
-// SMTP to it with a raw client (exact replies), net/smtp, python3 smtplib
-// and curl.
+// Helpers for the SMTP integration tests: on the harness of the abox
+// binary (aboxtest: the binary, the CLI, `abox serve` on a temporary data
+// directory and the checks at cleanup), a raw SMTP client for exact
+// replies and the runner of the other clients (net/smtp, python3 smtplib,
+// curl).
 
 import (
 	"bufio"
@@ -12,112 +12,39 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"abox/cmd/abox/aboxtest"
 	"abox/store"
 )
 
-// Generous limits: the suite must pass on a loaded two-core machine with
-// the race detector on. None of them is an assertion about speed.
-const (
-	cliTimeout   = 2 * time.Minute  // one CLI invocation
-	readyTimeout = 90 * time.Second // serve printing "ready"
-	stopTimeout  = 20 * time.Second // serve exiting after SIGTERM (SPEC: drain up to 10 s)
-	ioTimeout    = time.Minute      // one SMTP exchange
-)
+// ioTimeout bounds one SMTP exchange; generous, as the suite runs on a
+// loaded two-core machine with the race detector on.
+const ioTimeout = time.Minute
 
 const (
-	hostname = "mx.abox.test" // --hostname of every test server
-	domain   = "example.kz"   // hosted by every test server
+	hostname = aboxtest.DefaultHostname // --hostname of every test server
+	domain   = "example.kz"             // hosted by every test server
 	password = "correct horse battery staple"
 )
 
-// aboxBin is the binary TestMain built.
-var aboxBin string
-
-func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	flag.Parse()
-	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
-		// A fuzzing worker runs one fuzz target of package smtpd only.
-		return m.Run()
-	}
-	dir, err := os.MkdirTemp("", "abox-smtpd-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "TestMain:", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	aboxBin = filepath.Join(dir, "abox")
-	args := []string{"build", "-o", aboxBin}
-	if raceEnabled() {
-		// A data race in the server then shows as exit status 66 at stop.
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "abox/cmd/abox")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "TestMain: building abox:", err)
-		return 1
-	}
-	return m.Run()
-}
-
-func raceEnabled() bool {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "-race" {
-				return s.Value == "true"
-			}
-		}
-	}
-	return false
-}
-
-// aboxEnv is the environment of every run: ours, without ABOX_DATA, and
-// without the race runtime's one-second sleep at exit.
-func aboxEnv() []string {
-	var env []string
-	gorace := "atexit_sleep_ms=0"
-	for _, kv := range os.Environ() {
-		switch {
-		case strings.HasPrefix(kv, "ABOX_DATA="):
-		case strings.HasPrefix(kv, "GORACE="):
-			gorace = strings.TrimPrefix(kv, "GORACE=") + " " + gorace
-		default:
-			env = append(env, kv)
-		}
-	}
-	return append(env, "GORACE="+gorace)
-}
-
-// --- the CLI ---------------------------------------------------------------
+func TestMain(m *testing.M) { aboxtest.Main(m) }
 
 // env is one data directory, and the server running on it (if any).
 type env struct {
-	t      *testing.T
-	dir    string // data directory
-	config string // --config file, "" for none
-	srv    *server
+	*aboxtest.Env
+	t   *testing.T
+	srv *server
 }
 
 var phoneSeq atomic.Int64
@@ -125,54 +52,10 @@ var phoneSeq atomic.Int64
 // newEnv makes a data directory hosting example.kz.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, dir: filepath.Join(t.TempDir(), "data")}
-	e.ok("domain", "add", domain)
+	e := &env{Env: aboxtest.New(t), t: t}
+	e.ServeFlags = []string{"--log-format", "json"}
+	e.OK("domain", "add", domain)
 	return e
-}
-
-// cli runs abox --data DIR [--config F] args... with stdin.
-func (e *env) cli(stdin string, args ...string) (stdout, stderr string, code int) {
-	e.t.Helper()
-	full := []string{"--data", e.dir}
-	if e.config != "" {
-		full = append(full, "--config", e.config)
-	}
-	full = append(full, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, aboxBin, full...)
-	cmd.Env = aboxEnv()
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case ctx.Err() != nil:
-		e.t.Fatalf("abox %s: no exit within %v\nstderr: %s", strings.Join(args, " "), cliTimeout, errb.String())
-	case errors.As(err, &ee) && ee.Exited():
-		code = ee.ExitCode()
-	default:
-		e.t.Fatalf("abox %s: %v\nstderr: %s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String(), errb.String(), code
-}
-
-// ok runs a command that must succeed and returns its stdout.
-func (e *env) ok(args ...string) string {
-	e.t.Helper()
-	return e.okIn("", args...)
-}
-
-func (e *env) okIn(stdin string, args ...string) string {
-	e.t.Helper()
-	out, errs, code := e.cli(stdin, args...)
-	if code != 0 {
-		e.t.Fatalf("abox %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errs)
-	}
-	return out
 }
 
 // addUser registers login@example.kz with the test password.
@@ -180,7 +63,7 @@ func (e *env) addUser(login string, extra ...string) string {
 	e.t.Helper()
 	addr := login + "@" + domain
 	phone := fmt.Sprintf("+7701%07d", phoneSeq.Add(1))
-	e.okIn(password+"\n", append([]string{"user", "add", addr, "--phone", phone, "--password-stdin"}, extra...)...)
+	e.OKIn(password+"\n", append([]string{"user", "add", addr, "--phone", phone, "--password-stdin"}, extra...)...)
 	return addr
 }
 
@@ -191,7 +74,7 @@ func (e *env) addSender(name, kind string, from ...string) {
 	for _, f := range from {
 		args = append(args, "--from", f)
 	}
-	e.okIn(password+"\n", args...)
+	e.OKIn(password+"\n", args...)
 }
 
 // usage is the usage part of `user show --json`.
@@ -202,13 +85,13 @@ type usage struct {
 
 func (e *env) usage(addr string) usage {
 	e.t.Helper()
-	out := e.ok("user", "show", addr, "--json")
 	var v struct {
 		State string `json:"state"`
 		Usage *usage `json:"usage"`
 	}
-	if err := json.Unmarshal([]byte(out), &v); err != nil || v.Usage == nil {
-		e.t.Fatalf("user show %s --json: %v\n%s", addr, err, out)
+	e.JSON(&v, "user", "show", addr)
+	if v.Usage == nil {
+		e.t.Fatalf("user show %s --json: no usage", addr)
 	}
 	return *v.Usage
 }
@@ -223,18 +106,6 @@ func (e *env) wantMessages(addr string, n int64) usage {
 	return u
 }
 
-// check asserts that `abox check` finds no problem.
-func (e *env) check() {
-	e.t.Helper()
-	out, errs, code := e.cli("", "check", "--json")
-	var rep struct {
-		Problems []any `json:"problems"`
-	}
-	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Problems) != 0 {
-		e.t.Errorf("abox check: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
-	}
-}
-
 // storedMessage is one message as the store holds it.
 type storedMessage struct {
 	Flags []string
@@ -245,10 +116,10 @@ type storedMessage struct {
 // (the server keeps the database itself locked).
 func (e *env) inbox(addr string) []storedMessage {
 	e.t.Helper()
-	path := filepath.Join(e.dir, store.FileName)
-	if e.srv != nil && e.srv.running() {
+	path := filepath.Join(e.Dir, store.FileName)
+	if e.srv != nil && e.srv.Running() {
 		path = filepath.Join(e.t.TempDir(), "backup.db")
-		e.ok("backup", path)
+		e.OK("backup", path)
 	}
 	st, err := store.Open(path, store.Options{ReadOnly: true, LockTimeout: 10 * time.Second})
 	if err != nil {
@@ -288,222 +159,24 @@ func (e *env) onlyMessage(addr string) storedMessage {
 	return msgs[0]
 }
 
-// --- the server ------------------------------------------------------------
-
-var listenFlags = []string{
-	"--listen-smtp", "--listen-submission", "--listen-submissions",
-	"--listen-imap", "--listen-imaps", "--listen-http",
-}
-
-// server is a running `abox serve`.
+// server is a running `abox serve` and the listeners the tests use.
 type server struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	log    *lineLog
-	smtp   string // host:port of each listener
-	sub    string
-	subs   string
-	imaps  string
-	http   string
-	exited chan struct{}
-	err    error // from Wait, once exited is closed
-
-	stopOnce sync.Once
+	*aboxtest.Server
+	smtp  string // host:port of each listener
+	sub   string
+	subs  string
+	imaps string
+	http  string
 }
 
-// start runs abox serve on the env's data directory until the test ends,
-// when it is stopped with SIGTERM and must exit 0.
+// start runs abox serve on the env's data directory until the test ends
+// (aboxtest.Env.Start).
 func (e *env) start() *server {
 	e.t.Helper()
-	for attempt := 1; ; attempt++ {
-		s, err := e.tryStart()
-		if err == nil {
-			e.srv = s
-			e.t.Cleanup(s.stop)
-			return s
-		}
-		if attempt < 5 && strings.Contains(err.Error(), "address already in use") {
-			e.t.Logf("retrying serve: %v", err)
-			continue
-		}
-		e.t.Fatal(err)
-	}
-}
-
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
-func (e *env) tryStart() (*server, error) {
-	ports := freePorts(e.t, len(listenFlags))
-	args := []string{"--data", e.dir}
-	if e.config != "" {
-		args = append(args, "--config", e.config)
-	}
-	args = append(args, "serve", "--hostname", hostname, "--log-format", "json")
-	addrs := make([]string, len(ports))
-	for i, f := range listenFlags {
-		addrs[i] = fmt.Sprintf("127.0.0.1:%d", ports[i])
-		args = append(args, f, addrs[i])
-	}
-	cmd := exec.Command(aboxBin, args...)
-	cmd.Env = aboxEnv()
-	log := newLineLog(`"msg":"ready"`)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting abox serve: %w", err)
-	}
-	s := &server{t: e.t, cmd: cmd, log: log, exited: make(chan struct{}),
-		smtp: addrs[0], sub: addrs[1], subs: addrs[2], imaps: addrs[4], http: addrs[5]}
-	go func() {
-		s.err = cmd.Wait()
-		close(s.exited)
-	}()
-	select {
-	case <-log.ready:
-		return s, nil
-	case <-s.exited:
-		return nil, fmt.Errorf("abox serve exited before ready (%v):\n%s", s.err, log)
-	case <-time.After(readyTimeout):
-		cmd.Process.Kill()
-		<-s.exited
-		return nil, fmt.Errorf("abox serve not ready within %v:\n%s", readyTimeout, log)
-	}
-}
-
-func (s *server) running() bool {
-	select {
-	case <-s.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop sends SIGTERM and asserts exit status 0 and no recovered panic in
-// the log. It is idempotent.
-func (s *server) stop() {
-	s.stopOnce.Do(func() {
-		s.t.Helper()
-		if !s.running() {
-			s.t.Errorf("abox serve exited before it was stopped (%v):\n%s", s.err, s.log)
-			return
-		}
-		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			s.t.Errorf("SIGTERM: %v", err)
-		}
-		select {
-		case <-s.exited:
-			if s.err != nil {
-				s.t.Errorf("abox serve after SIGTERM: %v (want exit 0):\n%s", s.err, s.log)
-			}
-		case <-time.After(stopTimeout):
-			// SIGQUIT makes the Go runtime print every goroutine's stack
-			// (into the log below) before it exits.
-			s.cmd.Process.Signal(syscall.SIGQUIT)
-			select {
-			case <-s.exited:
-			case <-time.After(5 * time.Second):
-				s.cmd.Process.Kill()
-				<-s.exited
-			}
-			s.t.Errorf("abox serve still running %v after SIGTERM:\n%s", stopTimeout, s.log)
-		}
-		s.checkLog()
-	})
-}
-
-// kill stops the server with SIGKILL, as a crash would.
-func (s *server) kill() {
-	s.stopOnce.Do(func() {
-		s.cmd.Process.Kill()
-		<-s.exited
-		s.checkLog()
-	})
-}
-
-// checkLog fails the test on a recovered panic or a data race.
-func (s *server) checkLog() {
-	s.t.Helper()
-	for _, l := range strings.Split(s.log.String(), "\n") {
-		recovered := strings.Contains(l, `"level":"ERROR"`) && strings.Contains(strings.ToLower(l), "panic")
-		if recovered || strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") || strings.Contains(l, "DATA RACE") {
-			s.t.Errorf("server log shows a panic or race:\n%s", s.log)
-			return
-		}
-	}
-}
-
-// logged reports whether a log line contains every one of words.
-func (s *server) logged(words ...string) bool {
-next:
-	for _, l := range strings.Split(s.log.String(), "\n") {
-		for _, w := range words {
-			if !strings.Contains(l, w) {
-				continue next
-			}
-		}
-		return true
-	}
-	return false
-}
-
-// lineLog collects a process's output and signals the first line that
-// contains a word.
-type lineLog struct {
-	word  string
-	ready chan struct{}
-
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	partial []byte
-	seen    bool
-}
-
-func newLineLog(word string) *lineLog {
-	return &lineLog{word: word, ready: make(chan struct{})}
-}
-
-func (l *lineLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	l.partial = append(l.partial, p...)
-	for {
-		i := bytes.IndexByte(l.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(l.partial[:i])
-		l.partial = l.partial[i+1:]
-		if !l.seen && strings.Contains(line, l.word) {
-			l.seen = true
-			close(l.ready)
-		}
-	}
-	return len(p), nil
-}
-
-func (l *lineLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
+	s := e.Start()
+	e.srv = &server{Server: s, smtp: s.Addr("smtp"), sub: s.Addr("submission"), subs: s.Addr("submissions"),
+		imaps: s.Addr("imaps"), http: s.Addr("http")}
+	return e.srv
 }
 
 // --- a raw SMTP client for exact replies ------------------------------------
@@ -792,7 +465,7 @@ func needTool(t *testing.T, name string) string {
 // exit code.
 func runTool(t *testing.T, stdin []byte, name string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), aboxtest.CommandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdin = bytes.NewReader(stdin)
@@ -803,7 +476,7 @@ func runTool(t *testing.T, stdin []byte, name string, args ...string) (string, i
 	case err == nil:
 		return string(out), 0
 	case ctx.Err() != nil:
-		t.Fatalf("%s: no exit within %v\n%s", name, cliTimeout, out)
+		t.Fatalf("%s: no exit within %v\n%s", name, aboxtest.CommandTimeout, out)
 	case errors.As(err, &ee) && ee.Exited():
 		return string(out), ee.ExitCode()
 	default:

@@ -81,8 +81,8 @@ func TestDeclaredSizeOverflow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	to := e.addUser("sizer")
-	e.ok("class", "set", "standard", "--max-message-size", "0")
-	e.ok("class", "set", "organization", "--max-message-size", "0")
+	e.OK("class", "set", "standard", "--max-message-size", "0")
+	e.OK("class", "set", "organization", "--max-message-size", "0")
 	s := e.start()
 	c := dial(t, s.smtp)
 	c.ehlo()
@@ -116,9 +116,9 @@ func dialFrom(t *testing.T, addr, local string) (*rawClient, reply) {
 func TestConnectionShares(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.config = filepath.Join(t.TempDir(), "abox.toml")
+	e.Config = filepath.Join(t.TempDir(), "abox.toml")
 	cfg := "trusted-networks = []\nsmtp-max-connections = 6\nsmtp-connections-per-network = 3\nsmtp-hello-timeout = \"2s\"\n"
-	if err := os.WriteFile(e.config, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(e.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := e.start()

@@ -145,16 +145,16 @@ func newMXFixture(t *testing.T) *mxFixture {
 	f.bob = e.addUser("bob")
 	f.carol = e.addUser("carol")
 	f.dave = e.addUser("dave")
-	e.ok("class", "set", "tiny", "--max-message-size", "2KiB")
+	e.OK("class", "set", "tiny", "--max-message-size", "2KiB")
 	f.erin = e.addUser("erin", "--class", "tiny")
 	f.s = e.start()
-	e.ok("user", "block", f.bob, "--reason", "test")
-	e.ok("user", "delete", f.carol)
+	e.OK("user", "block", f.bob, "--reason", "test")
+	e.OK("user", "delete", f.carol)
 	c := dial(t, f.s.smtp)
 	c.ehlo()
 	c.deliver("sender@remote.test", []string{f.dave}, message("sender@remote.test", f.dave, "one", "first"))
 	e.wantMessages(f.dave, 1)
-	e.ok("user", "set", f.dave, "--quota-messages", "1")
+	e.OK("user", "set", f.dave, "--quota-messages", "1")
 	return f
 }
 
@@ -346,7 +346,7 @@ func TestMXReplies(t *testing.T) {
 		}
 		e.wantMessages(f.dave, 1)
 		e.wantMessages(f.erin, 1)
-		e.check()
+		e.Check()
 	})
 }
 
@@ -358,7 +358,7 @@ func TestSubmissionReplies(t *testing.T) {
 	bob := e.addUser("bobby")
 	carl := e.addUser("carl")
 	blocked := e.addUser("blocky")
-	e.ok("user", "block", blocked, "--reason", "test")
+	e.OK("user", "block", blocked, "--reason", "test")
 	e.addSender("billing", "billing", "bills@"+domain, "invoices@"+domain)
 	s := e.start()
 
@@ -484,7 +484,7 @@ func TestSubmissionReplies(t *testing.T) {
 	t.Cleanup(func() {
 		e.wantMessages(bob, 1)
 		e.wantMessages(alice, 1)
-		e.check()
+		e.Check()
 	})
 }
 
@@ -669,7 +669,7 @@ func TestTransfer(t *testing.T) {
 		checkStored(t, e.onlyMessage(b).Body, msg, "message for two recipients")
 	})
 
-	t.Cleanup(e.check)
+	t.Cleanup(e.Check)
 }
 
 // checkStored asserts that stored is trace headers followed by exactly
@@ -720,7 +720,7 @@ func TestAllOrNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	a, b := e.addUser("frank"), e.addUser("grace")
-	e.ok("user", "set", b, "--quota-storage", "300B")
+	e.OK("user", "set", b, "--quota-storage", "300B")
 	s := e.start()
 	msg := message("sender@remote.test", a, "all or nothing", strings.Repeat("more than 300 bytes\r\n", 20))
 	// A declared SIZE above the room left: 452 4.2.2 at RCPT already.
@@ -748,16 +748,16 @@ func TestAllOrNothing(t *testing.T) {
 				t.Errorf("%s: storage %d bytes after a refused delivery", r, u.StorageBytes)
 			}
 		}
-		e.check()
+		e.Check()
 	}
 	// With room again, both get it.
-	e.ok("user", "set", b, "--quota-storage", "default")
+	e.OK("user", "set", b, "--quota-storage", "default")
 	c := dial(t, s.smtp)
 	c.ehlo()
 	c.deliver("sender@remote.test", []string{a, b}, msg)
 	e.wantMessages(a, 1)
 	e.wantMessages(b, 1)
-	e.check()
+	e.Check()
 }
 
 // TestQuotaLoweredDuringTransaction: a storage quota lowered (user set)
@@ -773,13 +773,13 @@ func TestQuotaLoweredDuringTransaction(t *testing.T) {
 	c.expect("MAIL FROM:<sender@remote.test>", 250, "2.1.0")
 	c.expect("RCPT TO:<"+a+">", 250, "2.1.5")
 	c.expect("RCPT TO:<"+b+">", 250, "2.1.5")
-	e.ok("user", "set", b, "--quota-storage", "10B")
+	e.OK("user", "set", b, "--quota-storage", "10B")
 	c.expect("DATA", 354, "")
 	c.send(dotStuff(message("sender@remote.test", a, "lowered", "hello")) + ".\r\n")
 	if r := c.read(); r.code != 452 || r.enh() != "4.2.2" {
 		t.Errorf("DOUBTFUL: %s's quota was lowered to 10 B after RCPT; end of DATA got %q, want 452 4.2.2 (limits are taken at RCPT and not rechecked at delivery)", b, r)
 	}
-	e.check()
+	e.Check()
 }
 
 // TestDurability: a crash during DATA stores nothing; a crash right after
@@ -797,10 +797,10 @@ func TestDurability(t *testing.T) {
 		c.expect("RCPT TO:<"+to+">", 250, "2.1.5")
 		c.expect("DATA", 354, "")
 		c.send("Subject: interrupted\r\n\r\n" + strings.Repeat("partial body line\r\n", 500))
-		s.kill()
+		s.Kill()
 		e.start()
 		e.wantMessages(to, 0)
-		e.check()
+		e.Check()
 	})
 	t.Run("SIGKILL after 250", func(t *testing.T) {
 		t.Parallel()
@@ -817,10 +817,10 @@ func TestDurability(t *testing.T) {
 		// Killed well within the write-ahead log's checkpoint delay: the
 		// message is only in abox.db.wal, and the next opener (the CLI
 		// here) applies it.
-		s.kill()
+		s.Kill()
 		e.srv = nil
 		e.wantMessages(to, 1)
-		e.check()
+		e.Check()
 		checkStored(t, e.onlyMessage(to).Body, msg, "message acknowledged before SIGKILL")
 		e.start()
 		e.wantMessages(to, 1)
@@ -844,7 +844,7 @@ func TestShutdown(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.stop()
+		s.Stop()
 	}()
 	idle.want("idle session at SIGTERM", 421, "4.3.2")
 	idle.expectClosed()
@@ -855,7 +855,7 @@ func TestShutdown(t *testing.T) {
 	wg.Wait()
 	e.srv = nil
 	e.wantMessages(to, 1)
-	e.check()
+	e.Check()
 }
 
 // TestClassSizeLimit: `class set standard --max-message-size` applies to
@@ -865,7 +865,7 @@ func TestClassSizeLimit(t *testing.T) {
 	e := newEnv(t)
 	to := e.addUser("karl")
 	s := e.start()
-	e.ok("class", "set", "standard", "--max-message-size", "2KiB")
+	e.OK("class", "set", "standard", "--max-message-size", "2KiB")
 	c := dial(t, s.smtp)
 	_, exts := c.ehlo()
 	if !hasExt(exts, "SIZE 2048") {
@@ -883,7 +883,7 @@ func TestClassSizeLimit(t *testing.T) {
 	c.want("end of DATA above 2 KiB", 552, "5.3.4")
 	c.expect("NOOP", 250, "")
 	e.wantMessages(to, 0)
-	e.check()
+	e.Check()
 }
 
 // TestSizeExactlyAtLimit: a message of exactly the advertised SIZE,
@@ -893,7 +893,7 @@ func TestSizeExactlyAtLimit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	to := e.addUser("laura")
-	e.ok("class", "set", "standard", "--max-message-size", "2KiB")
+	e.OK("class", "set", "standard", "--max-message-size", "2KiB")
 	s := e.start()
 	head := message("sender@remote.test", to, "exactly 2048", "")
 	msg := head + strings.Repeat("y", 2048-len(head)-2) + "\r\n"
@@ -918,7 +918,7 @@ func TestOversizedLongLines(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	to := e.addUser("mike")
-	e.ok("class", "set", "standard", "--max-message-size", "1KiB")
+	e.OK("class", "set", "standard", "--max-message-size", "1KiB")
 	s := e.start()
 	c := dial(t, s.smtp)
 	c.ehlo()
@@ -940,8 +940,8 @@ func TestOversizedLongLines(t *testing.T) {
 // per-IP limits.
 func untrustedConfig(t *testing.T, e *env) {
 	t.Helper()
-	e.config = filepath.Join(t.TempDir(), "abox.toml")
-	if err := os.WriteFile(e.config, []byte("trusted-networks = []\n"), 0o600); err != nil {
+	e.Config = filepath.Join(t.TempDir(), "abox.toml")
+	if err := os.WriteFile(e.Config, []byte("trusted-networks = []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -1087,7 +1087,7 @@ func TestSpamAndConsent(t *testing.T) {
 	consenting := e.addUser("rosa")
 	e.addSender("gov", "official", "gov@gov.kz")
 	s := e.start()
-	e.ok("user", "consent", consenting, "--certificate", writeCertificate(t))
+	e.OK("user", "consent", consenting, "--certificate", writeCertificate(t))
 	t.Run("GTUBE rejected as spam", func(t *testing.T) {
 		t.Parallel()
 		c := dial(t, s.smtp)
@@ -1151,8 +1151,8 @@ func TestBDATHugeChunkUnlimitedSize(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	to := e.addUser("rita")
-	e.ok("class", "set", "standard", "--max-message-size", "0")
-	e.ok("class", "set", "organization", "--max-message-size", "0")
+	e.OK("class", "set", "standard", "--max-message-size", "0")
+	e.OK("class", "set", "organization", "--max-message-size", "0")
 	s := e.start()
 	c := dial(t, s.smtp)
 	c.ehlo()

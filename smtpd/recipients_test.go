@@ -16,8 +16,8 @@ import (
 func TestRecipientEnumeration(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.config = filepath.Join(t.TempDir(), "abox.toml")
-	if err := os.WriteFile(e.config, []byte("trusted-networks = []\nunknown-recipients-per-hour = 8\n"), 0o600); err != nil {
+	e.Config = filepath.Join(t.TempDir(), "abox.toml")
+	if err := os.WriteFile(e.Config, []byte("trusted-networks = []\nunknown-recipients-per-hour = 8\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	known := e.addUser("xena")
@@ -97,8 +97,8 @@ func TestPostmaster(t *testing.T) {
 		t.Parallel()
 		e := newEnv(t)
 		ops := e.addUser("ops")
-		e.config = filepath.Join(t.TempDir(), "abox.toml")
-		if err := os.WriteFile(e.config, []byte("postmaster = \""+ops+"\"\n"), 0o600); err != nil {
+		e.Config = filepath.Join(t.TempDir(), "abox.toml")
+		if err := os.WriteFile(e.Config, []byte("postmaster = \""+ops+"\"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		s := e.start()
@@ -106,8 +106,8 @@ func TestPostmaster(t *testing.T) {
 		c.ehlo()
 		c.deliver("reporter@remote.test", []string{"POSTMASTER@" + domain, "postmaster"}, message("reporter@remote.test", "postmaster@"+domain, "bounce", "hello"))
 		e.wantMessages(ops, 1)
-		if out, _, code := e.cli("", "user", "show", "postmaster@"+domain); code == 0 {
-			t.Errorf("a role account was created although postmaster names %s:\n%s", ops, out)
+		if r := e.Run("user", "show", "postmaster@"+domain); r.Code == 0 {
+			t.Errorf("a role account was created although postmaster names %s:\n%s", ops, r.Stdout)
 		}
 	})
 }

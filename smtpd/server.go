@@ -119,7 +119,18 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		// Shutdown waits for s.wg once closing is set, under s.mu: a
+		// connection accepted meanwhile is counted before that or not
+		// served (an Add after the Wait began was a data race, and a
+		// session Shutdown did not wait for).
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			return net.ErrClosed
+		}
 		s.wg.Add(1)
+		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			s.handle(nc)

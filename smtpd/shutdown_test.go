@@ -87,3 +87,52 @@ func TestShutdownWhileSessionsCycle(t *testing.T) {
 		clients.Wait()
 	}
 }
+
+// TestShutdownWhileClientsConnect shuts the server down, round after
+// round, while clients keep connecting: a connection accepted as
+// Shutdown begins must be either waited for or not served. Counted after
+// Shutdown began waiting, it was a data race (found by the race detector
+// in a server the CLI tests stopped right after connecting to it) and a
+// session running past Shutdown.
+func TestShutdownWhileClientsConnect(t *testing.T) {
+	t.Parallel()
+	st, err := store.Open(filepath.Join(t.TempDir(), "abox.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	engine := policy.New(st, policy.Config{ConnectionsPerIP: 1000})
+	for round := range 200 {
+		s := New(Config{Name: "smtp", Hostname: "mx.abox.test", Mode: MX, Policy: engine, Log: slog.New(slog.DiscardHandler)})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Serve(ln)
+		stop := make(chan struct{})
+		var clients sync.WaitGroup
+		for range 2 {
+			clients.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if nc, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+						nc.Close()
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(round%3) * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err = s.Shutdown(ctx)
+		cancel()
+		close(stop)
+		clients.Wait()
+		if err != nil {
+			t.Fatalf("round %d: Shutdown: %v", round, err)
+		}
+	}
+}

@@ -20,21 +20,41 @@ var allowedImports = map[string][]string{
 	"abox/imapd/wire":     {},
 	"abox/cmd/abox":       {"*"},
 	"abox/cmd/abox-bench": {"*"},
+	// The test harness of the binary drives it from outside; only tests
+	// import it (testHarness).
+	"abox/cmd/abox/aboxtest": {},
 }
+
+// testHarness is the one package under cmd that tests of other packages
+// may import, and nothing else may.
+const testHarness = "abox/cmd/abox/aboxtest"
 
 // TestPackageBoundaries keeps the arrows of CONVENTIONS.md true: which
 // abox package may import which, only store imports bbolt, nothing
-// imports cmd, and the protocol packages never import each other.
+// imports cmd (but tests import its test harness), and the protocol
+// packages never import each other.
 func TestPackageBoundaries(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, "abox/...").CombinedOutput()
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}|{{join .Imports " "}}|{{join .TestImports " "}} {{join .XTestImports " "}}`, "abox/...").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	seen := map[string]bool{}
+	usedByTests := false
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Fields(line)
-		pkg, imports := f[0], f[1:]
+		f := strings.Split(line, "|")
+		if len(f) != 3 {
+			t.Fatalf("go list: unexpected line %q", line)
+		}
+		pkg, imports, testImports := f[0], strings.Fields(f[1]), strings.Fields(f[2])
 		seen[pkg] = true
+		for _, imp := range testImports {
+			switch {
+			case imp == testHarness:
+				usedByTests = true
+			case strings.HasPrefix(imp, "abox/cmd"):
+				t.Errorf("tests of %s import %s: of cmd, tests import only %s", pkg, imp, testHarness)
+			}
+		}
 		allowed, known := allowedImports[pkg]
 		if !known {
 			t.Errorf("%s is not in the boundaries table (CONVENTIONS.md): add it with what it may import", pkg)
@@ -44,12 +64,17 @@ func TestPackageBoundaries(t *testing.T) {
 			switch {
 			case strings.HasPrefix(imp, "go.etcd.io/bbolt") && pkg != "abox/store":
 				t.Errorf("%s imports %s: only store may", pkg, imp)
+			case imp == testHarness:
+				t.Errorf("%s imports %s: only tests may", pkg, imp)
 			case strings.HasPrefix(imp, "abox/cmd"):
 				t.Errorf("%s imports %s: nothing imports cmd", pkg, imp)
 			case strings.HasPrefix(imp, "abox/") && !slices.Contains(allowed, "*") && !slices.Contains(allowed, imp):
 				t.Errorf("%s imports %s, which CONVENTIONS.md does not allow", pkg, imp)
 			}
 		}
+	}
+	if !usedByTests {
+		t.Errorf("no test imports %s: is the harness still where this test looks?", testHarness)
 	}
 	for pkg := range allowedImports {
 		if !seen[pkg] {

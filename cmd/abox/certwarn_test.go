@@ -65,10 +65,10 @@ func TestCertificateExpiryWarning(t *testing.T) {
 			t.Parallel()
 			a := newAbox(t)
 			cert, key := writeCertPair(t, t.TempDir(), tc.notBefore, tc.notAfter)
-			writeFile(t, a.dir, ConfigFileName, []byte(fmt.Sprintf("tls-cert = %q\ntls-key = %q\n", cert, key)))
-			a.srv = startServer(t, a.dir)
+			writeFile(t, a.Dir, ConfigFileName, []byte(fmt.Sprintf("tls-cert = %q\ntls-key = %q\n", cert, key)))
+			a.srv = a.Start()
 			var warnings []string
-			for _, l := range a.srv.log.lines() {
+			for _, l := range a.srv.Log.Lines() {
 				if strings.Contains(l, `"level":"WARN"`) && strings.Contains(strings.ToLower(l), "certificate") {
 					warnings = append(warnings, l)
 				}
@@ -77,7 +77,7 @@ func TestCertificateExpiryWarning(t *testing.T) {
 			case tc.want == "" && len(warnings) > 0:
 				t.Errorf("warnings for a certificate good for a year: %q", warnings)
 			case tc.want != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], tc.want)):
-				t.Errorf("PRODUCT BUG: certificate warnings at start %q, want one saying %q:\n%s", warnings, tc.want, a.srv.log)
+				t.Errorf("PRODUCT BUG: certificate warnings at start %q, want one saying %q:\n%s", warnings, tc.want, a.srv.Log)
 			}
 		})
 	}

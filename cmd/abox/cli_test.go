@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"abox/cmd/abox/aboxtest"
 )
 
 const (
@@ -94,14 +97,14 @@ func (a *abox) addUser(login string, extra ...string) userJSON {
 	a.t.Helper()
 	var u userJSON
 	args := append([]string{"user", "add", login + "@" + testDomain, "--phone", testPhone, "--password-stdin"}, extra...)
-	a.jsonIn(goodPassword+"\n", &u, args...)
+	a.JSONIn(goodPassword+"\n", &u, args...)
 	return u
 }
 
 func (a *abox) showUser(address string) userJSON {
 	a.t.Helper()
 	var u userJSON
-	a.json(&u, "user", "show", address)
+	a.JSON(&u, "user", "show", address)
 	return u
 }
 
@@ -109,7 +112,7 @@ func (a *abox) showUser(address string) userJSON {
 func (a *abox) listUsers(args ...string) []string {
 	a.t.Helper()
 	var us []userJSON
-	a.json(&us, append([]string{"user", "list"}, args...)...)
+	a.JSON(&us, append([]string{"user", "list"}, args...)...)
 	if us == nil {
 		a.t.Fatalf("user list %v --json: want a JSON array, got null", args)
 	}
@@ -125,7 +128,7 @@ func (a *abox) domains() []string {
 	var ds []struct {
 		Domain string `json:"domain"`
 	}
-	a.json(&ds, "domain", "list")
+	a.JSON(&ds, "domain", "list")
 	var out []string
 	for _, d := range ds {
 		out = append(out, d.Domain)
@@ -136,14 +139,14 @@ func (a *abox) domains() []string {
 func (a *abox) audit(args ...string) []auditJSON {
 	a.t.Helper()
 	var es []auditJSON
-	a.json(&es, append([]string{"audit"}, args...)...)
+	a.JSON(&es, append([]string{"audit"}, args...)...)
 	return es
 }
 
 func (a *abox) classes() map[string]classJSON {
 	a.t.Helper()
 	var cs []classJSON
-	a.json(&cs, "class", "list")
+	a.JSON(&cs, "class", "list")
 	out := map[string]classJSON{}
 	for _, c := range cs {
 		out[c.Name] = c
@@ -154,49 +157,49 @@ func (a *abox) classes() map[string]classJSON {
 func TestDomain(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
-		a.fail(2, "domain", "add")
-		a.fail(2, "domain", "add", "a.kz", "b.kz")
-		a.fail(2, "domain", "remove")
+		a.Fail(2, "domain", "add")
+		a.Fail(2, "domain", "add", "a.kz", "b.kz")
+		a.Fail(2, "domain", "remove")
 		for _, bad := range []string{"bad domain", "example", "-x.kz", "a@b.kz"} {
-			a.fail(1, "domain", "add", "--", bad)
+			a.Fail(1, "domain", "add", "--", bad)
 		}
 		if ds := a.domains(); len(ds) != 0 {
 			t.Fatalf("invalid domains were added: %v", ds)
 		}
 
-		if out := a.ok("domain", "add", testDomain); !strings.Contains(out, testDomain) {
+		if out := a.OK("domain", "add", testDomain); !strings.Contains(out, testDomain) {
 			t.Errorf("domain add printed %q", out)
 		}
-		a.ok("domain", "add", "other.kz")
-		a.fail(1, "domain", "add", testDomain)   // already hosted
-		a.fail(1, "domain", "add", "EXAMPLE.KZ") // same, ignoring case
+		a.OK("domain", "add", "other.kz")
+		a.Fail(1, "domain", "add", testDomain)   // already hosted
+		a.Fail(1, "domain", "add", "EXAMPLE.KZ") // same, ignoring case
 		if ds := a.domains(); !slices.Equal(sortedCopy(ds), []string{testDomain, "other.kz"}) {
 			t.Errorf("domain list: %v", ds)
 		}
-		if out := a.ok("domain", "list"); !strings.Contains(out, testDomain) || !strings.Contains(out, "other.kz") {
+		if out := a.OK("domain", "list"); !strings.Contains(out, testDomain) || !strings.Contains(out, "other.kz") {
 			t.Errorf("human domain list: %q", out)
 		}
 
 		a.addUser("alice")
-		r := a.fail(1, "domain", "remove", testDomain)
-		if !strings.Contains(r.stderr, testDomain) {
-			t.Errorf("refusal should name the domain: %q", r.stderr)
+		r := a.Fail(1, "domain", "remove", testDomain)
+		if !strings.Contains(r.Stderr, testDomain) {
+			t.Errorf("refusal should name the domain: %q", r.Stderr)
 		}
-		a.ok("domain", "remove", "other.kz")
-		a.fail(1, "domain", "remove", "other.kz")
-		a.fail(1, "domain", "remove", "never-added.kz")
+		a.OK("domain", "remove", "other.kz")
+		a.Fail(1, "domain", "remove", "other.kz")
+		a.Fail(1, "domain", "remove", "never-added.kz")
 		if ds := a.domains(); !slices.Equal(ds, []string{testDomain}) {
 			t.Errorf("after remove: domain list %v, want [%s]", ds, testDomain)
 		}
 
 		// ABOX_DATA names the data directory when --data is absent...
-		r = a.exec(runOpts{noData: true, env: []string{"ABOX_DATA=" + a.dir}}, "domain", "list")
-		if r.code != 0 || strings.TrimSpace(r.stdout) != testDomain {
+		r = a.Exec(aboxtest.RunOpts{Bare: true, Env: []string{"ABOX_DATA=" + a.Dir}}, "domain", "list")
+		if r.Code != 0 || strings.TrimSpace(r.Stdout) != testDomain {
 			t.Errorf("with ABOX_DATA: %v", r)
 		}
 		// ...and --data wins over it.
-		r = a.exec(runOpts{env: []string{"ABOX_DATA=" + filepath.Join(t.TempDir(), "elsewhere")}}, "domain", "list")
-		if r.code != 0 || strings.TrimSpace(r.stdout) != testDomain {
+		r = a.Exec(aboxtest.RunOpts{Env: []string{"ABOX_DATA=" + filepath.Join(t.TempDir(), "elsewhere")}}, "domain", "list")
+		if r.Code != 0 || strings.TrimSpace(r.Stdout) != testDomain {
 			t.Errorf("--data with another ABOX_DATA: %v", r)
 		}
 	})
@@ -205,26 +208,26 @@ func TestDomain(t *testing.T) {
 func TestUserAdd(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		u := a.addUser("alice")
 		if u.Address != "alice@"+testDomain || u.State != "active" || u.Class != "standard" {
 			t.Errorf("user add answered %+v", u)
 		}
 		addr := func(login string) string { return login + "@" + testDomain }
-		add := func(stdin string, code int, address string, extra ...string) runResult {
+		add := func(stdin string, code int, address string, extra ...string) aboxtest.Result {
 			t.Helper()
-			return a.failIn(stdin, code, append([]string{"user", "add", address}, extra...)...)
+			return a.FailIn(stdin, code, append([]string{"user", "add", address}, extra...)...)
 		}
 		withPhone := []string{"--phone", testPhone, "--password-stdin"}
 
 		// Weak passwords: refused, and nothing is written.
 		for _, pw := range []string{"short1!", "password123", "bobbybobby2024", "qwertyuiop"} {
 			r := add(pw+"\n", 1, addr("bobby"), withPhone...)
-			if strings.Contains(r.stderr, pw) {
-				t.Errorf("the error line repeats the password: %q", r.stderr)
+			if strings.Contains(r.Stderr, pw) {
+				t.Errorf("the error line repeats the password: %q", r.Stderr)
 			}
 		}
-		a.fail(1, "user", "show", addr("bobby"))
+		a.Fail(1, "user", "show", addr("bobby"))
 
 		// Phones.
 		for _, p := range []string{"123", "+12025550123", "+7abc4567890", "87011234567", "+7"} {
@@ -252,7 +255,7 @@ func TestUserAdd(t *testing.T) {
 		add(goodPassword+"\n", 2, addr("bobby"), "--phone", testPhone)
 		add("", 2, addr("bobby"), withPhone...)
 		add("\n", 2, addr("bobby"), withPhone...)
-		a.fail(2, "user", "add", "--phone", testPhone, "--password-stdin")
+		a.Fail(2, "user", "add", "--phone", testPhone, "--password-stdin")
 
 		if got := a.listUsers(); !slices.Equal(got, []string{addr("alice")}) {
 			t.Errorf("after the refusals, user list = %v, want only alice", got)
@@ -270,11 +273,11 @@ func TestUserAdd(t *testing.T) {
 		// Only the first line of stdin is the password; the phone is
 		// normalised; the login is stored in lower case.
 		var u2 userJSON
-		a.jsonIn(goodPassword+"\nsecond line\n", &u2, "user", "add", "Carol@Example.KZ", "--phone", "+7 701 123-45-67", "--password-stdin")
+		a.JSONIn(goodPassword+"\nsecond line\n", &u2, "user", "add", "Carol@Example.KZ", "--phone", "+7 701 123-45-67", "--password-stdin")
 		if u2.Address != addr("carol") || u2.Phone != testPhone {
 			t.Errorf("user add Carol@Example.KZ: %+v", u2)
 		}
-		if out := a.okIn(otherPassword+"\n", "user", "add", addr("dave"), "--phone", testPhone, "--class", "organization", "--password-stdin"); !strings.Contains(out, addr("dave")) {
+		if out := a.OKIn(otherPassword+"\n", "user", "add", addr("dave"), "--phone", testPhone, "--class", "organization", "--password-stdin"); !strings.Contains(out, addr("dave")) {
 			t.Errorf("human user add printed %q", out)
 		}
 	})
@@ -283,7 +286,7 @@ func TestUserAdd(t *testing.T) {
 func TestUserShowList(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		a.addUser("alice")
 		a.addUser("bob", "--class", "organization")
 
@@ -300,18 +303,18 @@ func TestUserShowList(t *testing.T) {
 		if b := a.showUser("BOB@" + testDomain); b.Class != "organization" || b.Usage == nil || b.Usage.StorageLimit != organizationStorage {
 			t.Errorf("user show bob: %+v", b)
 		}
-		out := a.ok("user", "show", "alice@"+testDomain)
+		out := a.OK("user", "show", "alice@"+testDomain)
 		for _, want := range []string{"alice@" + testDomain, "active", "standard", "1GiB"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("human user show lacks %q:\n%s", want, out)
 			}
 		}
-		a.fail(1, "user", "show", "nobody@"+testDomain)
-		a.fail(1, "user", "show", "not-an-address")
-		a.fail(2, "user", "show")
+		a.Fail(1, "user", "show", "nobody@"+testDomain)
+		a.Fail(1, "user", "show", "not-an-address")
+		a.Fail(2, "user", "show")
 
 		var all []map[string]any
-		a.json(&all, "user", "list")
+		a.JSON(&all, "user", "list")
 		if len(all) != 2 {
 			t.Fatalf("user list --json: %d entries, want 2", len(all))
 		}
@@ -330,29 +333,29 @@ func TestUserShowList(t *testing.T) {
 				t.Errorf("--state %s on a fresh store: %v", st, got)
 			}
 		}
-		out = a.ok("user", "list")
+		out = a.OK("user", "list")
 		if !strings.Contains(out, "alice@"+testDomain) || !strings.Contains(out, "bob@"+testDomain) {
 			t.Errorf("human user list:\n%s", out)
 		}
-		a.fail(2, "user", "list", "--state", "bogus")
-		a.fail(2, "user", "list", "--state")
-		a.fail(2, "user", "list", "extra-arg")
+		a.Fail(2, "user", "list", "--state", "bogus")
+		a.Fail(2, "user", "list", "--state")
+		a.Fail(2, "user", "list", "extra-arg")
 	})
 }
 
 func TestUserPasswd(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		a.addUser("alice")
 		alice := "alice@" + testDomain
-		a.okIn(otherPassword+"\n", "user", "passwd", alice, "--password-stdin")
-		a.failIn("short\n", 1, "user", "passwd", alice, "--password-stdin")
-		a.failIn("alice-"+testDomain+"-2024!\n", 1, "user", "passwd", alice, "--password-stdin")
-		a.failIn(otherPassword+"\n", 1, "user", "passwd", "nobody@"+testDomain, "--password-stdin")
-		a.failIn(otherPassword+"\n", 2, "user", "passwd", alice) // stdin is not a terminal
-		a.failIn("", 2, "user", "passwd", alice, "--password-stdin")
-		a.fail(2, "user", "passwd", "--password-stdin")
+		a.OKIn(otherPassword+"\n", "user", "passwd", alice, "--password-stdin")
+		a.FailIn("short\n", 1, "user", "passwd", alice, "--password-stdin")
+		a.FailIn("alice-"+testDomain+"-2024!\n", 1, "user", "passwd", alice, "--password-stdin")
+		a.FailIn(otherPassword+"\n", 1, "user", "passwd", "nobody@"+testDomain, "--password-stdin")
+		a.FailIn(otherPassword+"\n", 2, "user", "passwd", alice) // stdin is not a terminal
+		a.FailIn("", 2, "user", "passwd", alice, "--password-stdin")
+		a.Fail(2, "user", "passwd", "--password-stdin")
 		n := 0
 		for _, e := range a.audit("--account", alice) {
 			if e.Action == "user.passwd" {
@@ -368,51 +371,51 @@ func TestUserPasswd(t *testing.T) {
 func TestUserSet(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		a.addUser("alice")
 		alice := "alice@" + testDomain
 
-		a.ok("user", "set", alice, "--class", "organization")
+		a.OK("user", "set", alice, "--class", "organization")
 		u := a.showUser(alice)
 		if u.Class != "organization" || u.Usage == nil || u.Usage.StorageLimit != organizationStorage || u.Usage.MessagesLimit != 1000000 {
 			t.Errorf("after --class organization: %+v %+v", u, u.Usage)
 		}
 
 		var set userJSON
-		a.json(&set, "user", "set", alice, "--quota-storage", "5MiB")
+		a.JSON(&set, "user", "set", alice, "--quota-storage", "5MiB")
 		if set.Usage == nil || set.Usage.StorageLimit != 5<<20 || !set.Usage.StorageOverride {
 			t.Errorf("user set --quota-storage 5MiB answered usage %+v", set.Usage)
 		}
 		if u := a.showUser(alice); u.Usage.StorageLimit != 5<<20 {
 			t.Errorf("after --quota-storage 5MiB: storage_limit %d", u.Usage.StorageLimit)
 		}
-		a.ok("user", "set", alice, "--quota-storage", "default")
+		a.OK("user", "set", alice, "--quota-storage", "default")
 		if u := a.showUser(alice); u.Usage.StorageLimit != organizationStorage || u.Usage.StorageOverride {
 			t.Errorf("after --quota-storage default: %+v", u.Usage)
 		}
-		a.ok("user", "set", alice, "--quota-messages", "10")
+		a.OK("user", "set", alice, "--quota-messages", "10")
 		if u := a.showUser(alice); u.Usage.MessagesLimit != 10 || !u.Usage.MessagesOverride {
 			t.Errorf("after --quota-messages 10: %+v", u.Usage)
 		}
-		a.ok("user", "set", alice, "--quota-messages", "default", "--class", "standard")
+		a.OK("user", "set", alice, "--quota-messages", "default", "--class", "standard")
 		if u := a.showUser(alice); u.Class != "standard" || u.Usage.MessagesLimit != 100000 || u.Usage.StorageLimit != standardStorage {
 			t.Errorf("after --quota-messages default --class standard: %+v %+v", u, u.Usage)
 		}
-		a.ok("user", "set", alice, "--phone", "+7 702 000 11 22")
+		a.OK("user", "set", alice, "--phone", "+7 702 000 11 22")
 		if u := a.showUser(alice); u.Phone != "+77020001122" {
 			t.Errorf("after --phone: phone %q", u.Phone)
 		}
 
 		for _, bad := range []string{"5XB", "5 MiB", "-1", "1.5GiB", "MiB", "5mib", ""} {
-			a.fail(2, "user", "set", alice, "--quota-storage", bad)
+			a.Fail(2, "user", "set", alice, "--quota-storage", bad)
 		}
 		for _, bad := range []string{"ten", "-3", "1e3", ""} {
-			a.fail(2, "user", "set", alice, "--quota-messages", bad)
+			a.Fail(2, "user", "set", alice, "--quota-messages", bad)
 		}
-		a.fail(2, "user", "set", alice) // nothing to change
-		a.fail(1, "user", "set", alice, "--class", "no-such-class")
-		a.fail(1, "user", "set", alice, "--phone", "123")
-		a.fail(1, "user", "set", "nobody@"+testDomain, "--class", "organization")
+		a.Fail(2, "user", "set", alice) // nothing to change
+		a.Fail(1, "user", "set", alice, "--class", "no-such-class")
+		a.Fail(1, "user", "set", alice, "--phone", "123")
+		a.Fail(1, "user", "set", "nobody@"+testDomain, "--class", "organization")
 		if u := a.showUser(alice); u.Class != "standard" || u.Phone != "+77020001122" || u.Usage.StorageLimit != standardStorage {
 			t.Errorf("refused changes changed the account: %+v %+v", u, u.Usage)
 		}
@@ -422,16 +425,16 @@ func TestUserSet(t *testing.T) {
 func TestUserLifecycle(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		a.addUser("alice")
 		a.addUser("bob")
 		alice, bob := "alice@"+testDomain, "bob@"+testDomain
 
-		a.fail(2, "user", "block", alice)
-		a.fail(2, "user", "block", alice, "--reason", "")
-		a.fail(1, "user", "block", "nobody@"+testDomain, "--reason", "x")
-		a.fail(1, "user", "unblock", alice) // not blocked
-		a.ok("user", "block", alice, "--reason", "phishing reports")
+		a.Fail(2, "user", "block", alice)
+		a.Fail(2, "user", "block", alice, "--reason", "")
+		a.Fail(1, "user", "block", "nobody@"+testDomain, "--reason", "x")
+		a.Fail(1, "user", "unblock", alice) // not blocked
+		a.OK("user", "block", alice, "--reason", "phishing reports")
 		if u := a.showUser(alice); u.State != "blocked" || u.BlockReason != "phishing reports" {
 			t.Errorf("after block: %+v", u)
 		}
@@ -441,7 +444,7 @@ func TestUserLifecycle(t *testing.T) {
 		if got := a.listUsers("--state", "active"); !slices.Equal(got, []string{bob}) {
 			t.Errorf("--state active with alice blocked: %v", got)
 		}
-		a.ok("user", "unblock", alice)
+		a.OK("user", "unblock", alice)
 		if u := a.showUser(alice); u.State != "active" || u.BlockReason != "" {
 			t.Errorf("after unblock: %+v", u)
 		}
@@ -449,10 +452,10 @@ func TestUserLifecycle(t *testing.T) {
 			t.Errorf("--state blocked after unblock: %v", got)
 		}
 
-		a.fail(1, "user", "restore", alice) // not being deleted
+		a.Fail(1, "user", "restore", alice) // not being deleted
 		before := time.Now()
 		var d userJSON
-		a.json(&d, "user", "delete", alice)
+		a.JSON(&d, "user", "delete", alice)
 		after := time.Now()
 		if d.State != "pending-deletion" || d.GraceUntil == nil || d.DeletionAt == nil {
 			t.Fatalf("user delete answered %+v", d)
@@ -467,39 +470,39 @@ func TestUserLifecycle(t *testing.T) {
 		if u := a.showUser(alice); u.State != "pending-deletion" || u.GraceUntil == nil || !u.GraceUntil.Equal(*d.GraceUntil) {
 			t.Errorf("user show after delete: %+v", u)
 		}
-		if out := a.ok("user", "show", alice); !strings.Contains(out, "pending-deletion") {
+		if out := a.OK("user", "show", alice); !strings.Contains(out, "pending-deletion") {
 			t.Errorf("human user show after delete:\n%s", out)
 		}
 		if got := a.listUsers("--state", "pending-deletion"); !slices.Equal(got, []string{alice}) {
 			t.Errorf("--state pending-deletion: %v", got)
 		}
-		a.fail(1, "user", "delete", alice) // already
-		a.fail(1, "user", "block", alice, "--reason", "x")
-		a.ok("user", "restore", alice)
+		a.Fail(1, "user", "delete", alice) // already
+		a.Fail(1, "user", "block", alice, "--reason", "x")
+		a.OK("user", "restore", alice)
 		if u := a.showUser(alice); u.State != "active" || u.GraceUntil != nil {
 			t.Errorf("after restore: %+v", u)
 		}
 		if got := a.listUsers("--state", "pending-deletion"); len(got) != 0 {
 			t.Errorf("--state pending-deletion after restore: %v", got)
 		}
-		a.fail(1, "user", "restore", alice)
+		a.Fail(1, "user", "restore", alice)
 
 		// Nothing can be purged without a sweep a month later; the list
 		// is empty but well-formed, in both outputs.
 		if got := a.listUsers("--state", "purged"); len(got) != 0 {
 			t.Errorf("--state purged: %v", got)
 		}
-		a.ok("user", "list", "--state", "purged")
+		a.OK("user", "list", "--state", "purged")
 
 		// Blocked accounts can be deleted; deletion survives an unblock
 		// attempt.
-		a.ok("user", "block", bob, "--reason", "abuse")
-		a.ok("user", "delete", bob)
-		a.fail(1, "user", "unblock", bob)
+		a.OK("user", "block", bob, "--reason", "abuse")
+		a.OK("user", "delete", bob)
+		a.Fail(1, "user", "unblock", bob)
 		if u := a.showUser(bob); u.State != "pending-deletion" {
 			t.Errorf("bob after block, delete, unblock: %+v", u)
 		}
-		a.ok("user", "restore", bob)
+		a.OK("user", "restore", bob)
 		if u := a.showUser(bob); u.State != "blocked" || u.BlockReason != "abuse" {
 			t.Errorf("restoring must not lift the operator block: bob after restore: %+v", u)
 		}
@@ -529,12 +532,12 @@ func TestClass(t *testing.T) {
 				t.Errorf("class %s:\n got %+v\nwant %+v", name, got, w)
 			}
 		}
-		if out := a.ok("class", "list"); !strings.Contains(out, "standard") || !strings.Contains(out, "organization") {
+		if out := a.OK("class", "list"); !strings.Contains(out, "standard") || !strings.Contains(out, "organization") {
 			t.Errorf("human class list:\n%s", out)
 		}
 
 		var c classJSON
-		a.json(&c, "class", "set", "gov", "--storage", "2GiB", "--retention-trash", "7d")
+		a.JSON(&c, "class", "set", "gov", "--storage", "2GiB", "--retention-trash", "7d")
 		if c.Name != "gov" || c.Storage != 2<<30 || c.RetentionTrash != "7d" {
 			t.Errorf("class set gov answered %+v", c)
 		}
@@ -545,14 +548,14 @@ func TestClass(t *testing.T) {
 		if g != w {
 			t.Errorf("class gov:\n got %+v\nwant %+v", g, w)
 		}
-		a.ok("class", "set", "gov", "--messages", "0", "--max-age", "36h", "--max-message-size", "1MiB",
+		a.OK("class", "set", "gov", "--messages", "0", "--max-age", "36h", "--max-message-size", "1MiB",
 			"--mailboxes", "20", "--mailbox-depth", "3", "--mailbox-name-bytes", "0", "--imap-command-burst", "900")
 		g = a.classes()["gov"]
 		if g.Messages != 0 || g.MaxAge != "36h0m0s" && g.MaxAge != "36h" || g.MaxMessageSize != 1<<20 || g.Storage != 2<<30 ||
 			g.Mailboxes != 20 || g.MailboxDepth != 3 || g.MailboxNameBytes != 0 || g.IMAPCommandBurst != 900 {
 			t.Errorf("class gov after a second set: %+v", g)
 		}
-		if out := a.ok("class", "list"); !strings.Contains(out, "MAILBOXES") || !strings.Contains(out, "DEPTH") || !strings.Contains(out, "IMAP BURST") {
+		if out := a.OK("class", "list"); !strings.Contains(out, "MAILBOXES") || !strings.Contains(out, "DEPTH") || !strings.Contains(out, "IMAP BURST") {
 			t.Errorf("human class list lacks the mailbox limits:\n%s", out)
 		}
 
@@ -561,16 +564,16 @@ func TestClass(t *testing.T) {
 			{"--storage", "2GB"}, {"--max-message-size", "-5"}, {"--messages", "many"},
 			{"--sent-per-day", "1.5"}, {"--mailboxes", "-1"}, {"--mailbox-depth", "x"},
 		} {
-			a.fail(2, append([]string{"class", "set", "broken"}, bad...)...)
+			a.Fail(2, append([]string{"class", "set", "broken"}, bad...)...)
 		}
-		a.fail(2, "class", "set")
-		a.fail(1, "class", "set", "Bad Name", "--storage", "1GiB")
+		a.Fail(2, "class", "set")
+		a.Fail(1, "class", "set", "Bad Name", "--storage", "1GiB")
 		if _, ok := a.classes()["broken"]; ok {
 			t.Errorf("a refused class set created class broken")
 		}
 
 		// A new account of the new class gets its limits.
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		if u := a.addUser("civil", "--class", "gov"); u.Class != "gov" || u.Usage == nil || u.Usage.StorageLimit != 2<<30 || u.Usage.MessagesLimit != 0 {
 			t.Errorf("user of class gov: %+v %+v", u, u.Usage)
 		}
@@ -581,16 +584,16 @@ func TestSender(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
 		var s senderJSON
-		a.jsonIn(goodPassword+"\n", &s, "sender", "add", "egov", "--kind", "official",
+		a.JSONIn(goodPassword+"\n", &s, "sender", "add", "egov", "--kind", "official",
 			"--from", "noreply@egov.kz", "--from", "notices@egov.kz", "--allow-ip", "10.0.0.0/8", "--password-stdin")
 		wantFrom := []string{"noreply@egov.kz", "notices@egov.kz"}
 		if s.Name != "egov" || s.Kind != "official" || !slices.Equal(s.From, wantFrom) || !slices.Equal(s.AllowIP, []string{"10.0.0.0/8"}) {
 			t.Errorf("sender add answered %+v", s)
 		}
-		a.okIn(otherPassword+"\n", "sender", "add", "kaztelecom-billing", "--kind", "billing", "--from", "bills@telecom.kz", "--password-stdin")
+		a.OKIn(otherPassword+"\n", "sender", "add", "kaztelecom-billing", "--kind", "billing", "--from", "bills@telecom.kz", "--password-stdin")
 
 		var ss []senderJSON
-		a.json(&ss, "sender", "list")
+		a.JSON(&ss, "sender", "list")
 		byName := map[string]senderJSON{}
 		for _, s := range ss {
 			byName[s.Name] = s
@@ -601,34 +604,34 @@ func TestSender(t *testing.T) {
 		if b := byName["kaztelecom-billing"]; b.Kind != "billing" || b.AllowIP == nil || len(b.AllowIP) != 0 {
 			t.Errorf("sender without --allow-ip: %+v (allow_ip should be [], meaning anywhere)", b)
 		}
-		if out := a.ok("sender", "list"); !strings.Contains(out, "egov") || !strings.Contains(out, "10.0.0.0/8") {
+		if out := a.OK("sender", "list"); !strings.Contains(out, "egov") || !strings.Contains(out, "10.0.0.0/8") {
 			t.Errorf("human sender list:\n%s", out)
 		}
 
 		// A bad kind is refused (SPEC allows either a usage error or a
 		// refused action), with one line on stderr.
-		r := a.exec(runOpts{stdin: goodPassword + "\n"}, "sender", "add", "spammer", "--kind", "advertising", "--from", "ads@x.kz", "--password-stdin")
-		if r.code != 1 && r.code != 2 {
+		r := a.Exec(aboxtest.RunOpts{Stdin: goodPassword + "\n"}, "sender", "add", "spammer", "--kind", "advertising", "--from", "ads@x.kz", "--password-stdin")
+		if r.Code != 1 && r.Code != 2 {
 			t.Errorf("bad --kind: want exit 1 or 2; %v", r)
 		}
-		checkOneLineError(t, r)
-		a.failIn(goodPassword+"\n", 2, "sender", "add", "nofrom", "--kind", "billing", "--password-stdin")
-		a.failIn(goodPassword+"\n", 2, "sender", "add", "nokind", "--from", "a@x.kz", "--password-stdin")
-		a.failIn(goodPassword+"\n", 2, "sender", "add", "nopw", "--kind", "billing", "--from", "a@x.kz")
-		a.failIn("short\n", 1, "sender", "add", "weak", "--kind", "billing", "--from", "a@x.kz", "--password-stdin")
-		a.failIn(goodPassword+"\n", 1, "sender", "add", "badfrom", "--kind", "billing", "--from", "not-an-address", "--password-stdin")
-		a.failIn(goodPassword+"\n", 1, "sender", "add", "badnet", "--kind", "billing", "--from", "a@x.kz", "--allow-ip", "10.0.0.0/33", "--password-stdin")
-		a.failIn(goodPassword+"\n", 1, "sender", "add", "egov", "--kind", "billing", "--from", "a@x.kz", "--password-stdin") // duplicate
-		a.json(&ss, "sender", "list")
+		aboxtest.CheckOneLineError(t, r)
+		a.FailIn(goodPassword+"\n", 2, "sender", "add", "nofrom", "--kind", "billing", "--password-stdin")
+		a.FailIn(goodPassword+"\n", 2, "sender", "add", "nokind", "--from", "a@x.kz", "--password-stdin")
+		a.FailIn(goodPassword+"\n", 2, "sender", "add", "nopw", "--kind", "billing", "--from", "a@x.kz")
+		a.FailIn("short\n", 1, "sender", "add", "weak", "--kind", "billing", "--from", "a@x.kz", "--password-stdin")
+		a.FailIn(goodPassword+"\n", 1, "sender", "add", "badfrom", "--kind", "billing", "--from", "not-an-address", "--password-stdin")
+		a.FailIn(goodPassword+"\n", 1, "sender", "add", "badnet", "--kind", "billing", "--from", "a@x.kz", "--allow-ip", "10.0.0.0/33", "--password-stdin")
+		a.FailIn(goodPassword+"\n", 1, "sender", "add", "egov", "--kind", "billing", "--from", "a@x.kz", "--password-stdin") // duplicate
+		a.JSON(&ss, "sender", "list")
 		if len(ss) != 2 {
 			t.Errorf("refused sender adds changed the list: %+v", ss)
 		}
 
-		a.ok("sender", "remove", "egov")
-		a.fail(1, "sender", "remove", "egov")
-		a.fail(2, "sender", "remove")
+		a.OK("sender", "remove", "egov")
+		a.Fail(1, "sender", "remove", "egov")
+		a.Fail(2, "sender", "remove")
 		ss = nil
-		a.json(&ss, "sender", "list")
+		a.JSON(&ss, "sender", "list")
 		if len(ss) != 1 || ss[0].Name != "kaztelecom-billing" {
 			t.Errorf("sender list after remove: %+v", ss)
 		}
@@ -641,15 +644,15 @@ func TestAudit(t *testing.T) {
 		if es := a.audit(); es == nil || len(es) != 0 {
 			t.Errorf("audit --json on a fresh store: %v, want []", es)
 		}
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		a.addUser("alice")
 		a.addUser("bob")
 		alice, bob := "alice@"+testDomain, "bob@"+testDomain
-		a.ok("user", "block", alice, "--reason", "phishing reports")
-		a.ok("user", "set", bob, "--class", "organization")
+		a.OK("user", "block", alice, "--reason", "phishing reports")
+		a.OK("user", "set", bob, "--class", "organization")
 
 		var raw []map[string]json.RawMessage
-		a.json(&raw, "audit")
+		a.JSON(&raw, "audit")
 		wantKeys := []string{"account", "action", "actor", "at", "reason"}
 		for _, e := range raw {
 			var keys []string
@@ -708,9 +711,9 @@ func TestAudit(t *testing.T) {
 		if es := a.audit("--since", "2000-01-01"); len(es) != len(raw) {
 			t.Errorf("audit --since 2000-01-01: %d entries, want %d", len(es), len(raw))
 		}
-		a.fail(2, "audit", "--since", "last tuesday")
-		a.fail(1, "audit", "--account", "not-an-address")
-		if out := a.ok("audit"); !strings.Contains(out, "user.block") || !strings.Contains(out, "phishing reports") {
+		a.Fail(2, "audit", "--since", "last tuesday")
+		a.Fail(1, "audit", "--account", "not-an-address")
+		if out := a.OK("audit"); !strings.Contains(out, "user.block") || !strings.Contains(out, "phishing reports") {
 			t.Errorf("human audit:\n%s", out)
 		}
 	})
@@ -719,10 +722,10 @@ func TestAudit(t *testing.T) {
 func TestBackupCheck(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
-		if out := a.ok("check"); !strings.Contains(out, "ok") {
+		if out := a.OK("check"); !strings.Contains(out, "ok") {
 			t.Errorf("check on a fresh store:\n%s", out)
 		}
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		a.addUser("alice")
 		// One message large enough for a body segment: the backup must
 		// carry it inside the one file.
@@ -731,18 +734,18 @@ func TestBackupCheck(t *testing.T) {
 		if err := os.WriteFile(mbox, []byte("From a@example.org Mon Jan  2 15:04:05 2006\nSubject: big\n\n"+big+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		a.ok("import", "alice@"+testDomain, mbox)
-		if segs, _ := filepath.Glob(filepath.Join(a.dir, "abox.db.bodies", "*.seg")); len(segs) == 0 {
+		a.OK("import", "alice@"+testDomain, mbox)
+		if segs, _ := filepath.Glob(filepath.Join(a.Dir, "abox.db.bodies", "*.seg")); len(segs) == 0 {
 			t.Fatal("the large message is not in a body segment: the test proves nothing")
 		}
-		a.ok("user", "block", "alice@"+testDomain, "--reason", "before backup")
+		a.OK("user", "block", "alice@"+testDomain, "--reason", "before backup")
 
 		file := filepath.Join(t.TempDir(), "backup.db")
 		var res struct {
 			File  string `json:"file"`
 			Bytes int64  `json:"bytes"`
 		}
-		a.json(&res, "backup", file)
+		a.JSON(&res, "backup", file)
 		fi, err := os.Stat(file)
 		if err != nil {
 			t.Fatalf("backup wrote no file: %v", err)
@@ -755,13 +758,17 @@ func TestBackupCheck(t *testing.T) {
 			t.Errorf("backup file mode %v, want no group or other access", fi.Mode())
 		}
 		// A relative FILE is relative to the working directory.
-		a.ok("backup", "rel.db")
-		if _, err := os.Stat(filepath.Join(a.wd, "rel.db")); err != nil {
+		a.OK("backup", "rel.db")
+		if _, err := os.Stat(filepath.Join(a.WD, "rel.db")); err != nil {
 			t.Errorf("backup rel.db: %v", err)
 		}
-		a.fail(2, "backup")
-		a.fail(2, "backup", filepath.Join(a.dir, "abox.db")) // the live database
-		a.fail(1, "backup", filepath.Join(t.TempDir(), "no", "such", "dir", "b.db"))
+		a.Fail(2, "backup")
+		a.Fail(2, "backup", filepath.Join(a.Dir, "abox.db")) // the live database
+		// A backup into a directory that does not exist: the CLI gives up
+		// once the stream has begun, and a server still writing it logs
+		// the broken pipe at ERROR (a client going away, not a bug).
+		a.AllowError("control: backup")
+		a.Fail(1, "backup", filepath.Join(t.TempDir(), "no", "such", "dir", "b.db"))
 
 		// The backup is a working data directory of its own.
 		restored := filepath.Join(t.TempDir(), "restored")
@@ -771,15 +778,15 @@ func TestBackupCheck(t *testing.T) {
 		if err := os.Rename(file, filepath.Join(restored, "abox.db")); err != nil {
 			t.Fatal(err)
 		}
-		b := &abox{t: t, dir: restored, wd: t.TempDir()}
-		if out := b.ok("check"); !strings.Contains(out, "ok") || strings.Contains(out, "problem") {
+		b := aboxAt(t, restored)
+		if out := b.OK("check"); !strings.Contains(out, "ok") || strings.Contains(out, "problem") {
 			t.Errorf("check of the backup:\n%s", out)
 		}
 		var rep struct {
 			Accounts int             `json:"accounts"`
 			Problems json.RawMessage `json:"problems"`
 		}
-		b.json(&rep, "check")
+		b.JSON(&rep, "check")
 		if rep.Accounts != 1 || string(rep.Problems) != "[]" {
 			t.Errorf("check --json of the backup: %+v", rep)
 		}
@@ -787,13 +794,13 @@ func TestBackupCheck(t *testing.T) {
 			t.Errorf("alice in the backup: %+v", u)
 		}
 		out := filepath.Join(t.TempDir(), "out.mbox")
-		b.ok("export", "alice@"+testDomain, out)
+		b.OK("export", "alice@"+testDomain, out)
 		if got, err := os.ReadFile(out); err != nil || !strings.Contains(string(got), big) {
 			t.Errorf("the large message in the backup: %d bytes, %v", len(got), err)
 		}
 
 		// The live store is still fine after the backups.
-		a.json(&rep, "check")
+		a.JSON(&rep, "check")
 		if rep.Accounts != 1 || string(rep.Problems) != "[]" {
 			t.Errorf("check --json of the live store: %+v", rep)
 		}
@@ -803,30 +810,30 @@ func TestBackupCheck(t *testing.T) {
 func TestJSONFlagAnywhere(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		for _, args := range [][]string{
-			{"--json", "--data", a.dir, "domain", "list"},
-			{"--data", a.dir, "--json", "domain", "list"},
-			{"--data", a.dir, "domain", "--json", "list"},
-			{"--data", a.dir, "domain", "list", "--json"},
-			{"domain", "list", "--json", "--data", a.dir},
+			{"--json", "--data", a.Dir, "domain", "list"},
+			{"--data", a.Dir, "--json", "domain", "list"},
+			{"--data", a.Dir, "domain", "--json", "list"},
+			{"--data", a.Dir, "domain", "list", "--json"},
+			{"domain", "list", "--json", "--data", a.Dir},
 		} {
-			r := a.exec(runOpts{noData: true}, args...)
+			r := a.Exec(aboxtest.RunOpts{Bare: true}, args...)
 			var ds []struct {
 				Domain string `json:"domain"`
 			}
-			if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ds) != nil || len(ds) != 1 || ds[0].Domain != testDomain {
+			if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &ds) != nil || len(ds) != 1 || ds[0].Domain != testDomain {
 				t.Errorf("want a JSON list with %s; %v", testDomain, r)
 			}
 		}
 		var cs []classJSON
-		a.json(&cs, "class", "list")
-		r := a.run("--json", "class", "list")
-		if r.code != 0 || !json.Valid([]byte(r.stdout)) {
+		a.JSON(&cs, "class", "list")
+		r := a.Run("--json", "class", "list")
+		if r.Code != 0 || !json.Valid([]byte(r.Stdout)) {
 			t.Errorf("--json class list: %v", r)
 		}
 		// Without --json the output is not JSON.
-		if out := a.ok("domain", "list"); json.Valid([]byte(out)) {
+		if out := a.OK("domain", "list"); json.Valid([]byte(out)) {
 			t.Errorf("domain list without --json printed JSON: %q", out)
 		}
 	})
@@ -836,7 +843,7 @@ func TestJSONFlagAnywhere(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	a := newAbox(t)
-	if err := os.Remove(a.dir); err != nil {
+	if err := os.Remove(a.Dir); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
@@ -849,10 +856,10 @@ func TestUsageErrors(t *testing.T) {
 		{"--json=maybe", "domain", "list"},
 		{"class", "set", "x", "--storage"},
 	} {
-		a.fail(2, args...)
+		a.Fail(2, args...)
 	}
-	if _, err := os.Stat(a.dir); err == nil {
-		t.Errorf("usage errors created the data directory %s", a.dir)
+	if _, err := os.Stat(a.Dir); err == nil {
+		t.Errorf("usage errors created the data directory %s", a.Dir)
 	}
 }
 
@@ -861,8 +868,8 @@ func TestUsageErrors(t *testing.T) {
 func TestServe(t *testing.T) {
 	t.Parallel()
 	a := newAbox(t)
-	a.srv = startServer(t, a.dir)
-	sock := filepath.Join(a.dir, "control.sock")
+	a.srv = a.Start()
+	sock := filepath.Join(a.Dir, "control.sock")
 
 	fi, err := os.Stat(sock)
 	if err != nil {
@@ -874,17 +881,17 @@ func TestServe(t *testing.T) {
 
 	// A second server on the same data directory is refused, and leaves
 	// the first one's socket alone.
-	second := runBinary(t, a.wd, runOpts{}, serveArgs(a.dir, freePorts(t, len(listenFlags)))...)
-	if second.code != 1 || !strings.Contains(second.stderr, "already running") {
+	second := a.Exec(aboxtest.RunOpts{Bare: true}, a.ServeArgs()...)
+	if second.Code != 1 || !strings.Contains(second.Stderr, "already running") {
 		t.Errorf("second serve: want exit 1 mentioning \"already running\"; %v", second)
 	}
-	checkOneLineError(t, second)
-	a.ok("domain", "add", testDomain)
+	aboxtest.CheckOneLineError(t, second)
+	a.OK("domain", "add", testDomain)
 
 	hc := &http.Client{Timeout: 30 * time.Second}
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := hc.Get("http://" + a.srv.http + path)
+		resp, err := hc.Get("http://" + a.srv.Addr("http") + path)
 		if err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
@@ -910,9 +917,10 @@ func TestServe(t *testing.T) {
 	}
 
 	// The server logs JSON when stderr is not a terminal; the ready line
-	// names every listener.
+	// names every listener where it accepts (the harness asks for port
+	// 0: the port the kernel gave).
 	var ready map[string]any
-	for _, l := range a.srv.log.lines() {
+	for _, l := range a.srv.Log.Lines() {
 		if strings.Contains(l, `"msg":"ready"`) {
 			if err := json.Unmarshal([]byte(l), &ready); err != nil {
 				t.Errorf("ready line is not JSON: %q", l)
@@ -920,35 +928,45 @@ func TestServe(t *testing.T) {
 			break
 		}
 	}
-	if ready["http"] != a.srv.http {
-		t.Errorf("ready line %v does not name the http listener %s", ready, a.srv.http)
+	for _, name := range aboxtest.Listeners {
+		addr, _ := ready[name].(string)
+		if addr == "" || strings.HasSuffix(addr, ":0") {
+			t.Errorf("ready line %v does not name the %s listener's address", ready, name)
+			continue
+		}
+		c, err := net.DialTimeout("tcp", addr, netTimeout)
+		if err != nil {
+			t.Errorf("the ready line names %s for the %s listener, which does not accept: %v", addr, name, err)
+			continue
+		}
+		c.Close()
 	}
 
-	a.srv.stop()
+	a.srv.Stop()
 	if _, err := os.Lstat(sock); err == nil {
 		t.Errorf("control socket %s still exists after the server stopped", sock)
 	}
 	if ds := a.domains(); !slices.Equal(ds, []string{testDomain}) {
 		t.Errorf("direct domain list after stop: %v", ds)
 	}
-	a.ok("domain", "add", "after-stop.kz")
+	a.OK("domain", "add", "after-stop.kz")
 
 	// A server that dies leaves a stale socket; direct mode still works
 	// and the next server replaces the socket.
-	a.srv = startServer(t, a.dir)
-	a.srv.kill()
+	a.srv = a.Start()
+	a.srv.Kill()
 	if _, err := os.Lstat(sock); err != nil {
 		t.Logf("no stale socket after SIGKILL (%v); the rest still applies", err)
 	}
 	if ds := a.domains(); !slices.Equal(sortedCopy(ds), []string{"after-stop.kz", testDomain}) {
 		t.Errorf("direct domain list after a crash: %v", ds)
 	}
-	a.srv = startServer(t, a.dir)
-	a.ok("domain", "add", "third.kz")
-	if out := a.ok("check"); !strings.Contains(out, "ok") {
+	a.srv = a.Start()
+	a.OK("domain", "add", "third.kz")
+	if out := a.OK("check"); !strings.Contains(out, "ok") {
 		t.Errorf("check through a restarted server:\n%s", out)
 	}
-	a.srv.stopWith(syscall.SIGINT)
+	a.srv.StopWith(syscall.SIGINT)
 	if ds := a.domains(); len(ds) != 3 {
 		t.Errorf("domains after three servers: %v", ds)
 	}
@@ -959,15 +977,15 @@ func TestServe(t *testing.T) {
 func TestServeConcurrentClients(t *testing.T) {
 	t.Parallel()
 	a := newAbox(t)
-	a.srv = startServer(t, a.dir)
-	a.ok("domain", "add", testDomain)
+	a.srv = a.Start()
+	a.OK("domain", "add", testDomain)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var failed []runResult
+	var failed []aboxtest.Result
 	do := func(stdin string, args ...string) {
 		wg.Go(func() {
-			r := a.exec(runOpts{stdin: stdin}, args...)
-			if r.code != 0 {
+			r := a.Exec(aboxtest.RunOpts{Stdin: stdin}, args...)
+			if r.Code != 0 {
 				mu.Lock()
 				failed = append(failed, r)
 				mu.Unlock()
@@ -999,8 +1017,8 @@ func TestServeConcurrentClients(t *testing.T) {
 func TestDirectCommandsShareTheStore(t *testing.T) {
 	t.Parallel()
 	a := newAbox(t)
-	a.ok("domain", "add", testDomain)
-	f, err := os.OpenFile(filepath.Join(a.dir, "abox.db"), os.O_RDWR, 0)
+	a.OK("domain", "add", testDomain)
+	f, err := os.OpenFile(filepath.Join(a.Dir, "abox.db"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1015,15 +1033,15 @@ func TestDirectCommandsShareTheStore(t *testing.T) {
 		time.Sleep(hold)
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	}()
-	r := a.run("domain", "list")
+	r := a.Run("domain", "list")
 	<-released
-	if r.code != 0 {
-		checkOneLineError(t, r)
-		if strings.Contains(r.stderr, "abox serve") {
+	if r.Code != 0 {
+		aboxtest.CheckOneLineError(t, r)
+		if strings.Contains(r.Stderr, "abox serve") {
 			t.Errorf("no server runs (no control socket), yet the error names one; %v", r)
 		}
 		t.Errorf("a direct command should wait %v for another command's lock on abox.db; %v", hold, r)
-	} else if strings.TrimSpace(r.stdout) != testDomain {
+	} else if strings.TrimSpace(r.Stdout) != testDomain {
 		t.Errorf("domain list after waiting: %v", r)
 	}
 }
@@ -1050,10 +1068,10 @@ func TestBadDataDir(t *testing.T) {
 	t.Run("regular-file", func(t *testing.T) {
 		t.Parallel()
 		a := newAbox(t)
-		if err := os.Remove(a.dir); err != nil {
+		if err := os.Remove(a.Dir); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(a.dir, []byte("not a directory\n"), 0o600); err != nil {
+		if err := os.WriteFile(a.Dir, []byte("not a directory\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		for _, args := range [][]string{
@@ -1061,28 +1079,28 @@ func TestBadDataDir(t *testing.T) {
 			{"domain", "add", testDomain},
 			{"check"},
 		} {
-			r := a.fail(1, args...)
-			if !strings.Contains(r.stderr, "not a directory") {
+			r := a.Fail(1, args...)
+			if !strings.Contains(r.Stderr, "not a directory") {
 				t.Errorf("want a clear error saying the data dir is not a directory; %v", r)
 			}
 		}
-		r := a.exec(runOpts{noData: true, env: []string{"ABOX_DATA=" + a.dir}}, "user", "list")
-		if r.code != 1 {
+		r := a.Exec(aboxtest.RunOpts{Bare: true, Env: []string{"ABOX_DATA=" + a.Dir}}, "user", "list")
+		if r.Code != 1 {
 			t.Errorf("ABOX_DATA naming a file: want exit 1; %v", r)
 		}
-		checkOneLineError(t, r)
+		aboxtest.CheckOneLineError(t, r)
 		// With --config given, the data directory is reached by the store.
 		cfg := filepath.Join(t.TempDir(), "abox.toml")
 		if err := os.WriteFile(cfg, []byte("log-level = \"info\"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		a.fail(1, "--config", cfg, "domain", "list")
-		r = runBinary(t, a.wd, runOpts{}, serveArgs(a.dir, freePorts(t, len(listenFlags)))...)
-		if r.code != 1 {
+		a.Fail(1, "--config", cfg, "domain", "list")
+		r = a.Exec(aboxtest.RunOpts{Bare: true}, a.ServeArgs()...)
+		if r.Code != 1 {
 			t.Errorf("serve on a file: want exit 1; %v", r)
 		}
-		checkOneLineError(t, r)
-		if b, err := os.ReadFile(a.dir); err != nil || string(b) != "not a directory\n" {
+		aboxtest.CheckOneLineError(t, r)
+		if b, err := os.ReadFile(a.Dir); err != nil || string(b) != "not a directory\n" {
 			t.Errorf("the file changed: %q %v", b, err)
 		}
 	})
@@ -1090,7 +1108,7 @@ func TestBadDataDir(t *testing.T) {
 	t.Run("corrupt-db", func(t *testing.T) {
 		t.Parallel()
 		a := newAbox(t)
-		db := filepath.Join(a.dir, "abox.db")
+		db := filepath.Join(a.Dir, "abox.db")
 		junk := make([]byte, 64<<10)
 		rand.Read(junk)
 		if err := os.WriteFile(db, junk, 0o600); err != nil {
@@ -1102,25 +1120,25 @@ func TestBadDataDir(t *testing.T) {
 			{"check"},
 			{"backup", filepath.Join(t.TempDir(), "b.db")},
 		} {
-			r := a.fail(1, args...)
-			if !strings.Contains(r.stderr, "corrupt") {
+			r := a.Fail(1, args...)
+			if !strings.Contains(r.Stderr, "corrupt") {
 				t.Errorf("want an error mentioning \"corrupt\"; %v", r)
 			}
 		}
-		r := a.failIn(goodPassword+"\n", 1, "user", "add", "alice@"+testDomain, "--phone", testPhone, "--password-stdin")
-		if !strings.Contains(r.stderr, "corrupt") {
+		r := a.FailIn(goodPassword+"\n", 1, "user", "add", "alice@"+testDomain, "--phone", testPhone, "--password-stdin")
+		if !strings.Contains(r.Stderr, "corrupt") {
 			t.Errorf("want an error mentioning \"corrupt\"; %v", r)
 		}
-		r = runBinary(t, a.wd, runOpts{}, serveArgs(a.dir, freePorts(t, len(listenFlags)))...)
-		if r.code != 1 || !strings.Contains(r.stderr, "corrupt") {
+		r = a.Exec(aboxtest.RunOpts{Bare: true}, a.ServeArgs()...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "corrupt") {
 			t.Errorf("serve on a corrupt database: want exit 1 mentioning \"corrupt\"; %v", r)
 		}
-		checkOneLineError(t, r)
+		aboxtest.CheckOneLineError(t, r)
 		after, err := os.ReadFile(db)
 		if err != nil || !bytes.Equal(after, junk) {
 			t.Errorf("the corrupt database was changed (%v)", err)
 		}
-		if _, err := os.Lstat(filepath.Join(a.dir, "control.sock")); err == nil {
+		if _, err := os.Lstat(filepath.Join(a.Dir, "control.sock")); err == nil {
 			t.Errorf("serve left a control socket behind")
 		}
 	})
@@ -1140,46 +1158,46 @@ func TestConfigFile(t *testing.T) {
 			{"--config", cfg, "domain", "list"},
 			{"domain", "list", "--config", cfg},
 		} {
-			r := a.run(args...)
-			if r.code == 0 || !strings.Contains(r.stderr, "bogus-key") {
+			r := a.Run(args...)
+			if r.Code == 0 || !strings.Contains(r.Stderr, "bogus-key") {
 				t.Errorf("want a failure naming bogus-key; %v", r)
 			}
-			checkOneLineError(t, r)
+			aboxtest.CheckOneLineError(t, r)
 		}
-		r := runBinary(t, a.wd, runOpts{}, append([]string{"--config", cfg}, serveArgs(a.dir, freePorts(t, len(listenFlags)))...)...)
-		if r.code == 0 || !strings.Contains(r.stderr, "bogus-key") {
+		r := a.Exec(aboxtest.RunOpts{Bare: true}, append([]string{"--config", cfg}, a.ServeArgs()...)...)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "bogus-key") {
 			t.Errorf("serve: want a failure naming bogus-key; %v", r)
 		}
-		checkOneLineError(t, r)
+		aboxtest.CheckOneLineError(t, r)
 
 		// The same file as DIR/abox.toml is read without --config.
-		if err := os.MkdirAll(a.dir, 0o700); err != nil {
+		if err := os.MkdirAll(a.Dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(a.dir, "abox.toml"), []byte("[listen]\nbogus-key = 1\n"), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(a.Dir, "abox.toml"), []byte("[listen]\nbogus-key = 1\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r = a.run("domain", "list")
-		if r.code == 0 || !strings.Contains(r.stderr, "listen") {
+		r = a.Run("domain", "list")
+		if r.Code == 0 || !strings.Contains(r.Stderr, "listen") {
 			t.Errorf("DIR/abox.toml with an unknown table: want a failure naming it; %v", r)
 		}
-		checkOneLineError(t, r)
+		aboxtest.CheckOneLineError(t, r)
 	})
 
 	t.Run("missing-and-malformed", func(t *testing.T) {
 		t.Parallel()
 		a := newAbox(t)
-		a.fail(1, "--config", filepath.Join(t.TempDir(), "absent.toml"), "domain", "list")
+		a.Fail(1, "--config", filepath.Join(t.TempDir(), "absent.toml"), "domain", "list")
 		bad := filepath.Join(t.TempDir(), "bad.toml")
 		if err := os.WriteFile(bad, []byte("log-level = \n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		a.fail(1, "--config", bad, "domain", "list")
+		a.Fail(1, "--config", bad, "domain", "list")
 		wrong := filepath.Join(t.TempDir(), "wrong.toml")
 		if err := os.WriteFile(wrong, []byte("log-level = \"loud\"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		a.fail(1, "--config", wrong, "domain", "list")
+		a.Fail(1, "--config", wrong, "domain", "list")
 	})
 
 	// Keys mirror the flags and change the rules the CLI applies.
@@ -1187,20 +1205,20 @@ func TestConfigFile(t *testing.T) {
 		t.Parallel()
 		a := newAbox(t)
 		cfg := filepath.Join(t.TempDir(), "rules.toml")
-		if err := os.WriteFile(cfg, []byte(fmt.Sprintf("data = %q\nreserved-logins = [\"alice\"]\nphone-prefixes = [\"+7\", \"+1\"]\n", a.dir)), 0o600); err != nil {
+		if err := os.WriteFile(cfg, []byte(fmt.Sprintf("data = %q\nreserved-logins = [\"alice\"]\nphone-prefixes = [\"+7\", \"+1\"]\n", a.Dir)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		r := runBinary(t, a.wd, runOpts{}, "--config", cfg, "domain", "add", testDomain)
-		if r.code != 0 {
+		r := a.Exec(aboxtest.RunOpts{Bare: true}, "--config", cfg, "domain", "add", testDomain)
+		if r.Code != 0 {
 			t.Fatalf("data from --config: %v", r)
 		}
-		r = runBinary(t, a.wd, runOpts{stdin: goodPassword + "\n"}, "--config", cfg, "user", "add", "alice@"+testDomain, "--phone", testPhone, "--password-stdin")
-		if r.code != 1 {
+		r = a.Exec(aboxtest.RunOpts{Bare: true, Stdin: goodPassword + "\n"}, "--config", cfg, "user", "add", "alice@"+testDomain, "--phone", testPhone, "--password-stdin")
+		if r.Code != 1 {
 			t.Errorf("reserved-logins from the config: want exit 1; %v", r)
 		}
-		checkOneLineError(t, r)
-		r = runBinary(t, a.wd, runOpts{stdin: goodPassword + "\n"}, "--config", cfg, "user", "add", "admin@"+testDomain, "--phone", "+12025550123", "--password-stdin")
-		if r.code != 0 {
+		aboxtest.CheckOneLineError(t, r)
+		r = a.Exec(aboxtest.RunOpts{Bare: true, Stdin: goodPassword + "\n"}, "--config", cfg, "user", "add", "admin@"+testDomain, "--phone", "+12025550123", "--password-stdin")
+		if r.Code != 0 {
 			t.Errorf("admin is no longer reserved and +1 is allowed: %v", r)
 		}
 	})
@@ -1217,15 +1235,15 @@ func sortedCopy(s []string) []string {
 func TestReadOnlyCommandsNeedTheDataDir(t *testing.T) {
 	t.Parallel()
 	a := newAbox(t)
-	if err := os.Remove(a.dir); err != nil {
+	if err := os.Remove(a.Dir); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"check"}, {"user", "list"}, {"audit"}, {"class", "list"}} {
-		if r := a.fail(1, args...); !strings.Contains(r.stderr, "does not exist") {
-			t.Errorf("%v: stderr %q", args, r.stderr)
+		if r := a.Fail(1, args...); !strings.Contains(r.Stderr, "does not exist") {
+			t.Errorf("%v: stderr %q", args, r.Stderr)
 		}
 	}
-	if _, err := os.Stat(a.dir); err == nil {
-		t.Errorf("a read-only command created %s", a.dir)
+	if _, err := os.Stat(a.Dir); err == nil {
+		t.Errorf("a read-only command created %s", a.Dir)
 	}
 }

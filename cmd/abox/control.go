@@ -47,6 +47,9 @@ type controlServer struct {
 	log  *slog.Logger
 	stop context.CancelFunc
 	ctx  context.Context
+
+	mu     sync.Mutex
+	closed bool // guarded by mu; close waits for wg once it is set
 }
 
 // listenControl creates the socket with mode 0600. A stale socket left by
@@ -76,7 +79,17 @@ func (c *controlServer) serve() {
 		if err != nil {
 			return
 		}
+		// A connection accepted as close begins is counted before close
+		// waits, or not served: counted after, it was a data race and an
+		// operation on the store serve closes next.
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			conn.Close()
+			return
+		}
 		c.wg.Add(1)
+		c.mu.Unlock()
 		go func() {
 			defer c.wg.Done()
 			defer conn.Close()
@@ -88,6 +101,9 @@ func (c *controlServer) serve() {
 // close stops accepting, removes the socket and waits for running
 // operations.
 func (c *controlServer) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	c.ln.Close() // a unix listener unlinks its socket file on Close
 	c.wg.Wait()
 	c.stop()

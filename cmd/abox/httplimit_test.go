@@ -16,11 +16,11 @@ import (
 func TestHTTPConnectionLimit(t *testing.T) {
 	t.Parallel()
 	a := newAbox(t)
-	writeFile(t, a.dir, ConfigFileName, []byte("http-max-connections = 2\n"))
-	a.srv = startServer(t, a.dir)
+	writeFile(t, a.Dir, ConfigFileName, []byte("http-max-connections = 2\n"))
+	a.srv = a.Start()
 	var conns []net.Conn
 	for range 6 {
-		c, err := net.DialTimeout("tcp", a.srv.http, netTimeout)
+		c, err := net.DialTimeout("tcp", a.srv.Addr("http"), netTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +42,7 @@ func TestHTTPConnectionLimit(t *testing.T) {
 			t.Fatalf("connection %d: %q, %v; want 200", i+1, resp, err)
 		}
 	}
-	resp, err := (&http.Client{Timeout: netTimeout}).Get("http://" + a.srv.http + "/metrics")
+	resp, err := (&http.Client{Timeout: netTimeout}).Get("http://" + a.srv.Addr("http") + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

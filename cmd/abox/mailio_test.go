@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"abox/cmd/abox/aboxtest"
 )
 
 // TestImportExport moves a sample mbox through the binary: mbox into one
@@ -23,18 +25,18 @@ func TestImportExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	bothModes(t, func(t *testing.T, a *abox) {
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		a.addUser("carol")
 		a.addUser("dave")
 		out := t.TempDir()
 
 		var r MailioResult
-		a.json(&r, "import", "carol@example.kz", sample)
+		a.JSON(&r, "import", "carol@example.kz", sample)
 		if r.Messages != 3 || r.Mailboxes != 1 || r.Format != "mbox" {
 			t.Fatalf("import of the sample: %+v", r)
 		}
 		md := filepath.Join(out, "carol")
-		a.json(&r, "export", "carol@example.kz", md)
+		a.JSON(&r, "export", "carol@example.kz", md)
 		if r.Messages != 3 || r.Format != "maildir" || r.Mailboxes < 6 {
 			t.Fatalf("export to maildir: %+v", r)
 		}
@@ -64,7 +66,7 @@ func TestImportExport(t *testing.T) {
 			t.Errorf("mboxrd quoting not undone, or CRLF in the Maildir file:\n%s", first)
 		}
 
-		a.json(&r, "import", "dave@example.kz", md)
+		a.JSON(&r, "import", "dave@example.kz", md)
 		if r.Messages != 3 || r.Format != "maildir" {
 			t.Fatalf("import of the maildir: %+v", r)
 		}
@@ -72,8 +74,8 @@ func TestImportExport(t *testing.T) {
 			t.Fatalf("dave after import: %+v", u.Usage)
 		}
 		mc, md2 := filepath.Join(out, "carol.mbox"), filepath.Join(out, "dave.mbox")
-		a.ok("export", "carol@example.kz", mc)
-		a.ok("export", "dave@example.kz", md2)
+		a.OK("export", "carol@example.kz", mc)
+		a.OK("export", "dave@example.kz", md2)
 		c, _ := os.ReadFile(mc)
 		d, _ := os.ReadFile(md2)
 		if string(c) != string(d) {
@@ -85,19 +87,19 @@ func TestImportExport(t *testing.T) {
 		}
 
 		// Refusals: one line on stderr and the right exit status.
-		a.fail(1, "export", "carol@example.kz", md)        // an existing Maildir
-		a.fail(1, "export", "carol@example.kz", mc)        // an existing file
-		a.fail(1, "import", "nobody@example.kz", sample)   // no such account
-		a.fail(1, "import", "carol@example.kz", first2(t)) // not an mbox
-		a.fail(2, "import", "carol@example.kz", sample, "--format", "tar")
-		a.fail(2, "import", "carol@example.kz")
+		a.Fail(1, "export", "carol@example.kz", md)        // an existing Maildir
+		a.Fail(1, "export", "carol@example.kz", mc)        // an existing file
+		a.Fail(1, "import", "nobody@example.kz", sample)   // no such account
+		a.Fail(1, "import", "carol@example.kz", first2(t)) // not an mbox
+		a.Fail(2, "import", "carol@example.kz", sample, "--format", "tar")
+		a.Fail(2, "import", "carol@example.kz")
 
 		// Over quota, the import stops where the quota does.
 		a.addUser("erin")
-		a.ok("user", "set", "erin@example.kz", "--quota-messages", "2")
-		res := a.fail(1, "import", "erin@example.kz", sample)
-		if !strings.Contains(res.stderr, "after 2 messages") {
-			t.Errorf("over-quota import said %q", res.stderr)
+		a.OK("user", "set", "erin@example.kz", "--quota-messages", "2")
+		res := a.Fail(1, "import", "erin@example.kz", sample)
+		if !strings.Contains(res.Stderr, "after 2 messages") {
+			t.Errorf("over-quota import said %q", res.Stderr)
 		}
 		if u := a.showUser("erin@example.kz"); u.Usage == nil || u.Usage.Messages != 2 {
 			t.Errorf("erin after the refused import: %+v", u.Usage)
@@ -118,7 +120,7 @@ func first2(t *testing.T) string {
 // a pipe it writes nothing to stderr.
 func TestImportProgressBar(t *testing.T) {
 	a := newAbox(t)
-	a.ok("domain", "add", testDomain)
+	a.OK("domain", "add", testDomain)
 	a.addUser("carol")
 	var mbox strings.Builder
 	const n = 3000
@@ -129,7 +131,7 @@ func TestImportProgressBar(t *testing.T) {
 	if err := os.WriteFile(file, []byte(mbox.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if r := a.run("import", "carol@example.kz", file); r.code != 0 || r.stderr != "" {
+	if r := a.Run("import", "carol@example.kz", file); r.Code != 0 || r.Stderr != "" {
 		t.Fatalf("import without a terminal: %v", r)
 	}
 	master, slave, err := openPTY()
@@ -137,8 +139,8 @@ func TestImportProgressBar(t *testing.T) {
 		t.Skipf("no pseudo-terminal: %v", err)
 	}
 	defer master.Close()
-	cmd := exec.Command(aboxBin, "--data", a.dir, "import", "carol@example.kz", file)
-	cmd.Env = aboxEnv()
+	cmd := exec.Command(aboxtest.Bin(t), "--data", a.Dir, "import", "carol@example.kz", file)
+	cmd.Env = aboxtest.Environ()
 	cmd.Stderr = slave
 	var out bytes.Buffer
 	done := make(chan struct{})

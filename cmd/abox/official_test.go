@@ -42,6 +42,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	bolt "go.etcd.io/bbolt"
+
+	"abox/cmd/abox/aboxtest"
 )
 
 // Passwords of the trusted senders (SPEC password rules: 10+ characters,
@@ -65,35 +67,6 @@ func fastHashing(t *testing.T, dir string) {
 	if err := os.WriteFile(filepath.Join(dir, ConfigFileName), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// listenAddrs returns the listeners the server's ready line names
-// ("submission", "imaps", "http", ...).
-func listenAddrs(t *testing.T, s *testServer) map[string]string {
-	t.Helper()
-	for _, l := range s.log.lines() {
-		if !strings.Contains(l, `"msg":"ready"`) {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("ready line is not JSON: %q", l)
-		}
-		out := map[string]string{}
-		for k, v := range m {
-			if s, ok := v.(string); ok {
-				out[k] = s
-			}
-		}
-		for _, k := range []string{"submission", "imaps", "http"} {
-			if out[k] == "" {
-				t.Fatalf("the ready line names no %s listener: %q", k, l)
-			}
-		}
-		return out
-	}
-	t.Fatalf("no ready line in the server log:\n%s", s.log)
-	return nil
 }
 
 // testCert makes a self-signed X.509 certificate valid from notBefore to
@@ -319,7 +292,7 @@ func checkNoticeShape(t *testing.T, raw []byte) {
 // and its raw JSON.
 func (a *abox) notice(id string) (noticeJSON, []byte) {
 	a.t.Helper()
-	out := a.ok("notice", "show", id, "--json")
+	out := a.OK("notice", "show", id, "--json")
 	var n noticeJSON
 	if err := json.Unmarshal([]byte(out), &n); err != nil {
 		a.t.Fatalf("notice show %s --json: %v\n%s", id, err, out)
@@ -347,8 +320,8 @@ func timeEq(a, b *time.Time) bool {
 func TestOfficialLetter(t *testing.T) {
 	t.Parallel()
 	a := newAbox(t)
-	fastHashing(t, a.dir)
-	a.ok("domain", "add", testDomain)
+	fastHashing(t, a.Dir)
+	a.OK("domain", "add", testDomain)
 	a.addUser("alice")
 	a.addUser("bob")
 	a.addUser("carol")
@@ -359,9 +332,9 @@ func TestOfficialLetter(t *testing.T) {
 		a.addUser(login)
 	}
 
-	a.okIn(egovPassword+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
-	a.okIn(courtPassword+"\n", "sender", "add", "court", "--kind", "official", "--from", "letters@court.kz", "--password-stdin")
-	a.okIn(telecomPassword+"\n", "sender", "add", "telecom", "--kind", "billing", "--from", "bills@telecom.kz", "--password-stdin")
+	a.OKIn(egovPassword+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
+	a.OKIn(courtPassword+"\n", "sender", "add", "court", "--kind", "official", "--from", "letters@court.kz", "--password-stdin")
+	a.OKIn(telecomPassword+"\n", "sender", "add", "telecom", "--kind", "billing", "--from", "bills@telecom.kz", "--password-stdin")
 
 	// Consent: a certificate valid now, as PEM (alice) and as DER (carol).
 	now := time.Now()
@@ -375,28 +348,28 @@ func TestOfficialLetter(t *testing.T) {
 	garbage := writeFile(t, certs, "garbage.pem", []byte("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"))
 	keyPEM := writeFile(t, certs, "key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("x")}))
 
-	r := a.fail(1, "user", "consent", bob, "--certificate", expired)
-	if !strings.Contains(r.stderr, "expired") {
+	r := a.Fail(1, "user", "consent", bob, "--certificate", expired)
+	if !strings.Contains(r.Stderr, "expired") {
 		t.Errorf("an expired certificate: want a line saying it expired; %v", r)
 	}
-	if r := a.fail(1, "user", "consent", bob, "--certificate", future); !strings.Contains(r.stderr, "not valid before") && !strings.Contains(r.stderr, "not yet valid") {
+	if r := a.Fail(1, "user", "consent", bob, "--certificate", future); !strings.Contains(r.Stderr, "not valid before") && !strings.Contains(r.Stderr, "not yet valid") {
 		t.Errorf("a certificate not yet valid: want a line saying so; %v", r)
 	}
-	a.fail(1, "user", "consent", bob, "--certificate", garbage)
-	a.fail(1, "user", "consent", bob, "--certificate", keyPEM)
-	a.fail(1, "user", "consent", bob, "--certificate", filepath.Join(certs, "absent.pem"))
-	a.fail(1, "user", "consent", "nobody@"+testDomain, "--certificate", alicePEM)
-	a.fail(2, "user", "consent", bob)
-	a.fail(2, "user", "consent", "--certificate", alicePEM)
+	a.Fail(1, "user", "consent", bob, "--certificate", garbage)
+	a.Fail(1, "user", "consent", bob, "--certificate", keyPEM)
+	a.Fail(1, "user", "consent", bob, "--certificate", filepath.Join(certs, "absent.pem"))
+	a.Fail(1, "user", "consent", "nobody@"+testDomain, "--certificate", alicePEM)
+	a.Fail(2, "user", "consent", bob)
+	a.Fail(2, "user", "consent", "--certificate", alicePEM)
 	if u := a.showUserRaw(bob); u["consent"] != nil {
 		t.Errorf("refused consents recorded one for bob: %v", u["consent"])
 	}
 
-	a.ok("user", "consent", alice, "--certificate", alicePEM)
-	a.ok("user", "consent", carol, "--certificate", carolDER)
+	a.OK("user", "consent", alice, "--certificate", alicePEM)
+	a.OK("user", "consent", carol, "--certificate", carolDER)
 	for _, login := range readers {
 		der := testCert(t, login, now.Add(-time.Hour), now.Add(365*24*time.Hour))
-		a.ok("user", "consent", login+"@"+testDomain, "--certificate", writeFile(t, certs, login+".der", der))
+		a.OK("user", "consent", login+"@"+testDomain, "--certificate", writeFile(t, certs, login+".der", der))
 	}
 	for _, who := range []string{alice, carol} {
 		c, _ := a.showUserRaw(who)["consent"].(map[string]any)
@@ -408,8 +381,8 @@ func TestOfficialLetter(t *testing.T) {
 		t.Errorf("alice's consent does not name the certificate's subject: %v", c)
 	}
 
-	a.srv = startServer(t, a.dir)
-	addrs := listenAddrs(t, a.srv)
+	a.srv = a.Start()
+	addrs := a.srv.Addrs()
 
 	// egov submits one letter to alice, bob (no consent) and carol.
 	letter := crlf("From: Electronic Government <notices@egov.kz>\n" +
@@ -478,13 +451,13 @@ func TestOfficialLetter(t *testing.T) {
 	if r := n.rcpt(t, bob); r.Refused != "no-consent" || r.StoredAt != nil || r.FirstReadAt != nil {
 		t.Errorf("notice for bob: want refused no-consent and nothing stored: %+v", r)
 	}
-	if out := a.ok("notice", "show", "letter-1@egov.kz"); !strings.Contains(out, "no-consent") || !strings.Contains(out, alice) {
+	if out := a.OK("notice", "show", "letter-1@egov.kz"); !strings.Contains(out, "no-consent") || !strings.Contains(out, alice) {
 		t.Errorf("human notice show:\n%s", out)
 	}
 	// A letter that is not official, or unknown, has no record.
-	a.fail(1, "notice", "show", "billing-1@telecom.kz")
-	a.fail(1, "notice", "show", "never-sent@egov.kz")
-	a.fail(2, "notice", "show")
+	a.Fail(1, "notice", "show", "billing-1@telecom.kz")
+	a.Fail(1, "notice", "show", "never-sent@egov.kz")
+	a.Fail(2, "notice", "show")
 
 	// The notice API.
 	hc := &http.Client{Timeout: netTimeout}
@@ -742,21 +715,21 @@ func TestOfficialLetter(t *testing.T) {
 	a.officialBroadcast(addrs, consented, []string{bob})
 
 	// The chain verifies; a tampered copy of the database does not.
-	if out := a.ok("notice", "verify"); !strings.Contains(out, "ok") {
+	if out := a.OK("notice", "verify"); !strings.Contains(out, "ok") {
 		t.Errorf("notice verify: %q", out)
 	}
 	var rep struct {
 		Entries uint64 `json:"entries"`
 		OK      bool   `json:"ok"`
 	}
-	a.json(&rep, "notice", "verify")
+	a.JSON(&rep, "notice", "verify")
 	if !rep.OK || rep.Entries < 12 {
 		t.Errorf("notice verify --json: %+v, want ok with at least 12 entries", rep)
 	}
-	a.srv.stop()
+	a.srv.Stop()
 	a.srv = nil
 
-	db, err := os.ReadFile(filepath.Join(a.dir, "abox.db"))
+	db, err := os.ReadFile(filepath.Join(a.Dir, "abox.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -774,19 +747,19 @@ func TestOfficialLetter(t *testing.T) {
 		}
 		return 0, errors.New("no ledger entry names alice")
 	})
-	r = runBinary(t, a.wd, runOpts{}, "--data", tampered.dir, "notice", "verify")
-	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("entry %d", tampered.seq)) {
+	r = a.Exec(aboxtest.RunOpts{Bare: true}, "--data", tampered.dir, "notice", "verify")
+	if r.Code != 1 || !strings.Contains(r.Stderr, fmt.Sprintf("entry %d", tampered.seq)) {
 		t.Errorf("verify of a copy with entry %d changed: want exit 1 naming the entry; %v", tampered.seq, r)
 	}
-	checkOneLineError(t, r)
-	t.Logf("verify of the tampered copy: %s", strings.TrimSpace(r.stderr))
-	r = runBinary(t, a.wd, runOpts{}, "--data", tampered.dir, "notice", "verify", "--json")
+	aboxtest.CheckOneLineError(t, r)
+	t.Logf("verify of the tampered copy: %s", strings.TrimSpace(r.Stderr))
+	r = a.Exec(aboxtest.RunOpts{Bare: true}, "--data", tampered.dir, "notice", "verify", "--json")
 	var broken struct {
 		OK       bool   `json:"ok"`
 		BrokenAt uint64 `json:"broken_at"`
 		Problem  string `json:"problem"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &broken); r.code != 1 || err != nil || broken.OK || broken.BrokenAt != tampered.seq || broken.Problem == "" {
+	if err := json.Unmarshal([]byte(r.Stdout), &broken); r.Code != 1 || err != nil || broken.OK || broken.BrokenAt != tampered.seq || broken.Problem == "" {
 		t.Errorf("notice verify --json of the tampered copy: want exit 1 and ok false, broken_at %d; %v", tampered.seq, r)
 	}
 
@@ -812,8 +785,8 @@ func TestOfficialLetter(t *testing.T) {
 		}
 		return binary.BigEndian.Uint64(k), b.Put(slices.Clone(k), nv)
 	})
-	r = runBinary(t, a.wd, runOpts{}, "--data", retimed.dir, "notice", "verify")
-	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf("entry %d", retimed.seq)) {
+	r = a.Exec(aboxtest.RunOpts{Bare: true}, "--data", retimed.dir, "notice", "verify")
+	if r.Code != 1 || !strings.Contains(r.Stderr, fmt.Sprintf("entry %d", retimed.seq)) {
 		t.Errorf("verify of a copy with the time of entry %d changed: want exit 1 naming the entry; %v", retimed.seq, r)
 	}
 
@@ -823,12 +796,12 @@ func TestOfficialLetter(t *testing.T) {
 		k, _ := b.Cursor().Last()
 		return binary.BigEndian.Uint64(k), b.Delete(slices.Clone(k))
 	})
-	if r := runBinary(t, a.wd, runOpts{}, "--data", truncated.dir, "notice", "verify"); r.code != 1 {
+	if r := a.Exec(aboxtest.RunOpts{Bare: true}, "--data", truncated.dir, "notice", "verify"); r.Code != 1 {
 		t.Errorf("verify of a copy without its last entry (%d): want exit 1; %v", truncated.seq, r)
 	}
 
 	// The original is untouched and still verifies, directly.
-	if out := a.ok("notice", "verify"); !strings.Contains(out, "ok") {
+	if out := a.OK("notice", "verify"); !strings.Contains(out, "ok") {
 		t.Errorf("notice verify of the original after the copies: %q", out)
 	}
 	if n2, _ := a.notice("letter-1@egov.kz"); n2.rcpt(t, alice).DeletedAt == nil {
@@ -843,7 +816,7 @@ const keywordOfficial = "$Official"
 func (a *abox) showUserRaw(address string) map[string]any {
 	a.t.Helper()
 	var m map[string]any
-	a.json(&m, "user", "show", address)
+	a.JSON(&m, "user", "show", address)
 	return m
 }
 
@@ -906,7 +879,7 @@ func controlLines(t *testing.T, dir, op string, args any) (net.Conn, *bufio.Read
 		t.Fatal(err)
 	}
 	req, _ := json.Marshal(map[string]any{"op": op, "args": json.RawMessage(rawArgs)})
-	conn.SetDeadline(time.Now().Add(commandTimeout))
+	conn.SetDeadline(time.Now().Add(aboxtest.CommandTimeout))
 	if _, err := conn.Write(append(req, '\n')); err != nil {
 		conn.Close()
 		t.Fatalf("control socket: %v", err)
@@ -923,7 +896,7 @@ func controlCall(dir, op string, args any) (errText string, err error) {
 		return "", err
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(commandTimeout))
+	conn.SetDeadline(time.Now().Add(aboxtest.CommandTimeout))
 	rawArgs, err := json.Marshal(args)
 	if err != nil {
 		return "", err
@@ -959,7 +932,7 @@ func (a *abox) messageCounts() map[string]int64 {
 	out := map[string]int64{}
 	for _, st := range []string{"active", "blocked"} {
 		us = nil
-		a.json(&us, "user", "list", "--state", st)
+		a.JSON(&us, "user", "list", "--state", st)
 		for _, u := range us {
 			if u.Usage == nil {
 				a.t.Fatalf("user list: %s has no usage", u.Address)
@@ -995,7 +968,7 @@ func (a *abox) checkClean(stage string) {
 		Accounts int      `json:"accounts"`
 		Problems []string `json:"problems"`
 	}
-	a.json(&rep, "check")
+	a.JSON(&rep, "check")
 	if rep.Problems == nil || len(rep.Problems) != 0 {
 		a.t.Errorf("%s: check --json problems %q", stage, rep.Problems)
 	}
@@ -1009,10 +982,10 @@ const broadcastAccounts = 560
 func TestBroadcast(t *testing.T) {
 	t.Parallel()
 	a := newAbox(t)
-	fastHashing(t, a.dir)
-	a.srv = startServer(t, a.dir)
-	a.ok("domain", "add", testDomain)
-	a.okIn(kazpostPassword+"\n", "sender", "add", "kazpost", "--kind", "informational", "--from", "news@kazpost.kz", "--password-stdin")
+	fastHashing(t, a.Dir)
+	a.srv = a.Start()
+	a.OK("domain", "add", testDomain)
+	a.OKIn(kazpostPassword+"\n", "sender", "add", "kazpost", "--kind", "informational", "--from", "news@kazpost.kz", "--password-stdin")
 
 	// Register the accounts through the server's control socket, a few
 	// at a time.
@@ -1024,7 +997,7 @@ func TestBroadcast(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for i := range next {
-				e, err := controlCall(a.dir, "user.add", userAddArgs{Address: addr(i), Phone: testPhone, Password: goodPassword})
+				e, err := controlCall(a.Dir, "user.add", userAddArgs{Address: addr(i), Phone: testPhone, Password: goodPassword})
 				if err != nil {
 					e = err.Error()
 				}
@@ -1045,8 +1018,8 @@ func TestBroadcast(t *testing.T) {
 		t.Fatalf("registering %d accounts: %d failed, e.g. %s", broadcastAccounts, len(addErrs), addErrs[0])
 	}
 	full, blocked := addr(7), addr(301)
-	a.ok("user", "set", full, "--quota-storage", "10B")
-	a.ok("user", "block", blocked, "--reason", "abuse reports")
+	a.OK("user", "set", full, "--quota-storage", "10B")
+	a.OK("user", "block", blocked, "--reason", "abuse reports")
 	active := int64(broadcastAccounts - 1)
 
 	files := t.TempDir()
@@ -1081,14 +1054,14 @@ func TestBroadcast(t *testing.T) {
 
 	// A From: the sender does not own is refused before anything is sent.
 	forged := writeFile(t, files, "forged.eml", []byte(crlf("From: someone@gov.kz\nSubject: x\n\nx\n")))
-	a.fail(1, "broadcast", "--from", "kazpost", "--file", forged)
-	a.fail(1, "broadcast", "--from", "no-such-sender", "--file", message(1))
-	a.fail(2, "broadcast", "--file", message(1))
-	a.fail(2, "broadcast", "--from", "kazpost")
+	a.Fail(1, "broadcast", "--from", "kazpost", "--file", forged)
+	a.Fail(1, "broadcast", "--from", "no-such-sender", "--file", message(1))
+	a.Fail(2, "broadcast", "--file", message(1))
+	a.Fail(2, "broadcast", "--from", "kazpost")
 
 	// 1. A complete broadcast: every active account but the full one.
 	var b1 broadcastJSON
-	a.json(&b1, "broadcast", "--from", "kazpost", "--file", message(1))
+	a.JSON(&b1, "broadcast", "--from", "kazpost", "--file", message(1))
 	if !b1.Done || b1.Sender != "kazpost" || b1.Delivered != active-1 || b1.Skipped != 1 || b1.Refused != 0 || b1.Scanned != active {
 		t.Errorf("broadcast 1: %+v, want done, %d delivered, 1 skipped (the full account), %d scanned", b1, active-1, active)
 	}
@@ -1099,7 +1072,7 @@ func TestBroadcast(t *testing.T) {
 	a.checkClean("after broadcast 1")
 
 	// The copy is a normal letter to a subscriber's IMAP client.
-	addrs := listenAddrs(t, a.srv)
+	addrs := a.srv.Addrs()
 	ic := imapLogin(t, addrs["imaps"], addr(0), goodPassword)
 	if sel, err := ic.Select("INBOX", nil).Wait(); err != nil || sel.NumMessages != 1 {
 		t.Fatalf("sub0000 SELECT INBOX: %v %+v", err, sel)
@@ -1120,7 +1093,7 @@ func TestBroadcast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, br := controlLines(t, a.dir, "broadcast", broadcastArgs{Sender: "kazpost", Message: raw2})
+	conn, br := controlLines(t, a.Dir, "broadcast", broadcastArgs{Sender: "kazpost", Message: raw2})
 	line, err := br.ReadBytes('\n')
 	conn.Close()
 	if err != nil {
@@ -1152,10 +1125,10 @@ func TestBroadcast(t *testing.T) {
 	a.checkClean("after broadcast 2")
 
 	// 3. The CLI itself killed (SIGKILL) once the server has its request.
-	logged := func() int { return strings.Count(a.srv.log.String(), `"op":"broadcast"`) }
+	logged := func() int { return strings.Count(a.srv.Log.String(), `"op":"broadcast"`) }
 	before := logged()
-	cmd := exec.Command(aboxBin, "--data", a.dir, "broadcast", "--from", "kazpost", "--file", message(3))
-	cmd.Env = aboxEnv()
+	cmd := exec.Command(aboxtest.Bin(t), "--data", a.Dir, "broadcast", "--from", "kazpost", "--file", message(3))
+	cmd.Env = aboxtest.Environ()
 	var cliErr bytes.Buffer
 	cmd.Stderr = &cliErr
 	if err := cmd.Start(); err != nil {
@@ -1163,7 +1136,7 @@ func TestBroadcast(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	deadline := time.Now().Add(commandTimeout)
+	deadline := time.Now().Add(aboxtest.CommandTimeout)
 	killed := false
 	for !killed {
 		select {
@@ -1182,7 +1155,7 @@ func TestBroadcast(t *testing.T) {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			<-exited
-			t.Fatalf("the server never logged the broadcast 3 request:\n%s", a.srv.log)
+			t.Fatalf("the server never logged the broadcast 3 request:\n%s", a.srv.Log)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -1196,7 +1169,7 @@ func TestBroadcast(t *testing.T) {
 	if u := a.showUser(blocked); u.State != "blocked" || u.Usage == nil || u.Usage.Messages != 0 {
 		t.Errorf("the blocked account after the broadcasts: %+v %+v", u, u.Usage)
 	}
-	a.srv.stop()
+	a.srv.Stop()
 	a.srv = nil
 
 	// 4. Without a server, the CLI runs the broadcast itself; SIGINT
@@ -1208,10 +1181,10 @@ func TestBroadcast(t *testing.T) {
 	a.checkClean("after broadcast 4")
 
 	// 5. A class broadcast, direct.
-	a.ok("user", "set", addr(1), "--class", "organization")
-	a.ok("user", "set", addr(2), "--class", "organization")
+	a.OK("user", "set", addr(1), "--class", "organization")
+	a.OK("user", "set", addr(2), "--class", "organization")
 	var b5 broadcastJSON
-	a.json(&b5, "broadcast", "--from", "kazpost", "--file", message(5), "--class", "organization")
+	a.JSON(&b5, "broadcast", "--from", "kazpost", "--file", message(5), "--class", "organization")
 	if !b5.Done || b5.Delivered != 2 || b5.Skipped != 0 {
 		t.Errorf("direct broadcast to class organization: %+v, want 2 delivered", b5)
 	}
@@ -1240,7 +1213,7 @@ func (a *abox) resume(file, stage string, prior int) broadcastJSON {
 		return broadcastJSON{ID: starts[prior], Done: true}
 	}
 	var b broadcastJSON
-	a.json(&b, "broadcast", "--from", "kazpost", "--file", file)
+	a.JSON(&b, "broadcast", "--from", "kazpost", "--file", file)
 	after := a.broadcastStarts()
 	switch {
 	case len(starts) == prior+1:
@@ -1294,7 +1267,7 @@ func rawIMAPLogin(t *testing.T, addr, user, password string) *rawIMAP {
 		t.Fatalf("imaps dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(commandTimeout))
+	conn.SetDeadline(time.Now().Add(aboxtest.CommandTimeout))
 	c := &rawIMAP{t: t, conn: conn, r: bufio.NewReader(conn)}
 	if line, err := c.r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "* OK") {
 		t.Fatalf("IMAP greeting: %q %v", line, err)
@@ -1503,7 +1476,7 @@ func (a *abox) officialBroadcast(addrs map[string]string, consented []string, re
 	file := writeFile(t, t.TempDir(), "bulk.eml", []byte(crlf("From: notices@egov.kz\nSubject: Bulk notice\n"+
 		"Date: Mon, 02 Mar 2026 10:00:00 +0500\nMessage-ID: <bulk-1@egov.kz>\n\nTo every subscriber.\n")))
 	var b broadcastJSON
-	a.json(&b, "broadcast", "--from", "egov", "--file", file)
+	a.JSON(&b, "broadcast", "--from", "egov", "--file", file)
 	if !b.Done || b.Delivered != int64(len(consented)) || b.Refused != int64(len(refused)) || b.Skipped != 0 {
 		t.Errorf("official broadcast: %+v, want %d delivered and %d refused (no consent)", b, len(consented), len(refused))
 	}
@@ -1540,8 +1513,8 @@ func (a *abox) officialBroadcast(addrs map[string]string, consented []string, re
 func (a *abox) interruptDirect(file string) {
 	t := a.t
 	t.Helper()
-	cmd := exec.Command(aboxBin, "--data", a.dir, "broadcast", "--from", "kazpost", "--file", file)
-	cmd.Env = aboxEnv()
+	cmd := exec.Command(aboxtest.Bin(t), "--data", a.Dir, "broadcast", "--from", "kazpost", "--file", file)
+	cmd.Env = aboxtest.Environ()
 	var stderr lockedBuffer
 	progress := make(chan struct{})
 	master, slave, ptyErr := openPTY()
@@ -1575,7 +1548,7 @@ func (a *abox) interruptDirect(file string) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	locked := func() bool {
-		f, err := os.Open(filepath.Join(a.dir, "abox.db"))
+		f, err := os.Open(filepath.Join(a.Dir, "abox.db"))
 		if err != nil {
 			return false
 		}
@@ -1586,7 +1559,7 @@ func (a *abox) interruptDirect(file string) {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		return false
 	}
-	deadline := time.After(commandTimeout)
+	deadline := time.After(aboxtest.CommandTimeout)
 wait:
 	for {
 		select {
@@ -1609,7 +1582,7 @@ wait:
 	var err error
 	select {
 	case err = <-exited:
-	case <-time.After(commandTimeout):
+	case <-time.After(aboxtest.CommandTimeout):
 		cmd.Process.Kill()
 		<-exited
 		t.Fatalf("the direct broadcast did not stop after SIGINT")
@@ -1654,18 +1627,18 @@ func (b *lockedBuffer) String() string {
 func officialSetup(t *testing.T, logins ...string) (*abox, map[string]string) {
 	t.Helper()
 	a := newAbox(t)
-	fastHashing(t, a.dir)
-	a.ok("domain", "add", testDomain)
-	a.okIn(egovPassword+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
-	a.okIn(courtPassword+"\n", "sender", "add", "court", "--kind", "official", "--from", "letters@court.kz", "--password-stdin")
+	fastHashing(t, a.Dir)
+	a.OK("domain", "add", testDomain)
+	a.OKIn(egovPassword+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
+	a.OKIn(courtPassword+"\n", "sender", "add", "court", "--kind", "official", "--from", "letters@court.kz", "--password-stdin")
 	now := time.Now()
 	for _, login := range logins {
 		a.addUser(login)
 		der := testCert(t, login, now.Add(-time.Hour), now.Add(365*24*time.Hour))
-		a.ok("user", "consent", login+"@"+testDomain, "--certificate", writeFile(t, t.TempDir(), login+".der", der))
+		a.OK("user", "consent", login+"@"+testDomain, "--certificate", writeFile(t, t.TempDir(), login+".der", der))
 	}
-	a.srv = startServer(t, a.dir)
-	return a, listenAddrs(t, a.srv)
+	a.srv = a.Start()
+	return a, a.srv.Addrs()
 }
 
 // submitAs sends msg from a trusted sender to rcpts and returns the
@@ -1763,17 +1736,17 @@ func TestOfficialMessageIDReuse(t *testing.T) {
 	}
 
 	// The operator names the sender when the Message-ID is ambiguous.
-	r := a.fail(1, "notice", "show", "shared-1@egov.kz")
-	if !strings.Contains(r.stderr, "egov") || !strings.Contains(r.stderr, "court") || !strings.Contains(r.stderr, "--sender") {
+	r := a.Fail(1, "notice", "show", "shared-1@egov.kz")
+	if !strings.Contains(r.Stderr, "egov") || !strings.Contains(r.Stderr, "court") || !strings.Contains(r.Stderr, "--sender") {
 		t.Errorf("notice show of a Message-ID two senders used: want a line naming both and --sender; %v", r)
 	}
 	for _, s := range []struct{ sender, password string }{{"egov", egovPassword}, {"court", courtPassword}} {
 		_, _, api := recordOf(s.sender, s.password)
-		if out := a.ok("notice", "show", "shared-1@egov.kz", "--sender", s.sender, "--json"); !sameJSON([]byte(out), api) {
+		if out := a.OK("notice", "show", "shared-1@egov.kz", "--sender", s.sender, "--json"); !sameJSON([]byte(out), api) {
 			t.Errorf("notice show --sender %s differs from GET as %s:\n%s", s.sender, s.sender, out)
 		}
 	}
-	a.fail(1, "notice", "show", "shared-1@egov.kz", "--sender", "telecom")
+	a.Fail(1, "notice", "show", "shared-1@egov.kz", "--sender", "telecom")
 
 	// dave reads court's letter (the second in his INBOX): that is no
 	// read of egov's.
@@ -1799,7 +1772,7 @@ func TestOfficialMessageIDReuse(t *testing.T) {
 	if _, n, _ = recordOf("egov", egovPassword); n.rcpt(t, dave).FirstReadAt == nil {
 		t.Errorf("dave's read of egov's letter is not on egov's record: %+v", n)
 	}
-	if out := a.ok("notice", "verify"); !strings.Contains(out, "ok") {
+	if out := a.OK("notice", "verify"); !strings.Contains(out, "ok") {
 		t.Errorf("notice verify: %q", out)
 	}
 }

@@ -14,17 +14,17 @@ import (
 func TestPolicyRunTimeTravel(t *testing.T) {
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
-		a.ok("domain", "add", testDomain)
+		a.OK("domain", "add", testDomain)
 		alice, bob, carol := "alice@"+testDomain, "bob@"+testDomain, "carol@"+testDomain
 		t0 := a.addUser("alice").CreatedAt // registration counts as use
 		a.addUser("bob")
 		a.addUser("carol")
-		a.ok("user", "set", carol, "--exempt") // a role account
+		a.OK("user", "set", carol, "--exempt") // a role account
 
 		sweep := func(at time.Time, extra ...string) policyRunResult {
 			t.Helper()
 			var r policyRunResult
-			a.json(&r, append([]string{"policy", "run", "--at", at.UTC().Format(time.RFC3339)}, extra...)...)
+			a.JSON(&r, append([]string{"policy", "run", "--at", at.UTC().Format(time.RFC3339)}, extra...)...)
 			if !r.At.Equal(at.UTC().Truncate(time.Second)) {
 				t.Errorf("policy run --at %v answered for %v", at, r.At)
 			}
@@ -56,7 +56,7 @@ func TestPolicyRunTimeTravel(t *testing.T) {
 		if r := sweep(in11, "--dry-run"); !r.DryRun || actions(r) != "warn "+alice+", warn "+bob {
 			t.Fatalf("dry run at 11 months: %+v", r)
 		}
-		out := a.ok("policy", "run", "--at", in11.UTC().Format(time.RFC3339), "--dry-run")
+		out := a.OK("policy", "run", "--at", in11.UTC().Format(time.RFC3339), "--dry-run")
 		if !strings.Contains(out, "would warn "+alice) || !strings.Contains(out, "2 actions as of") {
 			t.Errorf("human dry-run output:\n%s", out)
 		}
@@ -88,8 +88,8 @@ func TestPolicyRunTimeTravel(t *testing.T) {
 		// The operator restores bob inside the grace (and, since this
 		// test cannot move restore's clock, marks him exempt so the
 		// later sweeps leave him alone).
-		a.ok("user", "restore", bob)
-		a.ok("user", "set", bob, "--exempt")
+		a.OK("user", "restore", bob)
+		a.OK("user", "set", bob, "--exempt")
 		if u := a.showUser(bob); u.State != "active" || messages(bob) != 1 {
 			t.Fatalf("bob after restore: %+v", u)
 		}
@@ -105,7 +105,7 @@ func TestPolicyRunTimeTravel(t *testing.T) {
 		if u := a.showUser(alice); u.State != "purged" || u.PurgedAt == nil {
 			t.Fatalf("alice after purge: %+v", u)
 		}
-		a.ok("check")
+		a.OK("check")
 		again := a.addUser("alice")
 		if again.State != "active" || messages(alice) != 0 {
 			t.Fatalf("alice registered again: %+v, %d messages", again, messages(alice))
@@ -120,6 +120,6 @@ func TestPolicyRunTimeTravel(t *testing.T) {
 		if u := a.showUser(carol); u.State != "active" {
 			t.Errorf("the exempt account is %s", u.State)
 		}
-		a.fail(2, "policy", "run", "--at", "next tuesday")
+		a.Fail(2, "policy", "run", "--at", "next tuesday")
 	})
 }

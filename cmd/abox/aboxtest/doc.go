@@ -1,0 +1,22 @@
+// Package aboxtest is the test harness of the abox binary: the
+// integration tests of smtpd, imapd and cmd/abox run the real binary
+// through it (CONVENTIONS.md, Tests).
+//
+// It owns building the binary once per test binary (with -race when the
+// test binary has it), the environment every run gets, running CLI
+// commands against a temporary data directory with the CLI's contracts
+// (exit codes, one line on stderr), starting `abox serve` with every
+// listener on a port the kernel picks and stopping it (SIGTERM and exit
+// 0 within a bound, or SIGKILL), capturing the server's log, and the
+// checks at the cleanup of every test that started a server: no internal
+// error in any server's log (logcheck.go) and `abox check` clean on the
+// data directory (through the control socket of the server the test left
+// running: the harness speaks that one operation of its line protocol).
+//
+// Protocol clients (raw SMTP, raw IMAP, ...) stay in the packages that
+// test the protocol, built on this.
+//
+// aboxtest must never be imported by production code (a test in
+// cmd/abox keeps it so), and it imports nothing of abox: it drives the
+// binary from outside, as an operator and a client would.
+package aboxtest

@@ -1,0 +1,185 @@
+package aboxtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Listeners names every listener of `abox serve` (its --listen-NAME
+// flag) as the ready line names it.
+var Listeners = []string{"smtp", "submission", "submissions", "imap", "imaps", "http"}
+
+// Server is a running `abox serve`.
+type Server struct {
+	// Log is everything the server wrote, stdout and stderr.
+	Log *Log
+
+	env    *Env
+	cmd    *exec.Cmd
+	addrs  map[string]string // listener name -> host:port, from the ready line
+	exited chan struct{}
+	err    error // from Wait, once exited is closed
+
+	stopOnce sync.Once
+}
+
+// ServeArgs is the command line of `abox serve` on e's data directory
+// with every listener on 127.0.0.1 and a port the kernel picks (the
+// ready line says which): nothing else can take the port between a
+// check that it is free and the server's bind.
+func (e *Env) ServeArgs() []string {
+	args := append(e.globalFlags(), "serve", "--hostname", e.Hostname)
+	args = append(args, e.ServeFlags...)
+	for _, name := range Listeners {
+		args = append(args, "--listen-"+name, "127.0.0.1:0")
+	}
+	return args
+}
+
+// Start runs abox serve on e's data directory until the test ends (or
+// Stop or Kill), and returns once it has logged "ready". At the test's
+// cleanup the server is stopped with SIGTERM and must exit 0 within
+// StopTimeout, and e's cleanup checks run: the store checks clean
+// (through the control socket of the server the test left running, or
+// directly when none runs; SkipStoreCheck), and the log of every server
+// the test started on e shows no bug (AllowError).
+func (e *Env) Start() *Server {
+	e.t.Helper()
+	s, err := e.TryStart()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// TryStart is Start for a server that may refuse to start: it returns
+// why, with the server's output, when it exits before it is ready.
+func (e *Env) TryStart() (*Server, error) {
+	e.t.Helper()
+	cmd := exec.Command(Bin(e.t), e.ServeArgs()...)
+	cmd.Dir = e.WD
+	cmd.Env = Environ()
+	log := newLog()
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting abox serve: %w", err)
+	}
+	s := &Server{Log: log, env: e, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		close(s.exited)
+	}()
+	timer := time.NewTimer(ReadyTimeout)
+	defer timer.Stop()
+	select {
+	case <-log.ready:
+	case <-s.exited:
+		return nil, fmt.Errorf("abox serve exited before ready (%v):\n%s", s.err, log)
+	case <-timer.C:
+		cmd.Process.Kill()
+		<-s.exited
+		return nil, fmt.Errorf("abox serve not ready within %v:\n%s", ReadyTimeout, log)
+	}
+	addrs, err := readyAddrs(log.readyLine())
+	if err != nil {
+		s.Kill()
+		return nil, fmt.Errorf("%v:\n%s", err, log)
+	}
+	s.addrs = addrs
+	e.started(s)
+	return s, nil
+}
+
+// readyAddrs returns the listener addresses the ready line names.
+func readyAddrs(line string) (map[string]string, error) {
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		return nil, fmt.Errorf("the ready line is not JSON: %q", line)
+	}
+	addrs := map[string]string{}
+	for _, name := range Listeners {
+		a, _ := rec[name].(string)
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "0" {
+			return nil, fmt.Errorf("the ready line names no %s listener: %q", name, line)
+		}
+		addrs[name] = a
+	}
+	return addrs, nil
+}
+
+// Addr is the host:port of a listener (Listeners), as the server's ready
+// line names it.
+func (s *Server) Addr(name string) string {
+	a, ok := s.addrs[name]
+	if !ok {
+		s.env.t.Fatalf("abox serve has no listener %q (Listeners)", name)
+	}
+	return a
+}
+
+// Addrs maps every listener's name to its address.
+func (s *Server) Addrs() map[string]string { return maps.Clone(s.addrs) }
+
+// Running reports whether the process has not exited yet.
+func (s *Server) Running() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop sends SIGTERM and asserts a clean exit (status 0) within
+// StopTimeout. It is idempotent, and safe in a goroutine of the test.
+func (s *Server) Stop() { s.StopWith(syscall.SIGTERM) }
+
+// StopWith is Stop with another signal (SPEC: SIGTERM or SIGINT).
+func (s *Server) StopWith(sig os.Signal) {
+	t := s.env.t
+	s.stopOnce.Do(func() {
+		t.Helper()
+		if !s.Running() {
+			t.Errorf("abox serve exited before it was stopped (%v):\n%s", s.err, s.Log)
+			return
+		}
+		if err := s.cmd.Process.Signal(sig); err != nil {
+			t.Errorf("%v: %v", sig, err)
+		}
+		timer := time.NewTimer(StopTimeout)
+		defer timer.Stop()
+		select {
+		case <-s.exited:
+			if s.err != nil {
+				t.Errorf("abox serve after %v: %v (want exit 0):\n%s", sig, s.err, s.Log)
+			}
+		case <-timer.C:
+			// SIGQUIT makes the Go runtime print every goroutine's stack
+			// (into the log below) before it exits.
+			s.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-s.exited:
+			case <-time.After(5 * time.Second):
+				s.cmd.Process.Kill()
+				<-s.exited
+			}
+			t.Errorf("abox serve still running %v after %v:\n%s", StopTimeout, sig, s.Log)
+		}
+	})
+}
+
+// Kill stops the server with SIGKILL, as a crash would.
+func (s *Server) Kill() {
+	s.stopOnce.Do(func() {
+		s.cmd.Process.Kill()
+		<-s.exited
+	})
+}
