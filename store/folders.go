@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -105,7 +106,14 @@ func (s *Store) finishDelete(ctx context.Context, acct uint64, id uint32) error 
 	for {
 		done := false
 		err := s.update(ctx, func(t *txn) error {
+			done = false
 			mb, err := t.getMailbox(acct, id)
+			if errors.Is(err, ErrNoMailbox) && t.tx.Bucket(bMboxDeleting).Get(mboxKey(acct, id)) == nil {
+				// Another finisher (resumeDeletes at Open, or a purge)
+				// got there first: the deletion is done.
+				done = true
+				return nil
+			}
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -83,6 +84,9 @@ func (s *Store) destroyContent(ctx context.Context, acct uint64) error {
 				return err
 			}
 			m, err := t.getMailbox(acct, mb.ID)
+			if errors.Is(err, ErrNoMailbox) {
+				return nil // deleted meanwhile (resumeDeletes at Open)
+			}
 			if err != nil {
 				return err
 			}
