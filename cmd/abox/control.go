@@ -179,7 +179,13 @@ func (c *controlServer) streamBackup(conn net.Conn) {
 	if err == nil {
 		err = c.env.store.BackupStream(conn)
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET):
+		// The command went away (it could not write its file, or was
+		// interrupted): it says so itself; nothing is wrong here.
+		c.log.Info("control: backup: the command stopped reading", "err", err)
+	default:
 		c.log.Error("control: backup", "err", err)
 	}
 }
