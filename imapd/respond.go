@@ -3,6 +3,7 @@ package imapd
 import (
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -14,28 +15,46 @@ import (
 // wire.Writer. Each writes whole responses; the connection flushes them.
 
 // UpdateWriter writes the updates of a selected mailbox (RFC 9051 §7.4:
-// EXISTS, EXPUNGE, FETCH FLAGS).
-type UpdateWriter struct{ w *wire.Writer }
+// EXISTS, EXPUNGE, FETCH FLAGS). With lock set (IDLE's pusher, which
+// writes while no command runs), each update is written under the lock
+// and flushed at once.
+type UpdateWriter struct {
+	w    *wire.Writer
+	lock *sync.Mutex
+}
+
+func (u *UpdateWriter) write(fn func(w *wire.Writer)) error {
+	if u.lock == nil {
+		fn(u.w)
+		return u.w.Err()
+	}
+	u.lock.Lock()
+	defer u.lock.Unlock()
+	fn(u.w)
+	return u.w.Flush()
+}
 
 // WriteNumMessages writes "* n EXISTS".
 func (u *UpdateWriter) WriteNumMessages(n uint32) error {
-	return u.w.Raw("* ").Number(uint64(n)).Raw(" EXISTS").CRLF().Err()
+	return u.write(func(w *wire.Writer) { w.Raw("* ").Number(uint64(n)).Raw(" EXISTS").CRLF() })
 }
 
 // WriteExpunge writes "* n EXPUNGE".
 func (u *UpdateWriter) WriteExpunge(seq uint32) error {
-	return u.w.Raw("* ").Number(uint64(seq)).Raw(" EXPUNGE").CRLF().Err()
+	return u.write(func(w *wire.Writer) { w.Raw("* ").Number(uint64(seq)).Raw(" EXPUNGE").CRLF() })
 }
 
 // WriteMessageFlags writes "* n FETCH (UID u FLAGS (...))" (the UID
 // when the client asked for UIDs in that session: always, it costs a
 // few bytes and saves a client a lookup).
 func (u *UpdateWriter) WriteMessageFlags(seq uint32, uid imap.UID, flags []imap.Flag) error {
-	w := u.w.Raw("* ").Number(uint64(seq)).Raw(" FETCH (")
-	if uid != 0 {
-		w.Raw("UID ").Number(uint64(uid)).SP()
-	}
-	return w.Raw("FLAGS ").Flags(flagStrings(flags)).Raw(")").CRLF().Err()
+	return u.write(func(w *wire.Writer) {
+		w.Raw("* ").Number(uint64(seq)).Raw(" FETCH (")
+		if uid != 0 {
+			w.Raw("UID ").Number(uint64(uid)).SP()
+		}
+		w.Raw("FLAGS ").Flags(flagStrings(flags)).Raw(")").CRLF()
+	})
 }
 
 // ExpungeWriter writes the EXPUNGE responses of EXPUNGE and CLOSE.
@@ -49,7 +68,7 @@ func (e *ExpungeWriter) WriteExpunge(seq uint32) error {
 	if e.silent {
 		return nil
 	}
-	return (&UpdateWriter{e.w}).WriteExpunge(seq)
+	return (&UpdateWriter{w: e.w}).WriteExpunge(seq)
 }
 
 // MoveWriter writes MOVE's COPYUID (an untagged OK, RFC 6851 §4.3) and
@@ -66,7 +85,7 @@ func (m *MoveWriter) WriteCopyData(d *imap.CopyData) error {
 }
 
 // WriteExpunge writes "* n EXPUNGE".
-func (m *MoveWriter) WriteExpunge(seq uint32) error { return (&UpdateWriter{m.w}).WriteExpunge(seq) }
+func (m *MoveWriter) WriteExpunge(seq uint32) error { return (&UpdateWriter{w: m.w}).WriteExpunge(seq) }
 
 func writeCopyUID(w *wire.Writer, d *imap.CopyData) {
 	w.Raw("COPYUID ").Number(uint64(d.UIDValidity)).SP().Raw(d.SourceUIDs.String()).SP().Raw(d.DestUIDs.String())
@@ -124,7 +143,7 @@ func writeMailbox(w *wire.Writer, name string, utf8 bool) {
 	if !utf8 {
 		name = wire.EncodeMUTF7(name)
 	}
-	w.AString(name)
+	w.String(name) // quoted, as Dovecot writes them (an atom is as valid)
 }
 
 func writeStatusItems(w *wire.Writer, d *imap.StatusData) {
