@@ -278,11 +278,13 @@ func cmdIdle(c *conn, _ string, a *wire.Args, _ bool) status {
 		}
 	}
 	c.w.Raw("+ idling").CRLF()
-	if err := c.w.Flush(); err != nil {
+	// The output buffer goes back while the session idles (possibly
+	// hours): updates take one when they come.
+	if err := c.release(); err != nil {
 		c.closing.Store(true)
 		return status{}
 	}
-	s.idleW = &UpdateWriter{w: c.w, lock: &c.wmu}
+	s.idleW = &UpdateWriter{w: c.w, c: c}
 	s.armed.Store(true)
 	arrived := s.sel != nil && s.sel.sub.Pending()
 	s.idling.Unlock()
@@ -295,6 +297,7 @@ func cmdIdle(c *conn, _ string, a *wire.Args, _ bool) status {
 	line, err := readLine(c, 64)
 	s.stopPush()
 	c.wmu.Lock()
+	c.hold()
 	c.inRun.Store(true)
 	s.idling.Lock()
 	if err != nil {

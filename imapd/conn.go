@@ -48,7 +48,8 @@ type conn struct {
 	srv  *Server
 	nc   net.Conn
 	br   *bufio.Reader
-	bw   *bufio.Writer
+	bw   *bufio.Writer // taken from writers while the connection writes, nil when idle
+	dw   *deadlineWriter
 	rd   *wire.Reader
 	w    *wire.Writer
 	tls  bool
@@ -66,10 +67,13 @@ type conn struct {
 
 func newConn(srv *Server, nc net.Conn, tlsOn bool) *conn {
 	c := &conn{srv: srv, nc: nc, tls: tlsOn}
-	c.br = bufio.NewReaderSize(nc, 16<<10)
-	c.bw = bufio.NewWriterSize(&deadlineWriter{c}, 64<<10)
+	// A small reader (commands are short; a literal larger than it is
+	// read straight into its own slice) and no writer until something
+	// is written: an idle connection holds as little as it can.
+	c.br = bufio.NewReaderSize(nc, 4<<10)
+	c.dw = &deadlineWriter{c}
 	c.rd = wire.NewReader(c.br)
-	c.w = wire.NewWriter(c.bw)
+	c.w = wire.NewWriter(nil)
 	c.rd.Continue = c.continueLiteral
 	c.rd.LiteralLimit = c.literalLimit
 	return c
@@ -85,10 +89,38 @@ func (d *deadlineWriter) Write(p []byte) (int, error) {
 }
 
 func (c *conn) continueLiteral() error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.w.Raw("+ Ready for literal data").CRLF()
-	return c.w.Flush()
+	var err error
+	c.writeLocked(func() { c.w.Raw("+ Ready for literal data").CRLF() })
+	if err = c.w.Err(); err == nil && c.closing.Load() {
+		err = net.ErrClosed
+	}
+	return err
+}
+
+// writers are the connections' output buffers, lent while a connection
+// writes: 10,000 idle connections hold none.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// hold gives the connection an output buffer (the writer's lock held).
+func (c *conn) hold() {
+	if c.bw == nil {
+		c.bw = writers.Get().(*bufio.Writer)
+		c.bw.Reset(c.dw)
+		c.w.Reset(c.bw)
+	}
+}
+
+// release flushes and lends the buffer back (the writer's lock held).
+func (c *conn) release() error {
+	if c.bw == nil {
+		return nil
+	}
+	err := c.w.Flush()
+	c.bw.Reset(nil)
+	writers.Put(c.bw)
+	c.bw = nil
+	c.w.Reset(nil)
+	return err
 }
 
 // literalLimit decides a literal's fate before a byte of it is read:
@@ -132,12 +164,10 @@ func (c *conn) serve() {
 			c.writeLocked(func() { c.w.Raw("* BYE Internal error").CRLF() })
 		}
 	}()
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		tc.SetDeadline(time.Now().Add(30 * time.Second))
-		if err := tc.Handshake(); err != nil {
+	if tc, ok := c.nc.(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete {
+		if err := handshake(tc); err != nil {
 			return
 		}
-		tc.SetDeadline(time.Time{})
 	}
 	c.writeLocked(func() {
 		c.w.Raw("* OK [CAPABILITY ").Raw(c.capabilities()).Raw("] abox IMAP ready").CRLF()
@@ -215,8 +245,11 @@ func (c *conn) badLocked(tag, msg string) {
 func (c *conn) writeLocked(fn func()) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.hold()
 	fn()
-	c.w.Flush()
+	if err := c.release(); err != nil {
+		c.closing.Store(true)
+	}
 }
 
 // bye says goodbye and ends the connection's reads: from inside a
@@ -224,8 +257,7 @@ func (c *conn) writeLocked(fn func()) {
 // command runs (Shutdown, the IDLE pusher).
 func (c *conn) bye(text string) {
 	if c.inRun.Load() {
-		c.w.Raw("* BYE ").Raw(sanitize(text)).CRLF()
-		c.w.Flush()
+		c.w.Raw("* BYE ").Raw(sanitize(text)).CRLF() // flushed at the command's end
 	} else {
 		c.writeLocked(func() { c.w.Raw("* BYE ").Raw(sanitize(text)).CRLF() })
 	}
@@ -247,14 +279,11 @@ func sanitize(s string) string {
 // client sent after STARTTLS in clear is discarded (RFC 9051 §11.1).
 func (c *conn) startTLS() error {
 	tc := tls.Server(c.nc, c.srv.cfg.TLS)
-	tc.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := tc.Handshake(); err != nil {
+	if err := handshake(tc); err != nil {
 		return err
 	}
-	tc.SetDeadline(time.Time{})
 	c.nc, c.tls = tc, true
 	c.br.Reset(tc)
-	c.bw.Reset(&deadlineWriter{c})
 	return nil
 }
 
@@ -296,3 +325,18 @@ func (c *conn) writeStatus(tag string, st status) {
 }
 
 var _ io.Writer = (*deadlineWriter)(nil)
+
+// handshake runs a TLS handshake on a goroutine that ends with it: key
+// exchange (X25519MLKEM768) needs a deep stack, and a goroutine's stack
+// only shrinks at collections, by half each time, so the connection's
+// own goroutine stays small for the hours it may idle.
+func handshake(tc *tls.Conn) error {
+	done := make(chan error, 1)
+	go func() {
+		tc.SetDeadline(time.Now().Add(30 * time.Second))
+		err := tc.Handshake()
+		tc.SetDeadline(time.Time{})
+		done <- err
+	}()
+	return <-done
+}

@@ -114,27 +114,13 @@ func (c *conn) run(cmd *wire.Command) {
 		return
 	}
 	c.wmu.Lock()
+	c.hold()
 	c.inRun.Store(true)
 	defer func() {
 		c.inRun.Store(false)
 		c.wmu.Unlock()
 	}()
-	c.sess.idling.Lock() // the pusher and Shutdown's BYE stay out while a command runs
-	c.cmdName = name
-	st := entry.run(c, cmd.Tag, a, uid)
-	if st.typ == "BAD" {
-		c.bad++
-	} else {
-		c.bad = 0
-	}
-	if c.sess.sel != nil && st.typ != "BAD" {
-		// Updates of the selected mailbox before the answer (RFC 9051
-		// §7): EXPUNGE only where the numbering may change.
-		if err := c.sess.flush(&UpdateWriter{w: c.w}, !entry.noPurge || uid); err != nil {
-			c.sess.log.Debug("updates not sent", "err", err)
-		}
-	}
-	c.sess.idling.Unlock()
+	st := c.execute(entry, name, cmd.Tag, a, uid)
 	if st.typ != "" { // STARTTLS answers itself; a dead connection gets nothing
 		c.writeStatus(cmd.Tag, st)
 	}
@@ -143,7 +129,9 @@ func (c *conn) run(cmd *wire.Command) {
 		c.closing.Store(true)
 	}
 	if c.rd.Buffered() == 0 || c.closing.Load() {
-		c.w.Flush()
+		if err := c.release(); err != nil {
+			c.closing.Store(true)
+		}
 	}
 }
 
@@ -184,4 +172,26 @@ func okWith(code, text string) status { return status{"OK", code, text} }
 // numSetArg reads a sequence set (UIDs when uid).
 func numSetArg(a *wire.Args, uid bool) (imap.NumSet, bool) {
 	return a.NumSet(uid)
+}
+
+// execute runs a handler with the session's lock held (the IDLE pusher
+// and Shutdown's BYE stay out), then writes the mailbox's updates.
+func (c *conn) execute(entry command, name, tag string, a *wire.Args, uid bool) status {
+	c.sess.idling.Lock()
+	defer c.sess.idling.Unlock()
+	c.cmdName = name
+	st := entry.run(c, tag, a, uid)
+	if st.typ == "BAD" {
+		c.bad++
+	} else {
+		c.bad = 0
+	}
+	if c.sess.sel != nil && st.typ != "BAD" {
+		// Updates of the selected mailbox before the answer (RFC 9051
+		// §7): EXPUNGE only where the numbering may change.
+		if err := c.sess.flush(&UpdateWriter{w: c.w}, !entry.noPurge || uid); err != nil {
+			c.sess.log.Debug("updates not sent", "err", err)
+		}
+	}
+	return st
 }

@@ -2,8 +2,8 @@ package imapd
 
 import (
 	"io"
+	"net"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -19,19 +19,24 @@ import (
 // writes while no command runs), each update is written under the lock
 // and flushed at once.
 type UpdateWriter struct {
-	w    *wire.Writer
-	lock *sync.Mutex
+	w *wire.Writer
+	c *conn // set for the IDLE pusher: each update written and flushed on its own
 }
 
 func (u *UpdateWriter) write(fn func(w *wire.Writer)) error {
-	if u.lock == nil {
+	if u.c == nil {
 		fn(u.w)
 		return u.w.Err()
 	}
-	u.lock.Lock()
-	defer u.lock.Unlock()
-	fn(u.w)
-	return u.w.Flush()
+	var err error
+	u.c.writeLocked(func() {
+		fn(u.w)
+		err = u.w.Err()
+	})
+	if err == nil && u.c.closing.Load() {
+		err = net.ErrClosed
+	}
+	return err
 }
 
 // WriteNumMessages writes "* n EXISTS".
