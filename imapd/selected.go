@@ -123,23 +123,6 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 	return nil
 }
 
-// Poll is called after each command that succeeded (RFC 9051 §7:
-// untagged updates). A command go-imap answered itself was not counted
-// by enter: it is spent from the account's budget here.
-func (s *session) Poll(w *UpdateWriter, allowExpunge bool) error {
-	if !s.counted && s.acct != nil {
-		if err := s.pace(); err != nil {
-			// go-imap answers it OK all the same; the refusal counts
-			// as a strike (BYE after 20).
-			s.log.Debug("command over the budget after its answer", "err", err)
-		}
-	}
-	s.counted = false
-	s.idling.Lock()
-	defer s.idling.Unlock()
-	return s.flush(w, allowExpunge)
-}
-
 // Idle sends changes as they are committed (RFC 2177) until the client
 // ends the IDLE. No goroutine of abox waits for them: the feed wakes the
 // session (wake), and a short-lived goroutine (push) writes what arrived.

@@ -32,10 +32,6 @@ type session struct {
 
 	acct    *accounts.Account
 	strikes int // commands refused by the account's budget in a row
-	// counted says the command in progress was counted by enter; Poll
-	// counts those go-imap answers itself (NOOP, CHECK, CAPABILITY,
-	// ENABLE, UNSELECT, IDLE).
-	counted bool
 	sel     *selected
 	busy    atomic.Int32 // inside a command (not IDLE)
 	// idling guards writing updates outside commands: Poll, Idle, the
@@ -59,7 +55,6 @@ type session struct {
 func (s *session) enter(name string) (func(), error) {
 	s.busy.Add(1)
 	done := func() { s.busy.Add(-1) }
-	s.counted = true
 	s.srv.cfg.Metrics.commands.WithLabelValues(s.srv.cfg.Name, name).Inc()
 	if s.acct != nil {
 		// The account as it is now: blocked or deleted accounts lose
