@@ -48,7 +48,7 @@ var errVanished = errors.New("message expunged meanwhile")
 // Dovecot does): the client asked for messages it believes exist. A UID
 // FETCH ends plain OK, since a UID that no longer exists is no error (RFC
 // 9051 §6.4.9), and the EXPUNGEs come right after its data.
-func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+func (s *session) Fetch(w *FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	done, err := s.enter("FETCH")
 	defer done()
 	if err != nil {
@@ -154,7 +154,7 @@ type fetchItem struct {
 // items need them, are copied out of the store bodyBatchBytes at a time,
 // in one read transaction each; nothing is written to the client while a
 // transaction is open.
-func (s *session) fetchItems(w *imapserver.FetchWriter, items []fetchItem, o *imap.FetchOptions) (vanished int, err error) {
+func (s *session) fetchItems(w *FetchWriter, items []fetchItem, o *imap.FetchOptions) (vanished int, err error) {
 	one := func(it *fetchItem) error {
 		err := s.fetchOne(w, it, o)
 		if errors.Is(err, errVanished) {
@@ -262,7 +262,7 @@ func fetchNeedsBody(o *imap.FetchOptions) bool {
 
 // fetchOne writes one message's response; it.body is set when the items
 // need it (fetchNeedsBody).
-func (s *session) fetchOne(w *imapserver.FetchWriter, it *fetchItem, o *imap.FetchOptions) error {
+func (s *session) fetchOne(w *FetchWriter, it *fetchItem, o *imap.FetchOptions) error {
 	m, body := it.m, it.body
 	var info *msginfo.Info
 	needInfo := o.Envelope || o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0

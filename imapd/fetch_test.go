@@ -178,9 +178,18 @@ func TestFetchWhileExpungedElsewhere(t *testing.T) {
 	expunger.ok(`UID STORE 1 +FLAGS.SILENT (\Deleted)`)
 	expunger.ok("UID EXPUNGE 1")
 	r := reader.do("FETCH 1:%d (UID BODY.PEEK[])", n/3)
-	if r.status != "OK" || r.code() != "EXPUNGEISSUE" || len(r.find("")) != n/3-1 || r.has("1 EXPUNGE") {
+	bodies := 0
+	for _, l := range r.untagged {
+		if strings.Contains(l, "BODY[]") {
+			bodies++
+		}
+	}
+	// (A FETCH FLAGS update of the message expunged elsewhere may come
+	// too: it keeps its number until its EXPUNGE.)
+	if r.status != "OK" || r.code() != "EXPUNGEISSUE" || bodies != n/3-1 || r.has("1 EXPUNGE") {
 		t.Errorf("FETCH 1:%d with UID 1 expunged elsewhere: %d responses, %s %s; want %d FETCHes and OK [EXPUNGEISSUE]",
 			n/3, len(r.find("")), r.status, r.text, n/3-1)
+
 	}
 	r = reader.ok("UID FETCH 1:* (UID)")
 	uidOnly := 0

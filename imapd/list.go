@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"abox/store"
 )
@@ -26,7 +25,7 @@ const maxListPatterns = 16
 
 // List answers LIST and LSUB (RFC 9051 §6.3.9, RFC 5258, RFC 5819,
 // RFC 6154). Special-use attributes are always given, on plain LIST too.
-func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+func (s *session) List(w *ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
 	done, err := s.enter("LIST")
 	defer done()
 	if err != nil {

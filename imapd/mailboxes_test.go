@@ -239,9 +239,10 @@ func TestAppendLimit(t *testing.T) {
 		t.Errorf("STATUS INBOX (APPENDLIMIT): %d, want 2048", n)
 	}
 	// A synchronizing literal over the limit is refused NO [TOOBIG]
-	// (after the literal, which is discarded unread).
+	// before it is requested: the client never sends it (RFC 9051
+	// §4.3: it waits for the continuation that does not come).
 	big := crlf("Subject: big\n\n" + strings.Repeat("0123456789\n", 300))
-	if r, err := c.try("APPEND INBOX {" + fmt.Sprint(len(big)) + "}\r\n" + big); err != nil || r.code() != "TOOBIG" {
+	if r, err := c.try("APPEND INBOX {" + fmt.Sprint(len(big)) + "}"); err != nil || r.code() != "TOOBIG" {
 		t.Errorf("APPEND of %d bytes with a synchronizing literal: %v, %v; want NO [TOOBIG]", len(big), r, err)
 	}
 	c.ok("NOOP")

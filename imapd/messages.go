@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"abox/store"
 )
@@ -61,7 +60,7 @@ func (s *session) resolveSet(set imap.NumSet) ([]uint32, []uint32) {
 }
 
 // Store answers STORE and UID STORE (RFC 9051 §6.4.6).
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
 	done, err := s.enter("STORE")
 	defer done()
 	if err != nil {
@@ -174,7 +173,7 @@ func copyData(res store.CopyResult) *imap.CopyData {
 
 // Move answers MOVE and UID MOVE (RFC 6851): COPYUID, then the EXPUNGEs.
 // A move within one account never raises usage, so no quota applies.
-func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+func (s *session) Move(w *MoveWriter, numSet imap.NumSet, dest string) error {
 	done, err := s.enter("MOVE")
 	defer done()
 	if err != nil {
@@ -220,7 +219,7 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 // Expunge answers EXPUNGE, UID EXPUNGE (RFC 4315) and the expunge of
 // CLOSE: messages flagged \Deleted go, and each is reported by sequence
 // number, highest first so the others keep theirs.
-func (s *session) Expunge(w *imapserver.ExpungeWriter, uidSet *imap.UIDSet) error {
+func (s *session) Expunge(w *ExpungeWriter, uidSet *imap.UIDSet) error {
 	done, err := s.enter("EXPUNGE")
 	defer done()
 	if err != nil {

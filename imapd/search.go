@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-message/textproto"
@@ -26,7 +25,7 @@ import (
 // results and SEARCHRES's SAVE. Header, body and text matching is
 // case-insensitive on decoded text: MIME encoded words in headers,
 // transfer encodings and charsets in text parts (converted to UTF-8).
-func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+func (s *session) Search(kind numKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	done, err := s.enter("SEARCH")
 	defer done()
 	if err != nil {
@@ -74,7 +73,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	}
 	data := &imap.SearchData{Count: uint32(len(matched))}
 	nums := matchedSeqs
-	if kind == imapserver.NumKindUID {
+	if kind == numKindUID {
 		nums = matched
 		var set imap.UIDSet
 		for _, u := range matched {

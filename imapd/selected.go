@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"abox/store"
 )
@@ -98,7 +97,7 @@ func (s *session) resync() error {
 // FLAGS, EXPUNGE when allowed, EXISTS. Expunges wait while the command in
 // progress forbids them (FETCH, STORE, SEARCH); the messages keep their
 // numbers until then.
-func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
+func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 	if s.sel == nil {
 		return nil
 	}
@@ -124,74 +123,12 @@ func (s *session) flush(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	return nil
 }
 
-// Poll is called after each command that succeeded (RFC 9051 §7:
-// untagged updates). A command go-imap answered itself was not counted
-// by enter: it is spent from the account's budget here.
-func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
-	if !s.counted && s.acct != nil {
-		if err := s.pace(); err != nil {
-			// go-imap answers it OK all the same; the refusal counts
-			// as a strike (BYE after 20).
-			s.log.Debug("command over the budget after its answer", "err", err)
-		}
-	}
-	s.counted = false
-	s.idling.Lock()
-	defer s.idling.Unlock()
-	return s.flush(w, allowExpunge)
-}
-
 // Idle sends changes as they are committed (RFC 2177) until the client
 // ends the IDLE. No goroutine of abox waits for them: the feed wakes the
 // session (wake), and a short-lived goroutine (push) writes what arrived.
 // That is half the goroutines of an idle connection, and the larger part
 // of its memory after go-imap's buffers.
 //
-// go-imap runs Idle in a goroutine of its own while the connection's
-// goroutine reads the client's DONE, and answers the IDLE once both are
-// done. Nothing may be written after that answer (an EXPUNGE outside a
-// command breaks the client's numbering), so pushing must stop before
-// go-imap can see DONE. Where go-imap reads through abox's own
-// connection (implicit TLS, or no TLS), the connection stops pushing
-// before it hands the client's next bytes to go-imap (onRead), and Idle
-// returns as soon as go-imap's reader is waiting for those bytes, ending
-// go-imap's goroutine too. After STARTTLS go-imap reads through
-// crypto/tls, above abox's connection, so there Idle waits for stop and
-// stops pushing before it returns.
-func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	s.idling.Lock()
-	if err := s.flush(w, true); err != nil {
-		s.idling.Unlock()
-		return err
-	}
-	if s.sel == nil {
-		// Nothing to report until a mailbox is selected.
-		s.idling.Unlock()
-		return nil
-	}
-	s.idleW = w
-	s.armed.Store(true)
-	arrived := s.sel.sub.Pending() // while the first flush was writing
-	s.idling.Unlock()
-	if arrived {
-		s.wake()
-	}
-	if cc, ok := s.conn.NetConn().(*coalescingConn); ok {
-		waiting := cc.onRead(s.stopPush)
-		select {
-		case <-waiting:
-			return nil // stopPush runs when the client's bytes arrive
-		case <-stop:
-			// go-imap read DONE from what it had buffered.
-			cc.onRead(nil)
-		}
-	} else {
-		<-stop
-	}
-	s.stopPush()
-	return nil
-}
-
 // wake is the feed's signal that changes arrived for the selected
 // mailbox's account. It runs on the store's publishing goroutine, so it
 // only starts a pusher, and only while the session idles.

@@ -3,15 +3,13 @@ package imapd
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"abox/policy"
@@ -32,29 +30,30 @@ type Config struct {
 	ConnectionsPerAccount int // default 50
 }
 
-// Server serves IMAP.
+// Server serves IMAP with abox's own protocol layer (conn.go, the
+// cmd_*.go handlers, imapd/wire).
 type Server struct {
 	cfg Config
-	srv *imapserver.Server
 
 	mu       sync.Mutex
 	ln       []net.Listener        // guarded by mu
 	sessions map[*session]struct{} // guarded by mu
 	perAcct  map[uint64]int        // guarded by mu
 	closing  bool                  // guarded by mu
+	conns    sync.WaitGroup        // connections being served
 	// stopping is closed when Shutdown starts: commands waiting for
 	// their turn (pace) stop waiting.
 	stopping chan struct{}
 }
 
-// capabilities are what abox offers beyond what go-imap adds itself.
-var capabilities = imap.CapSet{
-	imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {},
-	imap.CapNamespace: {}, imap.CapUIDPlus: {}, imap.CapESearch: {}, imap.CapSearchRes: {},
-	imap.CapListExtended: {}, imap.CapListStatus: {}, imap.CapMove: {}, imap.CapStatusSize: {},
-	imap.CapChildren: {}, imap.CapSpecialUse: {}, imap.CapLiteralPlus: {}, imap.CapBinary: {},
-	imap.CapUnauthenticate: {}, imap.CapAppendLimit: {},
-}
+// numKind says whether a command names messages by sequence number or
+// by UID.
+type numKind int
+
+const (
+	numKindSeq numKind = iota
+	numKindUID
+)
 
 // New returns a server; defaults fill the zero fields of cfg.
 func New(cfg Config) *Server {
@@ -67,46 +66,72 @@ func New(cfg Config) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	s := &Server{cfg: cfg, sessions: map[*session]struct{}{}, perAcct: map[uint64]int{}, stopping: make(chan struct{})}
-	s.srv = imapserver.New(&imapserver.Options{
-		NewSession: s.newSession,
-		Caps:       capabilities,
-		Logger:     logAdapter{cfg.Log},
-		TLSConfig:  s.starttlsConfig(),
-		// On the implicit-TLS listener go-imap sees the coalescing
-		// wrapper, not the *tls.Conn under it, so it cannot tell the
-		// connection is encrypted; every connection there is.
-		InsecureAuth: cfg.ImplicitTLS,
-	})
-	return s
-}
-
-// starttlsConfig offers STARTTLS only on the plain listener.
-func (s *Server) starttlsConfig() *tls.Config {
-	if s.cfg.ImplicitTLS {
-		return nil
-	}
-	return s.cfg.TLS
-}
-
-type logAdapter struct{ log *slog.Logger }
-
-func (l logAdapter) Printf(format string, args ...any) {
-	l.log.Warn("imap: " + fmt.Sprintf(format, args...))
+	return &Server{cfg: cfg, sessions: map[*session]struct{}{}, perAcct: map[uint64]int{}, stopping: make(chan struct{})}
 }
 
 // Serve accepts connections on ln until Shutdown. With ImplicitTLS, ln
-// is a plain TCP listener: the server runs the TLS itself (to batch its
-// records, see batchConn).
+// is a plain TCP listener: the server runs the TLS itself.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
 	s.ln = append(s.ln, ln)
 	s.mu.Unlock()
-	var implicit *tls.Config
-	if s.cfg.ImplicitTLS {
-		implicit = s.cfg.TLS
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return net.ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns.Add(1) // under mu: Shutdown waits for every connection counted before it
+		s.mu.Unlock()
+		go func() {
+			defer s.conns.Done()
+			s.handle(nc)
+		}()
 	}
-	return s.srv.Serve(coalescingListener{Listener: ln, tls: implicit})
+}
+
+// handle serves one connection: limits first, then the session.
+func (s *Server) handle(nc net.Conn) {
+	tlsOn := false
+	if s.cfg.ImplicitTLS {
+		if s.cfg.TLS != nil {
+			nc = tls.Server(nc, s.cfg.TLS)
+		}
+		tlsOn = true
+	}
+	c := newConn(s, nc, tlsOn)
+	sess, refusal := s.newSession(c)
+	if sess == nil {
+		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		nc.Write([]byte("* BYE [UNAVAILABLE] " + sanitize(refusal) + "\r\n"))
+		nc.Close()
+		return
+	}
+	c.sess = sess
+	c.serve()
 }
 
 // Shutdown stops accepting at once, lets commands in progress finish, says
@@ -147,36 +172,54 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			s.srv.Close()
+			s.closeAll()
 			return ctx.Err()
 		case <-tick.C:
 		}
 	}
-	s.srv.Close()
-	return nil
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.closeAll()
+		return ctx.Err()
+	}
 }
 
-func (s *Server) newSession(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-	ip := remoteIP(conn.NetConn())
+// closeAll ends every connection still open.
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.conn.nc.Close()
+	}
+	s.mu.Unlock()
+}
+
+// newSession counts a connection against the limits; it returns nil and
+// why when the connection is refused.
+func (s *Server) newSession(c *conn) (*session, string) {
+	ip := remoteIP(c.nc)
 	s.mu.Lock()
 	full := s.closing || len(s.sessions) >= s.cfg.MaxConnections
 	s.mu.Unlock()
 	if full {
 		s.cfg.Metrics.rejected.WithLabelValues(s.cfg.Name, "too many connections").Inc()
-		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable, Text: "Too many connections, try again later"}
+		return nil, "Too many connections, try again later"
 	}
 	release, err := s.cfg.Policy.Limits.OpenConn("imap", ip)
 	if err != nil {
 		s.cfg.Metrics.rejected.WithLabelValues(s.cfg.Name, "too many connections").Inc()
-		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Code: imap.ResponseCodeUnavailable, Text: policy.ReasonOf(err)}
+		return nil, policy.ReasonOf(err)
 	}
-	sess := &session{srv: s, conn: conn, ip: ip, releaseIP: release,
+	sess := &session{srv: s, conn: c, ip: ip, releaseIP: release,
 		log: s.cfg.Log.With("listener", s.cfg.Name, "remote", ip.String())}
 	s.mu.Lock()
 	s.sessions[sess] = struct{}{}
 	s.mu.Unlock()
 	s.cfg.Metrics.sessions.WithLabelValues(s.cfg.Name).Inc()
-	return sess, nil, nil
+	return sess, ""
 }
 
 // claimAccountSlot counts one more session for an account, or refuses.

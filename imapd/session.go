@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"log/slog"
 
@@ -26,17 +25,13 @@ const opTimeout = time.Minute
 // goroutine while no command runs).
 type session struct {
 	srv       *Server
-	conn      *imapserver.Conn
+	conn      *conn
 	ip        netip.Addr
 	log       *slog.Logger
 	releaseIP func()
 
 	acct    *accounts.Account
 	strikes int // commands refused by the account's budget in a row
-	// counted says the command in progress was counted by enter; Poll
-	// counts those go-imap answers itself (NOOP, CHECK, CAPABILITY,
-	// ENABLE, UNSELECT, IDLE).
-	counted bool
 	sel     *selected
 	busy    atomic.Int32 // inside a command (not IDLE)
 	// idling guards writing updates outside commands: Poll, Idle, the
@@ -47,7 +42,7 @@ type session struct {
 	idling sync.Mutex
 	// idleW is where the pusher writes while the session idles; nil
 	// otherwise. Guarded by idling.
-	idleW *imapserver.UpdateWriter
+	idleW *UpdateWriter
 	// armed mirrors idleW != nil for wake, which must not lock.
 	armed    atomic.Bool
 	pushing  atomic.Bool // a pusher runs (see push)
@@ -60,7 +55,6 @@ type session struct {
 func (s *session) enter(name string) (func(), error) {
 	s.busy.Add(1)
 	done := func() { s.busy.Add(-1) }
-	s.counted = true
 	s.srv.cfg.Metrics.commands.WithLabelValues(s.srv.cfg.Name, name).Inc()
 	if s.acct != nil {
 		// The account as it is now: blocked or deleted accounts lose
@@ -115,7 +109,7 @@ func (s *session) pace() error {
 }
 
 func (s *session) bye(text string) {
-	s.byeOnce.Do(func() { s.conn.Bye(text) })
+	s.byeOnce.Do(func() { s.conn.bye(text) })
 }
 
 // tryBye says goodbye unless a command is running (Shutdown).
@@ -195,7 +189,7 @@ func loginError(err error, log *slog.Logger) error {
 	case errors.Is(err, accounts.ErrPendingDeletion), errors.Is(err, accounts.ErrPurged):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeExpired, Text: policy.ReasonOf(err)}
 	case errors.Is(err, policy.ErrAuthFailed):
-		return imapserver.ErrAuthFailed
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Authentication failed"}
 	}
 	return noFor(err, log)
 }

@@ -19,6 +19,10 @@ type Writer struct {
 // NewWriter returns a Writer on bw.
 func NewWriter(bw *bufio.Writer) *Writer { return &Writer{bw: bw} }
 
+// Reset makes the Writer write to bw (nil: none until the next Reset),
+// keeping its UTF8 setting and clearing its error.
+func (w *Writer) Reset(bw *bufio.Writer) { w.bw, w.err = bw, nil }
+
 // Err is the first write error.
 func (w *Writer) Err() error { return w.err }
 

@@ -1,0 +1,345 @@
+package imapd
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"abox/imapd/wire"
+)
+
+// The commands on mailboxes (RFC 9051 §6.3).
+
+// cmdSelect answers SELECT and EXAMINE (RFC 9051 §6.3.2-3).
+func cmdSelect(c *conn, _ string, a *wire.Args, _ bool) status {
+	readOnly := false
+	if !a.SP() {
+		return badArgs(a)
+	}
+	name, ok, bad := c.mailboxArg(a)
+	if !ok {
+		return bad
+	}
+	if a.End() != nil {
+		return badArgs(a)
+	}
+	readOnly = c.cmdName == "EXAMINE"
+	data, err := c.sess.Select(name, &imap.SelectOptions{ReadOnly: readOnly})
+	if err != nil {
+		return answer("SELECT", err)
+	}
+	w := c.w
+	w.Raw("* ").Number(uint64(data.NumMessages)).Raw(" EXISTS").CRLF()
+	if !c.rev2 {
+		w.Raw("* 0 RECENT").CRLF()
+		if data.FirstUnseenSeqNum > 0 {
+			w.Raw("* OK [UNSEEN ").Number(uint64(data.FirstUnseenSeqNum)).Raw("] First unseen").CRLF()
+		}
+	}
+	w.Raw("* OK [UIDVALIDITY ").Number(uint64(data.UIDValidity)).Raw("] UIDs valid").CRLF()
+	w.Raw("* OK [UIDNEXT ").Number(uint64(data.UIDNext)).Raw("] Predicted next UID").CRLF()
+	w.Raw("* FLAGS ").Flags(flagStrings(data.Flags)).CRLF()
+	w.Raw("* OK [PERMANENTFLAGS ").Flags(flagStrings(data.PermanentFlags)).Raw("] Permanent flags").CRLF()
+	if c.rev2 {
+		// RFC 9051 §6.3.2: the mailbox's LIST response.
+		w.Raw(`* LIST () "/" `)
+		writeMailbox(w, name, true)
+		w.CRLF()
+	}
+	if readOnly {
+		return okWith("READ-ONLY", "EXAMINE completed")
+	}
+	return okWith("READ-WRITE", "SELECT completed")
+}
+
+func cmdCreate(c *conn, _ string, a *wire.Args, _ bool) status {
+	if !a.SP() {
+		return badArgs(a)
+	}
+	name, ok, bad := c.mailboxArg(a)
+	if !ok {
+		return bad
+	}
+	if a.End() != nil {
+		return badArgs(a)
+	}
+	return answer("CREATE", c.sess.Create(name, &imap.CreateOptions{}))
+}
+
+func cmdDelete(c *conn, _ string, a *wire.Args, _ bool) status {
+	if !a.SP() {
+		return badArgs(a)
+	}
+	name, ok, bad := c.mailboxArg(a)
+	if !ok {
+		return bad
+	}
+	if a.End() != nil {
+		return badArgs(a)
+	}
+	return answer("DELETE", c.sess.Delete(name))
+}
+
+func cmdRename(c *conn, _ string, a *wire.Args, _ bool) status {
+	if !a.SP() {
+		return badArgs(a)
+	}
+	from, ok, bad := c.mailboxArg(a)
+	if !ok {
+		return bad
+	}
+	if !a.SP() {
+		return badArgs(a)
+	}
+	to, ok, bad := c.mailboxArg(a)
+	if !ok {
+		return bad
+	}
+	if a.End() != nil {
+		return badArgs(a)
+	}
+	return answer("RENAME", c.sess.Rename(from, to, &imap.RenameOptions{}))
+}
+
+func cmdSubscribe(c *conn, _ string, a *wire.Args, _ bool) status {
+	if !a.SP() {
+		return badArgs(a)
+	}
+	name, ok, bad := c.mailboxArg(a)
+	if !ok {
+		return bad
+	}
+	if a.End() != nil {
+		return badArgs(a)
+	}
+	if c.cmdName == "UNSUBSCRIBE" {
+		return answer("UNSUBSCRIBE", c.sess.Unsubscribe(name))
+	}
+	return answer("SUBSCRIBE", c.sess.Subscribe(name))
+}
+
+// cmdList answers LIST (with RFC 5258's selection and return options
+// and RFC 5819's STATUS) and LSUB.
+func cmdList(c *conn, _ string, a *wire.Args, _ bool) status {
+	o := &imap.ListOptions{}
+	lsub := c.cmdName == "LSUB"
+	if !a.SP() {
+		return badArgs(a)
+	}
+	if !lsub && a.Peek() == '(' {
+		if !a.List(true, func() bool {
+			opt, ok := a.Atom()
+			switch strings.ToUpper(opt) {
+			case "SUBSCRIBED":
+				o.SelectSubscribed = true
+			case "REMOTE":
+				o.SelectRemote = true
+			case "RECURSIVEMATCH":
+				o.SelectRecursiveMatch = true
+			case "SPECIAL-USE":
+				o.SelectSpecialUse = true
+			default:
+				return false
+			}
+			return ok
+		}) || !a.SP() {
+			return badArgs(a)
+		}
+		if o.SelectRecursiveMatch && !o.SelectSubscribed {
+			return status{"BAD", "", "RECURSIVEMATCH needs another selection option"}
+		}
+	}
+	ref, ok := a.AString()
+	if !ok || !a.SP() {
+		return badArgs(a)
+	}
+	var patterns []string
+	if a.Peek() == '(' && !lsub {
+		if !a.List(false, func() bool {
+			p, ok := a.ListMailbox()
+			patterns = append(patterns, p)
+			return ok
+		}) {
+			return badArgs(a)
+		}
+	} else {
+		p, ok := a.ListMailbox()
+		if !ok {
+			return badArgs(a)
+		}
+		patterns = append(patterns, p)
+	}
+	if !lsub && a.Accept(' ') {
+		if !a.AcceptWord("RETURN") || !a.SP() || !a.List(true, func() bool {
+			opt, ok := a.Atom()
+			if !ok {
+				return false
+			}
+			switch strings.ToUpper(opt) {
+			case "SUBSCRIBED":
+				o.ReturnSubscribed = true
+			case "CHILDREN":
+				o.ReturnChildren = true
+			case "SPECIAL-USE":
+				o.ReturnSpecialUse = true
+			case "STATUS":
+				if !a.SP() {
+					return false
+				}
+				so, ok := statusItems(a)
+				o.ReturnStatus = so
+				return ok
+			default:
+				return false
+			}
+			return true
+		}) {
+			return badArgs(a)
+		}
+	}
+	if a.End() != nil {
+		return badArgs(a)
+	}
+	// Names in modified UTF-7 from IMAP4rev1 clients; a pattern that is
+	// not valid modified UTF-7 matches nothing (and is no error).
+	if !c.utf8 {
+		for i, p := range patterns {
+			dec, err := wire.DecodeMUTF7(p)
+			if err != nil {
+				patterns[i] = "\x00" // matches no name
+				continue
+			}
+			patterns[i] = dec
+		}
+		if dec, err := wire.DecodeMUTF7(ref); err == nil {
+			ref = dec
+		}
+	}
+	if lsub {
+		o.SelectSubscribed = true
+	}
+	lw := &ListWriter{w: c.w, lsub: lsub, utf8: c.utf8}
+	err := c.sess.List(lw, ref, patterns, o)
+	if lsub {
+		return answer("LSUB", err)
+	}
+	return answer("LIST", err)
+}
+
+// statusItems reads STATUS's item list.
+func statusItems(a *wire.Args) (*imap.StatusOptions, bool) {
+	o := &imap.StatusOptions{}
+	ok := a.List(false, func() bool {
+		item, ok := a.Atom()
+		switch strings.ToUpper(item) {
+		case "MESSAGES":
+			o.NumMessages = true
+		case "RECENT":
+			o.NumRecent = true
+		case "UIDNEXT":
+			o.UIDNext = true
+		case "UIDVALIDITY":
+			o.UIDValidity = true
+		case "UNSEEN":
+			o.NumUnseen = true
+		case "DELETED":
+			o.NumDeleted = true
+		case "SIZE":
+			o.Size = true
+		case "APPENDLIMIT":
+			o.AppendLimit = true
+		default:
+			return false
+		}
+		return ok
+	})
+	return o, ok
+}
+
+func cmdStatus(c *conn, _ string, a *wire.Args, _ bool) status {
+	if !a.SP() {
+		return badArgs(a)
+	}
+	name, ok, bad := c.mailboxArg(a)
+	if !ok {
+		return bad
+	}
+	if !a.SP() {
+		return badArgs(a)
+	}
+	o, ok := statusItems(a)
+	if !ok || a.End() != nil {
+		return badArgs(a)
+	}
+	d, err := c.sess.Status(name, o)
+	if err != nil {
+		return answer("STATUS", err)
+	}
+	if o.NumRecent && d.NumRecent == nil {
+		zero := uint32(0)
+		d.NumRecent = &zero
+	}
+	c.w.Raw("* STATUS ")
+	writeMailbox(c.w, name, c.utf8)
+	c.w.Raw(" (")
+	writeStatusItems(c.w, d)
+	c.w.Raw(")").CRLF()
+	return okWith("", "STATUS completed")
+}
+
+// literalReader is an APPEND message read whole by the command reader.
+type literalReader struct {
+	*bytes.Reader
+	n int64
+}
+
+func (l literalReader) Size() int64 { return l.n }
+
+// cmdAppend answers APPEND (RFC 9051 §6.3.12) with APPENDUID (RFC 4315).
+// The message's literal was read with the command, its size checked
+// against the account's limit before a byte of it was.
+func cmdAppend(c *conn, _ string, a *wire.Args, _ bool) status {
+	if !a.SP() {
+		return badArgs(a)
+	}
+	name, ok, bad := c.mailboxArg(a)
+	if !ok {
+		return bad
+	}
+	if !a.SP() {
+		return badArgs(a)
+	}
+	o := &imap.AppendOptions{}
+	if a.Peek() == '(' {
+		if !a.List(true, func() bool {
+			f, ok := a.Flag(false)
+			o.Flags = append(o.Flags, imap.Flag(f))
+			return ok
+		}) || !a.SP() {
+			return badArgs(a)
+		}
+	}
+	if a.Peek() == '"' {
+		t, ok := a.Quoted()
+		if !ok || !a.SP() {
+			return badArgs(a)
+		}
+		d, err := time.Parse("_2-Jan-2006 15:04:05 -0700", t)
+		if err != nil {
+			return status{"BAD", "", fmt.Sprintf("bad date-time %q", t)}
+		}
+		o.Time = d
+	}
+	data, _, ok := a.Literal()
+	if !ok || a.End() != nil {
+		return badArgs(a)
+	}
+	res, err := c.sess.Append(name, literalReader{bytes.NewReader(data), int64(len(data))}, o)
+	if err != nil {
+		return answer("APPEND", err)
+	}
+	return okWith(fmt.Sprintf("APPENDUID %d %d", res.UIDValidity, res.UID), "APPEND completed")
+}
