@@ -97,9 +97,16 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (store.Bro
 		if err := ctx.Err(); err != nil {
 			return b, fmt.Errorf("broadcast %d interrupted after %d accounts (run the same command again to resume): %w", b.ID, b.Scanned, err)
 		}
-		if b, err = e.store.BroadcastStep(ctx, b.ID, broadcastBatch, pick); err != nil {
+		next, err := e.store.BroadcastStep(ctx, b.ID, broadcastBatch, pick)
+		if err != nil {
+			if ctx.Err() != nil {
+				// Cancelled inside a step: that batch was rolled back
+				// or committed whole, and the run resumes either way.
+				return b, fmt.Errorf("broadcast %d interrupted after %d accounts (run the same command again to resume): %w", b.ID, b.Scanned, err)
+			}
 			return b, err
 		}
+		b = next
 		if req.Progress != nil {
 			req.Progress(b, total)
 		}
