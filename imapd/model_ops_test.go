@@ -30,6 +30,21 @@ func (d *modelDriver) someFlags(max int) []string {
 	return out
 }
 
+// recase writes some flags in another case: flags are case-insensitive
+// (RFC 9051 §2.3.2), so -FLAGS ($LABEL1) removes $Label1.
+func (d *modelDriver) recase(flags []string) []string {
+	out := slices.Clone(flags)
+	for i, f := range out {
+		switch d.rng.IntN(6) {
+		case 0:
+			out[i] = strings.ToUpper(f)
+		case 1:
+			out[i] = strings.ToLower(f)
+		}
+	}
+	return out
+}
+
 // seqSet makes a sequence set of the session's numbering (n > 0).
 func (d *modelDriver) seqSet(n int) []setRange {
 	r := func() uint32 { return uint32(1 + d.rng.IntN(n)) }
@@ -148,6 +163,10 @@ func (d *modelDriver) opStore(s *modelSession, byUID bool, flags []string) {
 		pairs = s.resolveSeqs(set)
 	}
 	op := []string{"+", "+", "-", ""}[d.rng.IntN(4)]
+	if op == "" && d.rng.IntN(6) == 0 {
+		flags = nil // FLAGS (): clears every flag
+	}
+	flags = d.recase(flags)
 	silent := d.rng.IntN(3) == 0
 	item := op + "FLAGS"
 	if silent {
@@ -434,6 +453,19 @@ func (d *modelDriver) opSelect(s *modelSession, box string) {
 			s.fail(ctx, "UIDNEXT %d, but UID %d was used", ctx.uidNext, uid)
 		}
 	}
+}
+
+// opClose: CLOSE expunges what is \Deleted without a word (RFC 9051
+// §6.4.1), UNSELECT leaves it (RFC 3691); the session selects again.
+func (d *modelDriver) opClose(s *modelSession, cmd string) {
+	box := s.box
+	if cmd == "CLOSE" {
+		for _, uid := range d.tr.withFlag(box, `\Deleted`) {
+			d.tr.expunge(box, uid)
+		}
+	}
+	s.run(&respCtx{cmd: cmd, noExpunge: true, since: -1})
+	d.opSelect(s, box)
 }
 
 // opAppend: APPEND with flags (RFC 9051 §6.3.12) answers APPENDUID.

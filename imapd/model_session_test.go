@@ -33,7 +33,7 @@ type modelSession struct {
 // what they told.
 type respCtx struct {
 	cmd       string
-	noExpunge bool // FETCH, STORE, SEARCH by sequence number (RFC 9051 §7.5.1)
+	noExpunge bool // FETCH, STORE, SEARCH by sequence number (RFC 9051 §7.5.1); CLOSE
 	uidCmd    bool // a UID command: every FETCH response carries UID (§6.4.9)
 	since     int  // FETCH FLAGS may show any state since this tick (IDLE); -1: the current one
 
@@ -118,6 +118,13 @@ func (s *modelSession) see(line string, ctx *respCtx) {
 		for _, f := range strings.Fields(strings.TrimPrefix(line, "* SEARCH")) {
 			ctx.search = append(ctx.search, atoi32(f))
 		}
+	case strings.HasPrefix(line, "* ESEARCH"):
+		// IMAP4rev2 answers SEARCH so (RFC 9051 §7.3.4); ALL is left
+		// out when nothing matched.
+		ctx.searched = true
+		if _, all, ok := strings.Cut(line, " ALL "); ok {
+			ctx.search = append(ctx.search, parseUIDList(strings.Fields(all)[0])...)
+		}
 	case strings.HasPrefix(line, "* VANISHED"), strings.HasPrefix(line, "* BYE"), strings.HasPrefix(line, "* NO"), strings.HasPrefix(line, "* BAD"):
 		s.fail(ctx, "unexpected %q", line)
 	case strings.HasPrefix(line, "* OK "):
@@ -150,7 +157,7 @@ func (s *modelSession) exists(n uint32, ctx *respCtx) {
 // FETCH, STORE or SEARCH by sequence number.
 func (s *modelSession) expunge(seq uint32, ctx *respCtx) {
 	if ctx.noExpunge {
-		s.fail(ctx, "EXPUNGE %d during a command by sequence number (RFC 9051 §7.5.1)", seq)
+		s.fail(ctx, "EXPUNGE %d during a command that may not send one (RFC 9051 §7.5.1, §6.4.1)", seq)
 	}
 	if seq == 0 || int(seq) > s.count() {
 		s.fail(ctx, "EXPUNGE %d with %d messages", seq, s.count())

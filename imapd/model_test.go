@@ -27,6 +27,7 @@ import (
 var (
 	modelSeed             = flag.Uint64("model.seed", 0, "seed of TestModelRandomSessions (0: a new one, logged)")
 	modelOps              = flag.Int("model.ops", 3000, "commands TestModelRandomSessions runs")
+	modelMessages         = flag.Int("model.messages", 60, "TestModelRandomSessions keeps its two mailboxes between a quarter of this many messages and this many (above 256, FETCH and SEARCH work in several chunks)")
 	modelAnnounceKeywords = flag.Bool("model.announce-keywords", false,
 		"TestModelRandomSessions fails when FETCH shows a keyword its session was not told of in FLAGS (off: counted and logged)")
 )
@@ -113,10 +114,17 @@ func TestModelRandomSessions(t *testing.T) {
 	for range 8 {
 		d.deliver()
 	}
+	for range *modelMessages/2 - 8 {
+		d.appendQuietly()
+	}
 	for i, box := range []string{"INBOX", "INBOX", "INBOX", "Archive"} {
 		s := &modelSession{d: d, name: fmt.Sprintf("s%d", i+1)}
 		s.c = dialIMAPS(t, d.srv.imaps, s.name)
 		s.c.login(user)
+		if i == 2 {
+			// One IMAP4rev2 client (ESEARCH answers, no \Recent).
+			s.c.ok("ENABLE IMAP4rev2")
+		}
 		d.opSelect(s, box)
 		d.sessions = append(d.sessions, s)
 	}
@@ -185,7 +193,7 @@ func (d *modelDriver) step() {
 	// session knows, so the truth knows what they changed.
 	known := s.count() > 0 && !s.unknown()
 	total := d.tr.count()
-	grow, shrink := total < 15, total > 60
+	grow, shrink := total < *modelMessages/4, total > *modelMessages
 	other := "Archive"
 	if s.box == "Archive" || d.rng.IntN(10) < 6 {
 		other = "INBOX"
@@ -208,6 +216,8 @@ func (d *modelDriver) step() {
 		{"CHECK", 2, func() { d.opNoop(s, "CHECK") }},
 		{"IDLE", 5, func() { d.opIdleStart(s) }},
 		{"SELECT", 2, func() { d.opSelect(s, other) }},
+		{"CLOSE", when(known, 1), func() { d.opClose(s, "CLOSE") }},
+		{"UNSELECT", 1, func() { d.opClose(s, "UNSELECT") }},
 		{"APPEND", when(!shrink, 3+when(grow, 6)), func() { d.opAppend(s, []string{"INBOX", "Archive"}[d.rng.IntN(3)/2]) }},
 		{"deliver", when(!shrink, 3+when(grow, 6)), d.deliver},
 	}
@@ -244,6 +254,17 @@ func (d *modelDriver) deliver() {
 	}
 	if uid := atoi32(m[1]) - 1; !d.tr.add("INBOX", uid, flagSet{}) {
 		d.fail("delivery: UIDNEXT %s after it, but UID %d was used before", m[1], uid)
+	}
+}
+
+// appendQuietly APPENDs a message to INBOX from the checker (which has
+// nothing selected), to fill the mailbox before the sessions start.
+func (d *modelDriver) appendQuietly() {
+	msg := simpleMessage(d.user, "seed", "body")
+	r := d.checker.ok("APPEND INBOX () %s", literal(msg))
+	m := appendUIDRE.FindStringSubmatch(r.text)
+	if m == nil || !d.tr.add("INBOX", atoi32(m[2]), flagSet{}) {
+		d.fail("APPEND INBOX: %s %s", r.status, r.text)
 	}
 }
 
