@@ -75,11 +75,15 @@ func needsEnvelope(keys []sortKey) bool {
 	return false
 }
 
+// threadKeys are what threading reads of the envelope.
+var threadKeys = []sortKey{{name: "DATE"}, {name: "SUBJECT"}, {name: "MESSAGE-ID"}}
+
 // sortItems reads the sort values of the messages uids (ascending),
 // fetchChunk at a time. With withRefs it also reads each header's
 // References field in place (THREAD=REFERENCES). Messages expunged
 // meanwhile are left out.
-func (s *session) sortItems(uids []uint32, envelope, withRefs bool) ([]sortItem, error) {
+func (s *session) sortItems(uids []uint32, keys []sortKey, withRefs bool) ([]sortItem, error) {
+	envelope := needsEnvelope(keys)
 	v := s.sel
 	items := make([]sortItem, 0, len(uids))
 	for start := 0; start < len(uids); start += fetchChunk {
@@ -109,7 +113,7 @@ func (s *session) sortItems(uids []uint32, envelope, withRefs bool) ([]sortItem,
 				return nil // an unreadable structure sorts as empty
 			}
 			it := &items[base+i]
-			it.fill(info.Envelope)
+			it.fill(info.Envelope, keys)
 			if withRefs && body != nil {
 				it.parents = references(body[:min(info.HeaderSize, int64(len(body)))], info.Envelope.InReplyTo)
 			}
@@ -122,44 +126,59 @@ func (s *session) sortItems(uids []uint32, envelope, withRefs bool) ([]sortItem,
 	return items, nil
 }
 
-// fill sets the envelope's sort values (RFC 5256 §3, RFC 5957 §3).
-func (it *sortItem) fill(e *imap.Envelope) {
-	if !e.Date.IsZero() {
-		it.date = e.Date.Unix() // UTC seconds; else INTERNALDATE
-	}
-	base, reply := baseSubject(e.Subject)
-	it.subject, it.reply = collationKey(base), reply
-	first := func(l []imap.Address) *imap.Address {
-		if len(l) == 0 {
-			return nil
-		}
-		return &l[0]
-	}
-	mailbox := func(a *imap.Address) string {
-		if a == nil {
-			return ""
-		}
-		return collationKey(a.Mailbox)
-	}
-	display := func(a *imap.Address) string {
-		if a == nil {
-			return ""
-		}
-		name := a.Name
-		if strings.Contains(name, "=?") {
-			if d, err := wordDecoder.DecodeHeader(name); err == nil {
-				name = d
+// fill sets the envelope's sort values that keys use (RFC 5256 §3,
+// RFC 5957 §3): collation keys cost an allocation each, so only those.
+func (it *sortItem) fill(e *imap.Envelope, keys []sortKey) {
+	for _, k := range keys {
+		switch k.name {
+		case "DATE":
+			if !e.Date.IsZero() {
+				it.date = e.Date.Unix() // UTC seconds; else INTERNALDATE
 			}
+		case "SUBJECT":
+			base, reply := baseSubject(e.Subject)
+			it.subject, it.reply = collationKey(base), reply
+		case "FROM":
+			it.from = mailboxKey(e.From)
+		case "TO":
+			it.to = mailboxKey(e.To)
+		case "CC":
+			it.cc = mailboxKey(e.Cc)
+		case "DISPLAYFROM":
+			it.dfrom = displayKey(e.From)
+		case "DISPLAYTO":
+			it.dto = displayKey(e.To)
+		case "MESSAGE-ID":
+			it.messageID = e.MessageID
 		}
-		if strings.TrimSpace(name) == "" {
-			name = a.Addr()
-		}
-		return collationKey(name)
 	}
-	f, t := first(e.From), first(e.To)
-	it.from, it.to, it.cc = mailbox(f), mailbox(t), mailbox(first(e.Cc))
-	it.dfrom, it.dto = display(f), display(t)
-	it.messageID = e.MessageID
+}
+
+// mailboxKey is the first address's addr-mailbox (RFC 5256 §3), or ""
+// when there is none.
+func mailboxKey(l []imap.Address) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return collationKey(l[0].Mailbox)
+}
+
+// displayKey is the first address's display name, decoded, or its
+// addr-spec when it has none (RFC 5957 §3).
+func displayKey(l []imap.Address) string {
+	if len(l) == 0 {
+		return ""
+	}
+	name := l[0].Name
+	if strings.Contains(name, "=?") {
+		if d, err := wordDecoder.DecodeHeader(name); err == nil {
+			name = d
+		}
+	}
+	if strings.TrimSpace(name) == "" {
+		name = l[0].Addr()
+	}
+	return collationKey(name)
 }
 
 // compareBy orders two items by the keys, then by sequence number (RFC
@@ -213,7 +232,7 @@ func (s *session) Sort(keys []sortKey, criteria *imap.SearchCriteria, save bool)
 	if save {
 		s.sel.saved = uids
 	}
-	items, err := s.sortItems(uids, needsEnvelope(keys), false)
+	items, err := s.sortItems(uids, keys, false)
 	if err != nil {
 		return nil, noFor(err, s.log)
 	}

@@ -37,7 +37,7 @@ func (s *session) Thread(alg string, criteria *imap.SearchCriteria) ([]*threadNo
 	if err != nil {
 		return nil, err
 	}
-	items, err := s.sortItems(uids, true, alg == "REFERENCES")
+	items, err := s.sortItems(uids, threadKeys, alg == "REFERENCES")
 	if err != nil {
 		return nil, noFor(err, s.log)
 	}
