@@ -430,6 +430,12 @@ func searchCriteria(c *conn, k wire.SearchKey) (*imap.SearchCriteria, error) {
 		cr.Larger = k.N
 	case wire.SearchSmaller:
 		cr.Smaller = k.N
+	case wire.SearchOlder, wire.SearchYounger:
+		set, err := c.sess.within(k.Op == wire.SearchOlder, k.N)
+		if err != nil {
+			return nil, err
+		}
+		cr.UID = append(cr.UID, set)
 	default:
 		return nil, fmt.Errorf("search key not supported")
 	}

@@ -61,11 +61,14 @@ func init() {
 		"STORE":          {inMailbox, cmdStore, true},
 		"COPY":           {inMailbox, cmdCopy, false},
 		"MOVE":           {inMailbox, cmdMove, false},
+		"SORT":           {inMailbox, cmdSort, true},
+		"THREAD":         {inMailbox, cmdThread, true},
 	}
 }
 
 // uidCommands may follow UID.
-var uidCommands = map[string]bool{"FETCH": true, "SEARCH": true, "STORE": true, "COPY": true, "MOVE": true, "EXPUNGE": true}
+var uidCommands = map[string]bool{"FETCH": true, "SEARCH": true, "STORE": true, "COPY": true, "MOVE": true, "EXPUNGE": true,
+	"SORT": true, "THREAD": true}
 
 func (c *conn) state() state {
 	switch {

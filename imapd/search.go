@@ -31,6 +31,37 @@ func (s *session) Search(kind numKind, criteria *imap.SearchCriteria, options *i
 	if err != nil {
 		return nil, err
 	}
+	matched, matchedSeqs, err := s.searchMatches(criteria)
+	if err != nil {
+		return nil, err
+	}
+	if options.ReturnSave {
+		s.sel.saved = matched
+	}
+	data := &imap.SearchData{Count: uint32(len(matched))}
+	nums := matchedSeqs
+	if kind == numKindUID {
+		nums = matched
+		var set imap.UIDSet
+		for _, u := range matched {
+			set.AddNum(imap.UID(u))
+		}
+		data.All = set
+	} else {
+		var set imap.SeqSet
+		set.AddNum(matchedSeqs...)
+		data.All = set
+	}
+	if len(nums) > 0 {
+		data.Min, data.Max = nums[0], nums[len(nums)-1]
+	}
+	return data, nil
+}
+
+// searchMatches returns the UIDs and sequence numbers of the selected
+// mailbox's messages that match criteria, in sequence order (SEARCH,
+// SORT, THREAD).
+func (s *session) searchMatches(criteria *imap.SearchCriteria) (matched, matchedSeqs []uint32, err error) {
 	v := s.sel
 	// Chunks are matched by as many workers as there are CPUs, each
 	// with its own read transactions and set cache; results are merged
@@ -60,35 +91,14 @@ func (s *session) Search(kind numKind, criteria *imap.SearchCriteria, options *i
 	}
 	close(work)
 	wg.Wait()
-	var matched, matchedSeqs []uint32
 	for _, r := range results {
 		if r.err != nil {
-			return nil, noFor(r.err, s.log)
+			return nil, nil, noFor(r.err, s.log)
 		}
 		matched = append(matched, r.uids...)
 		matchedSeqs = append(matchedSeqs, r.seqs...)
 	}
-	if options.ReturnSave {
-		v.saved = matched
-	}
-	data := &imap.SearchData{Count: uint32(len(matched))}
-	nums := matchedSeqs
-	if kind == numKindUID {
-		nums = matched
-		var set imap.UIDSet
-		for _, u := range matched {
-			set.AddNum(imap.UID(u))
-		}
-		data.All = set
-	} else {
-		var set imap.SeqSet
-		set.AddNum(matchedSeqs...)
-		data.All = set
-	}
-	if len(nums) > 0 {
-		data.Min, data.Max = nums[0], nums[len(nums)-1]
-	}
-	return data, nil
+	return matched, matchedSeqs, nil
 }
 
 // searchChunk matches chunk ci of the view.
