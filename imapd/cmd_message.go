@@ -68,10 +68,20 @@ func cmdFetch(c *conn, _ string, a *wire.Args, uid bool) status {
 		return badArgs(a)
 	}
 	items, ok := a.FetchItems()
-	if !ok || a.End() != nil {
+	if !ok {
 		return badArgs(a)
 	}
 	o := &imap.FetchOptions{UID: uid}
+	vanished := false
+	if a.Accept(' ') {
+		var st status
+		if vanished, st, ok = c.fetchModifiers(a, o, uid); !ok {
+			return st
+		}
+	}
+	if a.End() != nil {
+		return badArgs(a)
+	}
 	fw := &FetchWriter{w: c.w, names: map[any]string{}}
 	for _, it := range items {
 		switch it.Kind {
@@ -124,12 +134,25 @@ func cmdFetch(c *conn, _ string, a *wire.Args, uid bool) status {
 			sec := &imap.FetchItemBinarySectionSize{Part: it.Section.Part}
 			o.BinarySectionSize = append(o.BinarySectionSize, sec)
 			fw.names[sec] = "BINARY.SIZE[" + it.Section.Spec + "]"
+		case wire.FetchModSeq:
+			o.ModSeq = true
 		default:
 			return status{"BAD", "", "FETCH item not supported"}
 		}
 	}
 	if imap.IsSearchRes(set) {
 		set = savedUIDs(c)
+	}
+	if o.ModSeq {
+		c.condstoreUsed() // RFC 7162 §3.1
+	}
+	if vanished {
+		// RFC 7162 §3.2.6: the UIDs of the set expunged since, first.
+		gone, err := c.sess.vanishedSince(o.ChangedSince, set.(imap.UIDSet))
+		if err != nil {
+			return answer(fetchName(uid), err)
+		}
+		writeVanishedEarlier(c.w, gone)
 	}
 	return answer(fetchName(uid), c.sess.Fetch(fw, set, o))
 }
@@ -157,6 +180,10 @@ func cmdStore(c *conn, _ string, a *wire.Args, uid bool) status {
 	}
 	set, ok := a.NumSet(uid)
 	if !ok || !a.SP() {
+		return badArgs(a)
+	}
+	so, ok := storeModifiers(a)
+	if !ok {
 		return badArgs(a)
 	}
 	item, ok := a.Atom()
@@ -197,7 +224,10 @@ func cmdStore(c *conn, _ string, a *wire.Args, uid bool) status {
 	if imap.IsSearchRes(set) {
 		set = savedUIDs(c)
 	}
-	return answer("STORE", c.sess.Store(&FetchWriter{w: c.w}, set, f, &imap.StoreOptions{}))
+	if so.conditional {
+		c.condstoreUsed() // RFC 7162 §3.1
+	}
+	return answer("STORE", c.sess.Store(&FetchWriter{w: c.w}, set, f, so))
 }
 
 func cmdCopy(c *conn, _ string, a *wire.Args, uid bool) status {
@@ -296,6 +326,10 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	if err != nil {
 		return status{"BAD", "", err.Error()}
 	}
+	withModSeq := hasModSeqKey(keys)
+	if withModSeq {
+		c.condstoreUsed() // RFC 7162 §3.1
+	}
 	kind := numKindSeq
 	if uid {
 		kind = numKindUID
@@ -304,6 +338,12 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	if err != nil {
 		return answer("SEARCH", err)
 	}
+	if withModSeq && d.Count > 0 {
+		// RFC 7162 §3.1.5: the highest modseq of the messages found.
+		if d.ModSeq, err = c.sess.searchModSeq(c.sess.searchResultUIDs(d)); err != nil {
+			return answer("SEARCH", err)
+		}
+	}
 	w := c.w
 	if !esearch {
 		w.Raw("* SEARCH")
@@ -311,6 +351,9 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 			for _, n := range nums {
 				w.SP().Number(uint64(n))
 			}
+		}
+		if d.ModSeq > 0 {
+			w.Raw(modSeqText(d.ModSeq))
 		}
 		w.CRLF()
 		return okWith("", "SEARCH completed")
@@ -335,6 +378,9 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	}
 	if o.ReturnCount {
 		w.Raw(" COUNT ").Number(uint64(d.Count))
+	}
+	if d.ModSeq > 0 {
+		w.Raw(" MODSEQ ").Number(d.ModSeq) // RFC 7162 §3.1.5 for ESEARCH
 	}
 	w.CRLF()
 	return okWith("", "SEARCH completed")
@@ -368,6 +414,9 @@ func searchCriteria(c *conn, k wire.SearchKey) (*imap.SearchCriteria, error) {
 		sub, err = searchCriteria(c, k)
 		if err == nil {
 			cr.And(sub)
+			if sub.ModSeq != nil && (cr.ModSeq == nil || sub.ModSeq.ModSeq > cr.ModSeq.ModSeq) {
+				cr.ModSeq = sub.ModSeq // And leaves MODSEQ out
+			}
 		}
 	}
 	switch k.Op {
@@ -430,6 +479,8 @@ func searchCriteria(c *conn, k wire.SearchKey) (*imap.SearchCriteria, error) {
 		cr.Larger = k.N
 	case wire.SearchSmaller:
 		cr.Smaller = k.N
+	case wire.SearchModSeq:
+		cr.ModSeq = &imap.SearchCriteriaModSeq{ModSeq: uint64(k.N)}
 	default:
 		return nil, fmt.Errorf("search key not supported")
 	}

@@ -37,12 +37,14 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		return nil, noFor(err, s.log)
 	}
 	v := &selected{view: newView(uids, mb.HighestModSeq), mbox: mb, readOnly: options.ReadOnly, sub: sub}
+	v.qresync = s.qresync
 	data := &imap.SelectData{
 		Flags:          mailboxFlags,
 		PermanentFlags: append(append([]imap.Flag{}, mailboxFlags...), imap.FlagWildcard),
 		NumMessages:    uint32(len(uids)),
 		UIDNext:        imap.UID(mb.UIDNext),
 		UIDValidity:    mb.UIDValidity,
+		HighestModSeq:  mb.HighestModSeq,
 	}
 	if options.ReadOnly {
 		data.PermanentFlags = nil

@@ -110,7 +110,13 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 		var err error
 		switch u.kind {
 		case updateFlags:
+			if s.condstore {
+				err = w.writeFlagsModSeq(u.seq, u.uid, u.flags, u.modseq)
+				break
+			}
 			err = w.WriteMessageFlags(u.seq, imap.UID(u.uid), imapFlags(u.flags))
+		case updateVanished:
+			err = w.WriteVanished(u.uids)
 		case updateExpunge:
 			err = w.WriteExpunge(u.seq)
 		case updateExists:

@@ -48,6 +48,9 @@ type session struct {
 	pushing  atomic.Bool // a pusher runs (see push)
 	byeOnce  sync.Once
 	released bool
+
+	// condstore and qresync: RFC 7162 is enabled (condstore.go).
+	condstore, qresync bool
 }
 
 // enter marks the start of a command and spends it from the account's
