@@ -36,7 +36,11 @@ func cmdSelect(c *conn, _ string, a *wire.Args, _ bool) status {
 		c.sess.condstore = true // told with this SELECT's HIGHESTMODSEQ
 	}
 	wasSelected := c.sess.sel != nil
+	if qresync != nil {
+		c.sess.resyncFrom = qresync.modseq
+	}
 	data, err := c.sess.Select(name, &imap.SelectOptions{ReadOnly: readOnly, CondStore: condstore})
+	c.sess.resyncFrom = 0
 	if wasSelected && c.sess.qresync {
 		// RFC 7162 §3.2.11: the previous mailbox's updates end here.
 		c.w.Raw("* OK [CLOSED] Previous mailbox closed").CRLF()

@@ -146,10 +146,8 @@ func (s *session) qresyncSelect(w *wire.Writer, q *qresyncParams) error {
 		return err
 	}
 	writeVanishedEarlier(w, gone)
-	changed, err := s.srv.cfg.Store.ChangedSince(s.acct.ID, v.mbox.ID, q.modseq)
-	if err != nil {
-		return noFor(err, s.log)
-	}
+	changed := v.changed // read by Select with the UIDs
+	v.changed = nil
 	for _, m := range changed {
 		seq := v.seqOf(m.UID)
 		if seq == 0 {

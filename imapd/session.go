@@ -51,6 +51,9 @@ type session struct {
 
 	// condstore and qresync: RFC 7162 is enabled (condstore.go).
 	condstore, qresync bool
+	// resyncFrom is the modseq of the SELECT (QRESYNC ...) in progress
+	// (0: none): Select then reads the changes since with the UIDs.
+	resyncFrom uint64
 }
 
 // enter marks the start of a command and spends it from the account's

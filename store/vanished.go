@@ -236,28 +236,30 @@ func (c *checker) checkVanished() {
 // (records.go: version, flag bits, date, zone, added, size, blob).
 const msgModSeqAt = 1 + 2 + 8 + 2 + 8 + 8 + 8
 
-// ChangedSince returns the messages of a mailbox whose modseq is above
-// since, in UID order (CONDSTORE's CHANGEDSINCE, QRESYNC's SELECT). It
-// reads each record's modseq in place and decodes only the changed
-// ones, so a mailbox of 100,000 with few changes costs a walk of keys.
-func (s *Store) ChangedSince(acct uint64, mbox uint32, since uint64) ([]Message, error) {
-	var out []Message
-	err := s.viewFor(acct, func(tx *bolt.Tx) error {
+// UIDsChangedSince returns every UID of a mailbox and the messages
+// whose modseq is above since, in UID order, in one walk: what a SELECT
+// (QRESYNC ...) needs (RFC 7162 §3.2.5), for about the cost of a plain
+// SELECT's read. Each record's modseq is read in place and only the
+// changed ones are decoded.
+func (s *Store) UIDsChangedSince(acct uint64, mbox uint32, since uint64) (uids []uint32, changed []Message, err error) {
+	err = s.viewFor(acct, func(tx *bolt.Tx) error {
 		end := mboxKey(acct, mbox)
 		c := tx.Bucket(bMail).Cursor()
 		for k, v := c.Seek(msgKey(acct, mbox, 1)); k != nil && bytes.Compare(k, end) < 0; k, v = c.Next() {
+			uid := binary.BigEndian.Uint32(k[12:])
+			uids = append(uids, uid)
 			if len(v) >= msgModSeqAt+8 && v[0] == msgRecordV1 && binary.BigEndian.Uint64(v[msgModSeqAt:]) <= since {
 				continue
 			}
 			var m Message
-			if err := decodeMessageInto(&m, binary.BigEndian.Uint32(k[12:]), v); err != nil {
+			if err := decodeMessageInto(&m, uid, v); err != nil {
 				return err
 			}
 			if m.ModSeq > since {
-				out = append(out, m)
+				changed = append(changed, m)
 			}
 		}
 		return nil
 	})
-	return out, err
+	return uids, changed, err
 }

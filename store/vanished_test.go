@@ -177,9 +177,9 @@ func TestSetFlagsUnchangedSince(t *testing.T) {
 	if hasFlag(msgs[0].Flags, FlagSeen) {
 		t.Fatal("a message modified since was changed")
 	}
-	changed, err := s.ChangedSince(a.ID, inbox.ID, up[0].ModSeq)
-	if err != nil || len(changed) != 1 || changed[0].UID != 3 || changed[0].ModSeq != up[1].ModSeq {
-		t.Fatalf("ChangedSince(%d) = %+v, %v; want UID 3 only", up[0].ModSeq, changed, err)
+	uids, changed, err := s.UIDsChangedSince(a.ID, inbox.ID, up[0].ModSeq)
+	if err != nil || !slices.Equal(uids, []uint32{1, 2, 3}) || len(changed) != 1 || changed[0].UID != 3 || changed[0].ModSeq != up[1].ModSeq {
+		t.Fatalf("UIDsChangedSince(%d) = %v, %+v, %v; want UIDs 1:3, changed UID 3 only", up[0].ModSeq, uids, changed, err)
 	}
 	mustCheck(t, s)
 }
