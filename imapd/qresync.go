@@ -85,42 +85,74 @@ func uidContains(set imap.UIDSet, uid uint32) bool {
 // may know (in within, when set), none of them still in the view. Below
 // the mailbox's floor (records pruned or from before they were kept) it
 // is every UID up to the last the view knows that is not in it (RFC 7162
-// §3.2.5.1 allows reporting UIDs that never existed).
-func (s *session) vanishedSince(modseq uint64, within imap.UIDSet) ([]uint32, error) {
+// §3.2.5.1 allows reporting UIDs that never existed), as ranges: the
+// gaps between the UIDs the view holds.
+func (s *session) vanishedSince(modseq uint64, within imap.UIDSet) (imap.UIDSet, error) {
 	v := s.sel
-	in := func(uid uint32) bool { return within == nil || uidContains(within, uid) }
 	uids, complete, err := s.srv.cfg.Store.Vanished(s.acct.ID, v.mbox.ID, modseq)
 	if err != nil {
 		return nil, noFor(err, s.log)
 	}
-	var out []uint32
+	var out imap.UIDSet
 	if complete {
 		for _, uid := range uids {
-			if in(uid) && v.seqOf(uid) == 0 {
-				out = append(out, uid)
+			if (within == nil || uidContains(within, uid)) && v.seqOf(uid) == 0 {
+				out.AddNum(imap.UID(uid))
 			}
 		}
 		return out, nil
 	}
-	last := v.last()
-	for uid := uint32(1); uid <= last; uid++ {
-		if v.seqOf(uid) != 0 {
-			continue
+	prev := uint32(0)
+	gap := func(next uint32) {
+		if next > prev+1 {
+			out = append(out, imap.UIDRange{Start: imap.UID(prev + 1), Stop: imap.UID(next - 1)})
 		}
-		if _, added := slices.BinarySearch(v.added, uid); !added && in(uid) {
-			out = append(out, uid)
+		prev = next
+	}
+	for _, uid := range v.uids {
+		gap(uid)
+	}
+	for _, uid := range v.added {
+		gap(uid)
+	}
+	if within == nil {
+		return out, nil
+	}
+	return intersectUIDs(out, within, v.last()), nil
+}
+
+// intersectUIDs is the part of a (ascending ranges, no "*") inside b,
+// whose "*" stands for last.
+func intersectUIDs(a, b imap.UIDSet, last uint32) imap.UIDSet {
+	var out imap.UIDSet
+	for _, rb := range b {
+		bs, be := uint32(rb.Start), uint32(rb.Stop)
+		if bs == 0 {
+			bs = last
+		}
+		if be == 0 {
+			be = last
+		}
+		if bs > be {
+			bs, be = be, bs
+		}
+		for _, ra := range a {
+			lo, hi := max(uint32(ra.Start), bs), min(uint32(ra.Stop), be)
+			if lo <= hi {
+				out.AddRange(imap.UID(lo), imap.UID(hi))
+			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // writeVanishedEarlier writes "* VANISHED (EARLIER) uids" (nothing for
 // none).
-func writeVanishedEarlier(w *wire.Writer, uids []uint32) {
+func writeVanishedEarlier(w *wire.Writer, uids imap.UIDSet) {
 	if len(uids) == 0 {
 		return
 	}
-	w.Raw("* VANISHED (EARLIER) ").Raw(uidSetOf(uids).String()).CRLF()
+	w.Raw("* VANISHED (EARLIER) ").Raw(uids.String()).CRLF()
 }
 
 func uidSetOf(uids []uint32) imap.UIDSet {
