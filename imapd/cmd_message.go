@@ -46,7 +46,10 @@ func cmdExpunge(c *conn, _ string, a *wire.Args, uid bool) status {
 	if a.End() != nil {
 		return badArgs(a)
 	}
-	return answer("EXPUNGE", c.sess.Expunge(&ExpungeWriter{w: c.w}, set))
+	if err := c.sess.Expunge(&ExpungeWriter{w: c.w}, set); err != nil || !c.sess.condstore {
+		return answer("EXPUNGE", err)
+	}
+	return c.expungedModSeq()
 }
 
 // savedUIDs is the SEARCHRES result ($) as a UID set.

@@ -225,5 +225,15 @@ func (u *UpdateWriter) writeFlagsModSeq(seq, uid uint32, flags []string, modseq 
 	})
 }
 
+// expungedModSeq is EXPUNGE's OK once CONDSTORE is on: with the
+// HIGHESTMODSEQ its expunges raised (RFC 7162 §3.2.7's example). It is
+// the view's, after applying the feed (the expunges were published
+// before the store returned): every change up to it is told before the
+// tagged OK, so a client that resyncs from it misses nothing.
+func (c *conn) expungedModSeq() status {
+	c.sess.drain()
+	return okWith(fmt.Sprintf("HIGHESTMODSEQ %d", c.sess.sel.modseq), "EXPUNGE completed")
+}
+
 // modSeqText is " (MODSEQ n)" after SEARCH's numbers.
 func modSeqText(n uint64) string { return fmt.Sprintf(" (MODSEQ %d)", n) }
