@@ -32,6 +32,7 @@ func (c *conn) capabilities() string {
 	caps = append(caps, "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "SPECIAL-USE", "ESEARCH", "SEARCHRES",
 		"LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "BINARY", "CHILDREN", "UNAUTHENTICATE", "APPENDLIMIT")
 	caps = append(caps, "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "WITHIN")
+	caps = append(caps, "CONDSTORE", "QRESYNC")
 	return strings.Join(caps, " ")
 }
 
@@ -227,6 +228,8 @@ func cmdEnable(c *conn, _ string, a *wire.Args, _ bool) status {
 				c.utf8, c.utf8Asked = true, true
 				enabled = append(enabled, "UTF8=ACCEPT")
 			}
+		case "CONDSTORE", "QRESYNC":
+			enabled = append(enabled, c.enableRFC7162(strings.ToUpper(ext) == "QRESYNC")...)
 		}
 	}
 	c.w.UTF8 = c.utf8
@@ -244,6 +247,7 @@ func cmdUnauthenticate(c *conn, _ string, a *wire.Args, _ bool) status {
 	}
 	c.sess.Unauthenticate()
 	c.rev2, c.utf8, c.utf8Asked, c.w.UTF8 = false, false, false, false
+	c.sess.condstore, c.sess.qresync = false, false
 	return okWith("", "UNAUTHENTICATE completed")
 }
 

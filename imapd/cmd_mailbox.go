@@ -13,7 +13,8 @@ import (
 
 // The commands on mailboxes (RFC 9051 §6.3).
 
-// cmdSelect answers SELECT and EXAMINE (RFC 9051 §6.3.2-3).
+// cmdSelect answers SELECT and EXAMINE (RFC 9051 §6.3.2-3), with RFC
+// 7162's CONDSTORE and QRESYNC parameters (§3.1.8, §3.2.5).
 func cmdSelect(c *conn, _ string, a *wire.Args, _ bool) status {
 	readOnly := false
 	if !a.SP() {
@@ -23,11 +24,27 @@ func cmdSelect(c *conn, _ string, a *wire.Args, _ bool) status {
 	if !ok {
 		return bad
 	}
+	condstore, qresync, st, ok := c.selectParams(a)
+	if !ok {
+		return st
+	}
 	if a.End() != nil {
 		return badArgs(a)
 	}
 	readOnly = c.cmdName == "EXAMINE"
-	data, err := c.sess.Select(name, &imap.SelectOptions{ReadOnly: readOnly})
+	if condstore || qresync != nil {
+		c.sess.condstore = true // told with this SELECT's HIGHESTMODSEQ
+	}
+	wasSelected := c.sess.sel != nil
+	if qresync != nil {
+		c.sess.resyncFrom = qresync.modseq
+	}
+	data, err := c.sess.Select(name, &imap.SelectOptions{ReadOnly: readOnly, CondStore: condstore})
+	c.sess.resyncFrom = 0
+	if wasSelected && c.sess.qresync {
+		// RFC 7162 §3.2.11: the previous mailbox's updates end here.
+		c.w.Raw("* OK [CLOSED] Previous mailbox closed").CRLF()
+	}
 	if err != nil {
 		return answer("SELECT", err)
 	}
@@ -43,11 +60,19 @@ func cmdSelect(c *conn, _ string, a *wire.Args, _ bool) status {
 	w.Raw("* OK [UIDNEXT ").Number(uint64(data.UIDNext)).Raw("] Predicted next UID").CRLF()
 	w.Raw("* FLAGS ").Flags(flagStrings(data.Flags)).CRLF()
 	w.Raw("* OK [PERMANENTFLAGS ").Flags(flagStrings(data.PermanentFlags)).Raw("] Permanent flags").CRLF()
+	// RFC 7162 §3.1.2: every successful SELECT of a mailbox with
+	// mod-sequences (all of abox's) tells its HIGHESTMODSEQ.
+	w.Raw("* OK [HIGHESTMODSEQ ").Number(data.HighestModSeq).Raw("] Highest").CRLF()
 	if c.rev2 {
 		// RFC 9051 §6.3.2: the mailbox's LIST response.
 		w.Raw(`* LIST () "/" `)
 		writeMailbox(w, name, true)
 		w.CRLF()
+	}
+	if qresync != nil {
+		if err := c.sess.qresyncSelect(w, qresync); err != nil {
+			return answer("SELECT", err)
+		}
 	}
 	if readOnly {
 		return okWith("READ-ONLY", "EXAMINE completed")
@@ -251,6 +276,8 @@ func statusItems(a *wire.Args) (*imap.StatusOptions, bool) {
 			o.Size = true
 		case "APPENDLIMIT":
 			o.AppendLimit = true
+		case "HIGHESTMODSEQ":
+			o.HighestModSeq = true
 		default:
 			return false
 		}
@@ -273,6 +300,9 @@ func cmdStatus(c *conn, _ string, a *wire.Args, _ bool) status {
 	o, ok := statusItems(a)
 	if !ok || a.End() != nil {
 		return badArgs(a)
+	}
+	if o.HighestModSeq {
+		c.condstoreUsed() // RFC 7162 §3.1: a CONDSTORE enabling command
 	}
 	d, err := c.sess.Status(name, o)
 	if err != nil {

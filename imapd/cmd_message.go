@@ -46,7 +46,10 @@ func cmdExpunge(c *conn, _ string, a *wire.Args, uid bool) status {
 	if a.End() != nil {
 		return badArgs(a)
 	}
-	return answer("EXPUNGE", c.sess.Expunge(&ExpungeWriter{w: c.w}, set))
+	if err := c.sess.Expunge(&ExpungeWriter{w: c.w}, set); err != nil || !c.sess.condstore {
+		return answer("EXPUNGE", err)
+	}
+	return c.expungedModSeq()
 }
 
 // savedUIDs is the SEARCHRES result ($) as a UID set.
@@ -68,10 +71,20 @@ func cmdFetch(c *conn, _ string, a *wire.Args, uid bool) status {
 		return badArgs(a)
 	}
 	items, ok := a.FetchItems()
-	if !ok || a.End() != nil {
+	if !ok {
 		return badArgs(a)
 	}
 	o := &imap.FetchOptions{UID: uid}
+	vanished := false
+	if a.Accept(' ') {
+		var st status
+		if vanished, st, ok = c.fetchModifiers(a, o, uid); !ok {
+			return st
+		}
+	}
+	if a.End() != nil {
+		return badArgs(a)
+	}
 	fw := &FetchWriter{w: c.w, names: map[any]string{}}
 	for _, it := range items {
 		switch it.Kind {
@@ -124,12 +137,25 @@ func cmdFetch(c *conn, _ string, a *wire.Args, uid bool) status {
 			sec := &imap.FetchItemBinarySectionSize{Part: it.Section.Part}
 			o.BinarySectionSize = append(o.BinarySectionSize, sec)
 			fw.names[sec] = "BINARY.SIZE[" + it.Section.Spec + "]"
+		case wire.FetchModSeq:
+			o.ModSeq = true
 		default:
 			return status{"BAD", "", "FETCH item not supported"}
 		}
 	}
 	if imap.IsSearchRes(set) {
 		set = savedUIDs(c)
+	}
+	if o.ModSeq {
+		c.condstoreUsed() // RFC 7162 §3.1
+	}
+	if vanished {
+		// RFC 7162 §3.2.6: the UIDs of the set expunged since, first.
+		gone, err := c.sess.vanishedSince(o.ChangedSince, set.(imap.UIDSet))
+		if err != nil {
+			return answer(fetchName(uid), err)
+		}
+		writeVanishedEarlier(c.w, gone)
 	}
 	return answer(fetchName(uid), c.sess.Fetch(fw, set, o))
 }
@@ -157,6 +183,10 @@ func cmdStore(c *conn, _ string, a *wire.Args, uid bool) status {
 	}
 	set, ok := a.NumSet(uid)
 	if !ok || !a.SP() {
+		return badArgs(a)
+	}
+	so, ok := storeModifiers(a)
+	if !ok {
 		return badArgs(a)
 	}
 	item, ok := a.Atom()
@@ -197,7 +227,10 @@ func cmdStore(c *conn, _ string, a *wire.Args, uid bool) status {
 	if imap.IsSearchRes(set) {
 		set = savedUIDs(c)
 	}
-	return answer("STORE", c.sess.Store(&FetchWriter{w: c.w}, set, f, &imap.StoreOptions{}))
+	if so.conditional {
+		c.condstoreUsed() // RFC 7162 §3.1
+	}
+	return answer("STORE", c.sess.Store(&FetchWriter{w: c.w}, set, f, so))
 }
 
 func cmdCopy(c *conn, _ string, a *wire.Args, uid bool) status {
@@ -296,6 +329,10 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	if err != nil {
 		return status{"BAD", "", err.Error()}
 	}
+	withModSeq := hasModSeqKey(keys)
+	if withModSeq {
+		c.condstoreUsed() // RFC 7162 §3.1
+	}
 	kind := numKindSeq
 	if uid {
 		kind = numKindUID
@@ -304,6 +341,12 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	if err != nil {
 		return answer("SEARCH", err)
 	}
+	if withModSeq && d.Count > 0 {
+		// RFC 7162 §3.1.5: the highest modseq of the messages found.
+		if d.ModSeq, err = c.sess.searchModSeq(c.sess.searchResultUIDs(d)); err != nil {
+			return answer("SEARCH", err)
+		}
+	}
 	w := c.w
 	if !esearch {
 		w.Raw("* SEARCH")
@@ -311,6 +354,9 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 			for _, n := range nums {
 				w.SP().Number(uint64(n))
 			}
+		}
+		if d.ModSeq > 0 {
+			w.Raw(modSeqText(d.ModSeq))
 		}
 		w.CRLF()
 		return okWith("", "SEARCH completed")
@@ -335,6 +381,9 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	}
 	if o.ReturnCount {
 		w.Raw(" COUNT ").Number(uint64(d.Count))
+	}
+	if d.ModSeq > 0 {
+		w.Raw(" MODSEQ ").Number(d.ModSeq) // RFC 7162 §3.1.5 for ESEARCH
 	}
 	w.CRLF()
 	return okWith("", "SEARCH completed")
@@ -368,6 +417,9 @@ func searchCriteria(c *conn, k wire.SearchKey) (*imap.SearchCriteria, error) {
 		sub, err = searchCriteria(c, k)
 		if err == nil {
 			cr.And(sub)
+			if sub.ModSeq != nil && (cr.ModSeq == nil || sub.ModSeq.ModSeq > cr.ModSeq.ModSeq) {
+				cr.ModSeq = sub.ModSeq // And leaves MODSEQ out
+			}
 		}
 	}
 	switch k.Op {
@@ -436,6 +488,8 @@ func searchCriteria(c *conn, k wire.SearchKey) (*imap.SearchCriteria, error) {
 			return nil, err
 		}
 		cr.UID = append(cr.UID, set)
+	case wire.SearchModSeq:
+		cr.ModSeq = &imap.SearchCriteriaModSeq{ModSeq: uint64(k.N)}
 	default:
 		return nil, fmt.Errorf("search key not supported")
 	}

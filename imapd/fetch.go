@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime/quotedprintable"
+	"slices"
 	"strings"
 	"sync"
 
@@ -80,7 +81,16 @@ func (s *session) Fetch(w *FetchWriter, numSet imap.NumSet, options *imap.FetchO
 		if err != nil {
 			return noFor(err, s.log)
 		}
-		seen := map[uint32][]string{}
+		// CHANGEDSINCE (RFC 7162 §3.1.4): unchanged messages are left
+		// out, and left unread.
+		unchanged := map[uint32]bool{}
+		msgs = slices.DeleteFunc(msgs, func(m store.Message) bool {
+			if m.ModSeq <= options.ChangedSince {
+				unchanged[m.UID] = true
+			}
+			return unchanged[m.UID]
+		})
+		seen := map[uint32]store.FlagUpdate{}
 		if setsSeen {
 			if seen, err = s.markSeen(msgs); err != nil {
 				return noFor(err, s.log)
@@ -117,12 +127,14 @@ func (s *session) Fetch(w *FetchWriter, numSet imap.NumSet, options *imap.FetchO
 		for i := start; i < end; i++ {
 			m := byUID[uids[i]]
 			if m == nil {
-				vanished++ // expunged by another session
+				if !unchanged[uids[i]] {
+					vanished++ // expunged by another session
+				}
 				continue
 			}
-			flags, flagsChanged := seen[m.UID]
+			up, flagsChanged := seen[m.UID]
 			if flagsChanged {
-				m.Flags = flags
+				m.Flags, m.ModSeq = up.Flags, up.ModSeq
 			}
 			todo = append(todo, fetchItem{seq: seqs[i], m: m, flagsChanged: flagsChanged, structure: structs[m.UID]})
 		}
@@ -223,14 +235,14 @@ func (s *session) fetchItems(w *FetchWriter, items []fetchItem, o *imap.FetchOpt
 
 // markSeen adds \Seen to those messages lacking it and returns their new
 // flags by UID.
-func (s *session) markSeen(msgs []store.Message) (map[uint32][]string, error) {
+func (s *session) markSeen(msgs []store.Message) (map[uint32]store.FlagUpdate, error) {
 	var unseen []uint32
 	for _, m := range msgs {
 		if !m.Seen() {
 			unseen = append(unseen, m.UID)
 		}
 	}
-	out := map[uint32][]string{}
+	out := map[uint32]store.FlagUpdate{}
 	if len(unseen) == 0 {
 		return out, nil
 	}
@@ -244,7 +256,7 @@ func (s *session) markSeen(msgs []store.Message) (map[uint32][]string, error) {
 	// old news once the feed is applied up to them.
 	s.drain()
 	for _, u := range ups {
-		out[u.UID] = u.Flags
+		out[u.UID] = u
 		s.sel.answered(u.UID, u.ModSeq)
 	}
 	return out, nil
@@ -295,11 +307,17 @@ func (s *session) fetchOne(w *FetchWriter, it *fetchItem, o *imap.FetchOptions) 
 		}
 	}
 	r := w.CreateMessage(it.seq)
-	if o.UID {
+	// RFC 7162 §3.1: once CONDSTORE is on, a FETCH that set \Seen tells
+	// UID and MODSEQ with the new flags.
+	told := it.flagsChanged && s.condstore
+	if o.UID || told {
 		r.WriteUID(imap.UID(m.UID))
 	}
 	if o.Flags || it.flagsChanged {
 		r.WriteFlags(imapFlags(m.Flags))
+	}
+	if o.ModSeq || told {
+		r.WriteModSeq(m.ModSeq)
 	}
 	if o.InternalDate {
 		r.WriteInternalDate(m.InternalDate)

@@ -31,6 +31,9 @@ func statusOf(mb *store.Mailbox, o *imap.StatusOptions, s *session) *imap.Status
 		n := mb.Unseen
 		d.NumUnseen = &n
 	}
+	if o.HighestModSeq {
+		d.HighestModSeq = mb.HighestModSeq
+	}
 	if o.Size {
 		n := mb.Size
 		d.Size = &n

@@ -60,7 +60,10 @@ func (s *session) resolveSet(set imap.NumSet) ([]uint32, []uint32) {
 }
 
 // Store answers STORE and UID STORE (RFC 9051 §6.4.6).
-func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+// With UNCHANGEDSINCE (RFC 7162 §3.1.3) the messages changed since are
+// left alone and named in OK [MODIFIED ...]; the test and the change are
+// one store transaction.
+func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options storeOptions) error {
 	done, err := s.enter("STORE")
 	defer done()
 	if err != nil {
@@ -85,7 +88,13 @@ func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFla
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	ups, err := s.srv.cfg.Store.SetFlags(ctx, s.acct.ID, s.sel.mbox.ID, uids, op, storeFlags(flags.Flags))
+	var ups []store.FlagUpdate
+	var modified []uint32
+	if options.conditional {
+		ups, modified, err = s.srv.cfg.Store.SetFlagsUnchangedSince(ctx, s.acct.ID, s.sel.mbox.ID, uids, op, storeFlags(flags.Flags), options.unchangedSince)
+	} else {
+		ups, err = s.srv.cfg.Store.SetFlags(ctx, s.acct.ID, s.sel.mbox.ID, uids, op, storeFlags(flags.Flags))
+	}
 	if err != nil {
 		return noFor(err, s.log)
 	}
@@ -113,17 +122,32 @@ func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFla
 				s.firstRead(u.Blob)
 			}
 		}
-		if flags.Silent {
+		if flags.Silent && !(s.condstore && u.Changed) {
 			continue
 		}
+		// RFC 7162 §3.1.3: with CONDSTORE on, even .SILENT tells the
+		// new MODSEQ of each message changed.
 		r := w.CreateMessage(seqOf[u.UID])
-		if isUID {
+		if isUID || s.condstore {
 			r.WriteUID(imap.UID(u.UID))
 		}
-		r.WriteFlags(imapFlags(u.Flags))
+		if !flags.Silent {
+			r.WriteFlags(imapFlags(u.Flags))
+		}
+		if s.condstore {
+			r.WriteModSeq(u.ModSeq)
+		}
 		if err := r.Close(); err != nil {
 			return err
 		}
+	}
+	if len(modified) > 0 {
+		if !isUID {
+			for i, uid := range modified {
+				modified[i] = seqOf[uid]
+			}
+		}
+		return modifiedError(modified, isUID)
 	}
 	return nil
 }
@@ -208,6 +232,9 @@ func (s *session) Move(w *MoveWriter, numSet imap.NumSet, dest string) error {
 	// RFC 6851 §3.3: the EXPUNGEs of the moved messages (and of any
 	// other expunged message the client knows) before the tagged OK.
 	s.sel.expunged(res.Source)
+	if s.sel.qresync {
+		return w.WriteVanished(s.sel.takeVanished())
+	}
 	for _, seq := range s.sel.takeExpunges() {
 		if err := w.WriteExpunge(seq); err != nil {
 			return err
@@ -245,6 +272,9 @@ func (s *session) Expunge(w *ExpungeWriter, uidSet *imap.UIDSet) error {
 	// These and any other expunged messages the client knows go now,
 	// highest number first.
 	v.expunged(removed)
+	if v.qresync {
+		return w.WriteVanished(v.takeVanished())
+	}
 	for _, seq := range v.takeExpunges() {
 		if err := w.WriteExpunge(seq); err != nil {
 			return err

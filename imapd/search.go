@@ -361,6 +361,9 @@ func (c *candidate) match(cr *imap.SearchCriteria) (bool, error) {
 	if cr.Larger > 0 && c.m.Size <= cr.Larger || cr.Smaller > 0 && c.m.Size >= cr.Smaller {
 		return false, nil
 	}
+	if cr.ModSeq != nil && c.m.ModSeq < cr.ModSeq.ModSeq { // RFC 7162 §3.1.5
+		return false, nil
+	}
 	for _, h := range cr.Header {
 		ok, err := c.matchHeader(h.Key, h.Value)
 		if err != nil || !ok {

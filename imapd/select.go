@@ -2,6 +2,8 @@ package imapd
 
 import (
 	"github.com/emersion/go-imap/v2"
+
+	"abox/store"
 )
 
 // systemFlags are the flags every mailbox supports; $Official and $Junk
@@ -31,18 +33,26 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		sub.Close()
 		return nil, noFor(err, s.log)
 	}
-	uids, err := st.UIDs(s.acct.ID, mb.ID)
+	var uids []uint32
+	var changed []store.Message
+	if s.resyncFrom > 0 {
+		uids, changed, err = st.UIDsChangedSince(s.acct.ID, mb.ID, s.resyncFrom)
+	} else {
+		uids, err = st.UIDs(s.acct.ID, mb.ID)
+	}
 	if err != nil {
 		sub.Close()
 		return nil, noFor(err, s.log)
 	}
 	v := &selected{view: newView(uids, mb.HighestModSeq), mbox: mb, readOnly: options.ReadOnly, sub: sub}
+	v.qresync, v.changed = s.qresync, changed
 	data := &imap.SelectData{
 		Flags:          mailboxFlags,
 		PermanentFlags: append(append([]imap.Flag{}, mailboxFlags...), imap.FlagWildcard),
 		NumMessages:    uint32(len(uids)),
 		UIDNext:        imap.UID(mb.UIDNext),
 		UIDValidity:    mb.UIDValidity,
+		HighestModSeq:  mb.HighestModSeq,
 	}
 	if options.ReadOnly {
 		data.PermanentFlags = nil

@@ -18,6 +18,9 @@ type selected struct {
 	sub      *store.Subscription
 	saved    []uint32 // SEARCH RETURN (SAVE) result, as UIDs (RFC 5182)
 	deleted  bool     // the mailbox was deleted by another session
+	// changed holds what SELECT (QRESYNC ...) read changed since the
+	// client's modseq, until qresyncSelect tells it.
+	changed []store.Message
 	// lost says the feed dropped changes and the view has not been
 	// brought back in line with the store yet (resync): until it is, no
 	// change is applied, so nothing is numbered on a partial picture.
@@ -110,7 +113,13 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 		var err error
 		switch u.kind {
 		case updateFlags:
+			if s.condstore {
+				err = w.writeFlagsModSeq(u.seq, u.uid, u.flags, u.modseq)
+				break
+			}
 			err = w.WriteMessageFlags(u.seq, imap.UID(u.uid), imapFlags(u.flags))
+		case updateVanished:
+			err = w.WriteVanished(u.uids)
 		case updateExpunge:
 			err = w.WriteExpunge(u.seq)
 		case updateExists:

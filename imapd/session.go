@@ -48,6 +48,12 @@ type session struct {
 	pushing  atomic.Bool // a pusher runs (see push)
 	byeOnce  sync.Once
 	released bool
+
+	// condstore and qresync: RFC 7162 is enabled (condstore.go).
+	condstore, qresync bool
+	// resyncFrom is the modseq of the SELECT (QRESYNC ...) in progress
+	// (0: none): Select then reads the changes since with the UIDs.
+	resyncFrom uint64
 }
 
 // enter marks the start of a command and spends it from the account's

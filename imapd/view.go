@@ -45,6 +45,9 @@ type view struct {
 	// all applied or still to come from the feed; resync announces the
 	// flags of messages changed after it.
 	modseq uint64
+	// qresync: expunges are told by UID, VANISHED, not by EXPUNGE (RFC
+	// 7162 §3.2.10); the numbering changes the same way.
+	qresync bool
 }
 
 type flagChange struct {
@@ -105,6 +108,7 @@ func (v *view) apply(c store.Change) {
 		v.modseq = max(v.modseq, c.ModSeq)
 	case store.MessageRemoved:
 		v.remove(c.UID)
+		v.modseq = max(v.modseq, c.ModSeq)
 	case store.FlagsChanged:
 		v.modseq = max(v.modseq, c.ModSeq)
 		if v.seqOf(c.UID) == 0 || v.isGone(c.UID) {
@@ -228,11 +232,13 @@ func (v *view) resync(msgs []stored) (invisible int) {
 
 // update is one untagged response the view asks for.
 type update struct {
-	kind  updateKind
-	seq   uint32   // FETCH FLAGS, EXPUNGE
-	uid   uint32   // FETCH FLAGS
-	flags []string // FETCH FLAGS
-	n     uint32   // EXISTS
+	kind   updateKind
+	seq    uint32   // FETCH FLAGS, EXPUNGE
+	uid    uint32   // FETCH FLAGS
+	flags  []string // FETCH FLAGS
+	modseq uint64   // FETCH FLAGS: the change's MODSEQ (CONDSTORE)
+	n      uint32   // EXISTS
+	uids   []uint32 // VANISHED
 }
 
 type updateKind uint8
@@ -241,6 +247,7 @@ const (
 	updateFlags updateKind = iota + 1
 	updateExpunge
 	updateExists
+	updateVanished
 )
 
 // updates returns what to tell the client now and takes it as told:
@@ -259,12 +266,16 @@ func (v *view) updates(allowExpunge bool) []update {
 			// A message expunged since keeps its number until its
 			// EXPUNGE, which follows.
 			if seq := v.seqOf(uid); seq != 0 {
-				out = append(out, update{kind: updateFlags, seq: seq, uid: uid, flags: v.flags[uid].flags})
+				out = append(out, update{kind: updateFlags, seq: seq, uid: uid, flags: v.flags[uid].flags, modseq: v.flags[uid].modseq})
 			}
 		}
 		clear(v.flags)
 	}
-	if allowExpunge {
+	if allowExpunge && v.qresync {
+		if uids := v.takeVanished(); len(uids) > 0 {
+			out = append(out, update{kind: updateVanished, uids: uids})
+		}
+	} else if allowExpunge {
 		for _, seq := range v.takeExpunges() {
 			out = append(out, update{kind: updateExpunge, seq: seq})
 		}

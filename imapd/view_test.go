@@ -91,11 +91,13 @@ func (m *mailboxSim) snapshot() []stored {
 }
 
 // clientSim is what a client believes, built only from what it is told:
-// EXISTS, EXPUNGE, and FETCH responses (with UID).
+// EXISTS, EXPUNGE (or, with QRESYNC, VANISHED), and FETCH responses
+// (with UID and MODSEQ).
 type clientSim struct {
-	t     *testing.T
-	uids  []uint32 // seq n is uids[n-1]; 0 until fetched
-	flags map[uint32][]string
+	t       *testing.T
+	uids    []uint32 // seq n is uids[n-1]; 0 until fetched
+	flags   map[uint32][]string
+	modseqs map[uint32]uint64 // the last MODSEQ told per UID
 }
 
 func (c *clientSim) receive(u update, v *view, m *mailboxSim, allowExpunge bool, step int) {
@@ -115,6 +117,9 @@ func (c *clientSim) receive(u update, v *view, m *mailboxSim, allowExpunge bool,
 			c.flags[uid] = m.flags[uid]
 		}
 	case updateExpunge:
+		if v.qresync {
+			c.t.Fatalf("step %d: EXPUNGE %d to a QRESYNC client", step, u.seq)
+		}
 		if !allowExpunge {
 			c.t.Fatalf("step %d: EXPUNGE %d where expunges are forbidden", step, u.seq)
 		}
@@ -127,10 +132,31 @@ func (c *clientSim) receive(u update, v *view, m *mailboxSim, allowExpunge bool,
 		}
 		c.uids = slices.Delete(c.uids, int(u.seq)-1, int(u.seq))
 		delete(c.flags, uid)
+	case updateVanished:
+		if !allowExpunge {
+			c.t.Fatalf("step %d: VANISHED %v where expunges are forbidden", step, u.uids)
+		}
+		if !v.qresync {
+			c.t.Fatalf("step %d: VANISHED %v to a client without QRESYNC", step, u.uids)
+		}
+		for _, uid := range u.uids {
+			i, ok := slices.BinarySearch(c.uids, uid)
+			if !ok || slices.Contains(m.uids, uid) {
+				c.t.Fatalf("step %d: VANISHED %d: known %v, still in the mailbox %v", step, uid, ok, slices.Contains(m.uids, uid))
+			}
+			c.uids = slices.Delete(c.uids, i, i+1)
+			delete(c.flags, uid)
+		}
 	case updateFlags:
 		if u.seq < 1 || int(u.seq) > len(c.uids) || c.uids[u.seq-1] != u.uid {
 			c.t.Fatalf("step %d: FETCH %d (UID %d) but the client has %v", step, u.seq, u.uid, c.uids)
 		}
+		// RFC 7162 §3.1: a message's MODSEQ only grows, and is the one
+		// of the flags told with it.
+		if u.modseq == 0 || u.modseq < c.modseqs[u.uid] || u.modseq > m.modseq {
+			c.t.Fatalf("step %d: FETCH UID %d MODSEQ %d after %d (mailbox at %d)", step, u.uid, u.modseq, c.modseqs[u.uid], m.modseq)
+		}
+		c.modseqs[u.uid] = u.modseq
 		c.flags[u.uid] = u.flags
 	}
 }
@@ -153,7 +179,8 @@ func viewScenario(t *testing.T, seed uint64) {
 	bufSize := []int{2, 8, 32}[seed%3]
 	m := newMailboxSim(rng.IntN(20), bufSize)
 	v := newView(slices.Clone(m.uids), m.modseq)
-	c := &clientSim{t: t, uids: slices.Clone(m.uids), flags: map[uint32][]string{}}
+	v.qresync = seed%2 == 1 // half the runs tell expunges by UID (VANISHED)
+	c := &clientSim{t: t, uids: slices.Clone(m.uids), flags: map[uint32][]string{}, modseqs: map[uint32]uint64{}}
 	flagSets := [][]string{nil, {`\Seen`}, {`\Flagged`}, {`\Seen`, `\Flagged`}, {`$Junk`}}
 	randomUID := func() uint32 {
 		if len(m.uids) == 0 {
@@ -225,8 +252,12 @@ func viewScenario(t *testing.T, seed uint64) {
 				}
 			}
 			v.expunged(removed)
-			for _, seq := range v.takeExpunges() {
-				c.receive(update{kind: updateExpunge, seq: seq}, v, m, true, step)
+			if v.qresync {
+				c.receive(update{kind: updateVanished, uids: v.takeVanished()}, v, m, true, step)
+			} else {
+				for _, seq := range v.takeExpunges() {
+					c.receive(update{kind: updateExpunge, seq: seq}, v, m, true, step)
+				}
 			}
 			flush(step, true)
 		case r < 88: // FETCH, STORE or SEARCH ends: no EXPUNGE
@@ -253,7 +284,7 @@ func viewScenario(t *testing.T, seed uint64) {
 func TestViewOverflowNeverRenumbers(t *testing.T) {
 	m := newMailboxSim(5, 32)
 	v := newView(slices.Clone(m.uids), m.modseq)
-	c := &clientSim{t: t, uids: slices.Clone(m.uids), flags: map[uint32][]string{}}
+	c := &clientSim{t: t, uids: slices.Clone(m.uids), flags: map[uint32][]string{}, modseqs: map[uint32]uint64{}}
 	for range 40 { // UIDs 6..45: the feed overflows
 		m.add()
 	}

@@ -59,6 +59,7 @@ func (e *Engine) Sweep(ctx context.Context, at time.Time, dryRun bool, report fu
 	}
 	steps := []func(context.Context, time.Time, bool, func(SweepAction)) error{
 		e.sweepWarnings, e.sweepInactive, e.sweepPurge, e.sweepSealed, e.sweepRetention,
+		e.sweepVanished,
 	}
 	for _, step := range steps {
 		if err := step(ctx, at, dryRun, report); err != nil {
@@ -253,6 +254,18 @@ func (e *Engine) sweepRetention(ctx context.Context, at time.Time, dryRun bool, 
 			}
 		}
 	}
+}
+
+// sweepVanished forgets the expunges older than store.VanishedRetention
+// that QRESYNC clients could still be told exactly; a client that comes
+// back later gets the UIDs missing below UIDNEXT instead. Bookkeeping,
+// not an action on an account: nothing to report.
+func (e *Engine) sweepVanished(ctx context.Context, at time.Time, dryRun bool, _ func(SweepAction)) error {
+	if dryRun {
+		return nil
+	}
+	_, err := e.store.PruneVanished(ctx, at.Add(-store.VanishedRetention))
+	return err
 }
 
 // expireMailbox expunges (or counts) the messages that entered a mailbox

@@ -126,6 +126,7 @@ func (s *Store) Check() (CheckReport, error) {
 		}
 		c.accounts()
 		c.mailboxesAndMessages()
+		c.checkVanished()
 		c.nameUnreadable()
 		c.incidents()
 		return nil

@@ -121,6 +121,13 @@ func (s *Store) finishDelete(ctx context.Context, acct uint64, id uint32) error 
 			if err != nil {
 				return err
 			}
+			// The mailbox's expunge records go first, a batch at a time.
+			if n, err := t.dropVanished(acct, id, deleteBatch); err != nil || n == deleteBatch {
+				if err != nil {
+					return err
+				}
+				return t.putMailbox(acct, mb)
+			}
 			uids := t.firstUIDs(acct, id, deleteBatch)
 			for _, uid := range uids {
 				if _, err := t.removeMessage(acct, mb, u, uid); err != nil {

@@ -38,6 +38,7 @@ var (
 	bAuditAcct    = []byte("audit_acct")    // address 0x00 seq(8) -> nil
 	bIncidents    = []byte("incidents")     // seq(8) -> JSON Incident
 	bBackupFiles  = []byte("backup_files")  // name -> bytes: files a backup copy carries (TLS pair)
+	// bVanished (vanished.go): acct(8) mbox(4) modseq(8) -> expunged uid, time; modseq 0 -> floor
 )
 
 var allBuckets = [][]byte{
@@ -45,6 +46,7 @@ var allBuckets = [][]byte{
 	bAcctState, bAcctLastUse, bMail, bMboxNames, bMboxDeleting, bBodyHash,
 	bBodies, bBlobs, bAudit, bAuditAcct, bLedger, bLedgerMsg, bLedgerRead, bOfficial, bBroadcasts,
 	bBlobLocs, bSegments, bSegBlobs, bIncidents, bBackupFiles,
+	bVanished,
 }
 
 func u64(v uint64) []byte {

@@ -96,10 +96,24 @@ type FlagUpdate struct {
 // that no longer exist are skipped) and returns the flags of every
 // message it found, marking those it changed.
 func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []uint32, op FlagOp, flags []string) ([]FlagUpdate, error) {
+	out, _, err := s.setFlags(ctx, acct, mbox, uids, op, flags, nil)
+	return out, err
+}
+
+// SetFlagsUnchangedSince is SetFlags for STORE (UNCHANGEDSINCE n) (RFC
+// 7162 §3.1.3): a message whose modseq is above unchangedSince is left
+// alone and returned in modified; the test and the change are one
+// transaction, so no change can come between them.
+func (s *Store) SetFlagsUnchangedSince(ctx context.Context, acct uint64, mbox uint32, uids []uint32, op FlagOp, flags []string, unchangedSince uint64) (updates []FlagUpdate, modified []uint32, err error) {
+	return s.setFlags(ctx, acct, mbox, uids, op, flags, &unchangedSince)
+}
+
+func (s *Store) setFlags(ctx context.Context, acct uint64, mbox uint32, uids []uint32, op FlagOp, flags []string, unchangedSince *uint64) ([]FlagUpdate, []uint32, error) {
 	flags = normalizeFlags(flags)
 	var out []FlagUpdate
+	var modified []uint32
 	err := s.update(ctx, func(t *txn) error {
-		out = out[:0]
+		out, modified = out[:0], modified[:0]
 		changed := false
 		mb, err := t.getMailbox(acct, mbox)
 		if err != nil {
@@ -118,6 +132,10 @@ func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 			m, err := decodeMessage(uid, v)
 			if err != nil {
 				return err
+			}
+			if unchangedSince != nil && m.ModSeq > *unchangedSince {
+				modified = append(modified, uid)
+				continue
 			}
 			next := keepOfficial(m.Official(), applyFlags(m.Flags, op, flags))
 			if sameFlags(m.Flags, next) {
@@ -146,7 +164,7 @@ func (s *Store) SetFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 		}
 		return t.putMailbox(acct, mb)
 	})
-	return out, err
+	return out, modified, err
 }
 
 // keepOfficial makes $Official what it was: clients can neither set nor
@@ -223,7 +241,7 @@ func (s *Store) expungeIf(ctx context.Context, acct uint64, mbox uint32, uids []
 		if len(out) == 0 {
 			return nil
 		}
-		mb.HighestModSeq++
+		// Each removal raised HIGHESTMODSEQ (recordVanished).
 		if err := t.putMailbox(acct, mb); err != nil {
 			return err
 		}
@@ -233,8 +251,9 @@ func (s *Store) expungeIf(ctx context.Context, acct uint64, mbox uint32, uids []
 }
 
 // removeMessage deletes one message record, its index entry and body
-// reference, and takes it off the counters mb and u (which the caller
-// writes back).
+// reference, takes it off the counters mb and u, and records its
+// expunge at a new modseq of mb (vanished.go); the caller writes mb and
+// u back.
 func (t *txn) removeMessage(acct uint64, mb *Mailbox, u *Usage, uid uint32) (bool, error) {
 	msgs := t.tx.Bucket(bMail)
 	if uid == 0 || uid >= mboxRecordUID {
@@ -267,7 +286,11 @@ func (t *txn) removeMessage(acct uint64, mb *Mailbox, u *Usage, uid uint32) (boo
 	}
 	u.Bytes -= m.Size
 	u.Messages--
-	t.notify(Change{Kind: MessageRemoved, Account: acct, Mailbox: mb.ID, UID: uid})
+	modseq, err := t.recordVanished(acct, mb, uid)
+	if err != nil {
+		return false, err
+	}
+	t.notify(Change{Kind: MessageRemoved, Account: acct, Mailbox: mb.ID, UID: uid, ModSeq: modseq})
 	return true, nil
 }
 

@@ -18,8 +18,12 @@ import (
 )
 
 // SchemaVersion is the layout this code reads and writes. A file with a
-// higher version is refused, never rewritten.
-const SchemaVersion = 1
+// higher version is refused, never rewritten; an older one is upgraded
+// when opened for writing (upgradeSchema).
+//
+//   - 1: the first layout.
+//   - 2: expunges are recorded per mailbox for QRESYNC (vanished.go).
+const SchemaVersion = 2
 
 // FileName is the database file inside the data directory.
 const FileName = "abox.db"
@@ -263,7 +267,24 @@ func (s *Store) checkSchema(fresh bool) error {
 	case version == 0:
 		return fmt.Errorf("store: %s: %w", s.path, ErrNotAbox)
 	}
-	return s.addMissingBuckets()
+	if err := s.addMissingBuckets(); err != nil {
+		return err
+	}
+	if version < SchemaVersion && !s.db.IsReadOnly() {
+		return s.db.Update(func(tx *bolt.Tx) error { return upgradeSchema(tx, version) })
+	}
+	return nil
+}
+
+// upgradeSchema brings a file from version from to SchemaVersion, in
+// one transaction with the new version number.
+func upgradeSchema(tx *bolt.Tx, from uint64) error {
+	if from < 2 {
+		if err := migrateVanished(tx); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bMeta).Put([]byte("schema"), u64(SchemaVersion))
 }
 
 // addMissingBuckets creates buckets that schema 1 gained after a file was

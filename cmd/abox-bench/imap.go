@@ -20,6 +20,8 @@ type rawIMAP struct {
 	r   *bufio.Reader
 	w   *bufio.Writer
 	tag int
+	// lastBytes is the size of the last answer read by counted.
+	lastBytes int
 }
 
 func dialIMAP(addr string, useTLS bool) (*rawIMAP, error) {

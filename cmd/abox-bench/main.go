@@ -27,6 +27,8 @@ func main() {
 		err = runIMAP(os.Args[2:])
 	case "fill":
 		err = runFill(os.Args[2:])
+	case "qresync":
+		err = runQresync(os.Args[2:])
 	default:
 		usage()
 	}
@@ -37,6 +39,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, `usage: abox-bench smtp|imap|fill [flags]   (-h for flags)`)
+	fmt.Fprintln(os.Stderr, `usage: abox-bench smtp|imap|fill|qresync [flags]   (-h for flags)`)
 	os.Exit(2)
 }
