@@ -125,7 +125,9 @@ func cmdFetch(c *conn, _ string, a *wire.Args, uid bool) status {
 			o.BinarySectionSize = append(o.BinarySectionSize, sec)
 			fw.names[sec] = "BINARY.SIZE[" + it.Section.Spec + "]"
 		default:
-			return status{"BAD", "", "FETCH item not supported"}
+			if !fw.extra.add(it) {
+				return status{"BAD", "", "FETCH item not supported"}
+			}
 		}
 	}
 	if imap.IsSearchRes(set) {
@@ -431,7 +433,14 @@ func searchCriteria(c *conn, k wire.SearchKey) (*imap.SearchCriteria, error) {
 	case wire.SearchSmaller:
 		cr.Smaller = k.N
 	default:
-		return nil, fmt.Errorf("search key not supported")
+		if !recordKey(k.Op) {
+			return nil, fmt.Errorf("search key not supported")
+		}
+		set, err := c.sess.recordSearch(k)
+		if err != nil {
+			return nil, err
+		}
+		cr.UID = append(cr.UID, set)
 	}
 	return cr, err
 }

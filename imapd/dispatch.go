@@ -61,6 +61,10 @@ func init() {
 		"STORE":          {inMailbox, cmdStore, true},
 		"COPY":           {inMailbox, cmdCopy, false},
 		"MOVE":           {inMailbox, cmdMove, false},
+		"ID":             {anyState, cmdID, false},
+		"GETQUOTA":       {loggedIn, cmdGetQuota, false},
+		"GETQUOTAROOT":   {loggedIn, cmdGetQuotaRoot, false},
+		"SETQUOTA":       {loggedIn, cmdSetQuota, false},
 	}
 }
 

@@ -48,6 +48,8 @@ type session struct {
 	pushing  atomic.Bool // a pusher runs (see push)
 	byeOnce  sync.Once
 	released bool
+	// clientID is what the client sent in ID (RFC 2971), bounded.
+	clientID []IDField
 }
 
 // enter marks the start of a command and spends it from the account's
