@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 // capabilities lists what the session offers now: login only under TLS
 // (LOGINDISABLED and no AUTH= before it), STARTTLS until then.
 func (c *conn) capabilities() string {
-	caps := []string{"IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "UTF8=ACCEPT"}
+	caps := []string{"IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "UTF8=ACCEPT",
+		"ID"}
 	if c.sess.acct == nil {
 		if c.tls {
 			caps = append(caps, "AUTH=PLAIN")
@@ -30,9 +32,13 @@ func (c *conn) capabilities() string {
 		return strings.Join(caps, " ")
 	}
 	caps = append(caps, "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "SPECIAL-USE", "ESEARCH", "SEARCHRES",
-		"LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "BINARY", "CHILDREN", "UNAUTHENTICATE", "APPENDLIMIT")
+		"LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "BINARY", "CHILDREN", "UNAUTHENTICATE")
 	caps = append(caps, "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "WITHIN")
 	caps = append(caps, "CONDSTORE", "QRESYNC")
+	caps = append(caps, quotaCaps...)
+	caps = append(caps, objectIDCaps...)
+	caps = append(caps, previewCaps...)
+	caps = append(caps, fmt.Sprintf("APPENDLIMIT=%d", c.sess.appendLimit()))
 	return strings.Join(caps, " ")
 }
 

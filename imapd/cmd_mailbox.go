@@ -63,6 +63,7 @@ func cmdSelect(c *conn, _ string, a *wire.Args, _ bool) status {
 	// RFC 7162 §3.1.2: every successful SELECT of a mailbox with
 	// mod-sequences (all of abox's) tells its HIGHESTMODSEQ.
 	w.Raw("* OK [HIGHESTMODSEQ ").Number(data.HighestModSeq).Raw("] Highest").CRLF()
+	c.writeSelectedMailboxID()
 	if c.rev2 {
 		// RFC 9051 §6.3.2: the mailbox's LIST response.
 		w.Raw(`* LIST () "/" `)
@@ -150,6 +151,7 @@ func cmdSubscribe(c *conn, _ string, a *wire.Args, _ bool) status {
 // and RFC 5819's STATUS) and LSUB.
 func cmdList(c *conn, _ string, a *wire.Args, _ bool) status {
 	o := &imap.ListOptions{}
+	var lx statusExtras
 	lsub := c.cmdName == "LSUB"
 	if !a.SP() {
 		return badArgs(a)
@@ -214,7 +216,7 @@ func cmdList(c *conn, _ string, a *wire.Args, _ bool) status {
 				if !a.SP() {
 					return false
 				}
-				so, ok := statusItems(a)
+				so, ok := statusItems(a, &lx)
 				o.ReturnStatus = so
 				return ok
 			default:
@@ -246,7 +248,7 @@ func cmdList(c *conn, _ string, a *wire.Args, _ bool) status {
 	if lsub {
 		o.SelectSubscribed = true
 	}
-	lw := &ListWriter{w: c.w, lsub: lsub, utf8: c.utf8}
+	lw := &ListWriter{w: c.w, lsub: lsub, utf8: c.utf8, s: c.sess, x: &lx}
 	err := c.sess.List(lw, ref, patterns, o)
 	if lsub {
 		return answer("LSUB", err)
@@ -254,8 +256,9 @@ func cmdList(c *conn, _ string, a *wire.Args, _ bool) status {
 	return answer("LIST", err)
 }
 
-// statusItems reads STATUS's item list.
-func statusItems(a *wire.Args) (*imap.StatusOptions, bool) {
+// statusItems reads STATUS's item list; x gets the items go-imap's
+// options have no field for.
+func statusItems(a *wire.Args, x *statusExtras) (*imap.StatusOptions, bool) {
 	o := &imap.StatusOptions{}
 	ok := a.List(false, func() bool {
 		item, ok := a.Atom()
@@ -278,6 +281,10 @@ func statusItems(a *wire.Args) (*imap.StatusOptions, bool) {
 			o.AppendLimit = true
 		case "HIGHESTMODSEQ":
 			o.HighestModSeq = true
+		case "DELETED-STORAGE":
+			o.DeletedStorage = true // RFC 9208 §4.3
+		case "MAILBOXID":
+			x.mailboxID = true // RFC 8474 §4
 		default:
 			return false
 		}
@@ -297,7 +304,8 @@ func cmdStatus(c *conn, _ string, a *wire.Args, _ bool) status {
 	if !a.SP() {
 		return badArgs(a)
 	}
-	o, ok := statusItems(a)
+	x := &statusExtras{}
+	o, ok := statusItems(a, x)
 	if !ok || a.End() != nil {
 		return badArgs(a)
 	}
@@ -316,6 +324,7 @@ func cmdStatus(c *conn, _ string, a *wire.Args, _ bool) status {
 	writeMailbox(c.w, name, c.utf8)
 	c.w.Raw(" (")
 	writeStatusItems(c.w, d)
+	c.sess.writeStatusExtras(c.w, x, name)
 	c.w.Raw(")").CRLF()
 	return okWith("", "STATUS completed")
 }

@@ -140,7 +140,9 @@ func cmdFetch(c *conn, _ string, a *wire.Args, uid bool) status {
 		case wire.FetchModSeq:
 			o.ModSeq = true
 		default:
-			return status{"BAD", "", "FETCH item not supported"}
+			if !fw.extra.add(it) {
+				return status{"BAD", "", "FETCH item not supported"}
+			}
 		}
 	}
 	if imap.IsSearchRes(set) {
@@ -491,7 +493,14 @@ func searchCriteria(c *conn, k wire.SearchKey) (*imap.SearchCriteria, error) {
 	case wire.SearchModSeq:
 		cr.ModSeq = &imap.SearchCriteriaModSeq{ModSeq: uint64(k.N)}
 	default:
-		return nil, fmt.Errorf("search key not supported")
+		if !recordKey(k.Op) {
+			return nil, fmt.Errorf("search key not supported")
+		}
+		set, err := c.sess.recordSearch(k)
+		if err != nil {
+			return nil, err
+		}
+		cr.UID = append(cr.UID, set)
 	}
 	return cr, err
 }

@@ -63,6 +63,10 @@ func init() {
 		"MOVE":           {inMailbox, cmdMove, false},
 		"SORT":           {inMailbox, cmdSort, true},
 		"THREAD":         {inMailbox, cmdThread, true},
+		"ID":             {anyState, cmdID, false},
+		"GETQUOTA":       {loggedIn, cmdGetQuota, false},
+		"GETQUOTAROOT":   {loggedIn, cmdGetQuotaRoot, false},
+		"SETQUOTA":       {loggedIn, cmdSetQuota, false},
 	}
 }
 

@@ -108,7 +108,7 @@ func (s *session) Fetch(w *FetchWriter, numSet imap.NumSet, options *imap.FetchO
 		for i := range msgs {
 			byUID[msgs[i].UID] = &msgs[i]
 		}
-		if needsInfoOnly(options) {
+		if needsInfoOnly(options) || w.extra.preview && !fetchNeedsBody(options) {
 			// One read for the chunk's structures, not one per message.
 			ids := make([]uint64, len(msgs))
 			for i := range msgs {
@@ -351,6 +351,10 @@ func (s *session) fetchOne(w *FetchWriter, it *fetchItem, o *imap.FetchOptions) 
 	for _, sec := range o.BinarySectionSize {
 		data, _ := binarySection(body, info, sec.Part)
 		r.WriteBinarySectionSize(sec, uint32(len(data)))
+	}
+	if err := s.writeFetchExtras(r, it, &w.extra); err != nil {
+		r.Close()
+		return err
 	}
 	return r.Close()
 }

@@ -42,16 +42,25 @@ func statusOf(mb *store.Mailbox, o *imap.StatusOptions, s *session) *imap.Status
 		n := s.appendLimit()
 		d.AppendLimit = &n
 	}
-	if o.NumDeleted {
+	if o.NumDeleted || o.DeletedStorage {
 		var n uint32
+		var size int64
 		if msgs, err := s.srv.cfg.Store.Messages(s.acct.ID, mb.ID, 0, 0); err == nil {
 			for _, m := range msgs {
 				if hasFlag(m.Flags, store.FlagDeleted) {
 					n++
+					size += m.Size
 				}
 			}
 		}
-		d.NumDeleted = &n
+		if o.NumDeleted {
+			d.NumDeleted = &n
+		}
+		if o.DeletedStorage {
+			// RFC 9208 §4.3: what EXPUNGE would free, in KiB as STORAGE.
+			kib := (size + 1023) / 1024
+			d.DeletedStorage = &kib
+		}
 	}
 	return d
 }

@@ -99,6 +99,8 @@ func writeCopyUID(w *wire.Writer, d *imap.CopyData) {
 // ListWriter writes LIST (and LSUB) responses.
 type ListWriter struct {
 	w    *wire.Writer
+	s    *session      // for the STATUS items in x
+	x    *statusExtras // RETURN (STATUS (...)) items beyond go-imap's
 	lsub bool
 	utf8 bool // names go out as UTF-8 (IMAP4rev2, UTF8=ACCEPT), not modified UTF-7
 }
@@ -133,6 +135,9 @@ func (l *ListWriter) WriteList(d *imap.ListData) error {
 		writeMailbox(w, d.Mailbox, l.utf8)
 		w.Raw(" (")
 		writeStatusItems(w, d.Status)
+		if l.s != nil {
+			l.s.writeStatusExtras(w, l.x, d.Mailbox)
+		}
 		w.Raw(")").CRLF()
 	}
 	return w.Err()
@@ -181,6 +186,9 @@ func writeStatusItems(w *wire.Writer, d *imap.StatusData) {
 	if d.AppendLimit != nil {
 		item("APPENDLIMIT", uint64(*d.AppendLimit))
 	}
+	if d.DeletedStorage != nil {
+		item("DELETED-STORAGE", uint64(*d.DeletedStorage))
+	}
 	if d.HighestModSeq != 0 {
 		item("HIGHESTMODSEQ", d.HighestModSeq)
 	}
@@ -192,6 +200,8 @@ func writeStatusItems(w *wire.Writer, d *imap.StatusData) {
 // FetchWriter writes FETCH responses (RFC 9051 §7.5.2).
 type FetchWriter struct {
 	w *wire.Writer
+	// extra are the extension items (objectid.go, preview.go).
+	extra fetchExtras
 	// names are the items' names in the answer, by section: the
 	// client's own spelling (BODY[...] with its section text, RFC822,
 	// RFC822.HEADER, RFC822.TEXT).

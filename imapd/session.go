@@ -54,6 +54,8 @@ type session struct {
 	// resyncFrom is the modseq of the SELECT (QRESYNC ...) in progress
 	// (0: none): Select then reads the changes since with the UIDs.
 	resyncFrom uint64
+	// clientID is what the client sent in ID (RFC 2971), bounded.
+	clientID []IDField
 }
 
 // enter marks the start of a command and spends it from the account's

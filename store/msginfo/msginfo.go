@@ -34,6 +34,10 @@ type Info struct {
 	// reads (7bit, 8bit or binary) in US-ASCII or UTF-8, so a text
 	// search can scan its bytes directly.
 	PlainText bool
+	// Preview is the preview text (RFC 8970, see Preview); HasPreview
+	// says the record holds one (records written before it do not).
+	Preview    string
+	HasPreview bool
 }
 
 // Compute parses msg and returns its encoded Info.
@@ -77,6 +81,7 @@ func Parse(msg []byte) *Info {
 	} else {
 		info.Envelope = &imap.Envelope{}
 	}
+	info.Preview, info.HasPreview = Preview(msg, info), true
 	return info
 }
 
@@ -203,10 +208,16 @@ func Encode(info *Info) []byte {
 	if info.PlainText {
 		flags |= flagPlainText
 	}
+	if info.HasPreview {
+		flags |= flagPreview
+	}
 	w.u8(flags)
 	w.iv(info.HeaderSize)
 	w.envelope(info.Envelope)
 	w.structure(info.Structure)
+	if info.HasPreview {
+		w.str(info.Preview) // last, so readers without it stop before
+	}
 	return w.b
 }
 
@@ -388,6 +399,9 @@ func Decode(b []byte) (*Info, error) {
 	}
 	info.Envelope = r.envelope()
 	info.Structure = r.structure(0)
+	if info.HasPreview {
+		info.Preview = r.str()
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -457,7 +471,9 @@ func head(b []byte) (*reader, *Info, error) {
 	switch r.u8() {
 	case 1:
 	case version:
-		info.PlainText = r.u8()&flagPlainText != 0
+		flags := r.u8()
+		info.PlainText = flags&flagPlainText != 0
+		info.HasPreview = flags&flagPreview != 0
 	default:
 		return nil, nil, ErrMalformed
 	}
