@@ -31,6 +31,7 @@ func (c *conn) capabilities() string {
 	}
 	caps = append(caps, "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "SPECIAL-USE", "ESEARCH", "SEARCHRES",
 		"LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "BINARY", "CHILDREN", "UNAUTHENTICATE", "APPENDLIMIT")
+	caps = append(caps, "COMPRESS=DEFLATE")
 	return strings.Join(caps, " ")
 }
 

@@ -61,6 +61,7 @@ func init() {
 		"STORE":          {inMailbox, cmdStore, true},
 		"COPY":           {inMailbox, cmdCopy, false},
 		"MOVE":           {inMailbox, cmdMove, false},
+		"COMPRESS":       {loggedIn, cmdCompress, false},
 	}
 }
 
