@@ -2,8 +2,10 @@ package imapd
 
 import (
 	"bufio"
+	"bytes"
 	"compress/flate"
 	"io"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -13,65 +15,70 @@ import (
 // COMPRESS=DEFLATE (RFC 4978). After the tagged OK both directions are
 // raw DEFLATE. What a compressed connection costs:
 //
-//   - Output: a compressor is lent from a pool for each response batch
-//     and given back after the batch's Z_SYNC_FLUSH, which leaves the
-//     stream byte-aligned; the next batch starts a fresh compressor in
-//     the same stream (a decoder does not care that no back-reference
-//     reaches into an earlier batch). An idle connection holds no
-//     compressor, and the pool holds about as many as connections write
-//     at once. zLevel is BestSpeed: its compressor is about 1/5 of the
-//     others' and its reset is cheap, where a level 2-9 compressor clears
-//     640 KiB of hash chains at every reset, that is at every batch
-//     (docs/BENCHMARKS.md has the sizes and ratios measured).
+//   - Output: each chunk the connection's output buffer hands down (a
+//     batch of responses, or 64 KiB of a larger one) is compressed into
+//     memory by a compressor lent from a pool, ended with a sync flush
+//     (Z_SYNC_FLUSH, RFC 4978 §4: the client never waits for more), and
+//     only then written to the socket. The flush leaves the stream
+//     byte-aligned, so the next chunk starts a fresh compressor in the
+//     same stream (a decoder does not care that no back-reference
+//     reaches into an earlier chunk). A compressor is held only while it
+//     computes, never while the socket is slow or the connection idle,
+//     and at most zSlots are held at once: a broadcast that wakes 10,000
+//     compressed IDLE sessions together needs zSlots compressors, not
+//     10,000. zLevel is BestSpeed: its compressor is 1.1 MiB (levels
+//     2-9: 0.8 MiB) but its reset costs 0.16 µs, where levels 2-9 clear
+//     their hash chains at every reset, that is at every chunk: 9-21 µs
+//     (docs/BENCHMARKS.md).
 //   - Input: the inflater (inflate.go) and a second 4 KiB reader over
 //     it; its history grows with what the client sent, to 32 KiB.
 const zLevel = flate.BestSpeed
+
+// zChunk bounds what one compressor takes at a time (the output
+// buffer's size, so a batch is usually one chunk).
+const zChunk = 64 << 10
 
 var (
 	zwriters = sync.Pool{New: func() any {
 		w, _ := flate.NewWriter(io.Discard, zLevel)
 		return w
 	}}
-	// zbufs gather the compressor's output (it writes a few hundred
-	// bytes at a time) into TLS-record-sized writes.
-	zbufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
+	zbufs  = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	zSlots = make(chan struct{}, 4*runtime.GOMAXPROCS(0))
 )
 
 // deflater is the compressing layer under a compressed connection's
-// output buffer; it holds its compressor only while a batch is written.
+// output buffer.
 type deflater struct {
 	dst io.Writer // the connection (with its write deadline)
-	zw  *flate.Writer
-	zb  *bufio.Writer
 }
 
 func (d *deflater) Write(p []byte) (int, error) {
-	if d.zw == nil {
-		d.zb = zbufs.Get().(*bufio.Writer)
-		d.zb.Reset(d.dst)
-		d.zw = zwriters.Get().(*flate.Writer)
-		d.zw.Reset(d.zb)
+	zb := zbufs.Get().(*bytes.Buffer)
+	defer zbufs.Put(zb)
+	for done := 0; done < len(p); {
+		chunk := p[done:min(len(p), done+zChunk)]
+		zb.Reset()
+		compress(zb, chunk)
+		if _, err := d.dst.Write(zb.Bytes()); err != nil {
+			return done, err
+		}
+		done += len(chunk)
 	}
-	return d.zw.Write(p)
+	return len(p), nil
 }
 
-// flush ends the batch (RFC 4978 §4: the server flushes after each
-// batch of responses, so the client never waits for the next one) and
-// lends the compressor back.
-func (d *deflater) flush() error {
-	if d.zw == nil {
-		return nil
-	}
-	err := d.zw.Flush()
-	if err == nil {
-		err = d.zb.Flush()
-	}
-	d.zw.Reset(io.Discard)
-	zwriters.Put(d.zw)
-	d.zb.Reset(nil)
-	zbufs.Put(d.zb)
-	d.zw, d.zb = nil, nil
-	return err
+// compress appends chunk to zb as DEFLATE blocks ending in a sync
+// flush. Writes to a bytes.Buffer do not fail.
+func compress(zb *bytes.Buffer, chunk []byte) {
+	zSlots <- struct{}{}
+	defer func() { <-zSlots }()
+	zw := zwriters.Get().(*flate.Writer)
+	zw.Reset(zb)
+	zw.Write(chunk)
+	zw.Flush()
+	zw.Reset(io.Discard)
+	zwriters.Put(zw)
 }
 
 // cmdCompress turns compression on (RFC 4978 §3). It answers itself: the

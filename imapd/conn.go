@@ -120,11 +120,6 @@ func (c *conn) release() error {
 		return nil
 	}
 	err := c.w.Flush()
-	if c.z != nil {
-		if zerr := c.z.flush(); err == nil {
-			err = zerr
-		}
-	}
 	c.bw.Reset(nil)
 	writers.Put(c.bw)
 	c.bw = nil
