@@ -39,6 +39,7 @@ func (c *conn) capabilities() string {
 	caps = append(caps, objectIDCaps...)
 	caps = append(caps, previewCaps...)
 	caps = append(caps, fmt.Sprintf("APPENDLIMIT=%d", c.sess.appendLimit()))
+	caps = append(caps, "COMPRESS=DEFLATE")
 	return strings.Join(caps, " ")
 }
 

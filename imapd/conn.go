@@ -54,6 +54,7 @@ type conn struct {
 	w    *wire.Writer
 	tls  bool
 	sess *session
+	z    *deflater // COMPRESS=DEFLATE: output goes through it (compress.go)
 
 	wmu       sync.Mutex  // guards w and bw
 	cmdName   string      // the command running (handlers shared by several names)
@@ -106,6 +107,9 @@ func (c *conn) hold() {
 	if c.bw == nil {
 		c.bw = writers.Get().(*bufio.Writer)
 		c.bw.Reset(c.dw)
+		if c.z != nil {
+			c.bw.Reset(c.z)
+		}
 		c.w.Reset(c.bw)
 	}
 }

@@ -67,6 +67,7 @@ func init() {
 		"GETQUOTA":       {loggedIn, cmdGetQuota, false},
 		"GETQUOTAROOT":   {loggedIn, cmdGetQuotaRoot, false},
 		"SETQUOTA":       {loggedIn, cmdSetQuota, false},
+		"COMPRESS":       {loggedIn, cmdCompress, false},
 	}
 }
 

@@ -91,9 +91,14 @@ SyncState *
 	}
 	return local, func(what string) string {
 		t.Helper()
-		out, code := runTool(t, []string{"HOME=" + dir}, mbsync, "--config", rc, "--all")
+		out, code := runTool(t, []string{"HOME=" + dir}, mbsync, "-Dn", "--config", rc, "--all")
 		if code != 0 {
 			t.Fatalf("mbsync (%s): exit %d\n%s\nconfig:\n%s\nserver log:\n%s", what, code, trimLog(out), config, trimLog(s.Log.String()))
+		}
+		// mbsync turns COMPRESS=DEFLATE on when offered and flushes
+		// with Z_PARTIAL_FLUSH (-Dn shows its commands).
+		if !regexp.MustCompile(`(?m)^>+ \d+ COMPRESS DEFLATE`).MatchString(out) {
+			t.Errorf("mbsync (%s) did not use COMPRESS DEFLATE:\n%s", what, trimLog(out))
 		}
 		return out
 	}
