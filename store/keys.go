@@ -38,6 +38,12 @@ var (
 	bAuditAcct    = []byte("audit_acct")    // address 0x00 seq(8) -> nil
 	bIncidents    = []byte("incidents")     // seq(8) -> JSON Incident
 	bBackupFiles  = []byte("backup_files")  // name -> bytes: files a backup copy carries (TLS pair)
+	// The evidence log (store/evidence.go): entries, the Merkle tree's
+	// perfect subtrees, signed tree heads, and entries by Message-ID.
+	bEvidence      = []byte("evidence")       // index(8) -> JSON EvidenceEvent (exact leaf bytes)
+	bEvidenceTree  = []byte("evidence_tree")  // level(1) index(8) -> SHA-256 of that perfect subtree
+	bEvidenceHeads = []byte("evidence_heads") // tree size(8) timestamp(8) -> JSON evidence.SignedHead
+	bEvidenceMsg   = []byte("evidence_msg")   // message-id 0x00 index(8) -> nil
 )
 
 var allBuckets = [][]byte{
@@ -45,6 +51,7 @@ var allBuckets = [][]byte{
 	bAcctState, bAcctLastUse, bMail, bMboxNames, bMboxDeleting, bBodyHash,
 	bBodies, bBlobs, bAudit, bAuditAcct, bLedger, bLedgerMsg, bLedgerRead, bOfficial, bBroadcasts,
 	bBlobLocs, bSegments, bSegBlobs, bIncidents, bBackupFiles,
+	bEvidence, bEvidenceTree, bEvidenceHeads, bEvidenceMsg,
 }
 
 func u64(v uint64) []byte {
