@@ -57,6 +57,11 @@ func (s *Store) VerifyEvidence(pub ed25519.PublicKey, extra []evidence.SignedHea
 		hi    int    // next head to check
 		total uint64
 	)
+	for ; hi < len(heads) && heads[hi].TreeSize == 0; hi++ {
+		if err := checkHead(&rep, heads, hi, evidence.EmptyRoot); err != nil {
+			return rep, ignoreBad(err)
+		}
+	}
 	for {
 		done := false
 		err := s.view(func(tx *bolt.Tx) error {
