@@ -259,6 +259,7 @@ func (s *server) httpService() service {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/notices/{id...}", s.noticeHandler)
+	mux.HandleFunc("GET /v1/receipts/{id...}", s.noticeHandler)
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
