@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -135,12 +137,14 @@ func checkEntry(rep *EvidenceReport, b *evidence.Builder, tree *bolt.Bucket, key
 	if key != want {
 		return rep.fail(&want, "entry %d is missing (deleted?)", want)
 	}
-	var e EvidenceEvent
-	if err := json.Unmarshal(raw, &e); err != nil {
+	// Only the index is read: every other byte is covered by the leaf
+	// hash, and decoding the whole entry was half of verify's time.
+	idx, ok := entryIndex(raw)
+	if !ok {
 		return rep.fail(&want, "entry %d cannot be decoded", want)
 	}
-	if e.Index != want {
-		return rep.fail(&want, "entry %d says it is entry %d (moved?)", want, e.Index)
+	if idx != want {
+		return rep.fail(&want, "entry %d says it is entry %d (moved?)", want, idx)
 	}
 	return b.Add(evidence.LeafHash(raw), func(level uint8, index uint64, h evidence.Hash) error {
 		if v := tree.Get(evidenceTreeKey(level, index)); len(v) != 32 || evidence.Hash(v) != h {
@@ -186,4 +190,19 @@ func (s *Store) checkConsistency(rep *EvidenceReport, heads []evidence.SignedHea
 		}
 	}
 	return nil
+}
+
+// entryIndex reads the index an entry starts with ({"index":N,...}:
+// EvidenceEvent's first field).
+func entryIndex(raw []byte) (uint64, bool) {
+	rest, ok := bytes.CutPrefix(raw, []byte(`{"index":`))
+	if end := bytes.IndexByte(rest, ','); ok && end > 0 {
+		if n, err := strconv.ParseUint(string(rest[:end]), 10, 64); err == nil {
+			return n, true
+		}
+	}
+	// Not as abox writes it: decode it whole (its leaf will not match).
+	var e EvidenceEvent
+	err := json.Unmarshal(raw, &e)
+	return e.Index, err == nil
 }
