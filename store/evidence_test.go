@@ -190,3 +190,39 @@ func deref(p *uint64) any {
 	}
 	return *p
 }
+
+// TestEvidencePeekThenRead: a PEEK is the first retrieval, the later
+// non-PEEK fetch the read; neither is logged twice, and HasRetrievalRecord
+// says when nothing is left to record.
+func TestEvidencePeekThenRead(t *testing.T) {
+	s, clk := openTest(t)
+	a := addAccount(t, s, "alice@example.kz")
+	res, err := s.Deliver(ctx, &Delivery{Body: msg(1), Recipients: []Recipient{{Account: a.ID}},
+		Official: &OfficialLetter{MessageID: "peek@gov.kz", Sender: "egov", Addresses: []string{"alice@example.kz"}, AcceptedAt: clk.Now()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := s.Messages(a.ID, res[0].Mailbox, 0, 0)
+	blob := ms[0].Blob
+	steps := []struct {
+		how       string
+		wantFirst bool
+	}{{RetrievedPeek, false}, {RetrievedPeek, false}, {RetrievedBody, true}, {RetrievedBody, false}, {RetrievedSeenFlag, false}}
+	for i, st := range steps {
+		first, err := s.RecordRetrieval(ctx, a.ID, blob, "192.0.2.1", st.how)
+		if err != nil || first != st.wantFirst {
+			t.Fatalf("step %d (%s): first %v err %v", i, st.how, first, err)
+		}
+		if !s.HasRetrievalRecord(a.ID, blob, st.how) {
+			t.Fatalf("step %d (%s): still something to record", i, st.how)
+		}
+	}
+	es, _ := s.EvidenceFor("peek@gov.kz", "")
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Event.Kind+"/"+e.Event.How)
+	}
+	if want := "accepted/ stored/ retrieved/body-peeked-select read/body-fetched-select"; strings.Join(got, " ") != want {
+		t.Fatalf("events %q, want %q", strings.Join(got, " "), want)
+	}
+}
