@@ -72,6 +72,10 @@ func (s *session) Fetch(w *FetchWriter, numSet imap.NumSet, options *imap.FetchO
 		setsSeen = setsSeen || !sec.Peek
 		readsBody = readsBody || !sec.Peek
 	}
+	// Issue 15: every first retrieval of an official letter's body is
+	// evidence (EXAMINE and PEEK included); only a non-PEEK fetch in a
+	// read-write session is reading under 2.4.
+	how := retrievalHow(options, readsBody, v.readOnly)
 	setsSeen = setsSeen && !v.readOnly
 	readsBody = readsBody && !v.readOnly
 	vanished := 0
@@ -90,17 +94,20 @@ func (s *session) Fetch(w *FetchWriter, numSet imap.NumSet, options *imap.FetchO
 			}
 			return unchanged[m.UID]
 		})
+		if how != "" {
+			// The record and the body leave together: no record, no body.
+			for i := range msgs {
+				if msgs[i].Official() {
+					if err := s.firstRead(msgs[i].Blob, how); err != nil {
+						return noFor(err, s.log)
+					}
+				}
+			}
+		}
 		seen := map[uint32]store.FlagUpdate{}
 		if setsSeen {
 			if seen, err = s.markSeen(msgs); err != nil {
 				return noFor(err, s.log)
-			}
-		}
-		if readsBody {
-			for i := range msgs {
-				if msgs[i].Official() {
-					s.firstRead(msgs[i].Blob)
-				}
 			}
 		}
 		byUID := make(map[uint32]*store.Message, len(msgs))
@@ -485,19 +492,43 @@ func partial(data []byte, p *imap.SectionPartial) []byte {
 	return data
 }
 
-// firstRead records the first reading of an official letter (SPEC
-// "Official letters": a non-PEEK body FETCH or a STORE adding \Seen, by
-// the owner, in a read-write mailbox). The store keeps only the first.
-func (s *session) firstRead(blob uint64) {
+// firstRead records the first retrieval and the first reading of an
+// official letter (SPEC "Official letters": a non-PEEK body FETCH or a
+// STORE adding \Seen, by the owner, in a read-write mailbox; how says
+// which, and EXAMINE or PEEK fetches are recorded as retrievals only).
+// The store keeps only the first of each.
+func (s *session) firstRead(blob uint64, how string) error {
 	st := s.srv.cfg.Store
-	if st.HasReadRecord(s.acct.ID, blob) {
-		return
+	if st.HasRetrievalRecord(s.acct.ID, blob, how) {
+		return nil
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	if first, err := st.RecordRead(ctx, s.acct.ID, blob, s.ip.String()); err != nil {
-		s.log.Error("recording the first read of an official letter", "err", err)
-	} else if first {
-		s.log.Info("official letter read for the first time", "blob", blob)
+	first, err := st.RecordRetrieval(ctx, s.acct.ID, blob, s.ip.String(), how)
+	if err != nil {
+		s.log.Error("recording the retrieval of an official letter", "err", err, "how", how)
+		return err
 	}
+	if first {
+		s.log.Info("official letter read for the first time", "blob", blob, "how", how)
+	}
+	return nil
+}
+
+// retrievalHow says how a FETCH hands out a body, for the evidence log
+// ("" when it fetches no body: headers or structure only).
+func retrievalHow(options *imap.FetchOptions, readsBody, readOnly bool) string {
+	peeks := len(options.BinarySection) > 0
+	for _, sec := range options.BodySection {
+		peeks = peeks || sec.Specifier == imap.PartSpecifierNone || sec.Specifier == imap.PartSpecifierText
+	}
+	switch {
+	case !peeks:
+		return ""
+	case readOnly:
+		return store.RetrievedExamine
+	case readsBody:
+		return store.RetrievedBody
+	}
+	return store.RetrievedPeek
 }

@@ -119,7 +119,9 @@ func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFla
 		}
 		if u.Changed {
 			if hasFlag(u.Flags, store.FlagSeen) && hasFlag(u.Flags, store.KeywordOfficial) && addsSeen(flags) {
-				s.firstRead(u.Blob)
+				// \Seen is already committed; a failed record is logged
+				// and the next body FETCH records the read instead.
+				_ = s.firstRead(u.Blob, store.RetrievedSeenFlag)
 			}
 		}
 		if flags.Silent && !(s.condstore && u.Changed) {

@@ -73,6 +73,13 @@ type OfficialLetter struct {
 	AcceptedAt time.Time
 	Refused    []string // refused at RCPT for lack of consent
 	Reason     string   // why they were refused
+	// ClientIP and TLS describe the submitting connection for the
+	// evidence log (TLS: version and cipher, or "none").
+	ClientIP string
+	TLS      string
+	// MessageSHA is the hex SHA-256 of the message as stored; Deliver
+	// fills it in.
+	MessageSHA string
 }
 
 // SenderCount names the account a submission counts against.
@@ -112,6 +119,11 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 	}
 	var out []Delivered
 	if d.Official != nil {
+		sum := hash
+		if !d.Shareable {
+			sum = sha256.Sum256(d.Body)
+		}
+		d.Official.MessageSHA = hexSum(sum)
 		for i := range d.Recipients {
 			d.Recipients[i].Flags = append(slices.Clone(d.Recipients[i].Flags), KeywordOfficial)
 		}
@@ -222,17 +234,40 @@ func (t *txn) deliverOne(r *Recipient, blob uint64, size int64, internal time.Ti
 	return Delivered{Mailbox: mb.ID, UIDValidity: mb.UIDValidity, UID: m.UID}, nil
 }
 
-// recordOfficial writes the ledger entries of an official letter's
-// delivery and starts tracking each stored copy, in the delivery's own
-// transaction.
+// recordOfficial writes the ledger and evidence entries of an official
+// letter's delivery and starts tracking each stored copy, in the
+// delivery's own transaction.
 func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) error {
+	if o.MessageSHA == "" {
+		if v := t.tx.Bucket(bBodies).Get(u64(blob)); v != nil {
+			if rec, err := decodeBody(v); err == nil {
+				o.MessageSHA = hexSum(rec.Hash)
+			}
+		}
+	}
 	var stored []string
 	for i, r := range res {
 		if r.Err != nil || i >= len(o.Addresses) {
 			continue
 		}
 		stored = append(stored, o.Addresses[i])
-		if err := t.addOfficialCopy(r.Account, blob, &officialCopy{MessageID: NormalizeMessageID(o.MessageID), Sender: o.Sender, Recipient: o.Addresses[i]}); err != nil {
+		if err := t.addOfficialCopy(r.Account, blob, &officialCopy{MessageID: NormalizeMessageID(o.MessageID), Sender: o.Sender, Recipient: o.Addresses[i], SHA256: o.MessageSHA}); err != nil {
+			return err
+		}
+		ev := EvidenceEvent{At: o.AcceptedAt, Kind: EvidenceAccepted, MessageID: o.MessageID, Sender: o.Sender,
+			Recipient: o.Addresses[i], Account: r.Account, MessageSHA: o.MessageSHA, ClientIP: o.ClientIP, TLS: o.TLS}
+		if err := t.appendEvidence(ev); err != nil {
+			return err
+		}
+		ev.At, ev.Kind, ev.ClientIP, ev.TLS = time.Time{}, EvidenceStored, "", ""
+		if err := t.appendEvidence(ev); err != nil {
+			return err
+		}
+	}
+	for _, addr := range o.Refused {
+		ev := EvidenceEvent{At: o.AcceptedAt, Kind: EvidenceRefused, MessageID: o.MessageID, Sender: o.Sender,
+			Recipient: addr, Account: t.accountByAddress(addr), MessageSHA: o.MessageSHA, ClientIP: o.ClientIP, TLS: o.TLS, Reason: o.Reason}
+		if err := t.appendEvidence(ev); err != nil {
 			return err
 		}
 	}

@@ -39,6 +39,12 @@ var (
 	bIncidents    = []byte("incidents")     // seq(8) -> JSON Incident
 	bBackupFiles  = []byte("backup_files")  // name -> bytes: files a backup copy carries (TLS pair)
 	// bVanished (vanished.go): acct(8) mbox(4) modseq(8) -> expunged uid, time; modseq 0 -> floor
+	// The evidence log (store/evidence.go): entries, the Merkle tree's
+	// perfect subtrees, signed tree heads, and entries by Message-ID.
+	bEvidence      = []byte("evidence")       // index(8) -> JSON EvidenceEvent (exact leaf bytes)
+	bEvidenceTree  = []byte("evidence_tree")  // level(1) index(8) -> SHA-256 of that perfect subtree
+	bEvidenceHeads = []byte("evidence_heads") // tree size(8) timestamp(8) -> JSON evidence.SignedHead
+	bEvidenceMsg   = []byte("evidence_msg")   // message-id 0x00 index(8) -> nil
 )
 
 var allBuckets = [][]byte{
@@ -47,6 +53,7 @@ var allBuckets = [][]byte{
 	bBodies, bBlobs, bAudit, bAuditAcct, bLedger, bLedgerMsg, bLedgerRead, bOfficial, bBroadcasts,
 	bBlobLocs, bSegments, bSegBlobs, bIncidents, bBackupFiles,
 	bVanished,
+	bEvidence, bEvidenceTree, bEvidenceHeads, bEvidenceMsg,
 }
 
 func u64(v uint64) []byte {

@@ -212,6 +212,8 @@ type officialCopy struct {
 	MessageID string `json:"message_id"`
 	Sender    string `json:"sender"`
 	Recipient string `json:"recipient"`
+	SHA256    string `json:"sha256,omitempty"`    // the message as stored (evidence log)
+	Retrieved bool   `json:"retrieved,omitempty"` // its first retrieval is in the evidence log
 }
 
 func officialKey(acct, blob uint64) []byte {
@@ -258,20 +260,43 @@ func (t *txn) dropOfficialCopy(acct, blob uint64) error {
 	if err := t.tx.Bucket(bOfficial).Delete(officialKey(acct, blob)); err != nil {
 		return err
 	}
+	ev := EvidenceEvent{Kind: EvidenceDeleted, MessageID: oc.MessageID, Sender: oc.Sender, Recipient: oc.Recipient,
+		Account: acct, MessageSHA: oc.SHA256, How: "expunged"}
+	if err := t.appendEvidence(ev); err != nil {
+		return err
+	}
 	return t.appendLedger(LedgerEntry{Kind: LedgerDeleted, MessageID: oc.MessageID, Sender: oc.Sender, Recipients: []string{oc.Recipient}})
 }
 
-// RecordRead records the first reading of an official letter by its
-// recipient: the first non-PEEK body FETCH or STORE adding \Seen in a
-// read-write session (SPEC "Official letters"). Later reads change
-// nothing. It reports whether this call was the first read.
-func (s *Store) RecordRead(ctx context.Context, acct, blob uint64, ip string) (bool, error) {
+// RecordRetrieval records, in one transaction, the first retrieval of
+// an official letter by its owner (any body FETCH, or a STORE adding
+// \Seen: how says which) and, when how counts as reading (SPEC
+// "Official letters": RetrievedBody or RetrievedSeenFlag, in a
+// read-write session), its first read. Later calls change nothing. It
+// reports whether the first read was recorded by this call. The caller
+// must not serve the body when it fails.
+func (s *Store) RecordRetrieval(ctx context.Context, acct, blob uint64, ip, how string) (bool, error) {
 	first := false
 	err := s.update(ctx, func(t *txn) error {
 		first = false
 		oc, err := t.officialCopies(acct, blob)
 		if err != nil || oc == nil {
 			return err
+		}
+		ev := EvidenceEvent{MessageID: oc.MessageID, Sender: oc.Sender, Recipient: oc.Recipient,
+			Account: acct, MessageSHA: oc.SHA256, ClientIP: ip, How: how}
+		if how != RetrievedSeenFlag && !oc.Retrieved {
+			oc.Retrieved = true
+			if err := putJSON(t.tx.Bucket(bOfficial), officialKey(acct, blob), oc); err != nil {
+				return err
+			}
+			ev.Kind = EvidenceRetrieved
+			if err := t.appendEvidence(ev); err != nil {
+				return err
+			}
+		}
+		if how != RetrievedBody && how != RetrievedSeenFlag {
+			return nil
 		}
 		key := ledgerReadKey(oc.Sender, oc.MessageID, oc.Recipient)
 		reads := t.tx.Bucket(bLedgerRead)
@@ -282,14 +307,25 @@ func (s *Store) RecordRead(ctx context.Context, acct, blob uint64, ip string) (b
 			return err
 		}
 		first = true
+		ev.Kind = EvidenceRead
+		if err := t.appendEvidence(ev); err != nil {
+			return err
+		}
 		return t.appendLedger(LedgerEntry{Kind: LedgerRead, MessageID: oc.MessageID, Sender: oc.Sender, Recipients: []string{oc.Recipient}, Detail: ip})
 	})
 	return first, err
 }
 
-// HasReadRecord reports whether an official letter's first read is on
-// record for a recipient (cheap; lets callers skip RecordRead).
-func (s *Store) HasReadRecord(acct, blob uint64) bool {
+// RecordRead records the first read of an official letter by a body
+// FETCH in a read-write session (RecordRetrieval with RetrievedBody).
+func (s *Store) RecordRead(ctx context.Context, acct, blob uint64, ip string) (bool, error) {
+	return s.RecordRetrieval(ctx, acct, blob, ip, RetrievedBody)
+}
+
+// HasRetrievalRecord reports whether nothing is left to record for how:
+// the first retrieval (for a body fetch) and, when how counts as
+// reading, the first read (cheap; lets callers skip RecordRetrieval).
+func (s *Store) HasRetrievalRecord(acct, blob uint64, how string) bool {
 	found := true
 	_ = s.viewFor(acct, func(tx *bolt.Tx) error {
 		var oc officialCopy
@@ -297,10 +333,22 @@ func (s *Store) HasReadRecord(acct, blob uint64) bool {
 		if err != nil || !ok {
 			return err
 		}
-		found = tx.Bucket(bLedgerRead).Get(ledgerReadKey(oc.Sender, oc.MessageID, oc.Recipient)) != nil
+		if how != RetrievedSeenFlag && !oc.Retrieved {
+			found = false
+			return nil
+		}
+		if how == RetrievedBody || how == RetrievedSeenFlag {
+			found = tx.Bucket(bLedgerRead).Get(ledgerReadKey(oc.Sender, oc.MessageID, oc.Recipient)) != nil
+		}
 		return nil
 	})
 	return found
+}
+
+// HasReadRecord reports whether an official letter's first read is on
+// record for a recipient.
+func (s *Store) HasReadRecord(acct, blob uint64) bool {
+	return s.HasRetrievalRecord(acct, blob, RetrievedSeenFlag)
 }
 
 // Notice is what the ledger proves about one official letter (SPEC:

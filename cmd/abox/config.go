@@ -64,6 +64,8 @@ type Config struct {
 	UnknownRcptsHour  int      `toml:"unknown-recipients-per-hour"` // per client IP, then 450
 	Postmaster        string   `toml:"postmaster"`                  // account receiving postmaster@ mail; empty: role accounts
 	ReserveSpace      string   `toml:"reserve-space"`               // SIZE kept free on the data disk for checkpoints; "0": none
+	EvidenceKey       string   `toml:"evidence-key"`                // Ed25519 private key (PEM) signing evidence tree heads; empty: none
+	EvidenceInterval  string   `toml:"evidence-interval"`           // DURATION between signed tree heads; "0": on demand only
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -116,6 +118,7 @@ func defaultConfig() Config {
 		LogRepeatLimit:    600,
 		GCHeadroomMiB:     64,
 		ReserveSpace:      "128MiB",
+		EvidenceInterval:  "5m",
 		ReservedLogins:    r.ReservedLogins,
 		PhonePrefixes:     r.PhonePrefixes,
 		MinPasswordLength: r.MinPasswordLength,
@@ -232,6 +235,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := parseDuration(c.SweepInterval); err != nil {
 		return fmt.Errorf("config: sweep-interval: %w", err)
+	}
+	if _, err := parseDuration(c.EvidenceInterval); err != nil {
+		return fmt.Errorf("config: evidence-interval: %w", err)
 	}
 	if _, err := parseDuration(c.LegalHold); err != nil {
 		return fmt.Errorf("config: legal-hold: %w", err)

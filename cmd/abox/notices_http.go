@@ -49,6 +49,10 @@ func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
 		unauthorized(w)
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, "/v1/receipts/") {
+		s.receipts(w, r.PathValue("id"), id.Sender.Name)
+		return
+	}
 	n, err := s.store.Notice(r.PathValue("id"), id.Sender.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "no such letter from this sender", http.StatusNotFound)
@@ -66,4 +70,22 @@ func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="abox notices", charset="UTF-8"`)
 	http.Error(w, "trusted sender credentials required", http.StatusUnauthorized)
+}
+
+// receipts serves GET /v1/receipts/{message-id}: the sender's receipts
+// (docs/EVIDENCE.md) for its letter, with the same authentication and
+// 404 as the notice itself.
+func (s *server) receipts(w http.ResponseWriter, msgID, sender string) {
+	b, err := proofBundle(s.env, msgID, sender)
+	if errors.Is(err, store.ErrNotFound) {
+		http.Error(w, "no such letter from this sender", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		s.log.Error("receipts API", "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(b)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,9 @@ type env struct {
 	// engine is the server's policy engine, or one made for a direct
 	// command.
 	engine *policy.Engine
+	// evidenceKey signs evidence tree heads (serve loads it at start; a
+	// direct command loads cfg.EvidenceKey when it needs it).
+	evidenceKey ed25519.PrivateKey
 }
 
 func (e *env) policy() *policy.Engine {

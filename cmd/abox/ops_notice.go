@@ -54,18 +54,34 @@ func (a *app) noticeCmd() *cobra.Command {
 		},
 	}
 	show.Flags().StringVar(&sender, "sender", "", "the trusted sender, when several used the same Message-ID")
+	var pubFile, headsFile string
 	verify := &cobra.Command{
-		Use: "verify", Short: "recompute the notice ledger's hash chain", Args: noArgs,
+		Use: "verify [--public-key FILE [--heads FILE]]", Short: "recompute the notice ledger's hash chain; with the operator's public key, check the evidence log against its signed tree heads", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var r store.LedgerReport
 			if err := a.client().call(cmd.Context(), "notice.verify", struct{}{}, &r); err != nil {
 				return err
 			}
-			if err := a.emit(r, func(w io.Writer) {
+			var ev *store.EvidenceReport
+			if pubFile != "" {
+				rep, err := a.verifyEvidence(cmd, pubFile, headsFile)
+				if err != nil {
+					return err
+				}
+				ev = &rep
+			}
+			out := struct {
+				store.LedgerReport
+				Evidence *store.EvidenceReport `json:"evidence,omitempty"`
+			}{r, ev}
+			if err := a.emit(out, func(w io.Writer) {
 				if r.OK {
 					fmt.Fprintf(w, "ledger ok: %d entries\n", r.Entries)
 				} else {
 					fmt.Fprintf(w, "ledger broken at entry %d: %s\n", r.BrokenAt, r.Problem)
+				}
+				if ev != nil {
+					printEvidenceReport(w, ev)
 				}
 			}); err != nil {
 				return err
@@ -73,10 +89,29 @@ func (a *app) noticeCmd() *cobra.Command {
 			if !r.OK {
 				return fmt.Errorf("the notice ledger is broken at entry %d: %s", r.BrokenAt, r.Problem)
 			}
+			if ev != nil && !ev.OK {
+				return fmt.Errorf("the evidence log does not verify: %s", ev.Problem)
+			}
 			return nil
 		},
 	}
-	return group("notice", "official letters: delivery and first-read records", show, verify)
+	verify.Flags().StringVar(&pubFile, "public-key", "", "the operator's evidence public key (PEM): check every evidence entry against the signed tree heads")
+	verify.Flags().StringVar(&headsFile, "heads", "", "more signed tree heads (JSON lines, e.g. a copy of DIR/"+HeadsFileName+" kept elsewhere)")
+	return group("notice", "official letters: delivery and first-read records, evidence log", append([]*cobra.Command{show, verify}, a.evidenceCmds()...)...)
+}
+
+func printEvidenceReport(w io.Writer, ev *store.EvidenceReport) {
+	switch {
+	case !ev.OK && ev.BadEntry != nil:
+		fmt.Fprintf(w, "evidence broken at entry %d: %s\n", *ev.BadEntry, ev.Problem)
+	case !ev.OK:
+		fmt.Fprintf(w, "evidence broken: %s\n", ev.Problem)
+	case ev.Heads == 0 || ev.LatestHead == nil:
+		fmt.Fprintf(w, "evidence: %d entries, no signed tree head yet: nothing is proven (run `abox notice sign`)\n", ev.Entries)
+	default:
+		fmt.Fprintf(w, "evidence ok: %d entries, %d signed heads; the latest (%s) covers %d, %d newer entries await the next head\n",
+			ev.Entries, ev.Heads, ev.LatestHead.Format(time.RFC3339), ev.SignedUpTo, ev.Entries-ev.SignedUpTo)
+	}
 }
 
 func fmtT(t *time.Time) string {

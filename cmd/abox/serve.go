@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
+	"abox/evidence"
 	"abox/imapd"
 	"abox/policy"
 	"abox/smtpd"
@@ -52,6 +53,8 @@ func (a *app) serveCmd() *cobra.Command {
 	f.BoolVar(&cfg.SpamTestPatterns, "spam-test-patterns", cfg.SpamTestPatterns, "file messages with GTUBE's YJS variant in Junk (off by default, as in rspamd)")
 	f.IntVar(&cfg.GCHeadroomMiB, "gc-headroom-mib", cfg.GCHeadroomMiB, "MiB the heap may grow over its live size between collections (0: Go's default; the GOGC environment variable wins)")
 	f.StringVar(&cfg.ReserveSpace, "reserve-space", cfg.ReserveSpace, "SIZE of disk kept in reserve beside the database so acknowledged mail always reaches it when the disk fills (0: none)")
+	f.StringVar(&cfg.EvidenceKey, "evidence-key", cfg.EvidenceKey, "Ed25519 private key (PEM, mode 0600, kept outside DIR's database) that signs the evidence log's tree heads")
+	f.StringVar(&cfg.EvidenceInterval, "evidence-interval", cfg.EvidenceInterval, "DURATION between signed tree heads (only when the log grew); 0: on demand only")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's /debug/pprof on the HTTP listener (for profiling; keep the listener private)")
 	return c
 }
@@ -116,6 +119,13 @@ func (a *app) serve(ctx context.Context) error {
 	pc.Metrics = policy.NewMetrics(srv.registry)
 	srv.policy = policy.New(st, pc)
 	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy}
+	if cfg.EvidenceKey != "" {
+		// Refuse to start with a key that cannot sign: evidence would
+		// silently go unsigned.
+		if srv.env.evidenceKey, err = evidence.LoadPrivateKey(cfg.EvidenceKey); err != nil {
+			return err
+		}
+	}
 	srv.registerMetrics()
 	srv.httpc.register(srv.registry)
 	srv.smtpm = smtpd.NewMetrics(srv.registry)
@@ -157,6 +167,7 @@ func (a *app) serve(ctx context.Context) error {
 	go ctl.serve()
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
 	sweepsDone := srv.startScheduler(sweepCtx)
+	headsDone := srv.startHeadSigner(sweepCtx)
 
 	var wg sync.WaitGroup
 	attrs := []any{"data", cfg.Data, "hostname", cfg.Hostname}
@@ -189,6 +200,7 @@ func (a *app) serve(ctx context.Context) error {
 	sd.Wait()
 	stopSweeps()
 	<-sweepsDone
+	<-headsDone
 	ctl.close()
 	wg.Wait()
 	if err := st.Close(); err != nil {
@@ -247,6 +259,7 @@ func (s *server) httpService() service {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/notices/{id...}", s.noticeHandler)
+	mux.HandleFunc("GET /v1/receipts/{id...}", s.noticeHandler)
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"abox/cmd/abox/aboxtest"
+	"abox/evidence"
+)
+
+type proofJSON struct {
+	SignedHead *evidence.SignedHead `json:"signed_head"`
+	Receipts   []evidence.Receipt   `json:"receipts"`
+	Pending    []map[string]any     `json:"pending"`
+}
+
+// TestEvidenceEndToEnd: an official letter through the real binary
+// leaves signed, provable evidence (accepted, refused, stored, retrieved
+// in EXAMINE, read by \Seen), a sender checks its receipts with the
+// standalone verifier and the public key only, and `notice verify
+// --public-key` catches a copy of the database whose event time was
+// moved and whose tree was recomputed without the key.
+func TestEvidenceEndToEnd(t *testing.T) {
+	t.Parallel()
+	a := newAbox(t)
+	fastHashing(t, a.Dir)
+	keyDir := t.TempDir() // the key is kept outside the data directory
+	keyFile, pubFile := filepath.Join(keyDir, "evidence.key"), filepath.Join(keyDir, "evidence.pub")
+	a.OK("notice", "keygen", keyFile, "--public-out", pubFile)
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	a.OK("domain", "add", testDomain)
+	a.OKIn(egovPassword+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
+	now := time.Now()
+	a.addUser("alice")
+	a.addUser("bob") // no consent: refused
+	der := testCert(t, "alice", now.Add(-time.Hour), now.Add(365*24*time.Hour))
+	a.OK("user", "consent", "alice@"+testDomain, "--certificate", writeFile(t, t.TempDir(), "alice.der", der))
+	a.ServeFlags = []string{"--evidence-key", keyFile, "--evidence-interval", "0"}
+	a.srv = a.Start()
+	addrs := a.srv.Addrs()
+
+	c := submitter(t, addrs["submission"], "egov", egovPassword)
+	if err := c.Mail("notices@egov.kz"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("alice@" + testDomain); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("bob@" + testDomain); err == nil {
+		t.Fatal("bob has no consent but was accepted")
+	}
+	sendData(t, c, "From: notices@egov.kz\nTo: alice@example.kz, bob@example.kz\nSubject: Evidence\nDate: "+now.Format(time.RFC1123Z)+"\nMessage-ID: <ev-1@egov.kz>\n\nThe text.\n")
+	c.Quit()
+
+	rc := rawIMAPLogin(t, addrs["imaps"], "alice@"+testDomain, goodPassword)
+	rc.cmd("EXAMINE INBOX")
+	if out, st := rc.cmd("FETCH 1 BODY[]"); !strings.HasPrefix(st, "OK") || !strings.Contains(out, "The text.") {
+		t.Fatalf("FETCH in EXAMINE: %s %s", st, out)
+	}
+	rc.cmd("SELECT INBOX")
+	if _, st := rc.cmd("STORE 1 +FLAGS.SILENT (\\Seen)"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("STORE: %s", st)
+	}
+	rc.cmd("LOGOUT")
+
+	a.OK("notice", "sign")
+	var p proofJSON
+	a.JSON(&p, "notice", "proof", "ev-1@egov.kz")
+	var kinds []string
+	for _, r := range p.Receipts {
+		var e map[string]any
+		json.Unmarshal(r.Event, &e)
+		kinds = append(kinds, e["kind"].(string)+":"+e["recipient"].(string)+":"+strOr(e["how"]))
+		if e["message_sha256"] == nil || e["account"] == nil {
+			t.Errorf("event without message hash or account id: %s", r.Event)
+		}
+		if e["kind"] == "accepted" && (e["tls"] == nil || !strings.HasPrefix(e["tls"].(string), "TLS")) {
+			t.Errorf("accepted event without TLS details: %s", r.Event)
+		}
+	}
+	want := "accepted:alice@example.kz: stored:alice@example.kz: refused:bob@example.kz: " +
+		"retrieved:alice@example.kz:body-fetched-examine read:alice@example.kz:seen-flag-set"
+	if got := strings.Join(kinds, " "); got != want || len(p.Pending) != 0 {
+		t.Fatalf("evidence %q (pending %v), want %q", got, p.Pending, want)
+	}
+
+	// The sender fetches its receipts and checks them without abox.
+	code, body := getReceipts(t, addrs["http"], url.PathEscape("ev-1@egov.kz"), "egov", egovPassword)
+	if code != 200 {
+		t.Fatalf("GET /v1/receipts: %d %s", code, body)
+	}
+	verifier := buildVerifier(t)
+	receiptFile := writeFile(t, t.TempDir(), "receipts.json", body)
+	if out, err := exec.Command(verifier, "-public-key", pubFile, receiptFile).CombinedOutput(); err != nil || strings.Count(string(out), "verified entry") != 5 {
+		t.Fatalf("abox-verify-receipt: %v\n%s", err, out)
+	}
+	forged := strings.Replace(string(body), `"how":"seen-flag-set"`, `"how":"body-fetched-select"`, 1)
+	if forged == string(body) {
+		t.Fatal("receipt has no readable event to forge")
+	}
+	if out, err := exec.Command(verifier, "-public-key", pubFile, writeFile(t, t.TempDir(), "forged.json", []byte(forged))).CombinedOutput(); err == nil {
+		t.Fatalf("a forged receipt verified:\n%s", out)
+	}
+
+	a.OK("notice", "verify", "--public-key", pubFile)
+	a.srv.Stop()
+	a.srv = nil
+
+	// An insider moves the first read a day later in a copy of the
+	// database and recomputes the tree: only the signature can tell.
+	db, err := os.ReadFile(filepath.Join(a.Dir, "abox.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyDir := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
+		b := tx.Bucket([]byte("evidence"))
+		k, v := b.Cursor().Last()
+		raw := strings.Replace(string(v), `"at":"`+now.UTC().Format("2006-01-02"), `"at":"`+now.UTC().Add(24*time.Hour).Format("2006-01-02"), 1)
+		if raw == string(v) {
+			t.Fatalf("no time to move in %s", v)
+		}
+		if err := b.Put(k, []byte(raw)); err != nil {
+			return 0, err
+		}
+		tree := tx.Bucket([]byte("evidence_tree"))
+		var bl evidence.Builder
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			bl.Add(evidence.LeafHash(v), func(level uint8, index uint64, h evidence.Hash) error {
+				key := append([]byte{level}, make([]byte, 8)...)
+				for i := 0; i < 8; i++ {
+					key[8-i] = byte(index >> (8 * i))
+				}
+				return tree.Put(key, append([]byte(nil), h[:]...))
+			})
+		}
+		return 0, nil
+	})
+	copied := aboxAt(t, copyDir.dir)
+	r := copied.Fail(1, "notice", "verify", "--public-key", pubFile)
+	if !strings.Contains(r.Stdout, "evidence broken at entry 0") || !strings.Contains(r.Stderr, "do not match the head") {
+		t.Fatalf("verify of the tampered copy: %s", r)
+	}
+	copied.SkipStoreCheck("tampered on purpose")
+}
+
+func strOr(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func getReceipts(t *testing.T, httpAddr, escapedID, user, password string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+httpAddr+"/v1/receipts/"+escapedID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, password)
+	resp, err := (&http.Client{Timeout: netTimeout}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+// buildVerifier builds cmd/abox-verify-receipt, the sender's tool.
+func buildVerifier(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "abox-verify-receipt")
+	cmd := exec.Command("go", "build", "-o", bin, "../abox-verify-receipt")
+	cmd.Env = aboxtest.Environ()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building abox-verify-receipt: %v\n%s", err, out)
+	}
+	return bin
+}

@@ -1,0 +1,142 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"abox/evidence"
+)
+
+// The evidence log is the dispute-proof record of official letters
+// (issue 15): one entry per event and recipient, appended in the same
+// transaction as the action it records (delivery, first read, expunge),
+// hashed into an RFC 9162 Merkle tree whose heads the operator signs
+// with a key the database never holds. The notice ledger (ledger.go)
+// stays beside it for `notice show`; the evidence log is what proves.
+
+// Evidence event kinds.
+const (
+	EvidenceAccepted  = "accepted"  // the submission was accepted for this recipient
+	EvidenceRefused   = "refused"   // this recipient was refused (Reason says why)
+	EvidenceStored    = "stored"    // durably stored in the recipient's mailbox
+	EvidenceRetrieved = "retrieved" // the body left the server to its owner for the first time (How)
+	EvidenceRead      = "read"      // first read under user agreement 2.4 (How)
+	EvidenceDeleted   = "deleted"   // the recipient's last copy was removed
+)
+
+// How an official letter reached its owner (EvidenceRetrieved and
+// EvidenceRead). Only RetrievedBody and RetrievedSeenFlag in a read-write
+// session are reading under 2.4 (SPEC "Official letters").
+const (
+	RetrievedBody     = "body-fetched-select" // FETCH of the body without PEEK, SELECTed mailbox
+	RetrievedPeek     = "body-peeked-select"  // BODY.PEEK of the body in a SELECTed mailbox
+	RetrievedExamine  = "body-fetched-examine"
+	RetrievedSeenFlag = "seen-flag-set" // STORE adding \Seen; the body was not fetched by that command
+)
+
+// EvidenceEvent is one entry of the evidence log. Its JSON bytes, as
+// stored, are the Merkle leaf: they are never re-encoded.
+type EvidenceEvent struct {
+	Index      uint64    `json:"index"` // position in the log, from 0
+	At         time.Time `json:"at"`
+	Kind       string    `json:"kind"`
+	MessageID  string    `json:"message_id"`
+	Sender     string    `json:"sender"`                   // the trusted sender's NAME
+	Recipient  string    `json:"recipient"`                // address at the time
+	Account    uint64    `json:"account"`                  // stable account id (0: no such account)
+	MessageSHA string    `json:"message_sha256,omitempty"` // the message as stored, hex
+	ConsentSHA string    `json:"consent_sha256,omitempty"` // DER of the consent certificate in force, hex
+	ClientIP   string    `json:"client_ip,omitempty"`      // submitting or retrieving client
+	TLS        string    `json:"tls,omitempty"`            // submission's TLS version and cipher, or "none"
+	How        string    `json:"how,omitempty"`            // retrieval, read or deletion manner
+	Reason     string    `json:"reason,omitempty"`         // why a recipient was refused
+}
+
+func evidenceTreeKey(level uint8, index uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = level
+	binary.BigEndian.PutUint64(k[1:], index)
+	return k
+}
+
+func evidenceMsgKey(msgID string, index uint64) []byte {
+	k := make([]byte, 0, len(msgID)+9)
+	k = append(k, msgID...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, index)
+}
+
+var metaEvidenceSize = []byte("evidence_size")
+
+// appendEvidence logs e and updates the tree's perfect subtrees (O(1)
+// amortized writes), in t's transaction. Not for logged (WAL) requests.
+func (t *txn) appendEvidence(e EvidenceEvent) error {
+	meta := t.tx.Bucket(bMeta)
+	var n uint64
+	if v := meta.Get(metaEvidenceSize); v != nil {
+		n = decodeU64(v)
+	}
+	e.Index = n
+	if e.At.IsZero() {
+		e.At = t.now
+	}
+	e.At = e.At.UTC()
+	e.MessageID = NormalizeMessageID(e.MessageID)
+	if e.ConsentSHA == "" && e.Account != 0 {
+		if a, err := t.getAccount(e.Account); err == nil && a.Consent != nil {
+			e.ConsentSHA = a.Consent.SHA256
+		}
+	}
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	entries := t.tx.Bucket(bEvidence)
+	entries.FillPercent = appendFill
+	if err := entries.Put(u64(n), raw); err != nil {
+		return err
+	}
+	tree := t.tx.Bucket(bEvidenceTree)
+	// bbolt keeps the slices it is given until commit, and h is reused:
+	// each node is stored as its own copy.
+	h := evidence.LeafHash(raw)
+	level, idx := uint8(0), n
+	if err := tree.Put(evidenceTreeKey(level, idx), bytes.Clone(h[:])); err != nil {
+		return err
+	}
+	for idx&1 == 1 {
+		left := tree.Get(evidenceTreeKey(level, idx-1))
+		if len(left) != 32 {
+			return fmt.Errorf("evidence tree node %d/%d missing: %w", level, idx-1, ErrCorrupt)
+		}
+		h = evidence.NodeHash(evidence.Hash(left), h)
+		level, idx = level+1, idx>>1
+		if err := tree.Put(evidenceTreeKey(level, idx), bytes.Clone(h[:])); err != nil {
+			return err
+		}
+	}
+	if err := t.tx.Bucket(bEvidenceMsg).Put(evidenceMsgKey(e.MessageID, n), nil); err != nil {
+		return err
+	}
+	return meta.Put(metaEvidenceSize, u64(n+1))
+}
+
+// accountByAddress finds an account's id by address (0 when none).
+func (t *txn) accountByAddress(addr string) uint64 {
+	id, err := lookupAddr(t.tx, addr)
+	if err != nil {
+		return 0
+	}
+	return id
+}
+
+func hexSum(sum [32]byte) string {
+	if sum == ([32]byte{}) {
+		return ""
+	}
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,134 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"abox/evidence"
+)
+
+// nodeReader reads the tree's stored perfect subtrees in tx.
+func nodeReader(tx *bolt.Tx) evidence.NodeReader {
+	tree := tx.Bucket(bEvidenceTree)
+	return func(level uint8, index uint64) (evidence.Hash, error) {
+		v := tree.Get(evidenceTreeKey(level, index))
+		if len(v) != 32 {
+			return evidence.Hash{}, fmt.Errorf("evidence tree node %d/%d: %w", level, index, ErrCorrupt)
+		}
+		return evidence.Hash(v), nil
+	}
+}
+
+func evidenceSize(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bMeta).Get(metaEvidenceSize); v != nil {
+		return decodeU64(v)
+	}
+	return 0
+}
+
+// EvidenceHead is the log's current size and root, for signing.
+func (s *Store) EvidenceHead() (size uint64, root evidence.Hash, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		size = evidenceSize(tx)
+		root, err = evidence.SubtreeRoot(nodeReader(tx), 0, size)
+		return err
+	})
+	return size, root, err
+}
+
+// AddSignedHead keeps a signed tree head after checking that it names
+// this log's root at its size (a head for another log is refused).
+func (s *Store) AddSignedHead(ctx context.Context, h evidence.SignedHead) error {
+	return s.update(ctx, func(t *txn) error {
+		if h.TreeSize > evidenceSize(t.tx) {
+			return fmt.Errorf("tree head of size %d is beyond the log's %d entries", h.TreeSize, evidenceSize(t.tx))
+		}
+		root, err := evidence.SubtreeRoot(nodeReader(t.tx), 0, h.TreeSize)
+		if err != nil {
+			return err
+		}
+		if r, err := h.Root(); err != nil || r != root {
+			return fmt.Errorf("tree head of size %d does not match this log's root", h.TreeSize)
+		}
+		return putJSON(t.tx.Bucket(bEvidenceHeads), headKey(h), h)
+	})
+}
+
+func headKey(h evidence.SignedHead) []byte {
+	return binary.BigEndian.AppendUint64(u64(h.TreeSize), uint64(h.Timestamp))
+}
+
+// SignedHeads returns the kept signed tree heads, smallest tree first.
+func (s *Store) SignedHeads() ([]evidence.SignedHead, error) {
+	var out []evidence.SignedHead
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bEvidenceHeads).ForEach(func(k, v []byte) error {
+			var h evidence.SignedHead
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("signed tree head: %w", ErrCorrupt)
+			}
+			out = append(out, h)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// EvidenceEntry is one logged event with its exact bytes.
+type EvidenceEntry struct {
+	Event EvidenceEvent
+	Raw   []byte
+}
+
+// EvidenceFor returns a letter's evidence entries (of sender, or of any
+// sender when sender is "").
+func (s *Store) EvidenceFor(messageID, sender string) ([]EvidenceEntry, error) {
+	msgID := NormalizeMessageID(messageID)
+	var out []EvidenceEntry
+	err := s.view(func(tx *bolt.Tx) error {
+		prefix := append([]byte(msgID), 0)
+		entries := tx.Bucket(bEvidence)
+		c := tx.Bucket(bEvidenceMsg).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Next() {
+			raw := bytes.Clone(entries.Get(k[len(prefix):]))
+			var e EvidenceEvent
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return fmt.Errorf("evidence entry %d: %w", decodeU64(k[len(prefix):]), ErrCorrupt)
+			}
+			if sender == "" || e.Sender == sender {
+				out = append(out, EvidenceEntry{Event: e, Raw: raw})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// InclusionProof proves entry index is in the tree of the given size.
+func (s *Store) InclusionProof(index, size uint64) (proof []evidence.Hash, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		if size > evidenceSize(tx) {
+			return fmt.Errorf("the log has fewer than %d entries", size)
+		}
+		proof, err = evidence.InclusionProof(nodeReader(tx), index, size)
+		return err
+	})
+	return proof, err
+}
+
+// ConsistencyProof proves the tree of size m is a prefix of that of size n.
+func (s *Store) ConsistencyProof(m, n uint64) (proof []evidence.Hash, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		if n > evidenceSize(tx) {
+			return fmt.Errorf("the log has fewer than %d entries", n)
+		}
+		proof, err = evidence.ConsistencyProof(nodeReader(tx), m, n)
+		return err
+	})
+	return proof, err
+}
