@@ -257,13 +257,28 @@ func (c *conn) writeLocked(fn func()) {
 }
 
 // bye says goodbye and ends the connection's reads: from inside a
-// command (which holds the writer), or from another goroutine when no
-// command runs (Shutdown, the IDLE pusher).
+// command (which holds the writer), or from the IDLE pusher, which writes
+// while no command runs. Other goroutines use tryBye.
 func (c *conn) bye(text string) {
 	if c.inRun.Load() {
 		c.w.Raw("* BYE ").Raw(sanitize(text)).CRLF() // flushed at the command's end
-	} else {
-		c.writeLocked(func() { c.w.Raw("* BYE ").Raw(sanitize(text)).CRLF() })
+		c.closing.Store(true)
+		c.nc.SetReadDeadline(time.Now())
+		return
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.byeLocked(text)
+}
+
+// byeLocked writes the goodbye with the writer held and no command
+// running, flushes it and ends reads (c.nc is stable under wmu: STARTTLS
+// replaces it inside a command).
+func (c *conn) byeLocked(text string) {
+	c.hold()
+	c.w.Raw("* BYE ").Raw(sanitize(text)).CRLF()
+	if err := c.release(); err != nil {
+		c.closing.Store(true)
 	}
 	c.closing.Store(true)
 	c.nc.SetReadDeadline(time.Now())

@@ -121,11 +121,18 @@ func (s *session) bye(text string) {
 }
 
 // tryBye says goodbye unless a command is running (Shutdown).
+// It runs on a goroutine other than the connection's, so it must not
+// trust inRun: a command may have taken the writer and not yet counted
+// itself busy. Holding the writer proves no command runs.
 func (s *session) tryBye(text string) bool {
-	if s.busy.Load() > 0 {
+	if s.busy.Load() > 0 || !s.conn.wmu.TryLock() {
 		return false
 	}
-	s.bye(text)
+	defer s.conn.wmu.Unlock()
+	if s.busy.Load() > 0 || s.conn.inRun.Load() {
+		return false
+	}
+	s.byeOnce.Do(func() { s.conn.byeLocked(text) })
 	return true
 }
 
