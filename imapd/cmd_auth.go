@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -38,7 +37,9 @@ func (c *conn) capabilities() string {
 	caps = append(caps, quotaCaps...)
 	caps = append(caps, objectIDCaps...)
 	caps = append(caps, previewCaps...)
-	caps = append(caps, fmt.Sprintf("APPENDLIMIT=%d", c.sess.appendLimit()))
+	// APPENDLIMIT without a value (RFC 7889 §2): the limit is the
+	// account's class's, and STATUS (APPENDLIMIT) tells it.
+	caps = append(caps, "APPENDLIMIT")
 	caps = append(caps, "COMPRESS=DEFLATE")
 	return strings.Join(caps, " ")
 }

@@ -53,7 +53,7 @@ func TestQuotaGoClient(t *testing.T) {
 }
 
 // TestQuotaRawAndStatus: the wire form of QUOTA, STATUS DELETED and
-// DELETED-STORAGE, APPENDLIMIT=n, and over quota APPEND NO [OVERQUOTA].
+// DELETED-STORAGE, APPENDLIMIT, and over quota APPEND NO [OVERQUOTA].
 func TestQuotaRawAndStatus(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -62,8 +62,8 @@ func TestQuotaRawAndStatus(t *testing.T) {
 	s := e.start()
 	c := dialIMAPS(t, s.imaps, "alice")
 	c.login(alice)
-	if !c.caps()["APPENDLIMIT=26214400"] {
-		t.Errorf("capabilities lack APPENDLIMIT=26214400: %v", c.caps())
+	if caps := c.caps(); !caps["APPENDLIMIT"] {
+		t.Errorf("capabilities lack APPENDLIMIT (without a value): %v", caps)
 	}
 	r := c.ok("GETQUOTA \"\"")
 	if !r.has(`QUOTA "" (STORAGE 0 1048576 MESSAGE 0 2 MAILBOX 6 `) {

@@ -231,11 +231,7 @@ func (s *session) Namespace() (*imap.NamespaceData, error) {
 }
 
 // appendLimit is the account's message size limit, reported by STATUS
-// (APPENDLIMIT). The capability is advertised without a value, and the
-// session does not implement go-imap's SessionAppendLimit: go-imap
-// refuses an over-limit LITERAL+ APPEND before reading the literal the
-// client has already sent, and then runs its bytes as commands. abox
-// checks the size in Append, after which go-imap discards the literal.
+// (APPENDLIMIT); the capability is advertised without a value.
 func (s *session) appendLimit() uint32 {
 	if s.acct != nil {
 		if lim, err := s.srv.cfg.Policy.LimitsOf(s.acct); err == nil && lim.MaxMessageSize > 0 {
