@@ -21,9 +21,10 @@ import (
 //
 // A network is the client's /24 (IPv4) or /64 (IPv6), so a home or
 // mobile address that changes within its network stays known. Past
-// FailedLoginsPerMinute failures on a counter, logins that count on it
-// are refused for a minute (450 4.7.1 / NO [LIMIT]) without checking the
-// password.
+// FailedLoginsPerMinute failures on a counter within a minute, or in a
+// row (no success between, none 10 minutes after the last), logins that
+// count on it are refused for a minute (450 4.7.1 / NO [LIMIT]) without
+// checking the password.
 
 // LoginAllowed says whether a login from ip for account may be tried now.
 // After failures it returns a delay the caller waits before answering
@@ -60,7 +61,11 @@ func (l *RateLimits) LoginFailed(ip netip.Addr, account string, now time.Time) {
 		}
 		f.streak++
 		f.seen = now
-		if !f.limiter.AllowN(now, 1) {
+		// The streak counts too: the growing delay (and a busy hashing
+		// gate) can space a guesser's tries so that the per-minute
+		// bucket refills as fast as it drains, and the limit would
+		// never apply to the one client it exists for.
+		if !f.limiter.AllowN(now, 1) || f.streak > l.cfg.FailedLoginsPerMinute {
 			f.until = now.Add(time.Minute)
 		}
 	}

@@ -85,3 +85,43 @@ func TestFailedLoginsByNetwork(t *testing.T) {
 		t.Error("a network whose last success is past the TTL is still exempt from the account's counter")
 	}
 }
+
+// TestSlowGuesserIsLocked: a guesser whose tries are spaced by the
+// server's own growing delay (here 7 s apart, slower than the bucket's
+// refill of one every 6 s) is still locked after FailedLoginsPerMinute
+// failures in a row, and a success ends the row.
+func TestSlowGuesserIsLocked(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newRateLimits(Config{FailedLoginsPerMinute: 10, KnownLoginTTL: time.Hour, KnownLogins: 10})
+	attacker := netip.MustParseAddr("203.0.113.9")
+	now := t0
+	tries := 0
+	for ; tries < 30; tries++ {
+		if _, err := l.LoginAllowed(attacker, "a@x", now); err != nil {
+			break
+		}
+		l.LoginFailed(attacker, "a@x", now)
+		now = now.Add(7 * time.Second)
+	}
+	if tries != 11 {
+		t.Errorf("locked after %d failures spaced 7 s apart; want after 11 (the 11th locks)", tries)
+	}
+	// After the minute one more try is allowed, and its failure locks
+	// again at once.
+	now = now.Add(time.Minute)
+	if _, err := l.LoginAllowed(attacker, "a@x", now); err != nil {
+		t.Fatalf("after the minute: %v", err)
+	}
+	l.LoginFailed(attacker, "a@x", now)
+	if _, err := l.LoginAllowed(attacker, "a@x", now.Add(time.Second)); err == nil {
+		t.Error("a failure continuing the row did not lock again")
+	}
+	// A success ends the row (the attacker's address is not trusted, so
+	// its own counter is reset only by its own success).
+	now = now.Add(2 * time.Minute)
+	l.LoginSucceeded(attacker, "a@x", now)
+	l.LoginFailed(attacker, "b@x", now)
+	if _, err := l.LoginAllowed(attacker, "b@x", now); err != nil {
+		t.Errorf("one failure after a success locks: %v", err)
+	}
+}
