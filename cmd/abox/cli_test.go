@@ -558,6 +558,30 @@ func TestClass(t *testing.T) {
 		if out := a.OK("class", "list"); !strings.Contains(out, "MAILBOXES") || !strings.Contains(out, "DEPTH") || !strings.Contains(out, "IMAP BURST") {
 			t.Errorf("human class list lacks the mailbox limits:\n%s", out)
 		}
+		// --services narrows what a class may use, and "all" widens it
+		// again (it used to print success and change nothing).
+		services := func() []string {
+			var cs []struct {
+				Name     string   `json:"name"`
+				Services []string `json:"services"`
+			}
+			a.JSON(&cs, "class", "list")
+			for _, c := range cs {
+				if c.Name == "gov" {
+					return c.Services
+				}
+			}
+			t.Fatal("class gov is not listed")
+			return nil
+		}
+		a.OK("class", "set", "gov", "--services", "imap")
+		if got := services(); !slices.Equal(got, []string{"imap"}) {
+			t.Errorf("services after --services imap: %v", got)
+		}
+		a.OK("class", "set", "gov", "--services", "all")
+		if got := services(); !slices.Equal(got, []string{"imap", "submission"}) {
+			t.Errorf("services after --services all: %v, want imap and submission", got)
+		}
 
 		for _, bad := range [][]string{
 			{"--retention-trash", "7x"}, {"--retention-junk", "-1d"}, {"--max-age", "forever"},

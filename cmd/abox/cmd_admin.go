@@ -116,7 +116,10 @@ func classSetFromFlags(cmd *cobra.Command, name string) (classSetArgs, error) {
 			d, e := parseDuration(v)
 			*durs[fl.Name], err = &d, errors.Join(err, e)
 		case fl.Name == "services":
-			var list []string
+			// Not nil: "all" is an empty list, which must survive the
+			// trip to the server as JSON [] (nil would be null, read
+			// back as "not given").
+			list := []string{}
 			for _, sv := range strings.Split(v, ",") {
 				switch sv = strings.TrimSpace(strings.ToLower(sv)); sv {
 				case accounts.ServiceIMAP, accounts.ServiceSubmission:
