@@ -124,11 +124,15 @@ func (e *Engine) sweepWarnings(ctx context.Context, at time.Time, dryRun bool, r
 	})
 }
 
-// sweepInactive moves every active account unused for more than 12 months
-// into the deletion grace, ending one month after at.
+// sweepInactive moves every active or blocked account unused for more
+// than 12 months into the deletion grace, ending one month after at.
+// Blocked accounts are not exempt from clause 2.10.2: a block is not a
+// use, so the months run from the last login before it; the grace keeps
+// the block (Restore returns the account to blocked). They get no
+// warning letter, which they could not read.
 func (e *Engine) sweepInactive(ctx context.Context, at time.Time, dryRun bool, report func(SweepAction)) error {
 	return e.unused(ctx, at.AddDate(-1, 0, 0), func(a *accounts.Account) error {
-		if a.State != accounts.Active || a.Exempt {
+		if a.State != accounts.Active && a.State != accounts.Blocked || a.Exempt {
 			return nil
 		}
 		reason := fmt.Sprintf("unused since %s (user agreement 2.10.2)", a.LastUseAt.Format("2006-01-02"))

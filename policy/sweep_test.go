@@ -171,3 +171,32 @@ func TestRetentionSweep(t *testing.T) {
 		t.Fatalf("usage %+v", u)
 	}
 }
+
+// TestBlockedUnusedAccountIsDeleted: clause 2.10.2 applies to blocked
+// accounts too. A block is not a use; the blocked account gets no warning
+// letter, enters the grace after 12 months, and a restore keeps the block.
+func TestBlockedUnusedAccountIsDeleted(t *testing.T) {
+	e, st, clk := lifecycleEnv(t)
+	t0 := clk.Now()
+	register(t, st, "carol")
+	clk.Set(t0.AddDate(0, 2, 0))
+	if _, err := st.UpdateAccount(ctx, "carol@example.kz", "user.block", func(a *accounts.Account) error {
+		return a.Block("abuse report", clk.Now())
+	}, store.Audit{Actor: store.ActorOperator}); err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(sweep(t, e, clk, t0.AddDate(0, 11, 1), false)); got != "" {
+		t.Fatalf("11 months: %q, want no warning to a blocked account", got)
+	}
+	if got := actions(sweep(t, e, clk, t0.AddDate(1, 0, 1), false)); got != "pending-deletion carol@example.kz" {
+		t.Fatalf("12 months after the last use: %q, want the blocked account in the grace", got)
+	}
+	clk.Set(t0.AddDate(1, 0, 5))
+	c, err := st.UpdateAccount(ctx, "carol@example.kz", "user.restore", func(a *accounts.Account) error { return a.Restore(clk.Now()) }, store.Audit{Actor: store.ActorOperator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State != accounts.Blocked || c.BlockReason != "abuse report" {
+		t.Fatalf("restored: %s %q, want blocked with its reason", c.State, c.BlockReason)
+	}
+}
