@@ -467,10 +467,10 @@ func TestLoginRefusals(t *testing.T) {
 	c.login(carol)
 	c.ok("LOGOUT")
 
-	// Doubtful, not asserted: a session that logged in before the block
-	// goes on working (SPEC: a blocked account has no access).
+	// A session that logged in before the block ends with it (SPEC: a
+	// blocked account has no access).
 	if r, err := early.try("STATUS INBOX (MESSAGES)"); err == nil && r.status == "OK" {
-		t.Logf("NOTE: a session opened before `user block` still works after it: %s", r)
+		t.Errorf("a session opened before `user block` still works after it: %s", r)
 	}
 
 	e.OK("user", "unblock", alice)

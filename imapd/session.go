@@ -65,16 +65,16 @@ func (s *session) enter(name string) (func(), error) {
 	done := func() { s.busy.Add(-1) }
 	s.srv.cfg.Metrics.commands.WithLabelValues(s.srv.cfg.Name, name).Inc()
 	if s.acct != nil {
-		// The account as it is now: blocked or deleted accounts lose
-		// access at once (user agreement 2.12.1), and quota or class
-		// changes apply to open sessions.
-		acct, err := s.srv.cfg.Store.AccountByID(s.acct.ID)
-		if err != nil || acct.CanLogin() != nil {
-			s.log.Info("account no longer active; closing session")
-			s.bye("Your account is no longer active")
-			return done, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin, Text: "Account not active"}
+		// The account as it is now: blocked or deleted accounts and
+		// changed passwords lose access at once (user agreement 2.7-2.8,
+		// 2.12.1), and quota or class changes apply to open sessions.
+		acct, err := s.srv.cfg.Policy.Recheck(&policy.Identity{Account: s.acct}, accounts.ServiceIMAP)
+		if err != nil {
+			s.log.Info("session ends: " + policy.ReasonOf(err))
+			s.bye("Session ended: " + policy.ReasonOf(err))
+			return done, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin, Text: "Session ended: " + policy.ReasonOf(err)}
 		}
-		*s.acct = acct
+		*s.acct = *acct
 	}
 	return done, s.pace()
 }

@@ -33,6 +33,19 @@ func (c *conn) cmdMail(arg string) {
 			c.writeReply(reply{530, "5.7.0", "Authentication required"})
 			return
 		}
+		// A block, deletion or password change since AUTH ends the
+		// session (user agreement 2.7-2.8): a thief's open connection
+		// must not outlive the password it stole.
+		if c.ident.Account != nil {
+			acct, err := c.s.cfg.Policy.Recheck(c.ident, accounts.ServiceSubmission)
+			if err != nil {
+				c.log.Info("submission session ends", "reason", policy.ReasonOf(err))
+				c.writeReply(reply{421, "4.7.0", "Session ended: " + policy.ReasonOf(err) + ", closing connection"})
+				c.closed = true
+				return
+			}
+			c.ident.Account = acct
+		}
 	}
 	p, err := parsePath(arg, "FROM:")
 	if err != nil {

@@ -29,6 +29,9 @@ type env struct {
 	// evidenceKey signs evidence tree heads (serve loads it at start; a
 	// direct command loads cfg.EvidenceKey when it needs it).
 	evidenceKey ed25519.PrivateKey
+	// endSessions, set in the serving process, ends the open sessions
+	// of an account that may no longer use them (user agreement 2.7-2.8).
+	endSessions func(acctID uint64)
 }
 
 func (e *env) policy() *policy.Engine {

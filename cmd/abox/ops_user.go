@@ -274,6 +274,9 @@ func (e *env) updateUser(ctx context.Context, addr, action string, a store.Audit
 	if err != nil {
 		return userView{}, refusal(err)
 	}
+	if e.endSessions != nil {
+		e.endSessions(acct.ID) // only those the change ends: see imapd.EndInvalidSessions
+	}
 	return e.view(&acct, true)
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -79,6 +80,23 @@ type server struct {
 	smtpm    *smtpd.Metrics
 	imapm    *imapd.Metrics
 	httpc    httpConns
+
+	imapMu      sync.Mutex
+	imapServers []*imapd.Server // to end an account's sessions (endSessions)
+}
+
+// endSessions ends the IMAP sessions of an account that may no longer
+// go on (blocked, deleted, password changed); submission sessions are
+// ended at their next MAIL.
+func (s *server) endSessions(acctID uint64) {
+	s.imapMu.Lock()
+	servers := slices.Clone(s.imapServers)
+	s.imapMu.Unlock()
+	for _, is := range servers {
+		if n := is.EndInvalidSessions(acctID); n > 0 {
+			s.log.Info("ended sessions of a changed account", "account_id", acctID, "sessions", n)
+		}
+	}
 }
 
 func (a *app) serve(ctx context.Context) error {
@@ -118,7 +136,7 @@ func (a *app) serve(ctx context.Context) error {
 	pc := cfg.policyConfig()
 	pc.Metrics = policy.NewMetrics(srv.registry)
 	srv.policy = policy.New(st, pc)
-	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy}
+	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy, endSessions: srv.endSessions}
 	if cfg.EvidenceKey != "" {
 		// Refuse to start with a key that cannot sign: evidence would
 		// silently go unsigned.
@@ -240,10 +258,14 @@ func (s *server) smtp(name string, mode smtpd.Mode, implicitTLS bool) service {
 }
 
 func (s *server) imap(name string, implicitTLS bool) service {
-	return imapd.New(imapd.Config{
+	is := imapd.New(imapd.Config{
 		Name: name, TLS: s.tls, ImplicitTLS: implicitTLS, Policy: s.policy, Store: s.store,
 		Log: s.log, Metrics: s.imapm,
 	})
+	s.imapMu.Lock()
+	s.imapServers = append(s.imapServers, is)
+	s.imapMu.Unlock()
+	return is
 }
 
 // httpService serves /healthz and /metrics.

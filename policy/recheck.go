@@ -1,0 +1,35 @@
+package policy
+
+import (
+	"fmt"
+
+	"abox/accounts"
+)
+
+// Recheck says whether a subscriber logged in as id, in a session of
+// service ("imap" or "submission"), may go on. It reads the account as
+// it is now: a block, a deletion, a password change or a class that no
+// longer includes the service since the login ends the session (user
+// agreement 2.7-2.8, 2.12.1: a subscriber who fears a stolen password
+// changes it, and the thief's open sessions must end with it). On
+// success it returns the current account; a trusted sender's identity
+// is returned as it is.
+func (e *Engine) Recheck(id *Identity, service string) (*accounts.Account, error) {
+	if id == nil || id.Account == nil {
+		return nil, nil
+	}
+	acct, err := e.store.AccountByID(id.Account.ID)
+	if err != nil {
+		return nil, &Refusal{Kind: ErrAuthFailed, Reason: "the account no longer exists", Cause: err}
+	}
+	if err := acct.CanLogin(); err != nil {
+		return nil, &Refusal{Kind: ErrAuthFailed, Reason: err.Error(), Cause: err}
+	}
+	if acct.PasswordHash != id.Account.PasswordHash {
+		return nil, &Refusal{Kind: ErrAuthFailed, Reason: "the password was changed since this session logged in; log in again"}
+	}
+	if lim, err := e.LimitsOf(&acct); err == nil && !lim.Allows(service) {
+		return nil, &Refusal{Kind: ErrAuthFailed, Reason: fmt.Sprintf("the %s class no longer includes %s", acct.Class, service)}
+	}
+	return &acct, nil
+}
