@@ -2,6 +2,7 @@ package accounts
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +85,7 @@ func TestTransitionTable(t *testing.T) {
 				if !strings.Contains(err.Error(), "alice@example.kz") {
 					t.Errorf("error %q does not name the account", err)
 				}
-				if *a != before {
+				if !reflect.DeepEqual(*a, before) {
 					t.Errorf("refused transition changed the account:\n got %+v\nwant %+v", *a, before)
 				}
 				return
@@ -254,7 +255,7 @@ func TestPurgeWindow(t *testing.T) {
 				t.Fatalf("Purge = %v, want ok %v", err, tt.ok)
 			}
 			if !tt.ok {
-				if *a != before {
+				if !reflect.DeepEqual(*a, before) {
 					t.Errorf("refused purge changed the account")
 				}
 				return

@@ -69,6 +69,10 @@ type Account struct {
 	// Per-account overrides of the class limits; nil means "as the class".
 	QuotaStorage  *int64 `json:"quota_storage,omitempty"`
 	QuotaMessages *int64 `json:"quota_messages,omitempty"`
+	// BannedServices are services ("imap", "submission") this account
+	// may not use whatever its class allows (user agreement 2.9.2,
+	// 2.10.1: the operator may bar an account from some services).
+	BannedServices []string `json:"banned_services,omitempty"`
 }
 
 // Address is login@domain.

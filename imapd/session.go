@@ -199,7 +199,7 @@ func (s *session) Login(username, password string) error {
 // holder of the password only) a blocked or deleted account.
 func loginError(err error, log *slog.Logger) error {
 	switch {
-	case errors.Is(err, accounts.ErrBlocked):
+	case errors.Is(err, accounts.ErrBlocked), errors.Is(err, policy.ErrServiceDenied):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeContactAdmin, Text: policy.ReasonOf(err)}
 	case errors.Is(err, accounts.ErrPendingDeletion), errors.Is(err, accounts.ErrPurged):
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeExpired, Text: policy.ReasonOf(err)}

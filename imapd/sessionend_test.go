@@ -57,3 +57,40 @@ func TestAccountChangesEndSessions(t *testing.T) {
 	bystander.ok("LOGOUT")
 	carolIdle.ok("LOGOUT")
 }
+
+// TestServiceBans: a class without IMAP, and an account barred from
+// IMAP by the operator (user agreement 2.9.2, 2.10.1), cannot log in; a
+// ban ends the account's open sessions; lifting it lets the account in.
+func TestServiceBans(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.addUser("alice")
+	e.OK("class", "set", "mailonly", "--services", "submission")
+	bob := e.addUser("bob", "--class", "mailonly")
+	s := e.start()
+
+	c := dialIMAPS(t, s.imaps, "bob")
+	if r := c.no("", "LOGIN %s %s", quote(bob), quote(password)); !strings.Contains(r.text, "imap") {
+		t.Errorf("bob's class has no IMAP; LOGIN said %q, want the reason", r.text)
+	}
+
+	open := inInbox(t, s.imaps, "alice-open", alice)
+	open.idle()
+	e.OK("user", "set", alice, "--ban-services", "imap")
+	if line := open.waitFor(regexp.MustCompile(`^\* BYE `)); !strings.Contains(line, "barred") {
+		t.Errorf("alice's open session was told %q, want a BYE saying she is barred", line)
+	}
+	c = dialIMAPS(t, s.imaps, "alice-banned")
+	if r := c.no("", "LOGIN %s %s", quote(alice), quote(password)); !strings.Contains(r.text, "barred from imap") {
+		t.Errorf("LOGIN of a barred account: %q", r.text)
+	}
+	if out := e.OK("user", "show", alice); !strings.Contains(out, "banned:") || !strings.Contains(out, "imap") {
+		t.Errorf("user show lacks the ban:\n%s", out)
+	}
+	e.Fail(2, "user", "set", alice, "--ban-services", "pop3")
+
+	e.OK("user", "set", alice, "--ban-services", "none")
+	c = dialIMAPS(t, s.imaps, "alice-again")
+	c.login(alice)
+	c.ok("LOGOUT")
+}

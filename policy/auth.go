@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -142,8 +141,8 @@ func (e *Engine) authenticate(ctx context.Context, service, username, password s
 	if err := acct.CanLogin(); err != nil {
 		return nil, 0, &Refusal{Kind: ErrAuthFailed, Reason: err.Error(), Cause: err}
 	}
-	if lim, err := e.LimitsOf(&acct); err == nil && !lim.Allows(service) {
-		return nil, 0, &Refusal{Kind: ErrAuthFailed, Reason: fmt.Sprintf("the %s class does not include %s", acct.Class, service)}
+	if err := e.serviceRefusal(&acct, service); err != nil {
+		return nil, 0, err
 	}
 	if err := e.markUsed(ctx, &acct, now); err != nil && !errors.Is(err, store.ErrNoSpace) {
 		// A full disk must not keep subscribers from their mail: the

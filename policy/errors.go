@@ -21,9 +21,13 @@ var (
 	ErrNoConsent    = errors.New("recipient has not consented to official letters")
 	ErrSenderDenied = errors.New("sender address not owned by the authenticated user")
 	ErrAuthFailed   = errors.New("authentication failed")
-	ErrAuthLocked   = errors.New("too many failed logins")
-	ErrAuthBusy     = errors.New("authentication temporarily unavailable")
-	ErrTooManyConns = errors.New("too many connections")
+	// ErrServiceDenied is the cause of an ErrAuthFailed refusal told
+	// only to a caller who gave the right password: the account's class
+	// or an operator ban does not allow the service.
+	ErrServiceDenied = errors.New("service not allowed for this account")
+	ErrAuthLocked    = errors.New("too many failed logins")
+	ErrAuthBusy      = errors.New("authentication temporarily unavailable")
+	ErrTooManyConns  = errors.New("too many connections")
 	// ErrNoStorage: the server's disk is full; mail is refused for now
 	// (SMTP 452 4.3.1), never accepted and lost.
 	ErrNoStorage = errors.New("insufficient system storage")

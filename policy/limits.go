@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"time"
 
 	"abox/accounts"
@@ -23,6 +24,7 @@ type Limits struct {
 	MaxMailboxDepth       int64
 	MaxMailboxNameBytes   int64
 	Services              []string // empty: every service
+	Banned                []string // the account's own bans, on top of Services
 	RetentionTrash        time.Duration
 	RetentionJunk         time.Duration
 	MaxAge                time.Duration
@@ -54,6 +56,7 @@ func EffectiveLimits(a *accounts.Account, c *accounts.Class) Limits {
 	if a.QuotaMessages != nil {
 		l.Messages = *a.QuotaMessages
 	}
+	l.Banned = a.BannedServices
 	return l
 }
 
@@ -65,6 +68,9 @@ func (l Limits) Mailboxes() store.MailboxLimits {
 // Allows reports whether the account may use a service ("imap",
 // "submission").
 func (l Limits) Allows(service string) bool {
+	if slices.Contains(l.Banned, service) {
+		return false
+	}
 	c := accounts.Class{Services: l.Services}
 	return c.Allows(service)
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 
 	"abox/accounts"
 )
@@ -28,8 +29,20 @@ func (e *Engine) Recheck(id *Identity, service string) (*accounts.Account, error
 	if acct.PasswordHash != id.Account.PasswordHash {
 		return nil, &Refusal{Kind: ErrAuthFailed, Reason: "the password was changed since this session logged in; log in again"}
 	}
-	if lim, err := e.LimitsOf(&acct); err == nil && !lim.Allows(service) {
-		return nil, &Refusal{Kind: ErrAuthFailed, Reason: fmt.Sprintf("the %s class no longer includes %s", acct.Class, service)}
+	if err := e.serviceRefusal(&acct, service); err != nil {
+		return nil, err
 	}
 	return &acct, nil
+}
+
+// serviceRefusal says why the account may not use service, or nil: the
+// account's own ban first, then its class.
+func (e *Engine) serviceRefusal(acct *accounts.Account, service string) error {
+	if slices.Contains(acct.BannedServices, service) {
+		return &Refusal{Kind: ErrAuthFailed, Cause: ErrServiceDenied, Reason: fmt.Sprintf("account %s is barred from %s by the operator", acct.Address(), service)}
+	}
+	if lim, err := e.LimitsOf(acct); err == nil && !lim.Allows(service) {
+		return &Refusal{Kind: ErrAuthFailed, Cause: ErrServiceDenied, Reason: fmt.Sprintf("the %s class does not include %s", acct.Class, service)}
+	}
+	return nil
 }

@@ -50,3 +50,33 @@ func TestAccountChangesEndSubmission(t *testing.T) {
 		t.Errorf("MAIL after the block: %q, want a reason saying blocked", r)
 	}
 }
+
+// TestSubmissionBan: an account barred from submission by the operator
+// cannot AUTH there (the reason is told to the password's holder), and
+// its session opened before the ban ends at its next MAIL.
+func TestSubmissionBan(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.addUser("alice")
+	s := e.start()
+	open := dialTLS(t, s.subs)
+	open.ehlo()
+	if r := open.authPlain(alice, password); r.code != 235 {
+		t.Fatalf("AUTH: %q", r)
+	}
+	e.OK("user", "set", alice, "--ban-services", "submission")
+	if r := open.expect("MAIL FROM:<"+alice+">", 421, "4.7.0"); !strings.Contains(r.text(), "barred from submission") {
+		t.Errorf("MAIL after the ban: %q", r)
+	}
+	c := dialTLS(t, s.subs)
+	c.ehlo()
+	if r := c.authPlain(alice, password); r.code != 535 || !strings.Contains(r.text(), "barred from submission") {
+		t.Errorf("AUTH of a barred account: %q, want 535 naming the ban", r)
+	}
+	e.OK("user", "set", alice, "--ban-services", "none")
+	c = dialTLS(t, s.subs)
+	c.ehlo()
+	if r := c.authPlain(alice, password); r.code != 235 {
+		t.Errorf("AUTH after the ban was lifted: %q", r)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -104,12 +105,12 @@ func (a *app) userCmd() *cobra.Command {
 	list.Flags().StringVar(&state, "state", "", "only accounts in this state (active, blocked, pending-deletion, purged)")
 
 	set := &cobra.Command{
-		Use:   "set ADDRESS [--phone P] [--class C] [--quota-storage SIZE|default] [--quota-messages N|default]",
+		Use:   "set ADDRESS [--phone P] [--class C] [--quota-storage SIZE|default] [--quota-messages N|default] [--exempt] [--ban-services LIST|none]",
 		Short: "change data, class or per-account limits", Args: exactArgs("ADDRESS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s := userSetArgs{Address: args[0]}
 			f := cmd.Flags()
-			for name, dst := range map[string]**string{"phone": &s.Phone, "class": &s.Class, "quota-storage": &s.QuotaStorage, "quota-messages": &s.QuotaMessages} {
+			for name, dst := range map[string]**string{"phone": &s.Phone, "class": &s.Class, "quota-storage": &s.QuotaStorage, "quota-messages": &s.QuotaMessages, "ban-services": &s.BanServices} {
 				if f.Changed(name) {
 					v, _ := f.GetString(name)
 					*dst = &v
@@ -129,8 +130,13 @@ func (a *app) userCmd() *cobra.Command {
 				v, _ := f.GetBool("exempt")
 				s.Exempt = &v
 			}
-			if s.Phone == nil && s.Class == nil && s.QuotaStorage == nil && s.QuotaMessages == nil && s.Exempt == nil {
-				return usagef("user set: nothing to change (give --phone, --class, --quota-storage, --quota-messages or --exempt)")
+			if s.BanServices != nil {
+				if _, err := parseBannedServices(*s.BanServices); err != nil {
+					return err
+				}
+			}
+			if s.Phone == nil && s.Class == nil && s.QuotaStorage == nil && s.QuotaMessages == nil && s.Exempt == nil && s.BanServices == nil {
+				return usagef("user set: nothing to change (give --phone, --class, --quota-storage, --quota-messages, --exempt or --ban-services)")
 			}
 			return a.showUser(cmd, "user.set", s, "changed")
 		},
@@ -140,6 +146,7 @@ func (a *app) userCmd() *cobra.Command {
 	set.Flags().String("quota-storage", "", "storage limit for this account (SIZE, 0 = unlimited, default = the class's)")
 	set.Flags().String("quota-messages", "", "message limit for this account (N, 0 = unlimited, default = the class's)")
 	set.Flags().Bool("exempt", false, "a role account never deleted for inactivity (--exempt=false to undo)")
+	set.Flags().String("ban-services", "", "bar this account from services its class allows: imap, submission (comma-separated), or none to lift the ban")
 
 	var certFile string
 	var revoke bool
@@ -252,6 +259,9 @@ func printUser(w io.Writer, v *userView) {
 	}
 	if v.PurgedAt != nil {
 		fmt.Fprintf(tw, "purged:\t%s\n", fmtTime(v.PurgedAt))
+	}
+	if len(v.BannedServices) > 0 {
+		fmt.Fprintf(tw, "banned:\t%s\n", strings.Join(v.BannedServices, ", "))
 	}
 	if c := v.Consent; c != nil {
 		fmt.Fprintf(tw, "consent:\t%s, certificate %s (serial %s, valid to %s)\n", c.RecordedAt.Format(time.RFC3339), c.Subject, c.Serial, c.NotAfter.Format("2006-01-02"))

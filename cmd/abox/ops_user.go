@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ type userView struct {
 	PurgedAt       *time.Time        `json:"purged_at,omitempty"`
 	WarnedAt       *time.Time        `json:"warned_at,omitempty"`
 	Exempt         bool              `json:"exempt,omitempty"`
+	BannedServices []string          `json:"banned_services,omitempty"`
 	Consent        *accounts.Consent `json:"consent,omitempty"`
 	Usage          *usageView        `json:"usage,omitempty"`
 }
@@ -66,6 +68,7 @@ func (e *env) view(a *accounts.Account, withUsage bool) (userView, error) {
 	v.Class, v.Phone, v.LastUseAt = a.Class, a.Phone, timePtr(a.LastUseAt)
 	v.BlockReason, v.BlockedAt, v.DeletionReason = a.BlockReason, timePtr(a.BlockedAt), a.DeletionReason
 	v.Consent, v.WarnedAt, v.Exempt = a.Consent, timePtr(a.WarnedAt), a.Exempt
+	v.BannedServices = a.BannedServices
 	if !withUsage {
 		return v, nil
 	}
@@ -112,6 +115,9 @@ type userSetArgs struct {
 	QuotaStorage  *string `json:"quota_storage,omitempty"`  // SIZE or "default"
 	QuotaMessages *string `json:"quota_messages,omitempty"` // N or "default"
 	Exempt        *bool   `json:"exempt,omitempty"`
+	// BanServices replaces the account's banned services: a list of
+	// imap, submission, or "none".
+	BanServices *string `json:"ban_services,omitempty"`
 }
 
 type consentArgs struct {
@@ -360,8 +366,15 @@ func userSet(ctx context.Context, e *env, a userSetArgs) (userView, error) {
 	if a.Exempt != nil {
 		changes = append(changes, fmt.Sprintf("exempt=%v", *a.Exempt))
 	}
+	var banned []string
+	if a.BanServices != nil {
+		if banned, err = parseBannedServices(*a.BanServices); err != nil {
+			return userView{}, err
+		}
+		changes = append(changes, "ban-services="+*a.BanServices)
+	}
 	if len(changes) == 0 {
-		return userView{}, errors.New("nothing to change: give --phone, --class, --quota-storage, --quota-messages or --exempt")
+		return userView{}, errors.New("nothing to change: give --phone, --class, --quota-storage, --quota-messages, --exempt or --ban-services")
 	}
 	return e.updateUser(ctx, addr, "user.set", because(strings.Join(changes, ", ")), func(x *accounts.Account) error {
 		if x.State == accounts.Purged {
@@ -382,8 +395,31 @@ func userSet(ctx context.Context, e *env, a userSetArgs) (userView, error) {
 		if a.Exempt != nil {
 			x.Exempt = *a.Exempt
 		}
+		if a.BanServices != nil {
+			x.BannedServices = banned
+		}
 		return nil
 	})
+}
+
+// parseBannedServices reads --ban-services: imap and submission,
+// comma-separated, or "none" (no ban).
+func parseBannedServices(v string) ([]string, error) {
+	if strings.EqualFold(strings.TrimSpace(v), "none") {
+		return nil, nil
+	}
+	var out []string
+	for _, sv := range strings.Split(v, ",") {
+		switch sv = strings.ToLower(strings.TrimSpace(sv)); sv {
+		case accounts.ServiceIMAP, accounts.ServiceSubmission:
+			if !slices.Contains(out, sv) {
+				out = append(out, sv)
+			}
+		default:
+			return nil, usageError{fmt.Errorf("--ban-services %q: use imap, submission (comma-separated) or none", sv)}
+		}
+	}
+	return out, nil
 }
 
 // parseCount reads a non-negative whole number (0 = unlimited).
