@@ -3,14 +3,17 @@ package imapd
 import (
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 
+	"abox/accounts"
 	"abox/imapd/wire"
 )
 
 // ID (RFC 2971): the client names itself, the server answers in kind.
-// The client's fields are logged and kept on the session (for the login
-// history to come); both are bounded as RFC 2971 §3.3 bounds a client:
+// The client's fields are logged, kept on the session and put into the
+// account's login history (at login, or when sent after it); all are
+// bounded as RFC 2971 §3.3 bounds a client:
 // at most 30 pairs, field names of 30 octets, values of 1024.
 
 const (
@@ -68,9 +71,49 @@ func cmdID(c *conn, _ string, a *wire.Args, _ bool) status {
 			}
 		}
 		c.sess.log.Info("client ID", slog.Group("id", attrs...))
+		if c.sess.acct != nil {
+			c.sess.noteClientID()
+		}
 	}
 	c.w.Raw(`* ID ("name" "abox" "version" `).String(serverVersion()).Raw(")").CRLF()
 	return okWith("", "ID completed")
+}
+
+// clientString is the client's ID as one line for the login history:
+// its name and version, else every field, bounded.
+func clientString(fields []IDField) string {
+	var name, version string
+	var all []string
+	for _, f := range fields {
+		if f.Nil {
+			continue
+		}
+		switch strings.ToLower(f.Name) {
+		case "name":
+			name = f.Value
+		case "version":
+			version = f.Value
+		}
+		all = append(all, f.Name+"="+f.Value)
+	}
+	s := strings.TrimSpace(name + " " + version)
+	if s == "" {
+		s = strings.Join(all, " ")
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// noteClientID puts the client's ID into the account's login history.
+// A failure to record it is logged, never the client's problem.
+func (s *session) noteClientID() {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	if err := s.srv.cfg.Policy.NoteClientID(ctx, s.acct.ID, accounts.ServiceIMAP, s.ip, clientString(s.clientID)); err != nil {
+		s.log.Warn("client ID not recorded in the login history", "err", err)
+	}
 }
 
 // idParams reads id-params-list: NIL or a list of field and value

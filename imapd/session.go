@@ -192,6 +192,9 @@ func (s *session) Login(username, password string) error {
 	s.log = s.log.With("account", s.acct.Address())
 	s.srv.cfg.Metrics.logins.WithLabelValues(s.srv.cfg.Name, "ok").Inc()
 	s.log.Info("logged in")
+	if len(s.clientID) > 0 {
+		s.noteClientID() // sent before the login: recorded with it
+	}
 	return nil
 }
 

@@ -131,17 +131,33 @@ func (e *Engine) authenticate(ctx context.Context, service, username, password s
 	if err != nil {
 		return nil, 0, err
 	}
+	rec := store.LoginRecord{At: now, Service: service, Address: ip.Unmap().String()}
 	if ok, err := verify(acct.PasswordHash); err != nil {
 		return nil, 0, err
 	} else if !ok {
+		rec.Outcome = "failed"
+		if err := e.noteLogin(ctx, acct.ID, rec); err != nil {
+			return nil, 0, err
+		}
 		return fail("")
 	}
 	e.Limits.LoginSucceeded(ip, key, now)
 	// Only a caller who knows the password learns the account's state.
+	refusal := func(err error) (*Identity, time.Duration, error) {
+		rec.Outcome, rec.Reason = "refused", ReasonOf(err)
+		if nerr := e.noteLogin(ctx, acct.ID, rec); nerr != nil {
+			return nil, 0, nerr
+		}
+		return nil, 0, err
+	}
 	if err := acct.CanLogin(); err != nil {
-		return nil, 0, &Refusal{Kind: ErrAuthFailed, Reason: err.Error(), Cause: err}
+		return refusal(&Refusal{Kind: ErrAuthFailed, Reason: err.Error(), Cause: err})
 	}
 	if err := e.serviceRefusal(&acct, service); err != nil {
+		return refusal(err)
+	}
+	rec.Outcome = "ok"
+	if err := e.noteLogin(ctx, acct.ID, rec); err != nil {
 		return nil, 0, err
 	}
 	if err := e.markUsed(ctx, &acct, now); err != nil && !errors.Is(err, store.ErrNoSpace) {

@@ -35,6 +35,9 @@ type Config struct {
 	// remembered (default 100,000; the least recently used goes first).
 	KnownLoginTTL time.Duration
 	KnownLogins   int
+	// LoginHistory is how long each account's login records are kept
+	// (default 90 days; negative: none are written).
+	LoginHistory time.Duration
 	// Hashing bounds the password checks running at once.
 	Hashing HashLimits
 	// Clock defaults to time.Now.
@@ -93,6 +96,9 @@ func New(st *store.Store, cfg Config) *Engine {
 	}
 	if cfg.KnownLogins == 0 {
 		cfg.KnownLogins = 100_000
+	}
+	if cfg.LoginHistory == 0 {
+		cfg.LoginHistory = 90 * 24 * time.Hour
 	}
 	if cfg.Spam.JunkScore == 0 {
 		cfg.Spam.JunkScore = 5

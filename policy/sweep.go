@@ -59,7 +59,7 @@ func (e *Engine) Sweep(ctx context.Context, at time.Time, dryRun bool, report fu
 	}
 	steps := []func(context.Context, time.Time, bool, func(SweepAction)) error{
 		e.sweepWarnings, e.sweepInactive, e.sweepPurge, e.sweepSealed, e.sweepRetention,
-		e.sweepVanished,
+		e.sweepVanished, e.sweepLoginHistory,
 	}
 	for _, step := range steps {
 		if err := step(ctx, at, dryRun, report); err != nil {
@@ -269,6 +269,17 @@ func (e *Engine) sweepVanished(ctx context.Context, at time.Time, dryRun bool, _
 		return nil
 	}
 	_, err := e.store.PruneVanished(ctx, at.Add(-store.VanishedRetention))
+	return err
+}
+
+// sweepLoginHistory removes login records older than login-history
+// (privacy policy 4: access logs are kept only as long as stated).
+// Bookkeeping: nothing to report.
+func (e *Engine) sweepLoginHistory(ctx context.Context, at time.Time, dryRun bool, _ func(SweepAction)) error {
+	if dryRun {
+		return nil
+	}
+	_, err := e.pruneLoginHistory(ctx, at)
 	return err
 }
 

@@ -54,6 +54,7 @@ var allBuckets = [][]byte{
 	bBlobLocs, bSegments, bSegBlobs, bIncidents, bBackupFiles,
 	bVanished,
 	bEvidence, bEvidenceTree, bEvidenceHeads, bEvidenceMsg,
+	bLogins, bLoginsTime,
 }
 
 func u64(v uint64) []byte {

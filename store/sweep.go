@@ -103,6 +103,9 @@ func (s *Store) destroyContent(ctx context.Context, acct uint64) error {
 			return err
 		}
 	}
+	if err := s.deleteLogins(ctx, acct); err != nil {
+		return err
+	}
 	// With no mailbox left, the usage record goes too.
 	return s.update(ctx, func(t *txn) error { return t.tx.Bucket(bMail).Delete(usageKey(acct)) })
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"abox/accounts"
+	"abox/store"
 )
 
 func (a *app) domainCmd() *cobra.Command {
@@ -195,7 +196,23 @@ func (a *app) userCmd() *cobra.Command {
 			},
 		}
 	}
-	return group("user", "subscriber accounts", add, list, show, passwd, set, block, consent,
+	var limit int
+	logins := &cobra.Command{
+		Use: "logins ADDRESS [--limit N]", Short: "the account's login history, newest first (time, service, address, client, outcome)",
+		Args: exactArgs("ADDRESS"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if limit < 0 {
+				return usagef("--limit must be 0 (all) or more")
+			}
+			var out []store.LoginRecord
+			if err := a.client().call(cmd.Context(), "user.logins", userLoginsArgs{Address: args[0], Limit: limit}, &out); err != nil {
+				return err
+			}
+			return a.emit(out, func(w io.Writer) { printLogins(w, out) })
+		},
+	}
+	logins.Flags().IntVar(&limit, "limit", 50, "at most this many records (0: all kept)")
+	return group("user", "subscriber accounts", add, list, show, passwd, set, block, consent, logins,
 		simple("unblock", "lift an operator block", "user.unblock", "unblocked"),
 		simple("delete", "start the one-month deletion grace", "user.delete", "scheduled for deletion"),
 		simple("restore", "undo a deletion inside its grace", "user.restore", "restored"),
@@ -218,6 +235,27 @@ func (a *app) showUser(cmd *cobra.Command, op string, args any, done string) err
 		}
 		printUser(w, &v)
 	})
+}
+
+func printLogins(w io.Writer, recs []store.LoginRecord) {
+	if len(recs) == 0 {
+		fmt.Fprintln(w, "no logins recorded")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tSERVICE\tADDRESS\tCLIENT\tOUTCOME")
+	for _, r := range recs {
+		client := r.Client
+		if client == "" {
+			client = "-"
+		}
+		outcome := r.Outcome
+		if r.Reason != "" {
+			outcome += " (" + r.Reason + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.At.Format(time.RFC3339), r.Service, r.Address, client, outcome)
+	}
+	tw.Flush()
 }
 
 func fmtTime(t *time.Time) string {

@@ -53,6 +53,7 @@ type Config struct {
 	RspamdURL         string   `toml:"rspamd-url"`            // empty: no rspamd
 	KnownLoginTTL     string   `toml:"known-login-ttl"`       // DURATION a successful login keeps its network known
 	KnownLogins       int      `toml:"known-logins"`          // (account, network) pairs remembered at most
+	LoginHistory      string   `toml:"login-history"`         // DURATION login records are kept; 0: none kept
 	AuthHashes        int      `toml:"auth-hash-concurrency"` // password checks at once; 0: twice the CPUs
 	AuthHashesPerAddr int      `toml:"auth-hash-per-address"` // of them for one client address
 	AuthHashWait      string   `toml:"auth-hash-wait"`        // DURATION a check waits for a slot
@@ -105,6 +106,7 @@ func defaultConfig() Config {
 		DNSTimeout:        "2s",
 		KnownLoginTTL:     "30d",
 		KnownLogins:       100_000,
+		LoginHistory:      "90d",
 		AuthHashesPerAddr: 2,
 		AuthHashWait:      "2s",
 		HTTPConnections:   100,
@@ -333,7 +335,12 @@ func (c *Config) policyConfig() policy.Config {
 		tmpl = string(b)
 	}
 	knownTTL, _ := parseDuration(c.KnownLoginTTL)
+	history, _ := parseDuration(c.LoginHistory)
+	if history == 0 {
+		history = -1 // "0": keep none
+	}
 	return policy.Config{
+		LoginHistory:             history,
 		KnownLoginTTL:            knownTTL,
 		KnownLogins:              c.KnownLogins,
 		Hashing:                  c.hashLimits(),

@@ -18,6 +18,11 @@ func (c *Config) validateLimits() error {
 	} else if d <= 0 {
 		return fmt.Errorf("config: known-login-ttl %s: use a positive duration", c.KnownLoginTTL)
 	}
+	if d, err := parseDuration(c.LoginHistory); err != nil {
+		return fmt.Errorf("config: login-history: %w", err)
+	} else if d < 0 {
+		return fmt.Errorf("config: login-history %s: use a duration, 0 to keep none", c.LoginHistory)
+	}
 	if c.KnownLogins < 1 {
 		return fmt.Errorf("config: known-logins must be at least 1, not %d", c.KnownLogins)
 	}

@@ -103,6 +103,11 @@ type addressArgs struct {
 	Address string `json:"address"`
 }
 
+type userLoginsArgs struct {
+	Address string `json:"address"`
+	Limit   int    `json:"limit,omitempty"`
+}
+
 type passwdArgs struct {
 	Address  string `json:"address"`
 	Password string `json:"password"`
@@ -153,6 +158,21 @@ func normalizeAddress(addr string) (string, error) {
 
 func init() {
 	register("user.add", userAdd)
+	register("user.logins", func(ctx context.Context, e *env, a userLoginsArgs) ([]store.LoginRecord, error) {
+		addr, err := normalizeAddress(a.Address)
+		if err != nil {
+			return nil, err
+		}
+		acct, err := e.store.Account(addr)
+		if err != nil {
+			return nil, refusal(err)
+		}
+		out, err := e.store.Logins(acct.ID, a.Limit)
+		if out == nil {
+			out = []store.LoginRecord{}
+		}
+		return out, err
+	})
 	register("user.show", func(ctx context.Context, e *env, a addressArgs) (userView, error) {
 		addr, err := normalizeAddress(a.Address)
 		if err != nil {
