@@ -6,7 +6,7 @@ DATA ?= ./abox-data
 .PHONY: build run test vet fmt bench clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/abox
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/abox
 
 # Builds and starts a server on the embedded default: a bbolt file in
 # ./abox-data, listeners on 127.0.0.1 (see README.md).

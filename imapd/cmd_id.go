@@ -2,9 +2,7 @@ package imapd
 
 import (
 	"log/slog"
-	"runtime/debug"
 	"strings"
-	"sync"
 
 	"abox/accounts"
 	"abox/imapd/wire"
@@ -28,23 +26,6 @@ type IDField struct {
 	Nil         bool
 }
 
-// serverVersion is abox's version for ID: the module version the binary
-// was built as, else its VCS revision, else "devel".
-var serverVersion = sync.OnceValue(func() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "devel"
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			return s.Value[:12]
-		}
-	}
-	return "devel"
-})
 
 // cmdID answers ID in any state (RFC 2971 §3.1).
 func cmdID(c *conn, _ string, a *wire.Args, _ bool) status {
@@ -75,7 +56,7 @@ func cmdID(c *conn, _ string, a *wire.Args, _ bool) status {
 			c.sess.noteClientID()
 		}
 	}
-	c.w.Raw(`* ID ("name" "abox" "version" `).String(serverVersion()).Raw(")").CRLF()
+	c.w.Raw(`* ID ("name" "abox" "version" `).String(c.srv.version()).Raw(")").CRLF()
 	return okWith("", "ID completed")
 }
 

@@ -25,6 +25,7 @@ type Config struct {
 	Store       *store.Store
 	Log         *slog.Logger
 	Metrics     *Metrics
+	Version     string // abox's version, for ID (default "devel")
 
 	MaxConnections        int // all clients (default 10,000)
 	ConnectionsPerAccount int // default 50
@@ -246,6 +247,13 @@ func (s *Server) forget(sess *session) {
 	delete(s.sessions, sess)
 	s.mu.Unlock()
 	s.cfg.Metrics.sessions.WithLabelValues(s.cfg.Name).Dec()
+}
+
+func (s *Server) version() string {
+	if s.cfg.Version == "" {
+		return "devel"
+	}
+	return s.cfg.Version
 }
 
 func remoteIP(c net.Conn) netip.Addr {

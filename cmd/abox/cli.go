@@ -51,6 +51,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          noArgs,
+		Version:       versionLine(),
 		RunE:          func(cmd *cobra.Command, _ []string) error { return usagef("missing command; see abox --help") },
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := resolveConfig(&a.cfg, a.configPath, cmd.Flags()); err != nil {
@@ -60,6 +61,7 @@ func newRoot() *cobra.Command {
 			return nil
 		},
 	}
+	root.SetVersionTemplate("abox {{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.cfg.Data, "data", a.cfg.Data, "data directory (env ABOX_DATA)")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"abox/evidence"
 	"abox/imapd"
@@ -57,7 +59,40 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.EvidenceKey, "evidence-key", cfg.EvidenceKey, "Ed25519 private key (PEM, mode 0600, kept outside DIR's database) that signs the evidence log's tree heads")
 	f.StringVar(&cfg.EvidenceInterval, "evidence-interval", cfg.EvidenceInterval, "DURATION between signed tree heads (only when the log grew); 0: on demand only")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's /debug/pprof on the HTTP listener (for profiling; keep the listener private)")
+	bindConfigFlags(f, cfg)
 	return c
+}
+
+// bindConfigFlags makes every config key not bound above a flag of its
+// own name too (the README promises keys and flags are the same), with
+// the key's type; the README's configuration table explains each.
+func bindConfigFlags(f *pflag.FlagSet, cfg *Config) {
+	v := reflect.ValueOf(cfg).Elem()
+	for i := range v.NumField() {
+		key := v.Type().Field(i).Tag.Get("toml")
+		if key == "" || key == "data" || f.Lookup(key) != nil {
+			continue
+		}
+		usage := "config key " + key + " (see the README's configuration table)"
+		switch p := v.Field(i).Addr().Interface().(type) {
+		case *string:
+			f.StringVar(p, key, *p, usage)
+		case *int:
+			f.IntVar(p, key, *p, usage)
+		case *bool:
+			f.BoolVar(p, key, *p, usage)
+		case *float64:
+			f.Float64Var(p, key, *p, usage)
+		case *uint32:
+			f.Uint32Var(p, key, *p, usage)
+		case *uint8:
+			f.Uint8Var(p, key, *p, usage)
+		case *[]string:
+			f.StringSliceVar(p, key, *p, usage)
+		default:
+			panic("config key " + key + ": no flag for its type")
+		}
+	}
 }
 
 // service is one protocol server on one listener.
@@ -260,7 +295,7 @@ func (s *server) smtp(name string, mode smtpd.Mode, implicitTLS bool) service {
 func (s *server) imap(name string, implicitTLS bool) service {
 	is := imapd.New(imapd.Config{
 		Name: name, TLS: s.tls, ImplicitTLS: implicitTLS, Policy: s.policy, Store: s.store,
-		Log: s.log, Metrics: s.imapm,
+		Log: s.log, Metrics: s.imapm, Version: version(),
 	})
 	s.imapMu.Lock()
 	s.imapServers = append(s.imapServers, is)
