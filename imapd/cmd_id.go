@@ -26,7 +26,6 @@ type IDField struct {
 	Nil         bool
 }
 
-
 // cmdID answers ID in any state (RFC 2971 §3.1).
 func cmdID(c *conn, _ string, a *wire.Args, _ bool) status {
 	if !a.SP() {
