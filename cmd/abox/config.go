@@ -67,6 +67,7 @@ type Config struct {
 	ReserveSpace      string   `toml:"reserve-space"`               // SIZE kept free on the data disk for checkpoints; "0": none
 	EvidenceKey       string   `toml:"evidence-key"`                // Ed25519 private key (PEM) signing evidence tree heads; empty: none
 	EvidenceInterval  string   `toml:"evidence-interval"`           // DURATION between signed tree heads; "0": on demand only
+	ClientHost        string   `toml:"client-host"`                 // host name mail clients are told to use; empty: hostname
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`

@@ -116,6 +116,10 @@ type server struct {
 	imapm    *imapd.Metrics
 	httpc    httpConns
 
+	// ports are the bound listeners' ports by name (written before
+	// any listener serves), for the documents clients set up from.
+	ports map[string]int
+
 	imapMu      sync.Mutex
 	imapServers []*imapd.Server // to end an account's sessions (endSessions)
 }
@@ -211,6 +215,12 @@ func (a *app) serve(ctx context.Context) error {
 			ln = srv.httpc.listener(ln, cfg.HTTPConnections)
 		}
 		all = append(all, bound{l.name, ln, l.svc})
+	}
+	srv.ports = map[string]int{}
+	for _, b := range all {
+		if ta, ok := b.ln.Addr().(*net.TCPAddr); ok {
+			srv.ports[b.name] = ta.Port
+		}
 	}
 	ctl, err := listenControl(cfg.socketPath(), srv.env)
 	if err != nil {
@@ -317,6 +327,11 @@ func (s *server) httpService() service {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /v1/notices/{id...}", s.noticeHandler)
 	mux.HandleFunc("GET /v1/receipts/{id...}", s.noticeHandler)
+	mux.HandleFunc("GET /.well-known/autoconfig/mail/config-v1.1.xml", s.autoconfigHandler)
+	mux.HandleFunc("GET /mail/config-v1.1.xml", s.autoconfigHandler)
+	mux.HandleFunc("POST /autodiscover/autodiscover.xml", s.autodiscoverHandler)
+	mux.HandleFunc("POST /Autodiscover/Autodiscover.xml", s.autodiscoverHandler)
+	mux.HandleFunc("GET /apple/mail.mobileconfig", s.mobileconfigHandler)
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
