@@ -49,7 +49,7 @@ func (a *app) domainCmd() *cobra.Command {
 			})
 		},
 	}
-	return group("domain", "hosted domains", add, list, remove)
+	return group("domain", "hosted domains", add, list, remove, a.domainDNSCmd())
 }
 
 func (a *app) userCmd() *cobra.Command {
