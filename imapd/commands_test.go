@@ -8,13 +8,14 @@ package imapd_test
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCommandBudgetAcrossReconnects: an abusive loop is throttled, and
 // reconnecting gives it nothing back. At 5 commands a minute a command
 // past the burst would wait 12 s, longer than any is held, so it is
-// refused at once: the loop gets exactly its burst (plus at most one
-// token if the machine is slow enough for 12 s to pass), NOOPs (which
+// refused at once: the loop gets exactly its burst (plus the tokens
+// earned if the machine is slow enough for 12 s to pass), NOOPs (which
 // go-imap answers itself) included; then BYE.
 func TestCommandBudgetAcrossReconnects(t *testing.T) {
 	t.Parallel()
@@ -28,6 +29,7 @@ func TestCommandBudgetAcrossReconnects(t *testing.T) {
 	// 10 serves 7 STATUS and 3 NOOPs. A NOOP over the budget is still
 	// answered OK (go-imap answers it; see the report) but counts.
 	served, limited, byes := 0, 0, 0
+	start := time.Now()
 	for conn := range 4 {
 		c := dialIMAPS(t, s.imaps, "alice")
 		c.login(alice)
@@ -59,10 +61,13 @@ func TestCommandBudgetAcrossReconnects(t *testing.T) {
 			}
 		}
 	}
+	// A token comes back every 12 s: on a loaded machine the loop may
+	// take long enough to earn some; the bound allows exactly those.
+	earned := int(time.Since(start)/(12*time.Second)) + 1
 	refused := s.metric(t, "abox_imap_rate_limited_total")
 	t.Logf("%d STATUS served, %d NO [LIMIT], %.0f commands refused, %d BYE over 4 connections", served, limited, refused, byes)
-	if served < 7 || served > 8 {
-		t.Errorf("%d STATUS served over 4 connections, want the 7 of the burst (8 at most)", served)
+	if served < 7 || served > 7+earned {
+		t.Errorf("%d STATUS served over 4 connections, want the 7 of the burst (%d at most, with the tokens earned meanwhile)", served, 7+earned)
 	}
 	if refused < 50 || byes < 4 {
 		t.Errorf("%.0f refusals and %d BYE: the loop was not stopped on every connection", refused, byes)
