@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/trustelem/zxcvbn"
+	"golang.org/x/net/idna"
 )
 
 // Rules are the operator's rules for logins, phone numbers and passwords
@@ -270,9 +271,14 @@ func NormalizeDomain(domain string) (string, error) {
 	if d == "" {
 		return "", newError(ErrInvalidDomain, "domain is empty")
 	}
-	if i, what := firstNonASCII(d); i >= 0 {
-		return "", newError(ErrInvalidDomain,
-			"domain %q: character %d is %s: give internationalised names in punycode (xn--...)", domain, i+1, what)
+	if i, _ := firstNonASCII(d); i >= 0 {
+		// An internationalised name is kept in its A-label form (RFC
+		// 5890), the form DNS and SMTP without SMTPUTF8 know it by.
+		a, err := idna.Registration.ToASCII(strings.ToLower(d))
+		if err != nil {
+			return "", newError(ErrInvalidDomain, "domain %q is not a valid internationalised name (IDNA 2008): %v", domain, err)
+		}
+		d = a
 	}
 	d = strings.ToLower(d)
 	if len(d) > 253 {

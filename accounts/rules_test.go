@@ -231,7 +231,9 @@ func TestNormalizeDomain(t *testing.T) {
 		{"trailing hyphen", "example-.kz", "", true},
 		{"underscore", "my_post.kz", "", true},
 		{"space", "example .kz", "", true},
-		{"unicode IDN", "почта.қаз", "", true},
+		{"unicode IDN", "почта.қаз", "xn--80a1acny.xn--80ao21a", false},
+		{"unicode IDN upper case", "ПРИМЕР.РФ", "xn--e1afmkfd.xn--p1ai", false},
+		{"unicode IDN with underscore", "a_b.рф", "", true},
 		{"IP address", "10.0.0.1", "", true},
 		{"at sign", "alice@example.kz", "", true},
 	}
@@ -251,9 +253,19 @@ func TestNormalizeDomain(t *testing.T) {
 	}
 }
 
-func TestIDNMessageMentionsPunycode(t *testing.T) {
-	_, err := NormalizeDomain("почта.қаз")
-	if err == nil || !strings.Contains(err.Error(), "punycode") || !strings.Contains(err.Error(), "xn--") {
-		t.Errorf("error = %v, want a mention of punycode xn--", err)
+// TestIDNIsOneDomain: a domain in Unicode and in its xn-- form is the
+// same domain in addresses too (RFC 5890), and reads back in Unicode.
+func TestIDNIsOneDomain(t *testing.T) {
+	for _, addr := range []string{"Alice@пример.рф", "alice@ПРИМЕР.РФ", "alice@xn--e1afmkfd.xn--p1ai", "ALICE@XN--E1AFMKFD.XN--P1AI"} {
+		login, domain, ok := SplitAddress(addr)
+		if !ok || login != "alice" || domain != "xn--e1afmkfd.xn--p1ai" {
+			t.Errorf("SplitAddress(%q) = %q %q %v, want alice xn--e1afmkfd.xn--p1ai", addr, login, domain, ok)
+		}
+	}
+	if u := UnicodeDomain("xn--e1afmkfd.xn--p1ai"); u != "пример.рф" {
+		t.Errorf("UnicodeDomain = %q", u)
+	}
+	if u := UnicodeDomain("example.kz"); u != "example.kz" {
+		t.Errorf("UnicodeDomain(example.kz) = %q", u)
 	}
 }

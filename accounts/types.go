@@ -3,6 +3,8 @@ package accounts
 import (
 	"strings"
 	"time"
+
+	"golang.org/x/net/idna"
 )
 
 // State is where an account stands in its lifecycle (user agreement
@@ -79,13 +81,43 @@ type Account struct {
 func (a *Account) Address() string { return a.Login + "@" + a.Domain }
 
 // SplitAddress splits an address at its last '@' and lower-cases both
-// halves. It does not validate them.
+// halves; a domain written in Unicode becomes its A-label (xn--) form,
+// so пример.рф and xn--e1afmkfd.xn--p1ai are one domain everywhere
+// (RFC 5890, RFC 6531 §3.2). It does not validate them.
 func SplitAddress(addr string) (login, domain string, ok bool) {
 	i := strings.LastIndexByte(addr, '@')
 	if i <= 0 || i == len(addr)-1 {
 		return "", "", false
 	}
-	return strings.ToLower(addr[:i]), strings.ToLower(addr[i+1:]), true
+	return strings.ToLower(addr[:i]), ASCIIDomain(addr[i+1:]), true
+}
+
+// ASCIIDomain is a domain in lower-case A-label form: an ASCII one only
+// lower-cased, a Unicode one mapped and converted as for a lookup
+// (UTS #46). A name that does not convert is returned lower-cased, so it
+// matches no hosted domain rather than a wrong one.
+func ASCIIDomain(d string) string {
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			if a, err := idna.Lookup.ToASCII(d); err == nil {
+				return strings.ToLower(a)
+			}
+			return strings.ToLower(d)
+		}
+	}
+	return strings.ToLower(d)
+}
+
+// UnicodeDomain is how a hosted domain reads to people: its U-label
+// form when it is internationalised, else itself.
+func UnicodeDomain(d string) string {
+	if !strings.Contains(d, "xn--") {
+		return d
+	}
+	if u, err := idna.Lookup.ToUnicode(d); err == nil {
+		return u
+	}
+	return d
 }
 
 // Consent records the X.509 certificate a subscriber confirmed the

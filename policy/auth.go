@@ -33,7 +33,7 @@ func (id *Identity) Name() string {
 // Owns reports whether the identity may use addr as envelope or header
 // sender: a subscriber its own address, a trusted sender its --from list.
 func (id *Identity) Owns(addr string) bool {
-	addr = strings.ToLower(strings.TrimSpace(addr))
+	addr = canonicalAddress(addr)
 	if id.Sender != nil {
 		for _, f := range id.Sender.From {
 			if f == addr {
@@ -43,6 +43,17 @@ func (id *Identity) Owns(addr string) bool {
 		return false
 	}
 	return addr == id.Account.Address()
+}
+
+// canonicalAddress is an address as abox keys it: lower case, its domain
+// in A-label form (a Unicode domain and its xn-- form are one domain). A
+// name without '@' (a trusted sender's) is only lower-cased.
+func canonicalAddress(s string) string {
+	s = strings.TrimSpace(s)
+	if login, domain, ok := accounts.SplitAddress(s); ok {
+		return login + "@" + domain
+	}
+	return strings.ToLower(s)
 }
 
 // dummyHash is verified against when the user does not exist, so that a
@@ -71,7 +82,7 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 
 func (e *Engine) authenticate(ctx context.Context, service, username, password string, ip netip.Addr) (*Identity, time.Duration, error) {
 	now := e.clock()
-	key := strings.ToLower(strings.TrimSpace(username))
+	key := canonicalAddress(username)
 	delay, err := e.Limits.LoginAllowed(ip, key, now)
 	if err != nil {
 		return nil, 0, err

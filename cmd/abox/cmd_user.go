@@ -44,7 +44,11 @@ func (a *app) domainCmd() *cobra.Command {
 			}
 			return a.emit(vs, func(w io.Writer) {
 				for _, v := range vs {
-					fmt.Fprintln(w, v.Domain)
+					if v.Unicode != "" {
+						fmt.Fprintf(w, "%s (%s)\n", v.Domain, v.Unicode)
+					} else {
+						fmt.Fprintln(w, v.Domain)
+					}
 				}
 			})
 		},

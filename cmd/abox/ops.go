@@ -92,8 +92,17 @@ type domainArgs struct {
 }
 
 type domainView struct {
-	Domain    string    `json:"domain"`
+	Domain    string    `json:"domain"`            // A-label (xn--) form for an internationalised name
+	Unicode   string    `json:"unicode,omitempty"` // its Unicode form, when it differs
 	CreatedAt time.Time `json:"created_at"`
+}
+
+func newDomainView(name string, created time.Time) domainView {
+	v := domainView{Domain: name, CreatedAt: created}
+	if u := accounts.UnicodeDomain(name); u != name {
+		v.Unicode = u
+	}
+	return v
 }
 
 func init() {
@@ -105,7 +114,7 @@ func init() {
 		if err := e.store.AddDomain(ctx, name, operator); err != nil {
 			return domainView{}, err
 		}
-		return domainView{Domain: name, CreatedAt: e.now().UTC()}, nil
+		return newDomainView(name, e.now().UTC()), nil
 	})
 	register("domain.remove", func(ctx context.Context, e *env, a domainArgs) (domainView, error) {
 		name, err := accounts.NormalizeDomain(a.Domain)
@@ -118,7 +127,7 @@ func init() {
 		ds, err := e.store.Domains()
 		out := []domainView{}
 		for _, d := range ds {
-			out = append(out, domainView{Domain: d.Name, CreatedAt: d.CreatedAt})
+			out = append(out, newDomainView(d.Name, d.CreatedAt))
 		}
 		return out, err
 	})
