@@ -100,7 +100,17 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 	m.accepted.WithLabelValues(c.s.cfg.Name).Inc()
 	m.bytes.WithLabelValues(c.s.cfg.Name).Add(float64(len(stored)))
 	m.latency.WithLabelValues(c.s.cfg.Name).Observe(time.Since(start).Seconds())
-	c.log.Info("delivered", append([]any{"from", tx.from, "recipients", len(tx.rcpts), "bytes", len(stored)}, verdict...)...)
+	msgID := ""
+	if official != nil {
+		msgID = official.MessageID
+	} else {
+		msgID = messageID(body)
+	}
+	to := make([]string, len(tx.rcpts))
+	for i, r := range tx.rcpts {
+		to[i] = r.Address
+	}
+	c.log.Info("delivered", append([]any{"from", tx.from, "to", to, "message_id", msgID, "bytes", len(stored)}, verdict...)...)
 	c.writeReply(reply{250, "2.0.0", "OK: stored as " + c.id})
 }
 

@@ -35,6 +35,23 @@ func TestInternationalisedDomain(t *testing.T) {
 	c.send(message("sender@example.com", "alice@xn--e1afmkfd.xn--p1ai", "ascii", "the A-label form") + ".\r\n")
 	c.want("DATA", 250, "2.0.0")
 	e.wantMessages("alice@пример.рф", 2)
+	// Each delivery's log line names its recipients (as stored) and its
+	// Message-ID.
+	var logged int
+	for _, r := range s.Log.Records() {
+		if r["msg"] != "delivered" {
+			continue
+		}
+		to, _ := r["to"].([]any)
+		id, _ := r["message_id"].(string)
+		if len(to) != 1 || to[0] != "alice@xn--e1afmkfd.xn--p1ai" || !strings.HasSuffix(id, ".test@client.test") {
+			t.Errorf("delivered line: to %v, message_id %q", r["to"], id)
+		}
+		logged++
+	}
+	if logged != 2 {
+		t.Errorf("%d delivered lines, want 2", logged)
+	}
 
 	for _, user := range []string{"alice@пример.рф", "alice@xn--e1afmkfd.xn--p1ai"} {
 		sub := dialTLS(t, s.subs)
