@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"abox/imapd/wire"
+	"abox/store"
 )
 
 // literalReader is an APPEND message read whole by the command reader.
@@ -19,9 +21,20 @@ type literalReader struct {
 
 func (l literalReader) Size() int64 { return l.n }
 
-// cmdAppend answers APPEND (RFC 9051 §6.3.12) with APPENDUID (RFC 4315).
-// The message's literal was read with the command, its size checked
-// against the account's limit before a byte of it was.
+// appendCaps are the APPEND extensions built here.
+var appendCaps = []string{"MULTIAPPEND", "CATENATE"}
+
+// cmdAppend answers APPEND (RFC 9051 §6.3.12) with APPENDUID (RFC
+// 4315), MULTIAPPEND (RFC 3502: several messages, stored all or none)
+// and CATENATE (RFC 4469: a message made of TEXT literals and URLs of
+// the user's own messages). The literals were read with the command,
+// each checked against the account's limit before a byte of it was
+// (appendLiteral).
+//
+//	append         = "APPEND" SP mailbox 1*append-message
+//	append-message = append-opts SP append-data
+//	append-opts    = [SP flag-list] [SP date-time]
+//	append-data    = literal / literal8 / "CATENATE" SP "(" cat-part *(SP cat-part) ")"
 func cmdAppend(c *conn, _ string, a *wire.Args, _ bool) status {
 	if !a.SP() {
 		return badArgs(a)
@@ -30,39 +43,200 @@ func cmdAppend(c *conn, _ string, a *wire.Args, _ bool) status {
 	if !ok {
 		return bad
 	}
-	if !a.SP() {
+	var msgs []appendMessage
+	for a.Accept(' ') {
+		m, bad := appendMessageArg(a)
+		if bad != nil {
+			return *bad
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) == 0 || a.End() != nil {
 		return badArgs(a)
 	}
-	o := &imap.AppendOptions{}
+	if len(msgs) == 1 && msgs[0].parts == nil {
+		m := msgs[0]
+		res, err := c.sess.Append(name, literalReader{bytes.NewReader(m.data), int64(len(m.data))}, &imap.AppendOptions{Flags: m.flags, Time: m.date})
+		if err != nil {
+			return answer("APPEND", err)
+		}
+		return okWith(fmt.Sprintf("APPENDUID %d %d", res.UIDValidity, res.UID), "APPEND completed")
+	}
+	res, err := c.sess.appendMessages(name, msgs)
+	if err != nil {
+		return answer("APPEND", err)
+	}
+	uids := fmt.Sprint(res[0].UID)
+	if last := res[len(res)-1].UID; last != res[0].UID {
+		uids += fmt.Sprintf(":%d", last) // one transaction: consecutive UIDs
+	}
+	return okWith(fmt.Sprintf("APPENDUID %d %s", res[0].UIDValidity, uids), "APPEND completed")
+}
+
+// appendMessage is one message of an APPEND: its options and either its
+// literal or, for CATENATE, its parts.
+type appendMessage struct {
+	flags []imap.Flag
+	date  time.Time
+	data  []byte
+	parts []catPart
+}
+
+// appendMessageArg reads append-opts SP append-data (after the space
+// before them); bad is the answer when they cannot be read.
+func appendMessageArg(a *wire.Args) (m appendMessage, bad *status) {
+	fail := func() (appendMessage, *status) { st := badArgs(a); return m, &st }
 	if a.Peek() == '(' {
 		if !a.List(true, func() bool {
 			f, ok := a.Flag(false)
-			o.Flags = append(o.Flags, imap.Flag(f))
+			m.flags = append(m.flags, imap.Flag(f))
 			return ok
 		}) || !a.SP() {
-			return badArgs(a)
+			return fail()
 		}
 	}
 	if a.Peek() == '"' {
 		t, ok := a.Quoted()
 		if !ok || !a.SP() {
-			return badArgs(a)
+			return fail()
 		}
 		d, err := time.Parse("_2-Jan-2006 15:04:05 -0700", t)
 		if err != nil {
-			return status{"BAD", "", fmt.Sprintf("bad date-time %q", t)}
+			return m, &status{"BAD", "", fmt.Sprintf("bad date-time %q", t)}
 		}
-		o.Time = d
+		m.date = d
 	}
-	data, _, ok := a.Literal()
-	if !ok || a.End() != nil {
-		return badArgs(a)
+	if a.AcceptWord("CATENATE") {
+		var ok bool
+		if m.parts, ok = catenateArg(a); !ok {
+			return fail()
+		}
+		return m, nil
 	}
-	res, err := c.sess.Append(name, literalReader{bytes.NewReader(data), int64(len(data))}, o)
+	var ok bool
+	if m.data, _, ok = a.Literal(); !ok {
+		return fail()
+	}
+	return m, nil
+}
+
+// appendBudget counts the literals of the APPEND being read; the
+// connection resets it before reading each command.
+type appendBudget struct {
+	bytes    int64
+	literals int
+}
+
+// maxAppendCommand bounds the bytes of one APPEND with several literals
+// (MULTIAPPEND, CATENATE's TEXT parts, and the messages CATENATE
+// builds), when the account's message size limit is smaller: the
+// command is held in memory until it is read whole and stored in one
+// transaction.
+const maxAppendCommand = 64 << 20
+
+// appendCommandLimit is the bound on one APPEND's bytes beyond its first
+// literal: maxAppendCommand, or one message of the account's size limit
+// if that is larger, so the largest single message always fits.
+func (c *conn) appendCommandLimit() int64 {
+	return max(maxAppendCommand, int64(c.sess.appendLimit()))
+}
+
+// appendLiteral decides on a literal of an APPEND before a byte of it is
+// read: each within the account's message size limit (APPENDLIMIT, NO
+// [TOOBIG]), and, from the second literal of the command on, their sum
+// within appendCommandLimit (NO [LIMIT]) and the storage the account
+// has left (NO [OVERQUOTA]). A synchronizing literal refused here is
+// never requested and the command ends; a refused non-synchronizing
+// one ends the connection (conn.readError): RFC 3502 §6.3.11 lets the
+// server either read all the literals or close.
+func (c *conn) appendLiteral(size int64) error {
+	if limit := int64(c.sess.appendLimit()); limit > 0 && size > limit {
+		return errTooBig{limit}
+	}
+	b := &c.appendBudget
+	b.bytes += size
+	b.literals++
+	if b.literals == 1 {
+		return nil // one message: as large as the limit allows, quota checked when stored
+	}
+	if limit := c.appendCommandLimit(); b.bytes > limit {
+		return appendRefused{imap.ResponseCodeLimit, fmt.Sprintf("one APPEND may carry at most %d bytes", limit)}
+	}
+	// The account as it is now (a quota raised or lowered meanwhile),
+	// as the command will see it when it runs.
+	acct, err := c.sess.srv.cfg.Store.AccountByID(c.sess.acct.ID)
 	if err != nil {
-		return answer("APPEND", err)
+		return nil // the command answers for it
 	}
-	return okWith(fmt.Sprintf("APPENDUID %d %d", res.UIDValidity, res.UID), "APPEND completed")
+	room, err := c.sess.srv.cfg.Policy.AppendRoom(&acct)
+	if err == nil && room >= 0 && b.bytes > room {
+		return appendRefused{imap.ResponseCodeOverQuota, "the messages would pass the mailbox's quota"}
+	}
+	return nil
+}
+
+// appendRefused is a literal of an APPEND refused with a response code
+// other than TOOBIG.
+type appendRefused struct {
+	code imap.ResponseCode
+	text string
+}
+
+func (e appendRefused) Error() string { return e.text }
+
+// appendRefusedCode is the response code of a refused APPEND literal,
+// or "" when it is not an appendRefused.
+func appendRefusedCode(err error) string {
+	var ar appendRefused
+	if errors.As(err, &ar) {
+		return string(ar.code)
+	}
+	return ""
+}
+
+// appendMessages stores the messages of a MULTIAPPEND, or a CATENATE
+// message, in one transaction: all of them or none (RFC 3502 §6.3.11).
+// CATENATE's parts are resolved first, so a bad URL stores nothing.
+func (s *session) appendMessages(mailbox string, msgs []appendMessage) ([]store.Delivered, error) {
+	done, err := s.enter("APPEND")
+	defer done()
+	if err != nil {
+		return nil, err
+	}
+	mb, err := s.srv.cfg.Store.MailboxByName(s.acct.ID, mailbox)
+	if err != nil {
+		return nil, tryCreate(err, s.log)
+	}
+	limit := int64(s.appendLimit())
+	total := int64(0)
+	out := make([]store.AppendMessage, len(msgs))
+	for i, m := range msgs {
+		if err := validFlags(m.flags); err != nil {
+			return nil, err
+		}
+		body := m.data
+		if m.parts != nil {
+			if body, err = s.catenate(m.parts, limit); err != nil {
+				return nil, err
+			}
+		}
+		if total += int64(len(body)); total > max(maxAppendCommand, limit) {
+			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+				Text: fmt.Sprintf("one APPEND may carry at most %d bytes", max(maxAppendCommand, limit))}
+		}
+		date := m.date
+		if date.IsZero() {
+			date = s.srv.cfg.Policy.Now()
+		}
+		out[i] = store.AppendMessage{Body: body, Flags: storeFlags(m.flags), InternalDate: date}
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	res, err := s.srv.cfg.Policy.AppendMessages(ctx, s.acct, mb.Name, out)
+	if err != nil {
+		return nil, tryCreate(err, s.log)
+	}
+	return res, nil
 }
 
 // Append answers APPEND (RFC 9051 §6.3.12) with APPENDUID. The size and

@@ -40,6 +40,7 @@ func (c *conn) capabilities() string {
 	caps = append(caps, previewCaps...)
 	caps = append(caps, fmt.Sprintf("APPENDLIMIT=%d", c.sess.appendLimit()))
 	caps = append(caps, "COMPRESS=DEFLATE")
+	caps = append(caps, appendCaps...)
 	return strings.Join(caps, " ")
 }
 
