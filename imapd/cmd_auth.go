@@ -41,6 +41,7 @@ func (c *conn) capabilities() string {
 	caps = append(caps, fmt.Sprintf("APPENDLIMIT=%d", c.sess.appendLimit()))
 	caps = append(caps, "COMPRESS=DEFLATE")
 	caps = append(caps, appendCaps...)
+	caps = append(caps, createCaps...)
 	return strings.Join(caps, " ")
 }
 

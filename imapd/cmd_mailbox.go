@@ -86,8 +86,12 @@ func cmdCreate(c *conn, _ string, a *wire.Args, _ bool) status {
 	if !ok {
 		return bad
 	}
-	if a.End() != nil {
-		return badArgs(a)
+	uses, badUse := createParamsArg(a)
+	if badUse != nil {
+		return *badUse
+	}
+	if len(uses) > 0 {
+		return answer("CREATE", c.sess.createWithUse(name, uses))
 	}
 	return answer("CREATE", c.sess.Create(name, &imap.CreateOptions{}))
 }
