@@ -45,9 +45,9 @@ func cmdAppend(c *conn, _ string, a *wire.Args, _ bool) status {
 	}
 	var msgs []appendMessage
 	for a.Accept(' ') {
-		m, bad := appendMessageArg(a)
-		if bad != nil {
-			return *bad
+		m, badMsg := appendMessageArg(a)
+		if badMsg != nil {
+			return *badMsg
 		}
 		msgs = append(msgs, m)
 	}
@@ -134,17 +134,16 @@ type appendBudget struct {
 // transaction.
 const maxAppendCommand = 64 << 20
 
-// appendCommandLimit is the bound on one APPEND's bytes beyond its first
-// literal: maxAppendCommand, or one message of the account's size limit
-// if that is larger, so the largest single message always fits.
-func (c *conn) appendCommandLimit() int64 {
-	return max(maxAppendCommand, int64(c.sess.appendLimit()))
-}
+// appendCommandBound is the bound on the bytes of one APPEND with
+// several literals or messages, for an account whose messages are
+// limited to limit bytes: maxAppendCommand, or one message if that is
+// larger, so the largest single message always fits.
+func appendCommandBound(limit int64) int64 { return max(maxAppendCommand, limit) }
 
 // appendLiteral decides on a literal of an APPEND before a byte of it is
 // read: each within the account's message size limit (APPENDLIMIT, NO
 // [TOOBIG]), and, from the second literal of the command on, their sum
-// within appendCommandLimit (NO [LIMIT]) and the storage the account
+// within appendCommandBound (NO [LIMIT]) and the storage the account
 // has left (NO [OVERQUOTA]). A synchronizing literal refused here is
 // never requested and the command ends; a refused non-synchronizing
 // one ends the connection (conn.readError): RFC 3502 §6.3.11 lets the
@@ -159,7 +158,7 @@ func (c *conn) appendLiteral(size int64) error {
 	if b.literals == 1 {
 		return nil // one message: as large as the limit allows, quota checked when stored
 	}
-	if limit := c.appendCommandLimit(); b.bytes > limit {
+	if limit := appendCommandBound(int64(c.sess.appendLimit())); b.bytes > limit {
 		return appendRefused{imap.ResponseCodeLimit, fmt.Sprintf("one APPEND may carry at most %d bytes", limit)}
 	}
 	// The account as it is now (a quota raised or lowered meanwhile),
@@ -209,6 +208,7 @@ func (s *session) appendMessages(mailbox string, msgs []appendMessage) ([]store.
 	}
 	limit := int64(s.appendLimit())
 	total := int64(0)
+	src := &urlSource{}
 	out := make([]store.AppendMessage, len(msgs))
 	for i, m := range msgs {
 		if err := validFlags(m.flags); err != nil {
@@ -216,13 +216,13 @@ func (s *session) appendMessages(mailbox string, msgs []appendMessage) ([]store.
 		}
 		body := m.data
 		if m.parts != nil {
-			if body, err = s.catenate(m.parts, limit); err != nil {
+			if body, err = s.catenate(m.parts, limit, src); err != nil {
 				return nil, err
 			}
 		}
-		if total += int64(len(body)); total > max(maxAppendCommand, limit) {
+		if total += int64(len(body)); total > appendCommandBound(limit) {
 			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
-				Text: fmt.Sprintf("one APPEND may carry at most %d bytes", max(maxAppendCommand, limit))}
+				Text: fmt.Sprintf("one APPEND may carry at most %d bytes", appendCommandBound(limit))}
 		}
 		date := m.date
 		if date.IsZero() {

@@ -65,14 +65,15 @@ func catenateArg(a *wire.Args) ([]catPart, bool) {
 
 // catenate builds a CATENATE message from its parts, at most limit
 // bytes (NO [TOOBIG], RFC 4469 §5 and RFC 7889). A URL that cannot be
-// served is NO [BADURL url] and nothing is appended.
-func (s *session) catenate(parts []catPart, limit int64) ([]byte, error) {
+// served is NO [BADURL url] and nothing is appended. src carries the
+// command's reads of stored messages from one message to the next.
+func (s *session) catenate(parts []catPart, limit int64, src *urlSource) ([]byte, error) {
 	var body []byte
 	for _, p := range parts {
 		data := p.text
 		if p.isURL {
 			var err error
-			if data, err = s.urlData(p.url); err != nil {
+			if data, err = s.urlData(p.url, src); err != nil {
 				return nil, err
 			}
 		}
@@ -83,6 +84,42 @@ func (s *session) catenate(parts []catPart, limit int64) ([]byte, error) {
 		body = append(body, data...)
 	}
 	return body, nil
+}
+
+// maxURLReads bounds the bytes of stored messages one APPEND's URLs may
+// read. A URL's section is cut from its whole message, and a command's
+// text has room for thousands of URLs: without it, one command could
+// copy a large message thousands of times.
+const maxURLReads = 256 << 20
+
+// urlSource is what one APPEND's URLs have read: the last message (URLs
+// to several sections of one message read it once) and the bytes read.
+type urlSource struct {
+	blob  uint64
+	body  []byte
+	info  *msginfo.Info
+	bytes int64
+}
+
+// message returns a stored message's body and structure.
+func (u *urlSource) message(s *session, blob uint64) ([]byte, *msginfo.Info, error) {
+	if u.body != nil && u.blob == blob {
+		return u.body, u.info, nil
+	}
+	body, raw, err := s.srv.cfg.Store.Body(blob)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.bytes += int64(len(body)); u.bytes > maxURLReads {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+			Text: fmt.Sprintf("the URLs of one APPEND may read at most %d bytes of stored messages", maxURLReads)}
+	}
+	info, err := msginfo.Decode(raw)
+	if err != nil {
+		info = msginfo.Parse(body)
+	}
+	u.blob, u.body, u.info = blob, body, info
+	return body, info, nil
 }
 
 // errBadURL explains why a URL was refused; badURL makes it an answer.
@@ -119,7 +156,7 @@ func urlRespText(raw string) string {
 // body of an official letter (the whole message, TEXT, or any part) is
 // refused as a URL; its HEADER, which a FETCH may read without it
 // counting, is allowed.
-func (s *session) urlData(raw string) ([]byte, error) {
+func (s *session) urlData(raw string, src *urlSource) ([]byte, error) {
 	u, err := parseIMAPURL(raw)
 	if err != nil {
 		return nil, badURL(raw, err)
@@ -146,16 +183,12 @@ func (s *session) urlData(raw string) ([]byte, error) {
 	if m.Official() && !headerOnly {
 		return nil, badURL(raw, errors.New("the body of an official letter is read by FETCH only, so its reading is recorded"))
 	}
-	body, raws, err := s.srv.cfg.Store.Body(m.Blob)
+	body, info, err := src.message(s, m.Blob)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, badURL(raw, fmt.Errorf("the message with UID %d was expunged", u.uid))
 	}
 	if err != nil {
 		return nil, noFor(err, s.log)
-	}
-	info, err := msginfo.Decode(raws)
-	if err != nil {
-		info = msginfo.Parse(body)
 	}
 	if !sectionExists(info.Structure, &u.section) {
 		return nil, badURL(raw, fmt.Errorf("message %d has no section %s", u.uid, u.sectionText))

@@ -93,3 +93,30 @@ func TestPythonImaplibMultiAppendCatenate(t *testing.T) {
 	}
 	e.Check()
 }
+
+// TestCatenateURLReadsBounded: one APPEND's URLs read at most 256 MiB of
+// stored messages (each URL's section is cut from its whole message);
+// URLs into one message read it once.
+func TestCatenateURLReadsBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.addUser("alice")
+	s := e.start()
+	c := dialIMAPS(t, s.imaps, "alice")
+	c.login(alice)
+	large := func(n int) string {
+		return crlf(fmt.Sprintf("Subject: large %d\n\n", n)) + strings.Repeat("0123456789abcdef0123456789abcde\r\n", (1<<20)/33)
+	}
+	c.ok("APPEND INBOX %s %s", literal(large(1)), literal(large(2)))
+	var same, alternating strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&same, ` URL "/INBOX/;UID=1/;SECTION=HEADER"`)
+		fmt.Fprintf(&alternating, ` URL "/INBOX/;UID=%d/;SECTION=HEADER"`, i%2+1)
+	}
+	c.ok("APPEND Drafts CATENATE (%s)", same.String()[1:])
+	c.no("LIMIT", "APPEND Drafts CATENATE (%s)", alternating.String()[1:])
+	if n := c.messages("Drafts"); n != 1 {
+		t.Errorf("Drafts holds %d, want 1", n)
+	}
+	e.Check()
+}
