@@ -54,6 +54,13 @@ func cmdAppend(c *conn, _ string, a *wire.Args, _ bool) status {
 	if len(msgs) == 0 || a.End() != nil {
 		return badArgs(a)
 	}
+	for _, m := range msgs {
+		// RFC 3502 §6.3.11: a zero-length message literal is an error,
+		// and is how a client cancels an APPEND it has begun.
+		if m.parts == nil && len(m.data) == 0 {
+			return status{"NO", "", "APPEND cancelled: a message of zero length"}
+		}
+	}
 	if len(msgs) == 1 && msgs[0].parts == nil {
 		m := msgs[0]
 		res, err := c.sess.Append(name, literalReader{bytes.NewReader(m.data), int64(len(m.data))}, &imap.AppendOptions{Flags: m.flags, Time: m.date})

@@ -106,6 +106,16 @@ func TestMultiAppend(t *testing.T) {
 	if n := c.messages("Drafts"); n != 3 {
 		t.Errorf("Drafts holds %d after refused MULTIAPPENDs, want 3", n)
 	}
+	// A zero-length literal cancels the APPEND (RFC 3502 §6.3.11).
+	if r := c.do("APPEND Drafts %s {0+}\r\n", literal(m1)); r.status != "NO" {
+		t.Errorf("APPEND with a zero-length literal: %s, want NO", r)
+	}
+	if r := c.do("APPEND Drafts {0+}\r\n"); r.status != "NO" {
+		t.Errorf("APPEND of a zero-length literal: %s, want NO", r)
+	}
+	if n := c.messages("Drafts"); n != 3 {
+		t.Errorf("Drafts holds %d after cancelled APPENDs, want 3", n)
+	}
 	// Into a mailbox that does not exist: TRYCREATE, nothing stored.
 	c.no("TRYCREATE", "APPEND Nowhere %s %s", literal(m1), literal(m2))
 
