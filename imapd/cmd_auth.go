@@ -41,6 +41,8 @@ func (c *conn) capabilities() string {
 	// account's class's, and STATUS (APPENDLIMIT) tells it.
 	caps = append(caps, "APPENDLIMIT")
 	caps = append(caps, "COMPRESS=DEFLATE")
+	caps = append(caps, appendCaps...)
+	caps = append(caps, createCaps...)
 	return strings.Join(caps, " ")
 }
 

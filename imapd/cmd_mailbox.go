@@ -1,10 +1,7 @@
 package imapd
 
 import (
-	"bytes"
-	"fmt"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -89,8 +86,12 @@ func cmdCreate(c *conn, _ string, a *wire.Args, _ bool) status {
 	if !ok {
 		return bad
 	}
-	if a.End() != nil {
-		return badArgs(a)
+	uses, badUse := createParamsArg(a)
+	if badUse != nil {
+		return *badUse
+	}
+	if len(uses) > 0 {
+		return answer("CREATE", c.sess.createWithUse(name, uses))
 	}
 	return answer("CREATE", c.sess.Create(name, &imap.CreateOptions{}))
 }
@@ -327,58 +328,4 @@ func cmdStatus(c *conn, _ string, a *wire.Args, _ bool) status {
 	c.sess.writeStatusExtras(c.w, x, name)
 	c.w.Raw(")").CRLF()
 	return okWith("", "STATUS completed")
-}
-
-// literalReader is an APPEND message read whole by the command reader.
-type literalReader struct {
-	*bytes.Reader
-	n int64
-}
-
-func (l literalReader) Size() int64 { return l.n }
-
-// cmdAppend answers APPEND (RFC 9051 §6.3.12) with APPENDUID (RFC 4315).
-// The message's literal was read with the command, its size checked
-// against the account's limit before a byte of it was.
-func cmdAppend(c *conn, _ string, a *wire.Args, _ bool) status {
-	if !a.SP() {
-		return badArgs(a)
-	}
-	name, ok, bad := c.mailboxArg(a)
-	if !ok {
-		return bad
-	}
-	if !a.SP() {
-		return badArgs(a)
-	}
-	o := &imap.AppendOptions{}
-	if a.Peek() == '(' {
-		if !a.List(true, func() bool {
-			f, ok := a.Flag(false)
-			o.Flags = append(o.Flags, imap.Flag(f))
-			return ok
-		}) || !a.SP() {
-			return badArgs(a)
-		}
-	}
-	if a.Peek() == '"' {
-		t, ok := a.Quoted()
-		if !ok || !a.SP() {
-			return badArgs(a)
-		}
-		d, err := time.Parse("_2-Jan-2006 15:04:05 -0700", t)
-		if err != nil {
-			return status{"BAD", "", fmt.Sprintf("bad date-time %q", t)}
-		}
-		o.Time = d
-	}
-	data, _, ok := a.Literal()
-	if !ok || a.End() != nil {
-		return badArgs(a)
-	}
-	res, err := c.sess.Append(name, literalReader{bytes.NewReader(data), int64(len(data))}, o)
-	if err != nil {
-		return answer("APPEND", err)
-	}
-	return okWith(fmt.Sprintf("APPENDUID %d %d", res.UIDValidity, res.UID), "APPEND completed")
 }

@@ -64,6 +64,8 @@ type conn struct {
 	utf8Asked bool        // UTF8=ACCEPT itself was enabled
 	closing   atomic.Bool // LOGOUT or BYE: stop after this command
 	inRun     atomic.Bool // a command holds the writer (the connection's goroutine)
+
+	appendBudget appendBudget // the literals of the APPEND being read (append.go)
 }
 
 func newConn(srv *Server, nc net.Conn, tlsOn bool) *conn {
@@ -142,10 +144,7 @@ func (c *conn) literalLimit(cmd *wire.Command, size int64, _ bool) error {
 		return nil
 	}
 	if name == "APPEND" {
-		if limit := int64(c.sess.appendLimit()); limit > 0 && size > limit {
-			return errTooBig{limit}
-		}
-		return nil
+		return c.appendLiteral(size)
 	}
 	if size > wire.DefaultMaxLiteral {
 		return fmt.Errorf("literals of %s are limited to %d bytes", name, wire.DefaultMaxLiteral)
@@ -183,6 +182,7 @@ func (c *conn) serve() {
 			timeout = preLoginTimeout
 		}
 		c.nc.SetReadDeadline(time.Now().Add(timeout))
+		c.appendBudget = appendBudget{}
 		cmd, err := c.rd.ReadCommand()
 		if err != nil {
 			if !c.readError(err) {
@@ -211,6 +211,9 @@ func (c *conn) readError(err error) bool {
 				code := "TOOBIG"
 				if !errors.As(lr.Err, new(errTooBig)) && lr.Name != "APPEND" {
 					code = "LIMIT"
+				}
+				if ac := appendRefusedCode(lr.Err); ac != "" {
+					code = ac
 				}
 				c.w.Raw(tag).Raw(" NO [").Raw(code).Raw("] ").Raw(sanitize(lr.Err.Error())).CRLF()
 			}

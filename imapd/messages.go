@@ -1,9 +1,7 @@
 package imapd
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -283,42 +281,4 @@ func (s *session) Expunge(w *ExpungeWriter, uidSet *imap.UIDSet) error {
 		}
 	}
 	return nil
-}
-
-// Append answers APPEND (RFC 9051 §6.3.12) with APPENDUID. The size and
-// quota are checked from the literal's announced length before a byte of
-// it is kept.
-func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	done, err := s.enter("APPEND")
-	defer done()
-	if err != nil {
-		return nil, err
-	}
-	if err := validFlags(options.Flags); err != nil {
-		return nil, err
-	}
-	size := r.Size()
-	if err := s.srv.cfg.Policy.CheckAppend(s.acct, size); err != nil {
-		return nil, noFor(err, s.log)
-	}
-	mb, err := s.srv.cfg.Store.MailboxByName(s.acct.ID, mailbox)
-	if err != nil {
-		return nil, tryCreate(err, s.log)
-	}
-	var buf bytes.Buffer
-	buf.Grow(int(size))
-	if _, err := io.Copy(&buf, io.LimitReader(r, size)); err != nil {
-		return nil, err
-	}
-	date := options.Time
-	if date.IsZero() {
-		date = s.srv.cfg.Policy.Now()
-	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	res, err := s.srv.cfg.Policy.Append(ctx, s.acct, mb.Name, storeFlags(options.Flags), date, buf.Bytes())
-	if err != nil {
-		return nil, tryCreate(err, s.log)
-	}
-	return &imap.AppendData{UID: imap.UID(res.UID), UIDValidity: res.UIDValidity}, nil
 }
