@@ -166,11 +166,13 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	defer st.Close()
-	tlsConfig, err := loadTLS(cfg, time.Now())
+	tlsConfig, certs, err := loadTLS(cfg, time.Now())
 	if err != nil {
 		return err
 	}
-	warnAtStart(cfg, tlsConfig, st, time.Now(), log)
+	warnAtStart(cfg, certs.leaf(), st, time.Now(), log)
+	stopReloads := reloadOnHangup(certs, log)
+	defer stopReloads()
 	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry()}
 	pc := cfg.policyConfig()
 	pc.Metrics = policy.NewMetrics(srv.registry)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
 	"strings"
@@ -18,15 +17,9 @@ const certWarnAhead = 14 * 24 * time.Hour
 // a certificate outside its dates or close to its end, and a postmaster
 // setting that names no account (mail for the postmaster would be
 // refused).
-func warnAtStart(cfg *Config, tc *tls.Config, st *store.Store, now time.Time, log *slog.Logger) {
-	for _, c := range tc.Certificates {
-		leaf := c.Leaf
-		if leaf == nil && len(c.Certificate) > 0 {
-			leaf, _ = x509.ParseCertificate(c.Certificate[0])
-		}
-		if leaf != nil {
-			warnCertificate(leaf, now, log)
-		}
+func warnAtStart(cfg *Config, leaf *x509.Certificate, st *store.Store, now time.Time, log *slog.Logger) {
+	if leaf != nil {
+		warnCertificate(leaf, now, log)
 	}
 	if cfg.Postmaster != "" {
 		a, err := st.Account(strings.ToLower(cfg.Postmaster))

@@ -10,10 +10,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -25,10 +29,47 @@ const (
 	generatedKey  = "tls-key.pem"
 )
 
-// loadTLS returns the server certificate: the configured one, or a
-// self-signed one generated into the data directory on first start and
+// certSource hands every TLS handshake the current certificate, which
+// reload replaces (serve calls it on SIGHUP): a renewed certificate
+// takes effect for new connections while open ones go on.
+type certSource struct {
+	cfg *Config
+	cur atomic.Pointer[tls.Certificate]
+}
+
+// loadTLS loads the server certificate and returns a TLS config that
+// serves it and the source reload replaces it in.
+func loadTLS(cfg *Config, now time.Time) (*tls.Config, *certSource, error) {
+	src := &certSource{cfg: cfg}
+	if err := src.reload(now); err != nil {
+		return nil, nil, err
+	}
+	// GetCertificate, not Certificates: with Certificates set Go asks
+	// GetCertificate only for clients that send SNI.
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return src.cur.Load(), nil
+	}}
+	return tc, src, nil
+}
+
+// reload reads the certificate files again; on an error the certificate
+// in use stays.
+func (s *certSource) reload(now time.Time) error {
+	cert, err := loadCertificate(s.cfg, now)
+	if err != nil {
+		return err
+	}
+	s.cur.Store(cert)
+	return nil
+}
+
+// leaf is the current certificate's leaf.
+func (s *certSource) leaf() *x509.Certificate { return s.cur.Load().Leaf }
+
+// loadCertificate returns the server certificate: the configured one, or
+// a self-signed one generated into the data directory on first start and
 // reused after.
-func loadTLS(cfg *Config, now time.Time) (*tls.Config, error) {
+func loadCertificate(cfg *Config, now time.Time) (*tls.Certificate, error) {
 	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
 	switch {
 	case certFile == "" && keyFile == "":
@@ -45,7 +86,7 @@ func loadTLS(cfg *Config, now time.Time) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	return &cert, nil // Leaf is parsed by LoadX509KeyPair (Go 1.23+)
 }
 
 func generateSelfSigned(certFile, keyFile, hostname string, now time.Time) error {
@@ -84,4 +125,31 @@ func generateSelfSigned(certFile, keyFile, hostname string, now time.Time) error
 		return fmt.Errorf("tls: %w", err)
 	}
 	return nil
+}
+
+// reloadOnHangup reloads the certificate on every SIGHUP (as Postfix and
+// Dovecot do on reload), logging the outcome; a certificate that does
+// not load leaves the old one in use. The returned function stops it.
+func reloadOnHangup(certs *certSource, log *slog.Logger) func() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				now := time.Now()
+				if err := certs.reload(now); err != nil {
+					log.Error("TLS certificate not reloaded; the one in use stays", "err", err)
+					continue
+				}
+				leaf := certs.leaf()
+				log.Info("TLS certificate reloaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter.UTC())
+				warnCertificate(leaf, now, log)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); close(done) }
 }
