@@ -40,6 +40,7 @@ func (c *conn) capabilities() string {
 	caps = append(caps, previewCaps...)
 	caps = append(caps, fmt.Sprintf("APPENDLIMIT=%d", c.sess.appendLimit()))
 	caps = append(caps, "COMPRESS=DEFLATE")
+	caps = append(caps, "NOTIFY")
 	return strings.Join(caps, " ")
 }
 
@@ -298,7 +299,7 @@ func cmdIdle(c *conn, _ string, a *wire.Args, _ bool) status {
 	}
 	s.idleW = &UpdateWriter{w: c.w, c: c}
 	s.armed.Store(true)
-	arrived := s.sel != nil && s.sel.sub.Pending()
+	arrived := s.pushPending(false)
 	s.idling.Unlock()
 	c.inRun.Store(false)
 	c.wmu.Unlock()

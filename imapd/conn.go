@@ -184,14 +184,17 @@ func (c *conn) serve() {
 		}
 		c.nc.SetReadDeadline(time.Now().Add(timeout))
 		cmd, err := c.rd.ReadCommand()
+		c.sess.stopPush() // NOTIFY's pusher stays out while a command runs
 		if err != nil {
 			if !c.readError(err) {
 				return
 			}
+			c.sess.armBetween()
 			continue
 		}
 		c.nc.SetReadDeadline(time.Time{})
 		c.run(cmd)
+		c.sess.armBetween()
 	}
 }
 

@@ -68,6 +68,7 @@ func init() {
 		"GETQUOTAROOT":   {loggedIn, cmdGetQuotaRoot, false},
 		"SETQUOTA":       {loggedIn, cmdSetQuota, false},
 		"COMPRESS":       {loggedIn, cmdCompress, false},
+		"NOTIFY":         {loggedIn, cmdNotify, false},
 	}
 }
 
@@ -200,6 +201,9 @@ func (c *conn) execute(entry command, name, tag string, a *wire.Args, uid bool) 
 		if err := c.sess.flush(&UpdateWriter{w: c.w}, !entry.noPurge || uid); err != nil {
 			c.sess.log.Debug("updates not sent", "err", err)
 		}
+	}
+	if err := c.sess.notifyFlush(&UpdateWriter{w: c.w}); err != nil {
+		c.sess.log.Debug("NOTIFY events not sent", "err", err)
 	}
 	return st
 }
