@@ -195,6 +195,9 @@ func (c *conn) execute(entry command, name, tag string, a *wire.Args, uid bool) 
 	} else {
 		c.bad = 0
 	}
+	if c.idleTag != "" {
+		return st // IDLE: the pusher writes from here on
+	}
 	if c.sess.sel != nil && st.typ != "BAD" {
 		// Updates of the selected mailbox before the answer (RFC 9051
 		// §7): EXPUNGE only where the numbering may change.
