@@ -102,5 +102,22 @@ func (c *conn) finishIdle() {
 	if st.typ == "BAD" {
 		c.bad++
 	}
-	c.writeLocked(func() { c.writeStatus(tag, st) })
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.hold()
+	c.inRun.Store(true)
+	s.idling.Lock()
+	if st.typ == "OK" {
+		// What arrived after the last push goes before the answer, as
+		// after any command.
+		if err := s.flush(&UpdateWriter{w: c.w}, true); err == nil {
+			s.notifyFlush(&UpdateWriter{w: c.w})
+		}
+	}
+	s.idling.Unlock()
+	c.writeStatus(tag, st)
+	c.inRun.Store(false)
+	if err := c.release(); err != nil {
+		c.closing.Store(true)
+	}
 }
