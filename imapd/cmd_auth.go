@@ -43,6 +43,7 @@ func (c *conn) capabilities() string {
 	caps = append(caps, "COMPRESS=DEFLATE")
 	caps = append(caps, appendCaps...)
 	caps = append(caps, createCaps...)
+	caps = append(caps, "NOTIFY")
 	return strings.Join(caps, " ")
 }
 
@@ -275,9 +276,11 @@ func cmdNamespace(c *conn, _ string, a *wire.Args, _ bool) status {
 }
 
 // cmdIdle answers with a continuation and sends updates as they are
-// committed until the client's DONE (RFC 2177). While it waits, the
-// command holds no lock: the pusher writes under the session's lock.
-func cmdIdle(c *conn, _ string, a *wire.Args, _ bool) status {
+// committed until the client's DONE (RFC 2177). The command returns
+// once the pusher is armed, and the connection's loop waits for DONE
+// holding no lock (and no buffer, connwait.go): the pusher writes under
+// the session's lock. finishIdle answers it.
+func cmdIdle(c *conn, tag string, a *wire.Args, _ bool) status {
 	if a.End() != nil {
 		return badArgs(a)
 	}
@@ -301,26 +304,9 @@ func cmdIdle(c *conn, _ string, a *wire.Args, _ bool) status {
 	}
 	s.idleW = &UpdateWriter{w: c.w, c: c}
 	s.armed.Store(true)
-	arrived := s.sel != nil && s.sel.sub.Pending()
-	s.idling.Unlock()
-	c.inRun.Store(false)
-	c.wmu.Unlock()
-	if arrived {
-		s.wake()
+	if s.pushPending(false) {
+		s.wake() // the pusher waits for the session's lock, held until the command returns
 	}
-	c.nc.SetReadDeadline(time.Now().Add(idleTimeout))
-	line, err := readLine(c, 64)
-	s.stopPush()
-	c.wmu.Lock()
-	c.hold()
-	c.inRun.Store(true)
-	s.idling.Lock()
-	if err != nil {
-		c.closing.Store(true)
-		return status{"BAD", "", "IDLE ended without DONE"}
-	}
-	if !strings.EqualFold(line, "DONE") {
-		return status{"BAD", "", "Expected DONE"}
-	}
-	return okWith("", "IDLE terminated")
+	c.idleTag = tag
+	return status{} // answered by finishIdle
 }

@@ -66,6 +66,13 @@ type conn struct {
 	inRun     atomic.Bool // a command holds the writer (the connection's goroutine)
 
 	appendBudget appendBudget // the literals of the APPEND being read (append.go)
+
+	// While the connection waits for input it holds no read buffer:
+	// the first bytes that come are read into pre (connwait.go).
+	pre        [16]byte
+	npre, ipre uint8
+	preErr     error
+	idleTag    string // IDLE waits for DONE (cmdIdle, finishIdle)
 }
 
 func newConn(srv *Server, nc net.Conn, tlsOn bool) *conn {
@@ -73,7 +80,8 @@ func newConn(srv *Server, nc net.Conn, tlsOn bool) *conn {
 	// A small reader (commands are short; a literal larger than it is
 	// read straight into its own slice) and no writer until something
 	// is written: an idle connection holds as little as it can.
-	c.br = bufio.NewReaderSize(nc, 4<<10)
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(connSource{c})
 	c.dw = &deadlineWriter{c}
 	c.rd = wire.NewReader(c.br)
 	c.w = wire.NewWriter(nil)
@@ -158,24 +166,32 @@ type errTooBig struct{ limit int64 }
 
 func (e errTooBig) Error() string { return fmt.Sprintf("messages are limited to %d bytes", e.limit) }
 
-// serve runs the connection until it ends.
+// serve greets the client and serves the connection until it ends
+// (loop and resume, connwait.go).
 func (c *conn) serve() {
-	defer c.nc.Close()
-	defer func() {
-		if v := recover(); v != nil {
-			c.sess.log.Error("imap: panic", "panic", v, "stack", string(debug.Stack()))
-			c.writeLocked(func() { c.w.Raw("* BYE Internal error").CRLF() })
-		}
-	}()
 	if tc, ok := c.nc.(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete {
 		if err := handshake(tc); err != nil {
+			c.end()
 			return
 		}
 	}
 	c.writeLocked(func() {
 		c.w.Raw("* OK [CAPABILITY ").Raw(c.capabilities()).Raw("] abox IMAP ready").CRLF()
 	})
-	defer c.sess.Close()
+	c.loop()
+}
+
+// loop reads and runs commands until the connection ends, or until it
+// must wait for the client with nothing read: then it hands the
+// connection to a new goroutine (resume) and returns.
+func (c *conn) loop() {
+	defer func() {
+		if v := recover(); v != nil {
+			c.sess.log.Error("imap: panic", "panic", v, "stack", string(debug.Stack()))
+			c.writeLocked(func() { c.w.Raw("* BYE Internal error").CRLF() })
+			c.end()
+		}
+	}()
 	for !c.closing.Load() {
 		timeout := idleTimeout
 		if c.sess.acct == nil {
@@ -183,16 +199,31 @@ func (c *conn) serve() {
 		}
 		c.nc.SetReadDeadline(time.Now().Add(timeout))
 		c.appendBudget = appendBudget{}
+		if c.lendReader() {
+			go c.resume()
+			return
+		}
+		if c.idleTag != "" {
+			c.finishIdle()
+			c.sess.armBetween()
+			continue
+		}
 		cmd, err := c.rd.ReadCommand()
+		c.sess.stopPush() // NOTIFY's pusher stays out while a command runs
 		if err != nil {
 			if !c.readError(err) {
-				return
+				break
 			}
+			c.sess.armBetween()
 			continue
 		}
 		c.nc.SetReadDeadline(time.Time{})
 		c.run(cmd)
+		if c.idleTag == "" {
+			c.sess.armBetween()
+		}
 	}
+	c.end()
 }
 
 // readError answers a command that could not be read, and says whether
@@ -305,7 +336,7 @@ func (c *conn) startTLS() error {
 		return err
 	}
 	c.nc, c.tls = tc, true
-	c.br.Reset(tc)
+	c.br.Reset(connSource{c})
 	return nil
 }
 

@@ -68,6 +68,7 @@ func init() {
 		"GETQUOTAROOT":   {loggedIn, cmdGetQuotaRoot, false},
 		"SETQUOTA":       {loggedIn, cmdSetQuota, false},
 		"COMPRESS":       {loggedIn, cmdCompress, false},
+		"NOTIFY":         {loggedIn, cmdNotify, false},
 	}
 }
 
@@ -194,12 +195,18 @@ func (c *conn) execute(entry command, name, tag string, a *wire.Args, uid bool) 
 	} else {
 		c.bad = 0
 	}
+	if c.idleTag != "" {
+		return st // IDLE: the pusher writes from here on
+	}
 	if c.sess.sel != nil && st.typ != "BAD" {
 		// Updates of the selected mailbox before the answer (RFC 9051
 		// §7): EXPUNGE only where the numbering may change.
 		if err := c.sess.flush(&UpdateWriter{w: c.w}, !entry.noPurge || uid); err != nil {
 			c.sess.log.Debug("updates not sent", "err", err)
 		}
+	}
+	if err := c.sess.notifyFlush(&UpdateWriter{w: c.w}); err != nil {
+		c.sess.log.Debug("NOTIFY events not sent", "err", err)
 	}
 	return st
 }

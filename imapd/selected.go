@@ -109,6 +109,7 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 		s.bye("The selected mailbox was deleted")
 		return nil
 	}
+	added := uint32(len(s.sel.added))
 	for _, u := range s.sel.updates(allowExpunge) {
 		var err error
 		switch u.kind {
@@ -124,6 +125,9 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 			err = w.WriteExpunge(u.seq)
 		case updateExists:
 			err = w.WriteNumMessages(u.n)
+			if err == nil && s.notify != nil && s.notify.fetch != "" && added > 0 && added <= u.n {
+				s.notifyFetchNew(w, u.n-added+1, u.n) // RFC 5465 §5.2
+			}
 		}
 		if err != nil {
 			return err
@@ -176,8 +180,21 @@ func (s *session) pushOnce() (more bool) {
 		s.pushing.Store(false)
 		return false
 	}
-	if err := s.flush(s.idleW, true); err != nil {
-		// The connection failed; go-imap's reader will see it too.
+	// Between commands (NOTIFY) the selected mailbox's changes go out
+	// only under SELECTED (expunges) or SELECTED-DELAYED (the rest).
+	updates, expunges := true, true
+	if s.between {
+		updates, expunges = s.notify.pushesSelected()
+	}
+	var err error
+	if updates {
+		err = s.flush(s.idleW, expunges)
+	}
+	if err == nil {
+		err = s.notifyFlush(s.idleW)
+	}
+	if err != nil {
+		// The connection failed; its reader will see it too.
 		s.log.Debug("IDLE update not sent", "err", err)
 		s.idleW = nil
 		s.armed.Store(false)
@@ -186,7 +203,7 @@ func (s *session) pushOnce() (more bool) {
 	// the look starts a pusher itself; one that arrived before it is
 	// seen here.
 	s.pushing.Store(false)
-	return s.idleW != nil && s.sel != nil && s.sel.sub.Pending()
+	return s.idleW != nil && s.pushPending(s.between)
 }
 
 // stopPush ends pushing; it returns once no pusher is writing.
@@ -194,6 +211,7 @@ func (s *session) stopPush() {
 	s.idling.Lock()
 	s.armed.Store(false)
 	s.idleW = nil
+	s.between = false
 	s.idling.Unlock()
 }
 

@@ -107,10 +107,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		s.conns.Add(1) // under mu: Shutdown waits for every connection counted before it
 		s.mu.Unlock()
-		go func() {
-			defer s.conns.Done()
-			s.handle(nc)
-		}()
+		go s.handle(nc) // the connection's last goroutine calls s.conns.Done (conn.end)
 	}
 }
 
@@ -129,6 +126,7 @@ func (s *Server) handle(nc net.Conn) {
 		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		nc.Write([]byte("* BYE [UNAVAILABLE] " + sanitize(refusal) + "\r\n"))
 		nc.Close()
+		s.conns.Done()
 		return
 	}
 	c.sess = sess

@@ -49,6 +49,13 @@ type session struct {
 	byeOnce  sync.Once
 	released bool
 
+	// between: the pusher runs between commands for NOTIFY (armBetween),
+	// not in IDLE. Guarded by idling.
+	between bool
+	// notify is the NOTIFY SET in force (notify.go), nil without one.
+	// Guarded by idling.
+	notify *notifier
+
 	// condstore and qresync: RFC 7162 is enabled (condstore.go).
 	condstore, qresync bool
 	// resyncFrom is the modseq of the SELECT (QRESYNC ...) in progress
@@ -148,6 +155,7 @@ func (s *session) Close() error {
 		s.sel.close()
 		s.sel = nil
 	}
+	s.stopNotify()
 	s.logout()
 	s.releaseIP()
 	s.srv.forget(s)
@@ -218,6 +226,7 @@ func (s *session) Unauthenticate() error {
 		s.sel.close()
 		s.sel = nil
 	}
+	s.stopNotify()
 	s.logout()
 	s.acct = nil
 	return nil

@@ -17,6 +17,9 @@ const (
 	MailboxDeleted
 	MailboxRenamed
 	AccountChanged // state, class or credentials changed
+	// SubscriptionChanged: a mailbox was subscribed or unsubscribed
+	// (NOTIFY's SubscriptionChange, RFC 5465 §5.5).
+	SubscriptionChanged
 )
 
 // Change is one committed change, published after its commit in commit

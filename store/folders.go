@@ -286,6 +286,7 @@ func (s *Store) SetSubscribed(ctx context.Context, acct uint64, name string, on 
 			return err
 		}
 		mb.Subscribed = on
+		t.notify(Change{Kind: SubscriptionChanged, Account: acct, Mailbox: id})
 		return t.putMailbox(acct, mb)
 	})
 }

@@ -367,3 +367,40 @@ func isAtom(b []byte) bool {
 	}
 	return len(b) > 0
 }
+
+// Mark is a position in a command's arguments (see Since).
+type Mark struct{ seg, pos int }
+
+// Mark returns the current position.
+func (a *Args) Mark() Mark { return Mark{a.seg, a.pos} }
+
+// Since returns the text read from m to the current position, as the
+// client wrote it; false when a literal lies in between (NOTIFY keeps
+// MessageNew's fetch attributes this way, to run them later).
+func (a *Args) Since(m Mark) (string, bool) {
+	if m.seg >= len(a.segs) {
+		return "", true
+	}
+	if m.seg == a.seg {
+		return string(a.segs[m.seg].data[m.pos:a.pos]), true
+	}
+	var b []byte
+	for i := m.seg; i <= a.seg && i < len(a.segs); i++ {
+		s := a.segs[i]
+		if s.literal {
+			return "", false
+		}
+		from, to := 0, len(s.data)
+		if i == m.seg {
+			from = m.pos
+		}
+		if i == a.seg {
+			to = a.pos
+		}
+		b = append(b, s.data[from:to]...)
+	}
+	return string(b), true
+}
+
+// Rewind goes back to m, taken by Mark on the same arguments.
+func (a *Args) Rewind(m Mark) { a.seg, a.pos = m.seg, m.pos }

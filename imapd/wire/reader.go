@@ -97,6 +97,10 @@ type Reader struct {
 // NewReader returns a Reader on br.
 func NewReader(br *bufio.Reader) *Reader { return &Reader{br: br} }
 
+// Reset makes r read from br (a connection lends its buffer back while
+// it waits for input, and takes one again when input comes).
+func (r *Reader) Reset(br *bufio.Reader) { r.br = br }
+
 // Buffered says how many bytes the client sent that are not read yet.
 func (r *Reader) Buffered() int { return r.br.Buffered() }
 
