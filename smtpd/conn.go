@@ -80,6 +80,7 @@ type transaction struct {
 	seen         map[string]bool
 	acceptedAt   time.Time // when the first recipient was accepted
 	refused      []string  // refused for lack of consent (official letters)
+	refusedWhy   []string  // parallel to refused: the evidence log's reason
 	bdat         []byte    // chunks so far
 	bdatTooBig   bool
 	bdatFailed   bool

@@ -40,7 +40,7 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 	var official *store.OfficialLetter
 	if c.official() {
 		official = &store.OfficialLetter{MessageID: messageID(body), Sender: c.ident.Sender.Name,
-			AcceptedAt: tx.acceptedAt, Refused: tx.refused, Reason: "no-consent",
+			AcceptedAt: tx.acceptedAt, Refused: tx.refused, Reason: "no-consent", RefusedReasons: tx.refusedWhy,
 			ClientIP: c.ip.String(), TLS: "none"}
 		if c.tls != nil {
 			official.TLS = tls.VersionName(c.tls.Version) + " " + tls.CipherSuiteName(c.tls.CipherSuite)

@@ -157,6 +157,7 @@ func (c *conn) cmdRcpt(arg string) {
 	if err != nil {
 		if errors.Is(err, policy.ErrNoConsent) {
 			c.tx.refused = append(c.tx.refused, strings.ToLower(p.addr))
+			c.tx.refusedWhy = append(c.tx.refusedWhy, policy.ConsentCode(err))
 		}
 		if errors.Is(err, policy.ErrUnknownUser) && !sender {
 			c.unknown++

@@ -117,8 +117,14 @@ func (a *app) serve(ctx context.Context) error {
 	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry()}
 	pc := cfg.policyConfig()
 	pc.Metrics = policy.NewMetrics(srv.registry)
+	cv, err := cfg.consentVerifier()
+	if err != nil {
+		return err
+	}
+	logConsentSetup(log, cfg, cv, st.Now())
+	pc.Consent = cv
 	srv.policy = policy.New(st, pc)
-	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy}
+	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy, consentV: cv}
 	if cfg.EvidenceKey != "" {
 		// Refuse to start with a key that cannot sign: evidence would
 		// silently go unsigned.

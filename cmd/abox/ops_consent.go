@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"abox/accounts"
+	"abox/consent"
+)
+
+// consentArgs: `user consent`. Certificate is the SPEC flag's file; it
+// is accepted when it holds a CMS signature (a bare certificate is not a
+// signed consent, and is refused with that explanation).
+type consentArgs struct {
+	Address     string `json:"address"`
+	Certificate []byte `json:"certificate,omitempty"`
+	CMS         []byte `json:"cms,omitempty"`
+	Content     []byte `json:"content,omitempty"` // the statement of a detached signature
+	ShareIIN    bool   `json:"share_iin,omitempty"`
+	Revoke      bool   `json:"revoke,omitempty"`
+}
+
+type consentExport struct {
+	Address string           `json:"address"`
+	Consent accounts.Consent `json:"consent"`
+	CMS     []byte           `json:"cms"` // DER, exactly as verified
+}
+
+// errBareCertificate explains why the old form no longer records consent.
+const errBareCertificate = "a certificate alone is not a signed consent (user agreement 3.2): " +
+	"give the CMS signature the subscriber made over the consent statement (--cms FILE; docs/CONSENT.md)"
+
+func init() {
+	register("user.consent", userConsent)
+	register("user.consent.export", func(ctx context.Context, e *env, a addressArgs) (consentExport, error) {
+		addr, err := normalizeAddress(a.Address)
+		if err != nil {
+			return consentExport{}, err
+		}
+		acct, err := e.store.Account(addr)
+		if err != nil {
+			return consentExport{}, err
+		}
+		if acct.Consent == nil || !acct.Consent.Verified {
+			return consentExport{}, fmt.Errorf("%s has no signed consent on record", addr)
+		}
+		cms, err := e.store.ConsentCMS(acct.ID, acct.Consent.RecordedAt.UnixNano())
+		if err != nil {
+			return consentExport{}, err
+		}
+		return consentExport{Address: addr, Consent: *acct.Consent, CMS: cms}, nil
+	})
+}
+
+func userConsent(ctx context.Context, e *env, a consentArgs) (userView, error) {
+	if a.Revoke {
+		return e.updateUserAt(ctx, a.Address, "user.consent.revoke", because("consent revoked"), func(x *accounts.Account) error {
+			if x.Consent == nil {
+				return fmt.Errorf("%s has no consent on record", x.Address())
+			}
+			x.Consent = nil
+			return nil
+		})
+	}
+	raw := a.CMS
+	if raw == nil {
+		raw = a.Certificate
+	}
+	if consent.IsCertificate(raw) {
+		return userView{}, fmt.Errorf("%s", errBareCertificate)
+	}
+	addr, err := normalizeAddress(a.Address)
+	if err != nil {
+		return userView{}, err
+	}
+	acct, err := e.store.Account(addr)
+	if err != nil {
+		return userView{}, err
+	}
+	if acct.State == accounts.Purged {
+		return userView{}, fmt.Errorf("account %s is purged", addr)
+	}
+	v, err := e.consent()
+	if err != nil {
+		return userView{}, err
+	}
+	c, der, err := v.Verify(raw, a.Content, consent.Account{Address: addr, ID: acct.ID}, e.now())
+	if err != nil {
+		return userView{}, fmt.Errorf("consent for %s refused: %w", addr, err)
+	}
+	why := fmt.Sprintf("signed consent: certificate %s (%s), IIN %s, CMS %s", c.SHA256, c.Subject, c.IIN, c.CMSSHA256)
+	if a.ShareIIN {
+		why += "; IIN shared on the operator's word"
+	}
+	out, err := e.store.RecordConsent(ctx, addr, acct.ID, c, der, a.ShareIIN, because(why))
+	if err != nil {
+		return userView{}, err
+	}
+	return e.view(&out, true)
+}
+
+// consentStatus says whether a consent is in force now, for `user show`.
+func (e *env) consentStatus(c *accounts.Consent) string {
+	if c == nil {
+		return ""
+	}
+	v, err := e.consent()
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	if err := v.InForce(c, e.now()); err != nil {
+		return consent.Reason(err) + ": " + err.Error()
+	}
+	return "in-force"
+}
+
+// logConsentSetup tells the operator at start what consent verification
+// rests on, and what it cannot use.
+func logConsentSetup(log *slog.Logger, cfg *Config, v *consent.Verifier, now time.Time) {
+	if len(cfg.ConsentAnchors) == 0 {
+		log.Warn("no consent-trust-anchors configured: no consent can be verified, so official letters are refused to every account (docs/CONSENT.md)")
+		return
+	}
+	log.Info("consent verification", "anchors", strings.Join(cfg.ConsentAnchors, ","), "crl_dir", cfg.ConsentCRLDir)
+	for _, p := range v.CRLProblems(now) {
+		log.Warn("consent CRL ignored", "problem", p)
+	}
+}

@@ -1,0 +1,64 @@
+package policy
+
+import (
+	"errors"
+	"time"
+
+	"abox/accounts"
+	"abox/store"
+)
+
+// ConsentChecker says whether a recorded consent may carry an official
+// letter at a given time (package consent's Verifier: chain validity,
+// CRLs, trust anchors). Reason gives the evidence log's code for an
+// error InForce returned.
+type ConsentChecker interface {
+	InForce(c *accounts.Consent, at time.Time) error
+	Reason(err error) string
+}
+
+// errNoChecker: with no checker configured, no consent is in force:
+// unverified consent is not consent.
+var errNoChecker = errors.New("consent verification is not configured")
+
+// consentInForce decides, at an official delivery, whether addr's
+// consent is in force now (user agreement 3.2). The refusal's Code is
+// the evidence log's reason; the reply stays SPEC's 550 5.7.1.
+func (e *Engine) consentInForce(acct *accounts.Account, addr string) *Refusal {
+	if acct.Consent == nil {
+		r := refuse(ErrNoConsent, "%s has not confirmed official letters with a digital signature (user agreement 3.2); deliver this letter on paper", addr)
+		r.Code = "no-consent"
+		return r
+	}
+	var err error
+	code := "no-consent"
+	if e.cfg.Consent == nil {
+		err = errNoChecker
+	} else if err = e.cfg.Consent.InForce(acct.Consent, e.clock()); err != nil {
+		code = e.cfg.Consent.Reason(err)
+	}
+	if err == nil {
+		return nil
+	}
+	r := refuse(ErrNoConsent, "%s has no digital-signature consent in force (%v; user agreement 3.2); deliver this letter on paper", addr, err)
+	r.Cause, r.Code = err, code
+	return r
+}
+
+// ConsentCode is the evidence log's reason for a refusal for lack of
+// consent ("no-consent" when err carries none).
+func ConsentCode(err error) string {
+	var r *Refusal
+	if errors.As(err, &r) && r.Code != "" {
+		return r.Code
+	}
+	return "no-consent"
+}
+
+// consentPick is the broadcast's consent check, as the store's skip.
+func (e *Engine) consentPick(a *accounts.Account) error {
+	if r := e.consentInForce(a, a.Address()); r != nil {
+		return store.SkipNoConsent(r.Code)
+	}
+	return nil
+}

@@ -1,0 +1,147 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"abox/accounts"
+)
+
+// Consent records (issue 15): the signed CMS object of every consent an
+// account ever gave, kept for re-verification and export even after the
+// account is purged (the evidence of letters delivered under it refers
+// to it), and the binding of an IIN to the accounts not purged whose
+// verified consent carries it. putAccount keeps the binding in step
+// with every account change, so a purge or a withdrawal releases it.
+
+// ErrIINBound is returned when a consent's IIN is already bound to
+// another account and the operator did not allow sharing it.
+var ErrIINBound = errors.New("the certificate's IIN is already bound to another account")
+
+func consentKey(acct uint64, recordedNanos int64) []byte {
+	k := make([]byte, 16)
+	binary.BigEndian.PutUint64(k, acct)
+	binary.BigEndian.PutUint64(k[8:], uint64(recordedNanos))
+	return k
+}
+
+func iinKey(iin string, acct uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(iin), 0), acct)
+}
+
+// boundIIN is the IIN an account holds in the binding index: that of a
+// verified consent, while the account is not purged.
+func boundIIN(a *accounts.Account) string {
+	if a == nil || a.State == accounts.Purged || a.Consent == nil || !a.Consent.Verified {
+		return ""
+	}
+	return a.Consent.IIN
+}
+
+// syncConsentIIN moves the account's IIN binding from old to a.
+func (t *txn) syncConsentIIN(old, a *accounts.Account) error {
+	was, is := boundIIN(old), boundIIN(a)
+	if was == is {
+		return nil
+	}
+	b := t.tx.Bucket(bConsentIIN)
+	if was != "" {
+		if err := b.Delete(iinKey(was, old.ID)); err != nil {
+			return err
+		}
+	}
+	if is != "" {
+		return b.Put(iinKey(is, a.ID), nil)
+	}
+	return nil
+}
+
+// IINAccounts returns the ids of the accounts an IIN is bound to.
+func (s *Store) IINAccounts(iin string) ([]uint64, error) {
+	var out []uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		out = iinHolders(tx, iin)
+		return nil
+	})
+	return out, err
+}
+
+func iinHolders(tx *bolt.Tx, iin string) []uint64 {
+	var out []uint64
+	prefix := append([]byte(iin), 0)
+	c := tx.Bucket(bConsentIIN).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Next() {
+		out = append(out, decodeU64(k[len(prefix):]))
+	}
+	return out
+}
+
+// RecordConsent stores a verified consent and its CMS object for the
+// account at address, which must still be account id (the statement
+// named it), in one transaction with its audit entry. Unless shareIIN,
+// an IIN already bound to another account refuses it with ErrIINBound.
+func (s *Store) RecordConsent(ctx context.Context, address string, id uint64, c *accounts.Consent, cms []byte, shareIIN bool, a Audit) (accounts.Account, error) {
+	var out accounts.Account
+	err := s.update(ctx, func(t *txn) error {
+		got, err := lookupAddr(t.tx, address)
+		if err != nil {
+			return err
+		}
+		old, err := t.getAccount(got)
+		if err != nil {
+			return err
+		}
+		switch {
+		case got != id:
+			return fmt.Errorf("%s is now account %d, the statement names %d: %w", address, got, id, ErrNoAccount)
+		case old.State == accounts.Purged:
+			return fmt.Errorf("account %s is purged: %w", address, ErrNoAccount)
+		}
+		if !shareIIN && c.IIN != "" {
+			for _, other := range iinHolders(t.tx, c.IIN) {
+				if other == id {
+					continue
+				}
+				holder := fmt.Sprintf("account %d", other)
+				if o, err := t.getAccount(other); err == nil {
+					holder = o.Address()
+				}
+				return fmt.Errorf("IIN %s is bound to %s: %w", c.IIN, holder, ErrIINBound)
+			}
+		}
+		b := t.tx.Bucket(bConsents)
+		if err := b.Put(consentKey(id, c.RecordedAt.UnixNano()), bytes.Clone(cms)); err != nil {
+			return err
+		}
+		acct := *old
+		acct.Consent = c
+		if err := t.putAccount(old, &acct); err != nil {
+			return err
+		}
+		t.notify(Change{Kind: AccountChanged, Account: id})
+		out = acct
+		return t.audit(a, "user.consent", acct.Address())
+	})
+	return out, err
+}
+
+// ConsentCMS returns the stored CMS object of the consent an account
+// recorded at recordedNanos (accounts.Consent.RecordedAt), for export
+// and re-verification.
+func (s *Store) ConsentCMS(id uint64, recordedNanos int64) ([]byte, error) {
+	var out []byte
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bConsents).Get(consentKey(id, recordedNanos))
+		if v == nil {
+			return fmt.Errorf("no signed consent stored for account %d: %w", id, ErrNotFound)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
