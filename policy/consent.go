@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -61,4 +62,10 @@ func (e *Engine) consentPick(a *accounts.Account) error {
 		return store.SkipNoConsent(r.Code)
 	}
 	return nil
+}
+
+// RecordRefusals logs, in the evidence log, the consent refusals of an
+// official letter that was delivered to nobody (store.RecordRefusals).
+func (e *Engine) RecordRefusals(ctx context.Context, o *store.OfficialLetter) error {
+	return e.store.RecordRefusals(ctx, o)
 }

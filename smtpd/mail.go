@@ -272,6 +272,7 @@ func (c *conn) cmdData(arg string) {
 	tx := c.tx
 	c.tx = nil
 	if tooBig {
+		c.logUndelivered(tx, nil)
 		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(tx.sizeLimit()))})
 		return
 	}
@@ -464,6 +465,7 @@ func (c *conn) cmdBDAT(arg string) {
 		tx := c.tx
 		c.tx = nil
 		if tx.bdatTooBig {
+			c.logUndelivered(tx, nil)
 			c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(tx.sizeLimit()))})
 			return
 		}

@@ -145,3 +145,33 @@ func (s *Store) ConsentCMS(id uint64, recordedNanos int64) ([]byte, error) {
 	})
 	return out, err
 }
+
+// appendRefused logs a refused evidence event for each recipient of o
+// refused for lack of consent, with its reason code; the consent
+// fingerprint in force is filled in from the account (appendEvidence).
+func (t *txn) appendRefused(o *OfficialLetter) error {
+	for i, addr := range o.Refused {
+		reason := o.Reason
+		if i < len(o.RefusedReasons) && o.RefusedReasons[i] != "" {
+			reason = o.RefusedReasons[i]
+		}
+		ev := EvidenceEvent{At: o.AcceptedAt, Kind: EvidenceRefused, MessageID: o.MessageID, Sender: o.Sender,
+			Recipient: addr, Account: t.accountByAddress(addr), MessageSHA: o.MessageSHA, ClientIP: o.ClientIP, TLS: o.TLS, Reason: reason}
+		if err := t.appendEvidence(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecordRefusals logs the refusals of an official letter that was never
+// delivered to anyone (every recipient refused, the transaction
+// abandoned, or the content rejected): without it, a letter refused for
+// lack of consent would leave no record (issue 15). MessageID and
+// MessageSHA are what is known, possibly nothing.
+func (s *Store) RecordRefusals(ctx context.Context, o *OfficialLetter) error {
+	if len(o.Refused) == 0 {
+		return nil
+	}
+	return s.update(ctx, func(t *txn) error { return t.appendRefused(o) })
+}

@@ -268,16 +268,8 @@ func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) er
 			return err
 		}
 	}
-	for i, addr := range o.Refused {
-		reason := o.Reason
-		if i < len(o.RefusedReasons) && o.RefusedReasons[i] != "" {
-			reason = o.RefusedReasons[i]
-		}
-		ev := EvidenceEvent{At: o.AcceptedAt, Kind: EvidenceRefused, MessageID: o.MessageID, Sender: o.Sender,
-			Recipient: addr, Account: t.accountByAddress(addr), MessageSHA: o.MessageSHA, ClientIP: o.ClientIP, TLS: o.TLS, Reason: reason}
-		if err := t.appendEvidence(ev); err != nil {
-			return err
-		}
+	if err := t.appendRefused(o); err != nil {
+		return err
 	}
 	if len(stored) > 0 {
 		if err := t.appendLedger(LedgerEntry{At: o.AcceptedAt, Kind: LedgerAccepted, MessageID: o.MessageID, Sender: o.Sender, Recipients: stored}); err != nil {

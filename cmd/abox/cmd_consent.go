@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"abox/accounts"
+	"abox/store"
 )
 
 // userConsentCmd is `abox user consent`: record a signed consent (the
@@ -94,4 +97,45 @@ func printConsentDetail(w io.Writer, c *accounts.Consent, status string) {
 		fmt.Fprintf(w, "consent signed:\tno: recorded from a bare certificate, never verified\n")
 	}
 	fmt.Fprintf(w, "consent status:\t%s\n", status)
+}
+
+type refusalsArgs struct {
+	Sender string `json:"sender,omitempty"`
+}
+
+func init() {
+	register("notice.refusals", func(ctx context.Context, e *env, a refusalsArgs) ([]store.EvidenceEvent, error) {
+		entries, err := e.store.EvidenceFor("", a.Sender)
+		out := []store.EvidenceEvent{}
+		for _, en := range entries {
+			if en.Event.Kind == store.EvidenceRefused {
+				out = append(out, en.Event)
+			}
+		}
+		return out, err
+	})
+}
+
+// noticeRefusalsCmd is `abox notice refusals`: the evidence of official
+// letters refused for lack of consent before their content was known
+// (every recipient refused at RCPT, so no DATA): they have no Message-ID
+// for `notice proof` to find them by.
+func (a *app) noticeRefusalsCmd() *cobra.Command {
+	var sender string
+	c := &cobra.Command{
+		Use: "refusals [--sender NAME]", Short: "refused events of official letters never delivered to anyone (no Message-ID)", Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var evs []store.EvidenceEvent
+			if err := a.client().call(cmd.Context(), "notice.refusals", refusalsArgs{Sender: sender}, &evs); err != nil {
+				return err
+			}
+			return a.emit(evs, func(w io.Writer) {
+				for _, e := range evs {
+					fmt.Fprintf(w, "entry %d: %s %s refused %s (%s), consent %s\n", e.Index, e.At.Format(time.RFC3339), e.Sender, e.Recipient, e.Reason, e.ConsentSHA)
+				}
+			})
+		},
+	}
+	c.Flags().StringVar(&sender, "sender", "", "only this trusted sender's")
+	return c
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,6 +87,44 @@ func TestConsentAtDelivery(t *testing.T) {
 	sendData(t, c, "From: notices@egov.kz\nTo: carol@example.kz\nSubject: Notice\nDate: "+now.Format(time.RFC1123Z)+"\nMessage-ID: <cd-1@egov.kz>\n\nThe text.\n")
 	c.Quit()
 	checkRefusedEvents(t, a, "cd-1@egov.kz", status, fp)
+
+	// A letter every recipient of which is refused never reaches DATA:
+	// its refusals are logged when the transaction ends, by RSET or by
+	// a dropped connection, without a Message-ID.
+	c = submitter(t, addrs["submission"], "egov", egovPassword)
+	if err := c.Mail("notices@egov.kz"); err != nil {
+		t.Fatal(err)
+	}
+	c.Rcpt(addr["alice"])
+	if err := c.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("notices@egov.kz"); err != nil {
+		t.Fatal(err)
+	}
+	c.Rcpt(addr["erin"])
+	c.Close()
+	want := map[string]string{"alice": "consent-revoked", "erin": "consent-expired"}
+	var got map[string]string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var evs []map[string]any
+		a.JSON(&evs, "notice", "refusals", "--sender", "egov")
+		got = map[string]string{}
+		for _, e := range evs {
+			who, _, _ := strings.Cut(e["recipient"].(string), "@")
+			got[who], _ = e["reason"].(string)
+			if e["message_id"] != "" || e["consent_sha256"] != fp[who] {
+				t.Errorf("refusal without DATA: %v", e)
+			}
+		}
+		if len(got) == len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("notice refusals: %v, want %v", got, want)
+	}
 
 	// The same in a broadcast of an official letter.
 	msg := writeFile(t, t.TempDir(), "b.eml", []byte(crlf("From: notices@egov.kz\nSubject: To everyone\nDate: "+now.Format(time.RFC1123Z)+"\nMessage-ID: <cd-2@egov.kz>\n\nFor all.\n")))

@@ -1626,10 +1626,11 @@ func officialSetup(t *testing.T, logins ...string) (*abox, map[string]string) {
 	a.OKIn(egovPassword+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
 	a.OKIn(courtPassword+"\n", "sender", "add", "court", "--kind", "official", "--from", "letters@court.kz", "--password-stdin")
 	now := time.Now()
+	pki := configureConsent(t, a, now)
 	for _, login := range logins {
 		a.addUser(login)
-		der := testCert(t, login, now.Add(-time.Hour), now.Add(365*24*time.Hour))
-		a.OK("user", "consent", login+"@"+testDomain, "--certificate", writeFile(t, t.TempDir(), login+".der", der))
+		f, _ := a.consentFile(pki, login+"@"+testDomain, now)
+		a.OK("user", "consent", login+"@"+testDomain, "--cms", f)
 	}
 	a.srv = a.Start()
 	return a, a.srv.Addrs()
