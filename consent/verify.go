@@ -111,12 +111,14 @@ func fingerprint(c *x509.Certificate) string {
 // "CMS" or "PKCS7") or bare base64 (what NCALayer hands a portal), and
 // returns its DER.
 func DecodeCMS(raw []byte) ([]byte, error) {
+	// DER is taken as it is: its last bytes may well look like white
+	// space, and trimming them would cut the signature.
+	if len(raw) > 0 && raw[0] == 0x30 {
+		return raw, nil
+	}
 	t := bytes.TrimSpace(raw)
 	if b, _ := pem.Decode(t); b != nil {
 		return b.Bytes, nil
-	}
-	if len(t) > 0 && t[0] == 0x30 {
-		return t, nil
 	}
 	clean := strings.Join(strings.Fields(string(t)), "")
 	if der, err := base64.StdEncoding.DecodeString(clean); err == nil && len(der) > 0 && der[0] == 0x30 {
@@ -128,8 +130,8 @@ func DecodeCMS(raw []byte) ([]byte, error) {
 // IsCertificate says raw is a bare X.509 certificate (PEM or DER), so a
 // caller can explain that a certificate alone is not a signed consent.
 func IsCertificate(raw []byte) bool {
-	der := bytes.TrimSpace(raw)
-	if b, _ := pem.Decode(der); b != nil {
+	der := raw
+	if b, _ := pem.Decode(bytes.TrimSpace(raw)); b != nil {
 		der = b.Bytes
 	}
 	_, err := x509.ParseCertificate(der)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/smallstep/pkcs7"
+
 	"abox/consent"
 	"abox/consent/consenttest"
 )
@@ -26,7 +28,7 @@ type fixture struct {
 	aliceIIN, bobIIN string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{aliceIIN: consenttest.IIN(1), bobIIN: consenttest.IIN(2)}
 	var err error
@@ -60,7 +62,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) verifier(t *testing.T) *consent.Verifier {
+func (f *fixture) verifier(t testing.TB) *consent.Verifier {
 	t.Helper()
 	v, err := consent.New(consent.Config{Anchors: []string{f.anchors}, CRLDir: f.crlDir, MaxStatementAge: 30 * 24 * time.Hour})
 	if err != nil {
@@ -251,4 +253,61 @@ func indexOf(b, sub []byte) int {
 		}
 	}
 	return -1
+}
+
+// TestDetached: a detached signature needs the statement beside it, and
+// only the statement that was signed.
+func TestDetached(t *testing.T) {
+	f := newFixture(t)
+	v := f.verifier(t)
+	alice := consent.Account{Address: "alice@post.kz", ID: 7}
+	stmt := consenttest.Statement(alice.Address, alice.ID, now)
+	sd, err := pkcs7.NewSignedData(stmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	if err := sd.AddSigner(f.alice.Cert, f.alice.Key, pkcs7.SignerInfoConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	sd.Detach()
+	der, err := sd.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := v.Verify(der, nil, alice, now); !errors.Is(err, consent.ErrStatement) {
+		t.Errorf("detached without the statement: %v", err)
+	}
+	other := consenttest.Statement(alice.Address, alice.ID, now.Add(-time.Minute))
+	if _, _, err := v.Verify(der, other, alice, now); !errors.Is(err, consent.ErrSignature) {
+		t.Errorf("detached with another statement: %v", err)
+	}
+	if _, _, err := v.Verify(der, stmt, alice, now); err != nil {
+		t.Errorf("detached with its statement: %v", err)
+	}
+}
+
+// BenchmarkInForce is the check at every official RCPT and broadcast
+// account (docs/CONSENT.md): CRL snapshot cached, recheck 10 s.
+func BenchmarkInForce(b *testing.B) {
+	f := newFixture(b)
+	v, err := consent.New(consent.Config{Anchors: []string{f.anchors}, CRLDir: f.crlDir, CRLRecheck: 10 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	alice := consent.Account{Address: "alice@post.kz", ID: 7}
+	der, err := consenttest.Sign(f.alice, consenttest.Statement(alice.Address, alice.ID, now))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, _, err := v.Verify(der, nil, alice, now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := v.InForce(c, now); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -66,15 +66,27 @@ func (s *Setup) ConsentIIN(address string, id uint64, iin string, signed, notBef
 }
 
 // Revoke replaces the intermediate's CRL with a newer one revoking
-// certs, valid from thisUpdate for a week.
+// certs, valid from thisUpdate for a week. The new CRL gets a new file
+// name, as a same-size file rewritten within the file system's time
+// granularity would look unchanged to the server's directory check.
 func (s *Setup) Revoke(thisUpdate time.Time, certs ...*x509.Certificate) error {
-	crl, err := s.CRL(s.crls.Add(1), thisUpdate, thisUpdate.AddDate(0, 0, 7), certs...)
+	n := s.crls.Add(1)
+	crl, err := s.CRL(n, thisUpdate, thisUpdate.AddDate(0, 0, 7), certs...)
 	if err != nil {
 		return err
 	}
+	old, _ := filepath.Glob(filepath.Join(s.CRLDir, "inter*.crl"))
 	tmp := filepath.Join(s.CRLDir, ".inter.crl.tmp")
 	if err := os.WriteFile(tmp, crl, 0o644); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(s.CRLDir, "inter.crl"))
+	if err := os.Rename(tmp, filepath.Join(s.CRLDir, fmt.Sprintf("inter-%d.crl", n))); err != nil {
+		return err
+	}
+	for _, f := range old {
+		if err := os.Remove(f); err != nil {
+			return err
+		}
+	}
+	return nil
 }
