@@ -55,6 +55,10 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.ReserveSpace, "reserve-space", cfg.ReserveSpace, "SIZE of disk kept in reserve beside the database so acknowledged mail always reaches it when the disk fills (0: none)")
 	f.StringVar(&cfg.EvidenceKey, "evidence-key", cfg.EvidenceKey, "Ed25519 private key (PEM, mode 0600, kept outside DIR's database) that signs the evidence log's tree heads")
 	f.StringVar(&cfg.EvidenceInterval, "evidence-interval", cfg.EvidenceInterval, "DURATION between signed tree heads (only when the log grew); 0: on demand only")
+	f.StringSliceVar(&cfg.ConsentAnchors, "consent-trust-anchors", cfg.ConsentAnchors, "PEM files of the national CA's roots and intermediates that consent signatures must chain to (set it in abox.toml so every command sees it)")
+	f.StringVar(&cfg.ConsentCRLDir, "consent-crl-dir", cfg.ConsentCRLDir, "directory of the CAs' CRLs (PEM or DER), kept current by the operator")
+	f.StringVar(&cfg.ConsentCRLRecheck, "consent-crl-recheck", cfg.ConsentCRLRecheck, "DURATION between looks at consent-crl-dir for changed files; 0: at every check")
+	f.StringVar(&cfg.ConsentMaxAge, "consent-max-age", cfg.ConsentMaxAge, "DURATION: older signed consent statements are refused; 0: no limit")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's /debug/pprof on the HTTP listener (for profiling; keep the listener private)")
 	return c
 }
