@@ -20,7 +20,8 @@ import (
 // against the trust anchors. The directory is stat'ed again at most
 // every recheck interval and re-read when a file's name, size or mtime
 // changed, so an operator's cron job that drops a fresh CRL in place is
-// picked up without a restart (Reload forces it, e.g. on SIGHUP).
+// picked up without a restart (Verifier.Reload forces it: serve calls
+// it on SIGHUP).
 type crlSet struct {
 	dir     string
 	recheck time.Duration
@@ -67,6 +68,15 @@ func (s *crlSet) current(at time.Time) *crlSnapshot {
 		return &next
 	}
 	next := s.load(stamp, at)
+	s.snap.Store(next)
+	return next
+}
+
+// reload re-reads the directory now, whatever the recheck interval.
+func (s *crlSet) reload(at time.Time) *crlSnapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.load(s.stamp(), at)
 	s.snap.Store(next)
 	return next
 }

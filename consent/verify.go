@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -295,3 +296,9 @@ func (v *Verifier) CRLProblems(at time.Time) []string { return v.crls.problems(a
 
 // Reason is the package's Reason, as a method (policy.ConsentChecker).
 func (v *Verifier) Reason(err error) string { return Reason(err) }
+
+// Reload re-reads the CRL directory now (serve does it on SIGHUP) and
+// returns the files it ignored and why.
+func (v *Verifier) Reload(at time.Time) []string {
+	return slices.Sorted(slices.Values(v.crls.reload(at).problems))
+}

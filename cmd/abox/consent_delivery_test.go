@@ -8,6 +8,7 @@ import (
 	"maps"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -193,5 +194,55 @@ func injectLegacyConsent(t *testing.T, path string, id uint64, sha string, now t
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConsentCRLReloadOnHUP: with a long recheck interval the server
+// keeps the CRLs it read; SIGHUP makes it read the directory again, and
+// the revocation applies at the next RCPT.
+func TestConsentCRLReloadOnHUP(t *testing.T) {
+	t.Parallel()
+	a := newAbox(t)
+	fastHashing(t, a.Dir)
+	now := time.Now()
+	pki, err := consenttest.ConfigureRecheck(a.Dir, t.TempDir(), now, "1h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.OK("domain", "add", testDomain)
+	a.OKIn(egovPassword+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
+	a.addUser("alice")
+	alice := "alice@" + testDomain
+	f, sub := a.consentFile(pki, alice, now)
+	a.OK("user", "consent", alice, "--cms", f)
+	a.srv = a.Start()
+	rcpt := func() (int, string) {
+		c := submitter(t, a.srv.Addr("submission"), "egov", egovPassword)
+		defer c.Close()
+		if err := c.Mail("notices@egov.kz"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rcpt(alice); err != nil {
+			return smtpCode(err)
+		}
+		return 250, ""
+	}
+	if code, text := rcpt(); code != 250 {
+		t.Fatalf("RCPT before the revocation: %d %s", code, text)
+	}
+	if err := pki.Revoke(time.Now().Add(-time.Minute), sub.Cert); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := rcpt(); code != 250 {
+		t.Errorf("RCPT after the new CRL, before SIGHUP, with a 1h recheck: %d, want the cached CRL's 250", code)
+	}
+	if err := a.srv.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); !a.srv.Log.Contains("consent CRLs reloaded") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, text := rcpt(); code != 550 || !strings.Contains(text, "revoked") {
+		t.Errorf("RCPT after SIGHUP: %d %q, want 550 revoked", code, text)
 	}
 }

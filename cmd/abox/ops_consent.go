@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"abox/accounts"
@@ -128,4 +131,29 @@ func logConsentSetup(log *slog.Logger, cfg *Config, v *consent.Verifier, now tim
 	for _, p := range v.CRLProblems(now) {
 		log.Warn("consent CRL ignored", "problem", p)
 	}
+}
+
+// reloadConsentOnHUP re-reads the consent CRL directory on every SIGHUP
+// until ctx ends (the directory is also looked at every
+// consent-crl-recheck; SIGHUP is for an operator who will not wait).
+// The handler is in place when it returns, so a SIGHUP right after
+// `ready` cannot kill the server.
+func reloadConsentOnHUP(ctx context.Context, log *slog.Logger, v *consent.Verifier, now func() time.Time) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				problems := v.Reload(now())
+				log.Info("consent CRLs reloaded", "ignored", len(problems))
+				for _, p := range problems {
+					log.Warn("consent CRL ignored", "problem", p)
+				}
+			}
+		}
+	}()
 }

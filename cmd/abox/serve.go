@@ -126,6 +126,7 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	logConsentSetup(log, cfg, cv, st.Now())
+	reloadConsentOnHUP(ctx, log, cv, st.Now)
 	pc.Consent = cv
 	srv.policy = policy.New(st, pc)
 	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy, consentV: cv}

@@ -23,6 +23,11 @@ type Setup struct {
 // consent settings to dataDir/abox.toml (call it after anything that
 // rewrites that file).
 func Configure(dataDir, work string, now time.Time) (*Setup, error) {
+	return ConfigureRecheck(dataDir, work, now, "0s")
+}
+
+// ConfigureRecheck is Configure with another consent-crl-recheck.
+func ConfigureRecheck(dataDir, work string, now time.Time, recheck string) (*Setup, error) {
 	p, err := NewPKI("TEST NCA", now)
 	if err != nil {
 		return nil, err
@@ -36,7 +41,7 @@ func Configure(dataDir, work string, now time.Time) (*Setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = fmt.Fprintf(f, "\nconsent-trust-anchors = [%q]\nconsent-crl-dir = %q\nconsent-crl-recheck = \"0s\"\n", s.Anchors, s.CRLDir)
+	_, err = fmt.Fprintf(f, "\nconsent-trust-anchors = [%q]\nconsent-crl-dir = %q\nconsent-crl-recheck = %q\n", s.Anchors, s.CRLDir, recheck)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
