@@ -206,6 +206,7 @@ func fmtLimit(n int64, size bool) string {
 func printUser(w io.Writer, v *userView) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "address:\t%s\n", v.Address)
+	fmt.Fprintf(tw, "account id:\t%d\n", v.ID)
 	fmt.Fprintf(tw, "state:\t%s\n", v.State)
 	if v.Class != "" {
 		fmt.Fprintf(tw, "class:\t%s\n", v.Class)

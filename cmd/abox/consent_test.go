@@ -148,6 +148,11 @@ func TestConsentCLI(t *testing.T) {
 	if c == nil || c["iin"] != iinA || c["verified"] != true || u["consent_status"] != "in-force" {
 		t.Fatalf("user show after a good consent: %v", u)
 	}
+	if show := a.OK("user", "show", alice); !strings.Contains(show, "consent status:") || !strings.Contains(show, "in-force") {
+		t.Errorf("user show does not say the consent is in force:\n%s", show)
+	} else {
+		t.Logf("user show:\n%s", show)
+	}
 	out := filepath.Join(dir, "exported.p7s")
 	a.OK("user", "consent", alice, "--export", out)
 	if got, want := mustRead(t, out), mustRead(t, goodFile); !bytes.Equal(got, want) {
