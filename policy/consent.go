@@ -41,9 +41,22 @@ func (e *Engine) consentInForce(acct *accounts.Account, addr string) *Refusal {
 	if err == nil {
 		return nil
 	}
-	r := refuse(ErrNoConsent, "%s has no digital-signature consent in force (%v; user agreement 3.2); deliver this letter on paper", addr, err)
+	// The reply goes to the sender: it says why in words, never the
+	// certificate's subject (the subscriber's name and IIN) or the
+	// operator's file names; `user show` has the detail.
+	r := refuse(ErrNoConsent, "%s has no digital-signature consent in force (%s; user agreement 3.2); deliver this letter on paper", addr, consentWords[code])
 	r.Cause, r.Code = err, code
 	return r
+}
+
+// consentWords says each not-in-force code in the SMTP reply.
+var consentWords = map[string]string{
+	"no-consent":             "consent cannot be verified here",
+	"consent-unverified":     "the consent on record was never verified",
+	"consent-expired":        "the consent certificate has expired",
+	"consent-revoked":        "the consent certificate has been revoked",
+	"consent-status-unknown": "the consent certificate's revocation status is unknown",
+	"consent-untrusted":      "the consent certificate's issuer is no longer trusted",
 }
 
 // ConsentCode is the evidence log's reason for a refusal for lack of

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,7 +55,8 @@ func TestConsentInForceAtRCPT(t *testing.T) {
 	}
 	e.cfg.Consent = v
 	acct := mustAccount(t, st, "alice")
-	sub, err := pki.Subscriber("ALICE", consenttest.IIN(1), now.AddDate(0, 0, -1), now.AddDate(0, 0, 3))
+	iin := consenttest.IIN(1)
+	sub, err := pki.Subscriber("ALICE", iin, now.AddDate(0, 0, -1), now.AddDate(0, 0, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +79,8 @@ func TestConsentInForceAtRCPT(t *testing.T) {
 			t.Errorf("%s: %v, want accepted", name, err)
 		case want != "" && (!errors.Is(err, ErrNoConsent) || ConsentCode(err) != want):
 			t.Errorf("%s: %v (code %q), want ErrNoConsent %s", name, err, ConsentCode(err), want)
+		case want != "" && (strings.Contains(err.Error(), iin) || strings.Contains(err.Error(), ".crl")):
+			t.Errorf("%s: the reply to the sender names the subscriber's IIN or the operator's files: %v", name, err)
 		}
 	}
 	check("in force", "")
