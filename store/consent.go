@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -174,4 +175,34 @@ func (s *Store) RecordRefusals(ctx context.Context, o *OfficialLetter) error {
 		return nil
 	}
 	return s.update(ctx, func(t *txn) error { return t.appendRefused(o) })
+}
+
+// consentIndex checks the IIN binding against the accounts (abox check):
+// every account not purged with a verified consent holds exactly its
+// own entry, and no entry names anyone else.
+func (c *checker) consentIndex() {
+	want := map[string]uint64{}
+	_ = c.tx.Bucket(bAccounts).ForEach(func(_, v []byte) error {
+		var a accounts.Account
+		if json.Unmarshal(v, &a) != nil {
+			return nil // accounts() reports it
+		}
+		if iin := boundIIN(&a); iin != "" {
+			want[string(iinKey(iin, a.ID))] = a.ID
+		}
+		return nil
+	})
+	_ = c.tx.Bucket(bConsentIIN).ForEach(func(k, _ []byte) error {
+		if _, ok := want[string(k)]; ok {
+			delete(want, string(k))
+		} else if len(k) > 8 {
+			c.problem("consent IIN index: stale entry %s for account %d", k[:len(k)-9], decodeU64(k[len(k)-8:]))
+		} else {
+			c.problem("consent IIN index: malformed key %x", k)
+		}
+		return nil
+	})
+	for _, id := range want {
+		c.problem("consent IIN index: account %d's IIN is missing", id)
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"abox/accounts"
 )
 
@@ -82,4 +84,21 @@ func TestConsentIINBinding(t *testing.T) {
 		t.Errorf("after reopen: %v, want bob", ids)
 	}
 	mustCheck(t, s2)
+	// abox check notices a binding lost or left behind.
+	if err := s2.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bConsentIIN)
+		if err := b.Delete(iinKey("900101300016", bob.ID)); err != nil {
+			return err
+		}
+		return b.Put(iinKey("900101300024", carol.ID), nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := s2.Check()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 2 {
+		t.Errorf("check after damaging the IIN index: %q, want the missing and the stale entry", rep.Problems)
+	}
 }
