@@ -120,18 +120,6 @@ func UnicodeDomain(d string) string {
 	return d
 }
 
-// Consent records the X.509 certificate a subscriber confirmed the
-// account with (user agreement 3.2).
-type Consent struct {
-	Subject    string    `json:"subject"`
-	Issuer     string    `json:"issuer"`
-	Serial     string    `json:"serial"`
-	SHA256     string    `json:"sha256"` // fingerprint of the DER certificate
-	NotBefore  time.Time `json:"not_before"`
-	NotAfter   time.Time `json:"not_after"`
-	RecordedAt time.Time `json:"recorded_at"`
-}
-
 // Domain is a hosted mail domain.
 type Domain struct {
 	Name      string    `json:"name"`

@@ -78,11 +78,10 @@ func TestOfficialLetterFirstRead(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	alice := e.addUser("alice")
+	cms := signedConsent(t, e, alice)
 	s := e.start()
 	e.OKIn(password+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
-	// The server's own certificate is an X.509 certificate within its
-	// validity: good enough as the consent's signature certificate.
-	e.OK("user", "consent", alice, "--certificate", e.Dir+"/tls-cert.pem")
+	e.OK("user", "consent", alice, "--cms", cms)
 	ids := []string{"off-1@egov.kz", "off-2@egov.kz", "off-3@egov.kz"}
 	for i, id := range ids {
 		submitOfficial(t, s.sub, "egov", "notices@egov.kz", alice, crlf(fmt.Sprintf(

@@ -77,8 +77,10 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (store.Bro
 	}
 	total, _ := e.store.CountState(accounts.Active)
 	pick := func(a *accounts.Account) (store.Recipient, error) {
-		if b.Official && a.Consent == nil {
-			return store.Recipient{}, store.ErrSkipNoConsent
+		if b.Official {
+			if err := e.consentPick(a); err != nil {
+				return store.Recipient{}, err
+			}
 		}
 		lim, err := e.LimitsOf(a)
 		if err != nil {

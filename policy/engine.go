@@ -52,6 +52,9 @@ type Config struct {
 	// postmaster@ every hosted domain; empty: each domain's role account
 	// (postmaster.go).
 	Postmaster string
+	// Consent checks, at each official delivery, that the recipient's
+	// consent is in force; nil: none is.
+	Consent ConsentChecker
 }
 
 // Engine makes the decisions of the terms of service for the protocol
@@ -229,8 +232,10 @@ func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, erro
 	if acct.State != accounts.Active {
 		return nil, refuse(ErrDisabled, "mailbox %s is %s", addr, acct.State)
 	}
-	if o.Official && acct.Consent == nil {
-		return nil, refuse(ErrNoConsent, "%s has not confirmed official letters with a digital signature (user agreement 3.2); deliver this letter on paper", addr)
+	if o.Official {
+		if r := e.consentInForce(&acct, addr); r != nil {
+			return nil, r
+		}
 	}
 	lim, err := e.LimitsOf(&acct)
 	if err != nil {

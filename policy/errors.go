@@ -42,6 +42,9 @@ type Refusal struct {
 	// Login is, for a refused login, the name as it may be logged
 	// (LoginOf); never the name as typed, which may be a password.
 	Login string
+	// Code, for a consent refusal, is the evidence log's reason
+	// (no-consent, consent-expired, consent-revoked, ...).
+	Code string
 }
 
 func (r *Refusal) Error() string {

@@ -80,9 +80,13 @@ type transaction struct {
 	seen         map[string]bool
 	acceptedAt   time.Time // when the first recipient was accepted
 	refused      []string  // refused for lack of consent (official letters)
+	refusedWhy   []string  // parallel to refused: the evidence log's reason
 	bdat         []byte    // chunks so far
 	bdatTooBig   bool
 	bdatFailed   bool
+	// refusalsLogged: the refusals are in the evidence log (with the
+	// delivery, or by logUndelivered).
+	refusalsLogged bool
 }
 
 func newConn(s *Server, nc net.Conn, ip netip.Addr) *conn {
@@ -108,6 +112,7 @@ func (c *conn) refuseConnection(text string) {
 
 func (c *conn) serve() {
 	defer c.logRefusals()
+	defer c.dropTx()
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("smtp: panic", "panic", r)
@@ -279,7 +284,7 @@ func (c *conn) dispatch(line string) {
 			c.badCommand(reply{501, "5.5.4", "RSET takes no argument"})
 			return
 		}
-		c.tx = nil
+		c.dropTx()
 		c.writeReply(reply{250, "2.0.0", "OK"})
 	case "NOOP":
 		c.writeReply(reply{250, "2.0.0", "OK"})
@@ -312,6 +317,7 @@ func (c *conn) cmdHello(extended bool, arg string) {
 		c.badCommand(reply{501, "5.5.4", "Domain or address literal required"})
 		return
 	}
+	c.dropTx()
 	c.helo, c.esmtp, c.tx = strings.Fields(arg)[0], extended, nil
 	greet := c.s.cfg.Hostname + " greets " + c.helo
 	if !extended {
@@ -374,6 +380,7 @@ func (c *conn) cmdStartTLS(arg string) {
 	c.mu.Unlock()
 	c.br.Reset(netReader{c})
 	c.bw.Reset(tc)
+	c.dropTx()
 	c.helo, c.esmtp, c.ident, c.tx = "", false, nil, nil
 }
 

@@ -24,6 +24,9 @@ const deliverTimeout = time.Minute
 // answers. 250 is sent only after policy.Deliver returned, i.e. after the
 // message is durably committed for every recipient.
 func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
+	// Whatever ends this DATA short of a delivery, the consent
+	// refusals are logged (refusals.go).
+	defer func() { c.logUndelivered(tx, body) }()
 	now := c.s.cfg.Policy.Now()
 	var keywords []string
 	var sender *accounts.Account
@@ -39,15 +42,7 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 	}
 	var official *store.OfficialLetter
 	if c.official() {
-		official = &store.OfficialLetter{MessageID: messageID(body), Sender: c.ident.Sender.Name,
-			AcceptedAt: tx.acceptedAt, Refused: tx.refused, Reason: "no-consent",
-			ClientIP: c.ip.String(), TLS: "none"}
-		if c.tls != nil {
-			official.TLS = tls.VersionName(c.tls.Version) + " " + tls.CipherSuiteName(c.tls.CipherSuite)
-		}
-		for _, r := range tx.rcpts {
-			official.Addresses = append(official.Addresses, r.Address)
-		}
+		official = c.officialLetter(tx, body)
 	}
 	received := int64(len(body))
 	junk := false
@@ -96,6 +91,7 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 		c.refuse(err)
 		return
 	}
+	tx.refusalsLogged = true
 	m := c.s.cfg.Metrics
 	m.accepted.WithLabelValues(c.s.cfg.Name).Inc()
 	m.bytes.WithLabelValues(c.s.cfg.Name).Add(float64(len(stored)))

@@ -6,14 +6,7 @@ package smtpd_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"abox/consent/consenttest"
 )
 
 // requiredExts are the EHLO keywords SPEC requires on every listener.
@@ -1086,8 +1081,9 @@ func TestSpamAndConsent(t *testing.T) {
 	to := e.addUser("quinn")
 	consenting := e.addUser("rosa")
 	e.addSender("gov", "official", "gov@gov.kz")
+	cms := signedConsent(t, e, consenting)
 	s := e.start()
-	e.OK("user", "consent", consenting, "--certificate", writeCertificate(t))
+	e.OK("user", "consent", consenting, "--cms", cms)
 	t.Run("GTUBE rejected as spam", func(t *testing.T) {
 		t.Parallel()
 		c := dial(t, s.smtp)
@@ -1119,28 +1115,25 @@ func TestSpamAndConsent(t *testing.T) {
 	})
 }
 
-// writeCertificate writes a self-signed X.509 certificate (PEM) valid now.
-func writeCertificate(t *testing.T) string {
+// signedConsent configures a test national CA for e's data directory
+// (call it before start) and returns a CMS file in which addr's
+// subscriber signs the consent statement now.
+func signedConsent(t *testing.T, e *env, addr string) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	now := time.Now()
+	pki, err := consenttest.Configure(e.Dir, t.TempDir(), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "Rosa Subscriber"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+	var u struct {
+		ID uint64 `json:"id"`
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	e.JSON(&u, "user", "show", addr)
+	f, _, err := pki.Consent(addr, u.ID, now, now.Add(-time.Hour), now.Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(t.TempDir(), "consent.pem")
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return f
 }
 
 // TestBDATHugeChunkUnlimitedSize: with no message size limit (every

@@ -170,6 +170,7 @@ func (c *conn) cmdRcpt(arg string) {
 	if err != nil {
 		if errors.Is(err, policy.ErrNoConsent) {
 			c.tx.refused = append(c.tx.refused, strings.ToLower(p.addr))
+			c.tx.refusedWhy = append(c.tx.refusedWhy, policy.ConsentCode(err))
 		}
 		if errors.Is(err, policy.ErrUnknownUser) && !sender {
 			c.unknown++
@@ -284,6 +285,7 @@ func (c *conn) cmdData(arg string) {
 	tx := c.tx
 	c.tx = nil
 	if tooBig {
+		c.logUndelivered(tx, nil)
 		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(tx.sizeLimit()))})
 		return
 	}
@@ -476,6 +478,7 @@ func (c *conn) cmdBDAT(arg string) {
 		tx := c.tx
 		c.tx = nil
 		if tx.bdatTooBig {
+			c.logUndelivered(tx, nil)
 			c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(tx.sizeLimit()))})
 			return
 		}

@@ -87,6 +87,9 @@ func (t *txn) putAccount(old, a *accounts.Account) error {
 			return err
 		}
 	}
+	if err := t.syncConsentIIN(old, a); err != nil {
+		return err
+	}
 	return putJSON(t.tx.Bucket(bAccounts), acctKey(a.ID), a)
 }
 

@@ -108,6 +108,24 @@ type Pick func(a *accounts.Account) (Recipient, error)
 // ErrSkipNoConsent marks an account refused for lack of consent.
 var ErrSkipNoConsent = errors.New("no digital-signature consent")
 
+// SkipNoConsent is ErrSkipNoConsent with the evidence log's code of why
+// (consent-expired, consent-revoked, ...).
+func SkipNoConsent(reason string) error { return &skipNoConsent{reason} }
+
+type skipNoConsent struct{ reason string }
+
+func (e *skipNoConsent) Error() string { return ErrSkipNoConsent.Error() + ": " + e.reason }
+func (e *skipNoConsent) Unwrap() error { return ErrSkipNoConsent }
+
+// skipReason is the evidence code of a consent refusal.
+func skipReason(err error) string {
+	var s *skipNoConsent
+	if errors.As(err, &s) {
+		return s.reason
+	}
+	return "no-consent"
+}
+
 // BroadcastStep delivers to the next batch of up to max active accounts
 // after the cursor in one transaction and returns the updated record.
 // When no account is left, it releases the broadcast's reference and
@@ -135,7 +153,7 @@ func (s *Store) BroadcastStep(ctx context.Context, id uint64, max int, pick Pick
 			ids = append(ids, decodeU64(k[len(prefix):]))
 		}
 		var delivered []Delivered
-		var addrs, refused []string
+		var addrs, refused, reasons []string
 		for _, aid := range ids {
 			b.Cursor = aid
 			b.Scanned++
@@ -150,6 +168,7 @@ func (s *Store) BroadcastStep(ctx context.Context, id uint64, max int, pick Pick
 			if errors.Is(err, ErrSkipNoConsent) {
 				b.Refused++
 				refused = append(refused, a.Address())
+				reasons = append(reasons, skipReason(err))
 				continue
 			}
 			if err == nil {
@@ -174,7 +193,7 @@ func (s *Store) BroadcastStep(ctx context.Context, id uint64, max int, pick Pick
 			b.Delivered += int64(n)
 		}
 		if b.Official {
-			o := &OfficialLetter{MessageID: b.MessageID, Sender: b.Sender, Addresses: addrs, AcceptedAt: t.now, Refused: refused, Reason: "no-consent"}
+			o := &OfficialLetter{MessageID: b.MessageID, Sender: b.Sender, Addresses: addrs, AcceptedAt: t.now, Refused: refused, Reason: "no-consent", RefusedReasons: reasons}
 			if err := t.recordOfficial(o, delivered, b.Blob); err != nil {
 				return err
 			}

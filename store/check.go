@@ -125,6 +125,7 @@ func (s *Store) Check() (CheckReport, error) {
 			}
 		}
 		c.accounts()
+		c.consentIndex()
 		c.mailboxesAndMessages()
 		c.checkVanished()
 		c.nameUnreadable()

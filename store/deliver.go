@@ -72,7 +72,11 @@ type OfficialLetter struct {
 	Addresses  []string
 	AcceptedAt time.Time
 	Refused    []string // refused at RCPT for lack of consent
-	Reason     string   // why they were refused
+	Reason     string   // why they were refused (the notice ledger's word)
+	// RefusedReasons, parallel to Refused, is each refusal's code in the
+	// evidence log (consent-expired, consent-revoked, ...); "" or absent
+	// means Reason.
+	RefusedReasons []string
 	// ClientIP and TLS describe the submitting connection for the
 	// evidence log (TLS: version and cipher, or "none").
 	ClientIP string
@@ -264,12 +268,8 @@ func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) er
 			return err
 		}
 	}
-	for _, addr := range o.Refused {
-		ev := EvidenceEvent{At: o.AcceptedAt, Kind: EvidenceRefused, MessageID: o.MessageID, Sender: o.Sender,
-			Recipient: addr, Account: t.accountByAddress(addr), MessageSHA: o.MessageSHA, ClientIP: o.ClientIP, TLS: o.TLS, Reason: o.Reason}
-		if err := t.appendEvidence(ev); err != nil {
-			return err
-		}
+	if err := t.appendRefused(o); err != nil {
+		return err
 	}
 	if len(stored) > 0 {
 		if err := t.appendLedger(LedgerEntry{At: o.AcceptedAt, Kind: LedgerAccepted, MessageID: o.MessageID, Sender: o.Sender, Recipients: stored}); err != nil {

@@ -45,6 +45,9 @@ var (
 	bEvidenceTree  = []byte("evidence_tree")  // level(1) index(8) -> SHA-256 of that perfect subtree
 	bEvidenceHeads = []byte("evidence_heads") // tree size(8) timestamp(8) -> JSON evidence.SignedHead
 	bEvidenceMsg   = []byte("evidence_msg")   // message-id 0x00 index(8) -> nil
+	// Consent (store/consent.go): signed CMS objects, IIN bindings.
+	bConsents   = []byte("consents")    // acct(8) recorded unix nanos(8) -> CMS DER
+	bConsentIIN = []byte("consent_iin") // iin 0x00 acct(8) -> nil, accounts not purged
 )
 
 var allBuckets = [][]byte{
@@ -55,6 +58,7 @@ var allBuckets = [][]byte{
 	bVanished,
 	bEvidence, bEvidenceTree, bEvidenceHeads, bEvidenceMsg,
 	bLogins, bLoginsTime,
+	bConsents, bConsentIIN,
 }
 
 func u64(v uint64) []byte {

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -153,33 +152,7 @@ func (a *app) userCmd() *cobra.Command {
 	set.Flags().Bool("exempt", false, "a role account never deleted for inactivity (--exempt=false to undo)")
 	set.Flags().String("ban-services", "", "bar this account from services its class allows: imap, submission (comma-separated), or none to lift the ban")
 
-	var certFile string
-	var revoke bool
-	consent := &cobra.Command{
-		Use:   "consent ADDRESS --certificate FILE | --revoke",
-		Short: "record the digital-signature confirmation (X.509, PEM or DER) that enables official letters",
-		Args:  exactArgs("ADDRESS"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if (certFile == "") == !revoke {
-				return usagef("user consent needs --certificate FILE or --revoke")
-			}
-			ca := consentArgs{Address: args[0], Revoke: revoke}
-			if certFile != "" {
-				data, err := os.ReadFile(certFile)
-				if err != nil {
-					return err
-				}
-				ca.Certificate = data
-			}
-			done := "consent recorded"
-			if revoke {
-				done = "consent revoked"
-			}
-			return a.showUser(cmd, "user.consent", ca, done)
-		},
-	}
-	consent.Flags().StringVar(&certFile, "certificate", "", "the subscriber's X.509 certificate, PEM or DER")
-	consent.Flags().BoolVar(&revoke, "revoke", false, "remove the recorded consent")
+	consent := a.userConsentCmd()
 
 	var reason string
 	block := &cobra.Command{
@@ -282,6 +255,7 @@ func fmtLimit(n int64, size bool) string {
 func printUser(w io.Writer, v *userView) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "address:\t%s\n", v.Address)
+	fmt.Fprintf(tw, "account id:\t%d\n", v.ID)
 	fmt.Fprintf(tw, "state:\t%s\n", v.State)
 	if v.Class != "" {
 		fmt.Fprintf(tw, "class:\t%s\n", v.Class)
@@ -307,6 +281,7 @@ func printUser(w io.Writer, v *userView) {
 	}
 	if c := v.Consent; c != nil {
 		fmt.Fprintf(tw, "consent:\t%s, certificate %s (serial %s, valid to %s)\n", c.RecordedAt.Format(time.RFC3339), c.Subject, c.Serial, c.NotAfter.Format("2006-01-02"))
+		printConsentDetail(tw, c, v.ConsentStatus)
 	}
 	if u := v.Usage; u != nil {
 		fmt.Fprintf(tw, "storage:\t%s of %s\n", formatSize(u.StorageBytes), fmtLimit(u.StorageLimit, true))

@@ -68,6 +68,10 @@ type Config struct {
 	EvidenceKey       string   `toml:"evidence-key"`                // Ed25519 private key (PEM) signing evidence tree heads; empty: none
 	EvidenceInterval  string   `toml:"evidence-interval"`           // DURATION between signed tree heads; "0": on demand only
 	ClientHost        string   `toml:"client-host"`                 // host name mail clients are told to use; empty: hostname
+	ConsentAnchors    []string `toml:"consent-trust-anchors"`       // PEM files: the national CA's roots and intermediates
+	ConsentCRLDir     string   `toml:"consent-crl-dir"`             // directory of the CAs' CRLs, kept current by the operator
+	ConsentCRLRecheck string   `toml:"consent-crl-recheck"`         // DURATION between looks at the CRL directory; "0": every check
+	ConsentMaxAge     string   `toml:"consent-max-age"`             // DURATION: older signed statements are refused; "0": no limit
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -122,6 +126,8 @@ func defaultConfig() Config {
 		GCHeadroomMiB:     64,
 		ReserveSpace:      "128MiB",
 		EvidenceInterval:  "5m",
+		ConsentCRLRecheck: "10s",
+		ConsentMaxAge:     "30d",
 		ReservedLogins:    r.ReservedLogins,
 		PhonePrefixes:     r.PhonePrefixes,
 		MinPasswordLength: r.MinPasswordLength,
@@ -241,6 +247,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := parseDuration(c.EvidenceInterval); err != nil {
 		return fmt.Errorf("config: evidence-interval: %w", err)
+	}
+	if err := c.validateConsent(); err != nil {
+		return err
 	}
 	if _, err := parseDuration(c.LegalHold); err != nil {
 		return fmt.Errorf("config: legal-hold: %w", err)

@@ -135,7 +135,7 @@ func FuzzResolveConfig(f *testing.F) {
 
 // normalizeNil makes empty lists nil, as TOML writes both alike.
 func normalizeNil(c Config) Config {
-	for _, l := range []*[]string{&c.TrustedNetworks, &c.DNSBLZones, &c.ReservedLogins, &c.PhonePrefixes} {
+	for _, l := range []*[]string{&c.TrustedNetworks, &c.DNSBLZones, &c.ReservedLogins, &c.PhonePrefixes, &c.ConsentAnchors} {
 		if len(*l) == 0 {
 			*l = nil
 		}

@@ -45,8 +45,8 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	now := time.Now()
 	a.addUser("alice")
 	a.addUser("bob") // no consent: refused
-	der := testCert(t, "alice", now.Add(-time.Hour), now.Add(365*24*time.Hour))
-	a.OK("user", "consent", "alice@"+testDomain, "--certificate", writeFile(t, t.TempDir(), "alice.der", der))
+	aliceCMS, _ := a.consentFile(configureConsent(t, a, now), "alice@"+testDomain, now)
+	a.OK("user", "consent", "alice@"+testDomain, "--cms", aliceCMS)
 	a.ServeFlags = []string{"--evidence-key", keyFile, "--evidence-interval", "0"}
 	a.srv = a.Start()
 	addrs := a.srv.Addrs()

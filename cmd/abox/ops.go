@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"abox/accounts"
+	"abox/consent"
 	"abox/policy"
 	"abox/store"
 )
@@ -32,11 +33,30 @@ type env struct {
 	// endSessions, set in the serving process, ends the open sessions
 	// of an account that may no longer use them (user agreement 2.7-2.8).
 	endSessions func(acctID uint64)
+	// consentV verifies consent signatures and checks consents in force
+	// (serve builds it at start; a direct command when it needs it).
+	consentV *consent.Verifier
+}
+
+// consent returns the consent verifier, built from cfg on first use.
+func (e *env) consent() (*consent.Verifier, error) {
+	if e.consentV == nil {
+		v, err := e.cfg.consentVerifier()
+		if err != nil {
+			return nil, err
+		}
+		e.consentV = v
+	}
+	return e.consentV, nil
 }
 
 func (e *env) policy() *policy.Engine {
 	if e.engine == nil {
-		e.engine = policy.New(e.store, e.cfg.policyConfig())
+		pc := e.cfg.policyConfig()
+		if v, err := e.consent(); err == nil {
+			pc.Consent = v
+		}
+		e.engine = policy.New(e.store, pc)
 	}
 	return e.engine
 }

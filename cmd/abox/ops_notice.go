@@ -97,7 +97,7 @@ func (a *app) noticeCmd() *cobra.Command {
 	}
 	verify.Flags().StringVar(&pubFile, "public-key", "", "the operator's evidence public key (PEM): check every evidence entry against the signed tree heads")
 	verify.Flags().StringVar(&headsFile, "heads", "", "more signed tree heads (JSON lines, e.g. a copy of DIR/"+HeadsFileName+" kept elsewhere)")
-	return group("notice", "official letters: delivery and first-read records, evidence log", append([]*cobra.Command{show, verify}, a.evidenceCmds()...)...)
+	return group("notice", "official letters: delivery and first-read records, evidence log", append([]*cobra.Command{show, verify, a.noticeRefusalsCmd()}, a.evidenceCmds()...)...)
 }
 
 func printEvidenceReport(w io.Writer, ev *store.EvidenceReport) {

@@ -14,6 +14,7 @@ import (
 )
 
 type userView struct {
+	ID             uint64            `json:"id"` // stable: a consent statement names it
 	Address        string            `json:"address"`
 	State          string            `json:"state"`
 	Class          string            `json:"class,omitempty"`
@@ -30,7 +31,10 @@ type userView struct {
 	Exempt         bool              `json:"exempt,omitempty"`
 	BannedServices []string          `json:"banned_services,omitempty"`
 	Consent        *accounts.Consent `json:"consent,omitempty"`
-	Usage          *usageView        `json:"usage,omitempty"`
+	// ConsentStatus is "in-force" or why the consent carries no official
+	// letter now (the evidence log's reason code and the detail).
+	ConsentStatus string     `json:"consent_status,omitempty"`
+	Usage         *usageView `json:"usage,omitempty"`
 }
 
 type usageView struct {
@@ -58,7 +62,7 @@ func timePtr(t time.Time) *time.Time {
 // only: its personal data is gone (user agreement 2.12.1.2).
 func (e *env) view(a *accounts.Account, withUsage bool) (userView, error) {
 	v := userView{
-		Address: a.Address(), State: string(a.State), CreatedAt: a.CreatedAt.UTC(),
+		ID: a.ID, Address: a.Address(), State: string(a.State), CreatedAt: a.CreatedAt.UTC(),
 		DeletionAt: timePtr(a.DeletionAt), GraceUntil: timePtr(a.GraceUntil),
 		PurgedAt: timePtr(a.PurgedAt),
 	}
@@ -69,6 +73,7 @@ func (e *env) view(a *accounts.Account, withUsage bool) (userView, error) {
 	v.BlockReason, v.BlockedAt, v.DeletionReason = a.BlockReason, timePtr(a.BlockedAt), a.DeletionReason
 	v.Consent, v.WarnedAt, v.Exempt = a.Consent, timePtr(a.WarnedAt), a.Exempt
 	v.BannedServices = a.BannedServices
+	v.ConsentStatus = e.consentStatus(a.Consent)
 	if !withUsage {
 		return v, nil
 	}
@@ -123,12 +128,6 @@ type userSetArgs struct {
 	// BanServices replaces the account's banned services: a list of
 	// imap, submission, or "none".
 	BanServices *string `json:"ban_services,omitempty"`
-}
-
-type consentArgs struct {
-	Address     string `json:"address"`
-	Certificate []byte `json:"certificate,omitempty"`
-	Revoke      bool   `json:"revoke,omitempty"`
 }
 
 type blockArgs struct {
@@ -238,29 +237,6 @@ func init() {
 		})
 	})
 	register("user.set", userSet)
-	register("user.consent", func(ctx context.Context, e *env, a consentArgs) (userView, error) {
-		now := e.now()
-		if a.Revoke {
-			return e.updateUserAt(ctx, a.Address, "user.consent.revoke", because("consent revoked"), func(x *accounts.Account) error {
-				if x.Consent == nil {
-					return fmt.Errorf("%s has no consent on record", x.Address())
-				}
-				x.Consent = nil
-				return nil
-			})
-		}
-		c, err := accounts.ParseConsent(a.Certificate, now)
-		if err != nil {
-			return userView{}, err
-		}
-		return e.updateUserAt(ctx, a.Address, "user.consent", because("certificate "+c.SHA256+" ("+c.Subject+")"), func(x *accounts.Account) error {
-			if x.State == accounts.Purged {
-				return fmt.Errorf("account %s is purged", x.Address())
-			}
-			x.Consent = c
-			return nil
-		})
-	})
 	register("user.block", func(ctx context.Context, e *env, a blockArgs) (userView, error) {
 		now := e.now()
 		return e.updateUserAt(ctx, a.Address, "user.block", because(a.Reason), func(x *accounts.Account) error {

@@ -58,6 +58,10 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.ReserveSpace, "reserve-space", cfg.ReserveSpace, "SIZE of disk kept in reserve beside the database so acknowledged mail always reaches it when the disk fills (0: none)")
 	f.StringVar(&cfg.EvidenceKey, "evidence-key", cfg.EvidenceKey, "Ed25519 private key (PEM, mode 0600, kept outside DIR's database) that signs the evidence log's tree heads")
 	f.StringVar(&cfg.EvidenceInterval, "evidence-interval", cfg.EvidenceInterval, "DURATION between signed tree heads (only when the log grew); 0: on demand only")
+	f.StringSliceVar(&cfg.ConsentAnchors, "consent-trust-anchors", cfg.ConsentAnchors, "PEM files of the national CA's roots and intermediates that consent signatures must chain to (set it in abox.toml so every command sees it)")
+	f.StringVar(&cfg.ConsentCRLDir, "consent-crl-dir", cfg.ConsentCRLDir, "directory of the CAs' CRLs (PEM or DER), kept current by the operator")
+	f.StringVar(&cfg.ConsentCRLRecheck, "consent-crl-recheck", cfg.ConsentCRLRecheck, "DURATION between looks at consent-crl-dir for changed files; 0: at every check")
+	f.StringVar(&cfg.ConsentMaxAge, "consent-max-age", cfg.ConsentMaxAge, "DURATION: older signed consent statements are refused; 0: no limit")
 	f.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve Go's /debug/pprof on the HTTP listener (for profiling; keep the listener private)")
 	bindConfigFlags(f, cfg)
 	return c
@@ -176,8 +180,15 @@ func (a *app) serve(ctx context.Context) error {
 	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry()}
 	pc := cfg.policyConfig()
 	pc.Metrics = policy.NewMetrics(srv.registry)
+	cv, err := cfg.consentVerifier()
+	if err != nil {
+		return err
+	}
+	logConsentSetup(log, cfg, cv, st.Now())
+	reloadConsentOnHUP(ctx, log, cv, st.Now)
+	pc.Consent = cv
 	srv.policy = policy.New(st, pc)
-	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy, endSessions: srv.endSessions}
+	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy, consentV: cv, endSessions: srv.endSessions}
 	if cfg.EvidenceKey != "" {
 		// Refuse to start with a key that cannot sign: evidence would
 		// silently go unsigned.

@@ -176,6 +176,10 @@ func (s *Server) StopWith(sig os.Signal) {
 	})
 }
 
+// Signal sends sig to the running server (SIGHUP, say) without
+// stopping it.
+func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
+
 // Kill stops the server with SIGKILL, as a crash would.
 func (s *Server) Kill() {
 	s.stopOnce.Do(func() {
