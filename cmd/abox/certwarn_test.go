@@ -69,7 +69,7 @@ func TestCertificateExpiryWarning(t *testing.T) {
 			a.srv = a.Start()
 			var warnings []string
 			for _, l := range a.srv.Log.Lines() {
-				if strings.Contains(l, `"level":"WARN"`) && strings.Contains(strings.ToLower(l), "certificate") {
+				if strings.Contains(l, `"level":"WARN"`) && strings.Contains(strings.ToLower(l), "tls certificate") {
 					warnings = append(warnings, l)
 				}
 			}

@@ -84,7 +84,7 @@ func loadCertificate(cfg *Config, now time.Time) (*tls.Certificate, error) {
 	}
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, fmt.Errorf("%s and %s: %w", certFile, keyFile, err)
 	}
 	return &cert, nil // Leaf is parsed by LoadX509KeyPair (Go 1.23+)
 }
