@@ -142,6 +142,9 @@ func (s *Store) finishDelete(ctx context.Context, acct uint64, id uint32) error 
 				if err := t.tx.Bucket(bMboxDeleting).Delete(mboxKey(acct, id)); err != nil {
 					return err
 				}
+				if err := t.dropKeywords(acct, id); err != nil {
+					return err
+				}
 				return t.tx.Bucket(bMail).Delete(mboxKey(acct, id))
 			}
 			return t.putMailbox(acct, mb)
