@@ -127,6 +127,9 @@ func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFla
 		if flags.Silent && !(s.condstore && u.Changed) {
 			continue
 		}
+		if !flags.Silent {
+			s.announceKeywords(w.w, u.Flags)
+		}
 		// RFC 7162 §3.1.3: with CONDSTORE on, even .SILENT tells the
 		// new MODSEQ of each message changed.
 		r := w.CreateMessage(seqOf[u.UID])

@@ -6,6 +6,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"abox/imapd/wire"
 	"abox/store"
 )
 
@@ -89,6 +90,7 @@ func (s *session) resync() error {
 	st := make([]stored, len(msgs))
 	for i, m := range msgs {
 		st[i] = stored{uid: m.UID, flags: m.Flags, modseq: m.ModSeq}
+		v.kw.learn(m.Flags) // changes lost may have brought keywords
 	}
 	if n := v.resync(st); n > 0 {
 		s.log.Error("messages the session can never show (changes were lost unnoticed)", "mailbox", v.mbox.Name, "messages", n)
@@ -118,6 +120,8 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 				break
 			}
 			err = w.WriteMessageFlags(u.seq, imap.UID(u.uid), imapFlags(u.flags))
+		case updateKeywords:
+			err = w.write(func(w *wire.Writer) { s.sel.kw.write(w, s.sel.readOnly) })
 		case updateVanished:
 			err = w.WriteVanished(u.uids)
 		case updateExpunge:
