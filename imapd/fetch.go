@@ -324,7 +324,7 @@ func (s *session) fetchOne(w *FetchWriter, it *fetchItem, o *imap.FetchOptions) 
 		r.WriteUID(imap.UID(m.UID))
 	}
 	if o.Flags || it.flagsChanged {
-		r.WriteFlags(imapFlags(m.Flags))
+		r.WriteFlags(imapFlags(s.withRecent(m.UID, m.Flags)))
 	}
 	if o.ModSeq || told {
 		r.WriteModSeq(m.ModSeq)

@@ -32,7 +32,10 @@ type keywordList struct {
 func newKeywordList(fixed, stored []string) keywordList {
 	k := keywordList{known: map[string]bool{}, stored: len(stored)}
 	k.flags = make([]string, 0, len(fixed)+len(stored))
-	k.learn(fixed)
+	for _, f := range fixed {
+		k.known[strings.ToLower(f)] = true
+		k.flags = append(k.flags, f)
+	}
 	k.learn(stored)
 	k.pending = false // SELECT announces them itself
 	return k

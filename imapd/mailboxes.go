@@ -18,8 +18,8 @@ func statusOf(mb *store.Mailbox, o *imap.StatusOptions, s *session) *imap.Status
 		d.NumMessages = &n
 	}
 	if o.NumRecent {
-		var zero uint32
-		d.NumRecent = &zero
+		n := s.statusRecent(mb)
+		d.NumRecent = &n
 	}
 	if o.UIDNext {
 		d.UIDNext = imap.UID(mb.UIDNext)

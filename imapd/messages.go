@@ -137,7 +137,7 @@ func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFla
 			r.WriteUID(imap.UID(u.UID))
 		}
 		if !flags.Silent {
-			r.WriteFlags(imapFlags(u.Flags))
+			r.WriteFlags(imapFlags(s.withRecent(u.UID, u.Flags)))
 		}
 		if s.condstore {
 			r.WriteModSeq(u.ModSeq)

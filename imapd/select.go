@@ -70,6 +70,10 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		}
 	}
 	s.sel = v
+	if err := s.claimRecentAt(); err != nil {
+		// They stay unclaimed: the next SELECT shows them recent.
+		s.log.Warn("claiming \\Recent messages", "mailbox", mb.Name, "err", err)
+	}
 	return data, nil
 }
 

@@ -22,6 +22,8 @@ type selected struct {
 	// changed holds what SELECT (QRESYNC ...) read changed since the
 	// client's modseq, until qresyncSelect tells it.
 	changed []store.Message
+	// recent holds the UIDs \Recent in this session (recent.go).
+	recent recentSet
 	// lost says the feed dropped changes and the view has not been
 	// brought back in line with the store yet (resync): until it is, no
 	// change is applied, so nothing is numbered on a partial picture.
@@ -111,15 +113,16 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 		s.bye("The selected mailbox was deleted")
 		return nil
 	}
+	s.claimNew()
 	for _, u := range s.sel.updates(allowExpunge) {
 		var err error
 		switch u.kind {
 		case updateFlags:
 			if s.condstore {
-				err = w.writeFlagsModSeq(u.seq, u.uid, u.flags, u.modseq)
+				err = w.writeFlagsModSeq(u.seq, u.uid, s.withRecent(u.uid, u.flags), u.modseq)
 				break
 			}
-			err = w.WriteMessageFlags(u.seq, imap.UID(u.uid), imapFlags(u.flags))
+			err = w.WriteMessageFlags(u.seq, imap.UID(u.uid), imapFlags(s.withRecent(u.uid, u.flags)))
 		case updateKeywords:
 			err = w.write(func(w *wire.Writer) { s.sel.kw.write(w, s.sel.readOnly) })
 		case updateVanished:
@@ -127,7 +130,9 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 		case updateExpunge:
 			err = w.WriteExpunge(u.seq)
 		case updateExists:
-			err = w.WriteNumMessages(u.n)
+			if err = w.WriteNumMessages(u.n); err == nil && !s.conn.rev2 {
+				err = w.writeRecent(s.recentCount())
+			}
 		}
 		if err != nil {
 			return err
