@@ -22,6 +22,9 @@ func cmdSelect(c *conn, _ string, a *wire.Args, _ bool) status {
 	}
 	name, ok, bad := c.mailboxArg(a)
 	if !ok {
+		if bad.typ == "NO" {
+			_ = c.sess.Unselect() // RFC 3501 §6.3.1: a failed SELECT leaves none
+		}
 		return bad
 	}
 	condstore, qresync, st, ok := c.selectParams(a)

@@ -44,8 +44,21 @@ func (s *session) List(w *ListWriter, ref string, patterns []string, options *im
 	if err != nil {
 		return noFor(err, s.log)
 	}
-	for _, e := range listing(mbs, ref, patterns, options, nil) {
-		if err := w.WriteList(s.listData(e, options)); err != nil {
+	if options.SelectSubscribed {
+		if mbs, err = s.withGone(mbs); err != nil {
+			return noFor(err, s.log)
+		}
+	}
+	entries := listing(mbs, ref, patterns, options, nil)
+	if w.lsub {
+		entries = lsubSuperiors(mbs, entries, ref, patterns)
+	}
+	for _, e := range entries {
+		data := s.listData(e, options)
+		if e.mb.ID == goneID {
+			data = goneData(e.mb.Name, w.lsub)
+		}
+		if err := w.WriteList(data); err != nil {
 			return err
 		}
 	}

@@ -14,20 +14,21 @@ import (
 // out once (store.ClaimRecent); the session keeps the UIDs it claimed.
 //
 // Choices where the RFCs leave room, as Dovecot makes them: EXAMINE
-// claims nothing and shows nothing recent (RECENT 0), so a read-only look
-// leaves new mail recent for the next SELECT. An IMAP4rev2 session (RFC
-// 9051 dropped \Recent) claims nothing either, so a rev1 client of the
-// same account still sees the mail recent; after ENABLE IMAP4rev2 a
-// session shows no \Recent and sends no RECENT. RECENT goes out with
-// SELECT and after every EXISTS; an expunge lowers the count silently
-// (clients derive it, RFC 3501 §7.3.2).
+// claims nothing; it shows as \Recent the messages no session claimed
+// yet (RECENT counts them), and leaves them to the next SELECT. An
+// IMAP4rev2 session (RFC 9051 dropped \Recent) claims nothing either,
+// so a rev1 client of the same account still sees the mail recent;
+// after ENABLE IMAP4rev2 a session shows no \Recent and sends no
+// RECENT. RECENT goes out with SELECT and after every EXISTS; an
+// expunge lowers the count silently (clients derive it, RFC 3501
+// §7.3.2).
 
 // recentSet holds the UIDs recent in this session.
 type recentSet map[uint32]struct{}
 
-// claimsRecent says whether this session takes part in \Recent.
-func (s *session) claimsRecent() bool {
-	return s.sel != nil && !s.sel.readOnly && !s.conn.rev2
+// tracksRecent says whether this session takes part in \Recent.
+func (s *session) tracksRecent() bool {
+	return s.sel != nil && !s.conn.rev2
 }
 
 // claimRecentAt claims the mailbox's unclaimed messages among those
@@ -35,7 +36,11 @@ func (s *session) claimsRecent() bool {
 // through the feed and is claimed when announced (claimNew).
 func (s *session) claimRecentAt() error {
 	v := s.sel
-	if !s.claimsRecent() || len(v.uids) == 0 {
+	if !s.tracksRecent() || len(v.uids) == 0 {
+		return nil
+	}
+	if v.readOnly {
+		s.peekRecent(v.uids, v.mbox.RecentUID)
 		return nil
 	}
 	return s.claim(v.uids)
@@ -44,10 +49,19 @@ func (s *session) claimRecentAt() error {
 // claimNew claims the messages about to be announced with EXISTS.
 func (s *session) claimNew() {
 	v := s.sel
-	if !s.claimsRecent() || len(v.added) == 0 {
+	if !s.tracksRecent() || len(v.added) == 0 {
 		return
 	}
-	if err := s.claim(v.added); err != nil {
+	var err error
+	if v.readOnly {
+		var boundary uint32
+		if boundary, err = s.srv.cfg.Store.RecentBoundary(s.acct.ID, v.mbox.ID); err == nil {
+			s.peekRecent(v.added, boundary)
+		}
+	} else {
+		err = s.claim(v.added)
+	}
+	if err != nil {
 		// They stay unclaimed: the next SELECT shows them recent.
 		s.log.Warn("claiming \\Recent messages", "mailbox", v.mbox.Name, "err", err)
 	}
@@ -63,15 +77,26 @@ func (s *session) claim(uids []uint32) error {
 	if err != nil || from == to {
 		return err
 	}
-	if v.recent == nil {
-		v.recent = recentSet{}
-	}
+	s.markRecent(uids, from, to)
+	return nil
+}
+
+// peekRecent notes as recent, without claiming, those of uids above the
+// mailbox's boundary (read-only sessions).
+func (s *session) peekRecent(uids []uint32, boundary uint32) {
+	s.markRecent(uids, boundary, ^uint32(0))
+}
+
+func (s *session) markRecent(uids []uint32, from, to uint32) {
+	v := s.sel
 	for _, uid := range uids {
 		if uid > from && uid <= to {
+			if v.recent == nil {
+				v.recent = recentSet{}
+			}
 			v.recent[uid] = struct{}{}
 		}
 	}
-	return nil
 }
 
 // isRecent says whether the session shows uid as \Recent.
@@ -118,7 +143,7 @@ func (u *UpdateWriter) writeRecent(n uint32) error {
 }
 
 // statusRecent is STATUS's RECENT: the messages no session claimed yet,
-// plus those recent in this session when it has the mailbox selected. A
+// plus those this session claimed when it has the mailbox selected. A
 // failed read counts none, as the other counters come from the record
 // already read.
 func (s *session) statusRecent(mb *store.Mailbox) uint32 {
@@ -127,7 +152,7 @@ func (s *session) statusRecent(mb *store.Mailbox) uint32 {
 		s.log.Warn("counting unclaimed \\Recent messages", "mailbox", mb.Name, "err", err)
 		n = 0
 	}
-	if s.sel != nil && s.sel.mbox.ID == mb.ID && !s.conn.rev2 {
+	if s.sel != nil && s.sel.mbox.ID == mb.ID && !s.sel.readOnly && !s.conn.rev2 {
 		n += s.recentCount()
 	}
 	return n

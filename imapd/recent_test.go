@@ -115,16 +115,20 @@ func TestRecentIMAP4rev1(t *testing.T) {
 		t.Fatalf("A's STATUS of its own mailbox:\n%s\nwant RECENT 2", r)
 	}
 
-	// EXAMINE claims nothing; the next SELECT does.
+	// EXAMINE shows what nobody claimed and claims nothing; the next
+	// SELECT does.
 	a.ok("LOGOUT")
 	b.ok("CLOSE")
 	deliverOne(4)
 	ex := session("examine")
-	if n := recentOf(ex.ok("EXAMINE INBOX")); n != 0 {
-		t.Fatalf("EXAMINE: RECENT %d, want 0", n)
+	if n := recentOf(ex.ok("EXAMINE INBOX")); n != 1 {
+		t.Fatalf("EXAMINE: RECENT %d, want 1", n)
 	}
-	if got := recentUIDs(t, ex); got != "" {
-		t.Fatalf("EXAMINE shows \\Recent on %q", got)
+	if got := recentUIDs(t, ex); got != "4" {
+		t.Fatalf("EXAMINE shows \\Recent on %q, want 4", got)
+	}
+	if r := ex.ok("STATUS INBOX (RECENT)"); !strings.Contains(r.String(), "RECENT 1") {
+		t.Fatalf("STATUS in the EXAMINE session:\n%s", r)
 	}
 
 	// IMAP4rev2 (RFC 9051): no RECENT, no \Recent, no claim.
@@ -137,6 +141,9 @@ func TestRecentIMAP4rev1(t *testing.T) {
 	deliverOne(5)
 	if r := v2.ok("NOOP"); recentOf(r) != -1 {
 		t.Fatalf("IMAP4rev2 NOOP sent RECENT:\n%s", r)
+	}
+	if r := ex.ok("NOOP"); recentOf(r) != 2 {
+		t.Fatalf("EXAMINE session after a delivery:\n%s\nwant RECENT 2", r)
 	}
 
 	c := session("C")

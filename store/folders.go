@@ -48,7 +48,7 @@ func (s *Store) CreateMailbox(ctx context.Context, acct uint64, name, specialUse
 			return err
 		}
 		for _, parent := range missing {
-			if _, err := t.createMailbox(acct, parent, ""); err != nil {
+			if _, err := t.createByClient(acct, parent, ""); err != nil {
 				return err
 			}
 		}
@@ -57,7 +57,7 @@ func (s *Store) CreateMailbox(ctx context.Context, acct uint64, name, specialUse
 				return fmt.Errorf("a mailbox with %s exists already: %w", specialUse, ErrMailboxExists)
 			}
 		}
-		mb, err := t.createMailbox(acct, name, specialUse)
+		mb, err := t.createByClient(acct, name, specialUse)
 		if err != nil {
 			return err
 		}
@@ -89,6 +89,12 @@ func (s *Store) DeleteMailbox(ctx context.Context, acct uint64, name string) err
 		}
 		if err := t.tx.Bucket(bMboxDeleting).Put(mboxKey(acct, id), nil); err != nil {
 			return err
+		}
+		if mb.Subscribed {
+			// RFC 3501 §6.3.6: the name stays subscribed.
+			if err := t.keepSubscription(acct, mb.Name); err != nil {
+				return err
+			}
 		}
 		mb.Deleting = true
 		t.notify(Change{Kind: MailboxDeleted, Account: acct, Mailbox: id})

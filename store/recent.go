@@ -69,3 +69,18 @@ func (s *Store) UnclaimedRecent(acct uint64, mbox uint32) (uint32, error) {
 	})
 	return n, err
 }
+
+// RecentBoundary returns a mailbox's RecentUID without claiming: a
+// read-only session shows the messages above it as \Recent and leaves
+// them to the next read-write one.
+func (s *Store) RecentBoundary(acct uint64, mbox uint32) (uint32, error) {
+	var n uint32
+	err := s.viewFor(acct, func(tx *bolt.Tx) error {
+		mb, err := (&txn{tx: tx}).getMailbox(acct, mbox)
+		if err == nil {
+			n = mb.RecentUID
+		}
+		return err
+	})
+	return n, err
+}

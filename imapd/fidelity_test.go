@@ -1,0 +1,121 @@
+package imapd_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// IMAP4rev1 details imaptest's scripted tests check.
+
+// lsubNames returns the names LSUB (or LIST) answered, with their
+// attributes.
+func lsubNames(r resp) map[string]string {
+	out := map[string]string{}
+	for _, l := range r.untagged {
+		open, close := strings.IndexByte(l, '('), strings.IndexByte(l, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		rest := strings.Fields(l[close+1:])
+		if len(rest) < 2 {
+			continue
+		}
+		out[strings.Trim(rest[1], `"`)] = l[open+1 : close]
+	}
+	return out
+}
+
+// TestSubscriptionsByName: CREATE does not subscribe, DELETE does not
+// unsubscribe (RFC 3501 §6.3.6: the name stays until UNSUBSCRIBE), a
+// new account's folders are subscribed (SPEC "IMAP"), and LSUB "%"
+// lists an unsubscribed superior of a subscribed name \Noselect (RFC
+// 3501 §6.3.9).
+func TestSubscriptionsByName(t *testing.T) {
+	e := newEnv(t)
+	user := e.addUser("subs")
+	srv := e.start()
+	c := dialIMAPS(t, srv.imaps, "c")
+	c.login(user)
+	got := lsubNames(c.ok(`LSUB "" "*"`))
+	for _, name := range []string{"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("default folder %s not subscribed: %v", name, got)
+		}
+	}
+	c.ok("CREATE a/b")
+	c.ok("CREATE x")
+	got = lsubNames(c.ok(`LSUB "" "*"`))
+	for _, name := range []string{"a", "a/b", "x"} {
+		if _, ok := got[name]; ok {
+			t.Errorf("CREATE subscribed %s: %v", name, got)
+		}
+	}
+	c.ok("SUBSCRIBE a/b")
+	got = lsubNames(c.ok(`LSUB "" "%%"`))
+	if attrs, ok := got["a"]; !ok || !strings.Contains(attrs, `\Noselect`) {
+		t.Errorf(`LSUB "" "%%": a (superior of subscribed a/b) = %q, %v; want \Noselect`, attrs, ok)
+	}
+	if _, ok := got["a/b"]; ok {
+		t.Errorf(`LSUB "" "%%" lists a/b`)
+	}
+	c.ok("DELETE a/b")
+	got = lsubNames(c.ok(`LSUB "" "*"`))
+	if attrs, ok := got["a/b"]; !ok || !strings.Contains(attrs, `\Noselect`) {
+		t.Fatalf("after DELETE, LSUB: a/b = %q, %v; want still subscribed, \\Noselect", attrs, ok)
+	}
+	got = lsubNames(c.ok(`LIST (SUBSCRIBED) "" "*"`))
+	if attrs := got["a/b"]; !strings.Contains(attrs, `\NonExistent`) || !strings.Contains(attrs, `\Subscribed`) {
+		t.Fatalf("after DELETE, LIST (SUBSCRIBED): a/b = %q; want \\NonExistent \\Subscribed", attrs)
+	}
+	if _, ok := lsubNames(c.ok(`LIST "" "*"`))["a/b"]; ok {
+		t.Fatal("plain LIST lists the deleted a/b")
+	}
+	c.ok("CREATE a/b")
+	if attrs, ok := lsubNames(c.ok(`LSUB "" "a/*"`))["a/b"]; !ok || strings.Contains(attrs, `\Noselect`) {
+		t.Fatalf("a/b created again: LSUB %q, %v; want subscribed and selectable", attrs, ok)
+	}
+	c.ok("DELETE a/b")
+	c.ok("UNSUBSCRIBE a/b")
+	if _, ok := lsubNames(c.ok(`LSUB "" "*"`))["a/b"]; ok {
+		t.Fatal("UNSUBSCRIBE of a deleted name left it subscribed")
+	}
+	c.ok("CREATE a/b")
+	if _, ok := lsubNames(c.ok(`LSUB "" "*"`))["a/b"]; ok {
+		t.Fatal("a/b unsubscribed, deleted and created again is subscribed")
+	}
+}
+
+// TestLogoutSendsNoUpdates: LOGOUT answers BYE and OK only (RFC 3501
+// §6.1.3), even with changes to the selected mailbox pending; imaptest
+// counted a FETCH or EXPUNGE after the BYE as a numbering error.
+func TestLogoutSendsNoUpdates(t *testing.T) {
+	e := newEnv(t)
+	user := e.addUser("logout")
+	srv := e.start()
+	srv.mustDeliver(user, simpleMessage(user, "one", "x"))
+	srv.mustDeliver(user, simpleMessage(user, "two", "x"))
+	a := inInbox(t, srv.imaps, "a", user)
+	b := inInbox(t, srv.imaps, "b", user)
+	b.ok(`STORE 1 +FLAGS (\Seen)`)
+	b.ok(`STORE 2 +FLAGS.SILENT (\Deleted)`)
+	b.ok("EXPUNGE")
+	r := a.ok("LOGOUT")
+	if len(r.untagged) != 1 || !strings.HasPrefix(r.untagged[0], "* BYE") {
+		t.Fatalf("LOGOUT with updates pending:\n%s\nwant only * BYE", r)
+	}
+}
+
+// TestSelectInvalidName: a mailbox name that is not modified UTF-7 names
+// no mailbox: SELECT answers NO (as Dovecot; imaptest's atoms test) and
+// leaves no mailbox selected (RFC 3501 §6.3.1).
+func TestSelectInvalidName(t *testing.T) {
+	e := newEnv(t)
+	user := e.addUser("badname")
+	srv := e.start()
+	c := inInbox(t, srv.imaps, "c", user)
+	c.no("CANNOT", "SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}")
+	if r := c.do("FETCH 1 (FLAGS)"); r.status != "BAD" {
+		t.Fatalf("FETCH after a failed SELECT: %s, want BAD (no mailbox selected)", r)
+	}
+	c.ok("LIST \"\" \"!#$&'+,-.0123456789:;<=>?@^_`|[}%%*\"")
+}
