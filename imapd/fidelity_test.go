@@ -1,6 +1,7 @@
 package imapd_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -118,4 +119,35 @@ func TestSelectInvalidName(t *testing.T) {
 		t.Fatalf("FETCH after a failed SELECT: %s, want BAD (no mailbox selected)", r)
 	}
 	c.ok("LIST \"\" \"!#$&'+,-.0123456789:;<=>?@^_`|[}%%*\"")
+}
+
+// TestESearchModSeqOfMinMax: an ESEARCH returning only MIN and/or MAX
+// gives the highest modseq of the messages it returns, not of all found
+// (RFC 7162 §3.1.5; imaptest's esearch-condstore).
+func TestESearchModSeqOfMinMax(t *testing.T) {
+	e := newEnv(t)
+	user := e.addUser("esearchms")
+	srv := e.start()
+	for _, s := range []string{"one", "two", "three", "four"} {
+		srv.mustDeliver(user, simpleMessage(user, s, "x"))
+	}
+	c := inInbox(t, srv.imaps, "c", user)
+	c.ok("FETCH 1 (MODSEQ)")
+	ms := map[uint32]uint64{}
+	for _, n := range []int{1, 3, 2, 4} {
+		for uid, m := range modseqs(c.ok(`STORE %d +FLAGS (\Seen)`, n)) {
+			ms[uid] = m
+		}
+	}
+	for _, tc := range []struct{ ret, want string }{
+		{"MIN", fmt.Sprintf("MIN 1 MODSEQ %d", ms[1])},
+		{"MAX", fmt.Sprintf("MAX 3 MODSEQ %d", ms[3])},
+		{"MIN MAX", fmt.Sprintf("MIN 1 MAX 3 MODSEQ %d", ms[3])},
+		{"", fmt.Sprintf("ALL 1:3 MODSEQ %d", ms[2])},
+	} {
+		r := c.ok(`SEARCH RETURN (%s) 1:3 MODSEQ "/flags/\\seen" all 1`, tc.ret)
+		if got := strings.Join(r.find("ESEARCH"), ""); !strings.HasSuffix(got, tc.want) {
+			t.Errorf("RETURN (%s): %q, want ... %s", tc.ret, got, tc.want)
+		}
+	}
 }
