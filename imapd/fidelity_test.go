@@ -151,3 +151,26 @@ func TestESearchModSeqOfMinMax(t *testing.T) {
 		}
 	}
 }
+
+// TestMoveIntoSelectedMailbox: MOVE into the mailbox itself gives the
+// messages new UIDs: COPYUID, the EXPUNGE of the old, EXISTS of the new
+// (RFC 6851; imaptest's move test, Dovecot's behaviour).
+func TestMoveIntoSelectedMailbox(t *testing.T) {
+	e := newEnv(t)
+	user := e.addUser("moveself")
+	srv := e.start()
+	srv.mustDeliver(user, simpleMessage(user, "one", "x"))
+	srv.mustDeliver(user, simpleMessage(user, "two", "x"))
+	c := inInbox(t, srv.imaps, "c", user)
+	si := c.selectBox("SELECT", "INBOX")
+	r := c.ok("MOVE 1 INBOX")
+	want := []string{fmt.Sprintf("* OK [COPYUID %d 1 3] Moved", si.uidValidity), "* 1 EXPUNGE", "* 2 EXISTS"}
+	for i, w := range want {
+		if i >= len(r.untagged) || !strings.HasPrefix(r.untagged[i], strings.TrimSuffix(w, " Moved")) {
+			t.Fatalf("MOVE 1 INBOX:\n%s\nwant %q", r, want)
+		}
+	}
+	if got := fmt.Sprint(c.uids()); got != "[2 3]" {
+		t.Fatalf("UIDs after the move: %s, want [2 3]", got)
+	}
+}

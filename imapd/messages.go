@@ -219,9 +219,9 @@ func (s *session) Move(w *MoveWriter, numSet imap.NumSet, dest string) error {
 	if err != nil {
 		return tryCreate(err, s.log)
 	}
-	if dst.ID == s.sel.mbox.ID {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Cannot move into the same mailbox"}
-	}
+	// dst may be the selected mailbox (RFC 6851 §3.3 does not forbid
+	// it; Dovecot allows it): the messages come back with new UIDs, told
+	// by EXISTS after the EXPUNGEs.
 	ctx, cancel := s.ctx()
 	defer cancel()
 	res, err := s.srv.cfg.Store.Move(ctx, s.acct.ID, s.sel.mbox.ID, uids, dst.ID)

@@ -335,9 +335,9 @@ func (s *Store) Move(ctx context.Context, acct uint64, src uint32, uids []uint32
 // copies get the mailbox's next UIDs and a fresh AddedAt (retention counts
 // from entering the mailbox).
 func (t *txn) copyMessages(acct uint64, src uint32, uids []uint32, dst uint32, maxBytes, maxMessages int64, move bool) (CopyResult, error) {
-	if src == dst && move {
-		return CopyResult{}, fmt.Errorf("cannot move a mailbox into itself: %w", ErrInvalidMailbox)
-	}
+	// src == dst with move: RFC 6851 allows MOVE into the selected
+	// mailbox; each message gets a new UID (above every one the loop
+	// reads) and leaves its old one.
 	from, err := t.getMailbox(acct, src)
 	if err != nil {
 		return CopyResult{}, err
