@@ -174,3 +174,26 @@ func TestMoveIntoSelectedMailbox(t *testing.T) {
 		t.Fatalf("UIDs after the move: %s, want [2 3]", got)
 	}
 }
+
+// TestListRecursiveMatch: LIST (SUBSCRIBED RECURSIVEMATCH) lists a name
+// the pattern matches, subscribed or not, with CHILDINFO ("SUBSCRIBED")
+// when a subscribed descendant is one the pattern does not match (RFC
+// 5258 §3.5; imaptest's listext).
+func TestListRecursiveMatch(t *testing.T) {
+	e := newEnv(t)
+	user := e.addUser("recmatch")
+	srv := e.start()
+	c := dialIMAPS(t, srv.imaps, "c")
+	c.login(user)
+	c.ok("CREATE a/b")
+	c.ok("CREATE a/c")
+	c.ok("SUBSCRIBE a/b")
+	r := c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "a%%" RETURN (CHILDREN)`)
+	if got := r.find(`LIST (\HasChildren) "/" "a"`); len(got) != 1 || !strings.HasSuffix(got[0], `("CHILDINFO" ("SUBSCRIBED"))`) {
+		t.Fatalf("a, not subscribed, with subscribed a/b:\n%s\nwant a with CHILDINFO", r)
+	}
+	r = c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "a*"`)
+	if strings.Contains(r.String(), "CHILDINFO") || !strings.Contains(r.String(), `"a/b"`) && !strings.Contains(r.String(), ` a/b`) {
+		t.Fatalf("a* matches the subscribed a/b itself:\n%s\nwant a/b and no CHILDINFO", r)
+	}
+}

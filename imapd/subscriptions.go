@@ -72,17 +72,66 @@ func lsubSuperiors(mbs []store.Mailbox, entries []listEntry, ref string, pattern
 		}
 	}
 	if added {
-		slices.SortFunc(entries, func(a, b listEntry) int {
-			switch {
-			case a.mb.Name == b.mb.Name:
-				return 0
-			case a.mb.Name == "INBOX":
-				return -1
-			case b.mb.Name == "INBOX":
-				return 1
-			}
-			return strings.Compare(a.mb.Name, b.mb.Name)
-		})
+		sortEntries(entries)
 	}
 	return entries
+}
+
+// recursiveMatch is LIST (SUBSCRIBED RECURSIVEMATCH) (RFC 5258 §3.5,
+// §4): a name the patterns match that has a subscribed descendant the
+// patterns do not match is listed, subscribed or not, with CHILDINFO
+// ("SUBSCRIBED"). It returns the entries with those added, and the
+// names that carry CHILDINFO.
+func recursiveMatch(mbs []store.Mailbox, entries []listEntry, ref string, patterns []string) ([]listEntry, map[string]bool) {
+	listed := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		listed[e.mb.Name] = true
+	}
+	byName := make(map[string]store.Mailbox, len(mbs))
+	for _, mb := range mbs {
+		byName[mb.Name] = mb
+	}
+	m := newListMatcher(ref, patterns)
+	info := map[string]bool{}
+	for _, mb := range mbs {
+		if !mb.Subscribed || m.match(mb.Name, nil) {
+			continue
+		}
+		name := mb.Name
+		for i := strings.LastIndexByte(name, listDelim); i > 0; i = strings.LastIndexByte(name[:i], listDelim) {
+			p := name[:i]
+			if info[p] || !m.match(p, nil) {
+				continue
+			}
+			info[p] = true
+			if !listed[p] {
+				listed[p] = true
+				e := listEntry{mb: store.Mailbox{Name: p}, hasChildren: true}
+				if parent, ok := byName[p]; ok && parent.ID != goneID {
+					e.mb = parent
+				}
+				entries = append(entries, e)
+			}
+		}
+	}
+	if len(info) > 0 {
+		sortEntries(entries)
+	}
+	return entries, info
+}
+
+// sortEntries puts INBOX first, then the names in order, as listing
+// does.
+func sortEntries(entries []listEntry) {
+	slices.SortFunc(entries, func(a, b listEntry) int {
+		switch {
+		case a.mb.Name == b.mb.Name:
+			return 0
+		case a.mb.Name == "INBOX":
+			return -1
+		case b.mb.Name == "INBOX":
+			return 1
+		}
+		return strings.Compare(a.mb.Name, b.mb.Name)
+	})
 }
