@@ -43,6 +43,11 @@ func (s *session) claimRecentAt() error {
 		s.peekRecent(v.uids, v.mbox.RecentUID)
 		return nil
 	}
+	if v.mbox.RecentUID >= v.uids[len(v.uids)-1] {
+		// Everything was claimed when SELECT read the mailbox (the
+		// number only grows): no write, which is most SELECTs.
+		return nil
+	}
 	return s.claim(v.uids)
 }
 
