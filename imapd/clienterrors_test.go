@@ -38,8 +38,8 @@ func TestClientErrorsAreNotServerFaults(t *testing.T) {
 		{"FETCH 0 (FLAGS)", "BAD"},
 		{"FETCH 1:0 (FLAGS)", "BAD"},
 		{"STORE 0 +FLAGS (\\Seen)", "BAD"},
-		{"SELECT &Jjo", "BAD"},      // not valid modified UTF-7
-		{"SELECT \"&AGE-\"", "BAD"}, // an encoded run for what is ASCII
+		{"SELECT &Jjo", "NO"},      // not valid modified UTF-7: no such mailbox
+		{"SELECT \"&AGE-\"", "NO"}, // an encoded run for what is ASCII
 		{"SEARCH " + strings.Repeat("NOT ", 1000) + "ALL", "BAD"},
 		{"SEARCH " + strings.Repeat("(", 200) + "ALL" + strings.Repeat(")", 200), "BAD"},
 		{"FETCH 1 (BODY[MIME])", "BAD"},

@@ -73,6 +73,10 @@ func cmdLogout(c *conn, _ string, a *wire.Args, _ bool) status {
 	if a.End() != nil {
 		return badArgs(a)
 	}
+	// Nothing of the mailbox after the BYE (RFC 3501 §6.1.3: BYE, then
+	// the tagged OK): a client that read BYE has closed it already, and
+	// imaptest counts updates there as numbering errors.
+	_ = c.sess.Unselect()
 	c.w.Raw("* BYE Logging out").CRLF()
 	c.closing.Store(true)
 	return okWith("", "LOGOUT completed")

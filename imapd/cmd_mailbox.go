@@ -19,6 +19,9 @@ func cmdSelect(c *conn, _ string, a *wire.Args, _ bool) status {
 	}
 	name, ok, bad := c.mailboxArg(a)
 	if !ok {
+		if bad.typ == "NO" {
+			_ = c.sess.Unselect() // RFC 3501 §6.3.1: a failed SELECT leaves none
+		}
 		return bad
 	}
 	condstore, qresync, st, ok := c.selectParams(a)
@@ -48,7 +51,7 @@ func cmdSelect(c *conn, _ string, a *wire.Args, _ bool) status {
 	w := c.w
 	w.Raw("* ").Number(uint64(data.NumMessages)).Raw(" EXISTS").CRLF()
 	if !c.rev2 {
-		w.Raw("* 0 RECENT").CRLF()
+		w.Raw("* ").Number(uint64(c.sess.recentCount())).Raw(" RECENT").CRLF()
 		if data.FirstUnseenSeqNum > 0 {
 			w.Raw("* OK [UNSEEN ").Number(uint64(data.FirstUnseenSeqNum)).Raw("] First unseen").CRLF()
 		}

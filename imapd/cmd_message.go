@@ -344,8 +344,13 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 		return answer("SEARCH", err)
 	}
 	if withModSeq && d.Count > 0 {
-		// RFC 7162 §3.1.5: the highest modseq of the messages found.
-		if d.ModSeq, err = c.sess.searchModSeq(c.sess.searchResultUIDs(d)); err != nil {
+		// RFC 7162 §3.1.5: the highest modseq of the messages found,
+		// or of those returned when ESEARCH returns only MIN and MAX.
+		found := c.sess.searchResultUIDs(d)
+		if esearch && (o.ReturnMin || o.ReturnMax) && !o.ReturnAll && !o.ReturnCount {
+			found = c.sess.minMaxUIDs(d, o, uid)
+		}
+		if d.ModSeq, err = c.sess.searchModSeq(found); err != nil {
 			return answer("SEARCH", err)
 		}
 	}

@@ -200,6 +200,25 @@ func (s *session) searchModSeq(uids []uint32) (uint64, error) {
 	return top, nil
 }
 
+// minMaxUIDs are the UIDs of the MIN and MAX an ESEARCH returns (numbers
+// are UIDs for UID SEARCH, else sequence numbers).
+func (s *session) minMaxUIDs(d *imap.SearchData, o *imap.SearchOptions, uid bool) []uint32 {
+	var out []uint32
+	for _, n := range []struct {
+		want bool
+		num  uint32
+	}{{o.ReturnMin, d.Min}, {o.ReturnMax, d.Max}} {
+		switch {
+		case !n.want || n.num == 0:
+		case uid:
+			out = append(out, n.num)
+		case int(n.num) <= s.sel.count():
+			out = append(out, s.sel.uidAt(n.num))
+		}
+	}
+	return out
+}
+
 // searchResultUIDs are the UIDs of a SEARCH result.
 func (s *session) searchResultUIDs(d *imap.SearchData) []uint32 {
 	nums, _ := numsOf(d.All)

@@ -89,7 +89,7 @@ func TestCondstore(t *testing.T) {
 	// STORE answers with UID and MODSEQ once CONDSTORE is on.
 	r = c.ok(`STORE 1 +FLAGS (\Seen)`)
 	ms := modseqs(r)
-	if ms[uids[0]] <= h0 || !strings.Contains(r.String(), `FLAGS (\Seen)`) {
+	if ms[uids[0]] <= h0 || !strings.Contains(r.String(), `FLAGS (\Seen`) {
 		t.Fatalf("STORE after CONDSTORE:\n%s", r)
 	}
 	m1 := ms[uids[0]]

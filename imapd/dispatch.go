@@ -166,7 +166,9 @@ func (c *conn) mailboxArg(a *wire.Args) (string, bool, status) {
 	if !c.utf8 {
 		dec, err := wire.DecodeMUTF7(name)
 		if err != nil {
-			return "", false, status{"BAD", "", "Mailbox name is not valid modified UTF-7"}
+			// A name no mailbox can have: NO, as Dovecot answers (the
+			// command is well formed; imaptest's atoms test).
+			return "", false, status{"NO", "CANNOT", "Mailbox name is not valid modified UTF-7"}
 		}
 		name = dec
 	}

@@ -27,6 +27,7 @@ var codes = []struct {
 	{store.ErrInvalidMailbox, imap.ResponseCodeCannot},
 	{store.ErrMailboxFull, imap.ResponseCodeLimit},
 	{store.ErrMailboxLimit, imap.ResponseCodeLimit},
+	{store.ErrKeywordLimit, imap.ResponseCodeLimit},
 	{policy.ErrTooBig, imap.ResponseCodeTooBig},
 	{policy.ErrRateLimited, imap.ResponseCodeLimit},
 	{policy.ErrAuthFailed, imap.ResponseCodeAuthenticationFailed},

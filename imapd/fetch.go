@@ -313,6 +313,9 @@ func (s *session) fetchOne(w *FetchWriter, it *fetchItem, o *imap.FetchOptions) 
 			info = msginfo.Parse(body)
 		}
 	}
+	if o.Flags || it.flagsChanged {
+		s.announceKeywords(w.w, m.Flags)
+	}
 	r := w.CreateMessage(it.seq)
 	// RFC 7162 §3.1: once CONDSTORE is on, a FETCH that set \Seen tells
 	// UID and MODSEQ with the new flags.
@@ -321,7 +324,7 @@ func (s *session) fetchOne(w *FetchWriter, it *fetchItem, o *imap.FetchOptions) 
 		r.WriteUID(imap.UID(m.UID))
 	}
 	if o.Flags || it.flagsChanged {
-		r.WriteFlags(imapFlags(m.Flags))
+		r.WriteFlags(imapFlags(s.withRecent(m.UID, m.Flags)))
 	}
 	if o.ModSeq || told {
 		r.WriteModSeq(m.ModSeq)

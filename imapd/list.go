@@ -44,8 +44,28 @@ func (s *session) List(w *ListWriter, ref string, patterns []string, options *im
 	if err != nil {
 		return noFor(err, s.log)
 	}
-	for _, e := range listing(mbs, ref, patterns, options, nil) {
-		if err := w.WriteList(s.listData(e, options)); err != nil {
+	if options.SelectSubscribed {
+		if mbs, err = s.withGone(mbs); err != nil {
+			return noFor(err, s.log)
+		}
+	}
+	entries := listing(mbs, ref, patterns, options, nil)
+	if w.lsub {
+		entries = lsubSuperiors(mbs, entries, ref, patterns)
+	}
+	var childInfo map[string]bool
+	if options.SelectSubscribed && options.SelectRecursiveMatch {
+		entries, childInfo = recursiveMatch(mbs, entries, ref, patterns)
+	}
+	for _, e := range entries {
+		data := s.listData(e, options)
+		if e.mb.ID == goneID {
+			data = goneData(e.mb.Name, w.lsub)
+		}
+		if childInfo[e.mb.Name] {
+			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
+		}
+		if err := w.WriteList(data); err != nil {
 			return err
 		}
 	}

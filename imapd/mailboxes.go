@@ -18,8 +18,8 @@ func statusOf(mb *store.Mailbox, o *imap.StatusOptions, s *session) *imap.Status
 		d.NumMessages = &n
 	}
 	if o.NumRecent {
-		var zero uint32
-		d.NumRecent = &zero
+		n := s.statusRecent(mb)
+		d.NumRecent = &n
 	}
 	if o.UIDNext {
 		d.UIDNext = imap.UID(mb.UIDNext)
@@ -140,7 +140,13 @@ func (s *session) subscribe(mailbox string, on bool) error {
 	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	err = s.srv.cfg.Store.SetSubscribed(ctx, s.acct.ID, mailbox, on)
+	if on {
+		err = s.srv.cfg.Store.SetSubscribed(ctx, s.acct.ID, mailbox, true)
+	} else {
+		// A name stays subscribed after its mailbox is deleted (store/
+		// subscriptions.go); UNSUBSCRIBE takes it off either way.
+		err = s.srv.cfg.Store.Unsubscribe(ctx, s.acct.ID, mailbox)
+	}
 	if !on && errors.Is(err, store.ErrNoMailbox) {
 		return nil // unsubscribing a gone mailbox is fine
 	}

@@ -125,6 +125,9 @@ func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFla
 		if flags.Silent && !(s.condstore && u.Changed) {
 			continue
 		}
+		if !flags.Silent {
+			s.announceKeywords(w.w, u.Flags)
+		}
 		// RFC 7162 §3.1.3: with CONDSTORE on, even .SILENT tells the
 		// new MODSEQ of each message changed.
 		r := w.CreateMessage(seqOf[u.UID])
@@ -132,7 +135,7 @@ func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFla
 			r.WriteUID(imap.UID(u.UID))
 		}
 		if !flags.Silent {
-			r.WriteFlags(imapFlags(u.Flags))
+			r.WriteFlags(imapFlags(s.withRecent(u.UID, u.Flags)))
 		}
 		if s.condstore {
 			r.WriteModSeq(u.ModSeq)
@@ -214,9 +217,9 @@ func (s *session) Move(w *MoveWriter, numSet imap.NumSet, dest string) error {
 	if err != nil {
 		return tryCreate(err, s.log)
 	}
-	if dst.ID == s.sel.mbox.ID {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Cannot move into the same mailbox"}
-	}
+	// dst may be the selected mailbox (RFC 6851 §3.3 does not forbid
+	// it; Dovecot allows it): the messages come back with new UIDs, told
+	// by EXISTS after the EXPUNGEs.
 	ctx, cancel := s.ctx()
 	defer cancel()
 	res, err := s.srv.cfg.Store.Move(ctx, s.acct.ID, s.sel.mbox.ID, uids, dst.ID)

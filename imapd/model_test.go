@@ -28,8 +28,8 @@ var (
 	modelSeed             = flag.Uint64("model.seed", 0, "seed of TestModelRandomSessions (0: a new one, logged)")
 	modelOps              = flag.Int("model.ops", 3000, "commands TestModelRandomSessions runs")
 	modelMessages         = flag.Int("model.messages", 60, "TestModelRandomSessions keeps its two mailboxes between a quarter of this many messages and this many (above 256, FETCH and SEARCH work in several chunks)")
-	modelAnnounceKeywords = flag.Bool("model.announce-keywords", false,
-		"TestModelRandomSessions fails when FETCH shows a keyword its session was not told of in FLAGS (off: counted and logged)")
+	modelAnnounceKeywords = flag.Bool("model.announce-keywords", true,
+		"TestModelRandomSessions fails when FETCH shows a keyword its session was not told of in FLAGS (false: counted and logged)")
 )
 
 // syncEvery is how many commands run between two comparisons of every

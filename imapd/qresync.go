@@ -185,8 +185,9 @@ func (s *session) qresyncSelect(w *wire.Writer, q *qresyncParams) error {
 		if seq == 0 {
 			continue // arrived after the snapshot: EXISTS and FETCH follow
 		}
+		s.announceKeywords(w, m.Flags)
 		w.Raw("* ").Number(uint64(seq)).Raw(" FETCH (UID ").Number(uint64(m.UID))
-		w.Raw(" FLAGS ").Flags(m.Flags).Raw(" MODSEQ (").Number(m.ModSeq).Raw("))").CRLF()
+		w.Raw(" FLAGS ").Flags(s.withRecent(m.UID, m.Flags)).Raw(" MODSEQ (").Number(m.ModSeq).Raw("))").CRLF()
 	}
 	return w.Err()
 }

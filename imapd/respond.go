@@ -127,6 +127,9 @@ func (l *ListWriter) WriteList(d *imap.ListData) error {
 	}
 	w.SP()
 	writeMailbox(w, d.Mailbox, l.utf8)
+	if d.ChildInfo != nil && d.ChildInfo.Subscribed {
+		w.Raw(` ("CHILDINFO" ("SUBSCRIBED"))`) // RFC 5258 §4
+	}
 	w.CRLF()
 	if d.Status != nil {
 		// RFC 5819 §2: the status of a listed mailbox follows as a

@@ -411,7 +411,7 @@ func (c *candidate) match(cr *imap.SearchCriteria) (bool, error) {
 
 func (c *candidate) hasFlag(f imap.Flag) bool {
 	if strings.EqualFold(string(f), `\Recent`) {
-		return false // abox keeps no session-recent state
+		return c.s.isRecent(c.m.UID) // recent.go
 	}
 	return hasFlag(c.m.Flags, string(f))
 }

@@ -6,8 +6,9 @@ import (
 	"abox/store"
 )
 
-// systemFlags are the flags every mailbox supports; $Official and $Junk
-// are the keywords abox itself sets (SPEC "IMAP").
+// mailboxFlags are the flags every mailbox supports; $Official and $Junk
+// are the keywords abox itself sets (SPEC "IMAP"). A SELECT announces
+// them and the keywords the mailbox holds (keywords.go).
 var mailboxFlags = []imap.Flag{
 	imap.FlagSeen, imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagDraft,
 	"$Official", "$Junk", "$NotJunk", "$Forwarded", "$MDNSent",
@@ -44,11 +45,17 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		sub.Close()
 		return nil, noFor(err, s.log)
 	}
+	kws, err := st.Keywords(s.acct.ID, mb.ID)
+	if err != nil {
+		sub.Close()
+		return nil, noFor(err, s.log)
+	}
 	v := &selected{view: newView(uids, mb.HighestModSeq), mbox: mb, readOnly: options.ReadOnly, sub: sub}
 	v.qresync, v.changed = s.qresync, changed
+	v.kw = newKeywordList(flagStrings(mailboxFlags), kws)
 	data := &imap.SelectData{
-		Flags:          mailboxFlags,
-		PermanentFlags: append(append([]imap.Flag{}, mailboxFlags...), imap.FlagWildcard),
+		Flags:          imapFlags(v.kw.flags),
+		PermanentFlags: imapFlags(v.kw.permanent()),
 		NumMessages:    uint32(len(uids)),
 		UIDNext:        imap.UID(mb.UIDNext),
 		UIDValidity:    mb.UIDValidity,
@@ -63,6 +70,10 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 		}
 	}
 	s.sel = v
+	if err := s.claimRecentAt(); err != nil {
+		// They stay unclaimed: the next SELECT shows them recent.
+		s.log.Warn("claiming \\Recent messages", "mailbox", mb.Name, "err", err)
+	}
 	return data, nil
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"abox/imapd/wire"
 	"abox/store"
 )
 
@@ -21,6 +22,8 @@ type selected struct {
 	// changed holds what SELECT (QRESYNC ...) read changed since the
 	// client's modseq, until qresyncSelect tells it.
 	changed []store.Message
+	// recent holds the UIDs \Recent in this session (recent.go).
+	recent recentSet
 	// lost says the feed dropped changes and the view has not been
 	// brought back in line with the store yet (resync): until it is, no
 	// change is applied, so nothing is numbered on a partial picture.
@@ -89,6 +92,7 @@ func (s *session) resync() error {
 	st := make([]stored, len(msgs))
 	for i, m := range msgs {
 		st[i] = stored{uid: m.UID, flags: m.Flags, modseq: m.ModSeq}
+		v.kw.learn(m.Flags) // changes lost may have brought keywords
 	}
 	if n := v.resync(st); n > 0 {
 		s.log.Error("messages the session can never show (changes were lost unnoticed)", "mailbox", v.mbox.Name, "messages", n)
@@ -109,22 +113,27 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 		s.bye("The selected mailbox was deleted")
 		return nil
 	}
+	s.claimNew()
 	added := uint32(len(s.sel.added))
 	for _, u := range s.sel.updates(allowExpunge) {
 		var err error
 		switch u.kind {
 		case updateFlags:
 			if s.condstore {
-				err = w.writeFlagsModSeq(u.seq, u.uid, u.flags, u.modseq)
+				err = w.writeFlagsModSeq(u.seq, u.uid, s.withRecent(u.uid, u.flags), u.modseq)
 				break
 			}
-			err = w.WriteMessageFlags(u.seq, imap.UID(u.uid), imapFlags(u.flags))
+			err = w.WriteMessageFlags(u.seq, imap.UID(u.uid), imapFlags(s.withRecent(u.uid, u.flags)))
+		case updateKeywords:
+			err = w.write(func(w *wire.Writer) { s.sel.kw.write(w, s.sel.readOnly) })
 		case updateVanished:
 			err = w.WriteVanished(u.uids)
 		case updateExpunge:
 			err = w.WriteExpunge(u.seq)
 		case updateExists:
-			err = w.WriteNumMessages(u.n)
+			if err = w.WriteNumMessages(u.n); err == nil && !s.conn.rev2 {
+				err = w.writeRecent(s.recentCount())
+			}
 			if err == nil && s.notify != nil && s.notify.fetch != "" && added > 0 && added <= u.n {
 				s.notifyFetchNew(w, u.n-added+1, u.n) // RFC 5465 §5.2
 			}

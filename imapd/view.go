@@ -48,6 +48,8 @@ type view struct {
 	// qresync: expunges are told by UID, VANISHED, not by EXPUNGE (RFC
 	// 7162 §3.2.10); the numbering changes the same way.
 	qresync bool
+	// kw is the FLAGS list the client was told (keywords.go).
+	kw keywordList
 }
 
 type flagChange struct {
@@ -104,6 +106,7 @@ func (v *view) apply(c store.Change) {
 		// anything at or below the last UID is known already.
 		if c.UID > v.last() {
 			v.added = append(v.added, c.UID)
+			v.kw.learn(c.Flags)
 		}
 		v.modseq = max(v.modseq, c.ModSeq)
 	case store.MessageRemoved:
@@ -114,6 +117,7 @@ func (v *view) apply(c store.Change) {
 		if v.seqOf(c.UID) == 0 || v.isGone(c.UID) {
 			return // unknown yet (the client fetches them) or going
 		}
+		v.kw.learn(c.Flags)
 		old, queued := v.flags[c.UID]
 		if e, ok := v.echo[c.UID]; ok && e == c.ModSeq {
 			delete(v.echo, c.UID)
@@ -248,6 +252,7 @@ const (
 	updateExpunge
 	updateExists
 	updateVanished
+	updateKeywords // FLAGS and PERMANENTFLAGS (keywords.go)
 )
 
 // updates returns what to tell the client now and takes it as told:
@@ -256,6 +261,10 @@ const (
 // so the lower numbers in the list keep their meaning), then EXISTS.
 func (v *view) updates(allowExpunge bool) []update {
 	var out []update
+	if v.kw.pending {
+		// New keywords first: the FETCH FLAGS below may show them.
+		out = append(out, update{kind: updateKeywords})
+	}
 	if len(v.flags) > 0 {
 		uids := make([]uint32, 0, len(v.flags))
 		for uid := range v.flags {

@@ -178,3 +178,38 @@ func TestHashGateUnderLoad(t *testing.T) {
 	}
 	t.Logf("failed %d, busy %d", counts[ErrAuthFailed], counts[ErrAuthBusy])
 }
+
+// TestHashGateTrustedQueue: logins from one trusted address beyond the
+// running bound all wait their turn (only the global queue bounds
+// them), as many as 2x the slots at once.
+func TestHashGateTrustedQueue(t *testing.T) {
+	lo := netip.MustParsePrefix("127.0.0.0/8")
+	e := hashEnv(t, HashLimits{Concurrent: 2, PerAddress: 1, Wait: time.Hour}, lo)
+	g := e.hashes
+	ip := netip.MustParseAddr("127.0.0.1")
+	hold1, _ := g.acquire(ctx, ip, false)
+	hold2, _ := g.acquire(ctx, ip, false)
+	const n = 6
+	done := make(chan error, n)
+	for range n {
+		go func() {
+			_, _, err := e.Authenticate(ctx, "imap", "sam@example.kz", "correct horse battery staple", ip)
+			done <- err
+		}()
+	}
+	for g.waiters() < n {
+		select {
+		case err := <-done:
+			t.Fatalf("a trusted login did not wait for a slot: %v", err)
+		default:
+			time.Sleep(time.Millisecond)
+		}
+	}
+	hold1()
+	hold2()
+	for range n {
+		if err := <-done; err != nil {
+			t.Errorf("queued trusted login: %v", err)
+		}
+	}
+}

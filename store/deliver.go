@@ -309,6 +309,9 @@ func (t *txn) insertMessage(acct uint64, mb *Mailbox, m *Message, u *Usage) erro
 	if mb.UIDNext >= mboxRecordUID {
 		return fmt.Errorf("mailbox %s has used every UID: %w", mb.Name, ErrMailboxFull)
 	}
+	if err := t.addKeywords(acct, mb.ID, m.Flags); err != nil {
+		return err
+	}
 	m.UID = mb.UIDNext
 	mb.UIDNext++
 	mb.HighestModSeq++

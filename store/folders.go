@@ -48,7 +48,7 @@ func (s *Store) CreateMailbox(ctx context.Context, acct uint64, name, specialUse
 			return err
 		}
 		for _, parent := range missing {
-			if _, err := t.createMailbox(acct, parent, ""); err != nil {
+			if _, err := t.createByClient(acct, parent, ""); err != nil {
 				return err
 			}
 		}
@@ -57,7 +57,7 @@ func (s *Store) CreateMailbox(ctx context.Context, acct uint64, name, specialUse
 				return fmt.Errorf("a mailbox with %s exists already: %w", specialUse, ErrMailboxExists)
 			}
 		}
-		mb, err := t.createMailbox(acct, name, specialUse)
+		mb, err := t.createByClient(acct, name, specialUse)
 		if err != nil {
 			return err
 		}
@@ -89,6 +89,12 @@ func (s *Store) DeleteMailbox(ctx context.Context, acct uint64, name string) err
 		}
 		if err := t.tx.Bucket(bMboxDeleting).Put(mboxKey(acct, id), nil); err != nil {
 			return err
+		}
+		if mb.Subscribed {
+			// RFC 3501 §6.3.6: the name stays subscribed.
+			if err := t.keepSubscription(acct, mb.Name); err != nil {
+				return err
+			}
 		}
 		mb.Deleting = true
 		t.notify(Change{Kind: MailboxDeleted, Account: acct, Mailbox: id})
@@ -140,6 +146,9 @@ func (s *Store) finishDelete(ctx context.Context, acct uint64, id uint32) error 
 			if len(uids) < deleteBatch {
 				done = true
 				if err := t.tx.Bucket(bMboxDeleting).Delete(mboxKey(acct, id)); err != nil {
+					return err
+				}
+				if err := t.dropKeywords(acct, id); err != nil {
 					return err
 				}
 				return t.tx.Bucket(bMail).Delete(mboxKey(acct, id))
@@ -327,9 +336,9 @@ func (s *Store) Move(ctx context.Context, acct uint64, src uint32, uids []uint32
 // copies get the mailbox's next UIDs and a fresh AddedAt (retention counts
 // from entering the mailbox).
 func (t *txn) copyMessages(acct uint64, src uint32, uids []uint32, dst uint32, maxBytes, maxMessages int64, move bool) (CopyResult, error) {
-	if src == dst && move {
-		return CopyResult{}, fmt.Errorf("cannot move a mailbox into itself: %w", ErrInvalidMailbox)
-	}
+	// src == dst with move: RFC 6851 allows MOVE into the selected
+	// mailbox; each message gets a new UID (above every one the loop
+	// reads) and leaves its old one.
 	from, err := t.getMailbox(acct, src)
 	if err != nil {
 		return CopyResult{}, err

@@ -39,6 +39,8 @@ var (
 	bIncidents    = []byte("incidents")     // seq(8) -> JSON Incident
 	bBackupFiles  = []byte("backup_files")  // name -> bytes: files a backup copy carries (TLS pair)
 	// bVanished (vanished.go): acct(8) mbox(4) modseq(8) -> expunged uid, time; modseq 0 -> floor
+	// bKeywords (keywords.go): acct(8) mbox(4) -> the mailbox's keywords
+	// bSubsGone (subscriptions.go): acct(8) name -> nil, subscribed names without a mailbox
 	// The evidence log (store/evidence.go): entries, the Merkle tree's
 	// perfect subtrees, signed tree heads, and entries by Message-ID.
 	bEvidence      = []byte("evidence")       // index(8) -> JSON EvidenceEvent (exact leaf bytes)
@@ -59,6 +61,9 @@ var allBuckets = [][]byte{
 	bEvidence, bEvidenceTree, bEvidenceHeads, bEvidenceMsg,
 	bLogins, bLoginsTime,
 	bConsents, bConsentIIN,
+	// Appended only: the write-ahead log names a bucket by its index here.
+	bKeywords,
+	bSubsGone,
 }
 
 func u64(v uint64) []byte {

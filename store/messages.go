@@ -142,6 +142,11 @@ func (s *Store) setFlags(ctx context.Context, acct uint64, mbox uint32, uids []u
 				out = append(out, FlagUpdate{UID: uid, Flags: m.Flags, ModSeq: m.ModSeq, Blob: m.Blob})
 				continue
 			}
+			if !changed && op != FlagsRemove {
+				if err := t.addKeywords(acct, mbox, flags); err != nil {
+					return err
+				}
+			}
 			wasSeen := m.Seen()
 			m.Flags = next
 			mb.HighestModSeq++

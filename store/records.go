@@ -233,6 +233,9 @@ type Mailbox struct {
 	Subscribed    bool
 	Deleting      bool // being deleted: hidden, its messages going in batches
 	CreatedAt     time.Time
+	// RecentUID is the highest UID a read-write session has claimed as
+	// \Recent (recent.go); every message above it is still to claim.
+	RecentUID uint32
 }
 
 const mboxRecordV1 = 1
@@ -257,6 +260,7 @@ func encodeMailbox(mb *Mailbox) []byte {
 	e.i64(mb.CreatedAt.Unix())
 	e.str8(mb.SpecialUse)
 	e.str16(mb.Name)
+	e.u32(mb.RecentUID) // after the name: older records end before it
 	return e.b
 }
 
@@ -280,6 +284,7 @@ func decodeMailbox(id uint32, v []byte) (*Mailbox, error) {
 	if d.err != nil {
 		return nil, fmt.Errorf("mailbox record: %w", ErrCorrupt)
 	}
+	mb.RecentUID = decodeRecentUID(&d, mb)
 	return mb, nil
 }
 

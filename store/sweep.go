@@ -107,7 +107,12 @@ func (s *Store) destroyContent(ctx context.Context, acct uint64) error {
 		return err
 	}
 	// With no mailbox left, the usage record goes too.
-	return s.update(ctx, func(t *txn) error { return t.tx.Bucket(bMail).Delete(usageKey(acct)) })
+	return s.update(ctx, func(t *txn) error {
+		if err := t.dropSubscriptions(acct); err != nil {
+			return err
+		}
+		return t.tx.Bucket(bMail).Delete(usageKey(acct))
+	})
 }
 
 // DestroySealed destroys the content of purged accounts whose seal ended

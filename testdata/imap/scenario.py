@@ -146,8 +146,14 @@ def fetch_text(r, seq):
 
 
 def flags_of(r, seq):
+    """The stored flags FETCH shows (\\Recent, a session's, left out)."""
     m = re.search(r"FLAGS \(([^)]*)\)", fetch_text(r, seq))
-    return set(m.group(1).split()) if m else None
+    return set(m.group(1).split()) - {"\\Recent"} if m else None
+
+
+def recent_of(r, seq):
+    m = re.search(r"FLAGS \(([^)]*)\)", fetch_text(r, seq))
+    return m is not None and "\\Recent" in m.group(1).split()
 
 
 def ints(data):
@@ -352,8 +358,12 @@ def main():
     check(uidvalidity == st.get("UIDVALIDITY"), "SELECT's UIDVALIDITY is STATUS's", (uidvalidity, st))
     check(r.get("UIDNEXT") == [b"4"], "SELECT: UIDNEXT 4", r)
     check(any(b"\\*" in p for p in r.get("PERMANENTFLAGS")), "PERMANENTFLAGS allow keywords (\\*)", r)
+    # RFC 3501 §2.3.2: the first read-write SELECT after delivery (EXAMINE
+    # above claimed nothing) gets the new messages as \\Recent.
+    check(r.get("RECENT") == [b"3"], "first SELECT: 3 RECENT", r)
 
     r = run(M, "FETCH", "1:3", "(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE)")
+    check(all(recent_of(r, seq) for seq in (1, 2, 3)), "FETCH FLAGS shows \\Recent in the claiming session", r)
     check(r.typ == "OK" and len(fetch_items(r)) == 3, "FETCH 1:3 of six items", r)
     sizes = {}
     for seq in (1, 2, 3):
