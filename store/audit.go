@@ -27,6 +27,10 @@ type AuditEntry struct {
 	Action  string    `json:"action"`
 	Account string    `json:"account"`
 	Reason  string    `json:"reason"`
+	// Staff is who among the operator's staff acted, for operator
+	// actions: the OS user of the abox command (user name and uid), or
+	// a named API token; empty for policy and system actions.
+	Staff string `json:"staff,omitempty"`
 }
 
 // Audit says who does an action and why; the store fills in the time and
@@ -34,6 +38,7 @@ type AuditEntry struct {
 type Audit struct {
 	Actor  string
 	Reason string
+	Staff  string // see AuditEntry.Staff
 }
 
 // appendAudit writes e in t's transaction.
@@ -61,7 +66,7 @@ func (t *txn) appendAudit(e AuditEntry) error {
 }
 
 func (t *txn) audit(a Audit, action, account string) error {
-	return t.appendAudit(AuditEntry{Actor: a.Actor, Action: action, Account: account, Reason: a.Reason})
+	return t.appendAudit(AuditEntry{Actor: a.Actor, Action: action, Account: account, Reason: a.Reason, Staff: a.Staff})
 }
 
 // AppendAudit records an action that changes nothing else in the store.

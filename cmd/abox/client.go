@@ -89,7 +89,7 @@ func (c *client) direct(readOnly bool, fn func(*env) error) error {
 		return err
 	}
 	defer s.Close()
-	return fn(&env{store: s, cfg: c.cfg, log: c.log})
+	return fn(&env{store: s, cfg: c.cfg, log: c.log, staff: selfStaff()})
 }
 
 // backup writes a consistent copy of the database to path (atomically),

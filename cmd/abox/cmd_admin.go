@@ -202,8 +202,9 @@ func (a *app) senderCmd() *cobra.Command {
 
 func (a *app) auditCmd() *cobra.Command {
 	var account, since string
+	var withStaff bool
 	c := &cobra.Command{
-		Use: "audit [--account ADDRESS] [--since TIME]", Short: "every policy and operator action", Args: noArgs,
+		Use: "audit [--account ADDRESS] [--since TIME] [--staff]", Short: "every policy and operator action", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			args := auditArgs{Account: account}
 			if since != "" {
@@ -224,7 +225,11 @@ func (a *app) auditCmd() *cobra.Command {
 					all = append(all, page.Entries...)
 				} else {
 					for _, e := range page.Entries {
-						fmt.Fprintf(a.out, "%s  %-8s  %-14s  %s  %s\n", e.At.Format(time.RFC3339), e.Actor, e.Action, orDash(e.Account), e.Reason)
+						actor := e.Actor
+						if e.Staff != "" {
+							actor += " " + e.Staff
+						}
+						fmt.Fprintf(a.out, "%s  %-8s  %-14s  %s  %s\n", e.At.Format(time.RFC3339), actor, e.Action, orDash(e.Account), e.Reason)
 					}
 				}
 				if page.Next == 0 {
@@ -233,17 +238,36 @@ func (a *app) auditCmd() *cobra.Command {
 				args.After = page.Next
 			}
 			if a.json {
-				if all == nil {
-					all = []store.AuditEntry{}
+				// The contract's entry has exactly at, actor, action,
+				// account and reason; who among the staff acted is
+				// added only when asked for.
+				out := make([]auditView, 0, len(all))
+				for _, e := range all {
+					v := auditView{At: e.At, Actor: e.Actor, Action: e.Action, Account: e.Account, Reason: e.Reason}
+					if withStaff {
+						v.Staff = &all[len(out)].Staff
+					}
+					out = append(out, v)
 				}
-				return a.emit(all, nil)
+				return a.emit(out, nil)
 			}
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&withStaff, "staff", false, "with --json, add each entry's staff: the OS user (or token) behind an operator action")
 	c.Flags().StringVar(&account, "account", "", "only this account's entries")
 	c.Flags().StringVar(&since, "since", "", "only entries at or after TIME (RFC 3339, a date, or an age like 7d)")
 	return c
+}
+
+// auditView is an audit entry as `abox audit --json` prints it.
+type auditView struct {
+	At      time.Time `json:"at"`
+	Actor   string    `json:"actor"`
+	Action  string    `json:"action"`
+	Account string    `json:"account"`
+	Reason  string    `json:"reason"`
+	Staff   *string   `json:"staff,omitempty"`
 }
 
 func orDash(s string) string {

@@ -128,7 +128,8 @@ func (c *controlServer) handle(conn net.Conn) {
 		writeControl(conn, controlResponse{Error: "control: bad request"})
 		return
 	}
-	c.log.Info("control request", "op", req.Op)
+	staff := peerStaff(conn)
+	c.log.Info("control request", "op", req.Op, "staff", staff)
 	if req.Op == "backup" {
 		c.streamBackup(conn)
 		return
@@ -148,6 +149,7 @@ func (c *controlServer) handle(conn net.Conn) {
 		cancel()
 	}()
 	e := *c.env
+	e.staff = staff
 	var wmu sync.Mutex
 	e.progress = func(v any) {
 		raw, err := json.Marshal(v)

@@ -30,6 +30,9 @@ type env struct {
 	// evidenceKey signs evidence tree heads (serve loads it at start; a
 	// direct command loads cfg.EvidenceKey when it needs it).
 	evidenceKey ed25519.PrivateKey
+	// staff is who among the operator's staff runs the operation
+	// (staff.go), for the audit log.
+	staff string
 	// endSessions, set in the serving process, ends the open sessions
 	// of an account that may no longer use them (user agreement 2.7-2.8).
 	endSessions func(acctID uint64)
@@ -95,10 +98,10 @@ func runOp(ctx context.Context, e *env, name string, args any) (any, error) {
 	return fn(ctx, e, raw)
 }
 
-var operator = store.Audit{Actor: store.ActorOperator}
-
-func because(reason string) store.Audit {
-	return store.Audit{Actor: store.ActorOperator, Reason: reason}
+// audit is an operator action's audit record, carrying who among the
+// operator's staff acted (issue 16: staff accountability).
+func (e *env) audit(reason string) store.Audit {
+	return store.Audit{Actor: store.ActorOperator, Reason: reason, Staff: e.staff}
 }
 
 // refusal turns store and rule errors into the one line an operator
@@ -131,7 +134,7 @@ func init() {
 		if err != nil {
 			return domainView{}, err
 		}
-		if err := e.store.AddDomain(ctx, name, operator); err != nil {
+		if err := e.store.AddDomain(ctx, name, e.audit("")); err != nil {
 			return domainView{}, err
 		}
 		return newDomainView(name, e.now().UTC()), nil
@@ -141,7 +144,7 @@ func init() {
 		if err != nil {
 			return domainView{}, err
 		}
-		return domainView{Domain: name}, e.store.RemoveDomain(ctx, name, operator)
+		return domainView{Domain: name}, e.store.RemoveDomain(ctx, name, e.audit(""))
 	})
 	register("domain.list", func(ctx context.Context, e *env, _ struct{}) ([]domainView, error) {
 		ds, err := e.store.Domains()

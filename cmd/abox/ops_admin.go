@@ -131,7 +131,7 @@ func init() {
 			setD(&c.RetentionJunk, a.RetentionJunk)
 			setD(&c.MaxAge, a.MaxAge)
 			return nil
-		}, because("class "+a.Name+": "+a.Summary))
+		}, e.audit("class "+a.Name+": "+a.Summary))
 		return classViewOf(c), err
 	})
 }
@@ -172,7 +172,7 @@ func init() {
 		if err != nil {
 			return senderView{}, err
 		}
-		if err := e.store.AddSender(ctx, snd, because("sender "+snd.Name+" ("+string(snd.Kind)+")")); err != nil {
+		if err := e.store.AddSender(ctx, snd, e.audit("sender "+snd.Name+" ("+string(snd.Kind)+")")); err != nil {
 			return senderView{}, err
 		}
 		snd, err = e.store.Sender(snd.Name)
@@ -187,7 +187,7 @@ func init() {
 		return out, err
 	})
 	register("sender.remove", func(ctx context.Context, e *env, a nameArgs) (senderView, error) {
-		return senderView{Name: a.Name}, e.store.RemoveSender(ctx, a.Name, because("sender "+a.Name))
+		return senderView{Name: a.Name}, e.store.RemoveSender(ctx, a.Name, e.audit("sender "+a.Name))
 	})
 }
 
@@ -291,6 +291,6 @@ func init() {
 		return e.store.Check()
 	})
 	register("check.acknowledge", func(ctx context.Context, e *env, _ struct{}) (int, error) {
-		return e.store.AcknowledgeIncidents(ctx, store.Audit{Actor: store.ActorOperator, Reason: "abox check --acknowledge"})
+		return e.store.AcknowledgeIncidents(ctx, e.audit("abox check --acknowledge"))
 	})
 }

@@ -61,7 +61,7 @@ func init() {
 
 func userConsent(ctx context.Context, e *env, a consentArgs) (userView, error) {
 	if a.Revoke {
-		return e.updateUserAt(ctx, a.Address, "user.consent.revoke", because("consent revoked"), func(x *accounts.Account) error {
+		return e.updateUserAt(ctx, a.Address, "user.consent.revoke", e.audit("consent revoked"), func(x *accounts.Account) error {
 			if x.Consent == nil {
 				return fmt.Errorf("%s has no consent on record", x.Address())
 			}
@@ -98,7 +98,7 @@ func userConsent(ctx context.Context, e *env, a consentArgs) (userView, error) {
 			return userView{}, fmt.Errorf("consent for %s refused: %w", addr, err)
 		}
 		why := fmt.Sprintf("operator-vouched consent (no trust anchors configured): certificate %s (%s)", c.SHA256, c.Subject)
-		out, err := e.store.RecordConsent(ctx, addr, acct.ID, c, nil, a.ShareIIN, because(why))
+		out, err := e.store.RecordConsent(ctx, addr, acct.ID, c, nil, a.ShareIIN, e.audit(why))
 		if err != nil {
 			return userView{}, err
 		}
@@ -112,7 +112,7 @@ func userConsent(ctx context.Context, e *env, a consentArgs) (userView, error) {
 	if a.ShareIIN {
 		why += "; IIN shared on the operator's word"
 	}
-	out, err := e.store.RecordConsent(ctx, addr, acct.ID, c, der, a.ShareIIN, because(why))
+	out, err := e.store.RecordConsent(ctx, addr, acct.ID, c, der, a.ShareIIN, e.audit(why))
 	if err != nil {
 		return userView{}, err
 	}

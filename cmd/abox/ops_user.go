@@ -228,7 +228,7 @@ func init() {
 		if err != nil {
 			return userView{}, err
 		}
-		return e.updateUser(ctx, addr, "user.passwd", operator, func(x *accounts.Account) error {
+		return e.updateUser(ctx, addr, "user.passwd", e.audit(""), func(x *accounts.Account) error {
 			if x.State == accounts.Purged {
 				return fmt.Errorf("account %s is purged", addr)
 			}
@@ -239,25 +239,25 @@ func init() {
 	register("user.set", userSet)
 	register("user.block", func(ctx context.Context, e *env, a blockArgs) (userView, error) {
 		now := e.now()
-		return e.updateUserAt(ctx, a.Address, "user.block", because(a.Reason), func(x *accounts.Account) error {
+		return e.updateUserAt(ctx, a.Address, "user.block", e.audit(a.Reason), func(x *accounts.Account) error {
 			return x.Block(a.Reason, now)
 		})
 	})
 	register("user.unblock", func(ctx context.Context, e *env, a addressArgs) (userView, error) {
 		now := e.now()
-		return e.updateUserAt(ctx, a.Address, "user.unblock", operator, func(x *accounts.Account) error {
+		return e.updateUserAt(ctx, a.Address, "user.unblock", e.audit(""), func(x *accounts.Account) error {
 			return x.Unblock(now)
 		})
 	})
 	register("user.delete", func(ctx context.Context, e *env, a addressArgs) (userView, error) {
 		now := e.now()
-		return e.updateUserAt(ctx, a.Address, "user.delete", because("deletion requested"), func(x *accounts.Account) error {
+		return e.updateUserAt(ctx, a.Address, "user.delete", e.audit("deletion requested"), func(x *accounts.Account) error {
 			return x.StartDeletion("deletion requested", now)
 		})
 	})
 	register("user.restore", func(ctx context.Context, e *env, a addressArgs) (userView, error) {
 		now := e.now()
-		return e.updateUserAt(ctx, a.Address, "user.restore", operator, func(x *accounts.Account) error {
+		return e.updateUserAt(ctx, a.Address, "user.restore", e.audit(""), func(x *accounts.Account) error {
 			return x.Restore(now)
 		})
 	})
@@ -309,7 +309,7 @@ func userAdd(ctx context.Context, e *env, a userAddArgs) (userView, error) {
 	}
 	acct, err := e.store.CreateAccount(ctx, accounts.Account{
 		Login: login, Domain: domain, Phone: phone, Class: a.Class, PasswordHash: hash,
-	}, operator)
+	}, e.audit(""))
 	if err != nil {
 		return userView{}, err
 	}
@@ -372,7 +372,7 @@ func userSet(ctx context.Context, e *env, a userSetArgs) (userView, error) {
 	if len(changes) == 0 {
 		return userView{}, errors.New("nothing to change: give --phone, --class, --quota-storage, --quota-messages, --exempt or --ban-services")
 	}
-	return e.updateUser(ctx, addr, "user.set", because(strings.Join(changes, ", ")), func(x *accounts.Account) error {
+	return e.updateUser(ctx, addr, "user.set", e.audit(strings.Join(changes, ", ")), func(x *accounts.Account) error {
 		if x.State == accounts.Purged {
 			return fmt.Errorf("account %s is purged", addr)
 		}
