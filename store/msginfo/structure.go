@@ -8,14 +8,16 @@ import (
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 )
 
-// The body structure of RFC 9051 §7.5.2 (BODYSTRUCTURE), computed the
-// way go-imap's imapserver.ExtractBodyStructure does (TestStructureAsGoIMAP
-// compares the two over a corpus) but without holding parts in memory:
+// The body structure of RFC 9051 §7.5.2 (BODYSTRUCTURE), computed as
+// go-imap's imapserver.ExtractBodyStructure does (TestStructureAsGoIMAP
+// compares the two over a corpus) except where go-imap is wrong: an
+// attached message's envelope is abox's own (groups and source routes
+// kept), and a part's Content-MD5 is kept for body-fld-md5 (go-imap
+// always sends NIL). Unlike go-imap it holds no part in memory:
 // go-imap reads every leaf part into a new slice to measure it, which
 // for a 64 KiB message was 5% of a delivery's CPU. Here the top-level
 // body is measured in place, and a part inside a multipart is counted
@@ -29,7 +31,7 @@ import (
 // MaxNesting levels or MaxParts parts, a multipart or attached message
 // is described as one opaque application/octet-stream part (as Dovecot
 // does), so that the work stays linear in the message's size.
-func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts *int) imap.BodyStructure {
+func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts *int, info *Info) imap.BodyStructure {
 	*parts++
 	h := gomessage.Header{Header: hdr}
 	mediaType, params, _ := h.ContentType()
@@ -42,14 +44,26 @@ func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts 
 		if r == nil {
 			r = bytes.NewReader(body)
 		}
+		cr := &countingReader{r: r}
 		mp := &imap.BodyStructureMultiPart{Subtype: sub}
-		mr := textproto.NewMultipartReader(r, params["boundary"])
+		mr := textproto.NewMultipartReader(cr, params["boundary"])
 		for *parts < MaxParts {
 			part, _ := mr.NextPart()
 			if part == nil {
 				break
 			}
-			mp.Children = append(mp.Children, structure(part.Header, nil, part, depth+1, parts))
+			mp.Children = append(mp.Children, structure(part.Header, nil, part, depth+1, parts, info))
+		}
+		if len(mp.Children) == 0 {
+			// No parts (no boundary, or none found): a multipart
+			// cannot be written without one, so it is described as
+			// the text it is, with its real size, which BODY[1] and
+			// BODY[TEXT] return (go-imap said 0 bytes).
+			countLines(cr) // the rest, through cr's count
+			size, lines := cr.n, cr.lines
+			return &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain",
+				Params: map[string]string{"charset": "us-ascii"}, Encoding: "7bit", Size: uint32(size),
+				Text: &imap.BodyStructureText{NumLines: lines}, Extended: &imap.BodyStructureSinglePartExt{}}
 		}
 		mp.Extended = &imap.BodyStructureMultiPartExt{
 			Params:      params,
@@ -82,11 +96,16 @@ func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts 
 	if embedded {
 		br := bufio.NewReader(bytes.NewReader(body))
 		inner, _ := textproto.ReadHeader(br)
+		own := ParseEnvelope(inner)
+		info.part(sp).Envelope = own
 		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-			Envelope:      imapserver.ExtractEnvelope(inner),
-			BodyStructure: structure(inner, nil, br, depth+1, parts),
+			Envelope:      own.Decoded(),
+			BodyStructure: structure(inner, nil, br, depth+1, parts, info),
 			NumLines:      lines,
 		}
+	}
+	if md5 := strings.TrimSpace(h.Get("Content-Md5")); md5 != "" {
+		info.part(sp).MD5 = md5
 	}
 	if typ == "text" {
 		sp.Text = &imap.BodyStructureText{NumLines: lines}
@@ -100,6 +119,19 @@ func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts 
 }
 
 var newline = []byte{'\n'}
+
+// countingReader counts the bytes and LFs read through it.
+type countingReader struct {
+	r        io.Reader
+	n, lines int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.lines += int64(bytes.Count(p[:n], newline))
+	return n, err
+}
 
 // chunks are countLines' read buffers.
 var chunks = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
