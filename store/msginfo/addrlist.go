@@ -204,7 +204,7 @@ func (p *addrParser) mailbox() bool {
 func (p *addrParser) angleAddr() (a Address, ok bool) {
 	p.i++ // '<'
 	broken := func() (Address, bool) {
-		a.Host = syntaxError
+		a.Host = SyntaxError
 		// Resynchronise after the broken address, at its ">".
 		if j := strings.IndexByte(p.s[p.i:], '>'); j >= 0 {
 			p.i += j + 1
@@ -222,7 +222,7 @@ func (p *addrParser) angleAddr() (a Address, ok bool) {
 		if ok {
 			a.ADL = route
 		} else {
-			a.ADL = invalidRoute
+			a.ADL = InvalidRoute
 		}
 		if !p.skipCFWS() {
 			return broken()
@@ -376,10 +376,10 @@ func (p *addrParser) addrSpec() bool {
 // add appends a mailbox, filling in what is missing.
 func (p *addrParser) add(a Address) {
 	if a.Mailbox == "" {
-		a.Mailbox = missingMailbox
+		a.Mailbox = MissingMailbox
 	}
 	if a.Host == "" {
-		a.Host = missingDomain
+		a.Host = MissingDomain
 	}
 	p.out = append(p.out, a)
 }

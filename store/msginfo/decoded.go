@@ -52,7 +52,7 @@ func (e *Envelope) Decoded() *imap.Envelope {
 func decodedList(l []Address) []imap.Address {
 	var out []imap.Address
 	for _, a := range l {
-		if a.GroupStart || a.GroupEnd || a.Mailbox == missingMailbox || a.Host == missingDomain || a.Host == syntaxError {
+		if a.GroupStart || a.GroupEnd || a.Mailbox == MissingMailbox || a.Host == MissingDomain || a.Host == SyntaxError {
 			continue
 		}
 		out = append(out, imap.Address{Name: DecodeWords(a.Name), Mailbox: a.Mailbox, Host: a.Host})

@@ -32,10 +32,10 @@ type Address struct {
 // header had one and can tell that it was broken (RFC 9051 leaves the
 // case open).
 const (
-	missingMailbox = "MISSING_MAILBOX"
-	missingDomain  = "MISSING_DOMAIN"
-	syntaxError    = "SYNTAX_ERROR"
-	invalidRoute   = "INVALID_ROUTE"
+	MissingMailbox = "MISSING_MAILBOX"
+	MissingDomain  = "MISSING_DOMAIN"
+	SyntaxError    = "SYNTAX_ERROR"
+	InvalidRoute   = "INVALID_ROUTE"
 )
 
 // ParseEnvelope reads a header's envelope fields. Date, Subject,

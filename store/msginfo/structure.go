@@ -13,7 +13,7 @@ import (
 )
 
 // The body structure of RFC 9051 §7.5.2 (BODYSTRUCTURE), computed as
-// go-imap's imapserver.ExtractBodyStructure does (TestStructureAsGoIMAP
+// go-imap's server package's ExtractBodyStructure does (TestStructureAsGoIMAP
 // compares the two over a corpus) except where go-imap is wrong: an
 // attached message's envelope is abox's own (groups and source routes
 // kept), and a part's Content-MD5 is kept for body-fld-md5 (go-imap
