@@ -98,6 +98,9 @@ func headerFields(header []byte, names []string, not bool) []byte {
 		}
 		if hasColon && named != not {
 			out = append(out, field...)
+			if field[len(field)-1] != '\n' { // the header's last line, unended
+				out = append(out, '\r', '\n')
+			}
 		}
 	}
 	return append(out, '\r', '\n')

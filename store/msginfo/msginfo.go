@@ -10,7 +10,6 @@ package msginfo
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"sort"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-message/textproto"
 )
 
 // Info is a message's precomputed IMAP structure.
@@ -61,20 +59,13 @@ func Parse(msg []byte) *Info {
 	// sizes in BODYSTRUCTURE all cut there.
 	hs := HeaderEnd(msg)
 	info := &Info{HeaderSize: int64(hs)}
-	br := readers.Get().(*bufio.Reader)
-	defer readers.Put(br)
-	br.Reset(bytes.NewReader(msg[:hs]))
-	hdr, err := textproto.ReadHeader(br)
-	br.Reset(nil)
-	body := msg[hs:]
+	// The fields before a line that is not one still count (as
+	// Dovecot reads them); go-imap gave such a message no envelope.
+	hdr := readHeader(msg[:hs])
 	parts := 0
-	info.Structure = fixDefaults(structure(hdr, body, nil, 0, &parts, info))
+	info.Structure = fixDefaults(structure(hdr, msg[hs:], 0, &parts, info))
 	info.PlainText = plainText(info.Structure)
-	if err == nil {
-		info.Own = ParseEnvelope(hdr)
-	} else {
-		info.Own = &Envelope{}
-	}
+	info.Own = ParseEnvelope(hdr)
 	info.Envelope = info.Own.Decoded()
 	info.Preview, info.HasPreview = Preview(msg, info), true
 	return info

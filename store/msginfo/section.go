@@ -71,10 +71,7 @@ func (e Entity) step(n int) (Entity, bool) {
 			return Entity{}, false
 		}
 		raw := parts[n-1]
-		h := HeaderEnd(raw)
-		if len(raw) > 0 && raw[0] != '\r' && raw[0] != '\n' && h == len(raw) && !looksLikeHeader(raw) {
-			h = 0 // no header at all: the part is all body
-		}
+		h := HeaderEnd(raw) // as structure's splitHeader cuts it
 		return Entity{Header: raw[:h:h], Body: raw[h:], Structure: p.Children[n-1]}, true
 	case *imap.BodyStructureSinglePart:
 		if !e.Message && p.MessageRFC822 != nil {
@@ -97,16 +94,6 @@ func (e Entity) Attached() Entity {
 		return e
 	}
 	return MessageEntity(e.Body, p.MessageRFC822.BodyStructure)
-}
-
-// looksLikeHeader says raw starts with a header field ("name:").
-func looksLikeHeader(raw []byte) bool {
-	line := raw
-	if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-		line = raw[:i]
-	}
-	i := bytes.IndexByte(line, ':')
-	return i > 0 && bytes.IndexAny(line[:i], " \t") < 0
 }
 
 // SplitMultipart cuts a multipart body into its parts' bytes (RFC 2046

@@ -31,39 +31,50 @@ func sectionCorpus(t testing.TB) map[string][]byte {
 // read from BODYSTRUCTURE fetch the bytes it describes.
 func TestPartSizesMatchStructure(t *testing.T) {
 	for name, msg := range sectionCorpus(t) {
-		info := Parse(msg)
-		top := MessageEntity(msg, info.Structure)
-		var walk func(bs imap.BodyStructure, path []int)
-		walk = func(bs imap.BodyStructure, path []int) {
-			switch p := bs.(type) {
-			case *imap.BodyStructureMultiPart:
-				for i, c := range p.Children {
-					walk(c, append(append([]int(nil), path...), i+1))
-				}
-			case *imap.BodyStructureSinglePart:
-				if len(path) == 0 {
-					path = []int{1}
-				}
-				e, ok := top.Part(path)
-				if !ok {
-					t.Errorf("%s: part %v not found", name, path)
-					return
-				}
-				if len(e.Body) != int(p.Size) {
-					t.Errorf("%s: part %v is %d bytes, BODYSTRUCTURE says %d", name, path, len(e.Body), p.Size)
-				}
-				if m := p.MessageRFC822; m != nil {
-					inner := m.BodyStructure
-					if _, multi := inner.(*imap.BodyStructureMultiPart); multi {
-						walk(inner, path)
-					} else {
-						walk(inner, append(append([]int(nil), path...), 1))
-					}
+		checkPartSizes(t, name, msg)
+	}
+}
+
+func FuzzPartSizesMatchStructure(f *testing.F) {
+	for _, msg := range sectionCorpus(f) {
+		f.Add(msg)
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) { checkPartSizes(t, "fuzz", msg) })
+}
+
+func checkPartSizes(t *testing.T, name string, msg []byte) {
+	info := Parse(msg)
+	top := MessageEntity(msg, info.Structure)
+	var walk func(bs imap.BodyStructure, path []int)
+	walk = func(bs imap.BodyStructure, path []int) {
+		switch p := bs.(type) {
+		case *imap.BodyStructureMultiPart:
+			for i, c := range p.Children {
+				walk(c, append(append([]int(nil), path...), i+1))
+			}
+		case *imap.BodyStructureSinglePart:
+			if len(path) == 0 {
+				path = []int{1}
+			}
+			e, ok := top.Part(path)
+			if !ok {
+				t.Errorf("%s: part %s not found", name, itoaPath(path))
+				return
+			}
+			if len(e.Body) != int(p.Size) {
+				t.Errorf("%s: part %s is %d bytes, BODYSTRUCTURE says %d", name, itoaPath(path), len(e.Body), p.Size)
+			}
+			if m := p.MessageRFC822; m != nil {
+				inner := m.BodyStructure
+				if _, multi := inner.(*imap.BodyStructureMultiPart); multi {
+					walk(inner, path)
+				} else {
+					walk(inner, append(append([]int(nil), path...), 1))
 				}
 			}
 		}
-		walk(info.Structure, nil)
 	}
+	walk(info.Structure, nil)
 }
 
 func TestSplitMultipart(t *testing.T) {

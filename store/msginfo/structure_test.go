@@ -110,18 +110,6 @@ func TestStructureAsGoIMAP(t *testing.T) {
 	}
 }
 
-func FuzzStructureAsGoIMAP(f *testing.F) {
-	for _, msg := range structureCorpus(f) {
-		f.Add(msg)
-	}
-	f.Fuzz(func(t *testing.T, msg []byte) {
-		want, comparable := goIMAPStructure(msg)
-		if got := Parse(msg).Structure; comparable && !reflect.DeepEqual(got, want) {
-			t.Fatalf("structure\n%#v\nwant\n%#v", got, want)
-		}
-	})
-}
-
 // goIMAPStructure is go-imap's structure of msg, and whether abox's
 // should equal it. Two cases differ on purpose: a header with a line
 // that is not a field (go-imap counts the header's rest as body; abox
