@@ -145,3 +145,19 @@ func pathString(p []int) string {
 	}
 	return strings.Join(s, ".")
 }
+
+// TestEnvelopeOfOldRecord: a record stored before the header's own
+// envelope was kept (msginfo version 2: Own is nil) is served from its
+// decoded envelope as before, encoded words made again.
+func TestEnvelopeOfOldRecord(t *testing.T) {
+	info := msginfo.Parse([]byte("Date: Sat, 01 Feb 2007 01:02:03 +0200\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n" +
+		"From: Real <a@b.example>\r\nTo: team: x@y.example;\r\n\r\nbody\r\n"))
+	info.Own, info.Parts = nil, nil
+	got := written(func(r *FetchResponseWriter) { r.writeEnvelope(info) }, false, false)
+	// The date is formatted again from its parsed time: the weekday the
+	// sender got wrong (1 Feb 2007 was a Thursday) is corrected.
+	want := `("Thu, 01 Feb 2007 01:02:03 +0200" "=?utf-8?q?caf=C3=A9?=" (("Real" NIL "a" "b.example")) (("Real" NIL "a" "b.example")) (("Real" NIL "a" "b.example")) ((NIL NIL "x" "y.example")) NIL NIL NIL NIL)`
+	if got != want {
+		t.Fatalf("\n got %s\nwant %s", got, want)
+	}
+}
