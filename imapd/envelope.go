@@ -38,22 +38,30 @@ func (r *FetchResponseWriter) writeStructure(info *msginfo.Info) {
 	}
 }
 
+// wireEnvelope converts an envelope for the writer; its address lists
+// share one backing array (FETCH ENVELOPE does this for every message).
 func wireEnvelope(e *msginfo.Envelope) *wire.Envelope {
+	lists := [6][]msginfo.Address{e.From, e.Sender, e.ReplyTo, e.To, e.Cc, e.Bcc}
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	all := make([]wire.Address, n)
+	var out [6][]wire.Address
+	at := 0
+	for i, l := range lists {
+		if len(l) == 0 {
+			continue
+		}
+		out[i] = all[at : at+len(l) : at+len(l)]
+		for j, a := range l {
+			out[i][j] = wire.Address(a)
+		}
+		at += len(l)
+	}
 	return &wire.Envelope{
 		Date: e.Date, Subject: e.Subject,
-		From: wireAddrs(e.From), Sender: wireAddrs(e.Sender), ReplyTo: wireAddrs(e.ReplyTo),
-		To: wireAddrs(e.To), Cc: wireAddrs(e.Cc), Bcc: wireAddrs(e.Bcc),
+		From: out[0], Sender: out[1], ReplyTo: out[2], To: out[3], Cc: out[4], Bcc: out[5],
 		InReplyTo: e.InReplyTo, MessageID: e.MessageID,
 	}
-}
-
-func wireAddrs(l []msginfo.Address) []wire.Address {
-	if len(l) == 0 {
-		return nil
-	}
-	out := make([]wire.Address, len(l))
-	for i, a := range l {
-		out[i] = wire.Address(a)
-	}
-	return out
 }

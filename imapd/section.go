@@ -23,6 +23,9 @@ import (
 // exist, or HEADER/TEXT of a part that is not a message, is empty, as
 // Dovecot answers it.
 func bodySection(body []byte, info *msginfo.Info, sec *imap.FetchItemBodySection) []byte {
+	if len(sec.Part) == 0 && sec.Specifier == imap.PartSpecifierNone {
+		return partial(body, sec.Partial) // BODY[], the most asked: no scan
+	}
 	var bs imap.BodyStructure
 	if info != nil {
 		bs = info.Structure
@@ -37,11 +40,7 @@ func bodySection(body []byte, info *msginfo.Info, sec *imap.FetchItemBodySection
 	var data []byte
 	switch sec.Specifier {
 	case imap.PartSpecifierNone:
-		if len(sec.Part) == 0 {
-			data = body
-		} else {
-			data = e.Body
-		}
+		data = e.Body
 	case imap.PartSpecifierMIME:
 		data = e.Header
 	case imap.PartSpecifierHeader, imap.PartSpecifierText:
