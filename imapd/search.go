@@ -203,7 +203,7 @@ func (c *candidate) loadInfo() error {
 		return nil
 	}
 	if c.rawInfo != nil {
-		info, err := msginfo.DecodeEnvelope(c.rawInfo)
+		info, err := msginfo.DecodeEnvelopes(c.rawInfo)
 		if err != nil && c.body != nil {
 			info = msginfo.Parse(c.body)
 		} else if err != nil {

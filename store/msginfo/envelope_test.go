@@ -131,6 +131,9 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	if x := got.Extra(inner.Structure.(*imap.BodyStructureSinglePart)); x.Envelope == nil || addrs(x.Envelope.From) != "(g inner | //i/j.example | )" {
 		t.Fatalf("attached envelope %+v", x.Envelope)
 	}
+	if both, err := DecodeEnvelopes(Encode(info)); err != nil || !reflect.DeepEqual(both.Own, info.Own) || both.Envelope.Subject != "x" {
+		t.Fatalf("DecodeEnvelopes %+v %v", both, err)
+	}
 	own, err := DecodeOwnEnvelope(Encode(info))
 	if err != nil || !reflect.DeepEqual(own.Own, info.Own) || own.HeaderSize != info.HeaderSize {
 		t.Fatalf("DecodeOwnEnvelope %+v %v", own, err)
@@ -140,7 +143,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	}
 
 	old := encode(info, 2)
-	for name, dec := range map[string]func([]byte) (*Info, error){"Decode": Decode, "DecodeEnvelope": DecodeEnvelope, "DecodeOwnEnvelope": DecodeOwnEnvelope} {
+	for name, dec := range map[string]func([]byte) (*Info, error){"Decode": Decode, "DecodeEnvelope": DecodeEnvelope, "DecodeEnvelopes": DecodeEnvelopes, "DecodeOwnEnvelope": DecodeOwnEnvelope} {
 		o, err := dec(old)
 		if err != nil {
 			t.Fatalf("%s of a version 2 record: %v", name, err)

@@ -439,8 +439,22 @@ func Decode(b []byte) (*Info, error) {
 }
 
 // DecodeEnvelope reads the header size, the plain-text flag and the
-// envelope, and skips the body structure (for SEARCH and FETCH ENVELOPE).
+// decoded envelope, and skips the rest (for SORT and THREAD).
 func DecodeEnvelope(b []byte) (*Info, error) {
+	r, info, err := head(b)
+	if err != nil {
+		return nil, err
+	}
+	info.Envelope = r.envelope()
+	if r.err != nil {
+		return nil, r.err
+	}
+	return info, nil
+}
+
+// DecodeEnvelopes is DecodeEnvelope with the header's own envelope too
+// (for SEARCH, whose address keys match group names).
+func DecodeEnvelopes(b []byte) (*Info, error) {
 	r, info, err := head(b)
 	if err != nil {
 		return nil, err
