@@ -63,6 +63,30 @@ func TestFetchSectionsEchoed(t *testing.T) {
 		}
 	}
 	c.no("UNKNOWN-CTE", "FETCH 1 (BINARY.PEEK[5])")
+
+	// go-imap's imapclient finds each answer under the section it asked.
+	gc, _ := goClient(t, s.imaps, alice, false)
+	if _, err := gc.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	fields := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject"}, Peek: true}
+	inner := &imap.FetchItemBodySection{Part: []int{3, 1}, Peek: true}
+	bin := &imap.FetchItemBinarySection{Part: []int{1}, Peek: true}
+	msgs, err := gc.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{
+		BodySection: []*imap.FetchItemBodySection{fields, inner}, BinarySection: []*imap.FetchItemBinarySection{bin},
+	}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("imapclient FETCH sections: %v", err)
+	}
+	if got := string(msgs[0].FindBodySection(fields)); got != "Subject: nested parts\r\n\r\n" {
+		t.Errorf("imapclient HEADER.FIELDS (Subject): %q", got)
+	}
+	if got := string(msgs[0].FindBodySection(inner)); got != "plain inner" {
+		t.Errorf("imapclient BODY[3.1]: %q", got)
+	}
+	if got := string(msgs[0].FindBinarySection(bin)); got != "café line joined" {
+		t.Errorf("imapclient BINARY[1]: %q", got)
+	}
 	if r := c.ok("FETCH 1 (FLAGS)"); strings.Contains(r.String(), `\Seen`) {
 		t.Errorf("PEEK sections set \\Seen: %s", r)
 	}
