@@ -161,3 +161,35 @@ func TestEnvelopeOfOldRecord(t *testing.T) {
 		t.Fatalf("\n got %s\nwant %s", got, want)
 	}
 }
+
+// FuzzSections: no message and no part number makes section extraction
+// fail, and every answer is a piece of the message's bytes (or, for
+// HEADER.FIELDS, of its header plus a line end).
+func FuzzSections(f *testing.F) {
+	files, _ := filepath.Glob("../testdata/fetch/*.eml")
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, byte(3), byte(1))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte, p1, p2 byte) {
+		info := msginfo.Parse(msg)
+		paths := [][]int{nil, {int(p1 % 8)}, {int(p1 % 8), int(p2 % 8)}, {1, 1, 1}}
+		specs := []imap.PartSpecifier{imap.PartSpecifierNone, imap.PartSpecifierHeader, imap.PartSpecifierText, imap.PartSpecifierMIME}
+		for _, path := range paths {
+			for _, sp := range specs {
+				data := bodySection(msg, info, &imap.FetchItemBodySection{Part: path, Specifier: sp})
+				if len(data) > 0 && !bytes.Contains(msg, data) {
+					t.Fatalf("BODY[%v %s] is not the message's bytes: %q", path, sp, data)
+				}
+			}
+			bodySection(msg, info, &imap.FetchItemBodySection{Part: path, Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"subject", "x"}})
+			bodySection(msg, info, &imap.FetchItemBodySection{Part: path, Specifier: imap.PartSpecifierHeader, HeaderFieldsNot: []string{"from"}})
+			if len(path) > 0 {
+				binarySection(msg, info, path)
+			}
+		}
+	})
+}
