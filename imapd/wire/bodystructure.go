@@ -11,8 +11,9 @@ import (
 
 // DecodedEnvelope writes an ENVELOPE held decoded (go-imap's type): the
 // date is formatted, names and subjects that are not ASCII are written
-// as encoded words (RFC 2047) unless UTF-8 may go out. Once the stored
-// structure keeps the header's own text, Envelope replaces this.
+// as encoded words (RFC 2047) unless UTF-8 may go out. Only records
+// stored before the header's own text was kept (msginfo version 2) are
+// written this way; Envelope writes the others.
 func (w *Writer) DecodedEnvelope(e *imap.Envelope) *Writer {
 	if e == nil {
 		e = &imap.Envelope{}
