@@ -45,6 +45,11 @@ func structure(hdr textproto.Header, body []byte, depth int, parts *int, info *I
 				break
 			}
 			ph, pb := splitHeader(raw)
+			if strings.EqualFold(sub, "digest") && !ph.Has("Content-Type") {
+				// RFC 2046 §5.1.5: a digest's parts are messages
+				// unless they say otherwise.
+				ph.Set("Content-Type", "message/rfc822")
+			}
 			mp.Children = append(mp.Children, structure(ph, pb, depth+1, parts, info))
 		}
 		if len(mp.Children) == 0 {
