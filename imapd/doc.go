@@ -1,5 +1,5 @@
-// Package imapd is abox's IMAP server: the backend of go-imap v2's
-// imapserver over the store. It serves IMAP4rev1 (RFC 3501) and
+// Package imapd is abox's IMAP server: its own protocol layer (wire/)
+// over the store. It serves IMAP4rev1 (RFC 3501) and
 // IMAP4rev2 (RFC 9051) clients with IDLE (RFC 2177), UIDPLUS (RFC 4315),
 // MOVE (RFC 6851), SPECIAL-USE (RFC 6154), NAMESPACE (RFC 2342), ENABLE
 // (RFC 5161), ESEARCH, LIST-STATUS, STATUS=SIZE, APPENDLIMIT and LITERAL+

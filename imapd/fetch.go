@@ -1,18 +1,13 @@
 package imapd
 
 import (
-	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"mime/quotedprintable"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
 	"abox/store"
 	"abox/store/msginfo"
@@ -286,9 +281,9 @@ func (s *session) fetchOne(w *FetchWriter, it *fetchItem, o *imap.FetchOptions) 
 	var info *msginfo.Info
 	needInfo := o.Envelope || o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0
 	for _, sec := range o.BodySection {
-		// HEADER and TEXT of the whole message are cut at the stored
-		// header size.
-		needInfo = needInfo || len(sec.Part) == 0 && sec.Specifier != imap.PartSpecifierNone
+		// Part numbers follow the stored structure; the message's own
+		// sections (BODY[], HEADER, TEXT, HEADER.FIELDS) need none.
+		needInfo = needInfo || len(sec.Part) > 0
 	}
 	if needInfo {
 		raw := it.structure
@@ -299,8 +294,8 @@ func (s *session) fetchOne(w *FetchWriter, it *fetchItem, o *imap.FetchOptions) 
 			}
 		}
 		decode := msginfo.Decode
-		if o.BodyStructure == nil && len(o.BinarySection) == 0 && len(o.BinarySectionSize) == 0 {
-			decode = msginfo.DecodeEnvelope // the structure is not needed
+		if !needsStructure(o) {
+			decode = msginfo.DecodeOwnEnvelope // the structure is not needed
 		}
 		if info, err = decode(raw); err != nil {
 			// Stored without (or with an unreadable) structure: compute
@@ -336,10 +331,10 @@ func (s *session) fetchOne(w *FetchWriter, it *fetchItem, o *imap.FetchOptions) 
 		r.WriteRFC822Size(m.Size)
 	}
 	if o.Envelope {
-		r.WriteEnvelope(info.Envelope)
+		r.writeEnvelope(info)
 	}
 	if o.BodyStructure != nil {
-		r.WriteBodyStructure(info.Structure)
+		r.writeStructure(info)
 	}
 	for _, sec := range o.BodySection {
 		data := literalSafe(bodySection(body, info, sec))
@@ -369,6 +364,20 @@ func (s *session) fetchOne(w *FetchWriter, it *fetchItem, o *imap.FetchOptions) 
 	return r.Close()
 }
 
+// needsStructure says the items need the stored body structure, not
+// only the envelope.
+func needsStructure(o *imap.FetchOptions) bool {
+	if o.BodyStructure != nil || len(o.BinarySection) > 0 || len(o.BinarySectionSize) > 0 {
+		return true
+	}
+	for _, sec := range o.BodySection {
+		if len(sec.Part) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // vanishedOr is errVanished for a body that is gone (its message was
 // expunged since its record was read), else the error's answer.
 func vanishedOr(err error, s *session) error {
@@ -384,115 +393,6 @@ func writeLiteral(w io.WriteCloser, data []byte) error {
 		return err
 	}
 	return w.Close()
-}
-
-// bodySection extracts BODY[section]<partial>. The whole message and its
-// header are cut straight from the stored bytes; anything else goes
-// through go-imap's section extraction.
-func bodySection(body []byte, info *msginfo.Info, sec *imap.FetchItemBodySection) []byte {
-	if len(sec.Part) == 0 && len(sec.HeaderFields) == 0 && len(sec.HeaderFieldsNot) == 0 {
-		switch sec.Specifier {
-		case imap.PartSpecifierNone:
-			return partial(body, sec.Partial)
-		}
-		hs := min(info.HeaderSize, int64(len(body)))
-		switch sec.Specifier {
-		case imap.PartSpecifierHeader:
-			return partial(body[:hs], sec.Partial)
-		case imap.PartSpecifierText:
-			return partial(body[hs:], sec.Partial)
-		}
-	}
-	data := imapserver.ExtractBodySection(bytes.NewReader(body), sec)
-	if data == nil {
-		return []byte{}
-	}
-	return data
-}
-
-// binarySection is BINARY[part] (RFC 3516): the part's content with its
-// transfer encoding undone, and nothing else (no charset conversion).
-func binarySection(body []byte, info *msginfo.Info, part []int) ([]byte, bool) {
-	if len(part) == 0 {
-		return body, true
-	}
-	raw := imapserver.ExtractBodySection(bytes.NewReader(body), &imap.FetchItemBodySection{Part: part})
-	enc := ""
-	if info != nil {
-		if p := partAt(info.Structure, part); p != nil {
-			enc = strings.ToLower(p.Encoding)
-		}
-	}
-	switch enc {
-	case "", "7bit", "8bit", "binary":
-		return raw, true
-	case "base64":
-		out, err := io.ReadAll(base64.NewDecoder(base64.StdEncoding, newlineStripper{bytes.NewReader(raw)}))
-		return out, err == nil
-	case "quoted-printable":
-		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(raw)))
-		return out, err == nil
-	}
-	return nil, false
-}
-
-// partAt finds a single part by its IMAP part number.
-func partAt(bs imap.BodyStructure, path []int) *imap.BodyStructureSinglePart {
-	for _, n := range path {
-		switch p := bs.(type) {
-		case *imap.BodyStructureMultiPart:
-			if n < 1 || n > len(p.Children) {
-				return nil
-			}
-			bs = p.Children[n-1]
-		case *imap.BodyStructureSinglePart:
-			if p.MessageRFC822 != nil {
-				bs = p.MessageRFC822.BodyStructure
-				if mp, ok := bs.(*imap.BodyStructureMultiPart); ok && n >= 1 && n <= len(mp.Children) {
-					bs = mp.Children[n-1]
-				}
-				continue
-			}
-			if n != 1 {
-				return nil
-			}
-		}
-	}
-	p, _ := bs.(*imap.BodyStructureSinglePart)
-	return p
-}
-
-// newlineStripper drops CR and LF so base64 lines decode as one stream.
-type newlineStripper struct{ r io.Reader }
-
-func (n newlineStripper) Read(p []byte) (int, error) {
-	for {
-		k, err := n.r.Read(p)
-		j := 0
-		for _, c := range p[:k] {
-			if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
-				p[j] = c
-				j++
-			}
-		}
-		if j > 0 || err != nil {
-			return j, err
-		}
-	}
-}
-
-func partial(data []byte, p *imap.SectionPartial) []byte {
-	if p == nil {
-		return data
-	}
-	if p.Offset >= int64(len(data)) {
-		return []byte{}
-	}
-	data = data[p.Offset:]
-	if p.Size < int64(len(data)) {
-		data = data[:p.Size]
-	}
-	return data
 }
 
 // firstRead records the first retrieval and the first reading of an

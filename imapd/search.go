@@ -203,7 +203,7 @@ func (c *candidate) loadInfo() error {
 		return nil
 	}
 	if c.rawInfo != nil {
-		info, err := msginfo.DecodeEnvelope(c.rawInfo)
+		info, err := msginfo.DecodeEnvelopes(c.rawInfo)
 		if err != nil && c.body != nil {
 			info = msginfo.Parse(c.body)
 		} else if err != nil {
@@ -437,14 +437,8 @@ func (c *candidate) matchHeader(key, value string) (bool, error) {
 		switch strings.ToLower(key) {
 		case "subject":
 			fields = []string{e.Subject}
-		case "from":
-			fields = addrStrings(e.From)
-		case "to":
-			fields = addrStrings(e.To)
-		case "cc":
-			fields = addrStrings(e.Cc)
-		case "bcc":
-			fields = addrStrings(e.Bcc)
+		case "from", "to", "cc", "bcc":
+			fields = addressTexts(c.info, strings.ToLower(key))
 		}
 		for _, f := range fields {
 			if contains(f, value) {

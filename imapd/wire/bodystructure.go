@@ -11,8 +11,9 @@ import (
 
 // DecodedEnvelope writes an ENVELOPE held decoded (go-imap's type): the
 // date is formatted, names and subjects that are not ASCII are written
-// as encoded words (RFC 2047) unless UTF-8 may go out. Once the stored
-// structure keeps the header's own text, Envelope replaces this.
+// as encoded words (RFC 2047) unless UTF-8 may go out. Only records
+// stored before the header's own text was kept (msginfo version 2) are
+// written this way; Envelope writes the others.
 func (w *Writer) DecodedEnvelope(e *imap.Envelope) *Writer {
 	if e == nil {
 		e = &imap.Envelope{}
@@ -63,11 +64,22 @@ func angle(id string) string {
 // BodyStructure writes BODYSTRUCTURE (extended) or BODY (RFC 9051
 // §7.5.2, body and its extension data).
 func (w *Writer) BodyStructure(bs imap.BodyStructure, extended bool) *Writer {
+	return w.BodyStructureWith(bs, extended, nil)
+}
+
+// PartExtra gives what go-imap's part type has no field for: a part's
+// body-fld-md5 ("" is NIL) and an attached message's envelope as its
+// header wrote it (nil: the decoded one is written).
+type PartExtra func(p *imap.BodyStructureSinglePart) (md5 string, env *Envelope)
+
+// BodyStructureWith is BodyStructure with each part's extra data from
+// extra (nil: none).
+func (w *Writer) BodyStructureWith(bs imap.BodyStructure, extended bool, extra PartExtra) *Writer {
 	w.Open()
 	switch p := bs.(type) {
 	case *imap.BodyStructureMultiPart:
 		for _, c := range p.Children {
-			w.BodyStructure(c, extended)
+			w.BodyStructureWith(c, extended, extra)
 		}
 		w.SP().String(strings.ToLower(p.Subtype))
 		if extended {
@@ -89,13 +101,22 @@ func (w *Writer) BodyStructure(bs imap.BodyStructure, extended bool) *Writer {
 			enc = "7bit"
 		}
 		w.String(enc).SP().Number(uint64(p.Size))
+		var md5 string
+		var env *Envelope
+		if extra != nil {
+			md5, env = extra(p)
+		}
 		if m := p.MessageRFC822; m != nil {
-			w.SP().DecodedEnvelope(m.Envelope).SP()
+			if env != nil {
+				w.SP().Envelope(env).SP()
+			} else {
+				w.SP().DecodedEnvelope(m.Envelope).SP()
+			}
 			inner := m.BodyStructure
 			if inner == nil {
 				inner = &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain"}
 			}
-			w.BodyStructure(inner, extended).SP().Number(uint64(max(m.NumLines, 0)))
+			w.BodyStructureWith(inner, extended, extra).SP().Number(uint64(max(m.NumLines, 0)))
 		} else if p.Text != nil {
 			w.SP().Number(uint64(max(p.Text.NumLines, 0)))
 		}
@@ -104,7 +125,7 @@ func (w *Writer) BodyStructure(bs imap.BodyStructure, extended bool) *Writer {
 			if ext == nil {
 				ext = &imap.BodyStructureSinglePartExt{}
 			}
-			w.SP().NIL() // body-fld-md5
+			w.SP().NString(md5, true) // body-fld-md5
 			w.SP().disposition(ext.Disposition)
 			w.SP().languages(ext.Language)
 			w.SP().NString(ext.Location, true)

@@ -3,13 +3,13 @@
 // structure of RFC 9051 §7.5.2), and encodes it compactly for the store
 // to keep beside the body.
 //
-// It parses with go-imap's imapserver helpers and go-message; it never
-// touches the store or the network.
+// It parses with its own envelope and address-list reader and
+// go-message's header and multipart readers; it never touches the store
+// or the network.
 package msginfo
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"sort"
@@ -18,15 +18,19 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
-	_ "github.com/emersion/go-message/charset" // decode non-UTF-8 header words
-	"github.com/emersion/go-message/textproto"
 )
 
 // Info is a message's precomputed IMAP structure.
 type Info struct {
-	Envelope  *imap.Envelope
+	// Envelope is the envelope decoded, for SEARCH and SORT.
+	Envelope *imap.Envelope
+	// Own is the envelope as the header wrote it, for FETCH ENVELOPE;
+	// nil in records written before version 3.
+	Own       *Envelope
 	Structure imap.BodyStructure
+	// Parts holds what go-imap's part type has no field for: a part's
+	// Content-MD5 and an attached message's own envelope (version 3).
+	Parts map[*imap.BodyStructureSinglePart]*PartExtra
 	// HeaderSize is the length of the header section including the
 	// blank line that ends it.
 	HeaderSize int64
@@ -49,44 +53,28 @@ func Compute(msg []byte) []byte {
 // what cannot be parsed is served as text/plain, as RFC 9051 §7.5.2
 // defaults.
 func Parse(msg []byte) *Info {
-	info := &Info{HeaderSize: headerSize(msg)}
-	br := readers.Get().(*bufio.Reader)
-	defer readers.Put(br)
-	rd := bytes.NewReader(msg)
-	br.Reset(rd)
-	hdr, err := textproto.ReadHeader(br)
-	// The body is what follows what the header parse consumed, also
-	// when it failed (as go-imap's structure takes it).
-	body := msg[len(msg)-rd.Len()-br.Buffered():]
-	br.Reset(nil)
-	if body == nil {
-		body = []byte{}
-	}
-	// The structure first: the envelope below may take Date out of hdr.
+	// The header ends at its first empty line (RFC 5322 §2.1), also
+	// when a line before it is not a field (go-imap's structure then
+	// counted the rest of the header as body); HEADER, TEXT and the
+	// sizes in BODYSTRUCTURE all cut there.
+	hs := HeaderEnd(msg)
+	info := &Info{HeaderSize: int64(hs)}
+	// The fields before a line that is not one still count (as
+	// Dovecot reads them); go-imap gave such a message no envelope.
+	hdr := readHeader(msg[:hs])
 	parts := 0
-	info.Structure = fixDefaults(structure(hdr, body, nil, 0, &parts))
+	info.Structure = fixDefaults(structure(hdr, msg[hs:], 0, &parts, info))
 	info.PlainText = plainText(info.Structure)
-	if err == nil {
-		// go-imap parses Date with net/mail, which tries a dozen layouts
-		// (each failure allocates) before the one nearly every sender
-		// uses; that one is tried first here, with the same result.
-		date, fast := fastDate(hdr.Get("Date"))
-		if fast {
-			hdr.Del("Date")
-		}
-		info.Envelope = imapserver.ExtractEnvelope(hdr)
-		if fast {
-			info.Envelope.Date = date
-		}
-	} else {
-		info.Envelope = &imap.Envelope{}
-	}
+	info.Own = ParseEnvelope(hdr)
+	info.Envelope = info.Own.Decoded()
 	info.Preview, info.HasPreview = Preview(msg, info), true
 	return info
 }
 
 // fastDate parses the Date form of RFC 5322 §3.3 with a numeric zone and
-// nothing around it. Anything else is left to net/mail.
+// nothing around it. Anything else is left to net/mail, which tries a
+// dozen layouts (each failure allocates) before the one nearly every
+// sender uses.
 func fastDate(v string) (time.Time, bool) {
 	if v == "" || strings.ContainsAny(v, "()") {
 		return time.Time{}, false
@@ -110,19 +98,6 @@ func plainText(bs imap.BodyStructure) bool {
 		return true
 	}
 	return false
-}
-
-// headerSize finds the end of the header section (after CRLF CRLF, or LF
-// LF for stored bare-LF messages); a message without a body is all
-// header.
-func headerSize(msg []byte) int64 {
-	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
-		return int64(i + 4)
-	}
-	if i := bytes.Index(msg, []byte("\n\n")); i >= 0 {
-		return int64(i + 2)
-	}
-	return int64(len(msg))
 }
 
 // fixDefaults fills in what RFC 2045 §5.2 says a part without a
@@ -170,12 +145,47 @@ func fixDefaults(bs imap.BodyStructure) imap.BodyStructure {
 
 // --- encoding ---
 
-// version 2 added the flags byte after the version.
-const version = 2
+// version 2 added the flags byte after the version; version 3 the
+// envelope as the header wrote it (after the decoded one, which SEARCH,
+// SORT and Subject read where they did) and, in the structure, an
+// attached message's own envelope and each part's Content-MD5. Records
+// of versions 1 and 2 stay readable: FETCH serves their decoded
+// envelope as before (see Info.Own).
+const version = 3
 
 const flagPlainText = 1
 
-type writer struct{ b []byte }
+// PartExtra is what a part has beyond go-imap's BodyStructure fields.
+type PartExtra struct {
+	MD5      string    // Content-MD5 (RFC 1864), body-fld-md5
+	Envelope *Envelope // an attached message's own envelope
+}
+
+func (info *Info) part(p *imap.BodyStructureSinglePart) *PartExtra {
+	if info.Parts == nil {
+		info.Parts = map[*imap.BodyStructureSinglePart]*PartExtra{}
+	}
+	x := info.Parts[p]
+	if x == nil {
+		x = &PartExtra{}
+		info.Parts[p] = x
+	}
+	return x
+}
+
+// Extra is p's extra data, or an empty one.
+func (info *Info) Extra(p *imap.BodyStructureSinglePart) PartExtra {
+	if x := info.Parts[p]; x != nil {
+		return *x
+	}
+	return PartExtra{}
+}
+
+type writer struct {
+	b    []byte
+	v    byte // the record's version
+	info *Info
+}
 
 func (w *writer) u8(v byte)    { w.b = append(w.b, v) }
 func (w *writer) uv(v uint64)  { w.b = binary.AppendUvarint(w.b, v) }
@@ -201,9 +211,12 @@ func (w *writer) params(m map[string]string) {
 }
 
 // Encode serialises an Info.
-func Encode(info *Info) []byte {
-	w := &writer{b: make([]byte, 0, 256)}
-	w.u8(version)
+func Encode(info *Info) []byte { return encode(info, version) }
+
+// encode writes a record of version v (2 or 3; tests write old ones).
+func encode(info *Info, v byte) []byte {
+	w := &writer{b: make([]byte, 0, 256), v: v, info: info}
+	w.u8(v)
 	var flags byte
 	if info.PlainText {
 		flags |= flagPlainText
@@ -214,6 +227,9 @@ func Encode(info *Info) []byte {
 	w.u8(flags)
 	w.iv(info.HeaderSize)
 	w.envelope(info.Envelope)
+	if v >= 3 {
+		w.own(info.Own)
+	}
 	w.structure(info.Structure)
 	if info.HasPreview {
 		w.str(info.Preview) // last, so readers without it stop before
@@ -287,6 +303,9 @@ func (w *writer) structure(bs imap.BodyStructure) {
 		case p.MessageRFC822 != nil:
 			w.u8('r')
 			w.envelope(p.MessageRFC822.Envelope)
+			if w.v >= 3 {
+				w.own(w.info.Extra(p).Envelope)
+			}
 			w.structure(p.MessageRFC822.BodyStructure)
 			w.iv(p.MessageRFC822.NumLines)
 		case p.Text != nil:
@@ -303,6 +322,9 @@ func (w *writer) structure(bs imap.BodyStructure) {
 		w.disposition(p.Extended.Disposition)
 		w.strs(p.Extended.Language)
 		w.str(p.Extended.Location)
+		if w.v >= 3 {
+			w.str(w.info.Extra(p).MD5)
+		}
 	}
 }
 
@@ -312,8 +334,10 @@ func (w *writer) structure(bs imap.BodyStructure) {
 var ErrMalformed = errors.New("msginfo: malformed record")
 
 type reader struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	v    byte  // the record's version
+	info *Info // where part extras go
 }
 
 func (r *reader) fail() { r.err = ErrMalformed; r.b = nil }
@@ -398,6 +422,9 @@ func Decode(b []byte) (*Info, error) {
 		return nil, err
 	}
 	info.Envelope = r.envelope()
+	if r.v >= 3 {
+		info.Own = r.own()
+	}
 	info.Structure = r.structure(0)
 	if info.HasPreview {
 		info.Preview = r.str()
@@ -412,13 +439,51 @@ func Decode(b []byte) (*Info, error) {
 }
 
 // DecodeEnvelope reads the header size, the plain-text flag and the
-// envelope, and skips the body structure (for SEARCH and FETCH ENVELOPE).
+// decoded envelope, and skips the rest (for SORT and THREAD).
 func DecodeEnvelope(b []byte) (*Info, error) {
 	r, info, err := head(b)
 	if err != nil {
 		return nil, err
 	}
 	info.Envelope = r.envelope()
+	if r.err != nil {
+		return nil, r.err
+	}
+	return info, nil
+}
+
+// DecodeEnvelopes is DecodeEnvelope with the header's own envelope too
+// (for SEARCH, whose address keys match group names).
+func DecodeEnvelopes(b []byte) (*Info, error) {
+	r, info, err := head(b)
+	if err != nil {
+		return nil, err
+	}
+	info.Envelope = r.envelope()
+	if r.v >= 3 {
+		info.Own = r.own()
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return info, nil
+}
+
+// DecodeOwnEnvelope reads the header size and the envelope as the header
+// wrote it, skipping the decoded one and the structure (for FETCH
+// ENVELOPE). Own is nil in a record older than version 3; Envelope is
+// then set instead.
+func DecodeOwnEnvelope(b []byte) (*Info, error) {
+	r, info, err := head(b)
+	if err != nil {
+		return nil, err
+	}
+	if r.v < 3 {
+		info.Envelope = r.envelope()
+	} else {
+		r.skipEnvelope()
+		info.Own = r.own()
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -448,7 +513,7 @@ func Subject(b []byte) ([]byte, error) {
 	r := reader{b: b}
 	switch r.u8() {
 	case 1:
-	case version:
+	case 2, 3:
 		r.u8()
 	default:
 		return nil, ErrMalformed
@@ -466,11 +531,12 @@ func Subject(b []byte) ([]byte, error) {
 }
 
 func head(b []byte) (*reader, *Info, error) {
-	r := &reader{b: b}
 	info := &Info{}
-	switch r.u8() {
+	r := &reader{b: b, info: info}
+	r.v = r.u8()
+	switch r.v {
 	case 1:
-	case version:
+	case 2, 3:
 		flags := r.u8()
 		info.PlainText = flags&flagPlainText != 0
 		info.HasPreview = flags&flagPreview != 0
@@ -540,6 +606,11 @@ func (r *reader) structure(depth int) imap.BodyStructure {
 		switch r.u8() {
 		case 'r':
 			env := r.envelope()
+			if r.v >= 3 {
+				if own := r.own(); own != nil && r.err == nil {
+					r.info.part(p).Envelope = own
+				}
+			}
 			inner := r.structure(depth + 1)
 			p.MessageRFC822 = &imap.BodyStructureMessageRFC822{Envelope: env, BodyStructure: inner, NumLines: r.iv()}
 		case 't':
@@ -547,6 +618,11 @@ func (r *reader) structure(depth int) imap.BodyStructure {
 		}
 		if r.u8() == 1 {
 			p.Extended = &imap.BodyStructureSinglePartExt{Disposition: r.disposition(), Language: r.strs(), Location: r.str()}
+			if r.v >= 3 {
+				if md5 := r.str(); md5 != "" {
+					r.info.part(p).MD5 = md5
+				}
+			}
 		}
 		return p
 	}

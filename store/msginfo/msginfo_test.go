@@ -44,9 +44,14 @@ func TestRoundTrip(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add(Compute([]byte("Subject: hi\r\n\r\nbody\r\n")))
 	f.Add([]byte{2, 0, 0})
+	f.Add(Compute([]byte("To: g: a@b.c;\r\nContent-Type: message/rfc822\r\n\r\nFrom: <@r:x@y>\r\n\r\nx\r\n")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		Decode(b) // must not panic
 		Peek(b)
+		DecodeEnvelope(b)
+		DecodeEnvelopes(b)
+		DecodeOwnEnvelope(b)
+		Subject(b)
 	})
 }
 

@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-message/charset"
 )
 
@@ -45,7 +44,11 @@ func Preview(msg []byte, info *Info) string {
 	if len(path) == 0 {
 		raw = msg[min(info.HeaderSize, int64(len(msg))):]
 	} else {
-		raw = imapserver.ExtractBodySection(bytes.NewReader(msg), &imap.FetchItemBodySection{Part: path})
+		e, ok := MessageEntity(msg, info.Structure).Part(path)
+		if !ok {
+			return ""
+		}
+		raw = e.Body
 	}
 	text := decodeText(raw[:min(len(raw), previewScan)], part)
 	if strings.EqualFold(part.Subtype, "html") {

@@ -3,33 +3,33 @@ package msginfo
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"strings"
-	"sync"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 )
 
-// The body structure of RFC 9051 §7.5.2 (BODYSTRUCTURE), computed the
-// way go-imap's imapserver.ExtractBodyStructure does (TestStructureAsGoIMAP
-// compares the two over a corpus) but without holding parts in memory:
-// go-imap reads every leaf part into a new slice to measure it, which
-// for a 64 KiB message was 5% of a delivery's CPU. Here the top-level
-// body is measured in place, and a part inside a multipart is counted
-// as it streams past. Only an embedded message (message/rfc822 or
-// message/global) is read whole, since its own header and structure
-// are parsed from it.
+// The body structure of RFC 9051 §7.5.2 (BODYSTRUCTURE), computed as
+// go-imap's server package's ExtractBodyStructure does
+// (TestStructureAsGoIMAP compares the two over a corpus) except where
+// go-imap is wrong: an attached message's envelope is abox's own
+// (groups and source routes kept), a part's Content-MD5 is kept for
+// body-fld-md5 (go-imap always sends NIL), a header ends at its empty
+// line even when a line before it is not a field, and a multipart in
+// which no part is found is described with its real size. Parts are cut
+// from the message's bytes in place, by the same splitter BODY[section]
+// uses (section.go), so the part numbers and sizes a client reads in
+// BODYSTRUCTURE are those of the bytes it then fetches
+// (FuzzPartSizesMatchStructure); nothing is copied.
 
 // structure computes the structure of an entity whose parsed header is
-// hdr and whose body is body (when in memory) or r, at depth (the
-// message itself is 0), having described *parts parts so far. Past
-// MaxNesting levels or MaxParts parts, a multipart or attached message
-// is described as one opaque application/octet-stream part (as Dovecot
-// does), so that the work stays linear in the message's size.
-func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts *int) imap.BodyStructure {
+// hdr and whose body is body, at depth (the message itself is 0),
+// having described *parts parts so far. Past MaxNesting levels or
+// MaxParts parts, a multipart or attached message is described as one
+// opaque application/octet-stream part (as Dovecot does), so that the
+// work stays linear in the message's size.
+func structure(hdr textproto.Header, body []byte, depth int, parts *int, info *Info) imap.BodyStructure {
 	*parts++
 	h := gomessage.Header{Header: hdr}
 	mediaType, params, _ := h.ContentType()
@@ -39,17 +39,28 @@ func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts 
 		mediaType, typ, sub, params = "application/octet-stream", "application", "octet-stream", nil
 	}
 	if typ == "multipart" {
-		if r == nil {
-			r = bytes.NewReader(body)
-		}
 		mp := &imap.BodyStructureMultiPart{Subtype: sub}
-		mr := textproto.NewMultipartReader(r, params["boundary"])
-		for *parts < MaxParts {
-			part, _ := mr.NextPart()
-			if part == nil {
+		for _, raw := range SplitMultipart(body, params["boundary"]) {
+			if *parts >= MaxParts {
 				break
 			}
-			mp.Children = append(mp.Children, structure(part.Header, nil, part, depth+1, parts))
+			ph, pb := splitHeader(raw)
+			if strings.EqualFold(sub, "digest") && !ph.Has("Content-Type") {
+				// RFC 2046 §5.1.5: a digest's parts are messages
+				// unless they say otherwise.
+				ph.Set("Content-Type", "message/rfc822")
+			}
+			mp.Children = append(mp.Children, structure(ph, pb, depth+1, parts, info))
+		}
+		if len(mp.Children) == 0 {
+			// No parts (no boundary, or none found): a multipart
+			// cannot be written without one, so it is described as
+			// the text it is, with its real size, which BODY[1] and
+			// BODY[TEXT] return (go-imap said 0 bytes).
+			return &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain",
+				Params: map[string]string{"charset": "us-ascii"}, Encoding: "7bit", Size: uint32(len(body)),
+				Text:     &imap.BodyStructureText{NumLines: int64(bytes.Count(body, newline))},
+				Extended: &imap.BodyStructureSinglePartExt{}}
 		}
 		mp.Extended = &imap.BodyStructureMultiPartExt{
 			Params:      params,
@@ -60,16 +71,7 @@ func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts 
 		return mp
 	}
 	embedded := mediaType == "message/rfc822" || mediaType == "message/global"
-	var size, lines int64
-	switch {
-	case body != nil:
-		size, lines = int64(len(body)), int64(bytes.Count(body, newline))
-	case embedded:
-		body, _ = io.ReadAll(r)
-		size, lines = int64(len(body)), int64(bytes.Count(body, newline))
-	default:
-		size, lines = countLines(r)
-	}
+	lines := int64(bytes.Count(body, newline))
 	sp := &imap.BodyStructureSinglePart{
 		Type:        typ,
 		Subtype:     sub,
@@ -77,16 +79,20 @@ func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts 
 		ID:          h.Get("Content-Id"),
 		Description: h.Get("Content-Description"),
 		Encoding:    h.Get("Content-Transfer-Encoding"),
-		Size:        uint32(size),
+		Size:        uint32(len(body)),
 	}
 	if embedded {
-		br := bufio.NewReader(bytes.NewReader(body))
-		inner, _ := textproto.ReadHeader(br)
+		ih, ib := splitHeader(body)
+		own := ParseEnvelope(ih)
+		info.part(sp).Envelope = own
 		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-			Envelope:      imapserver.ExtractEnvelope(inner),
-			BodyStructure: structure(inner, nil, br, depth+1, parts),
+			Envelope:      own.Decoded(),
+			BodyStructure: structure(ih, ib, depth+1, parts, info),
 			NumLines:      lines,
 		}
+	}
+	if md5 := strings.TrimSpace(h.Get("Content-Md5")); md5 != "" {
+		info.part(sp).MD5 = md5
 	}
 	if typ == "text" {
 		sp.Text = &imap.BodyStructureText{NumLines: lines}
@@ -101,24 +107,21 @@ func structure(hdr textproto.Header, body []byte, r io.Reader, depth int, parts 
 
 var newline = []byte{'\n'}
 
-// chunks are countLines' read buffers.
-var chunks = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+// splitHeader cuts an entity at the end of its header and parses the
+// header (as much of it as reads as fields).
+func splitHeader(raw []byte) (textproto.Header, []byte) {
+	n := HeaderEnd(raw)
+	return readHeader(raw[:n]), raw[n:]
+}
 
-// countLines reads r to its end and returns its length and how many LFs
-// it held. A read error ends the count where it happened, as a short
-// read ends go-imap's.
-func countLines(r io.Reader) (size, lines int64) {
-	bp := chunks.Get().(*[]byte)
-	defer chunks.Put(bp)
-	buf := *bp
-	for {
-		n, err := r.Read(buf)
-		size += int64(n)
-		lines += int64(bytes.Count(buf[:n], newline))
-		if err != nil {
-			return size, lines
-		}
-	}
+// readHeader parses header bytes; a line that is not a field ends it.
+func readHeader(b []byte) textproto.Header {
+	br := readers.Get().(*bufio.Reader)
+	defer readers.Put(br)
+	br.Reset(bytes.NewReader(b))
+	hdr, _ := textproto.ReadHeader(br)
+	br.Reset(nil)
+	return hdr
 }
 
 func disposition(h gomessage.Header) *imap.BodyStructureDisposition {
