@@ -81,7 +81,9 @@ func TestMultiAppend(t *testing.T) {
 	}
 	c.selectBox("EXAMINE", "Drafts")
 	f := c.ok("UID FETCH 1:* (FLAGS INTERNALDATE)")
-	want := []string{`* 1 FETCH (UID 1 FLAGS (\Seen) INTERNALDATE " 5-Jan-2026 09:00:00 +0000")`, `* 2 FETCH (UID 2 FLAGS ($Label)`, `* 3 FETCH (UID 3 FLAGS ()`}
+	// EXAMINE shows the new messages \Recent (no session claimed them;
+	// RFC 3501 §2.3.2, an IMAP4rev1 session).
+	want := []string{`* 1 FETCH (UID 1 FLAGS (\Seen \Recent) INTERNALDATE " 5-Jan-2026 09:00:00 +0000")`, `* 2 FETCH (UID 2 FLAGS ($Label \Recent)`, `* 3 FETCH (UID 3 FLAGS (\Recent)`}
 	for i, w := range want {
 		if i >= len(f.untagged) || !strings.HasPrefix(f.untagged[i], w) {
 			t.Errorf("FETCH:\n%s\nwant line %d to start %q", f, i+1, w)

@@ -86,7 +86,7 @@ func TestPythonImaplibMultiAppendCatenate(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("python exit %d:\n%s", code, out)
 	}
-	for _, want := range []string{"caps True True", "multiappend OK [APPENDUID ", " 1:2] APPEND completed", "catenate OK [APPENDUID ", " 3] APPEND completed", "bodies True", `FLAGS (\\Seen)`} {
+	for _, want := range []string{"caps True True", "multiappend OK [APPENDUID ", " 1:2] APPEND completed", "catenate OK [APPENDUID ", " 3] APPEND completed", "bodies True", `FLAGS (\\Seen \\Recent)`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("want %q in the output:\n%s", want, out)
 		}

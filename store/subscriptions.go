@@ -87,9 +87,14 @@ func (s *Store) Unsubscribe(ctx context.Context, acct uint64, name string) error
 				return err
 			}
 			mb.Subscribed = false
+			t.notify(Change{Kind: SubscriptionChanged, Account: acct, Mailbox: id})
 			return t.putMailbox(acct, mb)
 		}
 		if had, err := t.takeSubscription(acct, cname); err != nil || had {
+			if had {
+				// Sessions that watch names (NOTIFY) re-read the list.
+				t.notify(Change{Kind: SubscriptionChanged, Account: acct})
+			}
 			return err
 		}
 		return ErrNoMailbox
