@@ -34,11 +34,9 @@ type session struct {
 	strikes int // commands refused by the account's budget in a row
 	sel     *selected
 	busy    atomic.Int32 // inside a command (not IDLE)
-	// idling guards writing updates outside commands: Poll, Idle, the
-	// IDLE pusher and Close take it. go-imap (v2.0.0-beta.8
-	// imapserver/idle.go) returns from IDLE on a read error or EOF
-	// without waiting for Idle to stop, then polls and closes the
-	// session; they wait here for a pusher that is writing.
+	// idling guards writing updates outside commands: Idle, the IDLE
+	// and NOTIFY pusher and Close take it, so a session never closes
+	// while a pusher is writing.
 	idling sync.Mutex
 	// idleW is where the pusher writes while the session idles; nil
 	// otherwise. Guarded by idling.
