@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"net"
@@ -29,12 +31,16 @@ func runSMTP(args []string) error {
 	duration := fs.Duration("duration", 30*time.Second, "how long to run")
 	count := fs.Int("count", 0, "stop after this many messages (0: run for -duration)")
 	pid := fs.Int("pid", 0, "server pid, to sample its RSS every second")
+	auth := fs.String("auth", "", "USER:PASS to AUTH PLAIN with (submission, e.g. a trusted sender)")
+	implicitTLS := fs.Bool("tls", false, "implicit TLS (the submissions port); the certificate is not checked")
+	headerFrom := fs.String("header-from", "bench@example.org", "the From: header (a trusted sender must own it)")
 	fs.Parse(args)
+	opts := sessionOpts{auth: *auth, tls: *implicitTLS}
 	if *to == "" {
 		return fmt.Errorf("-to is required")
 	}
 	rcpts := strings.Split(*to, ",")
-	body := makeBody(*size)
+	body := makeBody(*size, *headerFrom)
 
 	var sent atomic.Int64
 	var mu sync.Mutex
@@ -63,7 +69,7 @@ func runSMTP(args []string) error {
 				if *count > 0 && sent.Load() >= int64(*count) {
 					return
 				}
-				d, err := smtpSession(*addr, *from, rcpts, &n, *perConn, body, deadline, &sent, *count)
+				d, err := smtpSession(*addr, *from, rcpts, &n, *perConn, body, deadline, &sent, *count, opts)
 				local = append(local, d...)
 				if err != nil {
 					errs <- err
@@ -110,9 +116,24 @@ func runSMTP(args []string) error {
 
 func mib(kb int64) float64 { return float64(kb) / 1024 }
 
+// sessionOpts are how a session connects and authenticates.
+type sessionOpts struct {
+	auth string // USER:PASS, or "" for none
+	tls  bool   // implicit TLS
+}
+
+// msgSeq numbers the messages of a run, for their Message-IDs.
+var msgSeq atomic.Int64
+
 // smtpSession delivers up to perConn messages on one connection.
-func smtpSession(addr, from string, rcpts []string, n *int, perConn int, body []byte, deadline time.Time, sent *atomic.Int64, count int) ([]time.Duration, error) {
-	c, err := net.Dial("tcp", addr)
+func smtpSession(addr, from string, rcpts []string, n *int, perConn int, body []byte, deadline time.Time, sent *atomic.Int64, count int, o sessionOpts) ([]time.Duration, error) {
+	var c net.Conn
+	var err error
+	if o.tls {
+		c, err = tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	} else {
+		c, err = net.Dial("tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +162,14 @@ func smtpSession(addr, from string, rcpts []string, n *int, perConn int, body []
 	if err := expect("250"); err != nil {
 		return nil, err
 	}
+	if o.auth != "" {
+		user, pass, _ := strings.Cut(o.auth, ":")
+		fmt.Fprintf(w, "AUTH PLAIN %s\r\n", base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+pass)))
+		w.Flush()
+		if err := expect("235"); err != nil {
+			return nil, err
+		}
+	}
 	var lat []time.Duration
 	for i := 0; i < perConn && time.Now().Before(deadline); i++ {
 		if count > 0 && sent.Add(1) > int64(count) {
@@ -156,6 +185,9 @@ func smtpSession(addr, from string, rcpts []string, n *int, perConn int, body []
 				return lat, err
 			}
 		}
+		// A Message-ID of its own per message: official letters are
+		// recorded by it.
+		fmt.Fprintf(w, "Message-ID: <bench-%d-%d@example.org>\r\n", time.Now().UnixNano(), msgSeq.Add(1))
 		w.Write(body)
 		w.WriteString(".\r\n")
 		t0 := time.Now()
@@ -172,10 +204,10 @@ func smtpSession(addr, from string, rcpts []string, n *int, perConn int, body []
 
 // makeBody builds a well-formed message of about size bytes, already
 // dot-stuffed (no line starts with a dot).
-func makeBody(size int) []byte {
+func makeBody(size int, from string) []byte {
 	var b bytes.Buffer
-	b.WriteString("From: Bench <bench@example.org>\r\nTo: user@example.kz\r\nSubject: benchmark message\r\n")
-	b.WriteString("Date: Wed, 25 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bench@example.org>\r\n\r\n")
+	b.WriteString("From: Bench <" + from + ">\r\nTo: user@example.kz\r\nSubject: benchmark message\r\n")
+	b.WriteString("Date: Wed, 25 Nov 2026 10:00:00 +0000\r\n\r\n")
 	line := "The quick brown fox jumps over the lazy dog, again and again and again.\r\n"
 	for b.Len() < size {
 		b.WriteString(line)
