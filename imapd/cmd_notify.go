@@ -66,7 +66,7 @@ func cmdNotify(c *conn, _ string, a *wire.Args, _ bool) status {
 		for _, mb := range mbs {
 			e, ok := n.dir[mb.ID]
 			if ok && n.eventsFor(e)&messageEvents != 0 && !s.isSelected(mb.ID) {
-				lines = append(lines, s.statusLine(mb))
+				lines = append(lines, s.statusLine(mb, n.eventsFor(e)))
 			}
 		}
 		c.writeNotifyLines(c.w, lines)
@@ -209,10 +209,13 @@ func (c *conn) notifyEvents(a *wire.Args, n *notifier, g *notifyGroup) (status, 
 	switch {
 	case unsupported:
 		return status{"NO", "BADEVENT " + supportedEvents, "Event not supported"}, false
-	case news != expunges:
-		return status{"BAD", "", "MessageNew and MessageExpunge go together (RFC 5465 §5)"}, false
-	case g.events&evFlagChange != 0 && g.events&evMessageNew == 0:
-		return status{"BAD", "", "FlagChange needs MessageNew and MessageExpunge (RFC 5465 §5)"}, false
+	// The pairing keeps a client's sequence numbers right, so it binds
+	// the selected mailbox only; for others each event alone is a
+	// STATUS (as Dovecot, and imaptest's notify script, have it).
+	case selected && news != expunges:
+		return status{"BAD", "", "MessageNew and MessageExpunge go together for the selected mailbox (RFC 5465 §5)"}, false
+	case selected && g.events&evFlagChange != 0 && g.events&evMessageNew == 0:
+		return status{"BAD", "", "FlagChange needs MessageNew and MessageExpunge for the selected mailbox (RFC 5465 §5)"}, false
 	case selected && g.events&^messageEvents != 0:
 		return status{"BAD", "", "SELECTED takes message events only"}, false
 	}

@@ -201,8 +201,11 @@ func (s *session) isSelected(id uint32) bool { return s.sel != nil && s.sel.mbox
 // statusLine is the STATUS a message event of mb sends: what a client
 // needs to see that the mailbox changed and whether to look (MESSAGES,
 // UIDNEXT, UIDVALIDITY, UNSEEN; HIGHESTMODSEQ after CONDSTORE).
-func (s *session) statusLine(mb store.Mailbox) notifyLine {
-	return notifyLine{name: mb.Name, status: mb, modseq: s.condstore}
+// A mailbox watched for FlagChange gets HIGHESTMODSEQ too, CONDSTORE
+// enabled or not: without it a flag change moves no number in the STATUS
+// (RFC 5465 §5.3; Dovecot and imaptest's notify script do the same).
+func (s *session) statusLine(mb store.Mailbox, ev notifyEvents) notifyLine {
+	return notifyLine{name: mb.Name, status: mb, modseq: s.condstore || ev&evFlagChange != 0}
 }
 
 func (c *conn) writeNotifyLines(w *wire.Writer, lines []notifyLine) {
@@ -281,7 +284,7 @@ func (s *session) notifyFlush(u *UpdateWriter) error {
 		if ev == 0 || !ok || s.isSelected(mb.ID) || n.eventsFor(e)&ev == 0 {
 			continue
 		}
-		lines = append(lines, s.statusLine(mb))
+		lines = append(lines, s.statusLine(mb, n.eventsFor(e)))
 	}
 	n.stale = false
 	if len(lines) == 0 {
