@@ -84,6 +84,13 @@ var threadKeys = []sortKey{{name: "DATE"}, {name: "SUBJECT"}, {name: "MESSAGE-ID
 // meanwhile are left out.
 func (s *session) sortItems(uids []uint32, keys []sortKey, withRefs bool) ([]sortItem, error) {
 	envelope := needsEnvelope(keys)
+	addrKeys := false
+	for _, k := range keys {
+		switch k.name {
+		case "FROM", "TO", "CC", "DISPLAYFROM", "DISPLAYTO":
+			addrKeys = true
+		}
+	}
 	v := s.sel
 	items := make([]sortItem, 0, len(uids))
 	for start := 0; start < len(uids); start += fetchChunk {
@@ -108,12 +115,19 @@ func (s *session) sortItems(uids []uint32, keys []sortKey, withRefs bool) ([]sor
 			read = s.srv.cfg.Store.ReadBodies
 		}
 		err = read(ids, func(i int, body, structure []byte) error {
-			info, err := msginfo.DecodeEnvelope(structure)
+			decode := msginfo.DecodeEnvelope
+			if addrKeys {
+				decode = msginfo.DecodeEnvelopes
+			}
+			info, err := decode(structure)
 			if err != nil {
 				return nil // an unreadable structure sorts as empty
 			}
 			it := &items[base+i]
 			it.fill(info.Envelope, keys)
+			if info.Own != nil {
+				it.fillOwn(info.Own, keys)
+			}
 			if withRefs && body != nil {
 				it.parents = references(body[:min(info.HeaderSize, int64(len(body)))], info.Envelope.InReplyTo)
 			}
@@ -152,6 +166,55 @@ func (it *sortItem) fill(e *imap.Envelope, keys []sortKey) {
 			it.messageID = e.MessageID
 		}
 	}
+}
+
+// fillOwn sets the address keys from the header's own address lists,
+// which keep groups and broken addresses as FETCH ENVELOPE shows them
+// (the decoded lists drop both): the first element's addr-mailbox is a
+// group's name for a group (RFC 5256 §3 reads the ENVELOPE), and a
+// display name falls back to what the ENVELOPE shows.
+func (it *sortItem) fillOwn(e *msginfo.Envelope, keys []sortKey) {
+	for _, k := range keys {
+		switch k.name {
+		case "FROM":
+			it.from = ownMailboxKey(e.From)
+		case "TO":
+			it.to = ownMailboxKey(e.To)
+		case "CC":
+			it.cc = ownMailboxKey(e.Cc)
+		case "DISPLAYFROM":
+			it.dfrom = ownDisplayKey(e.From)
+		case "DISPLAYTO":
+			it.dto = ownDisplayKey(e.To)
+		}
+	}
+}
+
+func ownMailboxKey(l []msginfo.Address) string {
+	if len(l) == 0 {
+		return ""
+	}
+	return collationKey(l[0].Mailbox)
+}
+
+func ownDisplayKey(l []msginfo.Address) string {
+	if len(l) == 0 {
+		return ""
+	}
+	a := l[0]
+	name := a.Name
+	if strings.Contains(name, "=?") {
+		if d, err := wordDecoder.DecodeHeader(name); err == nil {
+			name = d
+		}
+	}
+	if strings.TrimSpace(name) == "" {
+		name = a.Mailbox
+		if a.Host != "" && !a.GroupStart {
+			name += "@" + a.Host
+		}
+	}
+	return collationKey(name)
 }
 
 // mailboxKey is the first address's addr-mailbox (RFC 5256 §3), or ""

@@ -129,3 +129,29 @@ func TestSortAndThreadRaw(t *testing.T) {
 	}
 	e.Check()
 }
+
+// TestSortAddressGroupsAndBrokenAddresses: CC sorts a group by the
+// group's name, the first element of the ENVELOPE's list (RFC 5256 §3),
+// and DISPLAYFROM sorts an address without a domain by what the
+// ENVELOPE shows instead of as empty (RFC 5957 §3); ties keep mailbox
+// order. The decoded address lists drop both, which sorted them first.
+func TestSortAddressGroupsAndBrokenAddresses(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.addUser("alice")
+	s := e.start()
+	c := inInbox(t, s.imaps, "sorter", alice)
+	for _, hdr := range []string{
+		"From: zed@example.org\nCc: team@example.org\n",
+		"From: local-only\nCc: team: amy@example.org;\n",
+		"From: \"Beth\" <beth@example.org>\nCc: abe@example.org\n",
+	} {
+		c.ok("APPEND INBOX %s", literal(crlf(hdr+"Subject: s\n\nbody\n")))
+	}
+	if r := c.ok("SORT (CC) US-ASCII ALL"); !r.has("SORT 3 1 2") {
+		t.Errorf("SORT (CC): %s, want 3 1 2 (abe, then team and the group team: in mailbox order)", r)
+	}
+	if r := c.ok("SORT (DISPLAYFROM) US-ASCII ALL"); !r.has("SORT 3 2 1") {
+		t.Errorf("SORT (DISPLAYFROM): %s, want 3 2 1 (Beth, local-only, zed@example.org)", r)
+	}
+}
