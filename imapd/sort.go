@@ -202,19 +202,11 @@ func ownDisplayKey(l []msginfo.Address) string {
 		return ""
 	}
 	a := l[0]
-	name := a.Name
-	if strings.Contains(name, "=?") {
-		if d, err := wordDecoder.DecodeHeader(name); err == nil {
-			name = d
-		}
+	addr := a.Mailbox
+	if a.Host != "" && !a.GroupStart {
+		addr += "@" + a.Host
 	}
-	if strings.TrimSpace(name) == "" {
-		name = a.Mailbox
-		if a.Host != "" && !a.GroupStart {
-			name += "@" + a.Host
-		}
-	}
-	return collationKey(name)
+	return displayName(a.Name, addr)
 }
 
 // mailboxKey is the first address's addr-mailbox (RFC 5256 §3), or ""
@@ -232,14 +224,19 @@ func displayKey(l []imap.Address) string {
 	if len(l) == 0 {
 		return ""
 	}
-	name := l[0].Name
+	return displayName(l[0].Name, l[0].Addr())
+}
+
+// displayName is the collation key of a display name, decoded, or of
+// addr when the name is empty (RFC 5957 §3).
+func displayName(name, addr string) string {
 	if strings.Contains(name, "=?") {
 		if d, err := wordDecoder.DecodeHeader(name); err == nil {
 			name = d
 		}
 	}
 	if strings.TrimSpace(name) == "" {
-		name = l[0].Addr()
+		name = addr
 	}
 	return collationKey(name)
 }
