@@ -258,8 +258,11 @@ func (a *app) serve(ctx context.Context) error {
 		attrs = append(attrs, b.name, b.ln.Addr().String())
 	}
 	log.Info("ready", attrs...)
+	stopWatchdog := notifyReady(st, log)
 
 	<-ctx.Done()
+	stopWatchdog()
+	notifyStopping()
 	log.Info("shutting down: no new connections; draining", "timeout", drainTimeout)
 	drain, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()

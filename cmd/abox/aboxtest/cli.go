@@ -37,6 +37,8 @@ type Env struct {
 	Hostname string // --hostname of every server
 	// ServeFlags are more flags for every `abox serve`.
 	ServeFlags []string
+	// ServeEnv is more environment (NAME=value) for every `abox serve`.
+	ServeEnv []string
 
 	t testing.TB
 

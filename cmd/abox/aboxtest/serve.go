@@ -65,7 +65,7 @@ func (e *Env) TryStart() (*Server, error) {
 	e.t.Helper()
 	cmd := exec.Command(Bin(e.t), e.ServeArgs()...)
 	cmd.Dir = e.WD
-	cmd.Env = Environ()
+	cmd.Env = append(Environ(), e.ServeEnv...)
 	log := newLog()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"abox/store"
+)
+
+// Under systemd (Type=notify, docs/abox.service), serve tells the service
+// manager when it is ready (after every listener is bound), when it
+// stops, and, with WatchdogSec=, that it is alive: every half interval,
+// only while the store answers, so a server whose store hangs is
+// restarted. Without NOTIFY_SOCKET all of it does nothing.
+
+// notifyReady tells systemd the listeners are up, and starts the
+// watchdog pings; the returned function stops them.
+func notifyReady(st *store.Store, log *slog.Logger) func() {
+	if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Warn("systemd: READY=1 not sent", "err", err)
+	} else if ok {
+		log.Info("systemd: told ready")
+	}
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval <= 0 {
+		return func() {}
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	go func() {
+		t := time.NewTicker(interval / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := st.Domains(); err != nil {
+					log.Error("systemd watchdog: the store does not answer; no ping", "err", err)
+					continue
+				}
+				daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			}
+		}
+	}()
+	log.Info("systemd watchdog on", "interval", interval)
+	return stop
+}
+
+// notifyStopping tells systemd the server is shutting down.
+func notifyStopping() { daemon.SdNotify(false, daemon.SdNotifyStopping) }
