@@ -53,6 +53,7 @@ type conn struct {
 	rd   *wire.Reader
 	w    *wire.Writer
 	tls  bool
+	rec  *recordConn // under crypto/tls: its records leave together (records.go)
 	sess *session
 	z    *deflater // COMPRESS=DEFLATE: output goes through it (compress.go)
 
@@ -96,7 +97,15 @@ type deadlineWriter struct{ c *conn }
 
 func (d *deadlineWriter) Write(p []byte) (int, error) {
 	d.c.nc.SetWriteDeadline(time.Now().Add(commandTimeout))
-	return d.c.nc.Write(p)
+	if d.c.rec == nil {
+		return d.c.nc.Write(p)
+	}
+	d.c.rec.gather()
+	n, err := d.c.nc.Write(p)
+	if serr := d.c.rec.send(); err == nil && serr != nil {
+		n, err = 0, serr
+	}
+	return n, err
 }
 
 func (c *conn) continueLiteral() error {
@@ -331,11 +340,12 @@ func sanitize(s string) string {
 // startTLS upgrades the connection (RFC 9051 §6.2.1). Whatever the
 // client sent after STARTTLS in clear is discarded (RFC 9051 §11.1).
 func (c *conn) startTLS() error {
-	tc := tls.Server(c.nc, c.srv.cfg.TLS)
+	rec := &recordConn{Conn: c.nc}
+	tc := tls.Server(rec, c.srv.cfg.TLS)
 	if err := handshake(tc); err != nil {
 		return err
 	}
-	c.nc, c.tls = tc, true
+	c.nc, c.tls, c.rec = tc, true, rec
 	c.br.Reset(connSource{c})
 	return nil
 }

@@ -114,13 +114,16 @@ func (s *Server) Serve(ln net.Listener) error {
 // handle serves one connection: limits first, then the session.
 func (s *Server) handle(nc net.Conn) {
 	tlsOn := false
+	var rec *recordConn
 	if s.cfg.ImplicitTLS {
 		if s.cfg.TLS != nil {
-			nc = tls.Server(nc, s.cfg.TLS)
+			rec = &recordConn{Conn: nc}
+			nc = tls.Server(rec, s.cfg.TLS)
 		}
 		tlsOn = true
 	}
 	c := newConn(s, nc, tlsOn)
+	c.rec = rec
 	sess, refusal := s.newSession(c)
 	if sess == nil {
 		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
