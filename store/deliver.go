@@ -133,13 +133,10 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 		}
 	}
 	// A delivery writes through txn.put and txn.nextSequence only, so it
-	// can be acknowledged from the write-ahead log; an official letter's
-	// ledger entries are committed to the file before the answer.
-	submit := s.updateLogged
-	if d.Official != nil {
-		submit = s.update
-	}
-	err := submit(ctx, func(t *txn) error {
+	// is acknowledged from the write-ahead log: an official letter's
+	// ledger and evidence entries and tree nodes are in the same synced
+	// record as its message.
+	err := s.updateLogged(ctx, func(t *txn) error {
 		out = make([]Delivered, len(d.Recipients))
 		blob, known, err := t.blobFor(hash, d.Shareable)
 		if err != nil {

@@ -73,11 +73,13 @@ func evidenceMsgKey(msgID string, index uint64) []byte {
 var metaEvidenceSize = []byte("evidence_size")
 
 // appendEvidence logs e and updates the tree's perfect subtrees (O(1)
-// amortized writes), in t's transaction. Not for logged (WAL) requests.
+// amortized writes), in t's transaction. Every write goes through
+// t.put, so an official delivery is acknowledged from the write-ahead
+// log like any other (the log's record holds these entries and nodes,
+// and replay rebuilds them byte for byte).
 func (t *txn) appendEvidence(e EvidenceEvent) error {
-	meta := t.tx.Bucket(bMeta)
 	var n uint64
-	if v := meta.Get(metaEvidenceSize); v != nil {
+	if v := t.tx.Bucket(bMeta).Get(metaEvidenceSize); v != nil {
 		n = decodeU64(v)
 	}
 	e.Index = n
@@ -95,17 +97,15 @@ func (t *txn) appendEvidence(e EvidenceEvent) error {
 	if err != nil {
 		return err
 	}
-	entries := t.tx.Bucket(bEvidence)
-	entries.FillPercent = appendFill
-	if err := entries.Put(u64(n), raw); err != nil {
+	if err := t.put(bEvidence, u64(n), raw, appendFill); err != nil {
 		return err
 	}
-	tree := t.tx.Bucket(bEvidenceTree)
 	// bbolt keeps the slices it is given until commit, and h is reused:
 	// each node is stored as its own copy.
+	tree := t.tx.Bucket(bEvidenceTree)
 	h := evidence.LeafHash(raw)
 	level, idx := uint8(0), n
-	if err := tree.Put(evidenceTreeKey(level, idx), bytes.Clone(h[:])); err != nil {
+	if err := t.put(bEvidenceTree, evidenceTreeKey(level, idx), bytes.Clone(h[:]), 0); err != nil {
 		return err
 	}
 	for idx&1 == 1 {
@@ -115,14 +115,14 @@ func (t *txn) appendEvidence(e EvidenceEvent) error {
 		}
 		h = evidence.NodeHash(evidence.Hash(left), h)
 		level, idx = level+1, idx>>1
-		if err := tree.Put(evidenceTreeKey(level, idx), bytes.Clone(h[:])); err != nil {
+		if err := t.put(bEvidenceTree, evidenceTreeKey(level, idx), bytes.Clone(h[:]), 0); err != nil {
 			return err
 		}
 	}
-	if err := t.tx.Bucket(bEvidenceMsg).Put(evidenceMsgKey(e.MessageID, n), nil); err != nil {
+	if err := t.put(bEvidenceMsg, evidenceMsgKey(e.MessageID, n), nil, 0); err != nil {
 		return err
 	}
-	return meta.Put(metaEvidenceSize, u64(n+1))
+	return t.put(bMeta, metaEvidenceSize, u64(n+1), 0)
 }
 
 // accountByAddress finds an account's id by address (0 when none).

@@ -226,3 +226,24 @@ func TestEvidencePeekThenRead(t *testing.T) {
 		t.Fatalf("events %q, want %q", strings.Join(got, " "), want)
 	}
 }
+
+// signAndVerify signs the log's head as it is with a new key and checks
+// the whole log against it.
+func signAndVerify(t *testing.T, s *Store) {
+	t.Helper()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	size, root, err := s.EvidenceHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := evidence.Sign(priv, size, s.clock(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddSignedHead(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := s.VerifyEvidence(pub, nil); err != nil || !rep.OK {
+		t.Fatalf("evidence verify: %+v %v", rep, err)
+	}
+}

@@ -83,9 +83,8 @@ func ledgerReadKey(sender, msgID, recipient string) []byte {
 
 // appendLedger adds e to the chain in t's transaction.
 func (t *txn) appendLedger(e LedgerEntry) error {
-	b := t.tx.Bucket(bLedger)
 	meta := t.tx.Bucket(bMeta)
-	seq, err := b.NextSequence()
+	seq, err := t.nextSequence(bLedger)
 	if err != nil {
 		return err
 	}
@@ -106,14 +105,13 @@ func (t *txn) appendLedger(e LedgerEntry) error {
 	if err != nil {
 		return err
 	}
-	b.FillPercent = appendFill
-	if err := b.Put(u64(seq), raw); err != nil {
+	if err := t.put(bLedger, u64(seq), raw, appendFill); err != nil {
 		return err
 	}
-	if err := meta.Put([]byte("ledger_head"), []byte(e.Hash)); err != nil {
+	if err := t.put(bMeta, []byte("ledger_head"), []byte(e.Hash), 0); err != nil {
 		return err
 	}
-	return t.tx.Bucket(bLedgerMsg).Put(ledgerMsgKey(e.MessageID, seq), nil)
+	return t.put(bLedgerMsg, ledgerMsgKey(e.MessageID, seq), nil, 0)
 }
 
 // Ledger returns every entry about a message, in order.
@@ -243,7 +241,11 @@ func (t *txn) addOfficialCopy(acct, blob uint64, tmpl *officialCopy) error {
 		oc = &c
 	}
 	oc.Count++
-	return putJSON(t.tx.Bucket(bOfficial), officialKey(acct, blob), oc)
+	raw, err := json.Marshal(oc)
+	if err != nil {
+		return err
+	}
+	return t.put(bOfficial, officialKey(acct, blob), raw, 0)
 }
 
 // dropOfficialCopy counts one copy less and records the deletion when it
