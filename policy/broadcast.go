@@ -34,7 +34,7 @@ type BroadcastRequest struct {
 // Broadcast delivers a message to every active account (or one class),
 // resuming an interrupted run of the same file. Accounts over quota are
 // skipped and counted; for an official sender's letter, accounts without
-// digital-signature consent are refused and recorded in the ledger.
+// digital-signature consent are refused and recorded in the evidence log.
 func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (store.Broadcast, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Broadcast{}, fmt.Errorf("broadcast interrupted before it started; nothing was delivered: %w", err)

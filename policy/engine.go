@@ -275,7 +275,7 @@ type Message struct {
 	Shareable bool
 	// Structure is the precomputed envelope and body structure.
 	Structure []byte
-	// Official makes it an official letter, recorded in the notice ledger.
+	// Official makes it an official letter, recorded in the evidence log.
 	Official *store.OfficialLetter
 	// Junk files it in each recipient's Junk folder with $Junk.
 	Junk bool

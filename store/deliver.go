@@ -32,7 +32,7 @@ type Delivery struct {
 	// record keeps the SHA-256; other records keep zeros).
 	Shareable bool
 	// Official, when set, makes this an official letter: every stored
-	// copy gets $Official and the notice ledger records the delivery.
+	// copy gets $Official and the evidence log records the delivery.
 	Official *OfficialLetter
 	// Sender, when set, is the submitting account whose daily sent
 	// counter grows by one per stored copy; over its limit the whole
@@ -64,7 +64,7 @@ type Recipient struct {
 	NotReceived bool
 }
 
-// OfficialLetter describes an official letter for the notice ledger.
+// OfficialLetter describes an official letter for the evidence log.
 // Addresses is parallel to Delivery.Recipients.
 type OfficialLetter struct {
 	MessageID  string
@@ -72,7 +72,7 @@ type OfficialLetter struct {
 	Addresses  []string
 	AcceptedAt time.Time
 	Refused    []string // refused at RCPT for lack of consent
-	Reason     string   // why they were refused (the notice ledger's word)
+	Reason     string   // why they were refused ("no-consent")
 	// RefusedReasons, parallel to Refused, is each refusal's code in the
 	// evidence log (consent-expired, consent-revoked, ...); "" or absent
 	// means Reason.
@@ -134,8 +134,8 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 	}
 	// A delivery writes through txn.put and txn.nextSequence only, so it
 	// is acknowledged from the write-ahead log: an official letter's
-	// ledger and evidence entries and tree nodes are in the same synced
-	// record as its message.
+	// evidence entries and tree nodes are in the same synced record as
+	// its message.
 	err := s.updateLogged(ctx, func(t *txn) error {
 		out = make([]Delivered, len(d.Recipients))
 		blob, known, err := t.blobFor(hash, d.Shareable)
@@ -235,9 +235,10 @@ func (t *txn) deliverOne(r *Recipient, blob uint64, size int64, internal time.Ti
 	return Delivered{Mailbox: mb.ID, UIDValidity: mb.UIDValidity, UID: m.UID}, nil
 }
 
-// recordOfficial writes the ledger and evidence entries of an official
-// letter's delivery and starts tracking each stored copy, in the
-// delivery's own transaction.
+// recordOfficial writes the evidence entries of an official letter's
+// delivery (accepted and stored for each recipient stored, refused for
+// each refused) and starts tracking each stored copy, in the delivery's
+// own transaction.
 func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) error {
 	if o.MessageSHA == "" {
 		if v := t.tx.Bucket(bBodies).Get(u64(blob)); v != nil {
@@ -246,12 +247,10 @@ func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) er
 			}
 		}
 	}
-	var stored []string
 	for i, r := range res {
 		if r.Err != nil || i >= len(o.Addresses) {
 			continue
 		}
-		stored = append(stored, o.Addresses[i])
 		if err := t.addOfficialCopy(r.Account, blob, &officialCopy{MessageID: NormalizeMessageID(o.MessageID), Sender: o.Sender, Recipient: o.Addresses[i], SHA256: o.MessageSHA}); err != nil {
 			return err
 		}
@@ -265,21 +264,7 @@ func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) er
 			return err
 		}
 	}
-	if err := t.appendRefused(o); err != nil {
-		return err
-	}
-	if len(stored) > 0 {
-		if err := t.appendLedger(LedgerEntry{At: o.AcceptedAt, Kind: LedgerAccepted, MessageID: o.MessageID, Sender: o.Sender, Recipients: stored}); err != nil {
-			return err
-		}
-		if err := t.appendLedger(LedgerEntry{Kind: LedgerStored, MessageID: o.MessageID, Sender: o.Sender, Recipients: stored}); err != nil {
-			return err
-		}
-	}
-	if len(o.Refused) > 0 {
-		return t.appendLedger(LedgerEntry{At: o.AcceptedAt, Kind: LedgerRefused, MessageID: o.MessageID, Sender: o.Sender, Recipients: o.Refused, Detail: o.Reason})
-	}
-	return nil
+	return t.appendRefused(o)
 }
 
 // countSent adds n to an account's daily sent counter, failing when that

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -16,13 +17,17 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The notice ledger records, for every official letter, when each
-// recipient's copy was accepted, stored, first read and deleted, and who
-// was refused for lack of consent (user agreement 2.4 and 3.2: reading an
-// official letter counts as being officially notified, so it must be
-// provable later). It is append-only and tamper-evident: every entry
-// carries the SHA-256 of the one before, and VerifyLedger recomputes the
-// chain. Entries are never deleted, not even with the account.
+// The notice ledger was the first record of official letters: for each,
+// when each recipient's copy was accepted, stored, first read and
+// deleted, and who was refused for lack of consent, in a hash chain
+// (every entry carries the SHA-256 of the one before; VerifyLedger
+// recomputes it). The evidence log (evidence.go) replaced it: new events
+// are written there only, and the ledger of an older database is kept,
+// read by Notice beside the evidence log and verified as before, never
+// written again. Entries are never deleted, not even with the account.
+//
+// What stays in use from here: the first-read marks (bLedgerRead), which
+// decide whether a read is the first, and the official-copy records.
 
 // Ledger entry kinds.
 const (
@@ -70,48 +75,8 @@ func NormalizeMessageID(id string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
 }
 
-func ledgerMsgKey(msgID string, seq uint64) []byte {
-	k := make([]byte, 0, len(msgID)+9)
-	k = append(k, msgID...)
-	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, seq)
-}
-
 func ledgerReadKey(sender, msgID, recipient string) []byte {
 	return []byte(sender + "\x00" + msgID + "\x00" + recipient)
-}
-
-// appendLedger adds e to the chain in t's transaction.
-func (t *txn) appendLedger(e LedgerEntry) error {
-	meta := t.tx.Bucket(bMeta)
-	seq, err := t.nextSequence(bLedger)
-	if err != nil {
-		return err
-	}
-	e.Seq = seq
-	if e.At.IsZero() {
-		e.At = t.now
-	}
-	e.At = e.At.UTC()
-	e.MessageID = NormalizeMessageID(e.MessageID)
-	e.Prev = strings.Repeat("0", 64)
-	if head := meta.Get([]byte("ledger_head")); head != nil {
-		e.Prev = string(head)
-	}
-	if e.Hash, err = entryHash(e); err != nil {
-		return err
-	}
-	raw, err := json.Marshal(e)
-	if err != nil {
-		return err
-	}
-	if err := t.put(bLedger, u64(seq), raw, appendFill); err != nil {
-		return err
-	}
-	if err := t.put(bMeta, []byte("ledger_head"), []byte(e.Hash), 0); err != nil {
-		return err
-	}
-	return t.put(bLedgerMsg, ledgerMsgKey(e.MessageID, seq), nil, 0)
 }
 
 // Ledger returns every entry about a message, in order.
@@ -264,10 +229,7 @@ func (t *txn) dropOfficialCopy(acct, blob uint64) error {
 	}
 	ev := EvidenceEvent{Kind: EvidenceDeleted, MessageID: oc.MessageID, Sender: oc.Sender, Recipient: oc.Recipient,
 		Account: acct, MessageSHA: oc.SHA256, How: "expunged"}
-	if err := t.appendEvidence(ev); err != nil {
-		return err
-	}
-	return t.appendLedger(LedgerEntry{Kind: LedgerDeleted, MessageID: oc.MessageID, Sender: oc.Sender, Recipients: []string{oc.Recipient}})
+	return t.appendEvidence(ev)
 }
 
 // RecordRetrieval records, in one transaction, the first retrieval of
@@ -310,10 +272,7 @@ func (s *Store) RecordRetrieval(ctx context.Context, acct, blob uint64, ip, how 
 		}
 		first = true
 		ev.Kind = EvidenceRead
-		if err := t.appendEvidence(ev); err != nil {
-			return err
-		}
-		return t.appendLedger(LedgerEntry{Kind: LedgerRead, MessageID: oc.MessageID, Sender: oc.Sender, Recipients: []string{oc.Recipient}, Detail: ip})
+		return t.appendEvidence(ev)
 	})
 	return first, err
 }
@@ -374,38 +333,61 @@ type NoticeRecipient struct {
 // ErrAmbiguous is returned when several senders used one Message-ID.
 var ErrAmbiguous = errors.New("several senders used this Message-ID")
 
-// Notice gathers a letter's ledger entries by recipient: the letter of
-// sender, or, with sender "", of the only sender that used the
-// Message-ID. It returns ErrNotFound when the ledger knows nothing of it.
+// Notice gathers what the evidence log (and, for letters from before
+// it, the notice ledger) records about a letter, by recipient: the
+// letter of sender, or, with sender "", of the only sender that used the
+// Message-ID. It returns ErrNotFound when neither knows anything of it.
 func (s *Store) Notice(messageID, sender string) (Notice, error) {
-	all, err := s.Ledger(messageID)
+	type record struct {
+		at                    time.Time
+		kind, sender, refusal string
+		recipients            []string
+	}
+	var all []record
+	legacy, err := s.Ledger(messageID)
 	if err != nil {
 		return Notice{}, err
 	}
-	var entries []LedgerEntry
+	for _, e := range legacy {
+		all = append(all, record{e.At, e.Kind, e.Sender, e.Detail, e.Recipients})
+	}
+	events, err := s.EvidenceFor(messageID, "")
+	if err != nil {
+		return Notice{}, err
+	}
+	for _, e := range events {
+		ev := e.Event
+		kind := ev.Kind
+		switch kind {
+		case EvidenceAccepted, EvidenceStored, EvidenceRead, EvidenceDeleted:
+		case EvidenceRefused:
+			// SPEC lists every consent refusal as "no-consent"; the
+			// evidence entry keeps the precise reason.
+		default:
+			continue // retrieved without reading: not in the notice
+		}
+		all = append(all, record{ev.At, kind, ev.Sender, "no-consent", []string{ev.Recipient}})
+	}
 	senders := map[string]bool{}
-	for _, e := range all {
-		senders[e.Sender] = true
-		if sender == "" || e.Sender == sender {
-			entries = append(entries, e)
+	var mine []record
+	for _, r := range all {
+		senders[r.sender] = true
+		if sender == "" || r.sender == sender {
+			mine = append(mine, r)
 		}
 	}
-	if len(entries) == 0 {
+	if len(mine) == 0 {
 		return Notice{}, fmt.Errorf("message %s: %w", NormalizeMessageID(messageID), ErrNotFound)
 	}
 	if sender == "" && len(senders) > 1 {
-		var names []string
-		for n := range senders {
-			names = append(names, n)
-		}
-		slices.Sort(names)
+		names := slices.Sorted(maps.Keys(senders))
 		return Notice{}, fmt.Errorf("message %s: %w (%s): name one with --sender", NormalizeMessageID(messageID), ErrAmbiguous, strings.Join(names, ", "))
 	}
-	n := Notice{MessageID: entries[0].MessageID, Sender: entries[0].Sender, Recipients: []NoticeRecipient{}}
+	n := Notice{MessageID: NormalizeMessageID(messageID), Sender: mine[0].sender, Recipients: []NoticeRecipient{}}
 	index := map[string]int{}
-	for _, e := range entries {
-		at := e.At.UTC()
-		for _, addr := range e.Recipients {
+	for _, e := range mine {
+		at := e.at.UTC()
+		for _, addr := range e.recipients {
 			i, ok := index[addr]
 			if !ok {
 				i = len(n.Recipients)
@@ -419,7 +401,7 @@ func (s *Store) Notice(messageID, sender string) (Notice, error) {
 					*p = &t
 				}
 			}
-			switch e.Kind {
+			switch e.kind {
 			case LedgerAccepted:
 				set(&r.AcceptedAt)
 			case LedgerStored:
@@ -429,7 +411,7 @@ func (s *Store) Notice(messageID, sender string) (Notice, error) {
 			case LedgerDeleted:
 				set(&r.DeletedAt)
 			case LedgerRefused:
-				r.Refused = e.Detail
+				r.Refused = e.refusal
 			}
 		}
 	}

@@ -708,17 +708,25 @@ func TestOfficialLetter(t *testing.T) {
 	}
 	a.officialBroadcast(addrs, consented, []string{bob})
 
-	// The chain verifies; a tampered copy of the database does not.
-	if out := a.OK("notice", "verify"); !strings.Contains(out, "ok") {
+	// The evidence log verifies (without the key: its entries against
+	// the stored tree and heads); a tampered copy of the database does
+	// not, and the entry is named. The notice ledger is not written
+	// any more (TestLegacyLedger in store covers older databases).
+	if out := a.OK("notice", "verify"); !strings.Contains(out, "evidence consistent") {
 		t.Errorf("notice verify: %q", out)
 	}
 	var rep struct {
-		Entries uint64 `json:"entries"`
-		OK      bool   `json:"ok"`
+		Entries  uint64 `json:"entries"`
+		OK       bool   `json:"ok"`
+		Evidence struct {
+			Entries  uint64  `json:"entries"`
+			OK       bool    `json:"ok"`
+			BadEntry *uint64 `json:"bad_entry"`
+		} `json:"evidence"`
 	}
 	a.JSON(&rep, "notice", "verify")
-	if !rep.OK || rep.Entries < 12 {
-		t.Errorf("notice verify --json: %+v, want ok with at least 12 entries", rep)
+	if !rep.OK || rep.Entries != 0 || !rep.Evidence.OK || rep.Evidence.Entries < 12 {
+		t.Errorf("notice verify --json: %+v, want ok, no ledger entries and at least 12 evidence entries", rep)
 	}
 	a.srv.Stop()
 	a.srv = nil
@@ -728,9 +736,9 @@ func TestOfficialLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 	tampered := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
-		b := tx.Bucket([]byte("ledger"))
+		b := tx.Bucket([]byte("evidence"))
 		if b == nil {
-			return 0, errors.New("no ledger bucket")
+			return 0, errors.New("no evidence bucket")
 		}
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -739,7 +747,7 @@ func TestOfficialLetter(t *testing.T) {
 				return seq, b.Put(slices.Clone(k), bytes.Replace(slices.Clone(v), []byte(alice), []byte("alicf@"+testDomain), 1))
 			}
 		}
-		return 0, errors.New("no ledger entry names alice")
+		return 0, errors.New("no evidence entry names alice")
 	})
 	r := a.Exec(aboxtest.RunOpts{Bare: true}, "--data", tampered.dir, "notice", "verify")
 	if r.Code != 1 || !strings.Contains(r.Stderr, fmt.Sprintf("entry %d", tampered.seq)) {
@@ -748,18 +756,15 @@ func TestOfficialLetter(t *testing.T) {
 	aboxtest.CheckOneLineError(t, r)
 	t.Logf("verify of the tampered copy: %s", strings.TrimSpace(r.Stderr))
 	r = a.Exec(aboxtest.RunOpts{Bare: true}, "--data", tampered.dir, "notice", "verify", "--json")
-	var broken struct {
-		OK       bool   `json:"ok"`
-		BrokenAt uint64 `json:"broken_at"`
-		Problem  string `json:"problem"`
-	}
-	if err := json.Unmarshal([]byte(r.Stdout), &broken); r.Code != 1 || err != nil || broken.OK || broken.BrokenAt != tampered.seq || broken.Problem == "" {
-		t.Errorf("notice verify --json of the tampered copy: want exit 1 and ok false, broken_at %d; %v", tampered.seq, r)
+	rep.Evidence.BadEntry = nil
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); r.Code != 1 || err != nil || rep.OK || rep.Evidence.OK ||
+		rep.Evidence.BadEntry == nil || *rep.Evidence.BadEntry != tampered.seq {
+		t.Errorf("notice verify --json of the tampered copy: want exit 1, ok false and bad_entry %d; %v", tampered.seq, r)
 	}
 
 	// Changing a time is caught as well.
 	retimed := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
-		b := tx.Bucket([]byte("ledger"))
+		b := tx.Bucket([]byte("evidence"))
 		k, v := b.Cursor().Last()
 		var e map[string]any
 		if err := json.Unmarshal(v, &e); err != nil {
@@ -767,9 +772,9 @@ func TestOfficialLetter(t *testing.T) {
 		}
 		at, _ := e["at"].(string)
 		if len(at) < 4 {
-			return 0, fmt.Errorf("last ledger entry has no time: %s", v)
+			return 0, fmt.Errorf("last evidence entry has no time: %s", v)
 		}
-		// Move the year back by one: the read happened "earlier".
+		// Move the year back by one: the event happened "earlier".
 		year := at[:4]
 		var y int
 		fmt.Sscan(year, &y)
@@ -784,9 +789,9 @@ func TestOfficialLetter(t *testing.T) {
 		t.Errorf("verify of a copy with the time of entry %d changed: want exit 1 naming the entry; %v", retimed.seq, r)
 	}
 
-	// Removing the last entry breaks the recorded head.
+	// Removing the last entry is caught too.
 	truncated := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
-		b := tx.Bucket([]byte("ledger"))
+		b := tx.Bucket([]byte("evidence"))
 		k, _ := b.Cursor().Last()
 		return binary.BigEndian.Uint64(k), b.Delete(slices.Clone(k))
 	})
@@ -795,7 +800,7 @@ func TestOfficialLetter(t *testing.T) {
 	}
 
 	// The original is untouched and still verifies, directly.
-	if out := a.OK("notice", "verify"); !strings.Contains(out, "ok") {
+	if out := a.OK("notice", "verify"); !strings.Contains(out, "evidence consistent") {
 		t.Errorf("notice verify of the original after the copies: %q", out)
 	}
 	if n2, _ := a.notice("letter-1@egov.kz"); n2.rcpt(t, alice).DeletedAt == nil {
@@ -820,7 +825,7 @@ type tamperResult struct {
 }
 
 // tamperedCopy writes db into a new data directory and changes it there
-// with bbolt directly; change returns the ledger entry it touched.
+// with bbolt directly; change returns the entry it touched.
 func (a *abox) tamperedCopy(db []byte, change func(tx *bolt.Tx) (uint64, error)) tamperResult {
 	a.t.Helper()
 	dir := filepath.Join(a.t.TempDir(), "copy")
@@ -1767,7 +1772,7 @@ func TestOfficialMessageIDReuse(t *testing.T) {
 	if _, n, _ = recordOf("egov", egovPassword); n.rcpt(t, dave).FirstReadAt == nil {
 		t.Errorf("dave's read of egov's letter is not on egov's record: %+v", n)
 	}
-	if out := a.OK("notice", "verify"); !strings.Contains(out, "ok") {
+	if out := a.OK("notice", "verify"); !strings.Contains(out, "evidence consistent") {
 		t.Errorf("notice verify: %q", out)
 	}
 }

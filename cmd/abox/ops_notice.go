@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -24,8 +25,21 @@ func init() {
 		}
 		return e.store.Notice(a.MessageID, a.Sender)
 	})
-	register("notice.verify", func(ctx context.Context, e *env, _ struct{}) (store.LedgerReport, error) {
-		return e.store.VerifyLedger()
+	register("notice.verify", func(ctx context.Context, e *env, _ struct{}) (noticeReport, error) {
+		var r noticeReport
+		var err error
+		if r.LedgerReport, err = e.store.VerifyLedger(); err != nil {
+			return r, err
+		}
+		// Without the key: the entries against the stored tree and the
+		// roots of every head kept (in the database and in the heads file).
+		file, err := readHeadsFile(filepath.Join(e.cfg.Data, HeadsFileName))
+		if err != nil {
+			return r, err
+		}
+		ev, err := e.store.VerifyEvidence(nil, file)
+		r.Evidence = &ev
+		return r, err
 	})
 }
 
@@ -56,29 +70,28 @@ func (a *app) noticeCmd() *cobra.Command {
 	show.Flags().StringVar(&sender, "sender", "", "the trusted sender, when several used the same Message-ID")
 	var pubFile, headsFile string
 	verify := &cobra.Command{
-		Use: "verify [--public-key FILE [--heads FILE]]", Short: "recompute the notice ledger's hash chain; with the operator's public key, check the evidence log against its signed tree heads", Args: noArgs,
+		Use: "verify [--public-key FILE [--heads FILE]]", Short: "check the evidence log against its stored tree and heads (with the operator's public key, against the signed tree heads) and the notice ledger of older letters", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var r store.LedgerReport
+			var r noticeReport
 			if err := a.client().call(cmd.Context(), "notice.verify", struct{}{}, &r); err != nil {
 				return err
 			}
-			var ev *store.EvidenceReport
 			if pubFile != "" {
 				rep, err := a.verifyEvidence(cmd, pubFile, headsFile)
 				if err != nil {
 					return err
 				}
-				ev = &rep
+				r.Evidence = &rep
 			}
-			out := struct {
-				store.LedgerReport
-				Evidence *store.EvidenceReport `json:"evidence,omitempty"`
-			}{r, ev}
-			if err := a.emit(out, func(w io.Writer) {
-				if r.OK {
-					fmt.Fprintf(w, "ledger ok: %d entries\n", r.Entries)
-				} else {
+			ev := r.Evidence
+			ledgerOK := r.OK
+			r.OK = ledgerOK && ev != nil && ev.OK
+			if err := a.emit(r, func(w io.Writer) {
+				switch {
+				case !ledgerOK:
 					fmt.Fprintf(w, "ledger broken at entry %d: %s\n", r.BrokenAt, r.Problem)
+				case r.Entries > 0:
+					fmt.Fprintf(w, "ledger ok: %d entries (letters recorded before the evidence log)\n", r.Entries)
 				}
 				if ev != nil {
 					printEvidenceReport(w, ev)
@@ -86,11 +99,15 @@ func (a *app) noticeCmd() *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			if !r.OK {
+			if !ledgerOK {
 				return fmt.Errorf("the notice ledger is broken at entry %d: %s", r.BrokenAt, r.Problem)
 			}
-			if ev != nil && !ev.OK {
-				return fmt.Errorf("the evidence log does not verify: %s", ev.Problem)
+			if ev == nil || !ev.OK {
+				problem := "no report"
+				if ev != nil {
+					problem = ev.Problem
+				}
+				return fmt.Errorf("the evidence log does not verify: %s", problem)
 			}
 			return nil
 		},
@@ -100,7 +117,19 @@ func (a *app) noticeCmd() *cobra.Command {
 	return group("notice", "official letters: delivery and first-read records, evidence log", append([]*cobra.Command{show, verify, a.noticeRefusalsCmd()}, a.evidenceCmds()...)...)
 }
 
+// noticeReport is `notice verify`: the notice ledger's chain (letters
+// from before the evidence log; its fields at the top as before, ok
+// covering both) and the evidence log's check.
+type noticeReport struct {
+	store.LedgerReport
+	Evidence *store.EvidenceReport `json:"evidence,omitempty"`
+}
+
 func printEvidenceReport(w io.Writer, ev *store.EvidenceReport) {
+	if !ev.SignaturesChecked && ev.OK {
+		fmt.Fprintf(w, "evidence consistent: %d entries match the stored tree and the roots of %d stored heads; signatures not checked (give --public-key to prove it)\n", ev.Entries, ev.Heads)
+		return
+	}
 	switch {
 	case !ev.OK && ev.BadEntry != nil:
 		fmt.Fprintf(w, "evidence broken at entry %d: %s\n", *ev.BadEntry, ev.Problem)
