@@ -654,7 +654,14 @@ func needTool(t *testing.T, name string) string {
 // combined output and the exit code.
 func runTool(t *testing.T, extraEnv []string, name string, args ...string) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), aboxtest.CommandTimeout)
+	return runToolFor(t, aboxtest.CommandTimeout, extraEnv, name, args...)
+}
+
+// runToolFor is runTool with its own bound on the run: a guard against
+// a hang, never a measure of speed.
+func runToolFor(t *testing.T, limit time.Duration, extraEnv []string, name string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = append(os.Environ(), extraEnv...)
@@ -665,7 +672,7 @@ func runTool(t *testing.T, extraEnv []string, name string, args ...string) (stri
 	case err == nil:
 		return string(out), 0
 	case ctx.Err() != nil:
-		t.Fatalf("%s: no exit within %v\n%s", name, aboxtest.CommandTimeout, out)
+		t.Fatalf("%s: no exit within %v\n%s", name, limit, trimLog(string(out)))
 	case errors.As(err, &ee) && ee.Exited():
 		return string(out), ee.ExitCode()
 	default:

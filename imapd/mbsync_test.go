@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // mbsyncVersion returns isync's major and minor version.
@@ -91,7 +92,10 @@ SyncState *
 	}
 	return local, func(what string) string {
 		t.Helper()
-		out, code := runTool(t, []string{"HOME=" + dir}, mbsync, "-Dn", "--config", rc, "--all")
+		// A first sync of 20,000 messages, one UID FETCH each, under the
+		// race detector on a loaded two-core machine took over two
+		// minutes: the bound only catches a hang.
+		out, code := runToolFor(t, 8*time.Minute, []string{"HOME=" + dir}, mbsync, "-Dn", "--config", rc, "--all")
 		if code != 0 {
 			t.Fatalf("mbsync (%s): exit %d\n%s\nconfig:\n%s\nserver log:\n%s", what, code, trimLog(out), config, trimLog(s.Log.String()))
 		}
