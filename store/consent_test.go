@@ -16,8 +16,9 @@ func verifiedConsent(iin string, at time.Time) *accounts.Consent {
 }
 
 // TestConsentIINBinding: one IIN, one account not purged, unless the
-// operator shares it; withdrawal and purge release it; the CMS objects
-// stay (a real bbolt file, reopened).
+// operator shares it; withdrawal and purge release it; a purge without
+// a legal hold takes the signed objects and the certificate's name and
+// IIN with it, the others' stay (a real bbolt file, reopened).
 func TestConsentIINBinding(t *testing.T) {
 	s, clk := openTest(t)
 	alice := addAccount(t, s, "alice@post.kz")
@@ -67,7 +68,8 @@ func TestConsentIINBinding(t *testing.T) {
 	if _, err := s.RecordConsent(ctx, "bob@post.kz", bob.ID, verifiedConsent("900101300016", clk.Now()), []byte("cms-b"), false, op); err != nil {
 		t.Fatalf("bob after alice's purge: %v", err)
 	}
-	// The signed objects stay, the purged account's included.
+	// The purged account's signed objects and certificate details are
+	// gone; the others' stay.
 	path := s.path
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -77,8 +79,16 @@ func TestConsentIINBinding(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if cms, err := s2.ConsentCMS(alice.ID, now.Add(time.Second).UnixNano()); err != nil || string(cms) != "cms-a2" {
-		t.Errorf("alice's second CMS after purge and reopen: %q, %v", cms, err)
+	for _, at := range []time.Time{now, now.Add(time.Second)} {
+		if cms, err := s2.ConsentCMS(alice.ID, at.UnixNano()); !errors.Is(err, ErrNotFound) {
+			t.Errorf("alice's CMS after purge and reopen: %q, %v; want it gone", cms, err)
+		}
+	}
+	if a, _ := s2.AccountByID(alice.ID); a.Consent != nil || a.State != accounts.Purged {
+		t.Errorf("alice after purge: %+v", a)
+	}
+	if cms, err := s2.ConsentCMS(carol.ID, now.UnixNano()); err != nil || string(cms) != "cms-c" {
+		t.Errorf("carol's withdrawn consent: %q, %v; want it kept", cms, err)
 	}
 	if ids, _ := s2.IINAccounts("900101300016"); !slices.Equal(ids, []uint64{bob.ID}) {
 		t.Errorf("after reopen: %v, want bob", ids)
@@ -101,4 +111,43 @@ func TestConsentIINBinding(t *testing.T) {
 	if len(rep.Problems) != 2 {
 		t.Errorf("check after damaging the IIN index: %q, want the missing and the stale entry", rep.Problems)
 	}
+}
+
+// TestPurgeUnderLegalHoldKeepsConsent: with a legal hold the purged
+// account's consent (name, IIN, signed object) stays sealed with the
+// content until the hold ends, then goes with it.
+func TestPurgeUnderLegalHoldKeepsConsent(t *testing.T) {
+	s, clk := openTest(t)
+	alice := addAccount(t, s, "alice@post.kz")
+	now := clk.Now()
+	if _, err := s.RecordConsent(ctx, "alice@post.kz", alice.ID, verifiedConsent("900101300016", now), []byte("cms-a"), false, op); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateAccount(ctx, "alice@post.kz", "user.delete", func(a *accounts.Account) error { return a.StartDeletion("test", clk.Now()) }, op); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(32 * 24 * time.Hour)
+	if _, err := s.PurgeAccount(ctx, "alice@post.kz", clk.Now(), 90*24*time.Hour, op); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.AccountByID(alice.ID); a.Consent == nil || a.Consent.IIN != "900101300016" {
+		t.Fatalf("consent under the hold: %+v", a.Consent)
+	}
+	if cms, err := s.ConsentCMS(alice.ID, now.UnixNano()); err != nil || string(cms) != "cms-a" {
+		t.Fatalf("CMS under the hold: %q %v", cms, err)
+	}
+	if ids, _ := s.IINAccounts("900101300016"); len(ids) != 0 {
+		t.Errorf("a purged account still binds its IIN: %v", ids)
+	}
+	clk.Add(91 * 24 * time.Hour)
+	if done, err := s.DestroySealed(ctx, clk.Now(), op); err != nil || len(done) != 1 {
+		t.Fatalf("destroy sealed: %v %v", done, err)
+	}
+	if a, _ := s.AccountByID(alice.ID); a.Consent != nil {
+		t.Errorf("consent after the hold: %+v", a.Consent)
+	}
+	if _, err := s.ConsentCMS(alice.ID, now.UnixNano()); !errors.Is(err, ErrNotFound) {
+		t.Errorf("CMS after the hold: %v", err)
+	}
+	mustCheck(t, s)
 }

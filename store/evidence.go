@@ -70,6 +70,10 @@ func evidenceMsgKey(msgID string, index uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, index)
 }
 
+func evidenceAcctKey(acct, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(u64(acct), index)
+}
+
 var metaEvidenceSize = []byte("evidence_size")
 
 // appendEvidence logs e and updates the tree's perfect subtrees (O(1)
@@ -121,6 +125,11 @@ func (t *txn) appendEvidence(e EvidenceEvent) error {
 	}
 	if err := t.put(bEvidenceMsg, evidenceMsgKey(e.MessageID, n), nil, 0); err != nil {
 		return err
+	}
+	if e.Account != 0 {
+		if err := t.put(bEvidenceAcct, evidenceAcctKey(e.Account, n), nil, 0); err != nil {
+			return err
+		}
 	}
 	return t.put(bMeta, metaEvidenceSize, u64(n+1), 0)
 }

@@ -132,3 +132,53 @@ func (s *Store) ConsistencyProof(m, n uint64) (proof []evidence.Hash, err error)
 	})
 	return proof, err
 }
+
+// EvidenceForAccount returns the evidence entries about an account (by
+// its stable id), in log order, from index after on (0: from the
+// start), at most limit of them (0: 1,000), and the index to continue
+// from (0 when there is no more).
+func (s *Store) EvidenceForAccount(acct, after uint64, limit int) ([]EvidenceEntry, uint64, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var out []EvidenceEntry
+	var next uint64
+	err := s.view(func(tx *bolt.Tx) error {
+		entries := tx.Bucket(bEvidence)
+		prefix := u64(acct)
+		c := tx.Bucket(bEvidenceAcct).Cursor()
+		for k, _ := c.Seek(evidenceAcctKey(acct, after)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			idx := decodeU64(k[8:])
+			if len(out) == limit {
+				next = idx
+				return nil
+			}
+			raw := bytes.Clone(entries.Get(k[8:]))
+			var e EvidenceEvent
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return fmt.Errorf("evidence entry %d: %w", idx, ErrCorrupt)
+			}
+			out = append(out, EvidenceEntry{Event: e, Raw: raw})
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// indexEvidenceByAccount fills evidence_acct for a log written before
+// schema 3 (the upgrade, in its one transaction).
+func indexEvidenceByAccount(tx *bolt.Tx) error {
+	idx := tx.Bucket(bEvidenceAcct)
+	return tx.Bucket(bEvidence).ForEach(func(k, v []byte) error {
+		var e struct {
+			Account uint64 `json:"account"`
+		}
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("evidence entry %d: %w", decodeU64(k), ErrCorrupt)
+		}
+		if e.Account == 0 {
+			return nil
+		}
+		return idx.Put(evidenceAcctKey(e.Account, decodeU64(k)), nil)
+	})
+}

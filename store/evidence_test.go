@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -246,4 +247,67 @@ func signAndVerify(t *testing.T, s *Store) {
 	if rep, err := s.VerifyEvidence(pub, nil); err != nil || !rep.OK {
 		t.Fatalf("evidence verify: %+v %v", rep, err)
 	}
+}
+
+// TestEvidenceByAccount: an account's evidence is found by its stable
+// id, in log order and in pages, never another's (a refused recipient
+// with an account counts as its own); a log from before schema 3 is
+// indexed when the file is upgraded.
+func TestEvidenceByAccount(t *testing.T) {
+	s, clk := openTest(t)
+	alice := addAccount(t, s, "alice@example.kz")
+	bob := addAccount(t, s, "bob@example.kz")
+	for i := 1; i <= 3; i++ {
+		_, err := s.Deliver(ctx, &Delivery{Body: msg(i), Recipients: []Recipient{{Account: alice.ID}},
+			Official: &OfficialLetter{MessageID: fmt.Sprintf("<l%d@gov.kz>", i), Sender: "egov",
+				Addresses: []string{"alice@example.kz"}, AcceptedAt: clk.Now(), Refused: []string{"bob@example.kz"}, Reason: "no-consent"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	kinds := func(es []EvidenceEntry) string {
+		var k []string
+		for _, e := range es {
+			k = append(k, fmt.Sprintf("%s:%s", e.Event.Kind, e.Event.MessageID))
+		}
+		return strings.Join(k, " ")
+	}
+	all, next, err := s.EvidenceForAccount(alice.ID, 0, 0)
+	if err != nil || next != 0 {
+		t.Fatal(err, next)
+	}
+	want := "accepted:l1@gov.kz stored:l1@gov.kz accepted:l2@gov.kz stored:l2@gov.kz accepted:l3@gov.kz stored:l3@gov.kz"
+	if got := kinds(all); got != want {
+		t.Fatalf("alice: %s", got)
+	}
+	if got, _, _ := s.EvidenceForAccount(bob.ID, 0, 0); kinds(got) != "refused:l1@gov.kz refused:l2@gov.kz refused:l3@gov.kz" {
+		t.Fatalf("bob: %s", kinds(got))
+	}
+	page, next, _ := s.EvidenceForAccount(alice.ID, 0, 4)
+	rest, last, _ := s.EvidenceForAccount(alice.ID, next, 4)
+	if len(page) != 4 || next == 0 || last != 0 || kinds(append(page, rest...)) != want {
+		t.Fatalf("pages: %s | %s (next %d, last %d)", kinds(page), kinds(rest), next, last)
+	}
+
+	// As schema 2 left it: no index. Opening for writing upgrades and
+	// indexes the log.
+	path := s.path
+	if err := s.update(ctx, func(t *txn) error {
+		if err := t.tx.DeleteBucket(bEvidenceAcct); err != nil {
+			return err
+		}
+		return t.tx.Bucket(bMeta).Put([]byte("schema"), u64(2))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(path, Options{Clock: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got, _, _ := s2.EvidenceForAccount(alice.ID, 0, 0); kinds(got) != want {
+		t.Fatalf("alice after the upgrade: %s", kinds(got))
+	}
+	mustCheck(t, s2)
 }

@@ -47,6 +47,10 @@ var (
 	bEvidenceTree  = []byte("evidence_tree")  // level(1) index(8) -> SHA-256 of that perfect subtree
 	bEvidenceHeads = []byte("evidence_heads") // tree size(8) timestamp(8) -> JSON evidence.SignedHead
 	bEvidenceMsg   = []byte("evidence_msg")   // message-id 0x00 index(8) -> nil
+	bEvidenceAcct  = []byte("evidence_acct")  // account(8) index(8) -> nil (schema 3)
+	// The provisioning API (store/apitokens.go).
+	bAPITokens = []byte("api_tokens") // sha256(token)(32) -> JSON APIToken
+	bAPIIdem   = []byte("api_idem")   // token name 0x00 idempotency key -> JSON IdempotentResult
 	// Consent (store/consent.go): signed CMS objects, IIN bindings.
 	bConsents   = []byte("consents")    // acct(8) recorded unix nanos(8) -> CMS DER
 	bConsentIIN = []byte("consent_iin") // iin 0x00 acct(8) -> nil, accounts not purged
@@ -64,6 +68,8 @@ var allBuckets = [][]byte{
 	// Appended only: the write-ahead log names a bucket by its index here.
 	bKeywords,
 	bSubsGone,
+	bEvidenceAcct,
+	bAPITokens, bAPIIdem,
 }
 
 func u64(v uint64) []byte {

@@ -23,7 +23,8 @@ import (
 //
 //   - 1: the first layout.
 //   - 2: expunges are recorded per mailbox for QRESYNC (vanished.go).
-const SchemaVersion = 2
+//   - 3: evidence entries are indexed by account (evidence_acct).
+const SchemaVersion = 3
 
 // FileName is the database file inside the data directory.
 const FileName = "abox.db"
@@ -281,6 +282,11 @@ func (s *Store) checkSchema(fresh bool) error {
 func upgradeSchema(tx *bolt.Tx, from uint64) error {
 	if from < 2 {
 		if err := migrateVanished(tx); err != nil {
+			return err
+		}
+	}
+	if from < 3 {
+		if err := indexEvidenceByAccount(tx); err != nil {
 			return err
 		}
 	}

@@ -65,7 +65,11 @@ func (s *Store) PurgeAccount(ctx context.Context, address string, at time.Time, 
 			return err
 		}
 		if seal > 0 {
+			// The consent (the subscriber's name and IIN) stays sealed
+			// with the content until the hold ends (DestroySealed).
 			x.SealedUntil = at.Add(seal).UTC()
+		} else {
+			x.Consent = nil
 		}
 		return nil
 	}, a)
@@ -106,10 +110,18 @@ func (s *Store) destroyContent(ctx context.Context, acct uint64) error {
 	if err := s.deleteLogins(ctx, acct); err != nil {
 		return err
 	}
-	// With no mailbox left, the usage record goes too.
+	// With no mailbox left, the usage record goes too, and the signed
+	// consents (the certificate names the subscriber and carries the IIN).
 	return s.update(ctx, func(t *txn) error {
 		if err := t.dropSubscriptions(acct); err != nil {
 			return err
+		}
+		cms := t.tx.Bucket(bConsents)
+		c := cms.Cursor()
+		for k, _ := c.Seek(u64(acct)); k != nil && bytes.HasPrefix(k, u64(acct)); k, _ = c.Seek(u64(acct)) {
+			if err := cms.Delete(k); err != nil {
+				return err
+			}
 		}
 		return t.tx.Bucket(bMail).Delete(usageKey(acct))
 	})
@@ -134,7 +146,7 @@ func (s *Store) DestroySealed(ctx context.Context, at time.Time, a Audit) ([]str
 				return done, err
 			}
 			if _, err := s.UpdateAccountByID(ctx, acct.ID, "user.destroy-sealed", func(x *accounts.Account) error {
-				x.SealedUntil = time.Time{}
+				x.SealedUntil, x.Consent = time.Time{}, nil
 				return nil
 			}, a); err != nil {
 				return done, err

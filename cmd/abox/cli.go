@@ -68,7 +68,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&a.configPath, "config", "", "TOML config file (default DIR/abox.toml when it exists)")
 	pf.BoolVar(&a.json, "json", false, "print JSON")
 	root.AddCommand(
-		a.serveCmd(), a.domainCmd(), a.userCmd(), a.classCmd(), a.senderCmd(),
+		a.serveCmd(), a.domainCmd(), a.userCmd(), a.classCmd(), a.senderCmd(), a.tokenCmd(),
 		a.auditCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.noticeCmd(), a.broadcastCmd(), a.policyCmd(), a.mailioCmd("import"), a.mailioCmd("export"),
 	)
 	return root

@@ -25,7 +25,7 @@ type client struct {
 var readOnlyOps = map[string]bool{
 	"domain.list": true, "user.show": true, "user.list": true, "class.list": true,
 	"sender.list": true, "audit": true, "check": true, "backup": true,
-	"notice.show": true, "notice.verify": true,
+	"notice.show": true, "notice.verify": true, "token.list": true,
 }
 
 func (c *client) call(ctx context.Context, op string, args any, result any) error {
@@ -113,6 +113,9 @@ func (c *client) backup(path string) (int64, error) {
 	}
 	var n int64
 	err = c.direct(true, func(e *env) error {
+		if err := e.auditRead(context.Background(), "backup", ""); err != nil {
+			return err
+		}
 		var err error
 		n, err = e.store.BackupTo(path, files)
 		return err

@@ -31,6 +31,7 @@ type Config struct {
 	ListenIMAP        string   `toml:"listen-imap"`
 	ListenIMAPS       string   `toml:"listen-imaps"`
 	ListenHTTP        string   `toml:"listen-http"`
+	ListenHTTPS       string   `toml:"listen-https"`
 	TLSCert           string   `toml:"tls-cert"`
 	TLSKey            string   `toml:"tls-key"`
 	TrustedNetworks   []string `toml:"trusted-networks"`
@@ -50,15 +51,16 @@ type Config struct {
 	DNSResolver       string   `toml:"dns-resolver"`     // IP[:port]; empty: the system's resolver
 	DNSTimeout        string   `toml:"dns-timeout"`      // DURATION, all of one message's lookups
 	DNSBLZones        []string `toml:"dnsbl-zones"`
-	RspamdURL         string   `toml:"rspamd-url"`            // empty: no rspamd
-	KnownLoginTTL     string   `toml:"known-login-ttl"`       // DURATION a successful login keeps its network known
-	KnownLogins       int      `toml:"known-logins"`          // (account, network) pairs remembered at most
-	LoginHistory      string   `toml:"login-history"`         // DURATION login records are kept; 0: none kept
-	AuthHashes        int      `toml:"auth-hash-concurrency"` // password checks at once; 0: twice the CPUs
-	AuthHashesPerAddr int      `toml:"auth-hash-per-address"` // of them for one client address
-	AuthHashWait      string   `toml:"auth-hash-wait"`        // DURATION a check waits for a slot
-	HTTPConnections   int      `toml:"http-max-connections"`  // open HTTP connections at most
-	SMTPConnections   int      `toml:"smtp-max-connections"`  // per SMTP listener
+	RspamdURL         string   `toml:"rspamd-url"`              // empty: no rspamd
+	KnownLoginTTL     string   `toml:"known-login-ttl"`         // DURATION a successful login keeps its network known
+	KnownLogins       int      `toml:"known-logins"`            // (account, network) pairs remembered at most
+	LoginHistory      string   `toml:"login-history"`           // DURATION login records are kept; 0: none kept
+	AuthHashes        int      `toml:"auth-hash-concurrency"`   // password checks at once; 0: twice the CPUs
+	AuthHashesPerAddr int      `toml:"auth-hash-per-address"`   // of them for one client address
+	AuthHashWait      string   `toml:"auth-hash-wait"`          // DURATION a check waits for a slot
+	HTTPConnections   int      `toml:"http-max-connections"`    // open HTTP connections at most
+	APIRequests       int      `toml:"api-requests-per-minute"` // per API token; 0: unlimited
+	SMTPConnections   int      `toml:"smtp-max-connections"`    // per SMTP listener
 	SMTPPerNetwork    int      `toml:"smtp-connections-per-network"`
 	SMTPHelloTimeout  string   `toml:"smtp-hello-timeout"`          // DURATION before EHLO/HELO
 	SMTPUnknownRcpts  int      `toml:"smtp-unknown-recipients"`     // per session, then 421
@@ -102,6 +104,8 @@ func defaultConfig() Config {
 		ListenIMAP:        "127.0.0.1:2143",
 		ListenIMAPS:       "127.0.0.1:2993",
 		ListenHTTP:        "127.0.0.1:2080",
+		ListenHTTPS:       "127.0.0.1:2443",
+		APIRequests:       600,
 		TrustedNetworks:   []string{"127.0.0.0/8", "::1/128"},
 		LogFormat:         "auto",
 		SpamJunkScore:     5,

@@ -131,6 +131,12 @@ func (c *controlServer) handle(conn net.Conn) {
 	staff := peerStaff(conn)
 	c.log.Info("control request", "op", req.Op, "staff", staff)
 	if req.Op == "backup" {
+		e := *c.env
+		e.staff = staff
+		if err := e.auditRead(c.ctx, "backup", ""); err != nil {
+			writeControl(conn, controlResponse{Error: err.Error()})
+			return
+		}
 		c.streamBackup(conn)
 		return
 	}

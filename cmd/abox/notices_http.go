@@ -20,6 +20,11 @@ import (
 // password; 401 without valid credentials, 404 for a letter the caller
 // did not send (or that does not exist: the two are not told apart).
 func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil && !loopback(r) {
+		// A sender's password never crosses a network in clear (issue 15).
+		http.Error(w, "the notice API takes credentials over HTTPS only (listen-https), or over plain HTTP from this host", http.StatusForbidden)
+		return
+	}
 	name, pass, ok := r.BasicAuth()
 	ip := netip.IPv6Unspecified()
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {

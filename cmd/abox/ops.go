@@ -33,6 +33,10 @@ type env struct {
 	// staff is who among the operator's staff runs the operation
 	// (staff.go), for the audit log.
 	staff string
+	// actor is the audit log's actor for the operation: "" for the
+	// operator (the CLI), "token:NAME" for an API token, "user" when a
+	// portal token acts on the subscriber's behalf.
+	actor string
 	// endSessions, set in the serving process, ends the open sessions
 	// of an account that may no longer use them (user agreement 2.7-2.8).
 	endSessions func(acctID uint64)
@@ -101,7 +105,11 @@ func runOp(ctx context.Context, e *env, name string, args any) (any, error) {
 // audit is an operator action's audit record, carrying who among the
 // operator's staff acted (issue 16: staff accountability).
 func (e *env) audit(reason string) store.Audit {
-	return store.Audit{Actor: store.ActorOperator, Reason: reason, Staff: e.staff}
+	actor := e.actor
+	if actor == "" {
+		actor = store.ActorOperator
+	}
+	return store.Audit{Actor: actor, Reason: reason, Staff: e.staff}
 }
 
 // refusal turns store and rule errors into the one line an operator

@@ -55,6 +55,9 @@ func init() {
 		if err != nil {
 			return consentExport{}, err
 		}
+		if err := e.auditRead(ctx, "user.consent.export", addr); err != nil {
+			return consentExport{}, err
+		}
 		return consentExport{Address: addr, Consent: *acct.Consent, CMS: cms}, nil
 	})
 }

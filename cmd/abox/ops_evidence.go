@@ -149,7 +149,11 @@ func init() {
 		return e.store.VerifyEvidence(pub, append(a.Heads, file...))
 	})
 	register("notice.proof", func(ctx context.Context, e *env, a noticeArgs) (ProofBundle, error) {
-		return proofBundle(e, a.MessageID, a.Sender)
+		b, err := proofBundle(e, a.MessageID, a.Sender)
+		if err != nil {
+			return b, err
+		}
+		return b, e.auditLookup(ctx, "notice.proof", store.NormalizeMessageID(a.MessageID))
 	})
 	register("notice.consistency", func(ctx context.Context, e *env, a consistencyArgs) (ConsistencyResult, error) {
 		p, err := e.store.ConsistencyProof(a.From, a.To)

@@ -94,6 +94,9 @@ func importMail(ctx context.Context, e *env, a mailioArgs) (MailioResult, error)
 	if err != nil {
 		return res, err
 	}
+	if err := e.auditRead(ctx, "user.import", acct.Address()); err != nil {
+		return res, err
+	}
 	format := res.Format
 	stopped := func(err error) (MailioResult, error) {
 		return res, fmt.Errorf("import stopped after %d messages: %w", res.Messages, err)
@@ -200,6 +203,9 @@ func importMail(ctx context.Context, e *env, a mailioArgs) (MailioResult, error)
 func exportMail(ctx context.Context, e *env, a mailioArgs) (MailioResult, error) {
 	res, acct, err := mailioStart(e, a)
 	if err != nil {
+		return res, err
+	}
+	if err := e.auditRead(ctx, "user.export", acct.Address()); err != nil {
 		return res, err
 	}
 	format := res.Format

@@ -23,7 +23,11 @@ func init() {
 		if store.NormalizeMessageID(a.MessageID) == "" {
 			return store.Notice{}, fmt.Errorf("a Message-ID is required")
 		}
-		return e.store.Notice(a.MessageID, a.Sender)
+		n, err := e.store.Notice(a.MessageID, a.Sender)
+		if err != nil {
+			return n, err
+		}
+		return n, e.auditLookup(ctx, "notice.show", n.MessageID)
 	})
 	register("notice.verify", func(ctx context.Context, e *env, _ struct{}) (noticeReport, error) {
 		var r noticeReport

@@ -166,6 +166,9 @@ func init() {
 		if err != nil {
 			return nil, refusal(err)
 		}
+		if err := e.auditRead(ctx, "user.logins", addr); err != nil {
+			return nil, err
+		}
 		out, err := e.store.Logins(acct.ID, a.Limit)
 		if out == nil {
 			out = []store.LoginRecord{}
@@ -180,6 +183,9 @@ func init() {
 		acct, err := e.store.Account(addr)
 		if err != nil {
 			return userView{}, refusal(err)
+		}
+		if err := e.auditRead(ctx, "user.show", addr); err != nil {
+			return userView{}, err
 		}
 		return e.view(&acct, true)
 	})

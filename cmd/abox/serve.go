@@ -48,6 +48,7 @@ func (a *app) serveCmd() *cobra.Command {
 	f.StringVar(&cfg.ListenIMAP, "listen-imap", cfg.ListenIMAP, "IMAP (STARTTLS) address; empty disables")
 	f.StringVar(&cfg.ListenIMAPS, "listen-imaps", cfg.ListenIMAPS, "IMAP over implicit TLS; empty disables")
 	f.StringVar(&cfg.ListenHTTP, "listen-http", cfg.ListenHTTP, "HTTP: /metrics, /healthz, notice API; empty disables")
+	f.StringVar(&cfg.ListenHTTPS, "listen-https", cfg.ListenHTTPS, "HTTPS (the IMAP certificate): the provisioning API, the notice API, /metrics, /healthz; empty disables")
 	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "certificate chain (PEM); default: self-signed, generated into DIR")
 	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "private key (PEM) of --tls-cert")
 	f.StringSliceVar(&cfg.TrustedNetworks, "trusted-networks", cfg.TrustedNetworks, "networks exempt from per-IP limits")
@@ -123,6 +124,8 @@ type server struct {
 	// ports are the bound listeners' ports by name (written before
 	// any listener serves), for the documents clients set up from.
 	ports map[string]int
+
+	api *api // the provisioning API, on both HTTP listeners
 
 	imapMu      sync.Mutex
 	imapServers []*imapd.Server // to end an account's sessions (endSessions)
@@ -224,7 +227,7 @@ func (a *app) serve(ctx context.Context) error {
 		if l.implicitTLS {
 			ln = tls.NewListener(ln, tlsConfig)
 		}
-		if l.name == "http" {
+		if l.name == "http" || l.name == "https" {
 			ln = srv.httpc.listener(ln, cfg.HTTPConnections)
 		}
 		all = append(all, bound{l.name, ln, l.svc})
@@ -305,6 +308,7 @@ func (s *server) listeners() []listenerSpec {
 		{"imap", s.cfg.ListenIMAP, false, s.imap("imap", false)},
 		{"imaps", s.cfg.ListenIMAPS, false, s.imap("imaps", true)}, // imapd runs its own TLS
 		{"http", s.cfg.ListenHTTP, false, s.httpService()},
+		{"https", s.cfg.ListenHTTPS, true, s.httpService()},
 	}
 }
 
@@ -341,6 +345,10 @@ func (s *server) httpService() service {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	if s.api == nil {
+		s.api = newAPI(s)
+	}
+	s.api.register(mux)
 	mux.HandleFunc("GET /v1/notices/{id...}", s.noticeHandler)
 	mux.HandleFunc("GET /v1/receipts/{id...}", s.noticeHandler)
 	mux.HandleFunc("GET /.well-known/autoconfig/mail/config-v1.1.xml", s.autoconfigHandler)
@@ -435,6 +443,16 @@ func (s *server) startScheduler(ctx context.Context) <-chan struct{} {
 			})
 			if err != nil && ctx.Err() == nil {
 				s.log.Error("sweep failed", "err", err)
+			}
+			// The API's idempotency keys outlive their day here.
+			for ctx.Err() == nil {
+				gone, err := s.store.PruneIdempotent(ctx, start.Add(-idempotencyTTL), 10_000)
+				if err != nil {
+					s.log.Error("pruning API idempotency keys", "err", err)
+				}
+				if err != nil || gone < 10_000 {
+					break
+				}
 			}
 			s.log.Info("sweeps done", "actions", n, "took", time.Since(start).Round(time.Millisecond))
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -14,7 +15,7 @@ import (
 
 // Listeners names every listener of `abox serve` (its --listen-NAME
 // flag) as the ready line names it.
-var Listeners = []string{"smtp", "submission", "submissions", "imap", "imaps", "http"}
+var Listeners = []string{"smtp", "submission", "submissions", "imap", "imaps", "http", "https"}
 
 // Server is a running `abox serve`.
 type Server struct {
@@ -33,12 +34,15 @@ type Server struct {
 // ServeArgs is the command line of `abox serve` on e's data directory
 // with every listener on 127.0.0.1 and a port the kernel picks (the
 // ready line says which): nothing else can take the port between a
-// check that it is free and the server's bind.
+// check that it is free and the server's bind. A listener ServeFlags
+// sets (--listen-NAME ADDR) keeps that address.
 func (e *Env) ServeArgs() []string {
 	args := append(e.globalFlags(), "serve", "--hostname", e.Hostname)
 	args = append(args, e.ServeFlags...)
 	for _, name := range Listeners {
-		args = append(args, "--listen-"+name, "127.0.0.1:0")
+		if !slices.Contains(e.ServeFlags, "--listen-"+name) {
+			args = append(args, "--listen-"+name, "127.0.0.1:0")
+		}
 	}
 	return args
 }
