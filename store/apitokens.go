@@ -132,13 +132,17 @@ func (s *Store) APITokenByHash(hash [32]byte) (APIToken, bool, error) {
 }
 
 // IdempotentResult is the answer a creating call gave under an
-// Idempotency-Key, replayed when the same key comes again.
+// Idempotency-Key, replayed when the same key comes again. A success
+// keeps only the account it made (its answer, with the subscriber's
+// data, is rendered again when replayed), so no personal data waits
+// here; a refusal keeps its problem document.
 type IdempotentResult struct {
 	At          time.Time `json:"at"`
-	RequestHash string    `json:"request_hash"` // method, path and body, hex SHA-256
+	RequestHash string    `json:"request_hash"` // the request's fingerprint (the API's requestHash)
 	Status      int       `json:"status"`
-	ContentType string    `json:"content_type"`
-	Body        []byte    `json:"body"`
+	Account     uint64    `json:"account,omitempty"` // made by a success
+	ContentType string    `json:"content_type,omitempty"`
+	Body        []byte    `json:"body,omitempty"` // a refusal's problem document
 }
 
 func idemKey(token, key string) []byte { return []byte(token + "\x00" + key) }

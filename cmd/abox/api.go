@@ -215,7 +215,16 @@ func (a *api) handler(rt apiRoute) http.HandlerFunc {
 		}
 		status, ctype, out := a.runRoute(r, rt, c, &e, body)
 		if rt.creates && key != "" && status < 500 {
-			rec := store.IdempotentResult{RequestHash: requestHash(r, body), Status: status, ContentType: ctype, Body: out}
+			rec := store.IdempotentResult{RequestHash: requestHash(r, body), Status: status}
+			if status < 300 {
+				var made struct {
+					ID uint64 `json:"id"`
+				}
+				json.Unmarshal(out, &made)
+				rec.Account = made.ID
+			} else {
+				rec.ContentType, rec.Body = ctype, out
+			}
 			if err := a.s.store.RecordIdempotent(r.Context(), c.tok.Name, key, rec); err != nil {
 				a.s.log.Error("API: idempotency key not recorded", "token", c.tok.Name, "err", err)
 			}
@@ -323,10 +332,22 @@ func (a *api) limiter(name string) *rate.Limiter {
 	return l
 }
 
+// requestHash fingerprints a creating request for its Idempotency-Key:
+// method, path and the JSON body's fields but the password, so that no
+// hash of a password is ever kept (the first request's password is the
+// one the account got; a repeat differing only in it is the same
+// request).
 func requestHash(r *http.Request, body []byte) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s %s\n", r.Method, r.URL.Path)
-	h.Write(body)
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(body, &fields) == nil && fields != nil {
+		delete(fields, "password")
+		canon, _ := json.Marshal(fields) // map keys in order
+		h.Write(canon)
+	} else {
+		h.Write(body)
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -361,10 +382,28 @@ func (a *api) replayOrClaim(w http.ResponseWriter, r *http.Request, c *apiCaller
 		writeProblem(w, r, http.StatusUnprocessableEntity, "idempotency-key-reused", "this Idempotency-Key was used for a different request")
 		return false
 	}
-	w.Header().Set("Content-Type", prev.ContentType)
 	w.Header().Set("Idempotent-Replayed", "true")
+	if prev.Account == 0 {
+		w.Header().Set("Content-Type", prev.ContentType)
+		w.WriteHeader(prev.Status)
+		w.Write(prev.Body)
+		return false
+	}
+	acct, err := a.s.store.AccountByID(prev.Account)
+	if err != nil {
+		writeProblem(w, r, http.StatusConflict, "state", "the account this Idempotency-Key made is gone")
+		return false
+	}
+	e := *a.s.env
+	v, err := e.view(&acct, true)
+	if err != nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the account could not be read")
+		return false
+	}
+	raw, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(prev.Status)
-	w.Write(prev.Body)
+	w.Write(append(raw, '\n'))
 	return false
 }
 

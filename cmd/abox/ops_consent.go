@@ -100,7 +100,9 @@ func userConsent(ctx context.Context, e *env, a consentArgs) (userView, error) {
 		if err != nil {
 			return userView{}, fmt.Errorf("consent for %s refused: %w", addr, err)
 		}
-		why := fmt.Sprintf("operator-vouched consent (no trust anchors configured): certificate %s (%s)", c.SHA256, c.Subject)
+		// The audit log outlives the account: fingerprints only, never
+		// the certificate's name or IIN (those go at purge, issue 16).
+		why := fmt.Sprintf("operator-vouched consent (no trust anchors configured): certificate %s", c.SHA256)
 		out, err := e.store.RecordConsent(ctx, addr, acct.ID, c, nil, a.ShareIIN, e.audit(why))
 		if err != nil {
 			return userView{}, err
@@ -111,7 +113,7 @@ func userConsent(ctx context.Context, e *env, a consentArgs) (userView, error) {
 	if err != nil {
 		return userView{}, fmt.Errorf("consent for %s refused: %w", addr, err)
 	}
-	why := fmt.Sprintf("signed consent: certificate %s (%s), IIN %s, CMS %s", c.SHA256, c.Subject, c.IIN, c.CMSSHA256)
+	why := fmt.Sprintf("signed consent: certificate %s, CMS %s", c.SHA256, c.CMSSHA256)
 	if a.ShareIIN {
 		why += "; IIN shared on the operator's word"
 	}
