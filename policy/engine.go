@@ -38,6 +38,9 @@ type Config struct {
 	// LoginHistory is how long each account's login records are kept
 	// (default 90 days; negative: none are written).
 	LoginHistory time.Duration
+	// AuditRetention is how long audit entries are kept; older ones are
+	// removed by the sweep (0: kept for ever).
+	AuditRetention time.Duration
 	// Hashing bounds the password checks running at once.
 	Hashing HashLimits
 	// Clock defaults to time.Now.

@@ -59,7 +59,7 @@ func (e *Engine) Sweep(ctx context.Context, at time.Time, dryRun bool, report fu
 	}
 	steps := []func(context.Context, time.Time, bool, func(SweepAction)) error{
 		e.sweepWarnings, e.sweepInactive, e.sweepPurge, e.sweepSealed, e.sweepRetention,
-		e.sweepVanished, e.sweepLoginHistory,
+		e.sweepVanished, e.sweepLoginHistory, e.sweepAudit,
 	}
 	for _, step := range steps {
 		if err := step(ctx, at, dryRun, report); err != nil {
@@ -280,6 +280,17 @@ func (e *Engine) sweepLoginHistory(ctx context.Context, at time.Time, dryRun boo
 		return nil
 	}
 	_, err := e.pruneLoginHistory(ctx, at)
+	return err
+}
+
+// sweepAudit removes audit entries older than audit-retention (privacy
+// policy 4: logs of what was done with personal data are kept only as
+// long as stated). Bookkeeping: nothing to report.
+func (e *Engine) sweepAudit(ctx context.Context, at time.Time, dryRun bool, _ func(SweepAction)) error {
+	if dryRun || e.cfg.AuditRetention <= 0 {
+		return nil
+	}
+	_, err := e.store.PruneAudit(ctx, at.Add(-e.cfg.AuditRetention), sweepBatch)
 	return err
 }
 

@@ -200,3 +200,69 @@ func TestBlockedUnusedAccountIsDeleted(t *testing.T) {
 		t.Fatalf("restored: %s %q, want blocked with its reason", c.State, c.BlockReason)
 	}
 }
+
+// TestSweepAuditRetention: the sweep removes audit entries older than
+// audit-retention, oldest first, with their by-account index (a listing
+// for the account still works), and keeps the newer ones; with no
+// retention nothing goes.
+func TestSweepAuditRetention(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2025, 1, 10, 12, 0, 0, 0, time.UTC)}
+	st, err := store.Open(filepath.Join(t.TempDir(), store.FileName), store.Options{Clock: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	op := store.Audit{Actor: store.ActorOperator}
+	st.AddDomain(ctx, "example.kz", op)
+	register(t, st, "old")
+	clk.Set(clk.Now().Add(400 * 24 * time.Hour))
+	register(t, st, "new")
+	before, _ := st.ListAudit(store.AuditFilter{})
+
+	keep := New(st, Config{Clock: clk.Now})
+	if err := keep.sweepAudit(ctx, clk.Now(), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := st.ListAudit(store.AuditFilter{}); len(after) != len(before) {
+		t.Fatalf("without a retention %d of %d entries stayed", len(after), len(before))
+	}
+
+	e := New(st, Config{Clock: clk.Now, AuditRetention: 365 * 24 * time.Hour})
+	if err := e.sweepAudit(ctx, clk.Now(), true, nil); err != nil { // a dry run removes nothing
+		t.Fatal(err)
+	}
+	if after, _ := st.ListAudit(store.AuditFilter{}); len(after) != len(before) {
+		t.Fatalf("a dry run removed audit entries")
+	}
+	// Through the whole sweep (which adds entries of its own: the old
+	// account is warned and moved to deletion).
+	sweep(t, e, clk, clk.Now(), false)
+	after, err := st.ListAudit(store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range after {
+		if a.At.Before(clk.Now().Add(-365 * 24 * time.Hour)) {
+			t.Errorf("an entry older than the retention stayed: %+v", a)
+		}
+	}
+	var accts []string
+	for _, a := range after {
+		accts = append(accts, a.Action+" "+a.Account)
+	}
+	if got := strings.Join(accts, ","); !strings.HasPrefix(got, "user.add new@example.kz") || strings.Contains(got, "user.add old@") {
+		t.Fatalf("after the sweep: %s (before: %d entries)", got, len(before))
+	}
+	old, err := st.ListAudit(store.AuditFilter{Account: "old@example.kz"})
+	if err != nil {
+		t.Fatalf("listing the pruned account: %v", err)
+	}
+	for _, a := range old {
+		if a.Action == "user.add" {
+			t.Fatalf("the old account's registration entry stayed: %+v", a)
+		}
+	}
+	if rep, err := st.Check(); err != nil || len(rep.Problems) != 0 {
+		t.Fatalf("check: %+v %v", rep, err)
+	}
+}

@@ -124,3 +124,50 @@ func (s *Store) ListAudit(f AuditFilter) ([]AuditEntry, error) {
 	})
 	return out, err
 }
+
+// PruneAudit removes audit entries recorded before before, oldest first,
+// at most batch per write transaction (so deliveries never wait behind
+// it), with their by-account index keys, and returns how many it
+// removed. It is the audit log's retention (audit-retention): the only
+// thing that ever removes an entry, and only from the old end.
+func (s *Store) PruneAudit(ctx context.Context, before time.Time, batch int) (int, error) {
+	total := 0
+	for {
+		n := 0
+		done := false
+		err := s.update(ctx, func(t *txn) error {
+			n, done = 0, false
+			b := t.tx.Bucket(bAudit)
+			idx := t.tx.Bucket(bAuditAcct)
+			c := b.Cursor()
+			for k, v := c.First(); ; k, v = c.First() {
+				if k == nil || n == batch {
+					done = k == nil
+					return nil
+				}
+				var e AuditEntry
+				if err := json.Unmarshal(v, &e); err != nil {
+					return fmt.Errorf("audit entry %d: %w", decodeU64(k), ErrCorrupt)
+				}
+				if !e.At.Before(before) {
+					done = true
+					return nil
+				}
+				seq := decodeU64(k)
+				if e.Account != "" {
+					if err := idx.Delete(auditAcctKey(e.Account, seq)); err != nil {
+						return err
+					}
+				}
+				if err := c.Delete(); err != nil {
+					return err
+				}
+				n++
+			}
+		})
+		total += n
+		if err != nil || done || n == 0 {
+			return total, err
+		}
+	}
+}

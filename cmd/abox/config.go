@@ -55,6 +55,7 @@ type Config struct {
 	KnownLoginTTL     string   `toml:"known-login-ttl"`         // DURATION a successful login keeps its network known
 	KnownLogins       int      `toml:"known-logins"`            // (account, network) pairs remembered at most
 	LoginHistory      string   `toml:"login-history"`           // DURATION login records are kept; 0: none kept
+	AuditRetention    string   `toml:"audit-retention"`         // DURATION audit entries are kept; 0: for ever
 	AuthHashes        int      `toml:"auth-hash-concurrency"`   // password checks at once; 0: twice the CPUs
 	AuthHashesPerAddr int      `toml:"auth-hash-per-address"`   // of them for one client address
 	AuthHashWait      string   `toml:"auth-hash-wait"`          // DURATION a check waits for a slot
@@ -116,6 +117,7 @@ func defaultConfig() Config {
 		KnownLoginTTL:     "30d",
 		KnownLogins:       100_000,
 		LoginHistory:      "90d",
+		AuditRetention:    "1095d",
 		AuthHashesPerAddr: 2,
 		AuthHashWait:      "2s",
 		HTTPConnections:   100,
@@ -353,8 +355,10 @@ func (c *Config) policyConfig() policy.Config {
 	if history == 0 {
 		history = -1 // "0": keep none
 	}
+	auditRetention, _ := parseDuration(c.AuditRetention)
 	return policy.Config{
 		LoginHistory:             history,
+		AuditRetention:           auditRetention,
 		KnownLoginTTL:            knownTTL,
 		KnownLogins:              c.KnownLogins,
 		Hashing:                  c.hashLimits(),

@@ -23,6 +23,11 @@ func (c *Config) validateLimits() error {
 	} else if d < 0 {
 		return fmt.Errorf("config: login-history %s: use a duration, 0 to keep none", c.LoginHistory)
 	}
+	if d, err := parseDuration(c.AuditRetention); err != nil {
+		return fmt.Errorf("config: audit-retention: %w", err)
+	} else if d < 0 {
+		return fmt.Errorf("config: audit-retention %s: use a duration, 0 to keep entries for ever", c.AuditRetention)
+	}
 	if c.KnownLogins < 1 {
 		return fmt.Errorf("config: known-logins must be at least 1, not %d", c.KnownLogins)
 	}
