@@ -21,6 +21,8 @@ var (
 	ErrWeakPassword = errors.New("password refused")
 	// ErrInvalidDomain: the domain name is malformed.
 	ErrInvalidDomain = errors.New("invalid domain")
+	// ErrNoAppPassword: the account has no app password of that name.
+	ErrNoAppPassword = errors.New("no such app password")
 
 	// ErrInvalidHash: a stored password hash cannot be parsed or carries
 	// parameters outside the accepted bounds.

@@ -98,7 +98,7 @@ func (a *Account) Purge(at time.Time) error {
 			a.Address(), formatTime(a.GraceUntil))
 	}
 	a.State, a.PurgedAt = Purged, at
-	a.PasswordHash, a.Phone, a.BlockReason = "", "", ""
+	a.PasswordHash, a.Phone, a.BlockReason, a.AppPasswords = "", "", "", nil
 	return nil
 }
 

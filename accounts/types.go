@@ -75,6 +75,9 @@ type Account struct {
 	// may not use whatever its class allows (user agreement 2.9.2,
 	// 2.10.1: the operator may bar an account from some services).
 	BannedServices []string `json:"banned_services,omitempty"`
+	// AppPasswords are the account's passwords for one device's mail
+	// app each (apppasswords.go).
+	AppPasswords []AppPassword `json:"app_passwords,omitempty"`
 }
 
 // Address is login@domain.

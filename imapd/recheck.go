@@ -39,7 +39,7 @@ func (s *session) endIfInvalid(acctID uint64) bool {
 	if s.conn.inRun.Load() || s.acct == nil || s.acct.ID != acctID {
 		return false
 	}
-	_, err := s.srv.cfg.Policy.Recheck(&policy.Identity{Account: s.acct}, accounts.ServiceIMAP)
+	_, err := s.srv.cfg.Policy.Recheck(&policy.Identity{Account: s.acct, AppPassword: s.app}, accounts.ServiceIMAP)
 	if err == nil {
 		return false
 	}

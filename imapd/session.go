@@ -31,7 +31,8 @@ type session struct {
 	releaseIP func()
 
 	acct    *accounts.Account
-	strikes int // commands refused by the account's budget in a row
+	app     *accounts.AppPassword // the app password of the login (nil: the main one)
+	strikes int                   // commands refused by the account's budget in a row
 	sel     *selected
 	busy    atomic.Int32 // inside a command (not IDLE)
 	// idling guards writing updates outside commands: Idle, the IDLE
@@ -73,7 +74,7 @@ func (s *session) enter(name string) (func(), error) {
 		// The account as it is now: blocked or deleted accounts and
 		// changed passwords lose access at once (user agreement 2.7-2.8,
 		// 2.12.1), and quota or class changes apply to open sessions.
-		acct, err := s.srv.cfg.Policy.Recheck(&policy.Identity{Account: s.acct}, accounts.ServiceIMAP)
+		acct, err := s.srv.cfg.Policy.Recheck(&policy.Identity{Account: s.acct, AppPassword: s.app}, accounts.ServiceIMAP)
 		if err != nil {
 			s.log.Info("session ends: " + policy.ReasonOf(err))
 			s.bye("Session ended: " + policy.ReasonOf(err))
@@ -193,7 +194,7 @@ func (s *session) Login(username, password string) error {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
 			Text: fmt.Sprintf("Too many sessions for %s (at most %d)", id.Account.Address(), maxSessions)}
 	}
-	s.acct = id.Account
+	s.acct, s.app = id.Account, id.AppPassword
 	s.released = false
 	s.log = s.log.With("account", s.acct.Address())
 	s.srv.cfg.Metrics.logins.WithLabelValues(s.srv.cfg.Name, "ok").Inc()
@@ -226,7 +227,7 @@ func (s *session) Unauthenticate() error {
 	}
 	s.stopNotify()
 	s.logout()
-	s.acct = nil
+	s.acct, s.app = nil, nil
 	return nil
 }
 

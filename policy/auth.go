@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -20,6 +21,9 @@ import (
 type Identity struct {
 	Account *accounts.Account // set for a subscriber
 	Sender  *accounts.Sender  // set for a trusted submitting system
+	// AppPassword is the app password the subscriber logged in with
+	// (nil: the main password); revoking it ends the session (Recheck).
+	AppPassword *accounts.AppPassword
 }
 
 // Name is what the identity logged in as.
@@ -143,7 +147,12 @@ func (e *Engine) authenticate(ctx context.Context, service, username, password s
 		return nil, 0, err
 	}
 	rec := store.LoginRecord{At: now, Service: service, Address: ip.Unmap().String()}
-	if ok, err := verify(acct.PasswordHash); err != nil {
+	// An app password is checked first: it needs no argon2 (its secret
+	// is random), and a device using one never costs the hashing slots.
+	app := acct.MatchAppPassword(password)
+	if app != nil {
+		rec.AppPassword = app.Name
+	} else if ok, err := verify(acct.PasswordHash); err != nil {
 		return nil, 0, err
 	} else if !ok {
 		rec.Outcome = "failed"
@@ -167,6 +176,9 @@ func (e *Engine) authenticate(ctx context.Context, service, username, password s
 	if err := e.serviceRefusal(&acct, service); err != nil {
 		return refusal(err)
 	}
+	if app != nil && !app.Allows(service) {
+		return refusal(&Refusal{Kind: ErrAuthFailed, Cause: ErrServiceDenied, Reason: fmt.Sprintf("the app password %q is for %s only", app.Name, app.Scope)})
+	}
 	rec.Outcome = "ok"
 	if err := e.noteLogin(ctx, acct.ID, rec); err != nil {
 		return nil, 0, err
@@ -176,7 +188,7 @@ func (e *Engine) authenticate(ctx context.Context, service, username, password s
 		// last use is then recorded at a later login.
 		return nil, 0, err
 	}
-	return &Identity{Account: &acct}, 0, nil
+	return &Identity{Account: &acct, AppPassword: app}, 0, nil
 }
 
 // logNameKey keys the hash that stands for unknown user names in logs;

@@ -29,6 +29,9 @@ func (e *Engine) Recheck(id *Identity, service string) (*accounts.Account, error
 	if acct.PasswordHash != id.Account.PasswordHash {
 		return nil, &Refusal{Kind: ErrAuthFailed, Reason: "the password was changed since this session logged in; log in again"}
 	}
+	if id.AppPassword != nil && !acct.HasAppPassword(id.AppPassword) {
+		return nil, &Refusal{Kind: ErrAuthFailed, Reason: fmt.Sprintf("the app password %q was revoked", id.AppPassword.Name)}
+	}
 	if err := e.serviceRefusal(&acct, service); err != nil {
 		return nil, err
 	}

@@ -35,6 +35,8 @@ type LoginRecord struct {
 	// after its login).
 	Outcome string `json:"outcome"`
 	Reason  string `json:"reason,omitempty"`
+	// AppPassword names the app password used (empty: the main one).
+	AppPassword string `json:"app_password,omitempty"`
 }
 
 func loginKey(acct uint64, at int64) []byte {

@@ -133,7 +133,8 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, code, deta
 func problemFor(err error) (int, string) {
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrNoAccount), errors.Is(err, store.ErrNoDomain),
-		errors.Is(err, store.ErrNoClass), errors.Is(err, store.ErrNoSender), errors.Is(err, policy.ErrUnknownUser):
+		errors.Is(err, store.ErrNoClass), errors.Is(err, store.ErrNoSender), errors.Is(err, policy.ErrUnknownUser),
+		errors.Is(err, accounts.ErrNoAppPassword):
 		return http.StatusNotFound, "not-found"
 	case errors.Is(err, store.ErrExists):
 		return http.StatusConflict, "exists"

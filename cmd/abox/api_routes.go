@@ -140,6 +140,22 @@ func apiRoutes() []apiRoute {
 				return a, nil
 			}},
 		{method: "GET", path: "/v1/accounts/{address}/letters", roles: all, op: "user.letters", args: addr},
+		{method: "GET", path: "/v1/accounts/{address}/app-passwords", roles: all, op: "user.app-password.list", args: addr},
+		{method: "POST", path: "/v1/accounts/{address}/app-passwords", roles: writers, op: "user.app-password.add", status: http.StatusCreated,
+			args: func(r *http.Request, _ *apiCaller, body []byte) (any, error) {
+				var in struct {
+					Name  string `json:"name"`
+					Scope string `json:"scope"`
+				}
+				if err := decodeJSON(body, &in); err != nil {
+					return nil, err
+				}
+				return appPasswordArgs{Address: r.PathValue("address"), Name: in.Name, Scope: in.Scope}, nil
+			}},
+		{method: "DELETE", path: "/v1/accounts/{address}/app-passwords/{name}", roles: writers, op: "user.app-password.revoke",
+			args: func(r *http.Request, _ *apiCaller, _ []byte) (any, error) {
+				return appPasswordArgs{Address: r.PathValue("address"), Name: r.PathValue("name")}, nil
+			}},
 		{method: "GET", path: "/v1/accounts/{address}/export", roles: writers, run: apiExport},
 		{method: "GET", path: "/v1/audit", roles: readers, op: "audit",
 			args: func(r *http.Request, _ *apiCaller, _ []byte) (any, error) {

@@ -25,7 +25,7 @@ type client struct {
 var readOnlyOps = map[string]bool{
 	"domain.list": true, "user.show": true, "user.list": true, "class.list": true,
 	"sender.list": true, "audit": true, "check": true, "backup": true,
-	"notice.show": true, "notice.verify": true, "token.list": true,
+	"notice.show": true, "notice.verify": true, "token.list": true, "user.app-password.list": true,
 }
 
 func (c *client) call(ctx context.Context, op string, args any, result any) error {

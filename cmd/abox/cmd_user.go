@@ -189,7 +189,7 @@ func (a *app) userCmd() *cobra.Command {
 		},
 	}
 	logins.Flags().IntVar(&limit, "limit", 50, "at most this many records (0: all kept)")
-	return group("user", "subscriber accounts", add, list, show, passwd, set, block, consent, logins,
+	return group("user", "subscriber accounts", add, list, show, passwd, set, block, consent, logins, a.appPasswordCmd(),
 		simple("unblock", "lift an operator block", "user.unblock", "unblocked"),
 		simple("delete", "start the one-month deletion grace", "user.delete", "scheduled for deletion"),
 		simple("restore", "undo a deletion inside its grace", "user.restore", "restored"),

@@ -30,6 +30,7 @@ type userView struct {
 	WarnedAt       *time.Time        `json:"warned_at,omitempty"`
 	Exempt         bool              `json:"exempt,omitempty"`
 	BannedServices []string          `json:"banned_services,omitempty"`
+	AppPasswords   []appPasswordView `json:"app_passwords,omitempty"`
 	Consent        *accounts.Consent `json:"consent,omitempty"`
 	// ConsentStatus is "in-force" or why the consent carries no official
 	// letter now (the evidence log's reason code and the detail).
@@ -73,6 +74,9 @@ func (e *env) view(a *accounts.Account, withUsage bool) (userView, error) {
 	v.BlockReason, v.BlockedAt, v.DeletionReason = a.BlockReason, timePtr(a.BlockedAt), a.DeletionReason
 	v.Consent, v.WarnedAt, v.Exempt = a.Consent, timePtr(a.WarnedAt), a.Exempt
 	v.BannedServices = a.BannedServices
+	if len(a.AppPasswords) > 0 {
+		v.AppPasswords = appPasswordViews(a)
+	}
 	v.ConsentStatus = e.consentStatus(a.Consent)
 	if !withUsage {
 		return v, nil
@@ -238,7 +242,10 @@ func init() {
 			if x.State == accounts.Purged {
 				return fmt.Errorf("account %s is purged", addr)
 			}
-			x.PasswordHash = hash
+			// A new password revokes every app password too: the
+			// change is how a subscriber locks out whoever else knew
+			// a credential (accounts/apppasswords.go).
+			x.PasswordHash, x.AppPasswords = hash, nil
 			return nil
 		})
 	})
