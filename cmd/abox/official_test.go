@@ -1517,10 +1517,15 @@ func (a *abox) interruptDirect(file string) {
 	var stderr lockedBuffer
 	progress := make(chan struct{})
 	master, slave, ptyErr := openPTY()
+	// drained is closed once everything the child wrote to the terminal
+	// has been read: its last line may still be in the terminal when
+	// Wait returns.
+	drained := make(chan struct{})
 	if ptyErr == nil {
 		defer master.Close()
 		cmd.Stderr = slave
 		go func() {
+			defer close(drained)
 			var once sync.Once
 			buf := make([]byte, 4096)
 			for {
@@ -1537,6 +1542,7 @@ func (a *abox) interruptDirect(file string) {
 	} else {
 		t.Logf("no pseudo-terminal (%v): interrupting once the broadcast holds the database", ptyErr)
 		cmd.Stderr = &stderr
+		close(drained) // Wait copies a plain pipe to the end itself
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -1585,6 +1591,11 @@ wait:
 		cmd.Process.Kill()
 		<-exited
 		t.Fatalf("the direct broadcast did not stop after SIGINT")
+	}
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		t.Logf("the terminal was not drained within 10 s after the exit")
 	}
 	out := stderr.String()
 	var ee *exec.ExitError

@@ -112,7 +112,9 @@ func TestPolicyRunTimeTravel(t *testing.T) {
 		}
 		var acts []string
 		for _, e := range a.audit("--account", alice) {
-			acts = append(acts, e.Action)
+			if e.Action != "user.show" { // reads are audited too; the trail of changes is what is checked
+				acts = append(acts, e.Action)
+			}
 		}
 		if got := strings.Join(acts, " "); got != "user.add user.warn-inactive user.pending-deletion user.purge user.add" {
 			t.Errorf("alice's audit trail: %q", got)

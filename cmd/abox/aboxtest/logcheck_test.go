@@ -40,14 +40,14 @@ func TestLogFinding(t *testing.T) {
 }
 
 func TestReadyAddrs(t *testing.T) {
-	line := `{"time":"t","level":"INFO","msg":"ready","data":"/d","hostname":"mx.abox.test","smtp":"127.0.0.1:1025","submission":"127.0.0.1:1026","submissions":"127.0.0.1:1027","imap":"127.0.0.1:1028","imaps":"127.0.0.1:1029","http":"127.0.0.1:1030"}`
+	line := `{"time":"t","level":"INFO","msg":"ready","data":"/d","hostname":"mx.abox.test","smtp":"127.0.0.1:1025","submission":"127.0.0.1:1026","submissions":"127.0.0.1:1027","imap":"127.0.0.1:1028","imaps":"127.0.0.1:1029","http":"127.0.0.1:1030","https":"127.0.0.1:1031"}`
 	addrs, err := readyAddrs(line)
 	if err != nil || addrs["smtp"] != "127.0.0.1:1025" || addrs["http"] != "127.0.0.1:1030" || len(addrs) != len(Listeners) {
 		t.Errorf("readyAddrs: %v, %v", addrs, err)
 	}
 	for _, bad := range []string{
 		`{"level":"INFO","msg":"ready","smtp":"127.0.0.1:1025"}`,
-		`{"level":"INFO","msg":"ready","smtp":"127.0.0.1:0","submission":"127.0.0.1:1026","submissions":"127.0.0.1:1027","imap":"127.0.0.1:1028","imaps":"127.0.0.1:1029","http":"127.0.0.1:1030"}`,
+		`{"level":"INFO","msg":"ready","smtp":"127.0.0.1:0","submission":"127.0.0.1:1026","submissions":"127.0.0.1:1027","imap":"127.0.0.1:1028","imaps":"127.0.0.1:1029","http":"127.0.0.1:1030","https":"127.0.0.1:1031"}`,
 		`time=t level=INFO msg=ready`,
 	} {
 		if _, err := readyAddrs(bad); err == nil {
