@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"abox/accounts"
 )
@@ -151,5 +152,68 @@ func BenchmarkChurnSpace(b *testing.B) {
 		b.ReportMetric(float64(peak)/float64(liveBytes), "peak/live")
 		b.ReportMetric(float64(liveBytes)/(1<<20), "live-MiB")
 		s.Close()
+	}
+}
+
+// BenchmarkDeliverOfficial compares official letters (the consent-era
+// path: $Official, the evidence entries, tree nodes and indexes in the
+// same write-ahead-log record) with billing letters (none of that) on
+// the store as serve opens it (write-ahead log, fast commits), 16
+// writers, 1 KiB, and reports the writer's and the whole process's CPU
+// per delivery: the evidence log's cost, measured where nothing else on
+// a shared machine blurs it as much as wall time.
+//
+//	go test -run '^$' -bench BenchmarkDeliverOfficial -benchtime 20000x -count 5 ./store/
+func BenchmarkDeliverOfficial(b *testing.B) {
+	for _, kind := range []string{"billing", "official"} {
+		b.Run("kind="+kind, func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), FileName), Options{FastCommits: true, WAL: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			s.AddDomain(ctx, "example.kz", op)
+			var ids []uint64
+			for i := range 100 {
+				a, err := s.CreateAccount(ctx, accounts.Account{Login: fmt.Sprintf("user%d", i), Domain: "example.kz"}, op)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids = append(ids, a.ID)
+			}
+			pad := bytes.Repeat([]byte("x"), 1<<10)
+			var next atomic.Int64
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			for range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						n := next.Add(1)
+						if n > int64(b.N) {
+							return
+						}
+						id := ids[n%100]
+						d := &Delivery{Body: append(fmt.Appendf(nil, "Message-ID: <%d@egov.kz>\r\nSubject: %d\r\n\r\n", n, n), pad...),
+							Recipients: []Recipient{{Account: id}}}
+						if kind == "official" {
+							d.Official = &OfficialLetter{MessageID: fmt.Sprintf("<%d@egov.kz>", n), Sender: "egov",
+								Addresses: []string{fmt.Sprintf("user%d@example.kz", n%100)}, AcceptedAt: time.Now(),
+								ClientIP: "192.0.2.7", TLS: "TLS 1.3 TLS_AES_128_GCM_SHA256"}
+						}
+						if _, err := s.Deliver(ctx, d); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/delivery")
+		})
 	}
 }

@@ -151,6 +151,15 @@ func (s *Store) ConsentCMS(id uint64, recordedNanos int64) ([]byte, error) {
 // refused for lack of consent, with its reason code; the consent
 // fingerprint in force is filled in from the account (appendEvidence).
 func (t *txn) appendRefused(o *OfficialLetter) error {
+	w := t.evidenceWriter()
+	if err := t.addRefused(w, o); err != nil {
+		return err
+	}
+	return w.close()
+}
+
+// addRefused is appendRefused into w.
+func (t *txn) addRefused(w *evidenceWriter, o *OfficialLetter) error {
 	for i, addr := range o.Refused {
 		reason := o.Reason
 		if i < len(o.RefusedReasons) && o.RefusedReasons[i] != "" {
@@ -158,7 +167,7 @@ func (t *txn) appendRefused(o *OfficialLetter) error {
 		}
 		ev := EvidenceEvent{At: o.AcceptedAt, Kind: EvidenceRefused, MessageID: o.MessageID, Sender: o.Sender,
 			Recipient: addr, Account: t.accountByAddress(addr), MessageSHA: o.MessageSHA, ClientIP: o.ClientIP, TLS: o.TLS, Reason: reason}
-		if err := t.appendEvidence(ev); err != nil {
+		if err := w.add(ev); err != nil {
 			return err
 		}
 	}

@@ -247,6 +247,7 @@ func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) er
 			}
 		}
 	}
+	w := t.evidenceWriter()
 	for i, r := range res {
 		if r.Err != nil || i >= len(o.Addresses) {
 			continue
@@ -255,16 +256,20 @@ func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) er
 			return err
 		}
 		ev := EvidenceEvent{At: o.AcceptedAt, Kind: EvidenceAccepted, MessageID: o.MessageID, Sender: o.Sender,
-			Recipient: o.Addresses[i], Account: r.Account, MessageSHA: o.MessageSHA, ClientIP: o.ClientIP, TLS: o.TLS}
-		if err := t.appendEvidence(ev); err != nil {
+			Recipient: o.Addresses[i], Account: r.Account, MessageSHA: o.MessageSHA, ClientIP: o.ClientIP, TLS: o.TLS,
+			ConsentSHA: t.consentSHA(r.Account)}
+		if err := w.add(ev); err != nil {
 			return err
 		}
 		ev.At, ev.Kind, ev.ClientIP, ev.TLS = time.Time{}, EvidenceStored, "", ""
-		if err := t.appendEvidence(ev); err != nil {
+		if err := w.add(ev); err != nil {
 			return err
 		}
 	}
-	return t.appendRefused(o)
+	if err := t.addRefused(w, o); err != nil {
+		return err
+	}
+	return w.close()
 }
 
 // countSent adds n to an account's daily sent counter, failing when that

@@ -76,16 +76,48 @@ func evidenceAcctKey(acct, index uint64) []byte {
 
 var metaEvidenceSize = []byte("evidence_size")
 
-// appendEvidence logs e and updates the tree's perfect subtrees (O(1)
-// amortized writes), in t's transaction. Every write goes through
-// t.put, so an official delivery is acknowledged from the write-ahead
-// log like any other (the log's record holds these entries and nodes,
-// and replay rebuilds them byte for byte).
+// appendEvidence logs e alone (an evidenceWriter of one entry).
 func (t *txn) appendEvidence(e EvidenceEvent) error {
+	w := t.evidenceWriter()
+	if err := w.add(e); err != nil {
+		return err
+	}
+	return w.close()
+}
+
+// evidenceWriter appends entries to the evidence log in t's transaction
+// and updates the tree's perfect subtrees (O(1) amortized writes). Every
+// write goes through t.put, so an official delivery is acknowledged
+// from the write-ahead log like any other (the log's record holds these
+// entries and nodes, and replay rebuilds them byte for byte). The log's
+// size and the index keys are written at close: one size, and one index
+// key per run of consecutive entries of the same letter (by Message-ID)
+// or the same account, its value the run's length (a delivery to k
+// recipients writes 2k entries, 1 + k index keys).
+type evidenceWriter struct {
+	t        *txn
+	n, start uint64
+	msg      indexRun
+	acct     indexRun
+}
+
+// indexRun is a run of consecutive entries under one index key.
+type indexRun struct {
+	key   []byte // prefix (Message-ID 0x00, or account(8)); nil: no run
+	first uint64
+	count uint32
+}
+
+func (t *txn) evidenceWriter() *evidenceWriter {
 	var n uint64
 	if v := t.tx.Bucket(bMeta).Get(metaEvidenceSize); v != nil {
 		n = decodeU64(v)
 	}
+	return &evidenceWriter{t: t, n: n, start: n}
+}
+
+func (w *evidenceWriter) add(e EvidenceEvent) error {
+	t, n := w.t, w.n
 	e.Index = n
 	if e.At.IsZero() {
 		e.At = t.now
@@ -93,9 +125,7 @@ func (t *txn) appendEvidence(e EvidenceEvent) error {
 	e.At = e.At.UTC()
 	e.MessageID = NormalizeMessageID(e.MessageID)
 	if e.ConsentSHA == "" && e.Account != 0 {
-		if a, err := t.getAccount(e.Account); err == nil && a.Consent != nil {
-			e.ConsentSHA = a.Consent.SHA256
-		}
+		e.ConsentSHA = t.consentSHA(e.Account)
 	}
 	raw, err := json.Marshal(e)
 	if err != nil {
@@ -123,15 +153,78 @@ func (t *txn) appendEvidence(e EvidenceEvent) error {
 			return err
 		}
 	}
-	if err := t.put(bEvidenceMsg, evidenceMsgKey(e.MessageID, n), nil, 0); err != nil {
+	if err := w.extend(&w.msg, bEvidenceMsg, append([]byte(e.MessageID), 0)); err != nil {
 		return err
 	}
 	if e.Account != 0 {
-		if err := t.put(bEvidenceAcct, evidenceAcctKey(e.Account, n), nil, 0); err != nil {
+		if err := w.extend(&w.acct, bEvidenceAcct, u64(e.Account)); err != nil {
 			return err
 		}
+	} else if err := w.flush(&w.acct, bEvidenceAcct); err != nil {
+		return err
 	}
-	return t.put(bMeta, metaEvidenceSize, u64(n+1), 0)
+	w.n++
+	return nil
+}
+
+// extend adds entry w.n to the run under prefix, ending the run before
+// when it is another prefix's.
+func (w *evidenceWriter) extend(r *indexRun, bucket, prefix []byte) error {
+	if r.key != nil && bytes.Equal(r.key, prefix) && r.first+uint64(r.count) == w.n {
+		r.count++
+		return nil
+	}
+	if err := w.flush(r, bucket); err != nil {
+		return err
+	}
+	*r = indexRun{key: prefix, first: w.n, count: 1}
+	return nil
+}
+
+// flush writes a run's index key: prefix, its first entry, and its
+// length as the value (empty for one entry, as before runs existed).
+func (w *evidenceWriter) flush(r *indexRun, bucket []byte) error {
+	if r.key == nil {
+		return nil
+	}
+	var v []byte
+	if r.count > 1 {
+		v = binary.BigEndian.AppendUint32(nil, r.count)
+	}
+	k := binary.BigEndian.AppendUint64(bytes.Clone(r.key), r.first)
+	*r = indexRun{}
+	return w.t.put(bucket, k, v, 0)
+}
+
+// close writes the open runs and the log's new size.
+func (w *evidenceWriter) close() error {
+	if err := w.flush(&w.msg, bEvidenceMsg); err != nil {
+		return err
+	}
+	if err := w.flush(&w.acct, bEvidenceAcct); err != nil {
+		return err
+	}
+	if w.n == w.start {
+		return nil
+	}
+	return w.t.put(bMeta, metaEvidenceSize, u64(w.n), 0)
+}
+
+// runLength is the number of entries an index key stands for.
+func runLength(v []byte) uint64 {
+	if len(v) == 4 {
+		return uint64(binary.BigEndian.Uint32(v))
+	}
+	return 1
+}
+
+// consentSHA is the fingerprint of the consent certificate on record
+// for an account ("" when none).
+func (t *txn) consentSHA(acct uint64) string {
+	if a, err := t.getAccount(acct); err == nil && a.Consent != nil {
+		return a.Consent.SHA256
+	}
+	return ""
 }
 
 // accountByAddress finds an account's id by address (0 when none).

@@ -94,14 +94,20 @@ func (s *Store) EvidenceFor(messageID, sender string) ([]EvidenceEntry, error) {
 		prefix := append([]byte(msgID), 0)
 		entries := tx.Bucket(bEvidence)
 		c := tx.Bucket(bEvidenceMsg).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Next() {
-			raw := bytes.Clone(entries.Get(k[len(prefix):]))
-			var e EvidenceEvent
-			if err := json.Unmarshal(raw, &e); err != nil {
-				return fmt.Errorf("evidence entry %d: %w", decodeU64(k[len(prefix):]), ErrCorrupt)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(k) != len(prefix)+8 {
+				continue // a longer Message-ID that starts with this one and a NUL
 			}
-			if sender == "" || e.Sender == sender {
-				out = append(out, EvidenceEntry{Event: e, Raw: raw})
+			first := decodeU64(k[len(prefix):])
+			for idx := first; idx < first+runLength(v); idx++ {
+				raw := bytes.Clone(entries.Get(u64(idx)))
+				var e EvidenceEvent
+				if err := json.Unmarshal(raw, &e); err != nil {
+					return fmt.Errorf("evidence entry %d: %w", idx, ErrCorrupt)
+				}
+				if sender == "" || e.Sender == sender {
+					out = append(out, EvidenceEntry{Event: e, Raw: raw})
+				}
 			}
 		}
 		return nil
@@ -147,18 +153,27 @@ func (s *Store) EvidenceForAccount(acct, after uint64, limit int) ([]EvidenceEnt
 		entries := tx.Bucket(bEvidence)
 		prefix := u64(acct)
 		c := tx.Bucket(bEvidenceAcct).Cursor()
-		for k, _ := c.Seek(evidenceAcctKey(acct, after)); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			idx := decodeU64(k[8:])
-			if len(out) == limit {
-				next = idx
-				return nil
+		k, v := c.Seek(evidenceAcctKey(acct, after))
+		// A run that starts before after may reach it.
+		if pk, pv := c.Prev(); pk != nil && bytes.HasPrefix(pk, prefix) && decodeU64(pk[8:])+runLength(pv) > after {
+			k, v = pk, pv
+		} else {
+			k, v = c.Seek(evidenceAcctKey(acct, after))
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			first := decodeU64(k[8:])
+			for idx := max(first, after); idx < first+runLength(v); idx++ {
+				if len(out) == limit {
+					next = idx
+					return nil
+				}
+				raw := bytes.Clone(entries.Get(u64(idx)))
+				var e EvidenceEvent
+				if err := json.Unmarshal(raw, &e); err != nil {
+					return fmt.Errorf("evidence entry %d: %w", idx, ErrCorrupt)
+				}
+				out = append(out, EvidenceEntry{Event: e, Raw: raw})
 			}
-			raw := bytes.Clone(entries.Get(k[8:]))
-			var e EvidenceEvent
-			if err := json.Unmarshal(raw, &e); err != nil {
-				return fmt.Errorf("evidence entry %d: %w", idx, ErrCorrupt)
-			}
-			out = append(out, EvidenceEntry{Event: e, Raw: raw})
 		}
 		return nil
 	})
