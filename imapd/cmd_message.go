@@ -276,7 +276,8 @@ func copyArgs(c *conn, a *wire.Args, uid bool) (imap.NumSet, string, status, boo
 // cmdSearch answers SEARCH and UID SEARCH (RFC 9051 §6.4.4) with
 // SEARCH for IMAP4rev1 clients and ESEARCH (RFC 4731) when asked for
 // with RETURN or after ENABLE IMAP4rev2, saving with RETURN (SAVE) (RFC
-// 5182), with PARTIAL results (RFC 5267 §4.4).
+// 5182), with PARTIAL results and kept updated with UPDATE (RFC 5267 §4,
+// CONTEXT=SEARCH).
 func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	if !a.SP() {
 		return badArgs(a)
@@ -304,6 +305,9 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	if !ok || a.End() != nil {
 		return badArgs(a)
 	}
+	if st, ok := c.updateTagFree(tag, ret); !ok {
+		return st
+	}
 	criteria, err := searchCriteria(c, keys)
 	if err != nil {
 		return status{"BAD", "", err.Error()}
@@ -330,6 +334,9 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 		if d.ModSeq, err = c.sess.searchModSeq(found); err != nil {
 			return answer("SEARCH", err)
 		}
+	}
+	if ret.update {
+		c.startContext(&updateContext{tag: tag, uid: uid, criteria: criteria, uids: c.sess.searchResultUIDs(d)})
 	}
 	w := c.w
 	if !esearch {
@@ -375,6 +382,15 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	}
 	w.CRLF()
 	return okWith("", "SEARCH completed")
+}
+
+// updateTagFree refuses UPDATE under the tag of a search still kept
+// updated: RFC 5267 §4.3 answers it BAD (its updates would be ambiguous).
+func (c *conn) updateTagFree(tag string, ret searchReturn) (status, bool) {
+	if ret.update && c.sess.sel.contextTag(tag) >= 0 {
+		return status{"BAD", "", "Tag " + tag + " already names a search kept updated (RFC 5267 §4.3)"}, false
+	}
+	return status{}, true
 }
 
 func numsOf(set imap.NumSet) ([]uint32, bool) {

@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -9,8 +10,8 @@ import (
 )
 
 // cmdSort answers SORT and UID SORT (RFC 5256 §3, RFC 5957), with the
-// ESORT result options (RFC 5267 §3), RFC 5182's SAVE, and PARTIAL over
-// the sort order (RFC 5267 §4.4).
+// ESORT result options (RFC 5267 §3), RFC 5182's SAVE, and PARTIAL and
+// UPDATE over the sort order (RFC 5267 §4, CONTEXT=SORT).
 func cmdSort(c *conn, tag string, a *wire.Args, uid bool) status {
 	if !a.SP() {
 		return badArgs(a)
@@ -27,9 +28,15 @@ func cmdSort(c *conn, tag string, a *wire.Args, uid bool) status {
 	if !ok {
 		return st
 	}
+	if st, ok := c.updateTagFree(tag, ret); !ok {
+		return st
+	}
 	items, err := c.sess.Sort(keys, criteria, ret.save)
 	if err != nil {
 		return answer("SORT", err)
+	}
+	if ret.update {
+		c.startContext(&updateContext{tag: tag, uid: uid, criteria: criteria, keys: keys, items: slices.Clone(items)})
 	}
 	nums := make([]uint32, len(items))
 	for i, it := range items {

@@ -9,10 +9,11 @@ import (
 // searchReturn is what a SEARCH or SORT asks to be returned: ESEARCH's
 // options (RFC 4731 §3.1, for SORT RFC 5267 §3.1), SEARCHRES's SAVE (RFC
 // 5182) and the options of CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4):
-// CONTEXT and PARTIAL.
+// CONTEXT, UPDATE and PARTIAL.
 type searchReturn struct {
 	given                      bool // RETURN was there: the answer is an ESEARCH
 	min, max, all, count, save bool
+	update                     bool          // keep the result updated (§4.3)
 	partial                    *partialRange // PARTIAL (§4.4)
 }
 
@@ -22,7 +23,9 @@ type partialRange struct{ lo, hi uint32 }
 
 // parseReturn reads an optional "RETURN (options) " before the rest of a
 // SEARCH or SORT. A missing RETURN, an empty list or one with CONTEXT
-// alone asks for ALL (RFC 4731 §3.1: "RETURN ()" is "RETURN (ALL)").
+// alone asks for ALL (RFC 4731 §3.1: "RETURN ()" is "RETURN (ALL)");
+// UPDATE alone asks for nothing but the updates, as Dovecot answers and
+// imaptest's search-context-update expects.
 func parseReturn(a *wire.Args) (searchReturn, status, bool) {
 	var r searchReturn
 	if !a.AcceptWord("RETURN") {
@@ -47,6 +50,8 @@ func parseReturn(a *wire.Args) (searchReturn, status, bool) {
 		case "CONTEXT":
 			// A hint that the program is used again (§4.2): every
 			// search is as quick without it here.
+		case "UPDATE":
+			r.update = true
 		case "PARTIAL":
 			if r.partial != nil {
 				bad = "PARTIAL may be given once (RFC 5267 §4.4)"
@@ -68,7 +73,7 @@ func parseReturn(a *wire.Args) (searchReturn, status, bool) {
 	if r.partial != nil && r.all {
 		return r, status{"BAD", "", "PARTIAL and ALL exclude each other (RFC 5267 §4.4)"}, false
 	}
-	if !r.min && !r.max && !r.count && !r.save && r.partial == nil {
+	if !r.min && !r.max && !r.count && !r.save && !r.update && r.partial == nil {
 		r.all = true
 	}
 	return r, status{}, true
@@ -90,9 +95,10 @@ func partialArg(a *wire.Args, p *partialRange) bool {
 }
 
 // esearchBody says whether the ESEARCH response has anything to carry:
-// SAVE alone answers none (RFC 5182 §2.1).
+// SAVE alone answers none (RFC 5182 §2.1), UPDATE alone the bare
+// correlator, which opens the context for the client (RFC 5267 §4.3).
 func (r *searchReturn) esearchBody() bool {
-	return r.min || r.max || r.all || r.count || r.partial != nil
+	return r.min || r.max || r.all || r.count || r.partial != nil || r.update
 }
 
 // writePartial writes " PARTIAL (lo:hi set)": the results at positions
