@@ -278,14 +278,10 @@ func (s *session) refreshContexts(w lineWriter) error {
 	if len(touched) == 0 {
 		return nil
 	}
-	type change struct {
-		gone  map[uint32]struct{} // to leave the result
-		added []uint32            // to join it (SEARCH), ascending
-		items []sortItem          // to join it (SORT)
-	}
-	changes := make([]change, len(v.contexts))
+	changes := make([]contextChange, len(v.contexts))
 	for i, uc := range v.contexts {
-		if err := s.contextChange(uc, touched, &changes[i].gone, &changes[i].added, &changes[i].items); err != nil {
+		var err error
+		if changes[i], err = s.readContextChange(uc, touched); err != nil {
 			// Every context stays as it was; the messages are looked at
 			// again at the next update.
 			s.log.Warn("updating SEARCH/SORT contexts", "mailbox", v.mbox.Name, "err", err)
@@ -324,34 +320,41 @@ func (s *session) refreshContexts(w lineWriter) error {
 	return nil
 }
 
-// contextChange reads how the touched messages change uc's result: the
-// UIDs that leave it, and those that join it (with their sort values
-// for SORT). A message that cannot be read (expunged meanwhile) stays as
-// it is: its EXPUNGE takes it out.
-func (s *session) contextChange(uc *updateContext, touched []uint32, gone *map[uint32]struct{}, added *[]uint32, items *[]sortItem) error {
+// contextChange is how the touched messages change a context's result.
+type contextChange struct {
+	gone  map[uint32]struct{} // to leave the result
+	added []uint32            // to join it (SEARCH), ascending
+	items []sortItem          // to join it (SORT), with their sort values
+}
+
+// readContextChange reads how the touched messages change uc's result. A
+// message that cannot be read (expunged meanwhile) stays as it is: its
+// EXPUNGE takes it out.
+func (s *session) readContextChange(uc *updateContext, touched []uint32) (contextChange, error) {
+	var c contextChange
 	matched, _, found, err := s.matchUIDs(uc.criteria, touched, true)
 	if err != nil {
-		return err
+		return c, err
 	}
 	isMatch := make(map[uint32]bool, len(matched))
 	for _, uid := range matched {
 		isMatch[uid] = true
 		if !uc.has(uid) {
-			*added = append(*added, uid)
+			c.added = append(c.added, uid)
 		}
 	}
 	for _, uid := range found {
 		if !isMatch[uid] && uc.has(uid) {
-			if *gone == nil {
-				*gone = map[uint32]struct{}{}
+			if c.gone == nil {
+				c.gone = map[uint32]struct{}{}
 			}
-			(*gone)[uid] = struct{}{}
+			c.gone[uid] = struct{}{}
 		}
 	}
-	if uc.keys != nil && len(*added) > 0 {
-		*items, err = s.sortItems(*added, uc.keys, false)
+	if uc.keys != nil && len(c.added) > 0 {
+		c.items, err = s.sortItems(c.added, uc.keys, false)
 	}
-	return err
+	return c, err
 }
 
 // fixCriteria fixes the message sets of a program kept by an update
