@@ -33,6 +33,7 @@ func (c *conn) capabilities() string {
 	caps = append(caps, "NAMESPACE", "UIDPLUS", "MOVE", "UNSELECT", "SPECIAL-USE", "ESEARCH", "SEARCHRES",
 		"LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "BINARY", "CHILDREN", "UNAUTHENTICATE")
 	caps = append(caps, "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "WITHIN")
+	caps = append(caps, "CONTEXT=SEARCH", "CONTEXT=SORT")
 	caps = append(caps, "CONDSTORE", "QRESYNC")
 	caps = append(caps, quotaCaps...)
 	caps = append(caps, objectIDCaps...)

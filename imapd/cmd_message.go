@@ -276,41 +276,19 @@ func copyArgs(c *conn, a *wire.Args, uid bool) (imap.NumSet, string, status, boo
 // cmdSearch answers SEARCH and UID SEARCH (RFC 9051 §6.4.4) with
 // SEARCH for IMAP4rev1 clients and ESEARCH (RFC 4731) when asked for
 // with RETURN or after ENABLE IMAP4rev2, saving with RETURN (SAVE) (RFC
-// 5182).
+// 5182), with PARTIAL results and kept updated with UPDATE (RFC 5267 §4,
+// CONTEXT=SEARCH).
 func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	if !a.SP() {
 		return badArgs(a)
 	}
-	o := &imap.SearchOptions{}
-	esearch := c.rev2
-	if a.AcceptWord("RETURN") {
-		esearch = true
-		if !a.SP() || !a.List(true, func() bool {
-			opt, ok := a.Atom()
-			switch strings.ToUpper(opt) {
-			case "MIN":
-				o.ReturnMin = true
-			case "MAX":
-				o.ReturnMax = true
-			case "ALL":
-				o.ReturnAll = true
-			case "COUNT":
-				o.ReturnCount = true
-			case "SAVE":
-				o.ReturnSave = true
-			default:
-				return false
-			}
-			return ok
-		}) || !a.SP() {
-			return badArgs(a)
-		}
-		if !o.ReturnMin && !o.ReturnMax && !o.ReturnCount && !o.ReturnSave {
-			o.ReturnAll = true
-		}
-	} else {
-		o.ReturnAll = true
+	ret, st, ok := parseReturn(a)
+	if !ok {
+		return st
 	}
+	esearch := c.rev2 || ret.given
+	o := &imap.SearchOptions{ReturnMin: ret.min, ReturnMax: ret.max, ReturnAll: ret.all,
+		ReturnCount: ret.count, ReturnSave: ret.save}
 	if a.AcceptWord("CHARSET") {
 		if !a.SP() {
 			return badArgs(a)
@@ -326,6 +304,9 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	keys, ok := a.SearchKeys()
 	if !ok || a.End() != nil {
 		return badArgs(a)
+	}
+	if st, ok := c.updateTagFree(tag, ret); !ok {
+		return st
 	}
 	criteria, err := searchCriteria(c, keys)
 	if err != nil {
@@ -347,12 +328,15 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 		// RFC 7162 §3.1.5: the highest modseq of the messages found,
 		// or of those returned when ESEARCH returns only MIN and MAX.
 		found := c.sess.searchResultUIDs(d)
-		if esearch && (o.ReturnMin || o.ReturnMax) && !o.ReturnAll && !o.ReturnCount {
+		if esearch && (o.ReturnMin || o.ReturnMax) && !o.ReturnAll && !o.ReturnCount && ret.partial == nil {
 			found = c.sess.minMaxUIDs(d, o, uid)
 		}
 		if d.ModSeq, err = c.sess.searchModSeq(found); err != nil {
 			return answer("SEARCH", err)
 		}
+	}
+	if ret.update {
+		c.startContext(&updateContext{tag: tag, uid: uid, criteria: criteria, uids: c.sess.searchResultUIDs(d)})
 	}
 	w := c.w
 	if !esearch {
@@ -368,7 +352,7 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 		w.CRLF()
 		return okWith("", "SEARCH completed")
 	}
-	if o.ReturnSave && !o.ReturnMin && !o.ReturnMax && !o.ReturnAll && !o.ReturnCount {
+	if !ret.esearchBody() {
 		return okWith("", "SEARCH completed") // RFC 5182 §2.1: SAVE alone answers no ESEARCH
 	}
 	w.Raw(`* ESEARCH (TAG `).String(tag).Raw(")")
@@ -386,6 +370,10 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 			w.Raw(" ALL ").Raw(d.All.String())
 		}
 	}
+	if ret.partial != nil {
+		nums, _ := numsOf(d.All)
+		writePartial(w, ret.partial, nums) // in mailbox order (§4.4)
+	}
 	if o.ReturnCount {
 		w.Raw(" COUNT ").Number(uint64(d.Count))
 	}
@@ -394,6 +382,15 @@ func cmdSearch(c *conn, tag string, a *wire.Args, uid bool) status {
 	}
 	w.CRLF()
 	return okWith("", "SEARCH completed")
+}
+
+// updateTagFree refuses UPDATE under the tag of a search still kept
+// updated: RFC 5267 §4.3 answers it BAD (its updates would be ambiguous).
+func (c *conn) updateTagFree(tag string, ret searchReturn) (status, bool) {
+	if ret.update && c.sess.sel.contextTag(tag) >= 0 {
+		return status{"BAD", "", "Tag " + tag + " already names a search kept updated (RFC 5267 §4.3)"}, false
+	}
+	return status{}, true
 }
 
 func numsOf(set imap.NumSet) ([]uint32, bool) {

@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -9,37 +10,15 @@ import (
 )
 
 // cmdSort answers SORT and UID SORT (RFC 5256 §3, RFC 5957), with the
-// ESORT result options (RFC 5267 §3) and RFC 5182's SAVE.
+// ESORT result options (RFC 5267 §3), RFC 5182's SAVE, and PARTIAL and
+// UPDATE over the sort order (RFC 5267 §4, CONTEXT=SORT).
 func cmdSort(c *conn, tag string, a *wire.Args, uid bool) status {
 	if !a.SP() {
 		return badArgs(a)
 	}
-	var min, max, all, count, save, ret bool
-	if a.AcceptWord("RETURN") {
-		ret = true
-		if !a.SP() || !a.List(true, func() bool {
-			opt, ok := a.Atom()
-			switch strings.ToUpper(opt) {
-			case "MIN":
-				min = true
-			case "MAX":
-				max = true
-			case "ALL":
-				all = true
-			case "COUNT":
-				count = true
-			case "SAVE":
-				save = true
-			default:
-				return false
-			}
-			return ok
-		}) || !a.SP() {
-			return badArgs(a)
-		}
-		if !min && !max && !count && !save {
-			all = true // RETURN () is RETURN (ALL), RFC 4731 §3.1
-		}
+	ret, st, ok := parseReturn(a)
+	if !ok {
+		return st
 	}
 	keys, ok := sortCriteria(a)
 	if !ok || !a.SP() {
@@ -49,9 +28,15 @@ func cmdSort(c *conn, tag string, a *wire.Args, uid bool) status {
 	if !ok {
 		return st
 	}
-	items, err := c.sess.Sort(keys, criteria, save)
+	if st, ok := c.updateTagFree(tag, ret); !ok {
+		return st
+	}
+	items, err := c.sess.Sort(keys, criteria, ret.save)
 	if err != nil {
 		return answer("SORT", err)
+	}
+	if ret.update {
+		c.startContext(&updateContext{tag: tag, uid: uid, criteria: criteria, keys: keys, items: slices.Clone(items)})
 	}
 	nums := make([]uint32, len(items))
 	for i, it := range items {
@@ -61,7 +46,7 @@ func cmdSort(c *conn, tag string, a *wire.Args, uid bool) status {
 		}
 	}
 	w := c.w
-	if !ret {
+	if !ret.given {
 		w.Raw("* SORT")
 		for _, n := range nums {
 			w.SP().Number(uint64(n))
@@ -69,7 +54,7 @@ func cmdSort(c *conn, tag string, a *wire.Args, uid bool) status {
 		w.CRLF()
 		return okWith("", "SORT completed")
 	}
-	if save && !min && !max && !all && !count {
+	if !ret.esearchBody() {
 		return okWith("", "SORT completed") // RFC 5182 §2.1: SAVE alone answers no ESEARCH
 	}
 	w.Raw(`* ESEARCH (TAG `).String(tag).Raw(")")
@@ -79,17 +64,20 @@ func cmdSort(c *conn, tag string, a *wire.Args, uid bool) status {
 	if len(nums) > 0 {
 		// RFC 5267 §3: MIN and MAX are the first and last in sort order,
 		// ALL lists every match in sort order.
-		if min {
+		if ret.min {
 			w.Raw(" MIN ").Number(uint64(nums[0]))
 		}
-		if max {
+		if ret.max {
 			w.Raw(" MAX ").Number(uint64(nums[len(nums)-1]))
 		}
-		if all {
+		if ret.all {
 			w.Raw(" ALL ").Raw(orderedSet(nums))
 		}
 	}
-	if count {
+	if ret.partial != nil {
+		writePartial(w, ret.partial, nums) // in sort order (§4.4)
+	}
+	if ret.count {
 		w.Raw(" COUNT ").Number(uint64(len(nums)))
 	}
 	w.CRLF()

@@ -69,6 +69,7 @@ func init() {
 		"SETQUOTA":       {loggedIn, cmdSetQuota, false},
 		"COMPRESS":       {loggedIn, cmdCompress, false},
 		"NOTIFY":         {loggedIn, cmdNotify, false},
+		"CANCELUPDATE":   {inMailbox, cmdCancelUpdate, false},
 	}
 }
 

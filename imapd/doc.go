@@ -2,8 +2,9 @@
 // over the store. It serves IMAP4rev1 (RFC 3501) and
 // IMAP4rev2 (RFC 9051) clients with IDLE (RFC 2177), UIDPLUS (RFC 4315),
 // MOVE (RFC 6851), SPECIAL-USE (RFC 6154), NAMESPACE (RFC 2342), ENABLE
-// (RFC 5161), ESEARCH, LIST-STATUS, STATUS=SIZE, APPENDLIMIT and LITERAL+
-// (RFC 7888).
+// (RFC 5161), ESEARCH, LIST-STATUS, STATUS=SIZE, APPENDLIMIT, LITERAL+
+// (RFC 7888), and CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267: searches
+// kept updated, contexts.go).
 //
 // Each session keeps its own view of the selected mailbox (view.go: the
 // UIDs the client knows, in sequence order, and what it must still be

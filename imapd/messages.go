@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -235,10 +236,31 @@ func (s *session) Move(w *MoveWriter, numSet imap.NumSet, dest string) error {
 	// RFC 6851 §3.3: the EXPUNGEs of the moved messages (and of any
 	// other expunged message the client knows) before the tagged OK.
 	s.sel.expunged(res.Source)
-	if s.sel.qresync {
-		return w.WriteVanished(s.sel.takeVanished())
+	return s.writeGone(w)
+}
+
+// goneWriter writes the EXPUNGE or VANISHED responses of a command
+// (EXPUNGE, CLOSE, MOVE) and what precedes them.
+type goneWriter interface {
+	lineWriter
+	WriteExpunge(seq uint32) error
+	WriteVanished(uids []uint32) error
+}
+
+// writeGone tells the client of every expunged message it knows: the
+// REMOVEFROM of the update contexts that held them (RFC 5267 §4.3.4),
+// then VANISHED for a QRESYNC client, else EXPUNGE, highest number first
+// so the others keep theirs.
+func (s *session) writeGone(w goneWriter) error {
+	seqs, uids := s.sel.takeGone()
+	if err := s.contextsExpunged(w, seqs, uids); err != nil {
+		return err
 	}
-	for _, seq := range s.sel.takeExpunges() {
+	if s.sel.qresync {
+		slices.Sort(uids)
+		return w.WriteVanished(uids)
+	}
+	for _, seq := range seqs {
 		if err := w.WriteExpunge(seq); err != nil {
 			return err
 		}
@@ -275,13 +297,5 @@ func (s *session) Expunge(w *ExpungeWriter, uidSet *imap.UIDSet) error {
 	// These and any other expunged messages the client knows go now,
 	// highest number first.
 	v.expunged(removed)
-	if v.qresync {
-		return w.WriteVanished(v.takeVanished())
-	}
-	for _, seq := range v.takeExpunges() {
-		if err := w.WriteExpunge(seq); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.writeGone(w)
 }

@@ -1,8 +1,6 @@
 package imapd
 
 import (
-	"slices"
-
 	"github.com/emersion/go-imap/v2"
 
 	"abox/imapd/wire"
@@ -212,22 +210,4 @@ func (u *UpdateWriter) WriteVanished(uids []uint32) error {
 		return nil
 	}
 	return u.write(func(w *wire.Writer) { w.Raw("* VANISHED ").Raw(uidSetOf(uids).String()).CRLF() })
-}
-
-// takeVanished is takeExpunges for a QRESYNC client: the gone messages
-// leave the numbering and their UIDs (ascending) are returned.
-func (v *view) takeVanished() []uint32 {
-	if len(v.gone) == 0 {
-		return nil
-	}
-	var uids []uint32
-	for uid := range v.gone {
-		if v.seqOf(uid) != 0 {
-			uids = append(uids, uid)
-		}
-	}
-	slices.Sort(uids)
-	v.uids = slices.DeleteFunc(v.uids, func(uid uint32) bool { return v.isGone(uid) })
-	clear(v.gone)
-	return uids
 }

@@ -68,6 +68,15 @@ type ExpungeWriter struct {
 	silent bool // CLOSE: no responses
 }
 
+// write writes a whole response unless silent.
+func (e *ExpungeWriter) write(fn func(w *wire.Writer)) error {
+	if e.silent {
+		return nil
+	}
+	fn(e.w)
+	return e.w.Err()
+}
+
 // WriteExpunge writes "* n EXPUNGE" unless silent.
 func (e *ExpungeWriter) WriteExpunge(seq uint32) error {
 	if e.silent {
@@ -80,6 +89,12 @@ func (e *ExpungeWriter) WriteExpunge(seq uint32) error {
 // its EXPUNGEs.
 type MoveWriter struct {
 	w *wire.Writer
+}
+
+// write writes a whole response.
+func (m *MoveWriter) write(fn func(w *wire.Writer)) error {
+	fn(m.w)
+	return m.w.Err()
 }
 
 // WriteCopyData writes "* OK [COPYUID ...]".

@@ -62,14 +62,22 @@ func (s *session) Search(kind numKind, criteria *imap.SearchCriteria, options *i
 // mailbox's messages that match criteria, in sequence order (SEARCH,
 // SORT, THREAD).
 func (s *session) searchMatches(criteria *imap.SearchCriteria) (matched, matchedSeqs []uint32, err error) {
-	v := s.sel
+	matched, matchedSeqs, _, err = s.matchUIDs(criteria, s.sel.uids, false)
+	return matched, matchedSeqs, err
+}
+
+// matchUIDs returns those of uids (messages of the view, ascending) that
+// match criteria, with their sequence numbers; with withFound it also
+// returns the UIDs it could read (a message expunged meanwhile is
+// neither matched nor found: update contexts leave it alone).
+func (s *session) matchUIDs(criteria *imap.SearchCriteria, uids []uint32, withFound bool) (matched, matchedSeqs, found []uint32, err error) {
 	// Chunks are matched by as many workers as there are CPUs, each
 	// with its own read transactions and set cache; results are merged
 	// in sequence order.
-	nChunks := (len(v.uids) + fetchChunk - 1) / fetchChunk
+	nChunks := (len(uids) + fetchChunk - 1) / fetchChunk
 	type result struct {
-		uids, seqs []uint32
-		err        error
+		uids, seqs, found []uint32
+		err               error
 	}
 	results := make([]result, nChunks)
 	content := needsContent(criteria)
@@ -82,7 +90,13 @@ func (s *session) searchMatches(criteria *imap.SearchCriteria) (matched, matched
 			defer wg.Done()
 			cache := &setCache{seq: map[*imap.SeqSet]map[uint32]bool{}, uid: map[*imap.UIDSet]map[uint32]bool{}}
 			for ci := range work {
-				results[ci].uids, results[ci].seqs, results[ci].err = s.searchChunk(ci, criteria, content, bodies, cache)
+				r := &results[ci]
+				var f *[]uint32
+				if withFound {
+					f = &r.found
+				}
+				chunk := uids[ci*fetchChunk : min((ci+1)*fetchChunk, len(uids))]
+				r.uids, r.seqs, r.err = s.searchChunk(chunk, criteria, content, bodies, cache, f)
 			}
 		}()
 	}
@@ -93,22 +107,27 @@ func (s *session) searchMatches(criteria *imap.SearchCriteria) (matched, matched
 	wg.Wait()
 	for _, r := range results {
 		if r.err != nil {
-			return nil, nil, noFor(r.err, s.log)
+			return nil, nil, nil, noFor(r.err, s.log)
 		}
 		matched = append(matched, r.uids...)
 		matchedSeqs = append(matchedSeqs, r.seqs...)
+		found = append(found, r.found...)
 	}
-	return matched, matchedSeqs, nil
+	return matched, matchedSeqs, found, nil
 }
 
-// searchChunk matches chunk ci of the view.
-func (s *session) searchChunk(ci int, criteria *imap.SearchCriteria, content, bodies bool, cache *setCache) (uids, seqs []uint32, err error) {
+// searchChunk matches one chunk of messages of the view; found, when
+// not nil, gets the UIDs read.
+func (s *session) searchChunk(chunk []uint32, criteria *imap.SearchCriteria, content, bodies bool, cache *setCache, found *[]uint32) (uids, seqs []uint32, err error) {
 	v := s.sel
-	start := ci * fetchChunk
-	end := min(start+fetchChunk, len(v.uids))
-	msgs, err := s.srv.cfg.Store.MessagesByUID(s.acct.ID, v.mbox.ID, v.uids[start:end])
+	msgs, err := s.srv.cfg.Store.MessagesByUID(s.acct.ID, v.mbox.ID, chunk)
 	if err != nil {
 		return nil, nil, err
+	}
+	if found != nil {
+		for i := range msgs {
+			*found = append(*found, msgs[i].UID)
+		}
 	}
 	try := func(i int, body, structure []byte) error {
 		m := &msgs[i]

@@ -18,7 +18,10 @@ type selected struct {
 	readOnly bool
 	sub      *store.Subscription
 	saved    []uint32 // SEARCH RETURN (SAVE) result, as UIDs (RFC 5182)
-	deleted  bool     // the mailbox was deleted by another session
+	// contexts are the searches kept updated (RETURN (UPDATE), RFC 5267
+	// §4.3; contexts.go), in the order they were made.
+	contexts []*updateContext
+	deleted  bool // the mailbox was deleted by another session
 	// changed holds what SELECT (QRESYNC ...) read changed since the
 	// client's modseq, until qresyncSelect tells it.
 	changed []store.Message
@@ -115,8 +118,27 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 	}
 	s.claimNew()
 	added := uint32(len(s.sel.added))
-	for _, u := range s.sel.updates(allowExpunge) {
+	ups := s.sel.updates(allowExpunge)
+	// RFC 5267 §4.3.4: the REMOVEFROM of expunged messages before their
+	// EXPUNGEs, by the numbers they have until then.
+	var goneSeqs, goneUIDs []uint32
+	for _, u := range ups {
+		switch u.kind {
+		case updateExpunge:
+			goneSeqs, goneUIDs = append(goneSeqs, u.seq), append(goneUIDs, u.uid)
+		case updateVanished:
+			goneSeqs, goneUIDs = append(goneSeqs, u.seqs...), append(goneUIDs, u.uids...)
+		}
+	}
+	for _, u := range ups {
 		var err error
+		if goneUIDs != nil && (u.kind == updateExpunge || u.kind == updateVanished) {
+			err = s.contextsExpunged(w, goneSeqs, goneUIDs)
+			goneUIDs = nil
+			if err != nil {
+				return err
+			}
+		}
 		switch u.kind {
 		case updateFlags:
 			if s.condstore {
@@ -142,7 +164,9 @@ func (s *session) flush(w *UpdateWriter, allowExpunge bool) error {
 			return err
 		}
 	}
-	return nil
+	// ADDTO and REMOVEFROM of changed and new messages once the
+	// numbering is final (RFC 5267 §4.3.3: after the EXISTS).
+	return s.refreshContexts(w)
 }
 
 // Idle sends changes as they are committed (RFC 2177) until the client

@@ -241,8 +241,11 @@ func displayName(name, addr string) string {
 	return collationKey(name)
 }
 
-// compareBy orders two items by the keys, then by sequence number (RFC
-// 5256 §3: ties in mailbox order, whatever REVERSE says).
+// compareBy orders two items by the keys, then in mailbox order (RFC
+// 5256 §3: ties by sequence number, whatever REVERSE says). Mailbox
+// order is compared by UID, which orders as the sequence numbers do and,
+// unlike them, stays valid while an update context (contexts.go) keeps
+// the items across EXPUNGE and EXISTS.
 func compareBy(keys []sortKey) func(a, b sortItem) int {
 	return func(a, b sortItem) int {
 		for _, k := range keys {
@@ -274,7 +277,7 @@ func compareBy(keys []sortKey) func(a, b sortItem) int {
 				return c
 			}
 		}
-		return cmp.Compare(a.seq, b.seq)
+		return cmp.Compare(a.uid, b.uid)
 	}
 }
 

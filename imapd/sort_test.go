@@ -122,7 +122,7 @@ func TestSortAndThreadRaw(t *testing.T) {
 	c.no("BADCHARSET", "SORT (DATE) KOI8-R ALL")
 	c.no("BADCHARSET", "THREAD REFERENCES KOI8-R ALL")
 	for _, bad := range []string{"SORT (FOO) UTF-8 ALL", "SORT () UTF-8 ALL", "SORT (DATE) UTF-8", "SORT DATE UTF-8 ALL",
-		"THREAD JWZ UTF-8 ALL", "THREAD REFERENCES UTF-8", "SEARCH OLDER 0", "SEARCH YOUNGER x", "SORT RETURN (PARTIAL 1:10) (DATE) UTF-8 ALL"} {
+		"THREAD JWZ UTF-8 ALL", "THREAD REFERENCES UTF-8", "SEARCH OLDER 0", "SEARCH YOUNGER x", "SORT RETURN (PARTIAL 1:*) (DATE) UTF-8 ALL"} {
 		if r := c.do("%s", bad); r.status != "BAD" {
 			t.Errorf("%s: got\n%s\nwant BAD", bad, r)
 		}

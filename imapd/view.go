@@ -50,6 +50,12 @@ type view struct {
 	qresync bool
 	// kw is the FLAGS list the client was told (keywords.go).
 	kw keywordList
+	// track says the session keeps update contexts (contexts.go): the
+	// view then notes in touched every message whose flags changed or
+	// that the client was just told of, for the contexts to look at
+	// again. Without contexts nothing is noted.
+	track   bool
+	touched map[uint32]struct{}
 }
 
 type flagChange struct {
@@ -118,6 +124,7 @@ func (v *view) apply(c store.Change) {
 			return // unknown yet (the client fetches them) or going
 		}
 		v.kw.learn(c.Flags)
+		v.touch(c.UID) // even the session's own change: a context may change
 		old, queued := v.flags[c.UID]
 		if e, ok := v.echo[c.UID]; ok && e == c.ModSeq {
 			delete(v.echo, c.UID)
@@ -132,6 +139,36 @@ func (v *view) apply(c store.Change) {
 			v.flags[c.UID] = flagChange{c.Flags, c.ModSeq}
 		}
 	}
+}
+
+// touch notes that uid's flags changed, or that the client was just told
+// of it, while contexts want to know (track).
+func (v *view) touch(uid uint32) {
+	if !v.track {
+		return
+	}
+	if v.touched == nil {
+		v.touched = map[uint32]struct{}{}
+	}
+	v.touched[uid] = struct{}{}
+}
+
+// takeTouched returns the touched messages the client knows and that
+// are not going (an expunged one leaves its contexts with its EXPUNGE),
+// ascending, and forgets them all.
+func (v *view) takeTouched() []uint32 {
+	if len(v.touched) == 0 {
+		return nil
+	}
+	out := make([]uint32, 0, len(v.touched))
+	for uid := range v.touched {
+		if v.seqOf(uid) != 0 && !v.isGone(uid) {
+			out = append(out, uid)
+		}
+	}
+	clear(v.touched)
+	slices.Sort(out)
+	return out
 }
 
 // remove notes that uid is no longer in the store.
@@ -223,6 +260,7 @@ func (v *view) resync(msgs []stored) (invisible int) {
 					v.flags = map[uint32]flagChange{}
 				}
 				v.flags[m.uid] = flagChange{m.flags, m.modseq}
+				v.touch(m.uid)
 			}
 		default:
 			if _, ok := slices.BinarySearch(v.added, m.uid); !ok {
@@ -238,11 +276,12 @@ func (v *view) resync(msgs []stored) (invisible int) {
 type update struct {
 	kind   updateKind
 	seq    uint32   // FETCH FLAGS, EXPUNGE
-	uid    uint32   // FETCH FLAGS
+	uid    uint32   // FETCH FLAGS, EXPUNGE
 	flags  []string // FETCH FLAGS
 	modseq uint64   // FETCH FLAGS: the change's MODSEQ (CONDSTORE)
 	n      uint32   // EXISTS
 	uids   []uint32 // VANISHED
+	seqs   []uint32 // VANISHED: the numbers uids had until then
 }
 
 type updateKind uint8
@@ -281,15 +320,22 @@ func (v *view) updates(allowExpunge bool) []update {
 		clear(v.flags)
 	}
 	if allowExpunge && v.qresync {
-		if uids := v.takeVanished(); len(uids) > 0 {
-			out = append(out, update{kind: updateVanished, uids: uids})
+		if seqs, uids := v.takeGone(); len(uids) > 0 {
+			// Highest first from takeGone: ascending for VANISHED.
+			slices.Reverse(seqs)
+			slices.Reverse(uids)
+			out = append(out, update{kind: updateVanished, uids: uids, seqs: seqs})
 		}
 	} else if allowExpunge {
-		for _, seq := range v.takeExpunges() {
-			out = append(out, update{kind: updateExpunge, seq: seq})
+		seqs, uids := v.takeGone()
+		for i, seq := range seqs {
+			out = append(out, update{kind: updateExpunge, seq: seq, uid: uids[i]})
 		}
 	}
 	if len(v.added) > 0 {
+		for _, uid := range v.added {
+			v.touch(uid)
+		}
 		v.uids = append(v.uids, v.added...)
 		v.added = nil
 		out = append(out, update{kind: updateExists, n: uint32(len(v.uids))})
@@ -297,23 +343,27 @@ func (v *view) updates(allowExpunge bool) []update {
 	return out
 }
 
-// takeExpunges removes the gone messages from the numbering and returns
-// their sequence numbers, highest first: the EXPUNGE responses to send,
-// in that order.
-func (v *view) takeExpunges() []uint32 {
+// takeGone removes the gone messages from the numbering and returns
+// their sequence numbers, highest first, and their UIDs, in the same
+// order.
+func (v *view) takeGone() (seqs, uids []uint32) {
 	if len(v.gone) == 0 {
-		return nil
+		return nil, nil
 	}
-	seqs := make([]uint32, 0, len(v.gone))
+	seqs = make([]uint32, 0, len(v.gone))
 	for uid := range v.gone {
 		if seq := v.seqOf(uid); seq != 0 {
 			seqs = append(seqs, seq)
 		}
 	}
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] > seqs[j] })
+	uids = make([]uint32, len(seqs))
+	for i, seq := range seqs {
+		uids[i] = v.uids[seq-1]
+	}
 	v.uids = slices.DeleteFunc(v.uids, func(uid uint32) bool { return v.isGone(uid) })
 	clear(v.gone)
-	return seqs
+	return seqs, uids
 }
 
 // resolve turns a sequence or UID set into the view's UIDs (ascending)

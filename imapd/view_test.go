@@ -252,10 +252,12 @@ func viewScenario(t *testing.T, seed uint64) {
 				}
 			}
 			v.expunged(removed)
+			seqs, uids := v.takeGone() // as session.writeGone
 			if v.qresync {
-				c.receive(update{kind: updateVanished, uids: v.takeVanished()}, v, m, true, step)
+				slices.Sort(uids)
+				c.receive(update{kind: updateVanished, uids: uids}, v, m, true, step)
 			} else {
-				for _, seq := range v.takeExpunges() {
+				for _, seq := range seqs {
 					c.receive(update{kind: updateExpunge, seq: seq}, v, m, true, step)
 				}
 			}
