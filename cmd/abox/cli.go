@@ -69,7 +69,7 @@ func newRoot() *cobra.Command {
 	pf.BoolVar(&a.json, "json", false, "print JSON")
 	root.AddCommand(
 		a.serveCmd(), a.domainCmd(), a.userCmd(), a.classCmd(), a.senderCmd(), a.tokenCmd(),
-		a.auditCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.noticeCmd(), a.broadcastCmd(), a.policyCmd(), a.mailioCmd("import"), a.mailioCmd("export"),
+		a.auditCmd(), a.contentCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.noticeCmd(), a.broadcastCmd(), a.policyCmd(), a.mailioCmd("import"), a.mailioCmd("export"),
 	)
 	return root
 }
