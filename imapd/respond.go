@@ -276,16 +276,6 @@ func (r *FetchResponseWriter) WriteEnvelope(e *imap.Envelope) {
 	r.sep().Raw("ENVELOPE ").DecodedEnvelope(e)
 }
 
-// WriteBodyStructure writes BODY and/or BODYSTRUCTURE, as asked.
-func (r *FetchResponseWriter) WriteBodyStructure(bs imap.BodyStructure) {
-	if r.f.body {
-		r.sep().Raw("BODY ").BodyStructure(bs, false)
-	}
-	if r.f.bodyStr {
-		r.sep().Raw("BODYSTRUCTURE ").BodyStructure(bs, true)
-	}
-}
-
 // WriteBodySection starts a body section's literal of size bytes; the
 // caller writes exactly size bytes to the returned writer.
 func (r *FetchResponseWriter) WriteBodySection(sec *imap.FetchItemBodySection, size int64) io.WriteCloser {
