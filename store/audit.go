@@ -31,6 +31,11 @@ type AuditEntry struct {
 	// actions: the OS user of the abox command (user name and uid), or
 	// a named API token; empty for policy and system actions.
 	Staff string `json:"staff,omitempty"`
+	// AccountID is the stable id of the account the entry is about (0
+	// when none, or for entries written before ids were recorded): a
+	// login registered again after a purge is another account, and its
+	// entries are never mixed with its previous holder's.
+	AccountID uint64 `json:"account_id,omitempty"`
 }
 
 // Audit says who does an action and why; the store fills in the time and
@@ -47,6 +52,11 @@ func (t *txn) appendAudit(e AuditEntry) error {
 		e.At = t.now
 	}
 	e.At = e.At.UTC().Truncate(time.Millisecond)
+	if e.AccountID == 0 && e.Account != "" {
+		if id, err := lookupAddr(t.tx, e.Account); err == nil {
+			e.AccountID = id
+		}
+	}
 	b := t.tx.Bucket(bAudit)
 	seq, err := b.NextSequence()
 	if err != nil {
@@ -77,6 +87,10 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) error {
 // AuditFilter selects audit entries.
 type AuditFilter struct {
 	Account string    // exact address, or "" for all
+	// AccountID, when set, leaves out entries about another account
+	// (one that held the address before, or holds it now); entries
+	// written before ids were recorded are kept.
+	AccountID uint64
 	Since   time.Time // zero for all
 	After   uint64    // resume after this sequence number
 	Limit   int       // 0 means 1000
@@ -99,6 +113,9 @@ func (s *Store) ListAudit(f AuditFilter) ([]AuditEntry, error) {
 			e.Seq = seq
 			if !f.Since.IsZero() && e.At.Before(f.Since) {
 				return true, nil
+			}
+			if f.AccountID != 0 && e.AccountID != 0 && e.AccountID != f.AccountID {
+				return true, nil // the address's other holder
 			}
 			out = append(out, e)
 			return len(out) < f.Limit, nil

@@ -227,3 +227,54 @@ func keys(m map[string][]byte) []string {
 	}
 	return out
 }
+
+// TestAuditByStableID: a login registered again after a purge is another
+// account: `audit --account` shows the new holder's entries only, the
+// previous holder's with --account-id, and --staff shows the ids.
+func TestAuditByStableID(t *testing.T) {
+	t.Parallel()
+	a := newAbox(t)
+	fastHashing(t, a.Dir)
+	a.OK("domain", "add", testDomain)
+	alice := "alice@" + testDomain
+	a.addUser("alice")
+	first := a.accountID(alice)
+	a.OK("user", "block", alice, "--reason", "first holder's block")
+	a.OK("user", "unblock", alice)
+	a.OK("user", "delete", alice)
+	a.OK("policy", "run", "--at", time.Now().Add(40*24*time.Hour).UTC().Format(time.RFC3339))
+	a.addUser("alice")
+	second := a.accountID(alice)
+	if first == second {
+		t.Fatalf("the new holder has the old id %d", first)
+	}
+	var now []struct {
+		Action    string `json:"action"`
+		Reason    string `json:"reason"`
+		AccountID uint64 `json:"account_id"`
+	}
+	a.JSON(&now, "audit", "--account", alice, "--staff")
+	if len(now) == 0 {
+		t.Fatal("no entries for the new holder")
+	}
+	for _, e := range now {
+		if e.AccountID != second || strings.Contains(e.Reason, "first holder") {
+			t.Errorf("the new holder's trail shows %+v", e)
+		}
+	}
+	var before []struct {
+		Action    string `json:"action"`
+		AccountID uint64 `json:"account_id"`
+	}
+	a.JSON(&before, "audit", "--account", alice, "--account-id", fmt.Sprint(first), "--staff")
+	var acts []string
+	for _, e := range before {
+		if e.AccountID != first {
+			t.Errorf("--account-id %d shows %+v", first, e)
+		}
+		acts = append(acts, e.Action)
+	}
+	if got := strings.Join(acts, " "); !strings.Contains(got, "user.block") || !strings.Contains(got, "user.purge") {
+		t.Errorf("the first holder's trail: %s", got)
+	}
+}

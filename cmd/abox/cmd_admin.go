@@ -202,11 +202,12 @@ func (a *app) senderCmd() *cobra.Command {
 
 func (a *app) auditCmd() *cobra.Command {
 	var account, since string
+	var accountID uint64
 	var withStaff bool
 	c := &cobra.Command{
 		Use: "audit [--account ADDRESS] [--since TIME] [--staff]", Short: "every policy and operator action", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			args := auditArgs{Account: account}
+			args := auditArgs{Account: account, AccountID: accountID}
 			if since != "" {
 				t, err := parseTime(since, time.Now())
 				if err != nil {
@@ -246,6 +247,7 @@ func (a *app) auditCmd() *cobra.Command {
 					v := auditView{At: e.At, Actor: e.Actor, Action: e.Action, Account: e.Account, Reason: e.Reason}
 					if withStaff {
 						v.Staff = &all[len(out)].Staff
+						v.AccountID = all[len(out)].AccountID
 					}
 					out = append(out, v)
 				}
@@ -255,7 +257,8 @@ func (a *app) auditCmd() *cobra.Command {
 		},
 	}
 	c.Flags().BoolVar(&withStaff, "staff", false, "with --json, add each entry's staff: the OS user (or token) behind an operator action")
-	c.Flags().StringVar(&account, "account", "", "only this account's entries")
+	c.Flags().StringVar(&account, "account", "", "only this account's entries (its current holder's, or with --account-id another's)")
+	c.Flags().Uint64Var(&accountID, "account-id", 0, "with --account, the holder of the address by its stable id (a login registered again after a purge is another account)")
 	c.Flags().StringVar(&since, "since", "", "only entries at or after TIME (RFC 3339, a date, or an age like 7d)")
 	return c
 }
@@ -268,6 +271,9 @@ type auditView struct {
 	Account string    `json:"account"`
 	Reason  string    `json:"reason"`
 	Staff   *string   `json:"staff,omitempty"`
+	// AccountID (with --staff) is the stable id of the account the
+	// entry is about.
+	AccountID uint64 `json:"account_id,omitempty"`
 }
 
 func orDash(s string) string {

@@ -253,10 +253,13 @@ func validSenderName(name string) error {
 // --- audit, check ---
 
 type auditArgs struct {
-	Account string    `json:"account"`
-	Since   time.Time `json:"since"`
-	After   uint64    `json:"after"`
-	Limit   int       `json:"limit"`
+	Account string `json:"account"`
+	// AccountID picks one holder of the address: by default the
+	// current one (or the last, when it is purged).
+	AccountID uint64    `json:"account_id,omitempty"`
+	Since     time.Time `json:"since"`
+	After     uint64    `json:"after"`
+	Limit     int       `json:"limit"`
 }
 
 type auditPage struct {
@@ -272,12 +275,17 @@ func init() {
 				return auditPage{}, err
 			}
 			a.Account = addr
+			if a.AccountID == 0 {
+				if acct, err := e.store.Account(addr); err == nil {
+					a.AccountID = acct.ID
+				}
+			}
 		}
 		limit := a.Limit
 		if limit <= 0 || limit > 1000 {
 			limit = 1000
 		}
-		list, err := e.store.ListAudit(store.AuditFilter{Account: a.Account, Since: a.Since, After: a.After, Limit: limit})
+		list, err := e.store.ListAudit(store.AuditFilter{Account: a.Account, AccountID: a.AccountID, Since: a.Since, After: a.After, Limit: limit})
 		page := auditPage{Entries: list}
 		if page.Entries == nil {
 			page.Entries = []store.AuditEntry{}

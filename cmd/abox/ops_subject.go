@@ -182,7 +182,7 @@ func apiExport(w http.ResponseWriter, r *http.Request, _ *apiCaller, e *env) {
 	}
 	var audit []store.AuditEntry
 	for after := uint64(0); ; {
-		page, err := e.store.ListAudit(store.AuditFilter{Account: addr, After: after, Limit: 1000})
+		page, err := e.store.ListAudit(store.AuditFilter{Account: addr, AccountID: acct.ID, After: after, Limit: 1000})
 		if err != nil {
 			fail(err)
 			return
