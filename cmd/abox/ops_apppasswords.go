@@ -62,6 +62,9 @@ func init() {
 		if err != nil {
 			return nil, refusal(err)
 		}
+		if err := e.auditRead(ctx, "user.app-password.list", addr); err != nil {
+			return nil, err
+		}
 		return appPasswordViews(&acct), nil
 	})
 	register("user.app-password.revoke", func(ctx context.Context, e *env, a appPasswordArgs) ([]appPasswordView, error) {

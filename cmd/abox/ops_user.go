@@ -209,6 +209,14 @@ func init() {
 		if err != nil {
 			return userPage{}, err
 		}
+		// A page of accounts is subscriber data read: one entry per page.
+		why := fmt.Sprintf("%d accounts", len(list))
+		if a.State != "" {
+			why += " " + a.State
+		}
+		if err := e.store.AppendAudit(ctx, store.AuditEntry{Actor: e.audit("").Actor, Action: "user.list", Reason: why, Staff: e.staff}); err != nil {
+			return userPage{}, err
+		}
 		page := userPage{Users: []userView{}}
 		for i := range list {
 			v, err := e.view(&list[i], true)
