@@ -18,9 +18,13 @@ import (
 // 1,000,000), then broadcasts one message to all of them in batches of
 // 1,000 while 4 writers keep delivering single messages, and reports the
 // broadcast's duration, the store growth per recipient, and the live
-// deliveries' p99 latency.
+// deliveries' p99 latency. With ABOX_BROADCAST_OFFICIAL=1 the message is
+// an official letter: every recipient also gets its evidence entries
+// (accepted, stored), tree nodes and index keys, and the bytes the
+// evidence log grew by are reported per recipient.
 //
 //	go test -run '^$' -bench BenchmarkBroadcastMillion -benchtime 1x -timeout 60m ./store/
+//	ABOX_BROADCAST_OFFICIAL=1 go test -run '^$' -bench BenchmarkBroadcastMillion -benchtime 1x -timeout 60m ./store/
 func BenchmarkBroadcastMillion(b *testing.B) {
 	n := 1_000_000
 	if v, err := strconv.Atoi(os.Getenv("ABOX_BROADCAST_N")); err == nil {
@@ -65,8 +69,11 @@ func BenchmarkBroadcastMillion(b *testing.B) {
 			}
 		}()
 	}
+	official := os.Getenv("ABOX_BROADCAST_OFFICIAL") == "1"
+	evBefore, _, _ := s.EvidenceHead()
+	evBytesBefore := s.bucketBytes(bEvidence, bEvidenceTree, bEvidenceMsg, bEvidenceAcct)
 	t0 := time.Now()
-	bc, _, err := s.StartBroadcast(ctx, Broadcast{Source: "bench", Sender: "kazpost"}, body, nil, false)
+	bc, _, err := s.StartBroadcast(ctx, Broadcast{Source: "bench", Sender: "kazpost", Official: official, MessageID: "bench-1@kazpost.kz"}, body, nil, false)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -85,6 +92,11 @@ func BenchmarkBroadcastMillion(b *testing.B) {
 	b.ReportMetric(elapsed.Seconds(), "broadcast-s")
 	b.ReportMetric(float64(bc.Delivered)/elapsed.Seconds(), "recipients/s")
 	b.ReportMetric(float64(grown)/float64(bc.Delivered), "bytes/recipient")
+	if official {
+		evAfter, _, _ := s.EvidenceHead()
+		b.ReportMetric(float64(evAfter-evBefore)/float64(bc.Delivered), "evidence-entries/recipient")
+		b.ReportMetric(float64(s.bucketBytes(bEvidence, bEvidenceTree, bEvidenceMsg, bEvidenceAcct)-evBytesBefore)/float64(bc.Delivered), "evidence-bytes/recipient")
+	}
 	if len(lat) > 0 {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "live-p99-ms")
 		b.ReportMetric(float64(len(lat)), "live-deliveries")
@@ -94,6 +106,19 @@ func BenchmarkBroadcastMillion(b *testing.B) {
 // broadcastBench is the batch size the benchmark uses; policy uses the
 // same (policy.broadcastBatch).
 const broadcastBench = 250
+
+// bucketBytes is what some buckets occupy (their pages).
+func (s *Store) bucketBytes(names ...[]byte) int64 {
+	var pages int
+	s.view(func(tx *bolt.Tx) error {
+		for _, n := range names {
+			st := tx.Bucket(n).Stats()
+			pages += st.BranchPageN + st.BranchOverflowN + st.LeafPageN + st.LeafOverflowN
+		}
+		return nil
+	})
+	return int64(pages) * int64(s.db.Info().PageSize)
+}
 
 // liveBytes is what the data occupies: every page of every bucket, page
 // slack included (free pages excluded).
