@@ -43,6 +43,9 @@ type Consent struct {
 	// ChainNotAfter is the earliest end of validity along the chain,
 	// anchor included: past it the consent has expired.
 	ChainNotAfter time.Time `json:"chain_not_after,omitzero"`
+	// OCSPAt is when the signer's certificate was found good by its OCSP
+	// responder, at recording (zero: OCSP not configured).
+	OCSPAt time.Time `json:"ocsp_at,omitzero"`
 }
 
 // CertRef names one certificate of a consent's chain the way a CRL

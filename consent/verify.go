@@ -32,6 +32,12 @@ type Config struct {
 	CRLRecheck time.Duration
 	// MaxStatementAge refuses statements dated longer ago (0: no limit).
 	MaxStatementAge time.Duration
+	// OCSP asks the signer's certificate's OCSP responder when a
+	// consent is recorded (ocsp.go); OCSPURL replaces the responder the
+	// certificate names; OCSPTimeout bounds the question (0: 10 s).
+	OCSP        bool
+	OCSPURL     string
+	OCSPTimeout time.Duration
 }
 
 // Verifier verifies consent signatures and says whether a recorded
@@ -171,7 +177,7 @@ func (v *Verifier) Verify(raw, content []byte, want Account, at time.Time) (*acc
 	if st.Date.Before(ee.NotBefore) || st.Date.After(ee.NotAfter) {
 		return nil, nil, fmt.Errorf("%w: dated %s, outside the certificate's validity", ErrStatement, st.Date.UTC().Format(time.RFC3339))
 	}
-	c, err := v.certify(ee, p7.Certificates, at)
+	c, issuer, err := v.certify(ee, p7.Certificates, at)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -179,6 +185,12 @@ func (v *Verifier) Verify(raw, content []byte, want Account, at time.Time) (*acc
 	c.CMSSHA256, c.SignedAt, c.RecordedAt = hex.EncodeToString(sum[:]), st.Date.UTC(), at.UTC()
 	if err := v.InForce(c, at); err != nil {
 		return nil, nil, err
+	}
+	if v.cfg.OCSP {
+		if err := v.ocspCheck(ee, issuer, at); err != nil {
+			return nil, nil, err
+		}
+		c.OCSPAt = at.UTC()
 	}
 	return c, der, nil
 }
@@ -252,16 +264,16 @@ func (v *Verifier) checkSignature(p7 *pkcs7.PKCS7, content []byte, at time.Time)
 
 // certify checks the signer's certificate and its chain at time at and
 // describes it as a consent.
-func (v *Verifier) certify(ee *x509.Certificate, bundled []*x509.Certificate, at time.Time) (*accounts.Consent, error) {
+func (v *Verifier) certify(ee *x509.Certificate, bundled []*x509.Certificate, at time.Time) (*accounts.Consent, *x509.Certificate, error) {
 	if ee.IsCA {
-		return nil, fmt.Errorf("%w: it is a CA certificate", ErrCertificate)
+		return nil, nil, fmt.Errorf("%w: it is a CA certificate", ErrCertificate)
 	}
 	if ee.KeyUsage != 0 && ee.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
-		return nil, fmt.Errorf("%w: its key usage allows no signatures", ErrCertificate)
+		return nil, nil, fmt.Errorf("%w: its key usage allows no signatures", ErrCertificate)
 	}
 	iin, err := IINFromSerial(ee.Subject.SerialNumber)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	inters := x509.NewCertPool()
 	for _, c := range v.inters {
@@ -275,9 +287,9 @@ func (v *Verifier) certify(ee *x509.Certificate, bundled []*x509.Certificate, at
 	if err != nil {
 		var inv x509.CertificateInvalidError
 		if errors.As(err, &inv) && inv.Reason == x509.Expired {
-			return nil, fmt.Errorf("%w: %v", ErrExpired, err)
+			return nil, nil, fmt.Errorf("%w: %v", ErrExpired, err)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrChain, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrChain, err)
 	}
 	chain := chains[0]
 	c := &accounts.Consent{
@@ -294,7 +306,7 @@ func (v *Verifier) certify(ee *x509.Certificate, bundled []*x509.Certificate, at
 				IssuerDER: hex.EncodeToString(cert.RawIssuer), Serial: cert.SerialNumber.Text(16)})
 		}
 	}
-	return c, nil
+	return c, chain[1], nil
 }
 
 // InForce says whether a recorded consent may carry an official letter

@@ -75,6 +75,8 @@ type Config struct {
 	ConsentCRLDir     string   `toml:"consent-crl-dir"`             // directory of the CAs' CRLs, kept current by the operator
 	ConsentCRLRecheck string   `toml:"consent-crl-recheck"`         // DURATION between looks at the CRL directory; "0": every check
 	ConsentMaxAge     string   `toml:"consent-max-age"`             // DURATION: older signed statements are refused; "0": no limit
+	ConsentOCSP       bool     `toml:"consent-ocsp"`                // ask the signer's OCSP responder when a consent is recorded
+	ConsentOCSPURL    string   `toml:"consent-ocsp-url"`            // the responder to ask instead of the certificate's own
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`

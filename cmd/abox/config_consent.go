@@ -28,5 +28,6 @@ func (c *Config) validateConsent() error {
 func (c *Config) consentVerifier() (*consent.Verifier, error) {
 	recheck, _ := parseDuration(c.ConsentCRLRecheck)
 	maxAge, _ := parseDuration(c.ConsentMaxAge)
-	return consent.New(consent.Config{Anchors: c.ConsentAnchors, CRLDir: c.ConsentCRLDir, CRLRecheck: recheck, MaxStatementAge: maxAge})
+	return consent.New(consent.Config{Anchors: c.ConsentAnchors, CRLDir: c.ConsentCRLDir, CRLRecheck: recheck, MaxStatementAge: maxAge,
+		OCSP: c.ConsentOCSP, OCSPURL: c.ConsentOCSPURL})
 }
