@@ -86,14 +86,14 @@ func (s *Store) AppendAudit(ctx context.Context, e AuditEntry) error {
 
 // AuditFilter selects audit entries.
 type AuditFilter struct {
-	Account string    // exact address, or "" for all
+	Account string // exact address, or "" for all
 	// AccountID, when set, leaves out entries about another account
 	// (one that held the address before, or holds it now); entries
 	// written before ids were recorded are kept.
 	AccountID uint64
-	Since   time.Time // zero for all
-	After   uint64    // resume after this sequence number
-	Limit   int       // 0 means 1000
+	Since     time.Time // zero for all
+	After     uint64    // resume after this sequence number
+	Limit     int       // 0 means 1000
 }
 
 // ListAudit returns entries in the order they were written, at most
