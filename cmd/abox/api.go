@@ -254,6 +254,14 @@ func (a *api) runRoute(r *http.Request, rt apiRoute, c *apiCaller, e *env, body 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 	defer cancel()
+	if !selfAudited[rt.op] {
+		// Every request is audited: these operations name no subscriber
+		// and write no entry of their own (the CLI's do not either).
+		a := e.audit(rt.method + " " + r.URL.RequestURI())
+		if err := e.store.AppendAudit(ctx, store.AuditEntry{Actor: a.Actor, Action: "api." + rt.op, Reason: a.Reason, Staff: a.Staff}); err != nil {
+			return problemOf(http.StatusServiceUnavailable, "unavailable", "the request could not be audited")
+		}
+	}
 	res, err := runOp(ctx, e, rt.op, args)
 	if err != nil {
 		status, code := problemFor(err)
@@ -271,6 +279,15 @@ func (a *api) runRoute(r *http.Request, rt apiRoute, c *apiCaller, e *env, body 
 		status = http.StatusOK
 	}
 	return status, "application/json", append(raw, '\n')
+}
+
+// selfAudited are the operations that write their own audit entries
+// (changes, and reads of subscriber data); the API audits the others.
+var selfAudited = map[string]bool{
+	"user.add": true, "user.show": true, "user.list": true, "user.set": true, "user.passwd": true,
+	"user.block": true, "user.unblock": true, "user.delete": true, "user.restore": true,
+	"user.consent": true, "user.consent.export": true, "user.logins": true, "user.letters": true,
+	"user.app-password.add": true, "user.app-password.list": true, "user.app-password.revoke": true,
 }
 
 // apiProblem is an argument error with its own status and code.

@@ -258,6 +258,22 @@ func TestAPI(t *testing.T) {
 	if r := c.do("GET", "/v1/audit", portal, nil); r.status != 403 {
 		t.Fatalf("portal reading the audit log: %d %s", r.status, r.body)
 	}
+	// Requests whose operation writes no entry of its own (the class
+	// list, the audit log) are audited by the API.
+	var all struct {
+		Entries []struct{ Actor, Action, Reason string } `json:"entries"`
+	}
+	c.want(c.do("GET", "/v1/classes", auditor, nil), 200, nil)
+	c.want(c.do("GET", "/v1/audit?limit=1000", auditor, nil), 200, &all)
+	seenAPI := map[string]bool{}
+	for _, e := range all.Entries {
+		if strings.HasPrefix(e.Action, "api.") && e.Actor == "token:audit-office" {
+			seenAPI[e.Action] = true
+		}
+	}
+	if !seenAPI["api.class.list"] || !seenAPI["api.audit"] {
+		t.Errorf("API reads not audited: %v", seenAPI)
+	}
 
 	// A revoked token stops at once.
 	a.OK("token", "revoke", "audit-office")
