@@ -323,8 +323,14 @@ func TestAPIPlainHTTPFromAnotherHost(t *testing.T) {
 		t.Skip("no non-loopback address on this machine")
 	}
 	a := newAbox(t)
-	a.ServeFlags = append(a.ServeFlags, "--listen-http", net.JoinHostPort(ip, "0"))
+	a.ServeFlags = append(a.ServeFlags, "--listen-http", net.JoinHostPort(ip, "0"), "--listen-https", net.JoinHostPort(ip, "0"))
 	a.srv = a.Start()
+	// Over HTTPS from that address the API answers (401 for an unknown
+	// token: it looked at the credential), not 403.
+	c := newAPIClient(t, a)
+	if r := c.do("GET", "/v1/accounts/alice%40example.kz", "abox_whatever", nil); r.status != 401 {
+		t.Errorf("HTTPS from %s: %d %s, want 401", ip, r.status, r.body)
+	}
 	for _, p := range []string{"/v1/accounts/alice%40example.kz", "/v1/notices/x%40y"} {
 		req, _ := http.NewRequest("GET", "http://"+a.srv.Addr("http")+p, nil)
 		req.Header.Set("Authorization", "Bearer abox_whatever")

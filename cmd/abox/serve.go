@@ -224,11 +224,13 @@ func (a *app) serve(ctx context.Context) error {
 			closeAll()
 			return fmt.Errorf("%s listener: %w", l.name, err)
 		}
-		if l.implicitTLS {
-			ln = tls.NewListener(ln, tlsConfig)
-		}
 		if l.name == "http" || l.name == "https" {
 			ln = srv.httpc.listener(ln, cfg.HTTPConnections)
+		}
+		// TLS outermost: net/http sees a *tls.Conn, so requests carry
+		// their TLS state (the API refuses credentials without it).
+		if l.implicitTLS {
+			ln = tls.NewListener(ln, tlsConfig)
 		}
 		all = append(all, bound{l.name, ln, l.svc})
 	}
