@@ -59,18 +59,23 @@ func NewAppPassword(name, scope string, now time.Time) (AppPassword, string, err
 	default:
 		return AppPassword{}, "", fmt.Errorf("app password scope %q: imap, submission or all", scope)
 	}
-	var raw [16]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return AppPassword{}, "", err
-	}
 	var b strings.Builder
-	for i, r := range raw {
-		if i > 0 && i%4 == 0 {
-			b.WriteByte('-')
+	var buf [32]byte
+	for n := 0; n < 16; {
+		if _, err := rand.Read(buf[:]); err != nil {
+			return AppPassword{}, "", err
 		}
-		// 256 is 9*26+22: the first 22 letters are a little likelier
-		// (by 1 in 234); the secret keeps about 75 bits.
-		b.WriteByte('a' + r%26)
+		for _, r := range buf {
+			// Only bytes below 234 (9 x 26): every letter equally likely.
+			if r >= 234 || n == 16 {
+				continue
+			}
+			if n > 0 && n%4 == 0 {
+				b.WriteByte('-')
+			}
+			b.WriteByte('a' + r%26)
+			n++
+		}
 	}
 	secret := b.String()
 	sum := sha256.Sum256([]byte(canonicalAppPassword(secret)))
