@@ -43,7 +43,9 @@ func init() {
 		if err != nil {
 			return appPasswordView{}, err
 		}
-		if _, err := e.updateUserAt(ctx, a.Address, "user.app-password.add", e.audit(p.Name+" ("+p.Scope+")"), func(x *accounts.Account) error {
+		// The audit log outlives the account: the scope, not the name a
+		// subscriber gave the device (it may name a person).
+		if _, err := e.updateUserAt(ctx, a.Address, "user.app-password.add", e.audit("scope "+p.Scope), func(x *accounts.Account) error {
 			if x.State == accounts.Purged {
 				return fmt.Errorf("account %s is purged", x.Address())
 			}
@@ -68,7 +70,7 @@ func init() {
 		return appPasswordViews(&acct), nil
 	})
 	register("user.app-password.revoke", func(ctx context.Context, e *env, a appPasswordArgs) ([]appPasswordView, error) {
-		v, err := e.updateUserAt(ctx, a.Address, "user.app-password.revoke", e.audit(a.Name), func(x *accounts.Account) error {
+		v, err := e.updateUserAt(ctx, a.Address, "user.app-password.revoke", e.audit(""), func(x *accounts.Account) error {
 			return x.RevokeAppPassword(a.Name)
 		})
 		if err != nil {
