@@ -128,6 +128,7 @@ func (s *Store) Check() (CheckReport, error) {
 		c.consentIndex()
 		c.mailboxesAndMessages()
 		c.checkVanished()
+		c.evidenceIndexes()
 		c.nameUnreadable()
 		c.incidents()
 		return nil

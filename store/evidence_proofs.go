@@ -197,3 +197,87 @@ func indexEvidenceByAccount(tx *bolt.Tx) error {
 		return idx.Put(evidenceAcctKey(e.Account, decodeU64(k)), nil)
 	})
 }
+
+// evidenceIndexes checks the evidence log's indexes (abox check): every
+// key of evidence_msg and evidence_acct stands for entries that exist
+// and are about that letter or account, and every entry is under one
+// key of each (an entry about no account under evidence_msg only).
+func (c *checker) evidenceIndexes() {
+	entries := c.tx.Bucket(bEvidence)
+	size := evidenceSize(c.tx)
+	type about struct {
+		MessageID string `json:"message_id"`
+		Account   uint64 `json:"account"`
+	}
+	read := func(idx uint64) (about, bool) {
+		var a about
+		v := entries.Get(u64(idx))
+		return a, v != nil && json.Unmarshal(v, &a) == nil
+	}
+	// One bit per entry (10M entries: 1.25 MB each).
+	byMsg, byAcct := newBits(size), newBits(size)
+	_ = c.tx.Bucket(bEvidenceMsg).ForEach(func(k, v []byte) error {
+		i := bytes.LastIndexByte(k[:max(len(k)-8, 0)], 0)
+		if len(k) < 9 || i != len(k)-9 {
+			c.problem("evidence Message-ID index key %q is malformed", k)
+			return nil
+		}
+		msgID, first := string(k[:i]), decodeU64(k[i+1:])
+		for idx := first; idx < first+runLength(v); idx++ {
+			a, ok := read(idx)
+			switch {
+			case !ok:
+				c.problem("evidence Message-ID index names entry %d, which is missing or unreadable", idx)
+			case a.MessageID != msgID:
+				c.problem("evidence Message-ID index files entry %d under %q; it is about %q", idx, msgID, a.MessageID)
+			default:
+				byMsg.set(idx)
+			}
+		}
+		return nil
+	})
+	_ = c.tx.Bucket(bEvidenceAcct).ForEach(func(k, v []byte) error {
+		if len(k) != 16 {
+			c.problem("evidence account index key %x is malformed", k)
+			return nil
+		}
+		acct, first := decodeU64(k[:8]), decodeU64(k[8:])
+		for idx := first; idx < first+runLength(v); idx++ {
+			a, ok := read(idx)
+			switch {
+			case !ok:
+				c.problem("evidence account index names entry %d, which is missing or unreadable", idx)
+			case a.Account != acct:
+				c.problem("evidence account index files entry %d under account %d; it is about account %d", idx, acct, a.Account)
+			default:
+				byAcct.set(idx)
+			}
+		}
+		return nil
+	})
+	for idx := uint64(0); idx < size; idx++ {
+		a, ok := read(idx)
+		if !ok {
+			continue // the log itself is notice verify's
+		}
+		if !byMsg.has(idx) {
+			c.problem("evidence entry %d is not in the Message-ID index", idx)
+		}
+		if a.Account != 0 && !byAcct.has(idx) {
+			c.problem("evidence entry %d is not in the account index", idx)
+		}
+	}
+}
+
+// bits is a set of entry indexes below a bound.
+type bits []uint64
+
+func newBits(n uint64) bits { return make(bits, (n+63)/64) }
+
+func (b bits) set(i uint64) {
+	if i/64 < uint64(len(b)) {
+		b[i/64] |= 1 << (i % 64)
+	}
+}
+
+func (b bits) has(i uint64) bool { return i/64 < uint64(len(b)) && b[i/64]&(1<<(i%64)) != 0 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -324,4 +325,50 @@ func TestEvidenceByAccount(t *testing.T) {
 		t.Fatalf("alice after the upgrade: %s", kinds(got))
 	}
 	mustCheck(t, s2)
+}
+
+// TestCheckEvidenceIndexes: abox check notices an evidence index key
+// that files an entry under the wrong letter or account, one that names
+// a missing entry, and an entry left out of an index.
+func TestCheckEvidenceIndexes(t *testing.T) {
+	s, _ := evidenceFixture(t)
+	mustCheck(t, s)
+	damage := func(fn func(tx *bolt.Tx) error) []string {
+		t.Helper()
+		if err := s.db.Update(fn); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := s.Check()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Problems
+	}
+	// An account index key moved to another account.
+	probs := damage(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bEvidenceAcct)
+		k, v := b.Cursor().First()
+		k, v = bytes.Clone(k), bytes.Clone(v)
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+		k[7] ^= 0x40
+		return b.Put(k, v)
+	})
+	if !containsAll(probs, "files entry", "not in the account index") {
+		t.Fatalf("a moved account key: %v", probs)
+	}
+}
+
+func containsAll(probs []string, subs ...string) bool {
+	for _, sub := range subs {
+		found := false
+		for _, p := range probs {
+			found = found || strings.Contains(p, sub)
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
