@@ -177,13 +177,9 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	if err != nil {
 		return nil, tryCreate(err, s.log)
 	}
-	lim, err := s.srv.cfg.Policy.LimitsOf(s.acct)
-	if err != nil {
-		return nil, noFor(err, s.log)
-	}
 	ctx, cancel := s.ctx()
 	defer cancel()
-	res, err := s.srv.cfg.Store.Copy(ctx, s.acct.ID, s.sel.mbox.ID, uids, dst.ID, lim.StorageBytes, lim.Messages)
+	res, err := s.srv.cfg.Policy.Copy(ctx, s.acct, s.sel.mbox.ID, uids, dst.ID)
 	if err != nil {
 		return nil, noFor(err, s.log)
 	}
@@ -223,7 +219,7 @@ func (s *session) Move(w *MoveWriter, numSet imap.NumSet, dest string) error {
 	// by EXISTS after the EXPUNGEs.
 	ctx, cancel := s.ctx()
 	defer cancel()
-	res, err := s.srv.cfg.Store.Move(ctx, s.acct.ID, s.sel.mbox.ID, uids, dst.ID)
+	res, err := s.srv.cfg.Policy.Move(ctx, s.acct, s.sel.mbox.ID, uids, dst.ID)
 	if err != nil {
 		return noFor(err, s.log)
 	}

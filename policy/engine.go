@@ -388,14 +388,8 @@ func (e *Engine) Append(ctx context.Context, a *accounts.Account, mailbox string
 		Recipients: []store.Recipient{{Account: a.ID, Mailbox: mailbox, Flags: flags,
 			MaxBytes: lim.StorageBytes, MaxMessages: lim.Messages, NotReceived: true}},
 	})
-	if errors.Is(err, store.ErrOverQuota) {
-		return store.Delivered{}, refuse(ErrOverQuota, "the mailbox is over its quota")
-	}
-	if errors.Is(err, store.ErrNoSpace) {
-		return store.Delivered{}, &Refusal{Kind: ErrNoStorage, Reason: "the server's storage is full; try again later", Cause: err}
-	}
 	if err != nil {
-		return store.Delivered{}, err
+		return store.Delivered{}, ownMailErr(err)
 	}
 	return res[0], nil
 }

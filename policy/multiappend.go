@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"abox/accounts"
@@ -40,13 +39,10 @@ func (e *Engine) AppendMessages(ctx context.Context, a *accounts.Account, mailbo
 		}
 	}
 	res, err := e.store.AppendMessages(ctx, a.ID, mailbox, msgs, lim.StorageBytes, lim.Messages)
-	switch {
-	case errors.Is(err, store.ErrOverQuota):
-		return nil, refuse(ErrOverQuota, "the mailbox is over its quota")
-	case errors.Is(err, store.ErrNoSpace):
-		return nil, &Refusal{Kind: ErrNoStorage, Reason: "the server's storage is full; try again later", Cause: err}
+	if err != nil {
+		return nil, ownMailErr(err)
 	}
-	return res, err
+	return res, nil
 }
 
 // AppendRoom is the storage an account has left (-1: unlimited), so a

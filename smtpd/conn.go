@@ -76,18 +76,16 @@ type transaction struct {
 	from         string // "" is the null reverse-path
 	utf8         bool
 	declaredSize int64
-	rcpts        []*policy.Recipient
-	seen         map[string]bool
-	acceptedAt   time.Time // when the first recipient was accepted
-	refused      []string  // refused for lack of consent (official letters)
-	refusedWhy   []string  // parallel to refused: the evidence log's reason
-	bdat         []byte    // chunks so far
-	bdatTooBig   bool
-	bdatFailed   bool
-	// refusalsLogged: the refusals are in the evidence log (with the
-	// delivery, or by logUndelivered).
-	refusalsLogged bool
+	// pt is policy's side of the transaction: the recipients, and what
+	// happens to the message (policy/accept.go).
+	pt         *policy.Transaction
+	bdat       []byte // chunks so far
+	bdatTooBig bool
+	bdatFailed bool
 }
+
+// rcpts are the recipients accepted so far.
+func (tx *transaction) rcpts() []*policy.Recipient { return tx.pt.Recipients() }
 
 func newConn(s *Server, nc net.Conn, ip netip.Addr) *conn {
 	c := &conn{s: s, nc: nc, ip: ip, id: newID()}

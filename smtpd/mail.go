@@ -52,7 +52,7 @@ func (c *conn) cmdMail(arg string) {
 		c.badCommand(reply{501, "5.5.4", "Syntax: MAIL FROM:<address> [parameters]"})
 		return
 	}
-	tx := &transaction{from: p.addr, seen: map[string]bool{}}
+	tx := &transaction{from: p.addr}
 	for k, v := range p.params {
 		switch k {
 		case "SIZE":
@@ -106,6 +106,11 @@ func (c *conn) cmdMail(arg string) {
 			return
 		}
 	}
+	tx.pt = c.s.cfg.Policy.Begin(policy.Envelope{
+		Submission: c.submission(), Hostname: c.s.cfg.Hostname, SessionID: c.id, ClientIP: c.ip, Helo: c.helo,
+		Protocol: c.withProtocol(tx), TLS: c.tls, Identity: c.ident, MailFrom: tx.from, DeclaredSize: tx.declaredSize,
+		Buffer: getDataBuf,
+	})
 	c.tx = tx
 	c.writeReply(reply{250, "2.1.0", "Sender OK"})
 }
@@ -143,7 +148,7 @@ func (c *conn) cmdRcpt(arg string) {
 		c.badCommand(reply{501, "5.1.3", "Invalid recipient address"})
 		return
 	}
-	if len(c.tx.rcpts) >= c.maxRecipients() {
+	if len(c.tx.rcpts()) >= c.maxRecipients() {
 		c.writeReply(reply{452, "4.5.3", fmt.Sprintf("Too many recipients (at most %d per message)", c.maxRecipients())})
 		return
 	}
@@ -165,13 +170,7 @@ func (c *conn) cmdRcpt(arg string) {
 			return
 		}
 	}
-	official := c.official()
-	r, err := c.s.cfg.Policy.CheckRecipient(p.addr, policy.RcptOptions{Size: c.tx.declaredSize, Submission: c.submission(), Official: official})
-	if err != nil {
-		if errors.Is(err, policy.ErrNoConsent) {
-			c.tx.refused = append(c.tx.refused, strings.ToLower(p.addr))
-			c.tx.refusedWhy = append(c.tx.refusedWhy, policy.ConsentCode(err))
-		}
+	if _, err := c.tx.pt.AddRecipient(p.addr); err != nil {
 		if errors.Is(err, policy.ErrUnknownUser) && !sender {
 			c.unknown++
 			c.s.cfg.Policy.Limits.UnknownRecipient(c.ip, c.s.cfg.Policy.Now())
@@ -179,20 +178,7 @@ func (c *conn) cmdRcpt(arg string) {
 		c.refuse(err)
 		return
 	}
-	if !c.tx.seen[r.Address] {
-		c.tx.seen[r.Address] = true
-		c.tx.rcpts = append(c.tx.rcpts, r)
-		if c.tx.acceptedAt.IsZero() {
-			c.tx.acceptedAt = c.s.cfg.Policy.Now()
-		}
-	}
 	c.writeReply(reply{250, "2.1.5", "Recipient OK"})
-}
-
-// official says the authenticated submitter is an official sender, all
-// of whose letters are official.
-func (c *conn) official() bool {
-	return c.ident != nil && c.ident.Sender != nil && c.ident.Sender.Kind == accounts.Official
 }
 
 // maxRecipients is the server's limit, or a subscriber's class limit when
@@ -242,7 +228,7 @@ func (c *conn) logRefusals() {
 // largest limit among its recipients (each is checked again at delivery).
 func (tx *transaction) sizeLimit() int64 {
 	var m int64
-	for _, r := range tx.rcpts {
+	for _, r := range tx.rcpts() {
 		if r.Limits.MaxMessageSize == 0 {
 			return 0
 		}
@@ -266,7 +252,7 @@ func (c *conn) cmdData(arg string) {
 	case c.tx.bdat != nil:
 		c.writeReply(reply{503, "5.5.1", "DATA not allowed after BDAT"})
 		return
-	case len(c.tx.rcpts) == 0:
+	case len(c.tx.rcpts()) == 0:
 		c.writeReply(reply{503, "5.5.1", "No valid recipients"})
 		return
 	}
@@ -285,7 +271,7 @@ func (c *conn) cmdData(arg string) {
 	tx := c.tx
 	c.tx = nil
 	if tooBig {
-		c.logUndelivered(tx, nil)
+		c.abandon(tx, nil)
 		c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(tx.sizeLimit()))})
 		return
 	}
@@ -431,7 +417,7 @@ func (c *conn) cmdBDAT(arg string) {
 	}
 	// The chunk follows the command whatever the reply, so it is read
 	// (or skipped) before answering.
-	ok := c.helo != "" && c.tx != nil && len(c.tx.rcpts) > 0 && !c.tx.bdatFailed
+	ok := c.helo != "" && c.tx != nil && len(c.tx.rcpts()) > 0 && !c.tx.bdatFailed
 	limit := int64(maxMessage)
 	if ok {
 		limit = heldLimit(c.tx.sizeLimit())
@@ -464,7 +450,7 @@ func (c *conn) cmdBDAT(arg string) {
 		c.writeReply(reply{503, "5.5.1", "Send EHLO or HELO first"})
 	case c.tx == nil:
 		c.writeReply(reply{503, "5.5.1", "Send MAIL first"})
-	case len(c.tx.rcpts) == 0:
+	case len(c.tx.rcpts()) == 0:
 		c.writeReply(reply{503, "5.5.1", "No valid recipients"})
 	case c.tx.bdatFailed:
 		c.writeReply(reply{503, "5.5.1", "Transaction failed; send RSET"})
@@ -478,7 +464,7 @@ func (c *conn) cmdBDAT(arg string) {
 		tx := c.tx
 		c.tx = nil
 		if tx.bdatTooBig {
-			c.logUndelivered(tx, nil)
+			c.abandon(tx, nil)
 			c.refuse(&policy.Refusal{Kind: policy.ErrTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", heldLimit(tx.sizeLimit()))})
 			return
 		}
