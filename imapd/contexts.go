@@ -39,6 +39,12 @@ import (
 // asking for UPDATE still answers, with an untagged NO [NOUPDATE] (§4.3.1).
 const maxUpdateContexts = 10
 
+// maxContextMessages bounds the messages a session's contexts keep in
+// all (a SORT context holds a sort record for each, about 150 bytes):
+// past it a search asking for UPDATE answers with NOUPDATE too, so a
+// session's contexts stay within some 15 MB whatever the mailbox.
+var maxContextMessages = 100_000
+
 // updateContext is one searching command whose result the client keeps
 // current. Used under the session's idling mutex, as the view.
 type updateContext struct {
@@ -193,12 +199,28 @@ func (v *selected) contextTag(tag string) int {
 	return slices.IndexFunc(v.contexts, func(uc *updateContext) bool { return uc.tag == tag })
 }
 
-// addContext keeps uc updated; it reports false, keeping nothing, when
-// the session has maxUpdateContexts already.
-func (s *session) addContext(uc *updateContext) bool {
+// size is how many messages the context keeps.
+func (uc *updateContext) size() int {
+	if uc.keys != nil {
+		return len(uc.items)
+	}
+	return len(uc.uids)
+}
+
+// addContext keeps uc updated; it says why not, keeping nothing, when
+// the session has maxUpdateContexts already or the results would pass
+// maxContextMessages.
+func (s *session) addContext(uc *updateContext) string {
 	v := s.sel
 	if len(v.contexts) >= maxUpdateContexts {
-		return false
+		return fmt.Sprintf("Too many searches kept updated (at most %d); CANCELUPDATE one", maxUpdateContexts)
+	}
+	kept := uc.size()
+	for _, c := range v.contexts {
+		kept += c.size()
+	}
+	if kept > maxContextMessages {
+		return fmt.Sprintf("Too many messages to keep updated (at most %d in all); narrow the search", maxContextMessages)
 	}
 	if uc.keys != nil {
 		uc.in = make(map[uint32]struct{}, len(uc.items))
@@ -208,7 +230,7 @@ func (s *session) addContext(uc *updateContext) bool {
 	}
 	v.contexts = append(v.contexts, uc)
 	v.track = true
-	return true
+	return ""
 }
 
 // cancelContexts ends the contexts of tags (CANCELUPDATE, RFC 5267
@@ -389,9 +411,8 @@ func (s *session) fixCriteria(cr *imap.SearchCriteria) {
 // [NOUPDATE] of RFC 5267 §4.3.1 (the command still answers).
 func (c *conn) startContext(uc *updateContext) {
 	c.sess.fixCriteria(uc.criteria)
-	if !c.sess.addContext(uc) {
-		c.w.Raw("* NO [NOUPDATE ").String(uc.tag).Raw("] ").
-			Raw(fmt.Sprintf("Too many searches kept updated (at most %d); CANCELUPDATE one", maxUpdateContexts)).CRLF()
+	if why := c.sess.addContext(uc); why != "" {
+		c.w.Raw("* NO [NOUPDATE ").String(uc.tag).Raw("] ").Raw(why).CRLF()
 	}
 }
 

@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -89,5 +90,44 @@ func TestContextPositions(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestContextLimits: a session keeps at most maxUpdateContexts contexts
+// and at most maxContextMessages messages in them all; past either,
+// nothing is kept and the reason is given (the search still answers,
+// with NOUPDATE).
+func TestContextLimits(t *testing.T) {
+	old := maxContextMessages
+	maxContextMessages = 100
+	defer func() { maxContextMessages = old }()
+	s := &session{sel: &selected{view: &view{}}}
+	uids := func(n int) []uint32 {
+		out := make([]uint32, n)
+		for i := range out {
+			out[i] = uint32(i + 1)
+		}
+		return out
+	}
+	if why := s.addContext(&updateContext{tag: "a", uids: uids(60)}); why != "" {
+		t.Fatalf("60 messages: %s", why)
+	}
+	if why := s.addContext(&updateContext{tag: "b", uids: uids(41)}); why == "" || len(s.sel.contexts) != 1 {
+		t.Fatalf("101 messages in all were kept (%d contexts)", len(s.sel.contexts))
+	}
+	sorted := &updateContext{tag: "c", keys: []sortKey{{}}, items: make([]sortItem, 40)}
+	for i := range sorted.items {
+		sorted.items[i].uid = uint32(i + 1)
+	}
+	if why := s.addContext(sorted); why != "" || len(sorted.in) != 40 {
+		t.Fatalf("a SORT context of 40 beside 60: %q, %d", why, len(sorted.in))
+	}
+	for i := len(s.sel.contexts); i < maxUpdateContexts; i++ {
+		if why := s.addContext(&updateContext{tag: fmt.Sprint(i)}); why != "" {
+			t.Fatalf("context %d: %s", i, why)
+		}
+	}
+	if why := s.addContext(&updateContext{tag: "one too many"}); why == "" || len(s.sel.contexts) != maxUpdateContexts {
+		t.Fatalf("past %d contexts: %q, %d kept", maxUpdateContexts, why, len(s.sel.contexts))
 	}
 }
