@@ -81,6 +81,13 @@ func (s *Store) RemoveDomain(ctx context.Context, name string, a Audit) error {
 		if err := b.Delete([]byte(name)); err != nil {
 			return err
 		}
+		// Its DKIM keys go with it.
+		keys := t.tx.Bucket(bDKIM)
+		for k, _ := keys.Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = keys.Cursor().Seek(prefix) {
+			if err := keys.Delete(k); err != nil {
+				return err
+			}
+		}
 		return t.appendAudit(AuditEntry{Actor: a.Actor, Action: "domain.remove", Reason: name})
 	})
 }

@@ -70,6 +70,7 @@ var allBuckets = [][]byte{
 	bSubsGone,
 	bEvidenceAcct,
 	bAPITokens, bAPIIdem,
+	bDKIM,
 }
 
 func u64(v uint64) []byte {

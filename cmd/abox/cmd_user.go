@@ -52,7 +52,7 @@ func (a *app) domainCmd() *cobra.Command {
 			})
 		},
 	}
-	return group("domain", "hosted domains", add, list, remove, a.domainDNSCmd())
+	return group("domain", "hosted domains", add, list, remove, a.domainDNSCmd(), a.domainDKIMCmd())
 }
 
 func (a *app) userCmd() *cobra.Command {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -32,7 +34,23 @@ func init() {
 		} else if !ok {
 			return nil, fmt.Errorf("domain %s is not hosted (abox domain add %s)", name, name)
 		}
-		return domainRecords(e.cfg, name), nil
+		recs := domainRecords(e.cfg, name)
+		keys, err := e.store.DKIMKeys(name)
+		if err != nil {
+			return nil, err
+		}
+		views, err := dkimViews(keys)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range views {
+			why := "DKIM key that signs outgoing mail"
+			if !v.Signs {
+				why = "an older DKIM key: keep it published while mail signed with it may be checked"
+			}
+			recs = append(recs, dnsRecord{v.Name, "TXT", txtQuoted(v.Record), why})
+		}
+		return recs, nil
 	})
 }
 
@@ -90,7 +108,9 @@ func (a *app) domainDNSCmd() *cobra.Command {
 					fmt.Fprintf(tw, "%s\tIN\t%s\t%s\t; %s\n", r.Name, r.Type, r.Value, r.Why)
 				}
 				tw.Flush()
-				fmt.Fprintln(w, "; DKIM keys come with outbound mail; until then abox sends no mail of its own to other domains")
+				if !slices.ContainsFunc(recs, func(r dnsRecord) bool { return strings.Contains(r.Name, "._domainkey.") }) {
+					fmt.Fprintf(w, "; no DKIM key yet: abox domain dkim %s makes one\n", args[0])
+				}
 			})
 		},
 	}
