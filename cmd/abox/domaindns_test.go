@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 
@@ -31,29 +28,7 @@ func TestDomainDNS(t *testing.T) {
 		}
 		rrs = append(rrs, rr)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, NotifyStartedFunc: func() { close(started) },
-		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-			m := new(dns.Msg)
-			m.SetReply(q)
-			for _, rr := range rrs {
-				h := rr.Header()
-				if strings.EqualFold(h.Name, q.Question[0].Name) && h.Rrtype == q.Question[0].Qtype {
-					m.Answer = append(m.Answer, rr)
-				}
-			}
-			w.WriteMsg(m)
-		})}
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "udp", pc.LocalAddr().String())
-	}}
+	r := serveZone(t, rrs)
 	ctx := context.Background()
 	_, srvs, err := r.LookupSRV(ctx, "imaps", "tcp", "example.kz")
 	if err != nil || len(srvs) != 1 || srvs[0].Port != 2993 || srvs[0].Priority != 0 {
