@@ -32,15 +32,7 @@ func benchDeliver(b *testing.B, size, writers int) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	s.AddDomain(ctx, "example.kz", op)
-	var ids []uint64
-	for i := range 100 {
-		a, err := s.CreateAccount(ctx, accounts.Account{Login: fmt.Sprintf("user%d", i), Domain: "example.kz"}, op)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids = append(ids, a.ID)
-	}
+	ids := benchAccounts(b, s)
 	pad := bytes.Repeat([]byte("x"), size)
 	var next atomic.Int64
 	before := s.WriterStats()
@@ -172,15 +164,7 @@ func BenchmarkDeliverOfficial(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			s.AddDomain(ctx, "example.kz", op)
-			var ids []uint64
-			for i := range 100 {
-				a, err := s.CreateAccount(ctx, accounts.Account{Login: fmt.Sprintf("user%d", i), Domain: "example.kz"}, op)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ids = append(ids, a.ID)
-			}
+			ids := benchAccounts(b, s)
 			pad := bytes.Repeat([]byte("x"), 1<<10)
 			var next atomic.Int64
 			cpu0 := cpuTime()
@@ -216,4 +200,19 @@ func BenchmarkDeliverOfficial(b *testing.B) {
 			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/delivery")
 		})
 	}
+}
+
+// benchAccounts makes example.kz and its 100 accounts user0..user99.
+func benchAccounts(b *testing.B, s *Store) []uint64 {
+	b.Helper()
+	s.AddDomain(ctx, "example.kz", op)
+	var ids []uint64
+	for i := range 100 {
+		a, err := s.CreateAccount(ctx, accounts.Account{Login: fmt.Sprintf("user%d", i), Domain: "example.kz"}, op)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	return ids
 }
