@@ -421,7 +421,61 @@ func (c *checker) mailboxesAndMessages() {
 		}
 		return nil
 	})
+	c.queue(tx, refs)
 	c.bodies(refs)
+}
+
+// queue counts the outbound queue's body references and checks its
+// indexes: every entry not held is in the due index once, every lease
+// names a leased entry, and the entry count is right.
+func (c *checker) queue(tx *bolt.Tx, refs map[uint64]uint64) {
+	due := map[uint64]int{}
+	_ = tx.Bucket(bQueueDue).ForEach(func(k, _ []byte) error {
+		if len(k) != 16 {
+			c.problem("queue due index: malformed key %x", k)
+			return nil
+		}
+		due[binary.BigEndian.Uint64(k[8:])]++
+		return nil
+	})
+	n := int64(0)
+	_ = tx.Bucket(bQueue).ForEach(func(k, v []byte) error {
+		n++
+		var e QueueEntry
+		if err := json.Unmarshal(v, &e); err != nil {
+			c.problem("queue entry %d: undecodable record", decodeU64(k))
+			return nil
+		}
+		refs[e.Blob]++
+		want := 1
+		if e.Held {
+			want = 0
+		}
+		if due[e.ID] != want {
+			c.problem("queue entry %d: %d due index entries, want %d", e.ID, due[e.ID], want)
+		}
+		delete(due, e.ID)
+		if leased := tx.Bucket(bQueueLease).Get(k) != nil; leased != e.Leased {
+			c.problem("queue entry %d: leased %v but lease index %v", e.ID, e.Leased, leased)
+		}
+		return nil
+	})
+	for id := range due {
+		c.problem("queue due index names missing entry %d", id)
+	}
+	size := int64(0)
+	if v := tx.Bucket(bMeta).Get(metaQueueSize); len(v) == 8 {
+		size = int64(decodeU64(v))
+	}
+	if size != n {
+		c.problem("queue: size says %d entries, found %d", size, n)
+	}
+	_ = tx.Bucket(bQueueFree).ForEach(func(k, _ []byte) error {
+		if len(k) == 16 {
+			refs[decodeU64(k)]++
+		}
+		return nil
+	})
 }
 
 // bodies compares reference counts with the references found, and checks

@@ -38,6 +38,11 @@ type Delivery struct {
 	// counter grows by one per stored copy; over its limit the whole
 	// delivery fails with ErrDailyLimit.
 	Sender *SenderCount
+	// Queue are outbound queue entries (recipients on other domains)
+	// written with the delivery; the store fills in their ids, body and
+	// times. Each holds a body reference, and their recipients count
+	// against Sender's daily limit like stored copies.
+	Queue []*QueueEntry
 	// AllOrNothing makes any recipient's failure fail the whole delivery
 	// (nothing is stored). Otherwise failed recipients are skipped and
 	// reported in their Delivered.Err.
@@ -156,11 +161,20 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 			}
 			stored++
 		}
-		if stored == 0 {
+		remote := 0
+		for _, e := range d.Queue {
+			remote += len(e.Recipients)
+		}
+		if stored == 0 && remote == 0 {
 			return nil
 		}
 		if d.Sender != nil {
-			if err := t.countSent(d.Sender, int64(stored)); err != nil {
+			if err := t.countSent(d.Sender, int64(stored+remote)); err != nil {
+				return err
+			}
+		}
+		if len(d.Queue) > 0 {
+			if err := t.enqueue(d.Queue, blob, int64(len(d.Body))); err != nil {
 				return err
 			}
 		}
@@ -169,7 +183,7 @@ func (s *Store) Deliver(ctx context.Context, d *Delivery) ([]Delivered, error) {
 				return err
 			}
 		}
-		return t.addBodyRefs(blob, known, d.Shareable, hash, d.Body, d.Structure, uint64(stored))
+		return t.addBodyRefs(blob, known, d.Shareable, hash, d.Body, d.Structure, uint64(stored+len(d.Queue)))
 	})
 	if err == nil && len(out) > 0 {
 		err = out[0].Err

@@ -71,6 +71,7 @@ var allBuckets = [][]byte{
 	bEvidenceAcct,
 	bAPITokens, bAPIIdem,
 	bDKIM,
+	bQueue, bQueueDue, bQueueLease, bQueueFree,
 }
 
 func u64(v uint64) []byte {

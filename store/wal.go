@@ -67,6 +67,9 @@ const (
 const (
 	opPut = 1 + iota
 	opSequence
+	// opDelete removes a key (the outbound queue's due index and
+	// finished entries). A log written by a version without it has none.
+	opDelete
 )
 
 var walCRC = crc32.MakeTable(crc32.Castagnoli)
@@ -411,6 +414,7 @@ func walkOps(payload []byte, fn func(kind, bucket byte, key, val []byte) error) 
 			}
 			val = payload[:8]
 			payload = payload[8:]
+		case opDelete:
 		default:
 			return bad
 		}
@@ -431,8 +435,11 @@ func applyOps(tx *bolt.Tx, payload []byte) error {
 		if b == tx.Bucket(bBlobs) || b == tx.Bucket(bBodies) || b == tx.Bucket(bBlobLocs) {
 			b.FillPercent = appendFill
 		}
-		if kind == opSequence {
+		switch kind {
+		case opSequence:
 			return b.SetSequence(binary.BigEndian.Uint64(val))
+		case opDelete:
+			return b.Delete(key)
 		}
 		return b.Put(key, val)
 	})
@@ -466,6 +473,15 @@ func (t *txn) put(bucket []byte, key, val []byte, fill float64) error {
 		}
 	}
 	return nil
+}
+
+// del deletes a key in a write request; in a logged request it also
+// records the operation.
+func (t *txn) del(bucket, key []byte) error {
+	if t.log != nil {
+		t.log.add(opDelete, bucket, key, nil)
+	}
+	return t.tx.Bucket(bucket).Delete(key)
 }
 
 // nextSequence is bbolt's NextSequence, recorded in a logged request.
