@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/mail"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +47,11 @@ type Envelope struct {
 	MailFrom string
 	// DeclaredSize is MAIL's SIZE (0 when not given).
 	DeclaredSize int64
+	// MAIL parameters carried to other domains: RET and ENVID (RFC 3461
+	// §4.3, §4.4), REQUIRETLS (RFC 8689), SMTPUTF8 (RFC 6531) and
+	// BODY=8BITMIME (RFC 6152).
+	Ret, EnvID                     string
+	RequireTLS, SMTPUTF8, EightBit bool
 	// Buffer, when set, lends the buffer the stored message is built in
 	// (the caller gets it back from Accepted.Release); nil allocates.
 	Buffer func(n int) []byte
@@ -57,6 +63,7 @@ type Transaction struct {
 	e          *Engine
 	env        Envelope
 	rcpts      []*Recipient
+	params     []RcptParams // parallel to rcpts
 	seen       map[string]bool
 	acceptedAt time.Time
 	refused    []string // refused for lack of consent (official letters)
@@ -80,8 +87,9 @@ func (t *Transaction) Official() bool {
 func (t *Transaction) Recipients() []*Recipient { return t.rcpts }
 
 // AddRecipient checks a recipient (CheckRecipient) and adds it once; a
-// refusal for lack of consent is remembered for the evidence log.
-func (t *Transaction) AddRecipient(address string) (*Recipient, error) {
+// refusal for lack of consent is remembered for the evidence log. p
+// are its DSN parameters (kept for a recipient on another domain).
+func (t *Transaction) AddRecipient(address string, p RcptParams) (*Recipient, error) {
 	official := t.Official()
 	r, err := t.e.CheckRecipient(address, RcptOptions{Size: t.env.DeclaredSize, Submission: t.env.Submission, Official: official})
 	if err != nil {
@@ -91,14 +99,49 @@ func (t *Transaction) AddRecipient(address string) (*Recipient, error) {
 		}
 		return nil, err
 	}
+	if r.Remote && !t.seen[r.Address] {
+		if err := t.checkRemote(); err != nil {
+			return nil, err
+		}
+	}
 	if !t.seen[r.Address] {
 		t.seen[r.Address] = true
 		t.rcpts = append(t.rcpts, r)
+		t.params = append(t.params, p)
 		if t.acceptedAt.IsZero() {
 			t.acceptedAt = t.e.clock()
 		}
 	}
 	return r, nil
+}
+
+// checkRemote decides whether the submitter may add one more recipient
+// on another domain: only a subscriber may (a trusted sender writes to
+// subscribers), within its class's daily sent limit (the store checks
+// it again exactly at delivery).
+func (t *Transaction) checkRemote() error {
+	id := t.env.Identity
+	if id == nil || id.Account == nil {
+		return refuse(ErrNoRelay, "outbound relay is for subscribers; trusted senders write to hosted mailboxes only")
+	}
+	lim, err := t.e.LimitsOf(id.Account)
+	if err != nil {
+		return err
+	}
+	if lim.SentPerDay > 0 {
+		u, err := t.e.store.Usage(id.Account.ID)
+		if err != nil {
+			return err
+		}
+		sent := int64(0)
+		if u.Day == store.DayNumber(t.e.clock()) {
+			sent = u.Sent
+		}
+		if sent+int64(len(t.rcpts))+1 > lim.SentPerDay {
+			return refuse(ErrRateLimited, "%s has sent its %d messages for today", id.Account.Address(), lim.SentPerDay)
+		}
+	}
+	return nil
 }
 
 // Accepted is the outcome of Deliver: what was stored and the content
@@ -111,7 +154,11 @@ type Accepted struct {
 	// RecordErr says the consent refusals of an official letter could
 	// not be put in the evidence log (the caller logs it).
 	RecordErr error
-	buf       []byte
+	// Queued is how many outbound queue entries (destination domains)
+	// were written; Held says they wait for the operator.
+	Queued int
+	Held   bool
+	buf    []byte
 }
 
 // Release gives back the buffer the stored message was built in (see
@@ -153,6 +200,7 @@ func (t *Transaction) Deliver(ctx context.Context, body []byte) (Accepted, error
 	if t.Official() {
 		official = t.officialLetter(msgID)
 	}
+	remote := t.remoteCount()
 	received := int64(len(body))
 	rcptTo := make([]string, len(t.rcpts))
 	for i, r := range t.rcpts {
@@ -186,24 +234,73 @@ func (t *Transaction) Deliver(ctx context.Context, body []byte) (Accepted, error
 		authHeaders = bytes.Join(v.Headers, nil)
 		body = e.StripAuthResults(body)
 	}
+	var signature []byte
+	var queue []*store.QueueEntry
+	if remote > 0 {
+		// Signed as it leaves: our trace fields go above the signature.
+		var err error
+		if signature, err = e.signDKIM(body, fromDomain(hdr)); err != nil {
+			e.cfg.Outbound.Logger.Error("DKIM signing failed; the message leaves unsigned", "session", env.SessionID, "err", err)
+		}
+		queue = t.queueEntries(msgID, t.holdReason(now))
+	}
 	trace := t.traceHeaders(now)
-	n := len(trace) + len(authHeaders) + len(spamHeader) + len(body)
+	n := len(trace) + len(authHeaders) + len(spamHeader) + len(signature) + len(body)
 	var stored []byte
 	if env.Buffer != nil {
 		stored = env.Buffer(n)
 	} else {
 		stored = make([]byte, 0, n)
 	}
-	stored = append(append(append(append(stored, trace...), authHeaders...), spamHeader...), body...)
+	stored = append(append(append(append(append(stored, trace...), authHeaders...), spamHeader...), signature...), body...)
 	out.buf, out.Stored = stored, len(stored)
+	local := t.rcpts
+	if remote > 0 {
+		local = make([]*Recipient, 0, len(t.rcpts)-remote)
+		for _, r := range t.rcpts {
+			if !r.Remote {
+				local = append(local, r)
+			}
+		}
+	}
+	out.Queued, out.Held = len(queue), len(queue) > 0 && queue[0].Held
 	if _, err := e.Deliver(ctx, &Message{
-		Body: stored, Size: received, Recipients: t.rcpts, Sender: sender, Official: official, Junk: junk,
+		Body: stored, Size: received, Recipients: local, Sender: sender, Official: official, Junk: junk, Queue: queue,
 	}); err != nil {
 		out.RecordErr = t.abandon(ctx, hdr)
 		return out, err
 	}
 	t.recorded = true // with the delivery (store.recordOfficial)
+	t.reportLocalSuccess(ctx, msgID, stored, now)
 	return out, nil
+}
+
+// reportLocalSuccess sends the "delivered" notification that recipients
+// hosted here with NOTIFY=SUCCESS asked for (RFC 3461 §5.2.2); DSN is
+// offered only with outbound mail enabled.
+func (t *Transaction) reportLocalSuccess(ctx context.Context, msgID string, stored []byte, now time.Time) {
+	o := t.e.cfg.Outbound
+	if o == nil || t.env.MailFrom == "" {
+		return
+	}
+	en := &store.QueueEntry{From: t.env.MailFrom, MessageID: msgID, EnvID: t.env.EnvID, Ret: t.env.Ret, CreatedAt: now.UTC()}
+	var idx []int
+	for i, r := range t.rcpts {
+		if !r.Remote && slices.Contains(t.params[i].Notify, "SUCCESS") {
+			idx = append(idx, len(en.Recipients))
+			en.Recipients = append(en.Recipients, store.QueueRecipient{Address: r.Address, ORcpt: t.params[i].ORcpt,
+				Status: store.QueueDelivered, Reply: "250 2.0.0 delivered to the mailbox", At: now.UTC()})
+		}
+	}
+	if len(idx) == 0 {
+		return
+	}
+	msg := t.e.buildDSN(en, idx, dsnDelivered, OutResult{}, stripReturnPath(stored))
+	if err := t.e.deliverDSN(ctx, en, msg); err != nil {
+		o.Logger.Error("a delivery notification could not be sent", "session", t.env.SessionID, "to", t.env.MailFrom, "err", err)
+		return
+	}
+	t.e.metrics.outDSN(dsnDelivered)
 }
 
 // Abandon ends a transaction that delivered nothing (RSET, QUIT, a
@@ -265,8 +362,14 @@ func (t *Transaction) traceHeaders(now time.Time) []byte {
 	if helo == "" {
 		helo = "unknown"
 	}
-	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (abox) with %s id %s",
-		sanitizeHeader(helo), env.ClientIP, env.Hostname, env.Protocol, env.SessionID)
+	if env.Submission && t.e.cfg.Outbound != nil && !t.e.cfg.Outbound.ShowClientIP {
+		// A subscriber's address and machine name stay inside the
+		// operator's network (issue 17, privacy).
+		fmt.Fprintf(&b, "Received: by %s (abox) with %s id %s", env.Hostname, env.Protocol, env.SessionID)
+	} else {
+		fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (abox) with %s id %s",
+			sanitizeHeader(helo), env.ClientIP, env.Hostname, env.Protocol, env.SessionID)
+	}
 	if env.TLS != nil {
 		fmt.Fprintf(&b, "\r\n\t(using %s with cipher %s)", tls.VersionName(env.TLS.Version), tls.CipherSuiteName(env.TLS.CipherSuite))
 	}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"abox/accounts"
@@ -58,6 +59,9 @@ type Config struct {
 	// Consent checks, at each official delivery, that the recipient's
 	// consent is in force; nil: none is.
 	Consent ConsentChecker
+	// Outbound enables subscribers' mail to other domains (nil: such a
+	// recipient is refused, ErrNoRelay).
+	Outbound *OutboundConfig
 }
 
 // Engine makes the decisions of the terms of service for the protocol
@@ -75,6 +79,10 @@ type Engine struct {
 	hashes      *hashGate
 	extraChecks []check // DNS-based and external checks, when configured
 	life        LifecycleConfig
+
+	bulk bulkWatch              // remote recipients per account and hour
+	dkim dkimKeys               // signing keys by domain
+	out  atomic.Pointer[sender] // the outbound sender loop, once started
 }
 
 // New returns an engine deciding over st.
@@ -125,6 +133,11 @@ func New(st *store.Store, cfg Config) *Engine {
 		cfg.Hashing.Wait = 2 * time.Second
 	}
 	cfg.Spam = withExternalDefaults(cfg.Spam)
+	if cfg.Outbound != nil {
+		o := *cfg.Outbound
+		o.withDefaults()
+		cfg.Outbound = &o
+	}
 	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), Commands: newCommandBudgets(), metrics: cfg.Metrics, life: cfg.Lifecycle,
 		extraChecks: externalChecks(cfg.Spam), hashes: newHashGate(cfg.Hashing, cfg.Metrics)}
 }
@@ -166,6 +179,9 @@ type Recipient struct {
 	Address string // as stored: login@domain, lower case
 	Account accounts.Account
 	Limits  Limits
+	// Remote marks a recipient on another domain (outbound mail): it
+	// has no Account or Limits here.
+	Remote bool
 }
 
 // LimitsOf returns the limits that apply to an account now (a class
@@ -213,6 +229,9 @@ func (e *Engine) CheckRecipient(address string, o RcptOptions) (*Recipient, erro
 	}
 	domain = strings.TrimSuffix(domain, ".")
 	if !d.domains[domain] {
+		if submission && e.cfg.Outbound != nil {
+			return remoteRecipient(login+"@"+domain, domain)
+		}
 		if submission {
 			return nil, refuse(ErrNoRelay, "outbound relay not enabled: %s is not hosted here", domain)
 		}
@@ -282,6 +301,8 @@ type Message struct {
 	Official *store.OfficialLetter
 	// Junk files it in each recipient's Junk folder with $Junk.
 	Junk bool
+	// Queue are outbound queue entries written with the delivery.
+	Queue []*store.QueueEntry
 }
 
 // Deliver checks the message against each recipient's limits and stores
@@ -303,7 +324,7 @@ func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, er
 	if m.Structure == nil {
 		m.Structure = msginfo.Compute(m.Body)
 	}
-	d := &store.Delivery{Body: m.Body, Structure: m.Structure, AllOrNothing: true, Shareable: m.Shareable, Official: m.Official}
+	d := &store.Delivery{Body: m.Body, Structure: m.Structure, AllOrNothing: true, Shareable: m.Shareable, Official: m.Official, Queue: m.Queue}
 	for _, r := range m.Recipients {
 		if r.Limits.MaxMessageSize > 0 && size > r.Limits.MaxMessageSize {
 			return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", r.Address, r.Limits.MaxMessageSize)
@@ -329,6 +350,9 @@ func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, er
 	res, err := e.store.Deliver(ctx, d)
 	switch {
 	case err == nil:
+		if len(m.Queue) > 0 {
+			e.wakeOutbound()
+		}
 		return res, nil
 	case errors.Is(err, store.ErrOverQuota):
 		return nil, refuse(ErrOverQuota, "%s", trimStoreErr(err))

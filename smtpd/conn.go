@@ -75,7 +75,11 @@ func (r netReader) Read(p []byte) (int, error) {
 type transaction struct {
 	from         string // "" is the null reverse-path
 	utf8         bool
+	eightBit     bool // BODY=8BITMIME
 	declaredSize int64
+	// ret, envid and requireTLS are MAIL's DSN and REQUIRETLS parameters.
+	ret, envid string
+	requireTLS bool
 	// pt is policy's side of the transaction: the recipients, and what
 	// happens to the message (policy/accept.go).
 	pt         *policy.Transaction
@@ -334,6 +338,12 @@ func (c *conn) cmdHello(extended bool, arg string) {
 	}
 	if c.submission() && c.tls != nil && c.ident == nil {
 		caps = append(caps, "AUTH PLAIN LOGIN")
+	}
+	if c.offersDSN() {
+		caps = append(caps, "DSN")
+	}
+	if c.offersRequireTLS() {
+		caps = append(caps, "REQUIRETLS")
 	}
 	c.writeReply(reply{250, "", strings.Join(caps, "\n")})
 }

@@ -65,6 +65,33 @@ func (c *conn) cmdMail(arg string) {
 				c.badCommand(reply{501, "5.5.4", "BODY must be 7BIT or 8BITMIME"})
 				return
 			}
+			tx.eightBit = strings.EqualFold(v, "8BITMIME")
+		case "RET":
+			if !c.offersDSN() {
+				c.badCommand(reply{501, "5.5.4", "Unsupported MAIL parameter " + k})
+				return
+			}
+			if tx.ret = strings.ToUpper(v); tx.ret != "FULL" && tx.ret != "HDRS" {
+				c.badCommand(reply{501, "5.5.4", "RET must be FULL or HDRS"})
+				return
+			}
+		case "ENVID":
+			if !c.offersDSN() {
+				c.badCommand(reply{501, "5.5.4", "Unsupported MAIL parameter " + k})
+				return
+			}
+			id, ok := decodeXtext(v)
+			if !ok || id == "" || len(v) > 100 {
+				c.badCommand(reply{501, "5.5.4", "ENVID must be xtext of at most 100 characters"})
+				return
+			}
+			tx.envid = v // kept encoded: it goes on as xtext and into the report
+		case "REQUIRETLS":
+			if !c.offersRequireTLS() || v != "" {
+				c.badCommand(reply{501, "5.5.4", "REQUIRETLS takes no value and needs TLS"})
+				return
+			}
+			tx.requireTLS = true
 		case "SMTPUTF8":
 			if v != "" {
 				c.badCommand(reply{501, "5.5.4", "SMTPUTF8 takes no value"})
@@ -109,6 +136,7 @@ func (c *conn) cmdMail(arg string) {
 	tx.pt = c.s.cfg.Policy.Begin(policy.Envelope{
 		Submission: c.submission(), Hostname: c.s.cfg.Hostname, SessionID: c.id, ClientIP: c.ip, Helo: c.helo,
 		Protocol: c.withProtocol(tx), TLS: c.tls, Identity: c.ident, MailFrom: tx.from, DeclaredSize: tx.declaredSize,
+		Ret: tx.ret, EnvID: tx.envid, RequireTLS: tx.requireTLS, SMTPUTF8: tx.utf8, EightBit: tx.eightBit,
 		Buffer: getDataBuf,
 	})
 	c.tx = tx
@@ -133,9 +161,20 @@ func (c *conn) cmdRcpt(arg string) {
 		c.badCommand(reply{501, "5.5.4", "Syntax: RCPT TO:<address>"})
 		return
 	}
-	if len(p.params) > 0 {
-		for k := range p.params {
-			c.badCommand(reply{501, "5.5.4", "Unsupported RCPT parameter " + k})
+	var rp policy.RcptParams
+	for k, v := range p.params {
+		ok := c.offersDSN()
+		switch {
+		case !ok:
+		case k == "NOTIFY":
+			rp.Notify, ok = parseNotify(v)
+		case k == "ORCPT":
+			rp.ORcpt, ok = parseORcpt(v)
+		default:
+			ok = false
+		}
+		if !ok {
+			c.badCommand(reply{501, "5.5.4", "Unsupported or malformed RCPT parameter " + k})
 			return
 		}
 	}
@@ -170,7 +209,7 @@ func (c *conn) cmdRcpt(arg string) {
 			return
 		}
 	}
-	if _, err := c.tx.pt.AddRecipient(p.addr); err != nil {
+	if _, err := c.tx.pt.AddRecipient(p.addr, rp); err != nil {
 		if errors.Is(err, policy.ErrUnknownUser) && !sender {
 			c.unknown++
 			c.s.cfg.Policy.Limits.UnknownRecipient(c.ip, c.s.cfg.Policy.Now())

@@ -68,7 +68,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&a.configPath, "config", "", "TOML config file (default DIR/abox.toml when it exists)")
 	pf.BoolVar(&a.json, "json", false, "print JSON")
 	root.AddCommand(
-		a.serveCmd(), a.domainCmd(), a.userCmd(), a.classCmd(), a.senderCmd(), a.tokenCmd(),
+		a.serveCmd(), a.domainCmd(), a.userCmd(), a.classCmd(), a.senderCmd(), a.tokenCmd(), a.queueCmd(),
 		a.auditCmd(), a.contentCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.noticeCmd(), a.broadcastCmd(), a.policyCmd(), a.mailioCmd("import"), a.mailioCmd("export"),
 	)
 	return root
@@ -100,6 +100,16 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != len(names) {
 			return usagef("%s needs %s (got %d arguments)", cmd.CommandPath(), strings.Join(names, " "), len(args))
+		}
+		return nil
+	}
+}
+
+// minArgs wants at least n arguments, named name in the message.
+func minArgs(n int, name string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usagef("%s needs at least %d %s", cmd.CommandPath(), n, name)
 		}
 		return nil
 	}

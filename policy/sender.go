@@ -1,0 +1,327 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"abox/store"
+)
+
+// Transport carries one message to one destination domain and reports
+// each recipient's outcome (package outbound; tests may use another).
+// It never retries: the sender loop decides what happens next.
+type Transport interface {
+	Send(ctx context.Context, domain string, m *OutMessage) OutResult
+}
+
+// OutMessage is what a Transport sends.
+type OutMessage struct {
+	From       string // reverse-path ("" the null one)
+	Recipients []OutRecipient
+	Body       []byte
+	// MAIL parameters (see Envelope).
+	SMTPUTF8, EightBit, RequireTLS bool
+	Ret, EnvID                     string
+}
+
+// OutRecipient is a recipient with its DSN parameters.
+type OutRecipient struct {
+	Address string
+	Notify  []string
+	ORcpt   string
+}
+
+// OutStatus is a recipient's outcome of one attempt.
+type OutStatus int
+
+const (
+	OutDelivered OutStatus = iota + 1 // the server took it (250 to DATA)
+	OutDeferred                       // try again later
+	OutFailed                         // permanent failure
+)
+
+// OutOutcome is one recipient's outcome with the reply that decided it.
+type OutOutcome struct {
+	Status   OutStatus
+	Code     int
+	Enhanced string
+	Text     string
+	// Remote says the reply came from the remote server (else it is
+	// ours: DNS, connection, TLS policy); RemoteMTA names that server.
+	Remote    bool
+	RemoteMTA string
+}
+
+// Reply renders the outcome as "code enhanced text".
+func (o OutOutcome) Reply() string {
+	return strings.TrimSpace(fmt.Sprintf("%d %s %s", o.Code, o.Enhanced, o.Text))
+}
+
+// OutResult is a Transport's report of one attempt.
+type OutResult struct {
+	Recipients  []OutOutcome // parallel to OutMessage.Recipients
+	Host        string       // the server that answered
+	TLS         string       // "none" or version and cipher
+	Security    string       // dane, mta-sts, starttls, none, smarthost
+	SupportsDSN bool         // the server took the DSN parameters
+}
+
+// sender is the outbound sender loop's state.
+type sender struct {
+	e    *Engine
+	cfg  *OutboundConfig
+	wake chan struct{}
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	busy    map[string]int           // attempts running per domain
+	limiter map[string]*rate.Limiter // per domain, when DomainRate is set
+	stopped bool
+}
+
+// RunOutbound runs the sender loop until ctx ends: it leases due queue
+// entries, sends each through the Transport (at most Concurrency at
+// once, PerDomain to one domain), records the outcome, and sends the
+// delivery status notifications. It returns once every attempt it
+// started has been recorded.
+func (e *Engine) RunOutbound(ctx context.Context) error {
+	if e.cfg.Outbound == nil || e.cfg.Outbound.Transport == nil {
+		return errors.New("policy: outbound mail is not configured")
+	}
+	q := &sender{e: e, cfg: e.cfg.Outbound, wake: make(chan struct{}, 1), busy: map[string]int{}, limiter: map[string]*rate.Limiter{}}
+	q.cond = sync.NewCond(&q.mu)
+	e.out.Store(q)
+	defer e.out.Store(nil)
+	// No attempt of an earlier process is still running.
+	if n, err := e.store.QueueReleaseLeases(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		q.cfg.Logger.Info("outbound: attempts interrupted by the last stop are due again", "entries", n)
+	}
+	slots := make(chan struct{}, q.cfg.Concurrency)
+	freed := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	defer func() {
+		q.mu.Lock()
+		q.stopped = true
+		q.cond.Broadcast()
+		q.mu.Unlock()
+		wg.Wait()
+	}()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastFree := time.Time{}
+	for {
+		if free := cap(slots) - len(slots); free > 0 {
+			entries, err := e.store.QueueLease(ctx, free, q.cfg.Lease)
+			if err != nil && ctx.Err() == nil {
+				q.cfg.Logger.Error("outbound: reading the queue", "err", err)
+			}
+			for _, en := range entries {
+				slots <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					q.attempt(ctx, en)
+					<-slots
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
+			}
+			if len(entries) == free {
+				continue // more may be due
+			}
+		}
+		if time.Since(lastFree) >= time.Second {
+			lastFree = time.Now()
+			if _, err := e.store.QueueReleaseBodies(ctx, 1000); err != nil && ctx.Err() == nil {
+				q.cfg.Logger.Error("outbound: releasing finished bodies", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-q.wake:
+		case <-freed:
+		case <-tick.C:
+		}
+	}
+}
+
+// acquire waits for a slot to the domain (and its rate), false when the
+// loop stops.
+func (q *sender) acquire(ctx context.Context, domain string) bool {
+	q.mu.Lock()
+	for q.busy[domain] >= q.cfg.PerDomain && !q.stopped {
+		q.cond.Wait()
+	}
+	if q.stopped {
+		q.mu.Unlock()
+		return false
+	}
+	q.busy[domain]++
+	var lim *rate.Limiter
+	if q.cfg.DomainRate > 0 {
+		if lim = q.limiter[domain]; lim == nil {
+			if len(q.limiter) > 10_000 {
+				clear(q.limiter)
+			}
+			lim = rate.NewLimiter(rate.Limit(q.cfg.DomainRate), max(1, int(q.cfg.DomainRate)))
+			q.limiter[domain] = lim
+		}
+	}
+	q.mu.Unlock()
+	if lim != nil && lim.Wait(ctx) != nil {
+		q.release(domain)
+		return false
+	}
+	return true
+}
+
+func (q *sender) release(domain string) {
+	q.mu.Lock()
+	if q.busy[domain]--; q.busy[domain] <= 0 {
+		delete(q.busy, domain)
+	}
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+// attempt sends one leased entry and records the outcome. Whatever
+// happens the entry is written back (or stays leased until its lease
+// ends, if even that fails).
+func (q *sender) attempt(ctx context.Context, en store.QueueEntry) {
+	e := q.e
+	if !q.acquire(ctx, en.Domain) {
+		return // stopping: the lease is released at the next start
+	}
+	defer q.release(en.Domain)
+	var pending []int
+	msg := &OutMessage{From: en.From, SMTPUTF8: en.SMTPUTF8, EightBit: en.EightBit, RequireTLS: en.RequireTLS, Ret: en.Ret, EnvID: en.EnvID}
+	for i, r := range en.Recipients {
+		if r.Status == store.QueuePending {
+			pending = append(pending, i)
+			msg.Recipients = append(msg.Recipients, OutRecipient{Address: r.Address, Notify: r.Notify, ORcpt: r.ORcpt})
+		}
+	}
+	body, err := e.store.QueueBody(&en)
+	var res OutResult
+	if err != nil {
+		q.cfg.Logger.Error("outbound: reading a queued message", "entry", en.ID, "err", err)
+		res.Recipients = make([]OutOutcome, len(pending))
+		for i := range res.Recipients {
+			res.Recipients[i] = OutOutcome{Status: OutDeferred, Code: 451, Enhanced: "4.3.0", Text: "the queued message could not be read"}
+		}
+	} else {
+		msg.Body = stripReturnPath(body)
+		res = q.cfg.Transport.Send(ctx, en.Domain, msg)
+	}
+	if ctx.Err() != nil {
+		return // stopping mid-attempt: sent again after the restart (RFC 5321 §6.1 accepts the duplicate)
+	}
+	now := e.clock()
+	en.Attempts++
+	en.LastAttempt = now.UTC()
+	expired := now.Sub(en.CreatedAt) >= q.cfg.Lifetime
+	var failed, delivered, delayed []int
+	for k, i := range pending {
+		o := OutOutcome{Status: OutDeferred, Code: 451, Enhanced: "4.3.0", Text: "no outcome reported"}
+		if k < len(res.Recipients) {
+			o = res.Recipients[k]
+		}
+		r := &en.Recipients[i]
+		r.Reply, r.At = o.Reply(), now.UTC()
+		if o.RemoteMTA != "" {
+			r.Reply = o.RemoteMTA + ": " + r.Reply
+		}
+		switch {
+		case o.Status == OutDelivered:
+			r.Status = store.QueueDelivered
+			delivered = append(delivered, i)
+		case o.Status == OutFailed:
+			r.Status = store.QueueFailed
+			failed = append(failed, i)
+		case expired:
+			r.Status = store.QueueFailed
+			r.Reply = fmt.Sprintf("gave up after %s: %s", q.cfg.Lifetime, r.Reply)
+			failed = append(failed, i)
+		default:
+			delayed = append(delayed, i)
+		}
+		e.metrics.outAttempt(o)
+	}
+	if len(delayed) > 0 {
+		en.LastError = en.Recipients[delayed[0]].Reply
+	} else {
+		en.LastError = ""
+	}
+	q.cfg.Logger.Info("outbound attempt", "entry", en.ID, "domain", en.Domain, "message_id", en.MessageID, "host", res.Host,
+		"tls", res.TLS, "security", res.Security, "delivered", len(delivered), "failed", len(failed), "deferred", len(delayed), "attempt", en.Attempts)
+	// Notifications go out before the entry is updated: after a crash
+	// in between one may go twice, never not at all.
+	if en.From != "" {
+		var bounce []int
+		for _, i := range failed {
+			if notifyWants(en.Recipients[i].Notify, "FAILURE") {
+				bounce = append(bounce, i)
+			}
+		}
+		q.notify(ctx, &en, bounce, dsnFailed, res)
+		var success []int
+		for _, i := range delivered {
+			if notifyWants(en.Recipients[i].Notify, "SUCCESS") && !res.SupportsDSN {
+				success = append(success, i)
+			}
+		}
+		q.notify(ctx, &en, success, dsnRelayed, res)
+		if q.cfg.DelayWarning > 0 && !en.DelayWarned && len(delayed) > 0 && now.Sub(en.CreatedAt) >= q.cfg.DelayWarning {
+			var warn []int
+			for _, i := range delayed {
+				if notifyWants(en.Recipients[i].Notify, "DELAY") {
+					warn = append(warn, i)
+				}
+			}
+			q.notify(ctx, &en, warn, dsnDelayed, res)
+			en.DelayWarned = true
+		}
+	}
+	en.NextAttempt = now.Add(q.backoff(en.Attempts))
+	if end := en.CreatedAt.Add(q.cfg.Lifetime); en.NextAttempt.After(end) {
+		en.NextAttempt = end // the last attempt is at the end of the lifetime
+	}
+	if err := e.store.QueueUpdate(ctx, &en); err != nil && ctx.Err() == nil {
+		q.cfg.Logger.Error("outbound: recording an attempt (the entry is tried again when its lease ends)", "entry", en.ID, "err", err)
+	}
+}
+
+// backoff is the wait after the n-th attempt: RetryMin doubling up to
+// RetryMax.
+func (q *sender) backoff(n int) time.Duration {
+	d := q.cfg.RetryMin
+	for i := 1; i < n && d < q.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	return min(d, q.cfg.RetryMax)
+}
+
+// notify sends one delivery status notification about recipients idx
+// of en to its sender, and logs (never fails the attempt) when it
+// cannot.
+func (q *sender) notify(ctx context.Context, en *store.QueueEntry, idx []int, action dsnAction, res OutResult) {
+	if len(idx) == 0 {
+		return
+	}
+	if err := q.e.sendDSN(ctx, en, idx, action, res); err != nil {
+		q.cfg.Logger.Error("outbound: a delivery status notification could not be sent", "entry", en.ID, "to", en.From, "action", string(action), "err", err)
+		return
+	}
+	q.e.metrics.outDSN(action)
+}
