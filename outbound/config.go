@@ -111,11 +111,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.resolver = cfg.Resolver
 	if c.resolver == "" {
-		rc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
-		if err != nil || len(rc.Servers) == 0 {
-			return nil, fmt.Errorf("outbound: no Resolver set and none in /etc/resolv.conf: %v", err)
+		// As Go's own resolver does, a missing or empty resolv.conf
+		// means a server on this host.
+		c.resolver = "127.0.0.1:53"
+		if rc, err := dns.ClientConfigFromFile("/etc/resolv.conf"); err == nil && len(rc.Servers) > 0 {
+			c.resolver = net.JoinHostPort(rc.Servers[0], rc.Port)
 		}
-		c.resolver = net.JoinHostPort(rc.Servers[0], rc.Port)
 	}
 	if _, _, err := net.SplitHostPort(c.resolver); err != nil {
 		return nil, fmt.Errorf("outbound: Resolver %q: %w", c.resolver, err)

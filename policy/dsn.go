@@ -130,7 +130,7 @@ func (e *Engine) buildDSN(en *store.QueueEntry, idx []int, action dsnAction, res
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: message/delivery-status\r\n\r\n", boundary)
 	fmt.Fprintf(&b, "Reporting-MTA: dns; %s\r\n", o.Hostname)
 	if en.EnvID != "" {
-		fmt.Fprintf(&b, "Original-Envelope-Id: %s\r\n", en.EnvID)
+		fmt.Fprintf(&b, "Original-Envelope-Id: %s\r\n", xtext(en.EnvID))
 	}
 	fmt.Fprintf(&b, "Arrival-Date: %s\r\n", en.CreatedAt.Format(time.RFC1123Z))
 	for _, i := range idx {
@@ -204,4 +204,17 @@ func oneLine(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// xtext encodes s as RFC 3461 §4 xtext.
+func xtext(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < '!' || c > '~' || c == '+' || c == '=' {
+			fmt.Fprintf(&b, "+%02X", c)
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }

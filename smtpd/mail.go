@@ -85,7 +85,7 @@ func (c *conn) cmdMail(arg string) {
 				c.badCommand(reply{501, "5.5.4", "ENVID must be xtext of at most 100 characters"})
 				return
 			}
-			tx.envid = v // kept encoded: it goes on as xtext and into the report
+			tx.envid = id
 		case "REQUIRETLS":
 			if !c.offersRequireTLS() || v != "" {
 				c.badCommand(reply{501, "5.5.4", "REQUIRETLS takes no value and needs TLS"})

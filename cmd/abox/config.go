@@ -78,6 +78,26 @@ type Config struct {
 	ConsentOCSP       bool     `toml:"consent-ocsp"`                // ask the signer's OCSP responder when a consent is recorded
 	ConsentOCSPURL    string   `toml:"consent-ocsp-url"`            // the responder to ask instead of the certificate's own
 
+	// Outbound mail (config_outbound.go).
+	Outbound              bool    `toml:"outbound"`                         // subscribers may send to other domains
+	OutboundPort          int     `toml:"outbound-port"`                    // SMTP port of other domains' servers
+	OutboundSmarthost     string  `toml:"outbound-smarthost"`               // HOST:PORT relaying all outbound mail; empty: MX lookup
+	OutboundSmarthostTLS  string  `toml:"outbound-smarthost-tls"`           // starttls, tls or none
+	OutboundSmarthostUser string  `toml:"outbound-smarthost-user"`          // AUTH PLAIN user at the smarthost
+	OutboundSmarthostPass string  `toml:"outbound-smarthost-password-file"` // file holding its password
+	OutboundCAFile        string  `toml:"outbound-ca-file"`                 // PEM roots trusted besides the system's
+	OutboundMTASTS        bool    `toml:"outbound-mta-sts"`                 // honour MTA-STS policies
+	OutboundDANE          bool    `toml:"outbound-dane"`                    // honour DANE TLSA records
+	OutboundLifetime      string  `toml:"outbound-lifetime"`                // DURATION a message is retried
+	OutboundDelayWarning  string  `toml:"outbound-delay-warning"`           // DURATION before the sender hears of a delay; 0: never
+	OutboundRetryMin      string  `toml:"outbound-retry-min"`               // DURATION, first wait between attempts
+	OutboundRetryMax      string  `toml:"outbound-retry-max"`               // DURATION, longest wait between attempts
+	OutboundConcurrency   int     `toml:"outbound-concurrency"`             // deliveries at once
+	OutboundPerDomain     int     `toml:"outbound-per-domain"`              // of them to one domain
+	OutboundDomainRate    float64 `toml:"outbound-domain-rate"`             // new deliveries a second to one domain; 0: no limit
+	OutboundHoldAfter     int     `toml:"outbound-hold-after"`              // remote recipients an hour per account before its mail is held; -1: never
+	OutboundShowClientIP  bool    `toml:"outbound-show-client-ip"`          // keep the subscriber's IP in Received
+
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
 	MinPasswordLength int      `toml:"min-password-length"`
@@ -99,50 +119,62 @@ func defaultConfig() Config {
 	r := accounts.DefaultRules()
 	h := accounts.DefaultHashParams()
 	return Config{
-		Data:              "./abox-data",
-		Hostname:          host,
-		ListenSMTP:        "127.0.0.1:2525",
-		ListenSubmission:  "127.0.0.1:2587",
-		ListenSubmissions: "127.0.0.1:2465",
-		ListenIMAP:        "127.0.0.1:2143",
-		ListenIMAPS:       "127.0.0.1:2993",
-		ListenHTTP:        "127.0.0.1:2080",
-		ListenHTTPS:       "127.0.0.1:2443",
-		APIRequests:       600,
-		TrustedNetworks:   []string{"127.0.0.0/8", "::1/128"},
-		LogFormat:         "auto",
-		SpamJunkScore:     5,
-		SweepInterval:     "1h",
-		LegalHold:         "0",
-		SpamRejectScore:   15,
-		DNSTimeout:        "2s",
-		KnownLoginTTL:     "30d",
-		KnownLogins:       100_000,
-		LoginHistory:      "90d",
-		AuditRetention:    "1095d",
-		AuthHashesPerAddr: 2,
-		AuthHashWait:      "2s",
-		HTTPConnections:   100,
-		SMTPConnections:   1000,
-		SMTPPerNetwork:    100,
-		SMTPHelloTimeout:  "30s",
-		SMTPUnknownRcpts:  5,
-		UnknownRcptsHour:  100,
-		LogLevel:          "info",
-		LogMaxField:       1024,
-		LogRepeatLimit:    600,
-		GCHeadroomMiB:     64,
-		ReserveSpace:      "128MiB",
-		EvidenceInterval:  "5m",
-		ConsentCRLRecheck: "10s",
-		ConsentMaxAge:     "30d",
-		ReservedLogins:    r.ReservedLogins,
-		PhonePrefixes:     r.PhonePrefixes,
-		MinPasswordLength: r.MinPasswordLength,
-		MinPasswordScore:  r.MinPasswordScore,
-		Argon2MemoryKiB:   h.MemoryKiB,
-		Argon2Iterations:  h.Iterations,
-		Argon2Threads:     h.Threads,
+		Data:                 "./abox-data",
+		Hostname:             host,
+		ListenSMTP:           "127.0.0.1:2525",
+		ListenSubmission:     "127.0.0.1:2587",
+		ListenSubmissions:    "127.0.0.1:2465",
+		ListenIMAP:           "127.0.0.1:2143",
+		ListenIMAPS:          "127.0.0.1:2993",
+		ListenHTTP:           "127.0.0.1:2080",
+		ListenHTTPS:          "127.0.0.1:2443",
+		APIRequests:          600,
+		TrustedNetworks:      []string{"127.0.0.0/8", "::1/128"},
+		LogFormat:            "auto",
+		SpamJunkScore:        5,
+		SweepInterval:        "1h",
+		LegalHold:            "0",
+		SpamRejectScore:      15,
+		DNSTimeout:           "2s",
+		KnownLoginTTL:        "30d",
+		KnownLogins:          100_000,
+		LoginHistory:         "90d",
+		AuditRetention:       "1095d",
+		AuthHashesPerAddr:    2,
+		AuthHashWait:         "2s",
+		HTTPConnections:      100,
+		SMTPConnections:      1000,
+		SMTPPerNetwork:       100,
+		SMTPHelloTimeout:     "30s",
+		SMTPUnknownRcpts:     5,
+		UnknownRcptsHour:     100,
+		LogLevel:             "info",
+		LogMaxField:          1024,
+		LogRepeatLimit:       600,
+		GCHeadroomMiB:        64,
+		ReserveSpace:         "128MiB",
+		EvidenceInterval:     "5m",
+		ConsentCRLRecheck:    "10s",
+		ConsentMaxAge:        "30d",
+		Outbound:             true,
+		OutboundPort:         25,
+		OutboundSmarthostTLS: "starttls",
+		OutboundMTASTS:       true,
+		OutboundDANE:         true,
+		OutboundLifetime:     "5d",
+		OutboundDelayWarning: "4h",
+		OutboundRetryMin:     "5m",
+		OutboundRetryMax:     "1h",
+		OutboundConcurrency:  64,
+		OutboundPerDomain:    20,
+		OutboundHoldAfter:    1000,
+		ReservedLogins:       r.ReservedLogins,
+		PhonePrefixes:        r.PhonePrefixes,
+		MinPasswordLength:    r.MinPasswordLength,
+		MinPasswordScore:     r.MinPasswordScore,
+		Argon2MemoryKiB:      h.MemoryKiB,
+		Argon2Iterations:     h.Iterations,
+		Argon2Threads:        h.Threads,
 	}
 }
 
@@ -271,6 +303,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	if err := c.validateOutbound(); err != nil {
 		return err
 	}
 	if c.SpamJunkScore <= 0 || c.SpamRejectScore <= c.SpamJunkScore {

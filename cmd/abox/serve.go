@@ -190,6 +190,13 @@ func (a *app) serve(ctx context.Context) error {
 	logConsentSetup(log, cfg, cv, st.Now())
 	reloadConsentOnHUP(ctx, log, cv, st.Now)
 	pc.Consent = cv
+	if pc.Outbound = cfg.outboundConfig(); pc.Outbound != nil {
+		tr, err := cfg.newOutboundTransport(log.With("component", "outbound"))
+		if err != nil {
+			return err
+		}
+		pc.Outbound.Transport, pc.Outbound.Logger = tr, log.With("component", "outbound")
+	}
 	srv.policy = policy.New(st, pc)
 	srv.env = &env{store: st, cfg: cfg, log: log, engine: srv.policy, consentV: cv, endSessions: srv.endSessions}
 	if cfg.EvidenceKey != "" {
@@ -249,6 +256,7 @@ func (a *app) serve(ctx context.Context) error {
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
 	sweepsDone := srv.startScheduler(sweepCtx)
 	headsDone := srv.startHeadSigner(sweepCtx)
+	outDone := srv.startOutbound(sweepCtx)
 
 	var wg sync.WaitGroup
 	attrs := []any{"data", cfg.Data, "hostname", cfg.Hostname}
@@ -285,6 +293,7 @@ func (a *app) serve(ctx context.Context) error {
 	stopSweeps()
 	<-sweepsDone
 	<-headsDone
+	<-outDone
 	ctl.close()
 	wg.Wait()
 	if err := st.Close(); err != nil {
@@ -401,6 +410,18 @@ func (s *server) registerMetrics() {
 		Name: "abox_store_wal_io_seconds_total", Help: "Time the writer spent writing and syncing write-ahead log records.",
 	}, func() float64 { return s.store.WriterStats().LogIO.Seconds() }))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "abox_outbound_queue_entries", Help: "Outbound queue entries (one per message and destination domain) waiting, being sent or held.",
+	}, func() float64 { st, _ := s.store.QueueStats(); return float64(st.Entries) }))
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "abox_outbound_queue_oldest_seconds", Help: "Age of the oldest outbound queue entry (0 when the queue is empty).",
+	}, func() float64 {
+		st, _ := s.store.QueueStats()
+		if st.Oldest.IsZero() {
+			return 0
+		}
+		return s.store.Now().Sub(st.Oldest).Seconds()
+	}))
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "abox_store_file_bytes", Help: "Size of the database file.",
 	}, func() float64 { return float64(s.store.FileSize()) }))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -415,6 +436,23 @@ func (s *server) registerMetrics() {
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_segment_compacted_bytes_total", Help: "Bytes of bodies moved by compaction.",
 	}, func() float64 { return float64(s.store.SegmentStats().CompactedBytes) }))
+}
+
+// startOutbound runs the outbound sender loop until ctx ends; the
+// channel closes once every attempt it started is recorded.
+func (s *server) startOutbound(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	if !s.policy.Outbound() {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		if err := s.policy.RunOutbound(ctx); err != nil {
+			s.log.Error("outbound sender loop stopped", "err", err)
+		}
+	}()
+	return done
 }
 
 // startScheduler runs the sweeps every sweep-interval inside serve, as of
