@@ -448,52 +448,118 @@ func (s *Store) QueueChange(ctx context.Context, id uint64, act QueueAction, rea
 			return err
 		}
 		before = *e
-		inDue := !e.Held
-		switch act {
-		case QueueHold:
-			if e.Held {
-				return nil
-			}
-			if err := t.del(bQueueDue, queueDueKey(e.NextAttempt, id)); err != nil {
-				return err
-			}
-			e.Held, e.HeldReason = true, reason
-		case QueueRelease, QueueRetry:
-			if act == QueueRelease {
-				e.Held, e.HeldReason = false, ""
-			}
-			if inDue {
-				if err := t.del(bQueueDue, queueDueKey(e.NextAttempt, id)); err != nil {
-					return err
-				}
-			}
-			if !e.Leased {
-				e.NextAttempt = t.now.UTC()
-			}
-			if !e.Held {
-				if err := t.put(bQueueDue, queueDueKey(e.NextAttempt, id), nil, 0); err != nil {
-					return err
-				}
-			}
-		case QueueDrop:
-			for i := range e.Recipients {
-				if e.Recipients[i].Status == QueuePending {
-					e.Recipients[i].Status = QueueFailed
-				}
-			}
-			if err := t.finishQueueEntry(e); err != nil {
-				return err
-			}
-			return t.queueAudit(a, act, e, reason)
-		default:
-			return fmt.Errorf("store: unknown queue action %d", act)
-		}
-		if err := t.putQueueEntry(e); err != nil {
+		if err := t.queueApply(e, act, reason); err != nil {
 			return err
 		}
 		return t.queueAudit(a, act, e, reason)
 	})
 	return before, err
+}
+
+// QueueSelect chooses the entries of QueueChangeAll.
+type QueueSelect struct {
+	Account uint64 // sent by this subscriber only (0: any)
+	Domain  string // to this domain only ("": any)
+}
+
+// QueueChangeAll applies an action to every entry it concerns (release:
+// the held ones; hold and retry: the others; drop: all) that matches
+// sel, in transactions of at most 1,000 entries (one audit entry each),
+// so that delivery is never stalled behind it. It returns how many.
+func (s *Store) QueueChangeAll(ctx context.Context, sel QueueSelect, act QueueAction, reason string, a Audit, account string) (int, error) {
+	total := uint64(0)
+	after := uint64(0)
+	for {
+		n, last, more := 0, uint64(0), false
+		err := s.update(ctx, func(t *txn) error {
+			n, last, more = 0, after, false
+			c := t.tx.Bucket(bQueue).Cursor()
+			var picked []*QueueEntry
+			scanned := 0
+			for k, v := c.Seek(u64(after + 1)); k != nil; k, v = c.Next() {
+				if scanned++; scanned > 10_000 || len(picked) >= 1000 {
+					more = true
+					break
+				}
+				last = decodeU64(k)
+				var e QueueEntry
+				if err := json.Unmarshal(v, &e); err != nil {
+					return fmt.Errorf("queue entry %d: %w", last, ErrCorrupt)
+				}
+				if sel.Account != 0 && e.Account != sel.Account || sel.Domain != "" && e.Domain != sel.Domain {
+					continue
+				}
+				if act == QueueRelease && !e.Held || (act == QueueHold || act == QueueRetry) && e.Held {
+					continue
+				}
+				picked = append(picked, &e)
+			}
+			for _, e := range picked {
+				if err := t.queueApply(e, act, reason); err != nil {
+					return err
+				}
+			}
+			if n = len(picked); n == 0 || a.Actor == "" {
+				return nil
+			}
+			a.Reason = fmt.Sprintf("%d queue entries, %d to %d", n, picked[0].ID, picked[n-1].ID)
+			if reason != "" {
+				a.Reason += ": " + reason
+			}
+			return t.audit(a, queueActionNames[act], account)
+		})
+		if err != nil {
+			return int(total), err
+		}
+		total += uint64(n)
+		if !more {
+			return int(total), nil
+		}
+		after = last
+	}
+}
+
+// queueApply changes one entry (read in this transaction) as act says.
+func (t *txn) queueApply(e *QueueEntry, act QueueAction, reason string) error {
+	id := e.ID
+	switch act {
+	case QueueHold:
+		if e.Held {
+			return nil
+		}
+		if err := t.del(bQueueDue, queueDueKey(e.NextAttempt, id)); err != nil {
+			return err
+		}
+		e.Held, e.HeldReason = true, reason
+	case QueueRelease, QueueRetry:
+		inDue := !e.Held
+		if act == QueueRelease {
+			e.Held, e.HeldReason = false, ""
+		}
+		if inDue {
+			if err := t.del(bQueueDue, queueDueKey(e.NextAttempt, id)); err != nil {
+				return err
+			}
+		}
+		if !e.Leased {
+			e.NextAttempt = t.now.UTC()
+		}
+		if !e.Held {
+			if err := t.put(bQueueDue, queueDueKey(e.NextAttempt, id), nil, 0); err != nil {
+				return err
+			}
+		}
+	case QueueDrop:
+		for i := range e.Recipients {
+			if e.Recipients[i].Status == QueuePending {
+				e.Recipients[i].Status = QueueFailed
+			}
+		}
+		return t.finishQueueEntry(e)
+	default:
+		return fmt.Errorf("store: unknown queue action %d", act)
+	}
+	return t.putQueueEntry(e)
 }
 
 func (t *txn) queueAudit(a Audit, act QueueAction, e *QueueEntry, reason string) error {

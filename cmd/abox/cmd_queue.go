@@ -30,12 +30,20 @@ type queueListArgs struct {
 type queueActArgs struct {
 	IDs    []uint64 `json:"ids"`
 	Reason string   `json:"reason,omitempty"`
+	// Instead of IDs: every entry (All), or those an account sent or
+	// to a domain.
+	All     bool   `json:"all,omitempty"`
+	Account string `json:"account,omitempty"`
+	Domain  string `json:"domain,omitempty"`
 }
 
 type queueActed struct {
-	ID     uint64 `json:"id"`
-	Domain string `json:"domain"`
+	ID     uint64 `json:"id,omitempty"`
+	Domain string `json:"domain,omitempty"`
 	Action string `json:"action"`
+	// Count is how many entries a selection (--all, --account, --domain)
+	// changed.
+	Count int `json:"count,omitempty"`
 }
 
 // queueView is an entry as the operator sees it.
@@ -113,6 +121,22 @@ func init() {
 	for name, act := range map[string]store.QueueAction{"hold": store.QueueHold, "release": store.QueueRelease, "retry": store.QueueRetry, "drop": store.QueueDrop} {
 		register("queue."+name, func(ctx context.Context, e *env, a queueActArgs) ([]queueActed, error) {
 			out := []queueActed{}
+			if a.All || a.Account != "" || a.Domain != "" {
+				var sel store.QueueSelect
+				if a.Account != "" {
+					ac, err := e.store.Account(strings.ToLower(a.Account))
+					if err != nil {
+						return nil, err
+					}
+					sel.Account = ac.ID
+				}
+				sel.Domain = strings.ToLower(a.Domain)
+				n, err := e.store.QueueChangeAll(ctx, sel, act, a.Reason, e.audit(""), strings.ToLower(a.Account))
+				if e.engine != nil && (act == store.QueueRelease || act == store.QueueRetry) {
+					e.engine.WakeOutbound()
+				}
+				return []queueActed{{Action: name, Count: n}}, err
+			}
 			for _, id := range a.IDs {
 				q, err := e.store.QueueChange(ctx, id, act, a.Reason, e.audit(""))
 				if err != nil {
@@ -185,23 +209,32 @@ func (a *app) queueCmd() *cobra.Command {
 			})
 		},
 	}
-	var reason string
 	act := func(name, short string) *cobra.Command {
+		var sel queueActArgs
 		c := &cobra.Command{
-			Use: name + " ID...", Short: short, Args: minArgs(1, "ID"),
+			Use: name + " ID... | --all | --account ADDRESS | --domain DOMAIN", Short: short,
 			RunE: func(cmd *cobra.Command, args []string) error {
+				selected := sel.All || sel.Account != "" || sel.Domain != ""
+				if selected == (len(args) > 0) {
+					return usagef("queue %s takes entry ids or one of --all, --account, --domain", name)
+				}
 				ids, err := queueIDs(args)
 				if err != nil {
 					return err
 				}
+				sel.IDs = ids
 				var vs []queueActed
-				err = a.client().call(cmd.Context(), "queue."+name, queueActArgs{IDs: ids, Reason: reason}, &vs)
+				err = a.client().call(cmd.Context(), "queue."+name, sel, &vs)
 				if err != nil && len(vs) == 0 {
 					return err
 				}
 				if eerr := a.emit(vs, func(w io.Writer) {
 					for _, v := range vs {
-						fmt.Fprintf(w, "queue entry %d (%s): %s\n", v.ID, v.Domain, v.Action)
+						if v.ID == 0 {
+							fmt.Fprintf(w, "%d queue entries: %s\n", v.Count, v.Action)
+						} else {
+							fmt.Fprintf(w, "queue entry %d (%s): %s\n", v.ID, v.Domain, v.Action)
+						}
 					}
 				}); eerr != nil {
 					return eerr
@@ -209,13 +242,17 @@ func (a *app) queueCmd() *cobra.Command {
 				return err
 			},
 		}
+		f := c.Flags()
+		f.BoolVar(&sel.All, "all", false, "every entry it applies to")
+		f.StringVar(&sel.Account, "account", "", "the entries this subscriber sent")
+		f.StringVar(&sel.Domain, "domain", "", "the entries to this destination domain")
 		if name == "hold" || name == "drop" {
-			c.Flags().StringVar(&reason, "reason", "", "why (kept in the audit log)")
+			f.StringVar(&sel.Reason, "reason", "", "why (kept in the audit log)")
 		}
 		return c
 	}
 	cmd.AddCommand(list, show,
-		act("retry", "try entries again now (held ones stay held)"),
+		act("retry", "try entries again now (held ones stay held); --all flushes the queue"),
 		act("hold", "stop sending entries until released"),
 		act("release", "release held entries: they are tried at once"),
 		act("drop", "remove entries without telling their senders"))

@@ -276,6 +276,19 @@ func TestOutboundQueueCommands(t *testing.T) {
 	}
 	p.sender.Fail(1, "queue", "release", fmt.Sprint(held[1].ID))
 	p.sender.Fail(2, "queue", "release", "x")
+	p.sender.Fail(2, "queue", "release")
+	p.sender.Fail(2, "queue", "release", "--all", "7")
+	// Selections: everything alice sent, held or not.
+	send("fourth", "bob@recv.test")
+	var acted []queueActed
+	p.sender.JSON(&acted, "queue", "release", "--account", "alice@sender.test")
+	if len(acted) != 1 || acted[0].Count != 1 {
+		t.Fatalf("release --account: %+v", acted)
+	}
+	waitMessages(t, p.rcvAddr["imaps"], "bob@recv.test", 3, 30*time.Second)
+	if out := p.sender.OK("queue", "retry", "--all"); !strings.Contains(out, "0 queue entries: retry") {
+		t.Fatalf("retry --all on an empty queue: %q", out)
+	}
 	if n := len(inboxBodies(t, p.sendAddrs["imaps"], "alice@sender.test", "INBOX")); n != 0 {
 		t.Fatalf("the sender got %d notifications for a drop", n)
 	}
