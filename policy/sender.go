@@ -117,8 +117,9 @@ func (e *Engine) RunOutbound(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastFree := time.Time{}
+	try := true // something may be due: lease (a logged write) rather than peek
 	for {
-		if free := cap(slots) - len(slots); free > 0 {
+		if free := cap(slots) - len(slots); free > 0 && try {
 			entries, err := e.store.QueueLease(ctx, free, q.cfg.Lease)
 			if err != nil && ctx.Err() == nil {
 				q.cfg.Logger.Error("outbound: reading the queue", "err", err)
@@ -146,12 +147,18 @@ func (e *Engine) RunOutbound(ctx context.Context) error {
 				q.cfg.Logger.Error("outbound: releasing finished bodies", "err", err)
 			}
 		}
+		try = false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-q.wake:
+			try = true
 		case <-freed:
+			try = true
 		case <-tick.C:
+			// A retry or an expired lease comes due: a read, so that an
+			// idle server writes nothing.
+			try = e.store.QueueDueBefore(e.clock())
 		}
 	}
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
@@ -320,4 +321,79 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// TestOutboundIdleWritesNothing: with nothing queued the sender loop
+// only reads: no log record, no commit (an idle server must not fsync
+// every second).
+func TestOutboundIdleWritesNothing(t *testing.T) {
+	f := newOutboundFixture(t, OutboundConfig{})
+	time.Sleep(200 * time.Millisecond) // the start's lease release
+	before := f.st.WriterStats()
+	time.Sleep(2500 * time.Millisecond) // two ticks and a checkpoint delay
+	after := f.st.WriterStats()
+	if after.LogRecords != before.LogRecords || after.Commits != before.Commits {
+		t.Fatalf("an idle sender loop wrote: %d log records, %d commits", after.LogRecords-before.LogRecords, after.Commits-before.Commits)
+	}
+}
+
+// gatedTransport blocks every Send until released and records how many
+// run at once per domain.
+type gatedTransport struct {
+	mu        sync.Mutex
+	running   map[string]int
+	most      map[string]int
+	sent      int
+	gate      chan struct{}
+	delivered chan string
+}
+
+func (g *gatedTransport) Send(ctx context.Context, domain string, m *OutMessage) OutResult {
+	g.mu.Lock()
+	g.running[domain]++
+	g.most[domain] = max(g.most[domain], g.running[domain])
+	g.mu.Unlock()
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+	}
+	g.mu.Lock()
+	g.running[domain]--
+	g.sent++
+	g.mu.Unlock()
+	g.delivered <- domain
+	res := OutResult{}
+	for range m.Recipients {
+		res.Recipients = append(res.Recipients, OutOutcome{Status: OutDelivered, Code: 250})
+	}
+	return res
+}
+
+// TestOutboundPerDomainConcurrency: at most PerDomain attempts run to
+// one domain while another domain's mail goes past them.
+func TestOutboundPerDomainConcurrency(t *testing.T) {
+	f := newOutboundFixture(t, OutboundConfig{PerDomain: 2, Concurrency: 8})
+	f.stop()
+	g := &gatedTransport{running: map[string]int{}, most: map[string]int{}, gate: make(chan struct{}), delivered: make(chan string, 100)}
+	f.e.cfg.Outbound.Transport = g
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.e.RunOutbound(ctx) }()
+	defer func() { cancel(); <-done }()
+	for i := range 6 {
+		f.submit(t, map[string]RcptParams{fmt.Sprintf("r%d@busy.test", i): {}}, "")
+	}
+	f.submit(t, map[string]RcptParams{"x@other.test": {}}, "")
+	waitFor(t, "two to busy.test and one to other.test running", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.running["busy.test"] == 2 && g.running["other.test"] == 1
+	})
+	for range 7 {
+		g.gate <- struct{}{}
+	}
+	waitFor(t, "all sent", func() bool { g.mu.Lock(); defer g.mu.Unlock(); return g.sent == 7 })
+	if g.most["busy.test"] != 2 {
+		t.Fatalf("at most %d attempts ran to one domain, want 2", g.most["busy.test"])
+	}
 }

@@ -38,6 +38,7 @@ func (s *Store) commitLogged(batch []*writeReq) {
 		failAll(batch, s.broken)
 		return
 	}
+	fresh := s.wtx == nil
 	if s.wtx == nil {
 		tx, err := s.db.Begin(true)
 		if err != nil {
@@ -94,6 +95,20 @@ func (s *Store) commitLogged(batch []*writeReq) {
 		batch = append(batch[:m.i:m.i], batch[m.i+1:]...)
 	}
 	if len(batch) == 0 {
+		return
+	}
+	if logged && len(s.oplog.buf) == 0 {
+		// Nothing written (a lease that found nothing due): nothing to
+		// make durable, no record and no sync; a transaction opened for
+		// it alone is dropped, so no checkpoint follows either.
+		if fresh {
+			s.wtx.Rollback()
+			s.wtx = nil
+		}
+		for _, r := range batch {
+			s.feed.publish(r.changes)
+			r.err <- nil
+		}
 		return
 	}
 	if logged && s.deferred+len(batch) < checkpointRequests && !s.oplog.full {
