@@ -231,9 +231,9 @@ func (q *sender) attempt(ctx context.Context, en store.QueueEntry) {
 		msg.Body = stripReturnPath(body)
 		res = q.cfg.Transport.Send(ctx, en.Domain, msg)
 	}
-	if ctx.Err() != nil {
-		return // stopping mid-attempt: sent again after the restart (RFC 5321 §6.1 accepts the duplicate)
-	}
+	// Whatever the remote side answered is recorded, also when the loop
+	// is stopping: a 250 not written down would send the letter twice.
+	ctx = context.WithoutCancel(ctx)
 	now := e.clock()
 	en.Attempts++
 	en.LastAttempt = now.UTC()
@@ -304,7 +304,7 @@ func (q *sender) attempt(ctx context.Context, en store.QueueEntry) {
 	if end := en.CreatedAt.Add(q.cfg.Lifetime); en.NextAttempt.After(end) {
 		en.NextAttempt = end // the last attempt is at the end of the lifetime
 	}
-	if err := e.store.QueueUpdate(ctx, &en); err != nil && ctx.Err() == nil {
+	if err := e.store.QueueUpdate(ctx, &en); err != nil {
 		q.cfg.Logger.Error("outbound: recording an attempt (the entry is tried again when its lease ends)", "entry", en.ID, "err", err)
 	}
 }
