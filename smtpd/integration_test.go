@@ -355,6 +355,10 @@ func TestSubmissionReplies(t *testing.T) {
 	blocked := e.addUser("blocky")
 	e.OK("user", "block", blocked, "--reason", "test")
 	e.addSender("billing", "billing", "bills@"+domain, "invoices@"+domain)
+	// SPEC's relay refusal on submission is the reply with outbound mail
+	// switched off (TestDSNParameters and cmd/abox's outbound tests run
+	// with it on).
+	e.ServeFlags = append(e.ServeFlags, "--outbound=false")
 	s := e.start()
 
 	t.Run("AUTH before TLS", func(t *testing.T) {
@@ -1161,4 +1165,45 @@ func TestBDATHugeChunkUnlimitedSize(t *testing.T) {
 	c.nc.Close()
 	d := dial(t, s.smtp)
 	d.expect("QUIT", 221, "")
+}
+
+// TestDSNParameters: with outbound mail on, submission offers DSN (RFC
+// 3461) and, under TLS, REQUIRETLS (RFC 8689), and takes their
+// parameters, refusing malformed ones with 501 5.5.4; the MX service
+// offers neither and refuses the parameters as unsupported.
+func TestDSNParameters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	alice := e.addUser("alice")
+	bob := e.addUser("bobby")
+	s := e.start()
+
+	c := dial(t, s.sub)
+	if _, exts := c.ehlo(); !hasExt(exts, "DSN") || hasExt(exts, "REQUIRETLS") {
+		t.Errorf("submission before TLS offers %q: want DSN, not REQUIRETLS", exts)
+	}
+	c.startTLS()
+	if _, exts := c.ehlo(); !hasExt(exts, "DSN") || !hasExt(exts, "REQUIRETLS") {
+		t.Errorf("submission under TLS offers %q: want DSN and REQUIRETLS", exts)
+	}
+	c.expect("AUTH PLAIN "+plain(alice, password), 235, "2.7.0")
+	c.expect("MAIL FROM:<"+alice+"> RET=SOMETIMES", 501, "5.5.4")
+	c.expect("MAIL FROM:<"+alice+"> ENVID=bad=xtext", 501, "5.5.4")
+	c.expect("MAIL FROM:<"+alice+"> REQUIRETLS=yes", 501, "5.5.4")
+	c.expect("MAIL FROM:<"+alice+"> RET=HDRS ENVID=QQ+2B1 REQUIRETLS", 250, "2.1.0")
+	c.expect("RCPT TO:<"+bob+"> NOTIFY=NEVER,SUCCESS", 501, "5.5.4")
+	c.expect("RCPT TO:<"+bob+"> NOTIFY=SOMETIMES", 501, "5.5.4")
+	c.expect("RCPT TO:<"+bob+"> ORCPT=rfc822", 501, "5.5.4")
+	c.expect("RCPT TO:<"+bob+"> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bobby+40example.kz", 250, "2.1.5")
+	c.expect("DATA", 354, "")
+	c.send(dotStuff(message(alice, bob, "dsn", "hello")) + ".\r\n")
+	c.want("end of DATA", 250, "2.0.0")
+
+	m := dial(t, s.smtp)
+	if _, exts := m.ehlo(); hasExt(exts, "DSN") {
+		t.Errorf("the MX service offers DSN: %q", exts)
+	}
+	m.expect("MAIL FROM:<someone@example.org> RET=FULL", 501, "5.5.4")
+	m.expect("MAIL FROM:<someone@example.org>", 250, "2.1.0")
+	m.expect("RCPT TO:<"+bob+"> NOTIFY=SUCCESS", 501, "5.5.4")
 }
