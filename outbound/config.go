@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -56,7 +57,32 @@ type Config struct {
 	// Logger receives one line per attempt; nil discards.
 	Logger *slog.Logger
 	// Now is the clock of the MTA-STS policy cache; nil means time.Now.
+	// Connection ages and idle times use the real clock, like every
+	// network deadline.
 	Now func() time.Time
+
+	// Connection reuse, as Postfix's connection cache does it
+	// (smtp_connection_cache_on_demand): after a transaction, a healthy
+	// session gets RSET (RFC 5321 §4.1.1.5) and waits, idle, for the
+	// next message to the same domain (or to the smarthost), which then
+	// skips DNS, TCP, EHLO and the TLS handshake. The security decisions
+	// taken when it was opened (MTA-STS, DANE, STARTTLS) hold for its
+	// whole life, as in Postfix.
+	//
+	// MaxIdlePerDomain (16 unless set) and MaxIdle (256) bound the idle
+	// sessions per destination and in all; past either, the oldest is
+	// closed. IdleTimeout (5s) closes a session idle that long: a
+	// remote server's patience is limited and an idle connection costs
+	// it a process or a slot. ReuseLimit (100 messages) and ReuseTime
+	// (5m since it was opened) retire a session so that a changed MX,
+	// policy or certificate is seen again (Postfix's
+	// smtp_connection_reuse_count_limit and _time_limit).
+	MaxIdlePerDomain, MaxIdle int
+	IdleTimeout               time.Duration
+	ReuseLimit                int
+	ReuseTime                 time.Duration
+	// DisableReuse closes every session with QUIT after its message.
+	DisableReuse bool
 }
 
 // Smarthost TLS modes (Config.SmarthostTLS).
@@ -75,8 +101,10 @@ const (
 	maxAddrsPerHost = 2
 )
 
-// Client delivers messages. It is safe for concurrent use: each Deliver
-// is independent but for the shared MTA-STS policy cache.
+// Client delivers messages. It is safe for concurrent use: Deliver
+// calls share the MTA-STS policy cache and the idle sessions, and a
+// session serves one Deliver at a time. Close releases the idle
+// sessions and the goroutine that expires them.
 type Client struct {
 	cfg      Config // immutable after New
 	resolver string // "ip:port"
@@ -85,6 +113,11 @@ type Client struct {
 	now  func() time.Time
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	sts  *stsCache
+	// idle is nil when reuse is disabled; see reuse.go.
+	idle      *idleCache
+	closeOnce sync.Once
+	// stopJanitor ends the janitor, which closes janitorDone.
+	stopJanitor, janitorDone chan struct{}
 }
 
 // smarthost is Config.Smarthost taken apart; host is "" when no
@@ -109,6 +142,9 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.smarthost = sh
 	}
+	if err := checkReuse(cfg); err != nil {
+		return nil, err
+	}
 	c.resolver = cfg.Resolver
 	if c.resolver == "" {
 		// As Go's own resolver does, a missing or empty resolv.conf
@@ -120,6 +156,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.resolver); err != nil {
 		return nil, fmt.Errorf("outbound: Resolver %q: %w", c.resolver, err)
+	}
+	if !cfg.DisableReuse {
+		c.startReuse()
 	}
 	return c, nil
 }
@@ -153,6 +192,28 @@ func setDefaults(cfg *Config) {
 		d := &net.Dialer{}
 		cfg.Dial = d.DialContext
 	}
+	if cfg.MaxIdlePerDomain == 0 {
+		cfg.MaxIdlePerDomain = 16
+	}
+	if cfg.MaxIdle == 0 {
+		cfg.MaxIdle = 256
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 5 * time.Second
+	}
+	if cfg.ReuseLimit == 0 {
+		cfg.ReuseLimit = 100
+	}
+	if cfg.ReuseTime == 0 {
+		cfg.ReuseTime = 5 * time.Minute
+	}
+}
+
+func checkReuse(cfg Config) error {
+	if cfg.MaxIdlePerDomain < 0 || cfg.MaxIdle < 0 || cfg.ReuseLimit < 0 || cfg.IdleTimeout < 0 || cfg.ReuseTime < 0 {
+		return errors.New("outbound: MaxIdlePerDomain, MaxIdle, IdleTimeout, ReuseLimit and ReuseTime must not be negative")
+	}
+	return nil
 }
 
 func parseSmarthost(cfg Config) (smarthost, error) {

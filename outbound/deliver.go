@@ -49,6 +49,9 @@ func (c *Client) Deliver(ctx context.Context, domain string, m *Message) (res Re
 		setAll(res.Recipients, env.rcpts, local(501, "5.1.2", "invalid domain "+domain+": "+err.Error()))
 		return res
 	}
+	if c.deliverReused(ctx, ascii, c.cacheKey(ascii), &env, &res) {
+		return res
+	}
 	if c.smarthost.host != "" {
 		c.deliverSmarthost(ctx, ascii, &env, &res)
 	} else {
@@ -173,7 +176,8 @@ func (c *Client) hostPolicy(ctx context.Context, domain, host string, secure boo
 
 // attempt opens a session to t and, when it is ready, runs the
 // transaction: nil means the attempt is over and res holds the
-// outcomes; a failure means t could not be used.
+// outcomes; a failure means t could not be used. The session is then
+// parked for the next message to domain, or closed (reuse.go).
 func (c *Client) attempt(ctx context.Context, domain string, t target, env *envelope, res *Result) *hostFailure {
 	res.Host, res.Addr, res.TLS, res.Security = t.host, t.addr.String(), "none", SecurityNone
 	s, f := c.open(ctx, t, false)
@@ -185,17 +189,19 @@ func (c *Client) attempt(ctx context.Context, domain string, t target, env *enve
 		c.logAttempt(domain, t.host, t.addr.String(), res, f.o.Text)
 		return f
 	}
-	res.Security, res.TLS = s.security()
+	res.Security, res.TLS = s.info.security, s.info.tls
+	key := c.cacheKey(domain)
 	if env.mail.RequireTLS {
 		if f := s.requireTLSCheck(); f != nil {
-			s.quit()
+			// Unfit for this message, maybe not for the next one.
+			c.release(key, s, true)
 			c.logAttempt(domain, t.host, t.addr.String(), res, f.o.Text)
 			return f
 		}
 	}
-	res.SupportsDSN = s.has("DSN")
-	s.transaction(ctx, env, res.Recipients)
-	s.quit()
+	res.SupportsDSN = s.info.dsn
+	end := s.transaction(ctx, env, res.Recipients)
+	c.release(key, s, end == txnDone)
 	c.logAttempt(domain, t.host, t.addr.String(), res, "")
 	return nil
 }
@@ -239,10 +245,11 @@ func (fs *failures) final(ctx context.Context) Outcome {
 }
 
 // logAttempt writes the one line of an attempt at a host (or of a
-// domain that has no host to attempt). Never a body, never a password.
-func (c *Client) logAttempt(domain, host, addr string, res *Result, failure string) {
+// domain that has no host to attempt), with extra attributes if any.
+// Never a body, never a password.
+func (c *Client) logAttempt(domain, host, addr string, res *Result, failure string, extra ...any) {
 	delivered, deferred, failed := counts(res.Recipients)
-	args := []any{"domain", domain, "host", host, "addr", addr, "tls", res.TLS, "security", res.Security}
+	args := append([]any{"domain", domain, "host", host, "addr", addr, "tls", res.TLS, "security", res.Security}, extra...)
 	if failure != "" {
 		c.log.Info("outbound attempt failed", append(args, "error", failure)...)
 		return

@@ -45,7 +45,9 @@ type envelope struct {
 	rcpts    []rcpt // the recipients still to be sent, in order
 	mail     smtp.MailOptions
 	needUTF8 bool
-	body     []byte
+	// dsn: RET, ENVID, NOTIFY or ORCPT is set (RFC 3461).
+	dsn  bool
+	body []byte
 }
 
 type rcpt struct {
@@ -60,7 +62,7 @@ type rcpt struct {
 // side's reply. It fills out for each recipient it refuses; all is set
 // when the whole message is refused.
 func prepare(m *Message, out []Outcome) (env envelope, all *Outcome) {
-	env = envelope{from: m.From, body: m.Body, needUTF8: m.SMTPUTF8 || !isASCII(m.From)}
+	env = envelope{from: m.From, body: m.Body, needUTF8: m.SMTPUTF8 || !isASCII(m.From), dsn: m.Ret != "" || m.EnvID != ""}
 	if !validAddress(m.From, true) {
 		o := local(501, "5.1.7", "invalid sender address")
 		return env, &o
@@ -97,6 +99,7 @@ func prepare(m *Message, out []Outcome) (env envelope, all *Outcome) {
 			continue
 		}
 		env.needUTF8 = env.needUTF8 || !isASCII(r.Address)
+		env.dsn = env.dsn || len(opts.Notify) > 0 || opts.OriginalRecipient != ""
 		env.rcpts = append(env.rcpts, rcpt{i: i, addr: r.Address, opts: opts})
 	}
 	env.mail.UTF8 = env.needUTF8

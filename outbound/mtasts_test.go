@@ -140,7 +140,12 @@ func TestMTASTSCache(t *testing.T) {
 	sts := w.stsServer("example.test", policy("enforce", "mx.example.test"))
 	var now atomic.Int64
 	now.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	c := w.client(func(c *Config) { c.Now = func() time.Time { return time.Unix(0, now.Load()) } })
+	// No reuse: each step must look at the policy, which a parked
+	// session, keeping the decision of its connection, would skip.
+	c := w.client(func(c *Config) {
+		c.Now = func() time.Time { return time.Unix(0, now.Load()) }
+		c.DisableReuse = true
+	})
 	deferred := want{status: Deferred, code: 451, enhanced: "4.7.5", text: "does not list"}
 	step := func(name string, wantOutcome want, fetches int) {
 		t.Helper()

@@ -34,6 +34,14 @@ type session struct {
 	// stop releases the context watcher that closes raw on
 	// cancellation.
 	stop func() bool
+
+	// For reuse (reuse.go): info is fixed when open returns; opened is
+	// when the connection was made, uses how many messages it has
+	// carried, dirty that MAIL went out since the last RSET.
+	info   sessionInfo
+	opened time.Time
+	uses   int
+	dirty  bool
 }
 
 // hostFailure is why an address could not take the message: the
@@ -61,10 +69,8 @@ func (c *Client) open(ctx context.Context, t target, plain bool) (*session, *hos
 		o.RemoteMTA = t.host
 		return nil, fail(o)
 	}
-	s := &session{c: c, t: t, raw: raw}
-	// go-smtp bounds each command with its own deadline but knows no
-	// context: closing the connection is how cancellation reaches it.
-	s.stop = context.AfterFunc(ctx, func() { raw.Close() })
+	s := &session{c: c, t: t, raw: raw, opened: time.Now()}
+	s.watch(ctx)
 	if f := s.greet(ctx, plain); f != nil {
 		s.close()
 		return nil, f
@@ -75,7 +81,16 @@ func (c *Client) open(ctx context.Context, t target, plain bool) (*session, *hos
 			return nil, f
 		}
 	}
+	s.info = s.describe()
 	return s, nil
+}
+
+// watch ties the session to the context of the Deliver using it. go-smtp
+// bounds each command with its own deadline but knows no context:
+// closing the connection is how cancellation reaches it.
+func (s *session) watch(ctx context.Context) {
+	raw := s.raw
+	s.stop = context.AfterFunc(ctx, func() { raw.Close() })
 }
 
 func (s *session) greet(ctx context.Context, plain bool) *hostFailure {
@@ -166,9 +181,11 @@ func (s *session) security() (security, tlsDesc string) {
 const quitTimeout = 10 * time.Second
 
 // quit ends the session politely; its reply does not matter.
-func (s *session) quit() {
+func (s *session) quit() { s.quitWithin(quitTimeout) }
+
+func (s *session) quitWithin(d time.Duration) {
 	if s.sc != nil {
-		s.sc.CommandTimeout = min(s.sc.CommandTimeout, quitTimeout)
+		s.sc.CommandTimeout = min(s.sc.CommandTimeout, d)
 		s.sc.Quit()
 	}
 	s.close()

@@ -3,6 +3,7 @@ package outbound
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/miekg/dns"
@@ -117,6 +118,8 @@ func TestNewConfig(t *testing.T) {
 		{"smarthost bad mode", func(c *Config) { c.Smarthost, c.SmarthostTLS = "relay.test:587", "maybe" }, false},
 		{"plaintext smarthost elsewhere", func(c *Config) { c.Smarthost, c.SmarthostTLS = "relay.test:25", SmarthostNone }, false},
 		{"plaintext smarthost on loopback", func(c *Config) { c.Smarthost, c.SmarthostTLS = "127.0.0.1:10025", SmarthostNone }, true},
+		{"negative MaxIdle", func(c *Config) { c.MaxIdle = -1 }, false},
+		{"negative IdleTimeout", func(c *Config) { c.IdleTimeout = -time.Second }, false},
 		{"AUTH without TLS", func(c *Config) {
 			c.Smarthost, c.SmarthostTLS, c.SmarthostUser = "localhost:10025", SmarthostNone, "u"
 		}, false},
@@ -131,6 +134,12 @@ func TestNewConfig(t *testing.T) {
 			if c.cfg.Port != 25 || c.cfg.CommandTimeout.Minutes() != 5 || c.cfg.DataTimeout.Minutes() != 10 || c.cfg.ConnectTimeout.Seconds() != 30 {
 				t.Errorf("defaults %+v", c.cfg)
 			}
+			if c.cfg.MaxIdlePerDomain != 16 || c.cfg.MaxIdle != 256 || c.cfg.IdleTimeout != 5*time.Second || c.cfg.ReuseLimit != 100 || c.cfg.ReuseTime != 5*time.Minute {
+				t.Errorf("reuse defaults %+v", c.cfg)
+			}
+		}
+		if c != nil {
+			c.Close()
 		}
 	}
 }

@@ -69,8 +69,10 @@ type mxOpts struct {
 	implicit   bool  // implicit TLS (cert required)
 }
 
-// received is what one session of the server saw.
+// received is what one transaction of the server saw; conn numbers the
+// connection that carried it, from 1.
 type received struct {
+	conn       int
 	tls        bool
 	from       string
 	mail       smtp.MailOptions
@@ -82,13 +84,15 @@ type received struct {
 }
 
 // mxServer is a receiving SMTP server (go-smtp's) on a random loopback
-// address, recording every session.
+// address, recording every session and every transaction.
 type mxServer struct {
 	addr netip.Addr
 
 	mu       sync.Mutex
-	conns    int
-	sessions []*received
+	conns    int // accepted
+	open     int // accepted and not yet closed
+	connIDs  map[*smtp.Conn]int
+	sessions []*received // one per session, then one per later MAIL
 	rcptErr  map[string]*smtp.SMTPError
 	dataErr  *smtp.SMTPError
 	authErr  error
@@ -97,11 +101,16 @@ type mxServer struct {
 func newMX(t *testing.T, opts mxOpts) *mxServer {
 	t.Helper()
 	ln := listenLoopback(t, 25)
-	m := &mxServer{addr: addrOf(ln), rcptErr: map[string]*smtp.SMTPError{}}
+	m := &mxServer{addr: addrOf(ln), rcptErr: map[string]*smtp.SMTPError{}, connIDs: map[*smtp.Conn]int{}}
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		r := &received{}
 		_, r.tls = c.TLSConnectionState()
 		m.mu.Lock()
+		// go-smtp starts a new session after STARTTLS, on the same Conn.
+		if m.connIDs[c] == 0 {
+			m.connIDs[c] = len(m.connIDs) + 1
+		}
+		r.conn = m.connIDs[c]
 		m.sessions = append(m.sessions, r)
 		m.mu.Unlock()
 		return &session_{m: m, r: r, auth: opts.auth}, nil
@@ -128,7 +137,7 @@ func newMX(t *testing.T, opts mxOpts) *mxServer {
 	return m
 }
 
-// transactions are the sessions that got MAIL.
+// transactions are the records that got MAIL.
 func (m *mxServer) transactions() []received {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -157,6 +166,13 @@ func (m *mxServer) connections() int {
 	return m.conns
 }
 
+// openConnections is how many connections the server has not closed.
+func (m *mxServer) openConnections() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.open
+}
+
 type countingListener struct {
 	net.Listener
 	m *mxServer
@@ -164,12 +180,29 @@ type countingListener struct {
 
 func (l *countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err == nil {
-		l.m.mu.Lock()
-		l.m.conns++
-		l.m.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return c, err
+	l.m.mu.Lock()
+	l.m.conns++
+	l.m.open++
+	l.m.mu.Unlock()
+	return &countedConn{Conn: c, m: l.m}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	m    *mxServer
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() {
+		c.m.mu.Lock()
+		c.m.open--
+		c.m.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // session_ records one go-smtp session into r, under m.mu.
@@ -185,6 +218,13 @@ func (s *session_) Logout() error { return nil }
 func (s *session_) Mail(from string, opts *smtp.MailOptions) error {
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()
+	if s.r.from != "" {
+		// A later transaction on the same connection.
+		r := *s.r
+		r.from, r.mail, r.rcpts, r.rcptOpts, r.data = "", smtp.MailOptions{}, nil, nil, nil
+		s.r = &r
+		s.m.sessions = append(s.m.sessions, s.r)
+	}
 	s.r.from = from
 	if from == "" {
 		s.r.from = "<>"
@@ -278,24 +318,55 @@ type scripted struct {
 	replies map[string]string
 	// closeInData drops the connection in the middle of the message.
 	closeInData bool
+	// idleClose, when set, is how long the server waits for a command
+	// after its reply to RSET; then it says idleReply, if any, and
+	// closes, as a server timing out an idle client does.
+	idleClose time.Duration
+	idleReply string
 
-	mu   sync.Mutex
-	cmds []string
+	mu     sync.Mutex
+	cmds   []string
+	conns  [][]string // the commands of each connection
+	closed int        // connections ended
 }
 
 func (s *scripted) handle(greeting string, exts []string) func(net.Conn) {
 	return func(c net.Conn) {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.conns = append(s.conns, nil)
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			s.closed++
+			s.mu.Unlock()
+		}()
 		io.WriteString(c, greeting+"\r\n")
 		br := bufio.NewReader(c)
+		idle := false
 		for {
+			if idle {
+				c.SetReadDeadline(time.Now().Add(s.idleClose))
+			} else if s.idleClose > 0 {
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			}
 			line, err := br.ReadString('\n')
+			var ne net.Error
+			if idle && errors.As(err, &ne) && ne.Timeout() {
+				if s.idleReply != "" {
+					io.WriteString(c, s.idleReply+"\r\n")
+				}
+				return
+			}
 			if err != nil {
 				return
 			}
 			line = strings.TrimRight(line, "\r\n")
 			s.mu.Lock()
 			s.cmds = append(s.cmds, line)
+			s.conns[n] = append(s.conns[n], line)
 			s.mu.Unlock()
+			idle = s.idleClose > 0 && strings.EqualFold(line, "RSET")
 			if r, ok := s.replies[line]; ok {
 				if r != "close" {
 					io.WriteString(c, r+"\r\n")
@@ -340,4 +411,23 @@ func (s *scripted) commands() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.cmds...)
+}
+
+// verbs are the command verbs of each connection so far.
+func (s *scripted) verbs() [][]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([][]string, len(s.conns))
+	for i, cmds := range s.conns {
+		for _, c := range cmds {
+			out[i] = append(out[i], strings.ToUpper(strings.Fields(c + " x")[0]))
+		}
+	}
+	return out
+}
+
+func (s *scripted) closedConnections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }

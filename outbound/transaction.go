@@ -71,27 +71,46 @@ func (s *session) has(ext string) bool {
 	return ok
 }
 
+// txnEnd is the state a transaction leaves its session in.
+type txnEnd int
+
+const (
+	// txnDone: every reply was read, none was 421; the session may
+	// carry another message after RSET.
+	txnDone txnEnd = iota
+	// txnBroken: the connection failed or the server said 421 (RFC 5321
+	// §3.8) once MAIL was accepted.
+	txnBroken
+	// txnMailLost: the same, at MAIL itself: nothing was accepted, so
+	// the message could go on another connection (reuse.go).
+	txnMailLost
+)
+
 // transaction runs MAIL, RCPT and DATA (RFC 5321 §3.3) and writes each
-// recipient's outcome into out. It is the end of the attempt whatever
-// happens: once MAIL is sent, no other host is tried, so the message can
-// never go out twice from one call.
+// recipient's outcome into out. Once MAIL is accepted it is the end of
+// the attempt whatever happens: no other host or connection is tried,
+// so the message can never go out twice from one call.
 //
 // go-smtp's client reports each RCPT's refusal as an *smtp.SMTPError
 // from Rcpt and does not pipeline (RFC 2920), so RCPTs go one by one.
-func (s *session) transaction(ctx context.Context, env *envelope, out []Outcome) {
+func (s *session) transaction(ctx context.Context, env *envelope, out []Outcome) txnEnd {
 	host := s.t.host
 	if o := s.refusal(env); o != nil {
 		setAll(out, env.rcpts, *o)
-		return
+		return txnDone
 	}
 	// go-smtp adds SIZE when the server has SIZE, REQUIRETLS and SMTPUTF8
 	// as asked (checked above), RET and ENVID only when it has DSN. It
 	// also adds BODY=8BITMIME whenever the server has 8BITMIME, whatever
 	// MailOptions.Body says: harmless for a 7-bit body (RFC 6152 §2
 	// lets 7-bit data travel as 8BITMIME).
+	s.dirty = true
 	if err := s.sc.Mail(env.from, &env.mail); err != nil {
 		setAll(out, env.rcpts, s.errOutcome(ctx, err))
-		return
+		if broken(err) {
+			return txnMailLost
+		}
+		return txnDone
 	}
 	var took []rcpt
 	for k, r := range env.rcpts {
@@ -101,24 +120,26 @@ func (s *session) transaction(ctx context.Context, env *envelope, out []Outcome)
 			continue
 		}
 		o := s.errOutcome(ctx, err)
-		var se *smtp.SMTPError
-		if !errors.As(err, &se) || se.Code == 421 {
-			// The connection is gone (or going, 421: RFC 5321 §3.8):
-			// this and every later recipient, and those already
-			// taken, share the reason.
+		if broken(err) {
+			// The connection is gone (or going, 421): this and every
+			// later recipient, and those already taken, share the
+			// reason.
 			setAll(out, env.rcpts[k:], o)
 			setAll(out, took, o)
-			return
+			return txnBroken
 		}
 		out[r.i] = o
 	}
 	if len(took) == 0 {
-		return
+		return txnDone
 	}
 	w, err := s.sc.Data()
 	if err != nil {
 		setAll(out, took, s.errOutcome(ctx, err))
-		return
+		if broken(err) {
+			return txnBroken
+		}
+		return txnDone
 	}
 	// go-smtp sets no deadline while the body is written (only on the
 	// replies), so the transfer gets one here; the reply to the final
@@ -126,7 +147,7 @@ func (s *session) transaction(ctx context.Context, env *envelope, out []Outcome)
 	s.raw.SetDeadline(time.Now().Add(s.c.cfg.DataTimeout))
 	if _, err := w.Write(env.body); err != nil {
 		setAll(out, took, s.errOutcome(ctx, err))
-		return
+		return txnBroken
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
@@ -135,11 +156,24 @@ func (s *session) transaction(ctx context.Context, env *envelope, out []Outcome)
 		// the message possibly delivered (RFC 1047); deferring risks a
 		// duplicate, which is better than a loss.
 		setAll(out, took, s.errOutcome(ctx, err))
-		return
+		if broken(err) {
+			return txnBroken
+		}
+		return txnDone
 	}
 	for _, r := range took {
 		out[r.i] = accepted(resp.StatusText, host)
 	}
+	return txnDone
+}
+
+// broken says err leaves the session unusable: anything but a reply
+// (an I/O error, or one of go-smtp's own, after which its state is
+// unknown), or a 421, which announces the server is closing (RFC 5321
+// §3.8).
+func broken(err error) bool {
+	var se *smtp.SMTPError
+	return !errors.As(err, &se) || se.Code == 421
 }
 
 // setAll gives every recipient in rs the outcome o.

@@ -49,6 +49,9 @@ func (w *world) client(mod ...func(*Config)) *Client {
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	// Registered after the servers, so run before they stop: the idle
+	// sessions end with QUIT, and no janitor outlives the test.
+	w.t.Cleanup(func() { c.Close() })
 	return c
 }
 

@@ -42,6 +42,9 @@ func (c *Config) newOutboundTransport(log *slog.Logger) (*outboundTransport, err
 	return &outboundTransport{c: client}, nil
 }
 
+// Close ends the SMTP client's idle connections.
+func (t *outboundTransport) Close() error { return t.c.Close() }
+
 // Send implements policy.Transport.
 func (t *outboundTransport) Send(ctx context.Context, domain string, m *policy.OutMessage) policy.OutResult {
 	msg := &outbound.Message{From: m.From, Body: m.Body, SMTPUTF8: m.SMTPUTF8, EightBit: m.EightBit, RequireTLS: m.RequireTLS, Ret: m.Ret, EnvID: m.EnvID}

@@ -195,6 +195,9 @@ func (a *app) serve(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// Runs after the sender loop has stopped (<-outDone below): its
+		// idle connections end with QUIT.
+		defer tr.Close()
 		pc.Outbound.Transport, pc.Outbound.Logger = tr, log.With("component", "outbound")
 	}
 	srv.policy = policy.New(st, pc)
