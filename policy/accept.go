@@ -242,7 +242,7 @@ func (t *Transaction) Deliver(ctx context.Context, body []byte) (Accepted, error
 		if signature, err = e.signDKIM(body, fromDomain(hdr)); err != nil {
 			e.cfg.Outbound.Logger.Error("DKIM signing failed; the message leaves unsigned", "session", env.SessionID, "err", err)
 		}
-		queue = t.queueEntries(msgID, t.holdReason(now))
+		queue = t.queueEntries(msgID, t.holdReason(now), body)
 	}
 	trace := t.traceHeaders(now)
 	n := len(trace) + len(authHeaders) + len(spamHeader) + len(signature) + len(body)

@@ -107,9 +107,15 @@ type RcptParams struct {
 
 // queueEntries groups the transaction's remote recipients into one
 // queue entry per domain, in the order they came.
-func (t *Transaction) queueEntries(msgID string, held string) []*store.QueueEntry {
+func (t *Transaction) queueEntries(msgID string, held string, body []byte) []*store.QueueEntry {
 	var out []*store.QueueEntry
 	byDomain := map[string]*store.QueueEntry{}
+	// A client may ask for SMTPUTF8 or 8BITMIME without needing them
+	// (Go's net/smtp asks for SMTPUTF8 whenever it is offered): the next
+	// hop is asked only for what the letter needs, so an ASCII letter is
+	// not refused by a server without them (RFC 6531 §3.2, RFC 6152).
+	utf8 := t.env.SMTPUTF8 && t.needsUTF8(body)
+	eightBit := (t.env.EightBit || utf8) && !isASCII(body)
 	for i, r := range t.rcpts {
 		if !r.Remote {
 			continue
@@ -118,7 +124,7 @@ func (t *Transaction) queueEntries(msgID string, held string) []*store.QueueEntr
 		qe := byDomain[domain]
 		if qe == nil {
 			qe = &store.QueueEntry{Domain: domain, From: t.env.MailFrom, MessageID: msgID,
-				Ret: t.env.Ret, EnvID: t.env.EnvID, RequireTLS: t.env.RequireTLS, SMTPUTF8: t.env.SMTPUTF8, EightBit: t.env.EightBit}
+				Ret: t.env.Ret, EnvID: t.env.EnvID, RequireTLS: t.env.RequireTLS, SMTPUTF8: utf8, EightBit: eightBit}
 			if id := t.env.Identity; id != nil && id.Account != nil {
 				qe.Account = id.Account.ID
 			}
@@ -132,6 +138,28 @@ func (t *Transaction) queueEntries(msgID string, held string) []*store.QueueEntr
 		qe.Recipients = append(qe.Recipients, store.QueueRecipient{Address: r.Address, Notify: p.Notify, ORcpt: p.ORcpt})
 	}
 	return out
+}
+
+// needsUTF8 says whether the envelope or the header has non-ASCII.
+func (t *Transaction) needsUTF8(body []byte) bool {
+	if !isASCII([]byte(t.env.MailFrom)) || !isASCII(headerBlock(body)) {
+		return true
+	}
+	for _, r := range t.rcpts {
+		if !isASCII([]byte(r.Address)) {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // remoteCount is how many recipients are on other domains.

@@ -397,3 +397,35 @@ func TestOutboundPerDomainConcurrency(t *testing.T) {
 		t.Fatalf("at most %d attempts ran to one domain, want 2", g.most["busy.test"])
 	}
 }
+
+// TestOutboundAsksOnlyForWhatTheLetterNeeds: SMTPUTF8 and 8BITMIME asked
+// for by the client go on to the next hop only when the letter has
+// non-ASCII in its envelope or header (SMTPUTF8) or body (8BITMIME).
+func TestOutboundAsksOnlyForWhatTheLetterNeeds(t *testing.T) {
+	f := newOutboundFixture(t, OutboundConfig{})
+	cases := []struct {
+		name, msg      string
+		utf8, eightBit bool
+	}{
+		{"ascii", "Subject: hello\r\n\r\nhello\r\n", false, false},
+		{"utf-8 body", "Subject: hello\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nпривет\r\n", false, true},
+		{"utf-8 header", "Subject: привет\r\n\r\nhello\r\n", true, true},
+	}
+	for i, tc := range cases {
+		tx := f.e.Begin(Envelope{Submission: true, Hostname: "mx.example.kz", SessionID: "s", Protocol: "UTF8SMTPSA",
+			Identity: &Identity{Account: &f.alice}, MailFrom: "alice@example.kz", SMTPUTF8: true, EightBit: true})
+		if _, err := tx.AddRecipient(fmt.Sprintf("r%d@far.test", i), RcptParams{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Deliver(context.Background(), []byte("From: alice@example.kz\r\nMessage-ID: <u"+fmt.Sprint(i)+"@example.kz>\r\n"+tc.msg)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the send", func() bool { return f.tr.count() == i+1 })
+		f.tr.mu.Lock()
+		m := f.tr.sent[i]
+		f.tr.mu.Unlock()
+		if m.SMTPUTF8 != tc.utf8 || m.EightBit != tc.eightBit {
+			t.Errorf("%s: SMTPUTF8 %v, 8BITMIME %v; want %v, %v", tc.name, m.SMTPUTF8, m.EightBit, tc.utf8, tc.eightBit)
+		}
+	}
+}
