@@ -272,6 +272,13 @@ func TestOutboundSurvivesKill(t *testing.T) {
 	// Each kill at a random moment within its share of the submissions,
 	// while earlier letters are being delivered.
 	var killedAt []time.Time
+	killTimes := func() string {
+		var s []string
+		for _, at := range killedAt {
+			s = append(s, at.Format("15:04:05.000"))
+		}
+		return strings.Join(s, " ")
+	}
 	var inFlight []int32
 	for k := range kills {
 		target := int32(letters * (k + 1) / (kills + 2))
@@ -331,8 +338,8 @@ func TestOutboundSurvivesKill(t *testing.T) {
 			dups++
 			k := slices.IndexFunc(killedAt, func(at time.Time) bool { return at.After(times[j-1]) && at.Before(times[j]) })
 			if k < 0 {
-				t.Errorf("%s came in again at %s with no kill since its copy at %s (kills at %v)", id,
-					times[j].Format("15:04:05.000"), times[j-1].Format("15:04:05.000"), killedAt)
+				t.Errorf("%s came in again at %s with no kill since its copy at %s (kills at %s)", id,
+					times[j].Format("15:04:05.000"), times[j-1].Format("15:04:05.000"), killTimes())
 				continue
 			}
 			perKill[k]++

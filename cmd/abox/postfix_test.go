@@ -574,7 +574,12 @@ func TestOutboundSmarthostPostfix(t *testing.T) {
 	a.ServeFlags = flags(writeFile(t, t.TempDir(), "wrong-ca.pem", wrongCA))
 	a.srv = a.Start()
 	send(a.srv.Addrs(), "untrusted relay")
-	q := waitQueue(t, a, 20*time.Second, "tried twice", func(q []queueView) bool { return len(q) == 1 && q[0].Attempts >= 2 })
+	q := waitQueue(t, a, 20*time.Second, "tried twice", func(q []queueView) bool {
+		if got := pf.Messages(); len(got) != 0 {
+			t.Fatalf("Postfix got the letter from a relay session whose certificate was not trusted:\n%s", got[0])
+		}
+		return len(q) == 1 && q[0].Attempts >= 2
+	})
 	if e := q[0].LastError; !strings.Contains(e, "451 4.7.5") || !strings.Contains(e, "certificate of relay.postfix.test") ||
 		!strings.Contains(e, "certificate signed by unknown authority") {
 		t.Errorf("the deferred entry's reason: %q, want the untrusted certificate named", e)
