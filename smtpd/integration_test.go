@@ -355,6 +355,7 @@ func TestSubmissionReplies(t *testing.T) {
 	blocked := e.addUser("blocky")
 	e.OK("user", "block", blocked, "--reason", "test")
 	e.addSender("billing", "billing", "bills@"+domain, "invoices@"+domain)
+	e.ServeFlags = append(e.ServeFlags, "--outbound=false") // "outbound relay" below: the refusal when it is off
 	s := e.start()
 
 	t.Run("AUTH before TLS", func(t *testing.T) {
