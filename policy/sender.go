@@ -121,7 +121,9 @@ func (e *Engine) RunOutbound(ctx context.Context) error {
 	for {
 		if free := cap(slots) - len(slots); free > 0 && try {
 			entries, err := e.store.QueueLease(ctx, free, q.cfg.Lease)
-			if err != nil && ctx.Err() == nil {
+			// A full disk is the store's to report (once, at ERROR); the
+			// loop tries again at its next tick.
+			if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNoSpace) {
 				q.cfg.Logger.Error("outbound: reading the queue", "err", err)
 			}
 			for _, en := range entries {

@@ -616,7 +616,8 @@ func TestOutboundSmarthostPostfix(t *testing.T) {
 		t.Errorf("Postfix got %q", subjects)
 	}
 	waitQueue(t, a, 10*time.Second, "empty", func(q []queueView) bool { return len(q) == 0 })
-	if n := len(pf.LogLines("TLS connection established from")); n < 2 {
+	// Both letters may share one session (connection reuse).
+	if n := len(pf.LogLines("TLS connection established from")); n < 1 {
 		t.Errorf("Postfix logged %d TLS sessions, want the relay's", n)
 	}
 }

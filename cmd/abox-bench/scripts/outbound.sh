@@ -42,7 +42,7 @@ trap 'kill $SRV ${SINK:-} 2>/dev/null || true' EXIT
 sleep 2
 submit() {
   "$B/abox-bench" smtp -addr 127.0.0.1:2628 -tls -auth "alice@bench.kz:$PW" -from alice@bench.kz -header-from alice@bench.kz \
-    -to x@remote.test -size 4096 -conns 16 "$@" -pid $SRV | head -2
+    -to x@remote.test -size 4096 -conns 16 "$@" -pid $SRV | sed -n 1,2p
 }
 if [[ $mode == e2e ]]; then
   start_sink
