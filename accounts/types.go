@@ -242,4 +242,7 @@ type Sender struct {
 	AllowIP      []string   `json:"allow_ip"` // CIDR prefixes; empty = anywhere
 	PasswordHash string     `json:"password_hash"`
 	CreatedAt    time.Time  `json:"created_at"`
+	// ReceiptsTo, when set, is where the evidence receipts of its
+	// official letters are mailed after each signed tree head.
+	ReceiptsTo string `json:"receipts_to,omitempty"`
 }

@@ -49,24 +49,41 @@ func (e *Engine) sendDSN(ctx context.Context, en *store.QueueEntry, idx []int, a
 
 // deliverDSN delivers a notification about en to its sender.
 func (e *Engine) deliverDSN(ctx context.Context, en *store.QueueEntry, msg []byte) error {
-	r, err := e.CheckRecipient(en.From, RcptOptions{})
+	return e.DeliverNotice(ctx, en.From, fmt.Sprintf("dsn-%d", en.ID), msg)
+}
+
+// DeliverNotice delivers a message the server itself writes (a delivery
+// status notification, an evidence receipt) with the null reverse-path
+// to one address: into its mailbox when hosted here, else through the
+// outbound queue (refused when outbound mail is off). id names it in
+// the Received field.
+func (e *Engine) DeliverNotice(ctx context.Context, to, id string, msg []byte) error {
+	r, err := e.CheckRecipient(to, RcptOptions{})
 	if err == nil {
-		trace := fmt.Appendf(nil, "Return-Path: <>\r\nReceived: by %s (abox) id dsn-%d;\r\n\t%s\r\n",
-			e.cfg.Outbound.Hostname, en.ID, e.clock().Format(time.RFC1123Z))
+		trace := fmt.Appendf(nil, "Return-Path: <>\r\nReceived: by %s (abox) id %s;\r\n\t%s\r\n",
+			e.hostname(), id, e.clock().Format(time.RFC1123Z))
 		_, err = e.Deliver(ctx, &Message{Body: append(trace, msg...), Recipients: []*Recipient{r}})
 		return err
 	}
-	_, domain, ok := strings.Cut(en.From, "@")
+	_, domain, ok := strings.Cut(to, "@")
 	if !ok {
 		return err
 	}
-	if _, hosted := e.hostedDomain(domain); hosted {
-		return err // a hosted address that cannot take it now
+	if _, hosted := e.hostedDomain(domain); hosted || e.cfg.Outbound == nil {
+		return err // a hosted address that cannot take it now, or no way out
 	}
 	_, err = e.Deliver(ctx, &Message{Body: msg, Queue: []*store.QueueEntry{{
-		Domain: strings.ToLower(domain), From: "", Recipients: []store.QueueRecipient{{Address: en.From}},
+		Domain: strings.ToLower(domain), From: "", Recipients: []store.QueueRecipient{{Address: to}},
 	}}})
 	return err
+}
+
+// hostname is this server's name in the notices it writes.
+func (e *Engine) hostname() string {
+	if e.cfg.Outbound != nil && e.cfg.Outbound.Hostname != "" {
+		return e.cfg.Outbound.Hostname
+	}
+	return e.cfg.Spam.Hostname
 }
 
 // hostedDomain reports whether domain is hosted here.

@@ -143,7 +143,7 @@ func (a *app) senderCmd() *cobra.Command {
 	var s senderAddArgs
 	var pwStdin bool
 	add := &cobra.Command{
-		Use:   "add NAME --kind official|billing|informational --from ADDRESS... [--allow-ip CIDR]... --password-stdin",
+		Use:   "add NAME --kind official|billing|informational --from ADDRESS... [--allow-ip CIDR]... [--receipts-to ADDRESS] --password-stdin",
 		Short: "register a trusted submitting system",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -166,6 +166,29 @@ func (a *app) senderCmd() *cobra.Command {
 	add.Flags().StringArrayVar(&s.From, "from", nil, "an address it may send from (repeat for several)")
 	add.Flags().StringArrayVar(&s.AllowIP, "allow-ip", nil, "a network it may connect from (repeat; default anywhere)")
 	add.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of stdin")
+	add.Flags().StringVar(&s.ReceiptsTo, "receipts-to", "", "mail the evidence receipts of its letters here after each signed tree head (docs/EVIDENCE.md)")
+	var ss senderSetArgs
+	set := &cobra.Command{
+		Use: "set NAME --receipts-to ADDRESS|none", Short: "change where a trusted sender's evidence receipts are mailed", Args: exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("receipts-to") {
+				return usagef("sender set needs --receipts-to ADDRESS or none")
+			}
+			ss.Name = args[0]
+			var v senderView
+			if err := a.client().call(cmd.Context(), "sender.set", ss, &v); err != nil {
+				return err
+			}
+			return a.emit(v, func(w io.Writer) {
+				if v.ReceiptsTo == "" {
+					fmt.Fprintf(w, "sender %s: no receipts by mail\n", v.Name)
+				} else {
+					fmt.Fprintf(w, "sender %s: receipts to %s\n", v.Name, v.ReceiptsTo)
+				}
+			})
+		},
+	}
+	set.Flags().StringVar(&ss.ReceiptsTo, "receipts-to", "", "the address (none: stop mailing receipts)")
 	list := &cobra.Command{
 		Use: "list", Short: "list trusted senders", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -197,7 +220,7 @@ func (a *app) senderCmd() *cobra.Command {
 			return a.emit(v, func(w io.Writer) { fmt.Fprintf(w, "sender %s removed\n", v.Name) })
 		},
 	}
-	return group("sender", "trusted submitting systems", add, list, remove)
+	return group("sender", "trusted submitting systems", add, set, list, remove)
 }
 
 func (a *app) auditCmd() *cobra.Command {

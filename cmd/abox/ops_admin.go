@@ -144,10 +144,12 @@ type senderView struct {
 	From      []string  `json:"from"`
 	AllowIP   []string  `json:"allow_ip"`
 	CreatedAt time.Time `json:"created_at"`
+	// ReceiptsTo is where evidence receipts are mailed ("": nowhere).
+	ReceiptsTo string `json:"receipts_to,omitempty"`
 }
 
 func senderViewOf(s accounts.Sender) senderView {
-	v := senderView{Name: s.Name, Kind: string(s.Kind), From: s.From, AllowIP: s.AllowIP, CreatedAt: s.CreatedAt}
+	v := senderView{Name: s.Name, Kind: string(s.Kind), From: s.From, AllowIP: s.AllowIP, CreatedAt: s.CreatedAt, ReceiptsTo: s.ReceiptsTo}
 	if v.AllowIP == nil {
 		v.AllowIP = []string{}
 	}
@@ -155,11 +157,17 @@ func senderViewOf(s accounts.Sender) senderView {
 }
 
 type senderAddArgs struct {
-	Name     string   `json:"name"`
-	Kind     string   `json:"kind"`
-	From     []string `json:"from"`
-	AllowIP  []string `json:"allow_ip"`
-	Password string   `json:"password"`
+	Name       string   `json:"name"`
+	Kind       string   `json:"kind"`
+	From       []string `json:"from"`
+	AllowIP    []string `json:"allow_ip"`
+	Password   string   `json:"password"`
+	ReceiptsTo string   `json:"receipts_to,omitempty"`
+}
+
+type senderSetArgs struct {
+	Name       string `json:"name"`
+	ReceiptsTo string `json:"receipts_to"`
 }
 
 type nameArgs struct {
@@ -186,6 +194,17 @@ func init() {
 		}
 		return out, err
 	})
+	register("sender.set", func(ctx context.Context, e *env, a senderSetArgs) (senderView, error) {
+		to, err := validReceiptsTo(a.ReceiptsTo)
+		if err != nil {
+			return senderView{}, err
+		}
+		if err := e.store.SetSenderReceipts(ctx, a.Name, to, e.audit("")); err != nil {
+			return senderView{}, err
+		}
+		snd, err := e.store.Sender(a.Name)
+		return senderViewOf(snd), err
+	})
 	register("sender.remove", func(ctx context.Context, e *env, a nameArgs) (senderView, error) {
 		return senderView{Name: a.Name}, e.store.RemoveSender(ctx, a.Name, e.audit("sender "+a.Name))
 	})
@@ -193,6 +212,10 @@ func init() {
 
 func (e *env) newSender(a senderAddArgs) (accounts.Sender, error) {
 	if err := validSenderName(a.Name); err != nil {
+		return accounts.Sender{}, err
+	}
+	receipts, err := validReceiptsTo(a.ReceiptsTo)
+	if err != nil {
 		return accounts.Sender{}, err
 	}
 	kind, ok := accounts.ParseSenderKind(a.Kind)
@@ -233,7 +256,7 @@ func (e *env) newSender(a senderAddArgs) (accounts.Sender, error) {
 	if err != nil {
 		return accounts.Sender{}, err
 	}
-	return accounts.Sender{Name: a.Name, Kind: kind, From: from, AllowIP: nets, PasswordHash: hash}, nil
+	return accounts.Sender{Name: a.Name, Kind: kind, From: from, AllowIP: nets, PasswordHash: hash, ReceiptsTo: receipts}, nil
 }
 
 // validSenderName keeps sender names usable as SASL user names and

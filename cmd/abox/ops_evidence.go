@@ -51,7 +51,15 @@ func signHead(ctx context.Context, e *env, key ed25519.PrivateKey) (evidence.Sig
 	if err := e.store.AddSignedHead(ctx, h); err != nil {
 		return h, err
 	}
-	return h, appendHeadsFile(filepath.Join(e.cfg.Data, HeadsFileName), h)
+	if err := appendHeadsFile(filepath.Join(e.cfg.Data, HeadsFileName), h); err != nil {
+		return h, err
+	}
+	// The head is kept: receipts that cannot be mailed are logged, not
+	// a failure to sign.
+	if err := mailReceipts(ctx, e, h, key.Public().(ed25519.PublicKey)); err != nil {
+		e.log.Error("mailing evidence receipts", "tree_size", h.TreeSize, "err", err)
+	}
+	return h, nil
 }
 
 func appendHeadsFile(path string, h evidence.SignedHead) error {
