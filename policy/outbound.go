@@ -266,6 +266,10 @@ func (e *Engine) dkimSigner(domain string, now time.Time) (string, crypto.Signer
 		return "", nil, err
 	}
 	ent = dkimEntry{loaded: now}
+	if len(keys) == 0 && e.cfg.Outbound != nil {
+		// Once a minute at most per domain (the cache's life).
+		e.cfg.Outbound.Logger.Warn("outbound mail of this domain leaves unsigned: it has no DKIM key (abox domain dkim DOMAIN)", "domain", domain)
+	}
 	if len(keys) > 0 {
 		k := keys[len(keys)-1]
 		block, _ := pem.Decode([]byte(k.PrivatePEM))
