@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"abox/policy"
-	"abox/store"
 )
 
 // Config configures one IMAP listener's server.
@@ -22,7 +21,7 @@ type Config struct {
 	TLS         *tls.Config
 	ImplicitTLS bool
 	Policy      *policy.Engine
-	Store       *store.Store
+	Store       Store
 	Log         *slog.Logger
 	Metrics     *Metrics
 	Version     string // abox's version, for ID (default "devel")

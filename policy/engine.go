@@ -67,7 +67,7 @@ type Config struct {
 // Engine makes the decisions of the terms of service for the protocol
 // sessions and the CLI.
 type Engine struct {
-	store  *store.Store
+	store  Store
 	clock  func() time.Time
 	cfg    Config
 	Limits *RateLimits
@@ -86,7 +86,7 @@ type Engine struct {
 }
 
 // New returns an engine deciding over st.
-func New(st *store.Store, cfg Config) *Engine {
+func New(st Store, cfg Config) *Engine {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
