@@ -45,7 +45,12 @@ func (c *conn) finish(tx *transaction, body []byte, start time.Time) {
 	for i, r := range rcpts {
 		to[i] = r.Address
 	}
-	c.log.Info("delivered", append([]any{"from", tx.from, "to", to, "message_id", acc.MessageID, "bytes", acc.Stored}, verdict...)...)
+	attrs := []any{"from", tx.from, "to", to, "message_id", acc.MessageID, "bytes", acc.Stored}
+	if acc.Queued > 0 {
+		// Recipients on other domains: queued for the sender loop.
+		attrs = append(attrs, "queued", acc.Queued, "held", acc.Held)
+	}
+	c.log.Info("delivered", append(attrs, verdict...)...)
 	c.writeReply(reply{250, "2.0.0", "OK: stored as " + c.id})
 }
 
