@@ -79,15 +79,14 @@ type sender struct {
 	wake chan struct{}
 
 	mu      sync.Mutex
-	cond    *sync.Cond
-	busy    map[string]int           // attempts running per domain
-	limiter map[string]*rate.Limiter // per domain, when DomainRate is set
-	stopped bool
+	busy    map[string]int           // attempts leased or running per domain; guarded by mu
+	limiter map[string]*rate.Limiter // per domain, when DomainRate is set; guarded by mu
 }
 
 // RunOutbound runs the sender loop until ctx ends: it leases due queue
 // entries, sends each through the Transport (at most Concurrency at
-// once, PerDomain to one domain), records the outcome, and sends the
+// once, PerDomain to one domain: a domain at its limit keeps its entries
+// due while others are taken), records the outcome, and sends the
 // delivery status notifications. It returns once every attempt it
 // started has been recorded.
 func (e *Engine) RunOutbound(ctx context.Context) error {
@@ -95,7 +94,6 @@ func (e *Engine) RunOutbound(ctx context.Context) error {
 		return errors.New("policy: outbound mail is not configured")
 	}
 	q := &sender{e: e, cfg: e.cfg.Outbound, wake: make(chan struct{}, 1), busy: map[string]int{}, limiter: map[string]*rate.Limiter{}}
-	q.cond = sync.NewCond(&q.mu)
 	e.out.Store(q)
 	defer e.out.Store(nil)
 	// No attempt of an earlier process is still running.
@@ -107,26 +105,21 @@ func (e *Engine) RunOutbound(ctx context.Context) error {
 	slots := make(chan struct{}, q.cfg.Concurrency)
 	freed := make(chan struct{}, 1)
 	var wg sync.WaitGroup
-	defer func() {
-		q.mu.Lock()
-		q.stopped = true
-		q.cond.Broadcast()
-		q.mu.Unlock()
-		wg.Wait()
-	}()
+	defer wg.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	lastFree := time.Time{}
 	try := true // something may be due: lease (a logged write) rather than peek
 	for {
 		if free := cap(slots) - len(slots); free > 0 && try {
-			entries, err := e.store.QueueLease(ctx, free, q.cfg.Lease)
+			entries, err := e.store.QueueLease(ctx, free, q.cfg.Lease, q.saturated)
 			// A full disk is the store's to report (once, at ERROR); the
 			// loop tries again at its next tick.
 			if err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNoSpace) {
 				q.cfg.Logger.Error("outbound: reading the queue", "err", err)
 			}
 			for _, en := range entries {
+				q.reserve(en.Domain)
 				slots <- struct{}{}
 				wg.Add(1)
 				go func() {
@@ -165,43 +158,49 @@ func (e *Engine) RunOutbound(ctx context.Context) error {
 	}
 }
 
-// acquire waits for a slot to the domain (and its rate), false when the
-// loop stops.
-func (q *sender) acquire(ctx context.Context, domain string) bool {
+// saturated says whether a domain has all its attempts, counting the
+// taken ones the current lease holds for it (QueueLease's skip): its
+// entries stay due, so one slow destination never fills every slot.
+func (q *sender) saturated(domain string, taken int) bool {
 	q.mu.Lock()
-	for q.busy[domain] >= q.cfg.PerDomain && !q.stopped {
-		q.cond.Wait()
-	}
-	if q.stopped {
-		q.mu.Unlock()
-		return false
-	}
-	q.busy[domain]++
-	var lim *rate.Limiter
-	if q.cfg.DomainRate > 0 {
-		if lim = q.limiter[domain]; lim == nil {
-			if len(q.limiter) > 10_000 {
-				clear(q.limiter)
-			}
-			lim = rate.NewLimiter(rate.Limit(q.cfg.DomainRate), max(1, int(q.cfg.DomainRate)))
-			q.limiter[domain] = lim
-		}
-	}
-	q.mu.Unlock()
-	if lim != nil && lim.Wait(ctx) != nil {
-		q.release(domain)
-		return false
-	}
-	return true
+	defer q.mu.Unlock()
+	return q.busy[domain]+taken >= q.cfg.PerDomain
 }
 
+// reserve counts a leased entry's attempt against its domain. Only the
+// loop reserves, after a lease that respected saturated, so a domain
+// never has more than PerDomain.
+func (q *sender) reserve(domain string) {
+	q.mu.Lock()
+	q.busy[domain]++
+	q.mu.Unlock()
+}
+
+// release ends an attempt's reservation.
 func (q *sender) release(domain string) {
 	q.mu.Lock()
 	if q.busy[domain]--; q.busy[domain] <= 0 {
 		delete(q.busy, domain)
 	}
-	q.cond.Broadcast()
 	q.mu.Unlock()
+}
+
+// pace waits for the domain's rate (DomainRate), false when ctx ends.
+func (q *sender) pace(ctx context.Context, domain string) bool {
+	if q.cfg.DomainRate <= 0 {
+		return true
+	}
+	q.mu.Lock()
+	lim := q.limiter[domain]
+	if lim == nil {
+		if len(q.limiter) > 10_000 {
+			clear(q.limiter)
+		}
+		lim = rate.NewLimiter(rate.Limit(q.cfg.DomainRate), max(1, int(q.cfg.DomainRate)))
+		q.limiter[domain] = lim
+	}
+	q.mu.Unlock()
+	return lim.Wait(ctx) == nil
 }
 
 // attempt sends one leased entry and records the outcome. Whatever
@@ -209,10 +208,10 @@ func (q *sender) release(domain string) {
 // ends, if even that fails).
 func (q *sender) attempt(ctx context.Context, en store.QueueEntry) {
 	e := q.e
-	if !q.acquire(ctx, en.Domain) {
+	defer q.release(en.Domain)
+	if !q.pace(ctx, en.Domain) {
 		return // stopping: the lease is released at the next start
 	}
-	defer q.release(en.Domain)
 	var pending []int
 	msg := &OutMessage{From: en.From, SMTPUTF8: en.SMTPUTF8, EightBit: en.EightBit, RequireTLS: en.RequireTLS, Ret: en.Ret, EnvID: en.EnvID}
 	for i, r := range en.Recipients {

@@ -370,9 +370,11 @@ func (g *gatedTransport) Send(ctx context.Context, domain string, m *OutMessage)
 }
 
 // TestOutboundPerDomainConcurrency: at most PerDomain attempts run to
-// one domain while another domain's mail goes past them.
+// one domain while another domain's mail goes past them, also when that
+// domain's waiting entries would fill every free slot (3 slots, 6
+// entries to a domain allowed 2, queued before the other's).
 func TestOutboundPerDomainConcurrency(t *testing.T) {
-	f := newOutboundFixture(t, OutboundConfig{PerDomain: 2, Concurrency: 8})
+	f := newOutboundFixture(t, OutboundConfig{PerDomain: 2, Concurrency: 3})
 	f.stop()
 	g := &gatedTransport{running: map[string]int{}, most: map[string]int{}, gate: make(chan struct{}), delivered: make(chan string, 100)}
 	f.e.cfg.Outbound.Transport = g

@@ -40,7 +40,7 @@ type Store interface {
 	PurgeAccount(ctx context.Context, address string, at time.Time, seal time.Duration, a store.Audit) (accounts.Account, error)
 	QueueBody(e *store.QueueEntry) ([]byte, error)
 	QueueDueBefore(t time.Time) bool
-	QueueLease(ctx context.Context, max int, lease time.Duration) ([]store.QueueEntry, error)
+	QueueLease(ctx context.Context, max int, lease time.Duration, skip func(domain string, taken int) bool) ([]store.QueueEntry, error)
 	QueueReleaseBodies(ctx context.Context, max int) (int, error)
 	QueueReleaseLeases(ctx context.Context) (int, error)
 	QueueUpdate(ctx context.Context, upd *store.QueueEntry) error

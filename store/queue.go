@@ -200,7 +200,13 @@ func (t *txn) finishQueueEntry(e *QueueEntry) error {
 // QueueLease takes up to max entries that are due at the store's clock
 // and not held, marks them leased until lease from now, and returns
 // them oldest due first. Their bodies are read with QueueBody.
-func (s *Store) QueueLease(ctx context.Context, max int, lease time.Duration) ([]QueueEntry, error) {
+//
+// skip, when set, is asked about each due entry's domain with the
+// number of that domain's entries this call has taken so far; an entry
+// it skips stays due (the sender loop skips domains already at their
+// concurrency, so one slow destination does not fill every slot). At
+// most 50 times max due entries are looked at.
+func (s *Store) QueueLease(ctx context.Context, max int, lease time.Duration, skip func(domain string, taken int) bool) ([]QueueEntry, error) {
 	var out []QueueEntry
 	err := s.updateLogged(ctx, func(t *txn) error {
 		out = out[:0]
@@ -208,27 +214,38 @@ func (s *Store) QueueLease(ctx context.Context, max int, lease time.Duration) ([
 		until := now.Add(lease).UTC()
 		limit := queueDueKey(now, ^uint64(0))
 		c := t.tx.Bucket(bQueueDue).Cursor()
-		var keys [][]byte
-		for k, _ := c.First(); k != nil && len(keys) < max && bytes.Compare(k, limit) <= 0; k, _ = c.Next() {
-			keys = append(keys, bytes.Clone(k))
+		type due struct {
+			key []byte
+			e   *QueueEntry
 		}
-		for _, k := range keys {
-			id := binary.BigEndian.Uint64(k[8:])
-			e, err := t.getQueueEntry(id)
+		var picked []due
+		taken := map[string]int{}
+		looked := 0
+		for k, _ := c.First(); k != nil && len(picked) < max && looked < 50*max && bytes.Compare(k, limit) <= 0; k, _ = c.Next() {
+			looked++
+			e, err := t.getQueueEntry(binary.BigEndian.Uint64(k[8:]))
 			if err != nil {
 				return err
 			}
-			if err := t.del(bQueueDue, k); err != nil {
+			if skip != nil && skip(e.Domain, taken[e.Domain]) {
+				continue
+			}
+			taken[e.Domain]++
+			picked = append(picked, due{bytes.Clone(k), e})
+		}
+		for _, p := range picked {
+			e := p.e
+			if err := t.del(bQueueDue, p.key); err != nil {
 				return err
 			}
 			e.Leased, e.NextAttempt = true, until
 			if err := t.putQueueEntry(e); err != nil {
 				return err
 			}
-			if err := t.put(bQueueDue, queueDueKey(until, id), nil, 0); err != nil {
+			if err := t.put(bQueueDue, queueDueKey(until, e.ID), nil, 0); err != nil {
 				return err
 			}
-			if err := t.put(bQueueLease, u64(id), nil, 0); err != nil {
+			if err := t.put(bQueueLease, u64(e.ID), nil, 0); err != nil {
 				return err
 			}
 			out = append(out, *e)

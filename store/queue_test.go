@@ -50,11 +50,11 @@ func TestQueueLifecycle(t *testing.T) {
 		t.Fatalf("over the sent limit: %v", err)
 	}
 
-	got, err := s.QueueLease(ctx, 10, time.Minute)
+	got, err := s.QueueLease(ctx, 10, time.Minute, nil)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("lease: %d entries, %v", len(got), err)
 	}
-	if again, _ := s.QueueLease(ctx, 10, time.Minute); len(again) != 0 {
+	if again, _ := s.QueueLease(ctx, 10, time.Minute, nil); len(again) != 0 {
 		t.Fatalf("leased entries leased again: %d", len(again))
 	}
 	mustCheck(t, s)
@@ -81,11 +81,11 @@ func TestQueueLifecycle(t *testing.T) {
 		t.Fatalf("%d entries after one finished", st.Entries)
 	}
 	clk.Add(4 * time.Minute)
-	if due, _ := s.QueueLease(ctx, 10, time.Minute); len(due) != 0 {
+	if due, _ := s.QueueLease(ctx, 10, time.Minute, nil); len(due) != 0 {
 		t.Fatalf("an entry due in 5 minutes was leased after 4")
 	}
 	clk.Add(time.Minute)
-	due, _ := s.QueueLease(ctx, 10, time.Minute)
+	due, _ := s.QueueLease(ctx, 10, time.Minute, nil)
 	if len(due) != 1 || due[0].ID != e.ID || due[0].Pending() != 1 || due[0].Attempts != 1 {
 		t.Fatalf("due after 5 minutes: %+v", due)
 	}
@@ -119,7 +119,7 @@ func TestQueueOperatorActions(t *testing.T) {
 	if _, err := s.QueueChange(ctx, one, QueueHold, "looks like a compromised account", op); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := s.QueueLease(ctx, 10, time.Minute)
+	got, _ := s.QueueLease(ctx, 10, time.Minute, nil)
 	if len(got) != 1 || got[0].ID != two {
 		t.Fatalf("leased %+v, want only entry %d", got, two)
 	}
@@ -142,7 +142,7 @@ func TestQueueOperatorActions(t *testing.T) {
 	if _, err := s.QueueChange(ctx, one, QueueRelease, "", op); err != nil {
 		t.Fatal(err)
 	}
-	got, _ = s.QueueLease(ctx, 10, time.Minute)
+	got, _ = s.QueueLease(ctx, 10, time.Minute, nil)
 	if len(got) != 1 || got[0].ID != one {
 		t.Fatalf("after release leased %+v", got)
 	}
@@ -150,13 +150,13 @@ func TestQueueOperatorActions(t *testing.T) {
 	if err := s.QueueUpdate(ctx, &got[0]); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.QueueLease(ctx, 10, time.Minute); len(due) != 0 {
+	if due, _ := s.QueueLease(ctx, 10, time.Minute, nil); len(due) != 0 {
 		t.Fatal("a deferred entry was due at once")
 	}
 	if _, err := s.QueueChange(ctx, one, QueueRetry, "", op); err != nil {
 		t.Fatal(err)
 	}
-	if due, _ := s.QueueLease(ctx, 10, time.Minute); len(due) != 1 {
+	if due, _ := s.QueueLease(ctx, 10, time.Minute, nil); len(due) != 1 {
 		t.Fatal("retry did not make the entry due")
 	}
 	mustCheck(t, s)
@@ -204,7 +204,7 @@ func TestQueueSurvivesCrash(t *testing.T) {
 		}
 	}
 	before := s.WriterStats()
-	got, err := s.QueueLease(ctx, 5, time.Hour)
+	got, err := s.QueueLease(ctx, 5, time.Hour, nil)
 	if err != nil || len(got) != 5 {
 		t.Fatalf("lease %d %v", len(got), err)
 	}
@@ -227,7 +227,7 @@ func TestQueueSurvivesCrash(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("released %d leases, %v (want 2)", n, err)
 	}
-	due, _ := s2.QueueLease(ctx, 100, time.Minute)
+	due, _ := s2.QueueLease(ctx, 100, time.Minute, nil)
 	if len(due) != 17 {
 		t.Fatalf("%d due after the restart, want 17", len(due))
 	}

@@ -305,11 +305,11 @@ func queueLeaseAndFinish(t *testing.T, s Backend) {
 	if _, err := s.Deliver(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.QueueLease(ctx, 10, 60e9)
+	got, err := s.QueueLease(ctx, 10, 60e9, nil)
 	if err != nil || len(got) != 1 {
 		t.Fatalf("lease: %d %v", len(got), err)
 	}
-	if again, _ := s.QueueLease(ctx, 10, 60e9); len(again) != 0 {
+	if again, _ := s.QueueLease(ctx, 10, 60e9, nil); len(again) != 0 {
 		t.Fatal("a leased entry was leased again")
 	}
 	body, err := s.QueueBody(&got[0])
