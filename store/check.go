@@ -431,11 +431,11 @@ func (c *checker) mailboxesAndMessages() {
 func (c *checker) queue(tx *bolt.Tx, refs map[uint64]uint64) {
 	due := map[uint64]int{}
 	_ = tx.Bucket(bQueueDue).ForEach(func(k, _ []byte) error {
-		if len(k) != 16 {
+		if len(k) < 16 {
 			c.problem("queue due index: malformed key %x", k)
 			return nil
 		}
-		due[binary.BigEndian.Uint64(k[8:])]++
+		due[binary.BigEndian.Uint64(k[8:16])]++
 		return nil
 	})
 	n := int64(0)

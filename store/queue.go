@@ -111,10 +111,21 @@ func (e *QueueEntry) Pending() int {
 	return n
 }
 
-func queueDueKey(at time.Time, id uint64) []byte {
+// dueKey is the entry's key in the due index when it is due at at: the
+// time, the id, and the domain, so that a lease can pass over a busy
+// domain's entries without reading them.
+func (e *QueueEntry) dueKey(at time.Time) []byte {
+	k := make([]byte, 16, 16+len(e.Domain))
+	binary.BigEndian.PutUint64(k, uint64(max(at.UnixNano(), 0)))
+	binary.BigEndian.PutUint64(k[8:], e.ID)
+	return append(k, e.Domain...)
+}
+
+// dueLimit sorts after every due key of an entry due at or before at.
+func dueLimit(at time.Time) []byte {
 	k := make([]byte, 16)
 	binary.BigEndian.PutUint64(k, uint64(max(at.UnixNano(), 0)))
-	binary.BigEndian.PutUint64(k[8:], id)
+	binary.BigEndian.PutUint64(k[8:], ^uint64(0))
 	return k
 }
 
@@ -164,7 +175,7 @@ func (t *txn) enqueue(entries []*QueueEntry, blob uint64, size int64) error {
 			return err
 		}
 		if !e.Held {
-			if err := t.put(bQueueDue, queueDueKey(e.NextAttempt, id), nil, 0); err != nil {
+			if err := t.put(bQueueDue, e.dueKey(e.NextAttempt), nil, 0); err != nil {
 				return err
 			}
 		}
@@ -179,7 +190,7 @@ func (t *txn) finishQueueEntry(e *QueueEntry) error {
 		return err
 	}
 	if !e.Held {
-		if err := t.del(bQueueDue, queueDueKey(e.NextAttempt, e.ID)); err != nil {
+		if err := t.del(bQueueDue, e.dueKey(e.NextAttempt)); err != nil {
 			return err
 		}
 	}
@@ -203,46 +214,45 @@ func (t *txn) finishQueueEntry(e *QueueEntry) error {
 //
 // skip, when set, is asked about each due entry's domain with the
 // number of that domain's entries this call has taken so far; an entry
-// it skips stays due (the sender loop skips domains already at their
-// concurrency, so one slow destination does not fill every slot). At
-// most 50 times max due entries are looked at.
+// it skips stays due. The sender loop skips domains already at their
+// concurrency, so one slow destination does not fill every slot. The
+// domain is in the due key, so passing an entry over costs no read;
+// after 64 entries passed over in a row the call stops (a long run of
+// one busy domain's entries is not scanned for every freed slot).
 func (s *Store) QueueLease(ctx context.Context, max int, lease time.Duration, skip func(domain string, taken int) bool) ([]QueueEntry, error) {
 	var out []QueueEntry
 	err := s.updateLogged(ctx, func(t *txn) error {
 		out = out[:0]
 		now := t.now
 		until := now.Add(lease).UTC()
-		limit := queueDueKey(now, ^uint64(0))
+		limit := dueLimit(now)
 		c := t.tx.Bucket(bQueueDue).Cursor()
-		type due struct {
-			key []byte
-			e   *QueueEntry
-		}
-		var picked []due
+		var keys [][]byte
 		taken := map[string]int{}
-		looked := 0
-		for k, _ := c.First(); k != nil && len(picked) < max && looked < 50*max && bytes.Compare(k, limit) <= 0; k, _ = c.Next() {
-			looked++
-			e, err := t.getQueueEntry(binary.BigEndian.Uint64(k[8:]))
+		passed := 0
+		for k, _ := c.First(); k != nil && len(keys) < max && passed < 64 && bytes.Compare(k, limit) <= 0; k, _ = c.Next() {
+			domain := string(k[16:])
+			if skip != nil && skip(domain, taken[domain]) {
+				passed++
+				continue
+			}
+			passed = 0
+			taken[domain]++
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			e, err := t.getQueueEntry(binary.BigEndian.Uint64(k[8:16]))
 			if err != nil {
 				return err
 			}
-			if skip != nil && skip(e.Domain, taken[e.Domain]) {
-				continue
-			}
-			taken[e.Domain]++
-			picked = append(picked, due{bytes.Clone(k), e})
-		}
-		for _, p := range picked {
-			e := p.e
-			if err := t.del(bQueueDue, p.key); err != nil {
+			if err := t.del(bQueueDue, k); err != nil {
 				return err
 			}
 			e.Leased, e.NextAttempt = true, until
 			if err := t.putQueueEntry(e); err != nil {
 				return err
 			}
-			if err := t.put(bQueueDue, queueDueKey(until, e.ID), nil, 0); err != nil {
+			if err := t.put(bQueueDue, e.dueKey(until), nil, 0); err != nil {
 				return err
 			}
 			if err := t.put(bQueueLease, u64(e.ID), nil, 0); err != nil {
@@ -277,13 +287,13 @@ func (s *Store) QueueUpdate(ctx context.Context, upd *QueueEntry) error {
 			}
 		}
 		if !e.Held {
-			if err := t.del(bQueueDue, queueDueKey(e.NextAttempt, e.ID)); err != nil {
+			if err := t.del(bQueueDue, e.dueKey(e.NextAttempt)); err != nil {
 				return err
 			}
 		}
 		e.Leased, e.NextAttempt = false, upd.NextAttempt.UTC()
 		if !e.Held {
-			if err := t.put(bQueueDue, queueDueKey(e.NextAttempt, e.ID), nil, 0); err != nil {
+			if err := t.put(bQueueDue, e.dueKey(e.NextAttempt), nil, 0); err != nil {
 				return err
 			}
 		}
@@ -298,7 +308,7 @@ func (s *Store) QueueDueBefore(t time.Time) bool {
 	due := false
 	_ = s.viewNow(func(tx *bolt.Tx) error {
 		k, _ := tx.Bucket(bQueueDue).Cursor().First()
-		due = k != nil && bytes.Compare(k, queueDueKey(t, ^uint64(0))) <= 0
+		due = k != nil && bytes.Compare(k, dueLimit(t)) <= 0
 		return nil
 	})
 	return due
@@ -324,10 +334,10 @@ func (s *Store) QueueReleaseLeases(ctx context.Context) (int, error) {
 				continue
 			}
 			if !e.Held {
-				if err := t.del(bQueueDue, queueDueKey(e.NextAttempt, id)); err != nil {
+				if err := t.del(bQueueDue, e.dueKey(e.NextAttempt)); err != nil {
 					return err
 				}
-				if err := t.put(bQueueDue, queueDueKey(t.now, id), nil, 0); err != nil {
+				if err := t.put(bQueueDue, e.dueKey(t.now), nil, 0); err != nil {
 					return err
 				}
 			}
@@ -562,13 +572,12 @@ func (s *Store) QueueChangeAll(ctx context.Context, sel QueueSelect, act QueueAc
 
 // queueApply changes one entry (read in this transaction) as act says.
 func (t *txn) queueApply(e *QueueEntry, act QueueAction, reason string) error {
-	id := e.ID
 	switch act {
 	case QueueHold:
 		if e.Held {
 			return nil
 		}
-		if err := t.del(bQueueDue, queueDueKey(e.NextAttempt, id)); err != nil {
+		if err := t.del(bQueueDue, e.dueKey(e.NextAttempt)); err != nil {
 			return err
 		}
 		e.Held, e.HeldReason = true, reason
@@ -578,7 +587,7 @@ func (t *txn) queueApply(e *QueueEntry, act QueueAction, reason string) error {
 			e.Held, e.HeldReason = false, ""
 		}
 		if inDue {
-			if err := t.del(bQueueDue, queueDueKey(e.NextAttempt, id)); err != nil {
+			if err := t.del(bQueueDue, e.dueKey(e.NextAttempt)); err != nil {
 				return err
 			}
 		}
@@ -586,7 +595,7 @@ func (t *txn) queueApply(e *QueueEntry, act QueueAction, reason string) error {
 			e.NextAttempt = t.now.UTC()
 		}
 		if !e.Held {
-			if err := t.put(bQueueDue, queueDueKey(e.NextAttempt, id), nil, 0); err != nil {
+			if err := t.put(bQueueDue, e.dueKey(e.NextAttempt), nil, 0); err != nil {
 				return err
 			}
 		}
