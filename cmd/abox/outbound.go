@@ -24,6 +24,9 @@ func (c *Config) newOutboundTransport(log *slog.Logger) (*outboundTransport, err
 		Hostname: c.Hostname, Port: c.OutboundPort, RootCAs: roots, Logger: log,
 		Smarthost: c.OutboundSmarthost, SmarthostTLS: c.OutboundSmarthostTLS, SmarthostUser: c.OutboundSmarthostUser,
 		DisableMTASTS: !c.OutboundMTASTS, DisableDANE: !c.OutboundDANE,
+		// As many idle sessions per domain as attempts may run to it:
+		// fewer would close and reopen connections on every round.
+		MaxIdlePerDomain: c.OutboundPerDomain, MaxIdle: max(256, c.OutboundConcurrency),
 	}
 	if c.DNSResolver != "" {
 		if cfg.Resolver, err = policy.ParseResolver(c.DNSResolver); err != nil {
