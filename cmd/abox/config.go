@@ -97,6 +97,8 @@ type Config struct {
 	OutboundDomainRate    float64 `toml:"outbound-domain-rate"`             // new deliveries a second to one domain; 0: no limit
 	OutboundHoldAfter     int     `toml:"outbound-hold-after"`              // remote recipients an hour per account before its mail is held; -1: never
 	OutboundShowClientIP  bool    `toml:"outbound-show-client-ip"`          // keep the subscriber's IP in Received
+	MTASTSMode            string  `toml:"mta-sts-mode"`                     // none, testing or enforce: the policy served for the hosted domains
+	MTASTSMaxAge          string  `toml:"mta-sts-max-age"`                  // DURATION senders keep the policy
 
 	ReservedLogins    []string `toml:"reserved-logins"`
 	PhonePrefixes     []string `toml:"phone-prefixes"`
@@ -168,6 +170,8 @@ func defaultConfig() Config {
 		OutboundConcurrency:  64,
 		OutboundPerDomain:    20,
 		OutboundHoldAfter:    1000,
+		MTASTSMode:           "none",
+		MTASTSMaxAge:         "7d",
 		ReservedLogins:       r.ReservedLogins,
 		PhonePrefixes:        r.PhonePrefixes,
 		MinPasswordLength:    r.MinPasswordLength,
@@ -306,6 +310,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.validateOutbound(); err != nil {
+		return err
+	}
+	if err := c.validMTASTS(); err != nil {
 		return err
 	}
 	if c.SpamJunkScore <= 0 || c.SpamRejectScore <= c.SpamJunkScore {

@@ -91,7 +91,7 @@ func domainRecords(cfg *Config, domain string) []dnsRecord {
 		dnsRecord{"autoconfig." + d, "CNAME", client, "Mozilla autoconfig (serve abox's HTTP listener there over HTTPS)"},
 		dnsRecord{"_autodiscover._tcp." + d, "SRV", "0 1 443 " + client, "Outlook's Autodiscover (same HTTPS front end)"},
 	)
-	return recs
+	return append(recs, mtaSTSRecords(cfg, domain, client)...)
 }
 
 func (a *app) domainDNSCmd() *cobra.Command {

@@ -367,6 +367,7 @@ func (s *server) httpService() service {
 	mux.HandleFunc("GET /v1/receipts/{id...}", s.noticeHandler)
 	mux.HandleFunc("GET /.well-known/autoconfig/mail/config-v1.1.xml", s.autoconfigHandler)
 	mux.HandleFunc("GET /mail/config-v1.1.xml", s.autoconfigHandler)
+	mux.HandleFunc("GET /.well-known/mta-sts.txt", s.mtaSTSHandler)
 	mux.HandleFunc("POST /autodiscover/autodiscover.xml", s.autodiscoverHandler)
 	mux.HandleFunc("POST /Autodiscover/Autodiscover.xml", s.autodiscoverHandler)
 	mux.HandleFunc("GET /apple/mail.mobileconfig", s.mobileconfigHandler)
