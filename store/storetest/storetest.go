@@ -54,6 +54,9 @@ func Run(t *testing.T, open Open) {
 		{"SharedBodyStoredOnce", sharedBodyStoredOnce},
 		{"QueueLeaseAndFinish", queueLeaseAndFinish},
 		{"AccountsByAddressAndID", accountsByAddressAndID},
+		{"MailboxFolders", mailboxFolders},
+		{"MailboxKeywords", mailboxKeywords},
+		{"AccountUpdatesAndLists", accountUpdatesAndLists},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
