@@ -125,27 +125,8 @@ func signDKIM(t *testing.T, key crypto.Signer, selector string) []byte {
 // returns a resolver that asks it.
 func serveZone(t *testing.T, rrs []dns.RR) *net.Resolver {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, NotifyStartedFunc: func() { close(started) },
-		Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-			m := new(dns.Msg)
-			m.SetReply(q)
-			for _, rr := range rrs {
-				h := rr.Header()
-				if strings.EqualFold(h.Name, q.Question[0].Name) && h.Rrtype == q.Question[0].Qtype {
-					m.Answer = append(m.Answer, rr)
-				}
-			}
-			w.WriteMsg(m)
-		})}
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
+	addr := serveZoneAt(t, rrs)
 	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "udp", pc.LocalAddr().String())
+		return (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, "udp", addr)
 	}}
 }

@@ -195,23 +195,10 @@ func TestOutboundEndToEnd(t *testing.T) {
 	// null MX (5.1.10) at once; the delay warning for slow.test after
 	// 2 s; its bounce after 6 s.
 	notes := waitMessages(t, p.sendAddrs["imaps"], "alice@sender.test", 4, 40*time.Second)
-	find := func(words ...string) string {
-		for _, n := range notes {
-			all := true
-			for _, w := range words {
-				all = all && strings.Contains(n, w)
-			}
-			if all {
-				return n
-			}
-		}
-		t.Errorf("no notification with %q among:\n%s", words, strings.Join(notes, "\n=====\n"))
-		return ""
-	}
-	find("Final-Recipient: rfc822; nobody@recv.test", "Action: failed", "Status: 5.1.1", "Remote-MTA: dns; mx.recv.test", "Diagnostic-Code: smtp; 550 5.1.1")
-	find("Final-Recipient: rfc822; dave@null.test", "Action: failed", "Status: 5.1.10")
-	find("Final-Recipient: rfc822; carol@slow.test", "Action: delayed", "Will-Retry-Until:")
-	bounce := find("Final-Recipient: rfc822; carol@slow.test", "Action: failed", "gave up after")
+	findNotice(t, notes, "Final-Recipient: rfc822; nobody@recv.test", "Action: failed", "Status: 5.1.1", "Remote-MTA: dns; mx.recv.test", "Diagnostic-Code: smtp; 550 5.1.1")
+	findNotice(t, notes, "Final-Recipient: rfc822; dave@null.test", "Action: failed", "Status: 5.1.10")
+	findNotice(t, notes, "Final-Recipient: rfc822; carol@slow.test", "Action: delayed", "Will-Retry-Until:")
+	bounce := findNotice(t, notes, "Final-Recipient: rfc822; carol@slow.test", "Action: failed", "gave up after")
 	for _, n := range notes {
 		if strings.Contains(n, "bob@recv.test") && strings.Contains(n, "Final-Recipient: rfc822; bob@recv.test") {
 			t.Errorf("a notification names the delivered recipient:\n%s", n)
@@ -312,4 +299,21 @@ func httpGet(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// findNotice returns the notification among notes holding every one of
+// words, failing the test (and returning "") when none does.
+func findNotice(t *testing.T, notes []string, words ...string) string {
+	t.Helper()
+	for _, n := range notes {
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(n, w)
+		}
+		if all {
+			return n
+		}
+	}
+	t.Errorf("no notification with %q among:\n%s", words, strings.Join(notes, "\n=====\n"))
+	return ""
 }

@@ -510,22 +510,9 @@ func TestOutboundToPostfix(t *testing.T) {
 
 	// Two bounces: the 550 at once, the 450 at the end of the lifetime.
 	notes := waitMessages(t, addrs["imaps"], "alice@sender.test", 2, lifetime+30*time.Second)
-	find := func(words ...string) string {
-		for _, n := range notes {
-			all := true
-			for _, w := range words {
-				all = all && strings.Contains(n, w)
-			}
-			if all {
-				return n
-			}
-		}
-		t.Errorf("no notification with %q among:\n%s", words, strings.Join(notes, "\n=====\n"))
-		return ""
-	}
-	find("Final-Recipient: rfc822; "+rejected, "Action: failed", "Status: 5.1.1", "Remote-MTA: dns; mx.postfix.test",
+	findNotice(t, notes, "Final-Recipient: rfc822; "+rejected, "Action: failed", "Status: 5.1.1", "Remote-MTA: dns; mx.postfix.test",
 		"Diagnostic-Code: smtp; 550 5.1.1 <"+rejected+">: Recipient address rejected: no such mailbox here (postfix test)")
-	find("Final-Recipient: rfc822; "+deferred, "Action: failed", "gave up after", "450 4.2.1", "try again later (postfix test)")
+	findNotice(t, notes, "Final-Recipient: rfc822; "+deferred, "Action: failed", "gave up after", "450 4.2.1", "try again later (postfix test)")
 	for _, n := range notes {
 		if strings.Contains(n, "Final-Recipient: rfc822; "+ok) {
 			t.Errorf("a notification names the delivered recipient:\n%s", n)
