@@ -55,3 +55,24 @@ func (b *Builder) Root() Hash {
 	}
 	return r
 }
+
+// BuilderAt resumes a Builder after size leaves, from the stored perfect
+// subtrees of size's binary decomposition (largest first), as read
+// returns them: a store that keeps its tree need not replay the log to
+// append to it.
+func BuilderAt(size uint64, read NodeReader) (*Builder, error) {
+	b := &Builder{size: size}
+	var off uint64
+	for level := 63; level >= 0; level-- {
+		if size&(1<<level) == 0 {
+			continue
+		}
+		h, err := read(uint8(level), off>>level)
+		if err != nil {
+			return nil, err
+		}
+		b.stack = append(b.stack, builderNode{hash: h, level: uint8(level)})
+		off += 1 << level
+	}
+	return b, nil
+}

@@ -8,7 +8,10 @@ import (
 )
 
 // Hash is a SHA-256 value: a leaf, an inner node or a tree's root.
-type Hash [32]byte
+type Hash [HashSize]byte
+
+// HashSize is the bytes of a Hash.
+const HashSize = 32
 
 // LeafHash is RFC 9162 §2.1.1's hash of one log entry: SHA-256(0x00 || entry).
 func LeafHash(entry []byte) Hash {

@@ -37,6 +37,22 @@ func (c *acctMemo) get(id uint64, raw []byte) (*accounts.Account, bool) {
 	return cloneAccount(&e.acct), true
 }
 
+// consentSHA is the remembered account's consent fingerprint, read in
+// place (the evidence writer asks it for every official recipient, and
+// a copy of the whole account was most of that).
+func (c *acctMemo) consentSHA(id uint64, raw []byte) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.m[id]
+	if e == nil || !bytes.Equal(e.raw, raw) {
+		return "", false
+	}
+	if e.acct.Consent == nil {
+		return "", true
+	}
+	return e.acct.Consent.SHA256, true
+}
+
 func (c *acctMemo) put(id uint64, raw []byte, a *accounts.Account) {
 	e := &memoAccount{raw: bytes.Clone(raw), acct: *cloneAccount(a)}
 	c.mu.Lock()

@@ -269,6 +269,9 @@ func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) er
 		if err := t.addOfficialCopy(r.Account, blob, &officialCopy{MessageID: NormalizeMessageID(o.MessageID), Sender: o.Sender, Recipient: o.Addresses[i], SHA256: o.MessageSHA}); err != nil {
 			return err
 		}
+		if t.s != nil && t.s.benchNoEvidence {
+			continue
+		}
 		ev := EvidenceEvent{At: o.AcceptedAt, Kind: EvidenceAccepted, MessageID: o.MessageID, Sender: o.Sender,
 			Recipient: o.Addresses[i], Account: r.Account, MessageSHA: o.MessageSHA, ClientIP: o.ClientIP, TLS: o.TLS,
 			ConsentSHA: t.consentSHA(r.Account)}

@@ -1,14 +1,9 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"time"
-
-	"abox/evidence"
 )
 
 // The evidence log is the dispute-proof record of official letters
@@ -85,27 +80,16 @@ func (t *txn) appendEvidence(e EvidenceEvent) error {
 	return w.close()
 }
 
-// evidenceWriter appends entries to the evidence log in t's transaction
-// and updates the tree's perfect subtrees (O(1) amortized writes). Every
-// write goes through t.put, so an official delivery is acknowledged
-// from the write-ahead log like any other (the log's record holds these
-// entries and nodes, and replay rebuilds them byte for byte). The log's
-// size and the index keys are written at close: one size, and one index
-// key per run of consecutive entries of the same letter (by Message-ID)
-// or the same account, its value the run's length (a delivery to k
-// recipients writes 2k entries, 1 + k index keys).
+// evidenceWriter appends entries to the evidence log in t's transaction.
+// Every write goes through t.put, so an official delivery is
+// acknowledged from the write-ahead log like any other (the log's record
+// holds the entries, and replay rebuilds them byte for byte); the log's
+// size is written once, at close. The tree's nodes and the indexes are
+// derived from the entries and written later, in bulk, by buildEvidence
+// (evidence_build.go): the delivery path pays for the entries alone.
 type evidenceWriter struct {
 	t        *txn
 	n, start uint64
-	msg      indexRun
-	acct     indexRun
-}
-
-// indexRun is a run of consecutive entries under one index key.
-type indexRun struct {
-	key   []byte // prefix (Message-ID 0x00, or account(8)); nil: no run
-	first uint64
-	count uint32
 }
 
 func (t *txn) evidenceWriter() *evidenceWriter {
@@ -117,8 +101,8 @@ func (t *txn) evidenceWriter() *evidenceWriter {
 }
 
 func (w *evidenceWriter) add(e EvidenceEvent) error {
-	t, n := w.t, w.n
-	e.Index = n
+	t := w.t
+	e.Index = w.n
 	if e.At.IsZero() {
 		e.At = t.now
 	}
@@ -127,83 +111,21 @@ func (w *evidenceWriter) add(e EvidenceEvent) error {
 	if e.ConsentSHA == "" && e.Account != 0 {
 		e.ConsentSHA = t.consentSHA(e.Account)
 	}
-	raw, err := json.Marshal(e)
+	// bbolt keeps the slices it is given until commit: each entry is
+	// encoded into its own.
+	raw, err := appendEvidenceJSON(make([]byte, 0, 384), &e)
 	if err != nil {
 		return err
 	}
-	if err := t.put(bEvidence, u64(n), raw, appendFill); err != nil {
-		return err
-	}
-	// bbolt keeps the slices it is given until commit, and h is reused:
-	// each node is stored as its own copy.
-	tree := t.tx.Bucket(bEvidenceTree)
-	h := evidence.LeafHash(raw)
-	level, idx := uint8(0), n
-	if err := t.put(bEvidenceTree, evidenceTreeKey(level, idx), bytes.Clone(h[:]), 0); err != nil {
-		return err
-	}
-	for idx&1 == 1 {
-		left := tree.Get(evidenceTreeKey(level, idx-1))
-		if len(left) != 32 {
-			return fmt.Errorf("evidence tree node %d/%d missing: %w", level, idx-1, ErrCorrupt)
-		}
-		h = evidence.NodeHash(evidence.Hash(left), h)
-		level, idx = level+1, idx>>1
-		if err := t.put(bEvidenceTree, evidenceTreeKey(level, idx), bytes.Clone(h[:]), 0); err != nil {
-			return err
-		}
-	}
-	if err := w.extend(&w.msg, bEvidenceMsg, append([]byte(e.MessageID), 0)); err != nil {
-		return err
-	}
-	if e.Account != 0 {
-		if err := w.extend(&w.acct, bEvidenceAcct, u64(e.Account)); err != nil {
-			return err
-		}
-	} else if err := w.flush(&w.acct, bEvidenceAcct); err != nil {
+	if err := t.put(bEvidence, u64(w.n), raw, appendFill); err != nil {
 		return err
 	}
 	w.n++
 	return nil
 }
 
-// extend adds entry w.n to the run under prefix, ending the run before
-// when it is another prefix's.
-func (w *evidenceWriter) extend(r *indexRun, bucket, prefix []byte) error {
-	if r.key != nil && bytes.Equal(r.key, prefix) && r.first+uint64(r.count) == w.n {
-		r.count++
-		return nil
-	}
-	if err := w.flush(r, bucket); err != nil {
-		return err
-	}
-	*r = indexRun{key: prefix, first: w.n, count: 1}
-	return nil
-}
-
-// flush writes a run's index key: prefix, its first entry, and its
-// length as the value (empty for one entry, as before runs existed).
-func (w *evidenceWriter) flush(r *indexRun, bucket []byte) error {
-	if r.key == nil {
-		return nil
-	}
-	var v []byte
-	if r.count > 1 {
-		v = binary.BigEndian.AppendUint32(nil, r.count)
-	}
-	k := binary.BigEndian.AppendUint64(bytes.Clone(r.key), r.first)
-	*r = indexRun{}
-	return w.t.put(bucket, k, v, 0)
-}
-
-// close writes the open runs and the log's new size.
+// close writes the log's new size.
 func (w *evidenceWriter) close() error {
-	if err := w.flush(&w.msg, bEvidenceMsg); err != nil {
-		return err
-	}
-	if err := w.flush(&w.acct, bEvidenceAcct); err != nil {
-		return err
-	}
 	if w.n == w.start {
 		return nil
 	}
@@ -221,6 +143,11 @@ func runLength(v []byte) uint64 {
 // consentSHA is the fingerprint of the consent certificate on record
 // for an account ("" when none).
 func (t *txn) consentSHA(acct uint64) string {
+	if t.s != nil {
+		if sha, ok := t.s.acctMemo.consentSHA(acct, t.tx.Bucket(bAccounts).Get(acctKey(acct))); ok {
+			return sha
+		}
+	}
 	if a, err := t.getAccount(acct); err == nil && a.Consent != nil {
 		return a.Consent.SHA256
 	}

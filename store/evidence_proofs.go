@@ -12,16 +12,36 @@ import (
 	"abox/evidence"
 )
 
-// nodeReader reads the tree's stored perfect subtrees in tx.
+// nodeReader reads the tree's perfect subtrees in tx: stored from level
+// 6 up, computed from their leaf block below it.
 func nodeReader(tx *bolt.Tx) evidence.NodeReader {
 	tree := tx.Bucket(bEvidenceTree)
 	return func(level uint8, index uint64) (evidence.Hash, error) {
-		v := tree.Get(evidenceTreeKey(level, index))
-		if len(v) != 32 {
-			return evidence.Hash{}, fmt.Errorf("evidence tree node %d/%d: %w", level, index, ErrCorrupt)
+		if level >= leafBlockLevel {
+			v := tree.Get(evidenceTreeKey(level, index))
+			if len(v) != evidence.HashSize {
+				return evidence.Hash{}, fmt.Errorf("evidence tree node %d/%d: %w", level, index, ErrCorrupt)
+			}
+			return evidence.Hash(v), nil
 		}
-		return evidence.Hash(v), nil
+		first := index << level
+		leaves := tree.Get(evidenceLeavesKey(first / leafBlock))
+		from, to := (first%leafBlock)*evidence.HashSize, (first%leafBlock+1<<level)*evidence.HashSize
+		if uint64(len(leaves)) < to {
+			return evidence.Hash{}, fmt.Errorf("evidence tree node %d/%d: its leaves are missing: %w", level, index, ErrCorrupt)
+		}
+		return perfectRoot(leaves[from:to]), nil
 	}
+}
+
+// perfectRoot is the root of the perfect subtree over leaf hashes laid
+// end to end (a power of two of them).
+func perfectRoot(leaves []byte) evidence.Hash {
+	if len(leaves) == evidence.HashSize {
+		return evidence.Hash(leaves)
+	}
+	half := len(leaves) / 2
+	return evidence.NodeHash(perfectRoot(leaves[:half]), perfectRoot(leaves[half:]))
 }
 
 func evidenceSize(tx *bolt.Tx) uint64 {
@@ -45,6 +65,9 @@ func (s *Store) EvidenceHead() (size uint64, root evidence.Hash, err error) {
 // this log's root at its size (a head for another log is refused).
 func (s *Store) AddSignedHead(ctx context.Context, h evidence.SignedHead) error {
 	return s.update(ctx, func(t *txn) error {
+		if err := buildEvidence(t.tx); err != nil {
+			return err
+		}
 		if h.TreeSize > evidenceSize(t.tx) {
 			return fmt.Errorf("tree head of size %d is beyond the log's %d entries", h.TreeSize, evidenceSize(t.tx))
 		}
@@ -213,6 +236,9 @@ func (c *checker) evidenceIndexes() {
 		var a about
 		v := entries.Get(u64(idx))
 		return a, v != nil && json.Unmarshal(v, &a) == nil
+	}
+	if v := c.tx.Bucket(bMeta).Get(metaEvidenceBuilt); v != nil && decodeU64(v) != size {
+		c.problem("the evidence log's tree and indexes cover %d of its %d entries", decodeU64(v), size)
 	}
 	// One bit per entry (10M entries: 1.25 MB each).
 	byMsg, byAcct := newBits(size), newBits(size)

@@ -117,16 +117,7 @@ func TestEvidenceTamperingIsCaught(t *testing.T) {
 	}
 	// retree recomputes the stored tree from the entries, as an insider
 	// with the code but not the key would.
-	retree := func(tx *bolt.Tx) {
-		tree := tx.Bucket(bEvidenceTree)
-		var b evidence.Builder
-		c := tx.Bucket(bEvidence).Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			b.Add(evidence.LeafHash(v), func(level uint8, index uint64, h evidence.Hash) error {
-				return tree.Put(evidenceTreeKey(level, index), bytes32(h))
-			})
-		}
-	}
+	retree := retreeEvidence
 	cases := []struct {
 		name    string
 		tamper  func(tx *bolt.Tx)
@@ -184,7 +175,27 @@ func TestEvidenceTamperingIsCaught(t *testing.T) {
 	})
 }
 
-func bytes32(h evidence.Hash) []byte { return h[:] }
+// retreeEvidence recomputes the stored tree from the entries, as an
+// insider with the code but not the key would.
+func retreeEvidence(tx *bolt.Tx) {
+	tx.DeleteBucket(bEvidenceTree)
+	tree, _ := tx.CreateBucket(bEvidenceTree)
+	var b evidence.Builder
+	var leaves []byte
+	c := tx.Bucket(bEvidence).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		b.Add(evidence.LeafHash(v), func(level uint8, index uint64, h evidence.Hash) error {
+			switch {
+			case level == 0:
+				leaves = append(leaves, h[:]...)
+				return tree.Put(evidenceLeavesKey(index/leafBlock), bytes.Clone(leaves[index/leafBlock*leafBlock*32:]))
+			case level >= leafBlockLevel:
+				return tree.Put(evidenceTreeKey(level, index), bytes.Clone(h[:]))
+			}
+			return nil
+		})
+	}
+}
 
 func deref(p *uint64) any {
 	if p == nil {

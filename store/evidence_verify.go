@@ -75,7 +75,7 @@ func (s *Store) VerifyEvidence(pub ed25519.PublicKey, extra []evidence.SignedHea
 		done := false
 		err := s.view(func(tx *bolt.Tx) error {
 			total = evidenceSize(tx)
-			tree := tx.Bucket(bEvidenceTree)
+			tree := &storedTree{tree: tx.Bucket(bEvidenceTree)}
 			c := tx.Bucket(bEvidence).Cursor()
 			k, v := c.Seek(u64(next))
 			for n := 0; k != nil && n < 10_000; k, v = c.Next() {
@@ -143,7 +143,7 @@ func mergeHeads(rep *EvidenceReport, pub ed25519.PublicKey, all []evidence.Signe
 
 // checkEntry checks one entry's key, index, leaf and the tree nodes it
 // completes, and adds it to the recomputed tree.
-func checkEntry(rep *EvidenceReport, b *evidence.Builder, tree *bolt.Bucket, key, want uint64, raw []byte) error {
+func checkEntry(rep *EvidenceReport, b *evidence.Builder, tree *storedTree, key, want uint64, raw []byte) error {
 	if key != want {
 		return rep.fail(&want, "entry %d is missing (deleted?)", want)
 	}
@@ -157,7 +157,7 @@ func checkEntry(rep *EvidenceReport, b *evidence.Builder, tree *bolt.Bucket, key
 		return rep.fail(&want, "entry %d says it is entry %d (moved?)", want, idx)
 	}
 	return b.Add(evidence.LeafHash(raw), func(level uint8, index uint64, h evidence.Hash) error {
-		if v := tree.Get(evidenceTreeKey(level, index)); len(v) != 32 || evidence.Hash(v) != h {
+		if v, stored := tree.node(level, index); stored && (len(v) != evidence.HashSize || evidence.Hash(v) != h) {
 			if level == 0 {
 				return rep.fail(&want, "entry %d does not match its recorded hash: its content was changed", want)
 			}
@@ -165,6 +165,35 @@ func checkEntry(rep *EvidenceReport, b *evidence.Builder, tree *bolt.Bucket, key
 		}
 		return nil
 	})
+}
+
+// storedTree reads the stored nodes verify compares with: the leaves
+// (from their blocks, one block read per 64 entries) and the nodes of
+// level 6 and up; the levels between are not stored.
+type storedTree struct {
+	tree   *bolt.Bucket
+	block  uint64
+	leaves []byte // nil: block not read
+}
+
+func (t *storedTree) node(level uint8, index uint64) (v []byte, stored bool) {
+	switch {
+	case level >= leafBlockLevel:
+		return t.tree.Get(evidenceTreeKey(level, index)), true
+	case level > 0:
+		return nil, false
+	}
+	if block := index / leafBlock; t.leaves == nil || t.block != block {
+		t.block, t.leaves = block, t.tree.Get(evidenceLeavesKey(block))
+		if t.leaves == nil {
+			t.leaves = []byte{}
+		}
+	}
+	off := (index % leafBlock) * evidence.HashSize
+	if uint64(len(t.leaves)) < off+evidence.HashSize {
+		return nil, true
+	}
+	return t.leaves[off : off+evidence.HashSize], true
 }
 
 // checkHead compares heads[i] with the root recomputed at its size.

@@ -157,6 +157,7 @@ func (s *Store) recoverWAL() (err error) {
 		}
 		s.log.Error("store: "+inc.Detail, "kind", inc.Kind, "accounts", inc.Accounts, "moved_to", moved)
 	}
+	s.buildEvidence(tx)
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: applying the write-ahead log %s: %w", path, err)
 	}

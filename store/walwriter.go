@@ -318,6 +318,7 @@ func (s *Store) checkpoint(extra []*writeReq) error {
 // last record it holds, the token the next records carry, and on Close
 // that the log holds nothing more.
 func (s *Store) commitCheckpoint(tx *bolt.Tx, token uint64) error {
+	s.buildEvidence(tx)
 	meta := tx.Bucket(bMeta)
 	err := meta.Put(keyWALSeq, u64(s.walSeq))
 	if err == nil {

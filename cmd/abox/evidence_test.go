@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -134,16 +136,23 @@ func TestEvidenceEndToEnd(t *testing.T) {
 		if err := b.Put(k, []byte(raw)); err != nil {
 			return 0, err
 		}
+		// The store's layout (store/evidence_build.go): the leaf hashes
+		// of each 64 entries in one value under 0xff block(8), the nodes
+		// of level 6 and up under level(1) index(8).
 		tree := tx.Bucket([]byte("evidence_tree"))
 		var bl evidence.Builder
+		var leaves []byte
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			bl.Add(evidence.LeafHash(v), func(level uint8, index uint64, h evidence.Hash) error {
-				key := append([]byte{level}, make([]byte, 8)...)
-				for i := 0; i < 8; i++ {
-					key[8-i] = byte(index >> (8 * i))
+				switch {
+				case level == 0:
+					leaves = append(leaves, h[:]...)
+					return tree.Put(binary.BigEndian.AppendUint64([]byte{0xff}, index/64), bytes.Clone(leaves[index/64*64*32:]))
+				case level >= 6:
+					return tree.Put(binary.BigEndian.AppendUint64([]byte{level}, index), bytes.Clone(h[:]))
 				}
-				return tree.Put(key, append([]byte(nil), h[:]...))
+				return nil
 			})
 		}
 		return 0, nil
