@@ -41,13 +41,14 @@ var (
 	// bVanished (vanished.go): acct(8) mbox(4) modseq(8) -> expunged uid, time; modseq 0 -> floor
 	// bKeywords (keywords.go): acct(8) mbox(4) -> the mailbox's keywords
 	// bSubsGone (subscriptions.go): acct(8) name -> nil, subscribed names without a mailbox
-	// The evidence log (store/evidence.go): entries, the Merkle tree's
-	// perfect subtrees, signed tree heads, and entries by Message-ID.
+	// The evidence log (store/evidence.go): entries, the Merkle tree,
+	// signed tree heads, and entries by Message-ID and by account. The
+	// tree and both indexes are built at commit (evidence_build.go).
 	bEvidence      = []byte("evidence")       // index(8) -> JSON EvidenceEvent (exact leaf bytes)
-	bEvidenceTree  = []byte("evidence_tree")  // level(1) index(8) -> SHA-256 of that perfect subtree
+	bEvidenceTree  = []byte("evidence_tree")  // level(1) index(8) -> SHA-256 of that perfect subtree (level >= 6); 0xff block(8) -> 64 leaf hashes (schema 4)
 	bEvidenceHeads = []byte("evidence_heads") // tree size(8) timestamp(8) -> JSON evidence.SignedHead
-	bEvidenceMsg   = []byte("evidence_msg")   // message-id 0x00 index(8) -> nil
-	bEvidenceAcct  = []byte("evidence_acct")  // account(8) index(8) -> nil (schema 3)
+	bEvidenceMsg   = []byte("evidence_msg")   // message-id 0x00 index(8) -> run length(4) or nil (1)
+	bEvidenceAcct  = []byte("evidence_acct")  // account(8) index(8) -> run length(4) or nil (1) (schema 3)
 	// The provisioning API (store/apitokens.go).
 	bAPITokens = []byte("api_tokens") // sha256(token)(32) -> JSON APIToken
 	bAPIIdem   = []byte("api_idem")   // token name 0x00 idempotency key -> JSON IdempotentResult
