@@ -116,8 +116,11 @@ func (c *client) backup(path string) (int64, error) {
 		if err := e.auditRead(context.Background(), "backup", ""); err != nil {
 			return err
 		}
-		var err error
-		n, err = e.store.BackupTo(path, files)
+		st, err := e.file()
+		if err != nil {
+			return err
+		}
+		n, err = st.BackupTo(path, files)
 		return err
 	})
 	return n, err

@@ -183,9 +183,14 @@ func (c *controlServer) handle(conn net.Conn) {
 // streamBackup sends a consistent copy of the database. The size is known
 // from the read transaction before the first byte.
 func (c *controlServer) streamBackup(conn net.Conn) {
-	err := writeControl(conn, controlResponse{Stream: 1})
+	st, err := c.env.file()
+	if err != nil {
+		writeControl(conn, controlResponse{Error: err.Error()})
+		return
+	}
+	err = writeControl(conn, controlResponse{Stream: 1})
 	if err == nil {
-		err = c.env.store.BackupStream(conn)
+		err = st.BackupStream(conn)
 	}
 	switch {
 	case err == nil:

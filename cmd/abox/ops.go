@@ -18,7 +18,7 @@ import (
 // of the process that opened it (the server's when the request came over
 // the control socket, the CLI's when it opened the store itself).
 type env struct {
-	store *store.Store
+	store Store
 	cfg   *Config
 	log   *slog.Logger
 	// progress, when set, reports how a long operation is going (sent

@@ -319,9 +319,17 @@ func init() {
 		return page, err
 	})
 	register("check", func(ctx context.Context, e *env, _ struct{}) (store.CheckReport, error) {
-		return e.store.Check()
+		st, err := e.file()
+		if err != nil {
+			return store.CheckReport{}, err
+		}
+		return st.Check()
 	})
 	register("check.acknowledge", func(ctx context.Context, e *env, _ struct{}) (int, error) {
-		return e.store.AcknowledgeIncidents(ctx, e.audit("abox check --acknowledge"))
+		st, err := e.file()
+		if err != nil {
+			return 0, err
+		}
+		return st.AcknowledgeIncidents(ctx, e.audit("abox check --acknowledge"))
 	})
 }

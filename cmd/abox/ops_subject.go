@@ -71,7 +71,7 @@ func userLetters(ctx context.Context, e *env, a lettersArgs) (lettersPage, error
 }
 
 // lettersOf is one page of an account's letters.
-func lettersOf(st *store.Store, addr string, acct, after uint64) (lettersPage, error) {
+func lettersOf(st Store, addr string, acct, after uint64) (lettersPage, error) {
 	entries, next, err := st.EvidenceForAccount(acct, after, 0)
 	if err != nil {
 		return lettersPage{}, err
@@ -251,7 +251,7 @@ func mboxFileName(name string) string {
 
 // writeMailboxMbox writes every message of mb to w in mbox form, a page
 // at a time.
-func writeMailboxMbox(ctx context.Context, st *store.Store, acct uint64, mb store.Mailbox, w io.Writer) error {
+func writeMailboxMbox(ctx context.Context, st Store, acct uint64, mb store.Mailbox, w io.Writer) error {
 	var after uint32
 	for {
 		if err := ctx.Err(); err != nil {

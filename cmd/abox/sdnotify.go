@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-
-	"abox/store"
 )
 
 // Under systemd (Type=notify, docs/abox.service), serve tells the service
@@ -18,7 +16,7 @@ import (
 
 // notifyReady tells systemd the listeners are up, and starts the
 // watchdog pings; the returned function stops them.
-func notifyReady(st *store.Store, log *slog.Logger) func() {
+func notifyReady(st Store, log *slog.Logger) func() {
 	if ok, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
 		log.Warn("systemd: READY=1 not sent", "err", err)
 	} else if ok {

@@ -112,7 +112,7 @@ type service interface {
 type server struct {
 	cfg      *Config
 	log      *slog.Logger
-	store    *store.Store
+	store    Store
 	tls      *tls.Config
 	registry *prometheus.Registry
 	env      *env
@@ -209,7 +209,7 @@ func (a *app) serve(ctx context.Context) error {
 			return err
 		}
 	}
-	srv.registerMetrics()
+	srv.registerMetrics(st)
 	srv.httpc.register(srv.registry)
 	srv.smtpm = smtpd.NewMetrics(srv.registry)
 	srv.imapm = imapd.NewMetrics(srv.registry)
@@ -392,27 +392,27 @@ type httpServer struct{ srv *http.Server }
 func (h *httpServer) Serve(ln net.Listener) error        { return h.srv.Serve(ln) }
 func (h *httpServer) Shutdown(ctx context.Context) error { return h.srv.Shutdown(ctx) }
 
-func (s *server) registerMetrics() {
+func (s *server) registerMetrics(file *store.Store) {
 	r := s.registry
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_commits_total", Help: "Commits of the database file (each one fsync'd): checkpoints of the write-ahead log and writes that are not logged.",
-	}, func() float64 { return float64(s.store.WriterStats().Commits) }))
+	}, func() float64 { return float64(file.WriterStats().Commits) }))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_write_requests_total", Help: "Write requests acknowledged; divided by commits plus log records, the group-commit factor.",
-	}, func() float64 { return float64(s.store.WriterStats().Requests) }))
+	}, func() float64 { return float64(file.WriterStats().Requests) }))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_commit_work_seconds_total", Help: "Time the writer spent running requests inside write transactions.",
-	}, func() float64 { return s.store.WriterStats().Work.Seconds() }))
+	}, func() float64 { return file.WriterStats().Work.Seconds() }))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_commit_io_seconds_total", Help: "Time the writer spent writing and fsyncing commits.",
-	}, func() float64 { return s.store.WriterStats().IO.Seconds() }))
+	}, func() float64 { return file.WriterStats().IO.Seconds() }))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_wal_records_total", Help: "Write-ahead log records written (each one fdatasync'd): batches of deliveries acknowledged before their checkpoint.",
-	}, func() float64 { return float64(s.store.WriterStats().LogRecords) }))
+	}, func() float64 { return float64(file.WriterStats().LogRecords) }))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_wal_io_seconds_total", Help: "Time the writer spent writing and syncing write-ahead log records.",
-	}, func() float64 { return s.store.WriterStats().LogIO.Seconds() }))
+	}, func() float64 { return file.WriterStats().LogIO.Seconds() }))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "abox_outbound_queue_entries", Help: "Outbound queue entries (one per message and destination domain) waiting, being sent or held.",
 	}, func() float64 { st, _ := s.store.QueueStats(); return float64(st.Entries) }))
@@ -427,19 +427,19 @@ func (s *server) registerMetrics() {
 	}))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "abox_store_file_bytes", Help: "Size of the database file.",
-	}, func() float64 { return float64(s.store.FileSize()) }))
+	}, func() float64 { return float64(file.FileSize()) }))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "abox_store_segment_files", Help: "Body segment files (bodies of 16 KiB and more).",
-	}, func() float64 { return float64(s.store.SegmentStats().Files) }))
+	}, func() float64 { return float64(file.SegmentStats().Files) }))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "abox_store_segment_bytes", Help: "Bytes in body segment files, referenced or not yet compacted.",
-	}, func() float64 { return float64(s.store.SegmentStats().Bytes) }))
+	}, func() float64 { return float64(file.SegmentStats().Bytes) }))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_segment_compactions_total", Help: "Body segments compacted (their remaining bodies moved, the file removed).",
-	}, func() float64 { return float64(s.store.SegmentStats().Compactions) }))
+	}, func() float64 { return float64(file.SegmentStats().Compactions) }))
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_segment_compacted_bytes_total", Help: "Bytes of bodies moved by compaction.",
-	}, func() float64 { return float64(s.store.SegmentStats().CompactedBytes) }))
+	}, func() float64 { return float64(file.SegmentStats().CompactedBytes) }))
 }
 
 // startOutbound runs the outbound sender loop until ctx ends; the

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"abox/accounts"
-	"abox/store"
 )
 
 // certWarnAhead is how early serve warns of a certificate's expiry.
@@ -17,7 +16,7 @@ const certWarnAhead = 14 * 24 * time.Hour
 // a certificate outside its dates or close to its end, and a postmaster
 // setting that names no account (mail for the postmaster would be
 // refused).
-func warnAtStart(cfg *Config, leaf *x509.Certificate, st *store.Store, now time.Time, log *slog.Logger) {
+func warnAtStart(cfg *Config, leaf *x509.Certificate, st Store, now time.Time, log *slog.Logger) {
 	if leaf != nil {
 		warnCertificate(leaf, now, log)
 	}
