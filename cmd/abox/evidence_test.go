@@ -53,18 +53,7 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	a.srv = a.Start()
 	addrs := a.srv.Addrs()
 
-	c := submitter(t, addrs["submission"], "egov", egovPassword)
-	if err := c.Mail("notices@egov.kz"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("alice@" + testDomain); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("bob@" + testDomain); err == nil {
-		t.Fatal("bob has no consent but was accepted")
-	}
-	sendData(t, c, "From: notices@egov.kz\nTo: alice@example.kz, bob@example.kz\nSubject: Evidence\nDate: "+now.Format(time.RFC1123Z)+"\nMessage-ID: <ev-1@egov.kz>\n\nThe text.\n")
-	c.Quit()
+	submitOfficial(t, addrs["submission"], "alice@example.kz, bob@example.kz", "Evidence", "ev-1@egov.kz", now)
 
 	rc := rawIMAPLogin(t, addrs["imaps"], "alice@"+testDomain, goodPassword)
 	rc.cmd("EXAMINE INBOX")
@@ -199,4 +188,22 @@ func buildVerifier(t *testing.T) string {
 		t.Fatalf("building abox-verify-receipt: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// submitOfficial sends an official letter from egov's submission
+// account to alice; bob, who has no consent, is refused at RCPT.
+func submitOfficial(t *testing.T, addr, to, subject, msgID string, now time.Time) {
+	t.Helper()
+	c := submitter(t, addr, "egov", egovPassword)
+	if err := c.Mail("notices@egov.kz"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("alice@" + testDomain); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("bob@" + testDomain); err == nil {
+		t.Fatal("bob has no consent but was accepted")
+	}
+	sendData(t, c, "From: notices@egov.kz\nTo: "+to+"\nSubject: "+subject+"\nDate: "+now.Format(time.RFC1123Z)+"\nMessage-ID: <"+msgID+">\n\nThe text.\n")
+	c.Quit()
 }

@@ -40,18 +40,7 @@ func TestReceiptsByMail(t *testing.T) {
 	addrs := a.srv.Addrs()
 	a.OK("notice", "sign") // the first head starts the count
 
-	c := submitter(t, addrs["submission"], "egov", egovPassword)
-	if err := c.Mail("notices@egov.kz"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("alice@" + testDomain); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("bob@" + testDomain); err == nil {
-		t.Fatal("bob has no consent but was accepted")
-	}
-	sendData(t, c, "From: notices@egov.kz\nTo: alice@example.kz\nSubject: Receipts\nDate: "+now.Format(time.RFC1123Z)+"\nMessage-ID: <rm-1@egov.kz>\n\nThe text.\n")
-	c.Quit()
+	submitOfficial(t, addrs["submission"], "alice@example.kz", "Receipts", "rm-1@egov.kz", now)
 	rc := rawIMAPLogin(t, addrs["imaps"], "alice@"+testDomain, goodPassword)
 	rc.cmd("SELECT INBOX")
 	if out, st := rc.cmd("FETCH 1 BODY[]"); !strings.HasPrefix(st, "OK") || !strings.Contains(out, "The text.") {
