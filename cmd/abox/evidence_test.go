@@ -45,13 +45,7 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	a.OK("domain", "add", testDomain)
 	a.OKIn(egovPassword+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
 	now := time.Now()
-	a.addUser("alice")
-	a.addUser("bob") // no consent: refused
-	aliceCMS, _ := a.consentFile(configureConsent(t, a, now), "alice@"+testDomain, now)
-	a.OK("user", "consent", "alice@"+testDomain, "--cms", aliceCMS)
-	a.ServeFlags = []string{"--evidence-key", keyFile, "--evidence-interval", "0"}
-	a.srv = a.Start()
-	addrs := a.srv.Addrs()
+	addrs := a.serveOfficial(t, keyFile, now)
 
 	submitOfficial(t, addrs["submission"], "alice@example.kz, bob@example.kz", "Evidence", "ev-1@egov.kz", now)
 
@@ -206,4 +200,17 @@ func submitOfficial(t *testing.T, addr, to, subject, msgID string, now time.Time
 	}
 	sendData(t, c, "From: notices@egov.kz\nTo: "+to+"\nSubject: "+subject+"\nDate: "+now.Format(time.RFC1123Z)+"\nMessage-ID: <"+msgID+">\n\nThe text.\n")
 	c.Quit()
+}
+
+// serveOfficial adds alice, with a verified consent, and bob, without
+// one, and serves with the evidence key and heads signed on demand.
+func (a *abox) serveOfficial(t *testing.T, keyFile string, now time.Time) map[string]string {
+	t.Helper()
+	a.addUser("alice")
+	a.addUser("bob") // no consent: refused
+	aliceCMS, _ := a.consentFile(configureConsent(t, a, now), "alice@"+testDomain, now)
+	a.OK("user", "consent", "alice@"+testDomain, "--cms", aliceCMS)
+	a.ServeFlags = []string{"--evidence-key", keyFile, "--evidence-interval", "0"}
+	a.srv = a.Start()
+	return a.srv.Addrs()
 }

@@ -31,13 +31,7 @@ func TestReceiptsByMail(t *testing.T) {
 		t.Fatalf("sender set: %s", out)
 	}
 	now := time.Now()
-	a.addUser("alice")
-	a.addUser("bob") // no consent: refused
-	aliceCMS, _ := a.consentFile(configureConsent(t, a, now), "alice@"+testDomain, now)
-	a.OK("user", "consent", "alice@"+testDomain, "--cms", aliceCMS)
-	a.ServeFlags = []string{"--evidence-key", keyFile, "--evidence-interval", "0"}
-	a.srv = a.Start()
-	addrs := a.srv.Addrs()
+	addrs := a.serveOfficial(t, keyFile, now)
 	a.OK("notice", "sign") // the first head starts the count
 
 	submitOfficial(t, addrs["submission"], "alice@example.kz", "Receipts", "rm-1@egov.kz", now)
