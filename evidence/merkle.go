@@ -23,6 +23,17 @@ func LeafHash(entry []byte) Hash {
 	return out
 }
 
+// LeafHasher computes leaf hashes without allocating (LeafHash does,
+// twice per call), for hashing many entries in a row. The zero value is
+// ready; it is not safe for concurrent use.
+type LeafHasher struct{ buf []byte }
+
+// Sum is LeafHash(entry).
+func (l *LeafHasher) Sum(entry []byte) Hash {
+	l.buf = append(append(l.buf[:0], 0), entry...)
+	return sha256.Sum256(l.buf)
+}
+
 // NodeHash is RFC 9162 §2.1.1's inner node: SHA-256(0x01 || left || right).
 func NodeHash(left, right Hash) Hash {
 	var buf [65]byte

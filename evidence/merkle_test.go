@@ -158,3 +158,12 @@ func TestBuilderAt(t *testing.T) {
 		t.Fatal("resumed without the nodes it needs")
 	}
 }
+
+func TestLeafHasherIsLeafHash(t *testing.T) {
+	var l LeafHasher
+	for _, entry := range [][]byte{nil, []byte("a"), []byte(`{"index":1}`), make([]byte, 1000)} {
+		if got, want := l.Sum(entry), LeafHash(entry); got != want {
+			t.Fatalf("LeafHasher.Sum(%q) = %x, LeafHash %x", entry, got, want)
+		}
+	}
+}

@@ -112,12 +112,14 @@ func (w *evidenceWriter) add(e EvidenceEvent) error {
 		e.ConsentSHA = t.consentSHA(e.Account)
 	}
 	// bbolt keeps the slices it is given until commit: each entry is
-	// encoded into its own.
-	raw, err := appendEvidenceJSON(make([]byte, 0, 384), &e)
+	// encoded into its own, after its key, sized to need no growing.
+	kv := make([]byte, 8, 8+evidenceJSONSize(&e))
+	binary.BigEndian.PutUint64(kv, w.n)
+	kv, err := appendEvidenceJSON(kv, &e)
 	if err != nil {
 		return err
 	}
-	if err := t.put(bEvidence, u64(w.n), raw, appendFill); err != nil {
+	if err := t.putOwned(bEvidence, kv, 8, appendFill); err != nil {
 		return err
 	}
 	w.n++

@@ -91,13 +91,14 @@ func buildEvidence(tx *bolt.Tx) error {
 		return tree.Put(evidenceTreeKey(level, index), bytes.Clone(h[:]))
 	}
 	b := evidenceBuilder{msgs: tx.Bucket(bEvidenceMsg), accts: tx.Bucket(bEvidenceAcct)}
+	var hasher evidence.LeafHasher
 	c := tx.Bucket(bEvidence).Cursor()
 	idx := built
 	for k, raw := c.Seek(u64(built)); idx < size; k, raw = c.Next() {
 		if k == nil || decodeU64(k) != idx {
 			return fmt.Errorf("evidence entry %d is missing: %w", idx, ErrCorrupt)
 		}
-		h := evidence.LeafHash(raw)
+		h := hasher.Sum(raw)
 		leaves = append(leaves, h[:]...)
 		if err := tb.Add(h, putNode); err != nil {
 			return err
@@ -178,7 +179,7 @@ type evidenceBuilder struct {
 
 // indexRun is a run of consecutive entries under one index key.
 type indexRun struct {
-	key   []byte // prefix (Message-ID 0x00, or account(8)); nil: no run
+	key   []byte // prefix (Message-ID 0x00, or account(8)), room for 8 more; nil: no run
 	first uint64
 	count uint32
 }
@@ -188,27 +189,38 @@ func (b *evidenceBuilder) add(n uint64, raw []byte) error {
 	if !ok {
 		return fmt.Errorf("evidence entry %d cannot be decoded: %w", n, ErrCorrupt)
 	}
-	if err := b.extend(&b.msg, b.msgs, n, append([]byte(msgID), 0)); err != nil {
-		return err
+	if m := &b.msg; !m.extends(n, msgID, 0) {
+		if err := b.flush(m, b.msgs); err != nil {
+			return err
+		}
+		*m = indexRun{key: append(append(make([]byte, 0, len(msgID)+9), msgID...), 0), first: n, count: 1}
 	}
-	if acct != 0 {
-		return b.extend(&b.acct, b.accts, n, u64(acct))
+	if a := &b.acct; acct == 0 || !a.extends(n, nil, acct) {
+		if err := b.flush(a, b.accts); err != nil {
+			return err
+		}
+		if acct != 0 {
+			*a = indexRun{key: binary.BigEndian.AppendUint64(make([]byte, 0, 16), acct), first: n, count: 1}
+		}
 	}
-	return b.flush(&b.acct, b.accts)
+	return nil
 }
 
-// extend adds entry n to the run under prefix, ending the run before
-// when it is another prefix's.
-func (b *evidenceBuilder) extend(r *indexRun, bucket *bolt.Bucket, n uint64, prefix []byte) error {
-	if r.key != nil && bytes.Equal(r.key, prefix) && r.first+uint64(r.count) == n {
-		r.count++
-		return nil
+// extends adds entry n to r when r is the run of the same Message-ID
+// (msgID, with acct 0) or account (acct) that n comes right after.
+func (r *indexRun) extends(n uint64, msgID []byte, acct uint64) bool {
+	if r.key == nil || r.first+uint64(r.count) != n {
+		return false
 	}
-	if err := b.flush(r, bucket); err != nil {
-		return err
+	if acct != 0 {
+		if len(r.key) != 8 || decodeU64(r.key) != acct {
+			return false
+		}
+	} else if len(r.key) != len(msgID)+1 || !bytes.Equal(r.key[:len(msgID)], msgID) {
+		return false
 	}
-	*r = indexRun{key: prefix, first: n, count: 1}
-	return nil
+	r.count++
+	return true
 }
 
 // flush writes a run's index key: prefix, its first entry, and its
@@ -221,7 +233,7 @@ func (b *evidenceBuilder) flush(r *indexRun, bucket *bolt.Bucket) error {
 	if r.count > 1 {
 		v = binary.BigEndian.AppendUint32(nil, r.count)
 	}
-	k := binary.BigEndian.AppendUint64(bytes.Clone(r.key), r.first)
+	k := binary.BigEndian.AppendUint64(r.key, r.first) // the run's own slice, with room
 	*r = indexRun{}
 	return bucket.Put(k, v)
 }
@@ -237,14 +249,15 @@ func (s *Store) buildEvidence(tx *bolt.Tx) {
 // entryKeys reads an entry's Message-ID and account, which the indexes
 // file it under. Entries as abox writes them are read in place (inside a
 // JSON string a quote is always escaped, so `,"account":` outside one is
-// the field); anything else is decoded whole.
-func entryKeys(raw []byte) (msgID string, acct uint64, ok bool) {
+// the field; msgID is then a part of raw); anything else is decoded
+// whole.
+func entryKeys(raw []byte) (msgID []byte, acct uint64, ok bool) {
 	if _, rest, found := bytes.Cut(raw, []byte(`,"message_id":"`)); found {
 		if end := bytes.IndexByte(rest, '"'); end >= 0 && bytes.IndexByte(rest[:end], '\\') < 0 {
 			if _, num, found := bytes.Cut(rest[end:], []byte(`,"account":`)); found {
 				if stop := bytes.IndexAny(num, ",}"); stop > 0 {
 					if n, err := strconv.ParseUint(string(num[:stop]), 10, 64); err == nil {
-						return string(rest[:end]), n, true
+						return rest[:end], n, true
 					}
 				}
 			}
@@ -255,7 +268,7 @@ func entryKeys(raw []byte) (msgID string, acct uint64, ok bool) {
 		Account   uint64 `json:"account"`
 	}
 	err := json.Unmarshal(raw, &e)
-	return e.MessageID, e.Account, err == nil
+	return []byte(e.MessageID), e.Account, err == nil
 }
 
 // appendEvidenceJSON appends e as encoding/json would marshal it, byte
@@ -290,6 +303,13 @@ func appendEvidenceJSON(b []byte, e *EvidenceEvent) ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// evidenceJSONSize is about what appendEvidenceJSON writes for e: its
+// names, numbers and time (at most 288 bytes) and its strings unescaped.
+func evidenceJSONSize(e *EvidenceEvent) int {
+	return 288 + len(e.Kind) + len(e.MessageID) + len(e.Sender) + len(e.Recipient) + len(e.MessageSHA) +
+		len(e.ConsentSHA) + len(e.ClientIP) + len(e.TLS) + len(e.How) + len(e.Reason)
 }
 
 // appendJSONString appends s as a JSON string the way encoding/json

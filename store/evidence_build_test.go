@@ -58,12 +58,15 @@ func compareEvidenceJSON(t *testing.T, i int, e EvidenceEvent) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("case %d:\n got %s\nwant %s", i, got, want)
 	}
+	if !bytes.ContainsRune(got, '\\') && len(got) > evidenceJSONSize(&e) {
+		t.Fatalf("case %d: %d bytes, more than evidenceJSONSize's %d (the delivery path's buffer grows)", i, len(got), evidenceJSONSize(&e))
+	}
 	var back EvidenceEvent
 	if err := json.Unmarshal(got, &back); err != nil {
 		t.Fatalf("case %d: %v", i, err)
 	}
 	msgID, acct, ok := entryKeys(got)
-	if !ok || msgID != back.MessageID || acct != back.Account {
+	if !ok || string(msgID) != back.MessageID || acct != back.Account {
 		t.Fatalf("case %d: entryKeys = %q %d %v, want %q %d", i, msgID, acct, ok, back.MessageID, back.Account)
 	}
 }

@@ -464,7 +464,31 @@ func (t *txn) put(bucket []byte, key, val []byte, fill float64) error {
 	kv := make([]byte, len(key)+len(val))
 	copy(kv, key)
 	copy(kv[len(key):], val)
-	if err := b.Put(kv[:len(key):len(key)], kv[len(key):]); err != nil {
+	return t.putLogged(b, bucket, kv[:len(key):len(key)], kv[len(key):])
+}
+
+// putOwned is put for a key and value the caller built in one slice and
+// never touches again (kv[:klen] is the key): bbolt keeps them as they
+// are, without put's copy.
+func (t *txn) putOwned(bucket []byte, kv []byte, klen int, fill float64) error {
+	key, val := kv[:klen:klen], kv[klen:]
+	b := t.tx.Bucket(bucket)
+	if fill > 0 {
+		b.FillPercent = fill
+	}
+	if t.log == nil {
+		return b.Put(key, val)
+	}
+	if t.log.add(opPut, bucket, key, val); t.log.full {
+		return b.Put(key, val)
+	}
+	return t.putLogged(b, bucket, key, val)
+}
+
+// putLogged puts a logged request's key and value, which stay unchanged
+// until the transaction commits, and notes the account a mail key is of.
+func (t *txn) putLogged(b *bolt.Bucket, bucket, key, val []byte) error {
+	if err := b.Put(key, val); err != nil {
 		return err
 	}
 	if string(bucket) == string(bMail) && len(key) >= 8 {
