@@ -6,6 +6,7 @@
 //	abox-bench fill -addr 127.0.0.1:2525 -to alice@example.kz -n 10000
 //	abox-bench imap -addr 127.0.0.1:2993 -user alice@example.kz -pass-file pw
 //	abox-bench imap -addr 127.0.0.1:2993 -user alice@example.kz -pass-file pw -idle 1000 -pid PID
+//	abox-bench idle -smtp 127.0.0.1:2525 -imap 127.0.0.1:2993 -user alice@example.kz -pass-file pw -n 200
 //	abox-bench sink -listen 127.0.0.1:2526 -dns 127.0.0.1:5353
 //
 // It is a client only; it never opens the store.
@@ -30,6 +31,8 @@ func main() {
 		err = runFill(os.Args[2:])
 	case "qresync":
 		err = runQresync(os.Args[2:])
+	case "idle":
+		err = runIdle(os.Args[2:])
 	case "sink":
 		err = runSink(os.Args[2:])
 	default:
@@ -42,6 +45,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, `usage: abox-bench smtp|imap|fill|qresync|sink [flags]   (-h for flags)`)
+	fmt.Fprintln(os.Stderr, `usage: abox-bench smtp|imap|fill|qresync|idle|sink [flags]   (-h for flags)`)
 	os.Exit(2)
 }
