@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -52,25 +51,32 @@ func (s *Store) PurgeAccount(ctx context.Context, address string, at time.Time, 
 	if err != nil {
 		return acct, err
 	}
-	if acct.State != accounts.PendingDeletion {
-		return acct, fmt.Errorf("%s is %s, not pending deletion: %w", address, acct.State, accounts.ErrTransition)
-	}
+	// The tombstone is written first, before any content goes: a purge
+	// that cannot happen (not pending deletion, grace not over) destroys
+	// nothing, and no restore can bring an account back half emptied.
+	// Without a hold the content is sealed until now, so a purge
+	// interrupted before its content is gone is finished by the next
+	// DestroySealed.
 	if seal <= 0 {
-		if err := s.destroyContent(ctx, acct.ID); err != nil {
-			return acct, err
-		}
+		seal = 0
 	}
-	return s.UpdateAccount(ctx, address, "user.purge", func(x *accounts.Account) error {
+	acct, err = s.UpdateAccount(ctx, address, "user.purge", func(x *accounts.Account) error {
 		if err := x.Purge(at); err != nil {
 			return err
 		}
-		if seal > 0 {
-			// The consent (the subscriber's name and IIN) stays sealed
-			// with the content until the hold ends (DestroySealed).
-			x.SealedUntil = at.Add(seal).UTC()
-		} else {
-			x.Consent = nil
-		}
+		// The consent (the subscriber's name and IIN) stays sealed with
+		// the content until it is destroyed.
+		x.SealedUntil = at.Add(seal).UTC()
+		return nil
+	}, a)
+	if err != nil || seal > 0 {
+		return acct, err
+	}
+	if err := s.destroyContent(ctx, acct.ID); err != nil {
+		return acct, err
+	}
+	return s.UpdateAccountByID(ctx, acct.ID, "", func(x *accounts.Account) error {
+		x.SealedUntil, x.Consent = time.Time{}, nil
 		return nil
 	}, a)
 }
