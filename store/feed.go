@@ -71,27 +71,12 @@ func newFeed() *Feed {
 // then Take. wake runs on the publishing goroutine with the feed locked,
 // so it must return at once and must not call into the store.
 func (s *Store) Subscribe(account uint64, wake func()) *Subscription {
-	sub := &Subscription{account: account, feed: s.feed, wake: wake}
-	s.feed.mu.Lock()
-	m := s.feed.subs[account]
-	if m == nil {
-		m = map[*Subscription]struct{}{}
-		s.feed.subs[account] = m
-	}
-	m[sub] = struct{}{}
-	s.feed.mu.Unlock()
-	return sub
+	return s.feed.Subscribe(account, wake)
 }
 
 // SubscribeAll returns a subscription to every account's changes (wake
 // as for Subscribe).
-func (s *Store) SubscribeAll(wake func()) *Subscription {
-	sub := &Subscription{any: true, feed: s.feed, wake: wake}
-	s.feed.mu.Lock()
-	s.feed.all[sub] = struct{}{}
-	s.feed.mu.Unlock()
-	return sub
-}
+func (s *Store) SubscribeAll(wake func()) *Subscription { return s.feed.SubscribeAll(wake) }
 
 // Take returns the changes published since the last Take, in commit
 // order, and whether changes were lost: when more than subBuffer waited,
@@ -190,3 +175,65 @@ func (f *Feed) closeAll() {
 }
 
 func decodeU64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+// NewFeed returns an empty feed, for a backend other than the embedded
+// one (store/pgstore) that publishes the changes it learns of.
+func NewFeed() *Feed { return newFeed() }
+
+// Subscribe is Store.Subscribe on a feed of another backend.
+func (f *Feed) Subscribe(account uint64, wake func()) *Subscription {
+	sub := &Subscription{account: account, feed: f, wake: wake}
+	f.mu.Lock()
+	m := f.subs[account]
+	if m == nil {
+		m = map[*Subscription]struct{}{}
+		f.subs[account] = m
+	}
+	m[sub] = struct{}{}
+	f.mu.Unlock()
+	return sub
+}
+
+// SubscribeAll is Store.SubscribeAll on a feed of another backend.
+func (f *Feed) SubscribeAll(wake func()) *Subscription {
+	sub := &Subscription{any: true, feed: f, wake: wake}
+	f.mu.Lock()
+	f.all[sub] = struct{}{}
+	f.mu.Unlock()
+	return sub
+}
+
+// Publish hands committed changes, in commit order, to the subscribers.
+func (f *Feed) Publish(changes []Change) { f.publish(changes) }
+
+// LoseAll marks every subscription as having lost changes (a backend
+// that could not hear some commits, such as one whose notification
+// connection dropped): each subscriber reloads its state from the store.
+func (f *Feed) LoseAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	lose := func(sub *Subscription) {
+		sub.mu.Lock()
+		if sub.closed || sub.lost {
+			sub.mu.Unlock()
+			return
+		}
+		wasEmpty := len(sub.pending) == 0
+		sub.pending, sub.lost = nil, true
+		sub.mu.Unlock()
+		if wasEmpty && sub.wake != nil {
+			sub.wake()
+		}
+	}
+	for _, m := range f.subs {
+		for sub := range m {
+			lose(sub)
+		}
+	}
+	for sub := range f.all {
+		lose(sub)
+	}
+}
+
+// CloseAll ends every subscription (the backend is closing).
+func (f *Feed) CloseAll() { f.closeAll() }

@@ -18,6 +18,12 @@ var allowedImports = map[string][]string{
 	// Builds test PKIs and signatures; only tests import it.
 	"abox/consent/consenttest": {"abox/consent"},
 	"abox/store/msginfo":       {},
+	// The distributed backend (issue 18): PostgreSQL and an object
+	// store behind the same interfaces as the embedded store.
+	"abox/store/pgstore": {"abox/accounts", "abox/store", "abox/store/msginfo", "abox/evidence"},
+	// Starts real PostgreSQL and SeaweedFS servers for tests; only
+	// tests import it.
+	"abox/store/pgstore/pgtest": {},
 	// The store conformance suite, written against the interfaces
 	// policy and imapd ask; only backends' tests import it.
 	"abox/store/storetest": {"abox/accounts", "abox/store", "abox/policy", "abox/imapd"},
