@@ -51,3 +51,7 @@ func isUnique(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
+
+// errUnimplemented answers the methods still being written (issue 18,
+// in progress; the unimpl_*.go files).
+var errUnimplemented = errors.New("not yet implemented on the PostgreSQL backend")

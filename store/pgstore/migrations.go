@@ -99,6 +99,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err
 			}
+			if m.version == 1 {
+				if err := seedClasses(ctx, tx); err != nil {
+					return err
+				}
+			}
 			_, err := tx.Exec(ctx, `INSERT INTO abox_schema (version, name) VALUES ($1, $2)`, m.version, m.name)
 			return err
 		})
