@@ -142,4 +142,3 @@ func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 // ErrNoObjectStore is returned when a body lives in the object store
 // and this store was opened without one.
 var ErrNoObjectStore = errors.New("a body is in the object store and none is configured")
-
