@@ -1,0 +1,2 @@
+-- broadcasts: reserved, written with its area (issue 18 in progress).
+SELECT 1;
