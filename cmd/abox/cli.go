@@ -65,6 +65,7 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.cfg.Data, "data", a.cfg.Data, "data directory (env ABOX_DATA)")
+	pf.StringVar(&a.cfg.Store, "store", a.cfg.Store, "PostgreSQL backend: postgres://USER@HOST/DB (env ABOX_STORE); empty: the bbolt file in the data directory")
 	pf.StringVar(&a.configPath, "config", "", "TOML config file (default DIR/abox.toml when it exists)")
 	pf.BoolVar(&a.json, "json", false, "print JSON")
 	root.AddCommand(

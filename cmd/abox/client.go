@@ -74,6 +74,16 @@ func (c *client) callProgress(ctx context.Context, op string, args any, result a
 // naming a data directory that does not exist says so instead of creating
 // it (a mistyped --data must not look like an empty server).
 func (c *client) direct(readOnly bool, fn func(*env) error) error {
+	if c.cfg.postgres() {
+		// The data lives in PostgreSQL: the data directory holds only a
+		// node's socket and TLS pair, and need not exist here.
+		s, err := c.cfg.openPostgres(context.Background(), c.log)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return fn(&env{store: s, cfg: c.cfg, log: c.log, staff: selfStaff()})
+	}
 	if _, err := os.Stat(c.cfg.Data); readOnly && errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("data directory %s does not exist (is --data right?)", c.cfg.Data)
 	}
@@ -95,6 +105,9 @@ func (c *client) direct(readOnly bool, fn func(*env) error) error {
 // backup writes a consistent copy of the database to path (atomically),
 // with the TLS pair generated into the data directory inside it.
 func (c *client) backup(path string) (int64, error) {
+	if c.cfg.postgres() {
+		return 0, errNoFile
+	}
 	files, err := c.cfg.backupFiles()
 	if err != nil {
 		return 0, err

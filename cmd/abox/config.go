@@ -24,6 +24,19 @@ import (
 type Config struct {
 	Data string `toml:"data"`
 
+	// The distributed backend (config_store.go): empty store keeps the
+	// embedded bbolt file in data.
+	Store                   string `toml:"store"`                        // postgres://USER@HOST/DB; also --store, env ABOX_STORE
+	StoreMaxConnections     int    `toml:"store-max-connections"`        // PostgreSQL connections per process; 0: pgx's default
+	ObjectStoreEndpoint     string `toml:"object-store-endpoint"`        // http(s)://HOST:PORT of an S3-compatible server; empty: bodies in PostgreSQL
+	ObjectStoreBucket       string `toml:"object-store-bucket"`          // the bucket of the bodies
+	ObjectStoreRegion       string `toml:"object-store-region"`          // its region, when the server wants one
+	ObjectStoreAccessKey    string `toml:"object-store-access-key"`      // access key ID
+	ObjectStoreSecretFile   string `toml:"object-store-secret-key-file"` // file whose first line is the secret key; else env ABOX_OBJECT_STORE_SECRET_KEY
+	ObjectStoreCreateBucket bool   `toml:"object-store-create-bucket"`   // make the bucket at start when it does not exist
+	ObjectStoreInlineMax    string `toml:"object-store-inline-max"`      // SIZE of the largest body kept in PostgreSQL; "0": none
+	LeaseTTL                string `toml:"lease-ttl"`                    // DURATION a node's hold on a one-node job lasts without renewal
+
 	Hostname          string   `toml:"hostname"`
 	ListenSMTP        string   `toml:"listen-smtp"`
 	ListenSubmission  string   `toml:"listen-submission"`
@@ -122,6 +135,8 @@ func defaultConfig() Config {
 	h := accounts.DefaultHashParams()
 	return Config{
 		Data:                 "./abox-data",
+		ObjectStoreInlineMax: "8KiB",
+		LeaseTTL:             "30s",
 		Hostname:             host,
 		ListenSMTP:           "127.0.0.1:2525",
 		ListenSubmission:     "127.0.0.1:2587",
@@ -233,6 +248,10 @@ func resolveConfig(cfg *Config, configPath string, flags *pflag.FlagSet) error {
 	if f := flags.Lookup("data"); (f == nil || !f.Changed) && os.Getenv("ABOX_DATA") != "" {
 		cfg.Data = os.Getenv("ABOX_DATA")
 	}
+	storeFromEnv := false
+	if f := flags.Lookup("store"); (f == nil || !f.Changed) && os.Getenv("ABOX_STORE") != "" {
+		cfg.Store, storeFromEnv = os.Getenv("ABOX_STORE"), true
+	}
 	if cfg.Data == "" {
 		return usagef("--data must not be empty")
 	}
@@ -246,6 +265,9 @@ func resolveConfig(cfg *Config, configPath string, flags *pflag.FlagSet) error {
 	dataBefore := cfg.Data
 	if err := loadConfigFile(cfg, configPath, required, flags); err != nil {
 		return err
+	}
+	if storeFromEnv {
+		cfg.Store = os.Getenv("ABOX_STORE") // the environment wins over the file, as for data
 	}
 	if cfg.Data != dataBefore && !required {
 		return fmt.Errorf("config %s: the data key cannot move the data directory that holds it", configPath)
@@ -291,6 +313,9 @@ func (c *Config) validate() error {
 	}
 	if _, err := parseDuration(c.EvidenceInterval); err != nil {
 		return fmt.Errorf("config: evidence-interval: %w", err)
+	}
+	if err := c.validateStore(); err != nil {
+		return err
 	}
 	if err := c.validateConsent(); err != nil {
 		return err

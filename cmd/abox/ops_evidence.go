@@ -222,31 +222,32 @@ func proofBundle(e *env, messageID, sender string) (ProofBundle, error) {
 
 // startHeadSigner signs a tree head every evidence-interval when the log
 // grew, and once more when serve stops, so nothing logged before a clean
-// shutdown is left unsigned.
+// shutdown is left unsigned; on one node at a time (jobs.go).
 func (s *server) startHeadSigner(ctx context.Context) <-chan struct{} {
-	done := make(chan struct{})
 	every, _ := parseDuration(s.cfg.EvidenceInterval)
 	key := s.env.evidenceKey
 	if key == nil {
+		done := make(chan struct{})
 		close(done)
 		return done
 	}
-	var signed uint64
-	sign := func(ctx context.Context) {
-		size, _, err := s.store.EvidenceHead()
-		if err != nil || size == signed && signed != 0 {
-			return
+	return s.exclusive(ctx, leaseEvidence, func(ctx context.Context) {
+		// Per holding of the lease: a node that takes the job over signs
+		// at once whatever the last holder signed.
+		var signed uint64
+		sign := func(ctx context.Context) {
+			size, _, err := s.store.EvidenceHead()
+			if err != nil || size == signed && signed != 0 {
+				return
+			}
+			h, err := signHead(ctx, s.env, key)
+			if err != nil {
+				s.log.Error("signing the evidence tree head", "err", err)
+				return
+			}
+			signed = h.TreeSize
+			s.log.Info("evidence tree head signed", "tree_size", h.TreeSize, "root", h.RootHash)
 		}
-		h, err := signHead(ctx, s.env, key)
-		if err != nil {
-			s.log.Error("signing the evidence tree head", "err", err)
-			return
-		}
-		signed = h.TreeSize
-		s.log.Info("evidence tree head signed", "tree_size", h.TreeSize, "root", h.RootHash)
-	}
-	go func() {
-		defer close(done)
 		sign(ctx)
 		var tick <-chan time.Time
 		if every > 0 {
@@ -257,6 +258,11 @@ func (s *server) startHeadSigner(ctx context.Context) <-chan struct{} {
 		for {
 			select {
 			case <-ctx.Done():
+				// The last head at a shutdown; a node that lost the lease
+				// leaves it to the holder.
+				if errors.Is(context.Cause(ctx), errLeaseLost) {
+					return
+				}
 				final, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				sign(final)
 				cancel()
@@ -265,6 +271,5 @@ func (s *server) startHeadSigner(ctx context.Context) <-chan struct{} {
 				sign(ctx)
 			}
 		}
-	}()
-	return done
+	})
 }

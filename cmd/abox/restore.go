@@ -83,6 +83,9 @@ func (a *app) restoreCmd() *cobra.Command {
 
 // restore installs the backup at backupPath as cfg's database.
 func restore(cfg *Config, backupPath string, now time.Time) (restoreResult, error) {
+	if cfg.postgres() {
+		return restoreResult{}, errNoFile
+	}
 	src, err := filepath.Abs(backupPath)
 	if err != nil {
 		return restoreResult{}, err

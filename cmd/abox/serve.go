@@ -75,7 +75,7 @@ func bindConfigFlags(f *pflag.FlagSet, cfg *Config) {
 	v := reflect.ValueOf(cfg).Elem()
 	for i := range v.NumField() {
 		key := v.Type().Field(i).Tag.Get("toml")
-		if key == "" || key == "data" || f.Lookup(key) != nil {
+		if key == "" || key == "data" || key == "store" || f.Lookup(key) != nil { // data and store are global flags
 			continue
 		}
 		usage := "config key " + key + " (see the README's configuration table)"
@@ -127,6 +127,12 @@ type server struct {
 
 	api *api // the provisioning API, on both HTTP listeners
 
+	// leases keep the one-node jobs on one node (jobs.go): nil on the
+	// bbolt backend, where this process is the only one.
+	leases   leaseStore
+	leaseTTL time.Duration
+	node     string // this process as a lease holder
+
 	imapMu      sync.Mutex
 	imapServers []*imapd.Server // to end an account's sessions (endSessions)
 }
@@ -159,20 +165,12 @@ func (a *app) serve(ctx context.Context) error {
 		defer stopGC()
 		go tuneGC(gcCtx, cfg.GCHeadroomMiB, log)
 	}
-	opts := storeOptions(log)
-	opts.FastCommits = true
-	opts.WAL = true
-	if opts.ReserveSpace, _ = parseSize(cfg.ReserveSpace); opts.ReserveSpace == 0 {
-		opts.ReserveSpace = -1 // "0": keep none
-	}
-	st, err := store.Open(cfg.dbPath(), opts)
-	if errors.Is(err, store.ErrLocked) {
-		return fmt.Errorf("abox serve is already running on %s", cfg.Data)
-	}
+	opened, err := openServeStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer opened.Close()
+	st := opened.Store // never the wrapper: env.file finds the bbolt store by its type
 	tlsConfig, certs, err := loadTLS(cfg, time.Now())
 	if err != nil {
 		return err
@@ -180,7 +178,8 @@ func (a *app) serve(ctx context.Context) error {
 	warnAtStart(cfg, certs.leaf(), st, time.Now(), log)
 	stopReloads := reloadOnHangup(certs, log)
 	defer stopReloads()
-	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry()}
+	srv := &server{cfg: cfg, log: log, store: st, tls: tlsConfig, registry: prometheus.NewRegistry(), leases: opened.leaseStore(), node: nodeName()}
+	srv.leaseTTL, _ = parseDuration(cfg.LeaseTTL)
 	pc := cfg.policyConfig()
 	pc.Metrics = policy.NewMetrics(srv.registry)
 	cv, err := cfg.consentVerifier()
@@ -209,7 +208,12 @@ func (a *app) serve(ctx context.Context) error {
 			return err
 		}
 	}
-	srv.registerMetrics(st)
+	srv.registerMetrics()
+	if opened.file != nil {
+		srv.registerFileMetrics(opened.file)
+	} else {
+		srv.registerPoolMetrics(opened.pg.Pool())
+	}
 	srv.httpc.register(srv.registry)
 	srv.smtpm = smtpd.NewMetrics(srv.registry)
 	srv.imapm = imapd.NewMetrics(srv.registry)
@@ -299,7 +303,7 @@ func (a *app) serve(ctx context.Context) error {
 	<-outDone
 	ctl.close()
 	wg.Wait()
-	if err := st.Close(); err != nil {
+	if err := opened.Close(); err != nil {
 		return fmt.Errorf("closing the store: %w", err)
 	}
 	log.Info("stopped")
@@ -392,9 +396,30 @@ type httpServer struct{ srv *http.Server }
 func (h *httpServer) Serve(ln net.Listener) error        { return h.srv.Serve(ln) }
 func (h *httpServer) Shutdown(ctx context.Context) error { return h.srv.Shutdown(ctx) }
 
-func (s *server) registerMetrics(file *store.Store) {
+// registerMetrics registers what every backend has: Go's and the
+// process's collectors and the outbound queue.
+func (s *server) registerMetrics() {
 	r := s.registry
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "abox_outbound_queue_entries", Help: "Outbound queue entries (one per message and destination domain) waiting, being sent or held.",
+	}, func() float64 { st, _ := s.store.QueueStats(); return float64(st.Entries) }))
+	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "abox_outbound_queue_oldest_seconds", Help: "Age of the oldest outbound queue entry (0 when the queue is empty).",
+	}, func() float64 {
+		st, _ := s.store.QueueStats()
+		if st.Oldest.IsZero() {
+			return 0
+		}
+		return s.store.Now().Sub(st.Oldest).Seconds()
+	}))
+}
+
+// registerFileMetrics registers the bbolt file's writer, size and body
+// segments (the PostgreSQL backend has its pool's instead:
+// registerPoolMetrics).
+func (s *server) registerFileMetrics(file *store.Store) {
+	r := s.registry
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_commits_total", Help: "Commits of the database file (each one fsync'd): checkpoints of the write-ahead log and writes that are not logged.",
 	}, func() float64 { return float64(file.WriterStats().Commits) }))
@@ -413,18 +438,6 @@ func (s *server) registerMetrics(file *store.Store) {
 	r.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "abox_store_wal_io_seconds_total", Help: "Time the writer spent writing and syncing write-ahead log records.",
 	}, func() float64 { return file.WriterStats().LogIO.Seconds() }))
-	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "abox_outbound_queue_entries", Help: "Outbound queue entries (one per message and destination domain) waiting, being sent or held.",
-	}, func() float64 { st, _ := s.store.QueueStats(); return float64(st.Entries) }))
-	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "abox_outbound_queue_oldest_seconds", Help: "Age of the oldest outbound queue entry (0 when the queue is empty).",
-	}, func() float64 {
-		st, _ := s.store.QueueStats()
-		if st.Oldest.IsZero() {
-			return 0
-		}
-		return s.store.Now().Sub(st.Oldest).Seconds()
-	}))
 	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "abox_store_file_bytes", Help: "Size of the database file.",
 	}, func() float64 { return float64(file.FileSize()) }))
@@ -460,17 +473,17 @@ func (s *server) startOutbound(ctx context.Context) <-chan struct{} {
 }
 
 // startScheduler runs the sweeps every sweep-interval inside serve, as of
-// the current time, logging every action. It stops when ctx ends (a
-// sweep in progress stops between batches).
+// the current time, logging every action; on one node at a time
+// (jobs.go). It stops when ctx ends (a sweep in progress stops between
+// batches).
 func (s *server) startScheduler(ctx context.Context) <-chan struct{} {
-	done := make(chan struct{})
 	every, _ := parseDuration(s.cfg.SweepInterval)
 	if every <= 0 {
+		done := make(chan struct{})
 		close(done)
 		return done
 	}
-	go func() {
-		defer close(done)
+	return s.exclusive(ctx, leaseSweeps, func(ctx context.Context) {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
@@ -500,6 +513,5 @@ func (s *server) startScheduler(ctx context.Context) <-chan struct{} {
 			}
 			s.log.Info("sweeps done", "actions", n, "took", time.Since(start).Round(time.Millisecond))
 		}
-	}()
-	return done
+	})
 }

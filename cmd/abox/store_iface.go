@@ -11,12 +11,15 @@ import (
 	"abox/imapd"
 	"abox/policy"
 	"abox/store"
+	"abox/store/pgstore"
 )
 
 // Store is what abox's operations, HTTP handlers and serving helpers ask
 // of the store (issue 18: a second backend must implement it). It is
 // policy's and imapd's interfaces plus what only the commands use, taken
 // from the calls; *store.Store is the embedded one.
+//
+// *pgstore.Store is the distributed one (config_store.go opens it).
 //
 // What is about the bbolt file itself stays on *store.Store, taken
 // explicitly: Open and Close (client.go, serve.go, restore.go), backup
@@ -85,14 +88,17 @@ type Store interface {
 
 var _ Store = (*store.Store)(nil)
 
-// errNoFile answers an operation on the bbolt file when the store has
-// none. Unreachable while *store.Store is the only backend.
-var errNoFile = errors.New("this store has no bbolt file to operate on")
+var _ Store = (*pgstore.Store)(nil)
+
+// errNoFile answers an operation on the bbolt file (backup, restore,
+// check and its incidents) on the PostgreSQL backend, which has no such
+// file: its data lives in the database and the bucket, whose own tools
+// back them up and check them.
+var errNoFile = errors.New("backup, restore and check work on the embedded bbolt file; on the PostgreSQL backend (store) use pg_dump or pg_basebackup (and amcheck) for the database and the object store's own tools for the bucket")
 
 // file returns the embedded store behind e.store, for the operations
 // that are about its file (backup, check, the write-ahead log's
-// incidents). Every env holds one today; the assertion is where a second
-// backend (issue 18) must give these operations its own answer.
+// incidents); on the PostgreSQL backend, errNoFile.
 func (e *env) file() (*store.Store, error) {
 	if st, ok := e.store.(*store.Store); ok {
 		return st, nil
