@@ -191,3 +191,6 @@ func (s *Server) Kill() {
 		<-s.exited
 	})
 }
+
+// Pid is the server's process ID.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
