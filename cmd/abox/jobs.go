@@ -12,8 +12,9 @@ import (
 
 // Some of serve's background jobs must run on exactly one node at a
 // time: the retention and inactivity sweeps (two nodes would each
-// deliver the warning letter) and the evidence tree heads with the
-// receipts mailed after them. On the bbolt backend one process holds the
+// deliver the warning letter), the evidence tree heads with the
+// receipts mailed after them, and on PostgreSQL the build of the
+// evidence log (placing pending entries in the tree). On the bbolt backend one process holds the
 // file and runs them. On PostgreSQL every node runs the loop below for
 // each such job: it asks for the job's lease (store/pgstore/leases.go)
 // every third of lease-ttl, runs the job while it holds the lease, and
@@ -28,9 +29,16 @@ import (
 
 // Names of the leases of serve's one-node jobs.
 const (
-	leaseSweeps   = "sweeps"
-	leaseEvidence = "evidence-heads"
+	leaseSweeps        = "sweeps"
+	leaseEvidence      = "evidence-heads"
+	leaseEvidenceBuild = "evidence-build"
 )
+
+// evidenceBuildEvery is how often the holder of the evidence build's
+// lease places pending evidence entries. Readers that need an entry
+// placed (a notice, a head) build it themselves, so this only keeps the
+// pending set small; with nothing pending a build is one query.
+const evidenceBuildEvery = 2 * time.Second
 
 // leaseStore is what the lease loop asks of the store: the PostgreSQL
 // backend's leases.
@@ -150,4 +158,42 @@ func (s *server) holdLease(ctx context.Context, name string, job func(context.Co
 		}
 		timer.Reset(every)
 	}
+}
+
+// evidenceBuilder is the PostgreSQL backend's builder of the evidence
+// log: entries are written pending by the deliveries of every node and
+// placed in the log by one builder at a time. (The bbolt store builds at
+// its checkpoints.)
+type evidenceBuilder interface {
+	BuildEvidence(ctx context.Context) (int, error)
+}
+
+// startEvidenceBuilder places pending evidence entries every
+// evidenceBuildEvery, on one node at a time, when the store has a
+// builder.
+func (s *server) startEvidenceBuilder(ctx context.Context) <-chan struct{} {
+	b, ok := s.store.(evidenceBuilder)
+	if !ok {
+		done := make(chan struct{})
+		close(done)
+		return done
+	}
+	return s.exclusive(ctx, leaseEvidenceBuild, func(ctx context.Context) {
+		t := time.NewTicker(evidenceBuildEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n, err := b.BuildEvidence(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				s.log.Error("building the evidence log", "err", err)
+			case n > 0:
+				s.log.Debug("evidence entries placed in the log", "entries", n)
+			}
+		}
+	})
 }

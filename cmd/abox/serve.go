@@ -263,6 +263,7 @@ func (a *app) serve(ctx context.Context) error {
 	sweepCtx, stopSweeps := context.WithCancel(context.Background())
 	sweepsDone := srv.startScheduler(sweepCtx)
 	headsDone := srv.startHeadSigner(sweepCtx)
+	buildDone := srv.startEvidenceBuilder(sweepCtx)
 	outDone := srv.startOutbound(sweepCtx)
 
 	var wg sync.WaitGroup
@@ -300,6 +301,7 @@ func (a *app) serve(ctx context.Context) error {
 	stopSweeps()
 	<-sweepsDone
 	<-headsDone
+	<-buildDone
 	<-outDone
 	ctl.close()
 	wg.Wait()
