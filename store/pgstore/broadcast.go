@@ -125,7 +125,7 @@ func collectBroadcasts(rows pgx.Rows) ([]store.Broadcast, error) {
 type broadcastTarget struct {
 	id      uint64
 	acct    *accounts.Account
-	usage   *store.Usage
+	usage   store.Usage
 	r       store.Recipient
 	err     error // why it was skipped or refused
 	insert  bool  // a copy is being inserted
@@ -266,36 +266,35 @@ func (s *Store) BroadcastStep(ctx context.Context, id uint64, max int, pick stor
 	return out, err
 }
 
-// lockBroadcastTargets locks a batch's account rows in id order and
-// reads them with their usage.
+// lockBroadcastTargets locks a batch's account and usage rows in id
+// order, before any mailbox row (Deliver locks the usage rows of its
+// recipients first too), and reads them. An account without a usage
+// row (none is active) is left out with those gone since the batch was
+// chosen.
 func lockBroadcastTargets(ctx context.Context, tx pgx.Tx, ids []int64) (map[uint64]*broadcastTarget, error) {
 	out := make(map[uint64]*broadcastTarget, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
 	rows, err := tx.Query(ctx, `SELECT a.id, a.data, u.bytes, u.messages, u.day, u.received, u.sent
-		FROM accounts a LEFT JOIN usage u ON u.account = a.id
-		WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE OF a`, ids)
+		FROM accounts a JOIN usage u ON u.account = a.id
+		WHERE a.id = ANY($1) ORDER BY a.id FOR UPDATE OF a, u`, ids)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var id uint64
 		var raw []byte
-		var bytes, msgs, recv, sent *int64
-		var day *int32
-		if err := rows.Scan(&id, &raw, &bytes, &msgs, &day, &recv, &sent); err != nil {
+		t := &broadcastTarget{acct: &accounts.Account{}}
+		u := store.Usage{}
+		if err := rows.Scan(&t.id, &raw, &u.Bytes, &u.Messages, &u.Day, &u.Received, &u.Sent); err != nil {
 			return nil, err
 		}
-		t := &broadcastTarget{id: id, acct: &accounts.Account{}}
 		if err := json.Unmarshal(raw, t.acct); err != nil {
-			return nil, fmt.Errorf("account %d: %w", id, store.ErrCorrupt)
+			return nil, fmt.Errorf("account %d: %w", t.id, store.ErrCorrupt)
 		}
-		if bytes != nil {
-			t.usage = &store.Usage{Bytes: *bytes, Messages: *msgs, Day: *day, Received: *recv, Sent: *sent}
-		}
-		out[id] = t
+		t.usage = u
+		out[t.id] = t
 	}
 	return out, rows.Err()
 }
@@ -307,10 +306,7 @@ func (t *broadcastTarget) check(today int32, size int64) error {
 	if a.State != accounts.Active {
 		return fmt.Errorf("%s is %s: %w", a.Address(), a.State, store.ErrUnavailable)
 	}
-	u := t.usage
-	if u == nil {
-		return fmt.Errorf("usage of account %d: %w", t.id, store.ErrNoAccount)
-	}
+	u := &t.usage
 	if r.MaxBytes > 0 && u.Bytes+size > r.MaxBytes || r.MaxMessages > 0 && u.Messages+1 > r.MaxMessages {
 		return fmt.Errorf("%s: %w", a.Address(), store.ErrOverQuota)
 	}

@@ -197,3 +197,47 @@ func TestBroadcastClass(t *testing.T) {
 		t.Fatalf("a2's usage %+v", u)
 	}
 }
+
+// TestBroadcastTwoNodesStepping: two nodes stepping the same broadcast
+// at once take turns on its row: every account gets exactly one copy.
+func TestBroadcastTwoNodesStepping(t *testing.T) {
+	clk := newQueueClock()
+	s := clk.open(t)
+	s2 := openAgain(t, s, clk.opts(s.pool.Config().ConnString()))
+	classes := map[string]string{}
+	for i := range 8 {
+		classes[string(rune('a'+i))+"x"] = ""
+	}
+	acct := broadcastAccounts(t, s, classes)
+	b, _, err := s.StartBroadcast(bg, store.Broadcast{Source: "src-3", Sender: "akimat"}, queueBody(20), nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pick := func(a *accounts.Account) (store.Recipient, error) { return store.Recipient{NotReceived: true}, nil }
+	done := make(chan error, 2)
+	for _, node := range []*Store{s, s2} {
+		go func() {
+			for {
+				got, err := node.BroadcastStep(bg, b.ID, 1, pick)
+				if err != nil || got.Done {
+					done <- err
+					return
+				}
+			}
+		}()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	final, err := s.BroadcastStep(bg, b.ID, 1, pick)
+	if err != nil || final.Delivered != 8 || final.Scanned != 8 {
+		t.Fatalf("final %+v %v", final, err)
+	}
+	for login, a := range acct {
+		if msgs, _, _, _ := inboxOf(t, s, a.ID); msgs != 1 {
+			t.Fatalf("%s has %d copies", login, msgs)
+		}
+	}
+}
