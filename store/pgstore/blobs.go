@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -101,7 +103,10 @@ func addRefs(ctx context.Context, tx pgx.Tx, id uint64, n int) error {
 // whether any object went to the trash (the caller then empties it
 // after the commit).
 func dropRefs(ctx context.Context, tx pgx.Tx, refs map[uint64]int) (trashed bool, err error) {
-	for id, n := range refs {
+	// In id order, so that two transactions dropping the same bodies
+	// lock them in the same order and never deadlock.
+	for _, id := range slices.Sorted(maps.Keys(refs)) {
+		n := refs[id]
 		var left int
 		var object *string
 		err := tx.QueryRow(ctx, `UPDATE blobs SET refs = refs - $2 WHERE id = $1 RETURNING refs, object`, id, n).Scan(&left, &object)

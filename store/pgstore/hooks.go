@@ -9,12 +9,6 @@ import (
 	"abox/store"
 )
 
-// enqueueTx writes a delivery's outbound queue entries in its
-// transaction, each holding a reference to the body blob.
-func (s *Store) enqueueTx(ctx context.Context, tx pgx.Tx, q []*store.QueueEntry, blob uint64, size int64, now time.Time) error {
-	return errUnimplemented
-}
-
 // recordOfficialTx writes an official letter's evidence events and
 // ledger entries for the recipients stored (res) and refused, in the
 // delivery's transaction.
