@@ -87,7 +87,7 @@ func (s *server) holdLease(ctx context.Context, name string, job func(context.Co
 	var (
 		stop       context.CancelCauseFunc // the running job's, nil when none runs
 		jobDone    chan struct{}
-		held       bool      // the last answer gave us the lease
+		taken      bool      // we held it at some time (a stop releases it, if still ours)
 		validUntil time.Time // on our clock: stop the job past this without a renewal
 		elsewhere  bool      // logged that another node runs it
 	)
@@ -101,7 +101,7 @@ func (s *server) holdLease(ctx context.Context, name string, job func(context.Co
 	}
 	defer func() {
 		stopJob(context.Canceled)
-		if held {
+		if taken { // a release of a lease another node has taken since changes nothing
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			if err := s.leases.ReleaseLease(rctx, name, s.node); err != nil {
@@ -130,11 +130,10 @@ func (s *server) holdLease(ctx context.Context, name string, job func(context.Co
 			log.Warn("lease not renewed", "err", err)
 			if stop != nil && time.Now().After(validUntil) {
 				stopJob(errLeaseLost)
-				held = false
 				log.Warn("job stopped: its lease could not be renewed in time and may pass to another node")
 			}
 		case ok:
-			held, elsewhere = true, false
+			taken, elsewhere = true, false
 			validUntil = asked.Add(2 * every)
 			if stop == nil {
 				jctx, cancel := context.WithCancelCause(ctx)
@@ -147,7 +146,6 @@ func (s *server) holdLease(ctx context.Context, name string, job func(context.Co
 				log.Info("lease taken: the job runs on this node", "ttl", ttl)
 			}
 		default:
-			held = false
 			if stop != nil {
 				stopJob(errLeaseLost)
 				log.Warn("lease lost to another node: job stopped here")
