@@ -118,12 +118,11 @@ func (s *Store) buildBatch(ctx context.Context, wait bool) (n int, busy bool, er
 		if err != nil {
 			return err
 		}
-		var levels []int16
-		var idxs []int64
+		var keys []int64
 		var hashes [][]byte
 		putNode := func(level uint8, index uint64, h evidence.Hash) error {
 			if level >= leafBlockLevel {
-				levels, idxs, hashes = append(levels, int16(level)), append(idxs, int64(index)), append(hashes, bytes.Clone(h[:]))
+				keys, hashes = append(keys, treeKey(level, index)), append(hashes, bytes.Clone(h[:]))
 			}
 			return nil
 		}
@@ -148,8 +147,8 @@ func (s *Store) buildBatch(ctx context.Context, wait bool) (n int, busy bool, er
 			return err
 		}
 		b := &pgx.Batch{}
-		if len(levels) > 0 {
-			b.Queue(`INSERT INTO evidence_tree (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`, levels, idxs, hashes)
+		if len(keys) > 0 {
+			b.Queue(`INSERT INTO evidence_tree (key, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, keys, hashes)
 		}
 		b.Queue(`DELETE FROM evidence_pending WHERE seq = ANY($1)`, seqs)
 		b.Queue(`UPDATE evidence_state SET built = $1`, built+int64(len(batch)))
@@ -251,8 +250,7 @@ func (r *treeReader) preload(ctx context.Context, compute func(evidence.NodeRead
 
 // preloadWith is preload with more queries (queue) in its round trip.
 func (r *treeReader) preloadWith(ctx context.Context, queue func(*pgx.Batch), compute func(evidence.NodeReader) error) error {
-	var levels []int16
-	var idxs, los, his []int64
+	var keys, positions []int64
 	seen := map[nodeKey]bool{}
 	// The recording pass's error is the real pass's, answered there.
 	_ = compute(func(level uint8, index uint64) (evidence.Hash, error) {
@@ -262,9 +260,11 @@ func (r *treeReader) preloadWith(ctx context.Context, queue func(*pgx.Batch), co
 		}
 		seen[k] = true
 		if level >= leafBlockLevel {
-			levels, idxs = append(levels, int16(level)), append(idxs, int64(index))
+			keys = append(keys, treeKey(level, index))
 		} else {
-			los, his = append(los, int64(index<<level)), append(his, int64((index+1)<<level))
+			for p := index << level; p < (index+1)<<level; p++ {
+				positions = append(positions, int64(p))
+			}
 		}
 		return evidence.Hash{}, nil
 	})
@@ -272,15 +272,13 @@ func (r *treeReader) preloadWith(ctx context.Context, queue func(*pgx.Batch), co
 	if queue != nil {
 		queue(&b)
 	}
-	if len(levels) > 0 {
-		b.Queue(`SELECT t.level, t.idx, t.hash FROM unnest($1::smallint[], $2::bigint[]) AS u(l, i)
-			JOIN evidence_tree t ON t.level = u.l AND t.idx = u.i`, levels, idxs).Query(func(rows pgx.Rows) error {
+	if len(keys) > 0 {
+		b.Queue(`SELECT key, hash FROM evidence_tree WHERE key = ANY($1)`, keys).Query(func(rows pgx.Rows) error {
 			return r.scanNodes(rows)
 		})
 	}
-	if len(los) > 0 {
-		b.Queue(`SELECT e.position, e.leaf FROM unnest($1::bigint[], $2::bigint[]) AS u(lo, hi)
-			JOIN evidence e ON e.position >= u.lo AND e.position < u.hi`, los, his).Query(func(rows pgx.Rows) error {
+	if len(positions) > 0 {
+		b.Queue(`SELECT position, leaf FROM evidence WHERE position = ANY($1)`, positions).Query(func(rows pgx.Rows) error {
 			return r.scanLeaves(rows)
 		})
 	}
@@ -300,18 +298,22 @@ func sendBatch(ctx context.Context, q querier, b *pgx.Batch) error {
 
 func (r *treeReader) scanNodes(rows pgx.Rows) error {
 	for rows.Next() {
-		var level int16
-		var idx int64
+		var key int64
 		var h []byte
-		if err := rows.Scan(&level, &idx, &h); err != nil {
+		if err := rows.Scan(&key, &h); err != nil {
 			return err
 		}
 		if len(h) == evidence.HashSize {
-			r.nodes[nodeKey{uint8(level), uint64(idx)}] = evidence.Hash(h)
+			r.nodes[treeNode(key)] = evidence.Hash(h)
 		}
 	}
 	return rows.Err()
 }
+
+// treeKey is evidence_tree's key of a node: level·2^56 + index.
+func treeKey(level uint8, index uint64) int64 { return int64(uint64(level)<<56 | index) }
+
+func treeNode(key int64) nodeKey { return nodeKey{uint8(uint64(key) >> 56), uint64(key) & (1<<56 - 1)} }
 
 func (r *treeReader) scanLeaves(rows pgx.Rows) error {
 	for rows.Next() {
@@ -334,7 +336,7 @@ func (r *treeReader) reader(ctx context.Context) evidence.NodeReader {
 			if h, ok := r.nodes[k]; ok {
 				return h, nil
 			}
-			rows, err := r.q.Query(ctx, `SELECT level, idx, hash FROM evidence_tree WHERE level = $1 AND idx = $2`, int16(level), int64(index))
+			rows, err := r.q.Query(ctx, `SELECT key, hash FROM evidence_tree WHERE key = $1`, treeKey(level, index))
 			if err != nil {
 				return evidence.Hash{}, err
 			}

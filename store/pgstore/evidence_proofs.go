@@ -42,7 +42,7 @@ func subtreeRoot(ctx context.Context, q querier, size uint64) (evidence.Hash, er
 // delivery covers it, as on the embedded store.
 func (s *Store) EvidenceHead() (size uint64, root evidence.Hash, err error) {
 	ctx := context.Background()
-	if err := s.settle(ctx, `SELECT EXISTS (SELECT 1 FROM evidence_pending)`); err != nil {
+	if err := s.settle(ctx, `SELECT EXISTS (SELECT 1 FROM evidence_pending ORDER BY seq LIMIT 1)`); err != nil {
 		return 0, root, err
 	}
 	size, err = evidenceSize(ctx, s.pool)
@@ -284,7 +284,6 @@ type verifyBatch struct {
 func (s *Store) verifyBatch(ctx context.Context, from uint64, n int) (verifyBatch, error) {
 	out := verifyBatch{nodes: map[nodeKey][]byte{}}
 	to := from + uint64(n)
-	var levels []int16
 	var los, his []int64
 	for l := uint8(leafBlockLevel); l < 63 && uint64(1)<<l <= to; l++ {
 		// Node (l, i) is completed by entry (i+1)·2^l - 1.
@@ -292,7 +291,7 @@ func (s *Store) verifyBatch(ctx context.Context, from uint64, n int) (verifyBatc
 		if to>>l == 0 || hi < lo {
 			continue
 		}
-		levels, los, his = append(levels, int16(l)), append(los, int64(lo)), append(his, int64(hi))
+		los, his = append(los, treeKey(l, lo)), append(his, treeKey(l, hi))
 	}
 	var b pgx.Batch
 	b.Queue(`SELECT position, entry, leaf FROM evidence WHERE position >= $1 ORDER BY position LIMIT $2`, int64(from), n).Query(func(rows pgx.Rows) error {
@@ -307,17 +306,16 @@ func (s *Store) verifyBatch(ctx context.Context, from uint64, n int) (verifyBatc
 		}
 		return rows.Err()
 	})
-	if len(levels) > 0 {
-		b.Queue(`SELECT t.level, t.idx, t.hash FROM unnest($1::smallint[], $2::bigint[], $3::bigint[]) AS u(l, lo, hi)
-			JOIN evidence_tree t ON t.level = u.l AND t.idx >= u.lo AND t.idx <= u.hi`, levels, los, his).Query(func(rows pgx.Rows) error {
+	if len(los) > 0 {
+		b.Queue(`SELECT t.key, t.hash FROM unnest($1::bigint[], $2::bigint[]) AS u(lo, hi)
+			JOIN evidence_tree t ON t.key >= u.lo AND t.key <= u.hi`, los, his).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
-				var level int16
-				var idx int64
+				var key int64
 				var h []byte
-				if err := rows.Scan(&level, &idx, &h); err != nil {
+				if err := rows.Scan(&key, &h); err != nil {
 					return err
 				}
-				out.nodes[nodeKey{uint8(level), uint64(idx)}] = h
+				out.nodes[treeNode(key)] = h
 			}
 			return rows.Err()
 		})

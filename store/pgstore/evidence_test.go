@@ -517,3 +517,45 @@ func TestEvidenceTampering(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkEvidence100k logs 100,000 events (in transactions of 1,000,
+// not timed), then reports the build (placing them and building the
+// tree), a full verify, and one inclusion proof's time. Run alone:
+// go test -run NONE -bench Evidence100k -benchtime 1x ./store/pgstore
+func BenchmarkEvidence100k(b *testing.B) {
+	s := openTest(b, false)
+	const total, per = 100_000, 1_000
+	for i := 0; i < total/per; i++ {
+		addRefusals(b, s, fmt.Sprintf("<bench-%d@gov.kz>", i), per)
+	}
+	for b.Loop() {
+		start := time.Now()
+		if _, err := s.BuildEvidence(bg); err != nil {
+			b.Fatal(err)
+		}
+		build := time.Since(start)
+		start = time.Now()
+		rep, err := s.VerifyEvidence(nil, nil)
+		if err != nil || !rep.OK || rep.Entries != total {
+			b.Fatalf("verify %+v %v", rep, err)
+		}
+		verify := time.Since(start)
+		const proofs = 1000
+		start = time.Now()
+		for i := range proofs {
+			if _, err := s.InclusionProof(uint64(i*97), total); err != nil {
+				b.Fatal(err)
+			}
+		}
+		proof := time.Since(start) / proofs
+		start = time.Now()
+		if _, _, err := s.EvidenceHead(); err != nil {
+			b.Fatal(err)
+		}
+		head := time.Since(start)
+		b.ReportMetric(build.Seconds(), "build-s")
+		b.ReportMetric(verify.Seconds(), "verify-s")
+		b.ReportMetric(float64(proof.Microseconds()), "proof-µs")
+		b.ReportMetric(float64(head.Microseconds()), "head-µs")
+	}
+}

@@ -34,13 +34,13 @@ CREATE INDEX evidence_msg ON evidence (message_id, position);
 CREATE INDEX evidence_acct ON evidence (account, position) WHERE account <> 0;
 
 -- The tree's perfect subtrees of 64 leaves and more (RFC 9162 §2.1:
--- the node over leaves idx·2^level .. (idx+1)·2^level-1); those below
--- are computed from the leaves when a proof needs them.
+-- the node over leaves idx·2^level .. (idx+1)·2^level-1) under
+-- key = level·2^56 + idx, one integer so that a proof's nodes are one
+-- cheaply planned `key = ANY(...)`; those below level 6 are computed
+-- from the leaves when a proof needs them.
 CREATE TABLE evidence_tree (
-	level smallint NOT NULL,
-	idx bigint NOT NULL,
-	hash bytea NOT NULL,
-	PRIMARY KEY (level, idx)
+	key bigint PRIMARY KEY,
+	hash bytea NOT NULL
 );
 
 -- Signed tree heads (evidence.SignedHead's JSON).
