@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -64,6 +65,10 @@ func (s *Store) settle(ctx context.Context, cond string, args ...any) error {
 	if !pending {
 		return nil
 	}
+	// A build holds the lock for one bounded batch; a node that hangs
+	// holding it must not hang every reader with it.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	_, err := s.build(ctx, true)
 	return err
 }

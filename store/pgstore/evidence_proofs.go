@@ -236,9 +236,14 @@ func (s *Store) VerifyEvidence(pub ed25519.PublicKey, extra []evidence.SignedHea
 		}
 	}
 	const batchSize = 10_000
+	if total == 0 {
+		return rep, store.IgnoreEvidenceBad(s.verifyEnd(&rep, heads, hi, next, total))
+	}
 	var hasher evidence.LeafHasher
 	for {
-		batch, err := s.verifyBatch(ctx, next, batchSize)
+		// Only the entries placed when verify started: a build running
+		// meanwhile appends after them.
+		batch, err := s.verifyBatch(ctx, next, min(total, next+batchSize))
 		if err != nil {
 			return rep, err
 		}
@@ -253,18 +258,36 @@ func (s *Store) VerifyEvidence(pub ed25519.PublicKey, extra []evidence.SignedHea
 				}
 			}
 		}
-		if len(batch.entries) < batchSize {
+		if len(batch.entries) == 0 {
+			// A whole batch gone: in the middle, an entry is missing;
+			// at the end, verifyEnd says so.
+			var later bool
+			if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM evidence WHERE position >= $1 AND position < $2)`, int64(next), int64(total)).Scan(&later); err != nil {
+				return rep, storageErr(err)
+			}
+			if later {
+				return rep, store.IgnoreEvidenceBad(store.FailEvidence(&rep, &next, "entry %d is missing (deleted?)", next))
+			}
+			break
+		}
+		if batch.entries[len(batch.entries)-1].pos+1 >= total {
 			break
 		}
 	}
+	return rep, store.IgnoreEvidenceBad(s.verifyEnd(&rep, heads, hi, next, total))
+}
+
+// verifyEnd checks, once next entries verified, that none is missing at
+// the end and no head covers more, then the heads' consistency.
+func (s *Store) verifyEnd(rep *store.EvidenceReport, heads []evidence.SignedHead, hi int, next, total uint64) error {
 	rep.Entries = next
 	if next != total {
-		return rep, store.IgnoreEvidenceBad(store.FailEvidence(&rep, &next, "the log records %d entries but holds %d: entries were removed at the end", total, next))
+		return store.FailEvidence(rep, &next, "the log records %d entries but holds %d: entries were removed at the end", total, next)
 	}
 	if hi < len(heads) {
-		return rep, store.IgnoreEvidenceBad(store.FailEvidence(&rep, &next, "a head signed at %s covers %d entries; the log holds %d: entries were removed", heads[hi].Time().Format(time.RFC3339), heads[hi].TreeSize, next))
+		return store.FailEvidence(rep, &next, "a head signed at %s covers %d entries; the log holds %d: entries were removed", heads[hi].Time().Format(time.RFC3339), heads[hi].TreeSize, next)
 	}
-	return rep, store.IgnoreEvidenceBad(s.checkConsistency(&rep, heads))
+	return s.checkConsistency(rep, heads)
 }
 
 type verifyEntry struct {
@@ -278,12 +301,10 @@ type verifyBatch struct {
 	nodes   map[nodeKey][]byte // stored nodes of level 6 and up the entries complete
 }
 
-// verifyBatch reads up to n entries from position from on, and the
-// stored nodes that entries at from..from+n-1 complete, in one round
-// trip.
-func (s *Store) verifyBatch(ctx context.Context, from uint64, n int) (verifyBatch, error) {
+// verifyBatch reads the entries at positions from..to-1, and the
+// stored nodes they complete, in one round trip.
+func (s *Store) verifyBatch(ctx context.Context, from, to uint64) (verifyBatch, error) {
 	out := verifyBatch{nodes: map[nodeKey][]byte{}}
-	to := from + uint64(n)
 	var los, his []int64
 	for l := uint8(leafBlockLevel); l < 63 && uint64(1)<<l <= to; l++ {
 		// Node (l, i) is completed by entry (i+1)·2^l - 1.
@@ -294,7 +315,7 @@ func (s *Store) verifyBatch(ctx context.Context, from uint64, n int) (verifyBatc
 		los, his = append(los, treeKey(l, lo)), append(his, treeKey(l, hi))
 	}
 	var b pgx.Batch
-	b.Queue(`SELECT position, entry, leaf FROM evidence WHERE position >= $1 ORDER BY position LIMIT $2`, int64(from), n).Query(func(rows pgx.Rows) error {
+	b.Queue(`SELECT position, entry, leaf FROM evidence WHERE position >= $1 AND position < $2 ORDER BY position`, int64(from), int64(to)).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var e verifyEntry
 			var pos int64

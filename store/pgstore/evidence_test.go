@@ -493,6 +493,8 @@ func TestEvidenceTampering(t *testing.T) {
 			`UPDATE evidence SET leaf = sha256('\x00'::bytea || entry) WHERE position = 1`}, 0, "do not match the head"},
 		{"entry and its leaf changed past the first head", []string{`UPDATE evidence SET entry = convert_to(replace(convert_from(entry, 'UTF8'), 'r10@', 'm10@'), 'UTF8') WHERE position = 15`,
 			`UPDATE evidence SET leaf = sha256('\x00'::bytea || entry) WHERE position = 15`}, 63, "the tree node 6/0 completed by entry 63"},
+		{"a run of events deleted", []string{`DELETE FROM evidence WHERE position BETWEEN 10 AND 20`}, 10, "entry 10 is missing"},
+		{"last events deleted", []string{`DELETE FROM evidence WHERE position >= 97`}, 97, "entries were removed at the end"},
 		{"last events removed", []string{`DELETE FROM evidence WHERE position >= 90`, `UPDATE evidence_state SET built = 90`}, 90, "removed"},
 	}
 	for _, c := range cases {

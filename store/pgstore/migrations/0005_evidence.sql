@@ -18,6 +18,10 @@ CREATE TABLE evidence_pending (
 );
 CREATE INDEX evidence_pending_msg ON evidence_pending (message_id);
 CREATE INDEX evidence_pending_acct ON evidence_pending (account) WHERE account <> 0;
+-- A queue: every row is deleted soon after it is written, so vacuum it
+-- by the number of dead rows, not by a fraction of a table that is
+-- mostly empty.
+ALTER TABLE evidence_pending SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000);
 
 -- The log: append only, positions 0..n-1 without gaps. entry is the
 -- Merkle leaf's bytes (never re-encoded), leaf its hash
