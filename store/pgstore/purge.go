@@ -164,8 +164,9 @@ func (s *Store) destroyContent(ctx context.Context, acct uint64) error {
 // and tells every node it is gone. trashed says objects went to the
 // trash.
 func destroyMailboxBatch(ctx context.Context, tx pgx.Tx, acct uint64, mbox uint32) (done, trashed bool, err error) {
-	// Locks in the store's order: the account's row, then the mailbox's.
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE`, acct); err != nil {
+	// Locks in the order delivery and the mail area's mailbox deletion
+	// take them: the account's usage row, then the mailbox's.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM usage WHERE account = $1 FOR UPDATE`, acct); err != nil {
 		return false, false, err
 	}
 	var deleting bool
