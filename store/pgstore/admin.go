@@ -90,7 +90,11 @@ func (s *Store) updateAccount(ctx context.Context, find func(pgx.Tx) (*accounts.
 		if action == "" {
 			return nil
 		}
-		return audit(ctx, tx, s.clock(), a, action, acct.Address())
+		// The entry names the account by id as well: a tombstone whose
+		// login was registered again (UpdateAccountByID) shares its
+		// address with the new account, which a lookup would find.
+		return appendAudit(ctx, tx, s.clock(), store.AuditEntry{Actor: a.Actor, Action: action, Account: acct.Address(),
+			AccountID: acct.ID, Reason: a.Reason, Staff: a.Staff})
 	})
 	return out, err
 }
