@@ -18,7 +18,8 @@ import (
 
 // Bounds of one import transaction: deliveries (if a server were
 // running) never wait long behind one, and its dirty pages stay small.
-const (
+// Variables for the tests.
+var (
 	importBatchRecords = 4096
 	importBatchBytes   = 64 << 20
 	importRefsBatch    = 10_000
@@ -73,7 +74,7 @@ func (s *Store) Import(ctx context.Context, next func() (*DumpRecord, error)) (I
 		if r.Body != nil {
 			size += int64(len(r.Body.Data))
 		}
-		if len(batch) >= importBatchRecords || size >= importBatchBytes {
+		if len(batch) >= importBatchRecords || size >= int64(importBatchBytes) {
 			if err := im.write(ctx, batch); err != nil {
 				return im.stats, err
 			}
