@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"time"
@@ -33,8 +34,9 @@ func (s *Store) Export(ctx context.Context, fn func(*DumpRecord) error) error {
 	e := s.blobs.segs.readers.enter()
 	defer s.blobs.segs.readers.leave(e)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	return s.viewNow(func(tx *bolt.Tx) error {
-		x := &exporter{ctx: ctx, tx: tx, s: s, fn: fn}
+	x := &exporter{ctx: ctx, s: s, fn: fn}
+	err := s.viewNow(func(tx *bolt.Tx) error {
+		x.tx = tx
 		for _, step := range []func() error{
 			x.meta, x.directory, x.accounts, x.bodies, x.mail,
 			x.audit, x.logins, x.consents, x.apiTokens, x.idempotent,
@@ -47,23 +49,37 @@ func (s *Store) Export(ctx context.Context, fn func(*DumpRecord) error) error {
 		}
 		return nil
 	})
+	if x.panicked != nil {
+		// fn's own panic, which viewNow would have taken for a
+		// damaged file.
+		panic(x.panicked)
+	}
+	return err
 }
 
 type exporter struct {
-	ctx context.Context
-	tx  *bolt.Tx
-	s   *Store
-	fn  func(*DumpRecord) error
-	n   int
+	ctx      context.Context
+	tx       *bolt.Tx
+	s        *Store
+	fn       func(*DumpRecord) error
+	n        int
+	panicked any // fn panicked with this
 }
 
+var errExportPanic = errors.New("export: the callback panicked")
+
 // emit hands one record to fn, checking ctx now and then.
-func (x *exporter) emit(r *DumpRecord) error {
+func (x *exporter) emit(r *DumpRecord) (err error) {
 	if x.n++; x.n%1024 == 0 {
 		if err := x.ctx.Err(); err != nil {
 			return err
 		}
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			x.panicked, err = p, errExportPanic
+		}
+	}()
 	return x.fn(r)
 }
 

@@ -466,6 +466,30 @@ func TestDumpRoundTrip(t *testing.T) {
 func TestDumpThroughJSONIntoWALStore(t *testing.T) {
 	src, clk, pub := dumpFixture(t)
 	recs, sum := exportAll(t, src)
+	// Read-only, as a migration may open its source: the same dump.
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := Open(src.Path(), Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, got := exportAll(t, ro); !reflect.DeepEqual(got, sum) {
+		t.Errorf("digest of the read-only export differs")
+	}
+	stop := errors.New("stop")
+	if err := ro.Export(ctx, func(*DumpRecord) error { return stop }); err != stop {
+		t.Errorf("export stopped by its callback: %v", err)
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != "boom" {
+				t.Errorf("the callback's panic came back as %v", p)
+			}
+		}()
+		ro.Export(ctx, func(*DumpRecord) error { panic("boom") })
+	}()
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	for _, r := range recs {
