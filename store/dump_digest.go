@@ -239,3 +239,31 @@ func nilIfEmpty(b []byte) []byte {
 	}
 	return b
 }
+
+// CompareDigests lists, kind by kind in export order, where two digests
+// differ (nil when they are equal): what `abox migrate` reports.
+func CompareDigests(source, target map[DumpKind]KindDigest) []string {
+	var out []string
+	kinds := slices.Clone(DumpKinds)
+	for k := range source {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	for k := range target {
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
+	for _, k := range kinds {
+		s, t := source[k], target[k]
+		switch {
+		case s == t:
+		case s.Count != t.Count:
+			out = append(out, fmt.Sprintf("%s: %d records in the source, %d in the target", k, s.Count, t.Count))
+		default:
+			out = append(out, fmt.Sprintf("%s: %d records on both sides, but their content differs", k, s.Count))
+		}
+	}
+	return out
+}
