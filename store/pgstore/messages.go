@@ -106,7 +106,7 @@ func dropRefsMany(ctx context.Context, tx pgx.Tx, refs map[uint64]int) (bool, er
 	if err != nil {
 		return false, err
 	}
-	var gone []int64
+	gone := []int64{} // not nil: <> ALL (NULL) matches nothing
 	var objects []string
 	for rows.Next() {
 		var id int64
