@@ -13,6 +13,7 @@ import (
 
 	"abox/accounts"
 	"abox/store"
+	"abox/store/pgstore/pgtest"
 )
 
 // Mail tests beyond the conformance suite (store/storetest): quotas on
@@ -649,8 +650,9 @@ func TestMailboxesAcrossNodes(t *testing.T) {
 // nodes, bodies inline (issue 18's SMTP figure is 2,000 msgs/s). Run:
 // ABOX_REQUIRE_POSTGRES=1 go test -run '^$' -bench Deliver ./store/pgstore
 func BenchmarkDeliver(b *testing.B) {
-	s := openTest(b, false)
-	s2 := openAgain(b, s, Options{DSN: s.pool.Config().ConnString()})
+	o := Options{DSN: pgtest.Database(b), MaxConns: 16}
+	s := openAgain(b, nil, o)
+	s2 := openAgain(b, s, o)
 	var accts []uint64
 	for i := range 64 {
 		accts = append(accts, mailAccount(b, s, fmt.Sprintf("u%d@example.kz", i)).ID)

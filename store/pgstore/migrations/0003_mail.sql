@@ -124,8 +124,13 @@ DECLARE
 	v_inserted boolean;
 	v_trashed boolean := false;
 	v_stored integer := 0;
+	-- All or nothing: a success stores every recipient, so the body's
+	-- references are known when its row is written.
+	v_refs integer := CASE WHEN p_all_or_nothing THEN coalesce(cardinality(p_accounts), 0) + p_extra_refs ELSE 0 END;
 BEGIN
-	PERFORM 1 FROM usage WHERE account = ANY (p_accounts || p_sender) ORDER BY account FOR UPDATE;
+	IF cardinality(p_accounts) > 1 OR p_sender <> 0 THEN
+		PERFORM 1 FROM usage WHERE account = ANY (p_accounts || p_sender) ORDER BY account FOR UPDATE;
+	END IF;
 	FOR i IN 1 .. coalesce(cardinality(p_accounts), 0) LOOP
 		v_code := NULL;
 		v_mbox := NULL;
@@ -136,7 +141,7 @@ BEGIN
 			v_code := 'unavailable:' || v_state;
 		ELSE
 			SELECT u.bytes, u.messages, u.day, u.received INTO v_bytes, v_messages, v_day, v_received
-				FROM usage u WHERE u.account = p_accounts[i];
+				FROM usage u WHERE u.account = p_accounts[i] FOR UPDATE;
 			IF NOT FOUND THEN
 				v_code := 'noaccount';
 			ELSIF p_max_bytes[i] > 0 AND v_bytes + p_size > p_max_bytes[i]
@@ -184,8 +189,8 @@ BEGIN
 		END IF;
 		IF v_blob IS NULL THEN
 			INSERT INTO blobs AS b (id, sha256, size, structure, body, object, refs)
-				VALUES (nextval('blob_ids'), p_sha, p_size, p_structure, p_body, p_object, 0)
-				ON CONFLICT (sha256) WHERE sha256 IS NOT NULL DO UPDATE SET refs = b.refs
+				VALUES (nextval('blob_ids'), p_sha, p_size, p_structure, p_body, p_object, v_refs)
+				ON CONFLICT (sha256) WHERE sha256 IS NOT NULL DO UPDATE SET refs = b.refs + EXCLUDED.refs
 				RETURNING b.id, b.xmax = 0 INTO v_blob, v_inserted;
 			IF NOT v_inserted AND p_object IS NOT NULL THEN
 				INSERT INTO blob_trash (object) VALUES (p_object) ON CONFLICT DO NOTHING;
@@ -231,15 +236,17 @@ BEGIN
 	END IF;
 	IF v_blob IS NULL THEN
 		INSERT INTO blobs AS b (id, sha256, size, structure, body, object, refs)
-			VALUES (nextval('blob_ids'), p_sha, p_size, p_structure, p_body, p_object, 0)
-			ON CONFLICT (sha256) WHERE sha256 IS NOT NULL DO UPDATE SET refs = b.refs
+			VALUES (nextval('blob_ids'), p_sha, p_size, p_structure, p_body, p_object, v_refs)
+			ON CONFLICT (sha256) WHERE sha256 IS NOT NULL DO UPDATE SET refs = b.refs + EXCLUDED.refs
 			RETURNING b.id, b.xmax = 0 INTO v_blob, v_inserted;
 		IF NOT v_inserted AND p_object IS NOT NULL THEN
 			INSERT INTO blob_trash (object) VALUES (p_object) ON CONFLICT DO NOTHING;
 			v_trashed := true;
 		END IF;
 	END IF;
-	UPDATE blobs b SET refs = b.refs + v_stored + p_extra_refs WHERE b.id = v_blob;
+	IF NOT p_all_or_nothing THEN
+		UPDATE blobs b SET refs = b.refs + v_stored + p_extra_refs WHERE b.id = v_blob;
+	END IF;
 	idx := 0; code := CASE WHEN v_trashed THEN 'trashed' END; mailbox := NULL; uid_validity := NULL; uid := NULL; modseq := NULL; blob := v_blob;
 	RETURN NEXT;
 END
