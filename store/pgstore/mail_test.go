@@ -61,7 +61,7 @@ func deliverTo(t testing.TB, s *Store, body []byte, r store.Recipient) store.Del
 	return res[0]
 }
 
-func blobRefs(t testing.TB, s *Store, id uint64) int {
+func mailBlobRefs(t testing.TB, s *Store, id uint64) int {
 	t.Helper()
 	var n int
 	if err := s.pool.QueryRow(bg, `SELECT coalesce((SELECT refs FROM blobs WHERE id = $1), 0)`, id).Scan(&n); err != nil {
@@ -103,7 +103,7 @@ func TestDeliverPartial(t *testing.T) {
 	if err != nil || len(msgs) != 1 || !slices.Equal(msgs[0].Flags, []string{`\Seen`, "$Junk"}) {
 		t.Fatalf("junk message %+v %v", msgs, err)
 	}
-	if n := blobRefs(t, s, msgs[0].Blob); n != 2 {
+	if n := mailBlobRefs(t, s, msgs[0].Blob); n != 2 {
 		t.Fatalf("body refs %d, want 2", n)
 	}
 	if u, _ := s.Usage(b.ID); u.Messages != 1 || u.Received != 1 {
@@ -152,7 +152,7 @@ func TestAppendMessages(t *testing.T) {
 	}
 	sent := mailbox(t, s, a.ID, "Sent")
 	got, err := s.Messages(a.ID, sent.ID, 0, 0)
-	if err != nil || len(got) != 3 || got[0].Blob != got[1].Blob || blobRefs(t, s, got[0].Blob) != 2 {
+	if err != nil || len(got) != 3 || got[0].Blob != got[1].Blob || mailBlobRefs(t, s, got[0].Blob) != 2 {
 		t.Fatalf("messages %+v %v", got, err)
 	}
 	if !got[0].InternalDate.Equal(date) || got[0].InternalDate.Format("-0700") != "+0500" {
@@ -203,13 +203,13 @@ func TestCopyQuotaAndRefs(t *testing.T) {
 	blob := m[0].Blob
 	var object string
 	s.pool.QueryRow(bg, `SELECT object FROM blobs WHERE id = $1`, blob).Scan(&object)
-	if blobRefs(t, s, blob) != 2 || object == "" {
-		t.Fatalf("refs %d, object %q", blobRefs(t, s, blob), object)
+	if mailBlobRefs(t, s, blob) != 2 || object == "" {
+		t.Fatalf("refs %d, object %q", mailBlobRefs(t, s, blob), object)
 	}
 	if gone, err := s.Expunge(bg, a.ID, in.ID, []uint32{1}); err != nil || !slices.Equal(gone, []uint32{1}) {
 		t.Fatalf("expunge: %v %v", gone, err)
 	}
-	if blobRefs(t, s, blob) != 1 {
+	if mailBlobRefs(t, s, blob) != 1 {
 		t.Fatal("expunging one of two copies did not drop a reference")
 	}
 	if _, err := s.Expunge(bg, a.ID, arch.ID, []uint32{1}); err != nil {

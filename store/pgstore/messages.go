@@ -88,6 +88,9 @@ func addRefsMany(ctx context.Context, tx pgx.Tx, refs map[uint64]int) error {
 		return nil
 	}
 	ids, ns := refArrays(refs)
+	if err := lockBlobs(ctx, tx, ids); err != nil {
+		return err
+	}
 	_, err := tx.Exec(ctx, `UPDATE blobs b SET refs = b.refs + x.n FROM unnest($1::bigint[], $2::integer[]) x(id, n) WHERE b.id = x.id`, ids, ns)
 	return err
 }
@@ -101,6 +104,9 @@ func dropRefsMany(ctx context.Context, tx pgx.Tx, refs map[uint64]int) (bool, er
 		return false, nil
 	}
 	ids, ns := refArrays(refs)
+	if err := lockBlobs(ctx, tx, ids); err != nil {
+		return false, err
+	}
 	rows, err := tx.Query(ctx, `UPDATE blobs b SET refs = b.refs - x.n FROM unnest($1::bigint[], $2::integer[]) x(id, n)
 		WHERE b.id = x.id AND b.refs <= x.n RETURNING b.id, b.object`, ids, ns)
 	if err != nil {
@@ -140,6 +146,17 @@ func dropRefsMany(ctx context.Context, tx pgx.Tx, refs map[uint64]int) (bool, er
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO blob_trash (object) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`, objects)
 	return err == nil, err
+}
+
+// lockBlobs locks body rows in id order, as dropRefs does, so that two
+// transactions changing the references of the same shared bodies never
+// deadlock (an UPDATE ... FROM unnest locks in no promised order).
+func lockBlobs(ctx context.Context, tx pgx.Tx, ids []int64) error {
+	if len(ids) < 2 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `SELECT 1 FROM blobs WHERE id = ANY ($1) ORDER BY id FOR UPDATE`, ids)
+	return err
 }
 
 func refArrays(refs map[uint64]int) ([]int64, []int32) {
