@@ -9,18 +9,15 @@ import (
 // The embedded store counts the stored copies of each official letter
 // per account (ledger.go: addOfficialCopy, dropOfficialCopy), so that
 // the evidence log records its deletion when the last copy goes. COPY
-// and EXPUNGE call these two hooks at the same places; they belong to
-// the evidence area (which writes those counts at delivery, in
-// recordOfficialTx) and do nothing until it replaces them. No official
-// letter can be stored before then: recordOfficialTx fails.
+// and EXPUNGE call these two hooks at the same places.
 
 // officialCopyAdded counts one more copy of an official letter (a COPY).
 func (s *Store) officialCopyAdded(ctx context.Context, tx pgx.Tx, acct, blob uint64) error {
-	return nil
+	return addOfficialCopyTx(ctx, tx, acct, blob, 1)
 }
 
 // officialCopyDropped counts one copy less, recording the deletion in
 // the evidence log when it was the last (an expunge).
 func (s *Store) officialCopyDropped(ctx context.Context, tx pgx.Tx, acct, blob uint64) error {
-	return nil
+	return dropOfficialCopyTx(ctx, tx, s.clock(), acct, blob, 1)
 }

@@ -153,6 +153,9 @@ func (s *Store) destroyContent(ctx context.Context, acct uint64) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM consent_cms WHERE account = $1`, acct); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM subscriptions_gone WHERE account = $1`, acct); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `DELETE FROM usage WHERE account = $1`, acct)
 		return err
 	})
