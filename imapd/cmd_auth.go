@@ -66,6 +66,7 @@ func cmdNoop(c *conn, _ string, a *wire.Args, _ bool) status {
 		if err != nil {
 			return answer("NOOP", err)
 		}
+		c.sess.syncFeed() // NOOP and CHECK report what any node committed (syncfeed.go)
 	}
 	return okWith("", "NOOP completed")
 }
@@ -295,6 +296,7 @@ func cmdIdle(c *conn, tag string, a *wire.Args, _ bool) status {
 	if err != nil {
 		return answer("IDLE", err)
 	}
+	s.syncFeed()
 	if s.sel != nil {
 		if err := s.flush(&UpdateWriter{w: c.w}, true); err != nil {
 			return status{}

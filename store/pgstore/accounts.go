@@ -67,6 +67,10 @@ func (s *Store) CreateAccount(ctx context.Context, in accounts.Account, a store.
 		acct.CreatedAt = ts
 		acct.LastUseAt = ts // registration counts as a use
 		if err := putAccount(ctx, tx, &acct); err != nil {
+			if isForeignKey(err) {
+				// The domain was removed on another node meanwhile.
+				return fmt.Errorf("domain %s: %w", acct.Domain, store.ErrNoDomain)
+			}
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO usage (account) VALUES ($1)`, acct.ID); err != nil {

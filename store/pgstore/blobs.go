@@ -165,20 +165,7 @@ func (s *Store) emptyTrashSoon() {
 	if s.objects == nil {
 		return
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-s.done:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		s.EmptyTrash(ctx, 1000)
-	}()
+	s.background(func(ctx context.Context) { s.EmptyTrash(ctx, 1000) })
 }
 
 // loadBody reads a stored body's bytes and structure, from its row or

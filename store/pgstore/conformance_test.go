@@ -2,7 +2,6 @@ package pgstore_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"abox/imapd"
@@ -23,11 +22,6 @@ var (
 // the same tests the embedded store passes, against PostgreSQL with
 // bodies inline and with bodies in SeaweedFS.
 func TestConformance(t *testing.T) {
-	if os.Getenv("ABOX_PG_CONFORMANCE") != "1" {
-		// Removed when the last unimpl_*.go file goes (issue 18 in
-		// progress): until then most of the suite would fail.
-		t.Skip("the PostgreSQL backend is still being written; ABOX_PG_CONFORMANCE=1 runs the suite")
-	}
 	for _, objects := range []bool{false, true} {
 		name := "postgres"
 		if objects {

@@ -60,10 +60,10 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// boundIIN is the IIN an account's consent binds (empty when none or
-// when the consent is withdrawn).
+// boundIIN is the IIN an account's consent binds, as the embedded
+// store has it: none for a purged account or a consent not verified.
 func boundIIN(a *accounts.Account) string {
-	if a == nil || a.Consent == nil || a.Consent.IIN == "" {
+	if a == nil || a.State == accounts.Purged || a.Consent == nil || !a.Consent.Verified {
 		return ""
 	}
 	return a.Consent.IIN

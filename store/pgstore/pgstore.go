@@ -60,6 +60,8 @@ type Store struct {
 	listener  *listener
 
 	closeOnce sync.Once
+	closeMu   sync.Mutex
+	closed    bool // guarded by closeMu: no background work starts
 	done      chan struct{}
 	wg        sync.WaitGroup
 }
@@ -104,12 +106,41 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// Mailbox deletions a crash interrupted are finished in the
+	// background, as the embedded store does at Open; any node may.
+	s.background(func(ctx context.Context) { s.ResumeDeletes(ctx) })
 	return s, nil
+}
+
+// background runs fn in a goroutine whose context ends at Close.
+func (s *Store) background(fn func(ctx context.Context)) {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-s.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		fn(ctx)
+	}()
 }
 
 // Close stops listening and closes the pool. Subscriptions end.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		s.closed = true
+		s.closeMu.Unlock()
 		close(s.done)
 		s.listener.stop()
 		s.wg.Wait()

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -102,7 +103,20 @@ func StartWeed(bin, dir string) (*Weed, error) {
 	if err := os.WriteFile(filepath.Join(dir, "s3.json"), b, 0o600); err != nil {
 		return nil, err
 	}
-	return w, w.Start()
+	err := w.Start()
+	for try := 0; err != nil && strings.Contains(err.Error(), "address already in use") && try < 3; try++ {
+		// A port found free was taken before weed bound it (other
+		// tests on the machine): new ports, new start.
+		w.Kill()
+		for i := range w.ports {
+			if w.ports[i], err = FreePort(); err != nil {
+				return nil, err
+			}
+		}
+		w.S3Port = w.ports[6]
+		err = w.Start()
+	}
+	return w, err
 }
 
 // Start starts (or starts again) the server and waits for its S3
@@ -121,6 +135,7 @@ func (w *Weed) Start() error {
 		"-filer", "-filer.port="+strconv.Itoa(p[4]), "-filer.port.grpc="+strconv.Itoa(p[5]),
 		"-s3", "-s3.port="+strconv.Itoa(p[6]), "-s3.port.grpc="+strconv.Itoa(p[7]),
 		"-s3.config="+filepath.Join(w.Dir, "s3.json"),
+		"-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
 		"-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.raftHashicorp=false")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
