@@ -70,7 +70,7 @@ func newRoot() *cobra.Command {
 	pf.BoolVar(&a.json, "json", false, "print JSON")
 	root.AddCommand(
 		a.serveCmd(), a.domainCmd(), a.userCmd(), a.classCmd(), a.senderCmd(), a.tokenCmd(), a.queueCmd(),
-		a.auditCmd(), a.contentCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.noticeCmd(), a.broadcastCmd(), a.policyCmd(), a.mailioCmd("import"), a.mailioCmd("export"),
+		a.auditCmd(), a.contentCmd(), a.backupCmd(), a.restoreCmd(), a.checkCmd(), a.migrateCmd(), a.noticeCmd(), a.broadcastCmd(), a.policyCmd(), a.mailioCmd("import"), a.mailioCmd("export"),
 	)
 	return root
 }
