@@ -223,6 +223,19 @@ func TestPostgresCluster(t *testing.T) {
 	if subj := inboxSubjects(t, n1.srv.Addr("imaps"), alice.Address); len(subj) != 1 || subj[0] != "across nodes" {
 		t.Errorf("INBOX on node 1: %v", subj)
 	}
+
+	// A block made through node 1 ends alice's session on node 2 at
+	// once, without waiting for its next command.
+	rc := rawIMAPLogin(t, n2.srv.Addr("imaps"), alice.Address, goodPassword)
+	if _, st := rc.cmd("SELECT INBOX"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("SELECT on node 2: %s", st)
+	}
+	n1.OK("user", "block", alice.Address, "--reason", "test of a block across nodes")
+	rc.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	line, err := rc.r.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "* BYE") {
+		t.Errorf("node 2's session after a block through node 1: %q %v, want * BYE", line, err)
+	}
 }
 
 // leaseHolder reads who holds a lease, from the database.

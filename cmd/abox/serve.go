@@ -213,6 +213,9 @@ func (a *app) serve(ctx context.Context) error {
 		srv.registerFileMetrics(opened.file)
 	} else {
 		srv.registerPoolMetrics(opened.pg.Pool())
+		// A block, deletion or password change made through another
+		// node ends this node's sessions of that account too.
+		opened.pg.OnAccountChanged(srv.endSessions)
 	}
 	srv.httpc.register(srv.registry)
 	srv.smtpm = smtpd.NewMetrics(srv.registry)

@@ -98,6 +98,18 @@ type listener struct {
 	syncSeq uint64
 	waiting map[uint64]chan struct{} // SyncFeed markers not yet heard back
 	conn    *pgx.Conn                // the listening connection, while up
+	onAcct  []func(uint64)           // OnAccountChanged's functions
+}
+
+// accountChanged runs the OnAccountChanged functions, each in a
+// goroutine of its own: the listener never waits on them.
+func (l *listener) accountChanged(id uint64) {
+	l.mu.Lock()
+	fns := l.onAcct
+	l.mu.Unlock()
+	for _, fn := range fns {
+		go fn(id)
+	}
 }
 
 var nodeSeq atomic.Uint64
@@ -189,6 +201,11 @@ func (l *listener) dispatch(p string) {
 			cs[i] = store.Change{Kind: w.K, Account: w.A, Mailbox: w.M, UID: w.U, Flags: w.F, ModSeq: w.S}
 		}
 		l.s.feed.Publish(cs)
+		for _, c := range cs {
+			if c.Kind == store.AccountChanged {
+				l.accountChanged(c.Account)
+			}
+		}
 	case 'd':
 		l.dirGen.Add(1)
 	case 's':
@@ -213,6 +230,17 @@ func (l *listener) dispatch(p string) {
 func (l *listener) stop() {
 	l.cancel()
 	<-l.done
+}
+
+// OnAccountChanged has fn called with the account's id whenever an
+// account's state, class or credentials change on any node (this one
+// included), so a node can end the sessions another node's block,
+// deletion or password change ends. fn runs in a goroutine of its own.
+func (s *Store) OnAccountChanged(fn func(id uint64)) {
+	l := s.listener
+	l.mu.Lock()
+	l.onAcct = append(l.onAcct, fn)
+	l.mu.Unlock()
 }
 
 // SyncFeed returns once every change committed before it was called,
