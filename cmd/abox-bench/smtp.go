@@ -22,7 +22,7 @@ import (
 // to the 250 that says the message is durably stored.
 func runSMTP(args []string) error {
 	fs := flag.NewFlagSet("smtp", flag.ExitOnError)
-	addr := fs.String("addr", "127.0.0.1:2525", "MX address")
+	addr := fs.String("addr", "127.0.0.1:2525", "MX address; several, comma-separated, share the connections in turn (nodes of one cluster)")
 	to := fs.String("to", "", "recipient(s), comma-separated; each message goes to the next")
 	from := fs.String("from", "bench@example.org", "envelope sender")
 	size := fs.Int("size", 1024, "message size in bytes")
@@ -40,6 +40,7 @@ func runSMTP(args []string) error {
 		return fmt.Errorf("-to is required")
 	}
 	rcpts := strings.Split(*to, ",")
+	addrs := strings.Split(*addr, ",")
 	body := makeBody(*size, *headerFrom)
 
 	var sent atomic.Int64
@@ -69,7 +70,7 @@ func runSMTP(args []string) error {
 				if *count > 0 && sent.Load() >= int64(*count) {
 					return
 				}
-				d, err := smtpSession(*addr, *from, rcpts, &n, *perConn, body, deadline, &sent, *count, opts)
+				d, err := smtpSession(addrs[c%len(addrs)], *from, rcpts, &n, *perConn, body, deadline, &sent, *count, opts)
 				local = append(local, d...)
 				if err != nil {
 					errs <- err
