@@ -88,7 +88,10 @@ func TestDNSUnavailable(t *testing.T) {
 	}{
 		{"silent resolver, short budget", silentDNS, 300 * time.Millisecond, 1500 * time.Millisecond},
 		{"silent resolver, default budget", silentDNS, 0, DefaultDNSTimeout + time.Second},
-		{"nothing listening", closedPort, 0, time.Second},
+		// A refused port usually fails at once, but on a loaded
+		// machine the refusal may not be reported before the budget
+		// ends (seen at load 19): the contract is the budget.
+		{"nothing listening", closedPort, 0, DefaultDNSTimeout + time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
