@@ -242,12 +242,18 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) ([]store.Deliver
 	}
 	var res deliverResult
 	if len(d.Queue) == 0 && d.Official == nil {
-		// One statement, its own transaction; a deadlock PostgreSQL
-		// broke (shared bodies) is retried as s.tx does.
-		for attempt := 0; ; attempt++ {
-			res, err = runDeliver(ctx, s.pool, a, d.Recipients)
-			if err == nil || !retryable(err) || attempt == 4 {
-				break
+		// One statement, in a batch with other callers' deliveries
+		// (deliver_batch.go), or alone in its own transaction; a
+		// deadlock PostgreSQL broke (shared bodies) is retried as s.tx
+		// does.
+		if s.deliveries.flushers >= 0 {
+			res, err = s.deliverBatched(ctx, a, d.Recipients)
+		} else {
+			for attempt := 0; ; attempt++ {
+				res, err = runDeliver(ctx, s.pool, a, d.Recipients)
+				if err == nil || !retryable(err) || attempt == 4 {
+					break
+				}
 			}
 		}
 		err = storageErr(err)
