@@ -22,11 +22,9 @@ import (
 // delivery of every node behind one fsync each. The committer instead
 // queues the plain deliveries (no queue entries, no official letter) of
 // concurrent callers; a flusher takes what is waiting, runs it as ONE
-// transaction in one pipelined round trip and commits once. A batch
-// runs first without savepoints; when one of its deliveries fails (over
-// quota, no such mailbox, any SQL error) it is rolled back and run
-// again with each delivery under its own savepoint, so that the failed
-// one rolls back alone and the others stay. The next batch starts as soon as the previous commit
+// transaction in one pipelined round trip, each delivery under its own
+// savepoint (a failed one rolls back alone, the others stay), and
+// commits once. The next batch starts as soon as the previous commit
 // returns: nothing waits for a timer, so a lone delivery on an idle
 // server goes through at once, and under load a batch holds whatever
 // arrived during the previous commit.
@@ -62,9 +60,6 @@ type committer struct {
 	// negative value turns batching off: one transaction per
 	// delivery, for the benchmark's comparison). Set before use.
 	flushers int
-	// savepoints, when set, runs every batch with savepoints from its
-	// first attempt (the benchmark's comparison; set before use).
-	savepoints bool
 	// batches and batched count the batches run and the deliveries
 	// they held (guarded by mu): tests and the benchmark read them.
 	batches, batched int64
@@ -153,14 +148,8 @@ func (s *Store) runBatch(batch []*queuedDelivery) {
 	defer cancel()
 	slices.SortStableFunc(batch, func(x, y *queuedDelivery) int { return cmp.Compare(x.key, y.key) })
 	var err error
-	savepoints := s.deliveries.savepoints
-	for attempt := 0; attempt < 5; {
-		err = s.tryBatch(ctx, batch, savepoints)
-		if errors.Is(err, errNeedSavepoints) && !savepoints {
-			savepoints = true
-			continue
-		}
-		if attempt++; err == nil || !retryable(err) {
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = s.tryBatch(ctx, batch); err == nil || !retryable(err) {
 			break
 		}
 	}
@@ -181,10 +170,6 @@ func batchErr(err error) error {
 	return errors.Join(store.ErrStorageFailing, fmt.Errorf("delivery batch: %w", err))
 }
 
-// errNeedSavepoints reports a delivery that failed in a batch run
-// without savepoints: the batch was rolled back, to run again with them.
-var errNeedSavepoints = errors.New("a delivery failed in a batch without savepoints")
-
 // errBatchAborted reports a COMMIT that PostgreSQL answered ROLLBACK.
 var errBatchAborted = errors.New("the transaction was rolled back at commit")
 
@@ -193,14 +178,9 @@ var errBatchAborted = errors.New("the transaction was rolled back at commit")
 // RELEASE, then COMMIT, all in one pipeline (one round trip). A
 // delivery that fails stops the pipeline there (PostgreSQL skips the
 // rest): its savepoint is rolled back, its error kept, and the
-// deliveries after it are sent again in the next pipeline.
-//
-// Without savepoints (the first attempt: deliveries rarely fail, and
-// two statements less per delivery are PostgreSQL's CPU saved), a
-// failing delivery rolls the whole batch back and tryBatch returns
-// errNeedSavepoints. Any non-nil return (connection, COMMIT, a
-// deadlock) means nothing of the batch is stored.
-func (s *Store) tryBatch(ctx context.Context, batch []*queuedDelivery, savepoints bool) (err error) {
+// deliveries after it are sent again in the next pipeline. A non-nil return (connection, COMMIT or
+// a deadlock) means nothing of the batch is stored.
+func (s *Store) tryBatch(ctx context.Context, batch []*queuedDelivery) (err error) {
 	for _, q := range batch {
 		q.res, q.err = deliverResult{}, nil
 	}
@@ -233,16 +213,12 @@ func (s *Store) tryBatch(ctx context.Context, batch []*queuedDelivery, savepoint
 			}
 		}
 		for _, q := range rest {
-			if savepoints {
-				b.Queue("SAVEPOINT d")
-			}
+			b.Queue("SAVEPOINT d")
 			b.Queue(deliverSQL, q.a.values()...)
-			if savepoints {
-				b.Queue("RELEASE SAVEPOINT d")
-			}
+			b.Queue("RELEASE SAVEPOINT d")
 		}
 		b.Queue("COMMIT")
-		failed, err := runPipeline(ctx, conn, b, first, savepoints, rest)
+		failed, err := runPipeline(ctx, conn, b, first, rest)
 		if err != nil {
 			return err
 		}
@@ -253,14 +229,12 @@ func (s *Store) tryBatch(ctx context.Context, batch []*queuedDelivery, savepoint
 	}
 }
 
-// runPipeline sends b (BEGIN when first, the deliveries with
-// savepoints or without, COMMIT) and reads its results into rest's
-// deliveries. It
+// runPipeline sends b and reads its results into rest's deliveries. It
 // returns the index in rest of a delivery whose statement failed (the
 // transaction is then in its failed savepoint, the pipeline's later
 // statements skipped), or -1 when everything ran and committed; an
 // error when the batch as a whole failed.
-func runPipeline(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, first, savepoints bool, rest []*queuedDelivery) (failed int, err error) {
+func runPipeline(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, first bool, rest []*queuedDelivery) (failed int, err error) {
 	br := conn.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && failed < 0 && cerr != nil {
@@ -273,10 +247,8 @@ func runPipeline(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, first, savep
 		}
 	}
 	for i, q := range rest {
-		if savepoints {
-			if _, err := br.Exec(); err != nil { // SAVEPOINT
-				return 0, err
-			}
+		if _, err := br.Exec(); err != nil { // SAVEPOINT
+			return 0, err
 		}
 		rows, err := br.Query()
 		if err == nil {
@@ -286,16 +258,11 @@ func runPipeline(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, first, savep
 			if !perDelivery(err) {
 				return 0, err
 			}
-			if !savepoints {
-				return 0, errNeedSavepoints
-			}
 			q.res, q.err = deliverResult{}, storageErr(deliverErr(err, q.rcpts, q.a))
 			return i, nil
 		}
-		if savepoints {
-			if _, err := br.Exec(); err != nil { // RELEASE SAVEPOINT
-				return 0, err
-			}
+		if _, err := br.Exec(); err != nil { // RELEASE SAVEPOINT
+			return 0, err
 		}
 	}
 	tag, err := br.Exec() // COMMIT

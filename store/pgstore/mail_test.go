@@ -654,8 +654,7 @@ func TestMailboxesAcrossNodes(t *testing.T) {
 // BenchmarkDeliver: 1 KiB deliveries from 16 goroutines per node,
 // bodies inline (issue 18's SMTP figure is 2,000 msgs/s through two
 // nodes), one transaction per delivery ("single") and in group commits
-// with one or two flushers per node (deliver_batch.go), without
-// savepoints unless a delivery fails (or with them from the start). Besides msgs/s
+// with one or two flushers per node (deliver_batch.go). Besides msgs/s
 // it reports the CPU spent per delivery by PostgreSQL (every process
 // of the test's server) and by this process (both nodes and the
 // goroutines). ABOX_BENCH_PG adds PostgreSQL settings to the nodes'
@@ -678,17 +677,13 @@ func BenchmarkDeliver(b *testing.B) {
 	pgDir := pgtest.Server(b).Dir
 	for _, nodes := range []int{1, 2} {
 		for _, mode := range []struct {
-			name       string
-			flushers   int
-			savepoints bool
-		}{{"single", -1, false}, {"batch1", 1, false}, {"batch1-savepoints", 1, true}, {"batch2", 2, false}} {
+			name     string
+			flushers int
+		}{{"single", -1}, {"batch1", 1}, {"batch2", 2}} {
 			b.Run(fmt.Sprintf("nodes=%d/%s", nodes, mode.name), func(b *testing.B) {
 				s.deliveries.flushers, s2.deliveries.flushers = mode.flushers, mode.flushers
-				s.deliveries.savepoints, s2.deliveries.savepoints = mode.savepoints, mode.savepoints
 				var next atomic.Int64
 				b.SetParallelism(8 * nodes) // 16 goroutines per node on 2 cores
-				_, b0 := s.deliveries.state()
-				_, b20 := s2.deliveries.state()
 				pg0, self0 := postgresCPU(b, pgDir), selfCPU()
 				b.ResetTimer()
 				start := time.Now()
@@ -709,10 +704,6 @@ func BenchmarkDeliver(b *testing.B) {
 				b.ReportMetric(n/elapsed.Seconds(), "msgs/s")
 				b.ReportMetric(float64((postgresCPU(b, pgDir)-pg0).Microseconds())/n, "pg-cpu-µs/msg")
 				b.ReportMetric(float64((selfCPU()-self0).Microseconds())/n, "go-cpu-µs/msg")
-				if _, b1 := s.deliveries.state(); mode.flushers > 0 {
-					_, b21 := s2.deliveries.state()
-					b.ReportMetric(n/float64(b1-b0+b21-b20), "msgs/batch")
-				}
 			})
 		}
 	}
