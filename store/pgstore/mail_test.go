@@ -655,7 +655,7 @@ func TestMailboxesAcrossNodes(t *testing.T) {
 // bodies inline (issue 18's SMTP figure is 2,000 msgs/s through two
 // nodes), one transaction per delivery ("single") and in group commits
 // with one or two flushers per node (deliver_batch.go). Besides msgs/s
-// it reports the CPU spent per delivery by PostgreSQL (every process
+// (and deliveries per batch) it reports the CPU spent per delivery by PostgreSQL (every process
 // of the test's server) and by this process (both nodes and the
 // goroutines). ABOX_BENCH_PG adds PostgreSQL settings to the nodes'
 // sessions (as DSN parameters: "commit_delay=100&commit_siblings=2").
@@ -684,6 +684,8 @@ func BenchmarkDeliver(b *testing.B) {
 				s.deliveries.flushers, s2.deliveries.flushers = mode.flushers, mode.flushers
 				var next atomic.Int64
 				b.SetParallelism(8 * nodes) // 16 goroutines per node on 2 cores
+				_, b0 := s.deliveries.state()
+				_, b20 := s2.deliveries.state()
 				pg0, self0 := postgresCPU(b, pgDir), selfCPU()
 				b.ResetTimer()
 				start := time.Now()
@@ -704,6 +706,10 @@ func BenchmarkDeliver(b *testing.B) {
 				b.ReportMetric(n/elapsed.Seconds(), "msgs/s")
 				b.ReportMetric(float64((postgresCPU(b, pgDir)-pg0).Microseconds())/n, "pg-cpu-µs/msg")
 				b.ReportMetric(float64((selfCPU()-self0).Microseconds())/n, "go-cpu-µs/msg")
+				if _, b1 := s.deliveries.state(); mode.flushers > 0 {
+					_, b21 := s2.deliveries.state()
+					b.ReportMetric(n/float64(b1-b0+b21-b20), "msgs/batch")
+				}
 			})
 		}
 	}
