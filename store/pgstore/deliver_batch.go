@@ -32,7 +32,8 @@ import (
 // Nothing is acknowledged before the commit: a failed COMMIT (or a
 // connection lost in flight) fails every delivery of its batch with a
 // storage error, a deadlock with another node's batch re-runs the whole
-// batch from its first statement. The feed's notifications are queued
+// batch from its first statement (after five, its deliveries run one
+// by one, as without batching). The feed's notifications are queued
 // inside the transaction (abox_deliver's pg_notify): PostgreSQL sends
 // them at commit and drops those of a rolled-back savepoint.
 
@@ -61,8 +62,9 @@ type committer struct {
 	// delivery, for the benchmark's comparison). Set before use.
 	flushers int
 	// batches and batched count the batches run and the deliveries
-	// they held (guarded by mu): tests and the benchmark read them.
-	batches, batched int64
+	// they held, retries the batches run again after a deadlock
+	// (guarded by mu): tests and the benchmark read them.
+	batches, batched, retries int64
 }
 
 // queuedDelivery is one caller's delivery waiting for its batch.
@@ -152,6 +154,19 @@ func (s *Store) runBatch(batch []*queuedDelivery) {
 		if err = s.tryBatch(ctx, batch); err == nil || !retryable(err) {
 			break
 		}
+		s.deliveries.mu.Lock()
+		s.deliveries.retries++
+		s.deliveries.mu.Unlock()
+	}
+	if err != nil && retryable(err) {
+		// Deadlocked with other nodes' batches every time: each
+		// delivery alone then, as without batching, rather than
+		// failing them all.
+		for _, q := range batch {
+			q.res, q.err = s.deliverAlone(ctx, q.a, q.rcpts)
+			q.err = storageErr(q.err)
+		}
+		err = nil
 	}
 	for _, q := range batch {
 		if err != nil {

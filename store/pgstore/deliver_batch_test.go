@@ -407,6 +407,12 @@ func TestDeliverBatchTwoNodes(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	for _, node := range []*Store{s, s2} {
+		c := &node.deliveries
+		c.mu.Lock()
+		t.Logf("%d deliveries in %d batches, %d batches run again after a deadlock", c.batched, c.batches, c.retries)
+		c.mu.Unlock()
+	}
 	for _, acct := range accts {
 		have := map[uint32]bool{}
 		for _, uid := range got[acct] {
@@ -422,6 +428,61 @@ func TestDeliverBatchTwoNodes(t *testing.T) {
 		}
 		if n := messageCount(t, s, acct); n != int64(len(have)) {
 			t.Fatalf("account %d: %d rows, %d acknowledged", acct, n, len(have))
+		}
+	}
+}
+
+// A batch that PostgreSQL aborts to break a deadlock runs again from
+// its first statement: the delivery it had stored before the deadlock
+// is stored again (once), the others after it too.
+func TestDeliverBatchDeadlockRetried(t *testing.T) {
+	s := openTest(t, false)
+	blocker := mailAccount(t, s, "blocker@example.kz").ID
+	alice := mailAccount(t, s, "alice@example.kz").ID
+	bob := mailAccount(t, s, "bob@example.kz").ID
+	// Another session holds bob; the batch stores alice's, then waits
+	// for bob; the session then asks for alice: a deadlock, which the
+	// batch (waiting longer) detects and is aborted for.
+	other, err := s.pool.Begin(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback(bg)
+	if _, err := other.Exec(bg, `SELECT 1 FROM usage WHERE account = $1 FOR UPDATE`, int64(bob)); err != nil {
+		t.Fatal(err)
+	}
+	release, blocked := blockFlusher(t, s, blocker)
+	wait := deliverQueued(t, s, []uint64{bob, alice})
+	release()
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the batch waiting on bob's lock", func() bool {
+		var n int
+		s.pool.QueryRow(bg, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%abox_deliver%'`).Scan(&n)
+		return n == 1
+	})
+	if _, err := other.Exec(bg, `SELECT 1 FROM usage WHERE account = $1 FOR UPDATE`, int64(alice)); err != nil {
+		t.Fatal(err) // the batch, not this session, was aborted
+	}
+	waitFor(t, "the batch's retry", func() bool {
+		s.deliveries.mu.Lock()
+		defer s.deliveries.mu.Unlock()
+		return s.deliveries.retries == 1
+	})
+	other.Rollback(bg)
+	for i, err := range wait() {
+		if err != nil {
+			t.Fatalf("delivery %d: %v", i, err)
+		}
+	}
+	for _, acct := range []uint64{alice, bob} {
+		if n := messageCount(t, s, acct); n != 1 {
+			t.Fatalf("account %d: %d messages, want 1", acct, n)
+		}
+		if mb := mailbox(t, s, acct, "INBOX"); mb.UIDNext != 2 {
+			t.Fatalf("account %d: UIDNEXT %d, want 2", acct, mb.UIDNext)
 		}
 	}
 }
