@@ -208,6 +208,17 @@ func recipientErr(code string, r store.Recipient) error {
 	return fmt.Errorf("delivery: unknown outcome %q: %w", code, store.ErrCorrupt)
 }
 
+// deliverAlone runs one plain delivery as its own transaction (one
+// statement), again when PostgreSQL broke a deadlock by aborting it.
+func (s *Store) deliverAlone(ctx context.Context, a *deliverArgs, rcpts []store.Recipient) (res deliverResult, err error) {
+	for attempt := 0; ; attempt++ {
+		res, err = runDeliver(ctx, s.pool, a, rcpts)
+		if err == nil || !retryable(err) || attempt == 4 {
+			return res, err
+		}
+	}
+}
+
 // Deliver stores d and returns when it is durable (store.Store.Deliver
 // says what it promises): with AllOrNothing any recipient's error fails
 // the call and writes nothing; otherwise a failed recipient writes
@@ -242,13 +253,14 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) ([]store.Deliver
 	}
 	var res deliverResult
 	if len(d.Queue) == 0 && d.Official == nil {
-		// One statement, its own transaction; a deadlock PostgreSQL
-		// broke (shared bodies) is retried as s.tx does.
-		for attempt := 0; ; attempt++ {
-			res, err = runDeliver(ctx, s.pool, a, d.Recipients)
-			if err == nil || !retryable(err) || attempt == 4 {
-				break
-			}
+		// One statement, in a batch with other callers' deliveries
+		// (deliver_batch.go), or alone in its own transaction; a
+		// deadlock PostgreSQL broke (shared bodies) is retried as s.tx
+		// does.
+		if s.deliveries.flushers >= 0 {
+			res, err = s.deliverBatched(ctx, a, d.Recipients)
+		} else {
+			res, err = s.deliverAlone(ctx, a, d.Recipients)
 		}
 		err = storageErr(err)
 	} else {

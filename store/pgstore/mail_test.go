@@ -1,13 +1,18 @@
 package pgstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -646,11 +651,22 @@ func TestMailboxesAcrossNodes(t *testing.T) {
 	}
 }
 
-// BenchmarkDeliver: 1 KiB deliveries from 16 goroutines through two
-// nodes, bodies inline (issue 18's SMTP figure is 2,000 msgs/s). Run:
-// ABOX_REQUIRE_POSTGRES=1 go test -run '^$' -bench Deliver ./store/pgstore
+// BenchmarkDeliver: 1 KiB deliveries from 16 goroutines per node,
+// bodies inline (issue 18's SMTP figure is 2,000 msgs/s through two
+// nodes), one transaction per delivery ("single") and in group commits
+// with one or two flushers per node (deliver_batch.go). Besides msgs/s
+// (and deliveries per batch) it reports the CPU spent per delivery by PostgreSQL (every process
+// of the test's server) and by this process (both nodes and the
+// goroutines). ABOX_BENCH_PG adds PostgreSQL settings to the nodes'
+// sessions (as DSN parameters: "commit_delay=100&commit_siblings=2").
+// Run:
+// ABOX_REQUIRE_POSTGRES=1 go test -run '^$' -bench Deliver -benchtime 4000x ./store/pgstore
 func BenchmarkDeliver(b *testing.B) {
-	o := Options{DSN: pgtest.Database(b), MaxConns: 16}
+	dsn := pgtest.Database(b)
+	if extra := os.Getenv("ABOX_BENCH_PG"); extra != "" {
+		dsn += "&" + extra
+	}
+	o := Options{DSN: dsn, MaxConns: 16}
 	s := openAgain(b, nil, o)
 	s2 := openAgain(b, s, o)
 	var accts []uint64
@@ -658,20 +674,87 @@ func BenchmarkDeliver(b *testing.B) {
 		accts = append(accts, mailAccount(b, s, fmt.Sprintf("u%d@example.kz", i)).ID)
 	}
 	body := letter(0, 1024)
-	var next atomic.Int64
-	b.SetParallelism(8) // 16 goroutines on 2 cores
-	b.ResetTimer()
-	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			i := next.Add(1)
-			node := []*Store{s, s2}[i%2]
-			if _, err := node.Deliver(bg, &store.Delivery{Body: body, AllOrNothing: true,
-				Recipients: []store.Recipient{{Account: accts[i%int64(len(accts))]}}}); err != nil {
-				b.Error(err)
-				return
-			}
+	pgDir := pgtest.Server(b).Dir
+	for _, nodes := range []int{1, 2} {
+		for _, mode := range []struct {
+			name     string
+			flushers int
+		}{{"single", -1}, {"batch1", 1}, {"batch2", 2}} {
+			b.Run(fmt.Sprintf("nodes=%d/%s", nodes, mode.name), func(b *testing.B) {
+				s.deliveries.flushers, s2.deliveries.flushers = mode.flushers, mode.flushers
+				var next atomic.Int64
+				b.SetParallelism(8 * nodes) // 16 goroutines per node on 2 cores
+				_, b0 := s.deliveries.state()
+				_, b20 := s2.deliveries.state()
+				pg0, self0 := postgresCPU(b, pgDir), selfCPU()
+				b.ResetTimer()
+				start := time.Now()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						i := next.Add(1)
+						node := []*Store{s, s2}[i%int64(nodes)]
+						if _, err := node.Deliver(bg, &store.Delivery{Body: body, AllOrNothing: true,
+							Recipients: []store.Recipient{{Account: accts[i%int64(len(accts))]}}}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				elapsed := time.Since(start)
+				b.StopTimer()
+				n := float64(b.N)
+				b.ReportMetric(n/elapsed.Seconds(), "msgs/s")
+				b.ReportMetric(float64((postgresCPU(b, pgDir)-pg0).Microseconds())/n, "pg-cpu-µs/msg")
+				b.ReportMetric(float64((selfCPU()-self0).Microseconds())/n, "go-cpu-µs/msg")
+				if _, b1 := s.deliveries.state(); mode.flushers > 0 {
+					_, b21 := s2.deliveries.state()
+					b.ReportMetric(n/float64(b1-b0+b21-b20), "msgs/batch")
+				}
+			})
 		}
-	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	}
+}
+
+// selfCPU is this process's user and system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// postgresCPU is the CPU time of the PostgreSQL server in dir so far:
+// its postmaster's (with its exited children's) and its live
+// children's, from /proc.
+func postgresCPU(tb testing.TB, dir string) time.Duration {
+	pidFile, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	master, _ := strconv.Atoi(strings.SplitN(string(pidFile), "\n", 2)[0])
+	const hz = 100 // USER_HZ on Linux
+	var ticks int64
+	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// After the command's closing parenthesis: state, ppid, ...;
+		// utime, stime, cutime, cstime are fields 14 to 17.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		pid, _ := strconv.Atoi(strings.Fields(string(b))[0])
+		ppid, _ := strconv.Atoi(f[1])
+		if pid != master && ppid != master {
+			continue
+		}
+		end := 13 // utime, stime
+		if pid == master {
+			end = 15 // and its children's
+		}
+		for _, v := range f[11:end] {
+			t, _ := strconv.ParseInt(v, 10, 64)
+			ticks += t
+		}
+	}
+	return time.Duration(ticks) * time.Second / hz
 }

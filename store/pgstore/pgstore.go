@@ -58,6 +58,9 @@ type Store struct {
 	clock     func() time.Time
 	feed      *store.Feed
 	listener  *listener
+	// deliveries queues plain deliveries for group commit
+	// (deliver_batch.go).
+	deliveries committer
 
 	closeOnce sync.Once
 	closeMu   sync.Mutex
