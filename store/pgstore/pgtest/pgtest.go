@@ -38,6 +38,8 @@ type Postgres struct {
 	Bin  string // directory of postgres, pg_ctl, initdb
 	cmd  *exec.Cmd
 	log  string
+	// stopped is closed once the server was stopped (startTied).
+	stopped chan struct{}
 }
 
 var (
@@ -143,7 +145,8 @@ func (p *Postgres) Start() error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	asPostgresUser(cmd, p.Dir)
 	cmd.SysProcAttr.Setpgid = true
-	if err := cmd.Start(); err != nil {
+	p.stopped = make(chan struct{})
+	if err := startTied(cmd, p.stopped); err != nil {
 		logf.Close()
 		return fmt.Errorf("postgres: %v", err)
 	}
@@ -185,6 +188,7 @@ func (p *Postgres) Stop(mode string) error {
 	}
 	err := p.cmd.Wait()
 	p.cmd = nil
+	close(p.stopped)
 	if mode == "kill" {
 		// The backends of a killed postmaster go with their group;
 		// its shared memory and pid file are cleaned at the next start.

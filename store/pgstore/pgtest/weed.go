@@ -28,6 +28,7 @@ type Weed struct {
 	ports     []int
 	cmd       *exec.Cmd
 	log       string
+	stopped   chan struct{} // closed once the server was killed (startTied)
 }
 
 var (
@@ -139,7 +140,8 @@ func (w *Weed) Start() error {
 		"-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.raftHashicorp=false")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	w.stopped = make(chan struct{})
+	if err := startTied(cmd, w.stopped); err != nil {
 		logf.Close()
 		return fmt.Errorf("weed: %v", err)
 	}
@@ -186,6 +188,7 @@ func (w *Weed) Kill() {
 	syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
 	w.cmd.Process.Wait()
 	w.cmd = nil
+	close(w.stopped)
 }
 
 // NewBucket names a fresh bucket for one test (the store creates it).
