@@ -87,14 +87,17 @@ func (e *Engine) Authenticate(ctx context.Context, service, username, password s
 func (e *Engine) authenticate(ctx context.Context, service, username, password string, ip netip.Addr) (*Identity, time.Duration, error) {
 	now := e.clock()
 	key := canonicalAddress(username)
-	delay, err := e.Limits.LoginAllowed(ip, key, now)
+	delay, attempt, err := e.Limits.loginAllowed(ctx, ip, key, now)
 	if err != nil {
 		return nil, 0, err
 	}
 	fail := func(reason string) (*Identity, time.Duration, error) {
-		e.Limits.LoginFailed(ip, key, now)
+		if err := e.Limits.loginFailed(ctx, attempt, ip, key, now); err != nil {
+			return nil, 0, err
+		}
 		return nil, delay, &Refusal{Kind: ErrAuthFailed, Reason: reason}
 	}
+	succeeded := func() error { return e.Limits.loginSucceeded(ctx, attempt, ip, key, now) }
 	// verify checks the password against phc ("" for the dummy) within
 	// the hashing bounds; an error (ErrAuthBusy) is a temporary failure,
 	// not a failed login.
@@ -133,7 +136,9 @@ func (e *Engine) authenticate(ctx context.Context, service, username, password s
 		if !senderNetworkAllowed(&snd, ip) {
 			return fail("sender " + snd.Name + " may not connect from " + ip.Unmap().String())
 		}
-		e.Limits.LoginSucceeded(ip, key, now)
+		if err := succeeded(); err != nil {
+			return nil, 0, err
+		}
 		return &Identity{Sender: &snd}, 0, nil
 	}
 	acct, err := e.store.Account(key)
@@ -161,7 +166,9 @@ func (e *Engine) authenticate(ctx context.Context, service, username, password s
 		}
 		return fail("")
 	}
-	e.Limits.LoginSucceeded(ip, key, now)
+	if err := succeeded(); err != nil {
+		return nil, 0, err
+	}
 	// Only a caller who knows the password learns the account's state.
 	refusal := func(err error) (*Identity, time.Duration, error) {
 		rec.Outcome, rec.Reason = "refused", ReasonOf(err)

@@ -138,7 +138,11 @@ func New(st Store, cfg Config) *Engine {
 		o.withDefaults()
 		cfg.Outbound = &o
 	}
-	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: newRateLimits(cfg), Commands: newCommandBudgets(), metrics: cfg.Metrics, life: cfg.Lifecycle,
+	limits := newRateLimits(cfg)
+	if shared, ok := st.(SharedLogins); ok {
+		limits.shared = shared // several nodes count failed logins together
+	}
+	return &Engine{store: st, clock: cfg.Clock, cfg: cfg, Limits: limits, Commands: newCommandBudgets(), metrics: cfg.Metrics, life: cfg.Lifecycle,
 		extraChecks: externalChecks(cfg.Spam), hashes: newHashGate(cfg.Hashing, cfg.Metrics)}
 }
 

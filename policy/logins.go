@@ -2,6 +2,7 @@ package policy
 
 import (
 	"container/list"
+	"context"
 	"net/netip"
 	"time"
 
@@ -25,12 +26,21 @@ import (
 // row (no success between, none 10 minutes after the last), logins that
 // count on it are refused for a minute (450 4.7.1 / NO [LIMIT]) without
 // checking the password.
+//
+// That is one node's memory. When the store is shared by several nodes
+// (SharedLogins, logins_shared.go), the same counters with the same
+// rules live in the store, so that the limits hold for a client however
+// many nodes it spreads its tries over.
 
 // LoginAllowed says whether a login from ip for account may be tried now.
 // After failures it returns a delay the caller waits before answering
 // (growing with the streak, up to 5 s), and past the per-minute limit of
 // a counter the login touches, a Refusal.
 func (l *RateLimits) LoginAllowed(ip netip.Addr, account string, now time.Time) (time.Duration, error) {
+	if l.shared != nil {
+		d, _, err := l.loginAllowed(context.Background(), ip, account, now)
+		return d, err
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var delay time.Duration
@@ -40,15 +50,32 @@ func (l *RateLimits) LoginAllowed(ip netip.Addr, account string, now time.Time) 
 			continue
 		}
 		if now.Before(f.until) {
-			return 0, refuse(ErrAuthLocked, "too many failed logins; try again after %s", f.until.UTC().Format(time.RFC3339))
+			return 0, lockedOut(f.until)
 		}
-		delay = max(delay, min(time.Duration(f.streak)*250*time.Millisecond, 5*time.Second))
+		delay = max(delay, failDelay(f.streak))
 	}
 	return delay, nil
 }
 
-// LoginFailed records a failed login on the counters it touches.
+// lockedOut is the refusal of a login while a counter is locked.
+func lockedOut(until time.Time) error {
+	return refuse(ErrAuthLocked, "too many failed logins; try again after %s", until.UTC().Format(time.RFC3339))
+}
+
+// failDelay is how long a failure's answer waits after streak failures
+// in a row.
+func failDelay(streak int) time.Duration {
+	return min(time.Duration(streak)*250*time.Millisecond, 5*time.Second)
+}
+
+// LoginFailed records a failed login on the counters it touches. (With
+// a shared store a failure to record is not reported here: Authenticate
+// uses loginFailed, which reports it.)
 func (l *RateLimits) LoginFailed(ip netip.Addr, account string, now time.Time) {
+	if l.shared != nil {
+		l.loginFailed(context.Background(), nil, ip, account, now)
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.gc(now)
@@ -66,15 +93,20 @@ func (l *RateLimits) LoginFailed(ip netip.Addr, account string, now time.Time) {
 		// bucket refills as fast as it drains, and the limit would
 		// never apply to the one client it exists for.
 		if !f.limiter.AllowN(now, 1) || f.streak > l.cfg.FailedLoginsPerMinute {
-			f.until = now.Add(time.Minute)
+			f.until = now.Add(loginLock)
 		}
 	}
 }
 
 // LoginSucceeded remembers ip's network as known to the account, clears
 // the failures counted for that pair, and resets the streaks (the
-// growing delay) of the account and the IP.
+// growing delay) of the account and the IP. (With a shared store, as
+// LoginFailed.)
 func (l *RateLimits) LoginSucceeded(ip netip.Addr, account string, now time.Time) {
+	if l.shared != nil {
+		l.loginSucceeded(context.Background(), nil, ip, account, now)
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := knownKey{account, loginNetwork(ip)}

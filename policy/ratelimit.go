@@ -11,6 +11,12 @@ import (
 // RateLimits holds the per-IP and per-account counters that live in
 // memory: concurrent connections, messages per minute, failed logins.
 // (Daily per-account counters live in the store and survive restarts.)
+//
+// With a store several nodes share (SharedLogins), failed logins and
+// the known logins are counted there instead, for every node at once.
+// The others stay per node: they bound one node's connections and work
+// (a client's share of each node), and sharing them would cost a
+// database write per connection or message.
 type RateLimits struct {
 	cfg Config
 
@@ -23,6 +29,10 @@ type RateLimits struct {
 	senders  map[string]*rate.Limiter     // guarded by mu; per trusted sender
 	unknown  map[netip.Addr]*rate.Limiter // guarded by mu; unknown recipients per IP
 	lastGC   time.Time                    // guarded by mu
+
+	// shared, when set, keeps fails and known for every node
+	// (logins_shared.go); the maps above then hold none.
+	shared SharedLogins
 }
 
 type connKey struct {
@@ -168,7 +178,7 @@ func (l *RateLimits) gc(now time.Time) {
 		}
 	}
 	for k, f := range l.fails {
-		if now.Sub(f.seen) > 10*time.Minute && now.After(f.until) {
+		if now.Sub(f.seen) > loginForget && now.After(f.until) {
 			delete(l.fails, k)
 		}
 	}

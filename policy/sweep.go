@@ -59,7 +59,7 @@ func (e *Engine) Sweep(ctx context.Context, at time.Time, dryRun bool, report fu
 	}
 	steps := []func(context.Context, time.Time, bool, func(SweepAction)) error{
 		e.sweepWarnings, e.sweepInactive, e.sweepPurge, e.sweepSealed, e.sweepRetention,
-		e.sweepVanished, e.sweepLoginHistory, e.sweepAudit,
+		e.sweepVanished, e.sweepLoginHistory, e.sweepLoginCounters, e.sweepAudit,
 	}
 	for _, step := range steps {
 		if err := step(ctx, at, dryRun, report); err != nil {
