@@ -14,7 +14,7 @@ import (
 // spreads its tries over N nodes behind a balancer gets the attempts of
 // one). policy/logins_shared.go decides which counters an attempt
 // touches and what their state means; this keeps them in the
-// login_counters table (migrations/0010_login_failures.sql).
+// login_counters table (migrations/0009_login_failures.sql).
 //
 // A failure is counted on all its counters in one statement, which
 // computes each new state from the row as it is, under its row lock:
