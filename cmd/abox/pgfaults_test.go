@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/smtp"
 	"net/textproto"
 	"os"
@@ -716,4 +718,317 @@ func TestPostgresOutage(t *testing.T) {
 	checkCounters(t, c.dsn, true)
 
 	idleSeesDelivery(t, sess[1], srv[0].Addr("smtp"), rcpts[0], "after the outages")
+}
+
+// TestObjectStoreOutage: SeaweedFS killed (SIGKILL) for about 3 s while
+// two nodes take deliveries of bodies that all go to the object store:
+// they are answered 4xx meanwhile (never 5xx), nothing answered 250 is
+// lost, and once weed is back on its ports deliveries are answered 250
+// again with no node restarted.
+func TestObjectStoreOutage(t *testing.T) {
+	t.Parallel()
+	w := privateWeed(t)
+	c := faultCluster(t, pgtest.Database(t), w, "64B")
+	nodes := []*abox{c.node(), c.node()}
+	srv := []*aboxtest.Server{c.serve(nodes[0]), c.serve(nodes[1])}
+	rcpts := faultUsers(nodes[0], 2)
+
+	load := newMailLoad(t, rcpts, 3000, srv[0].Addr("smtp"), srv[1].Addr("smtp"))
+	load.start(2)
+	stopped := false
+	defer func() {
+		if !stopped {
+			load.stop()
+		}
+	}()
+	b0, b1 := load.acked(0), load.acked(1)
+	waitFor(t, "deliveries through both nodes before the outage", 60*time.Second, func() bool {
+		return load.acked(0) >= b0+5 && load.acked(1) >= b1+5
+	})
+	temp := load.temp.Load()
+	down := time.Now()
+	w.Kill()
+	waitFor(t, "4xx replies while the object store is down", 60*time.Second, func() bool {
+		return load.temp.Load() >= temp+4
+	})
+	if d := 3*time.Second - time.Since(down); d > 0 {
+		time.Sleep(d)
+	}
+	if err := w.Start(); err != nil {
+		t.Fatalf("SeaweedFS again: %v", err)
+	}
+	b0, b1 = load.acked(0), load.acked(1)
+	waitFor(t, "deliveries through both nodes after the object store's restart", 90*time.Second, func() bool {
+		return load.acked(0) >= b0+5 && load.acked(1) >= b1+5
+	})
+	load.stop()
+	stopped = true
+	t.Logf("object store outage: %s; 4xx replies: %q", load, load.tempReplies())
+	if s := load.summary(); s[permFail] > 0 {
+		t.Errorf("%d letters refused with 5xx", s[permFail])
+	}
+	storage := false
+	for _, r := range load.tempReplies() {
+		storage = storage || strings.Contains(r, "451 4.3.0 Storage temporarily unavailable")
+	}
+	if !storage {
+		t.Errorf("no 4xx reply during the outage says the storage is unavailable: %q", load.tempReplies())
+	}
+	n, _ := load.verify(srv[1].Addr("imaps"), false)
+	t.Logf("%d letters without an answer at their end of data were stored (each whole, once)", n)
+	checkCounters(t, c.dsn, true)
+}
+
+// uidSet expands an IMAP UID set ("2,4:6") into its UIDs.
+func uidSet(t *testing.T, s string) []int {
+	t.Helper()
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, ":")
+		a, err1 := strconv.Atoi(lo)
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil {
+			t.Fatalf("UID set %q", s)
+		}
+		for u := min(a, b); u <= max(a, b); u++ {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// TestPostgresIdleKill is issue 18's "kill a node mid-IDLE": a client
+// with QRESYNC IDLEs on node 2, node 2 is killed with SIGKILL, and
+// meanwhile through node 1 two letters arrive, one message is expunged
+// and another flagged. The client connects to node 1 and resynchronises
+// with SELECT (QRESYNC (UIDVALIDITY MODSEQ)) from what it last knew: it
+// gets exactly the VANISHED (EARLIER) and the FETCHes it missed.
+func TestPostgresIdleKill(t *testing.T) {
+	t.Parallel()
+	c := newPGCluster(t, true, "outbound = false")
+	n1, n2 := c.node(), c.node()
+	s1, s2 := c.serve(n1), c.serve(n2)
+	n1.OK("domain", "add", testDomain)
+	alice := n1.addUser("alice").Address
+	for i := 1; i <= 3; i++ {
+		mxSend(t, s1.Addr("smtp"), alice, fmt.Sprintf("before %d", i), strings.Repeat("A letter the client has seen. ", 20))
+	}
+
+	rc := rawIMAPLogin(t, s2.Addr("imaps"), alice, goodPassword)
+	if _, st := rc.cmd("ENABLE QRESYNC"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("ENABLE QRESYNC on node 2: %s", st)
+	}
+	out, st := rc.cmd("SELECT INBOX")
+	if !strings.HasPrefix(st, "OK") || !strings.Contains(out, "* 3 EXISTS") {
+		t.Fatalf("SELECT INBOX on node 2: %s\n%s", st, out)
+	}
+	var uidValidity, modseq uint64
+	for _, line := range strings.Split(out, "\r\n") {
+		fmt.Sscanf(line, "* OK [UIDVALIDITY %d]", &uidValidity)
+		fmt.Sscanf(line, "* OK [HIGHESTMODSEQ %d]", &modseq)
+	}
+	if uidValidity == 0 || modseq == 0 {
+		t.Fatalf("SELECT with QRESYNC enabled named no UIDVALIDITY or HIGHESTMODSEQ:\n%s", out)
+	}
+	fmt.Fprintf(rc.conn, "idle IDLE\r\n")
+	if line, err := rc.r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+") {
+		t.Fatalf("IDLE on node 2: %q %v", line, err)
+	}
+
+	s2.Kill()
+	rc.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	for {
+		if _, err := rc.r.ReadString('\n'); err != nil {
+			break // the connection died with its node
+		}
+	}
+
+	// What the client misses, through node 1: UIDs 4 and 5 arrive, 2 is
+	// expunged, 1 is flagged.
+	for i := 4; i <= 5; i++ {
+		mxSend(t, s1.Addr("smtp"), alice, fmt.Sprintf("missed %d", i), "A letter that arrived while the client's node was dead.")
+	}
+	other := rawIMAPLogin(t, s1.Addr("imaps"), alice, goodPassword)
+	for _, cmd := range []string{"SELECT INBOX", `UID STORE 2 +FLAGS.SILENT (\Deleted)`, "UID EXPUNGE 2", `UID STORE 1 +FLAGS.SILENT (\Flagged)`, "LOGOUT"} {
+		if _, st := other.cmd("%s", cmd); !strings.HasPrefix(st, "OK") {
+			t.Fatalf("%s on node 1: %s", cmd, st)
+		}
+	}
+
+	// The client comes back, to node 1.
+	back := rawIMAPLogin(t, s1.Addr("imaps"), alice, goodPassword)
+	if _, st := back.cmd("ENABLE QRESYNC"); !strings.HasPrefix(st, "OK") {
+		t.Fatalf("ENABLE QRESYNC on node 1: %s", st)
+	}
+	out, st = back.cmd("SELECT INBOX (QRESYNC (%d %d))", uidValidity, modseq)
+	if !strings.HasPrefix(st, "OK") {
+		t.Fatalf("SELECT INBOX (QRESYNC (%d %d)) on node 1: %s\n%s", uidValidity, modseq, st, out)
+	}
+	var vanished, fetched []int
+	flags := map[int]string{}
+	exists := -1
+	for _, line := range strings.Split(out, "\r\n") {
+		if rest, ok := strings.CutPrefix(line, "* VANISHED (EARLIER) "); ok {
+			vanished = append(vanished, uidSet(t, strings.TrimSpace(rest))...)
+		}
+		fmt.Sscanf(line, "* %d EXISTS", &exists)
+		if strings.HasPrefix(line, "* ") && strings.Contains(line, " FETCH (") {
+			i := strings.Index(line, "UID ")
+			if i < 0 {
+				t.Errorf("a FETCH in the resynchronisation without its UID: %q", line)
+				continue
+			}
+			var uid int
+			fmt.Sscanf(line[i:], "UID %d", &uid)
+			fetched = append(fetched, uid)
+			flags[uid] = line
+			if !strings.Contains(line, "MODSEQ (") {
+				t.Errorf("a FETCH in the resynchronisation without MODSEQ: %q", line)
+			}
+		}
+	}
+	sort.Ints(vanished)
+	sort.Ints(fetched)
+	if fmt.Sprint(vanished) != "[2]" {
+		t.Errorf("VANISHED (EARLIER) after the resynchronisation: %v, want [2]\n%s", vanished, out)
+	}
+	if fmt.Sprint(fetched) != "[1 4 5]" {
+		t.Errorf("FETCHed in the resynchronisation: UIDs %v, want [1 4 5] (1 flagged, 4 and 5 new)\n%s", fetched, out)
+	}
+	if !strings.Contains(flags[1], `\Flagged`) {
+		t.Errorf("UID 1's FETCH: %q, want \\Flagged", flags[1])
+	}
+	if exists != 4 {
+		t.Errorf("EXISTS after the resynchronisation: %d, want 4\n%s", exists, out)
+	}
+}
+
+// jobRunners says, from the servers' logs, which of them run job now
+// (jobs.go's "lease taken" starts it; "job stopped" and "lease lost"
+// stop it).
+func jobRunners(srv []*aboxtest.Server, job string) []int {
+	var out []int
+	for i, s := range srv {
+		running := false
+		for _, rec := range s.Log.Records() {
+			if rec["job"] != job {
+				continue
+			}
+			msg, _ := rec["msg"].(string)
+			switch {
+			case strings.HasPrefix(msg, "lease taken"):
+				running = true
+			case strings.HasPrefix(msg, "job stopped"), strings.HasPrefix(msg, "lease lost"), strings.HasPrefix(msg, "lease released"):
+				running = false
+			}
+		}
+		if running {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// oneRunner reports whether each job runs on exactly one node, the one
+// the database names as its lease's holder.
+func oneRunner(t *testing.T, dsn string, srv []*aboxtest.Server, jobs []string) (bool, string) {
+	for _, job := range jobs {
+		r := jobRunners(srv, job)
+		if len(r) != 1 {
+			return false, fmt.Sprintf("%s runs on nodes %v", job, r)
+		}
+		if pid := holderPid(leaseHolder(t, dsn, job)); pid != srv[r[0]].Pid() {
+			return false, fmt.Sprintf("%s runs on node %d (pid %d); the database names pid %d", job, r[0]+1, srv[r[0]].Pid(), pid)
+		}
+	}
+	return true, ""
+}
+
+// noticeStatus asks a node's notice API for a letter that does not
+// exist, as the trusted sender egov.
+func noticeStatus(t *testing.T, s *aboxtest.Server) (int, string, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+s.Addr("http")+"/v1/notices/nothing%40egov.kz", nil)
+	req.SetBasicAuth("egov", goodPassword)
+	client := &http.Client{Timeout: time.Minute}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("notice API: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), b
+}
+
+// TestPostgresOutageLeases: while PostgreSQL is down (longer than the
+// leases' time to live) the notice API answers 503 with a problem
+// document on every node, and once it is back (no node restarted) the
+// notice API answers again and each one-node job (sweeps, evidence
+// build) runs on exactly one node, the one holding its lease.
+func TestPostgresOutageLeases(t *testing.T) {
+	t.Parallel()
+	const ttl = 6 * time.Second
+	pg := privatePostgres(t)
+	c := faultCluster(t, pg.NewDatabase(t), nil, "", `lease-ttl = "6s"`)
+	nodes := []*abox{c.node(), c.node()}
+	srv := []*aboxtest.Server{c.serve(nodes[0]), c.serve(nodes[1])}
+	nodes[0].OKIn(goodPassword+"\n", "sender", "add", "egov", "--kind", "official", "--from", "notices@egov.kz", "--password-stdin")
+	jobs := []string{leaseSweeps, leaseEvidenceBuild}
+
+	for i, s := range srv {
+		if code, _, b := noticeStatus(t, s); code != http.StatusNotFound {
+			t.Fatalf("notice API on node %d before the outage: %d %s, want 404", i+1, code, b)
+		}
+	}
+	waitFor(t, "each job to run on one node", 60*time.Second, func() bool {
+		ok, _ := oneRunner(t, c.dsn, srv, jobs)
+		return ok
+	})
+
+	down := time.Now()
+	if err := pg.Stop("fast"); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range srv {
+		code, ctype, b := noticeStatus(t, s)
+		var p problem
+		if code != http.StatusServiceUnavailable || ctype != "application/problem+json" || json.Unmarshal(b, &p) != nil ||
+			p.Status != http.StatusServiceUnavailable || p.Type != "urn:abox:problem:unavailable" {
+			t.Errorf("notice API on node %d while PostgreSQL is down: %d %s %s, want 503 with an unavailable problem", i+1, code, ctype, b)
+		}
+	}
+	// Down for longer than a lease lives: the holders stop their jobs.
+	waitFor(t, "the jobs to stop while PostgreSQL is down", 60*time.Second, func() bool {
+		for _, job := range jobs {
+			if len(jobRunners(srv, job)) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if d := ttl + 2*time.Second - time.Since(down); d > 0 {
+		time.Sleep(d)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range srv {
+		waitFor(t, fmt.Sprintf("the notice API on node %d after the outage", i+1), 60*time.Second, func() bool {
+			code, _, _ := noticeStatus(t, s)
+			return code == http.StatusNotFound
+		})
+	}
+	waitFor(t, "each job to run on one node after the outage", 60*time.Second, func() bool {
+		ok, _ := oneRunner(t, c.dsn, srv, jobs)
+		return ok
+	})
+	// And it stays so over the next renewals.
+	time.Sleep(ttl)
+	if ok, why := oneRunner(t, c.dsn, srv, jobs); !ok {
+		t.Errorf("a lease's time to live after the outage: %s", why)
+	}
 }
