@@ -53,6 +53,13 @@ func noFor(err error, log *slog.Logger) error {
 	if errors.As(err, &ie) {
 		return err
 	}
+	if errors.Is(err, store.ErrStorageFailing) {
+		// The database or object store is out of reach for now: an
+		// operator's matter, not a bug; the error's text (a server's
+		// address, several lines) is not the client's.
+		log.Warn("imap: storage unavailable", "err", err)
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeUnavailable, Text: "Storage temporarily unavailable, try again later"}
+	}
 	for _, c := range codes {
 		if errors.Is(err, c.kind) {
 			text := policy.ReasonOf(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -43,6 +44,10 @@ func TestErrorReplies(t *testing.T) {
 		}
 	}
 	var ie *imap.Error
+	storage := fmt.Errorf("status: %w", errors.Join(store.ErrStorageFailing, errors.New("dial tcp 10.0.0.5:5432: connection refused\nmore")))
+	if errors.As(noFor(storage, log), &ie); ie.Code != imap.ResponseCodeUnavailable || strings.ContainsAny(ie.Text, "\r\n") || strings.Contains(ie.Text, "10.0.0.5") {
+		t.Errorf("the storage failing: %v, want NO [UNAVAILABLE] without the driver's text", ie)
+	}
 	if errors.As(noFor(refusal, log), &ie); ie.Text != "slow down" {
 		t.Errorf("a refusal's text: %q, want its reason", ie.Text)
 	}

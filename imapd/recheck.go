@@ -1,6 +1,8 @@
 package imapd
 
 import (
+	"errors"
+
 	"abox/accounts"
 	"abox/policy"
 )
@@ -40,7 +42,10 @@ func (s *session) endIfInvalid(acctID uint64) bool {
 		return false
 	}
 	_, err := s.srv.cfg.Policy.Recheck(&policy.Identity{Account: s.acct, AppPassword: s.app}, accounts.ServiceIMAP)
-	if err == nil {
+	var refusal *policy.Refusal
+	if !errors.As(err, &refusal) {
+		// Allowed, or the account could not be read (the storage is out
+		// of reach): the session's next command checks again.
 		return false
 	}
 	s.log.Info("session ends: " + policy.ReasonOf(err))

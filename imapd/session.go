@@ -75,6 +75,12 @@ func (s *session) enter(name string) (func(), error) {
 		// changed passwords lose access at once (user agreement 2.7-2.8,
 		// 2.12.1), and quota or class changes apply to open sessions.
 		acct, err := s.srv.cfg.Policy.Recheck(&policy.Identity{Account: s.acct, AppPassword: s.app}, accounts.ServiceIMAP)
+		var refusal *policy.Refusal
+		if err != nil && !errors.As(err, &refusal) {
+			// The account could not be read (the storage is out of
+			// reach): no decision, the session stays open.
+			return done, noFor(err, s.log)
+		}
 		if err != nil {
 			s.log.Info("session ends: " + policy.ReasonOf(err))
 			s.bye("Session ended: " + policy.ReasonOf(err))

@@ -3,6 +3,8 @@ package policy
 import (
 	"errors"
 	"fmt"
+
+	"abox/store"
 )
 
 // The kinds of refusal policy gives. Protocol packages map each to one
@@ -32,6 +34,15 @@ var (
 	// (SMTP 452 4.3.1), never accepted and lost.
 	ErrNoStorage = errors.New("insufficient system storage")
 )
+
+// ErrStorageFailing is the store's error for a storage it cannot reach
+// or write for now (on PostgreSQL: the database or the object store
+// restarting, unreachable, out of resources). It is no decision and no
+// bug: the protocol packages answer it as a temporary failure (SMTP 451
+// 4.3.0, IMAP NO [UNAVAILABLE]) and log it as a warning, and a session
+// that meets it stays open. Protocol packages test for it with
+// errors.Is without importing store.
+var ErrStorageFailing = store.ErrStorageFailing
 
 // Refusal is a decision not to do something, with its kind (one of the
 // Err values above, for errors.Is) and a reason for the person reading it.

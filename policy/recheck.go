@@ -1,10 +1,12 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
 	"abox/accounts"
+	"abox/store"
 )
 
 // Recheck says whether a subscriber logged in as id, in a session of
@@ -14,12 +16,19 @@ import (
 // agreement 2.7-2.8, 2.12.1: a subscriber who fears a stolen password
 // changes it, and the thief's open sessions must end with it). On
 // success it returns the current account; a trusted sender's identity
-// is returned as it is.
+// is returned as it is. An error that is no *Refusal says the account
+// could not be read (ErrStorageFailing): nothing was decided, and the
+// session goes on.
 func (e *Engine) Recheck(id *Identity, service string) (*accounts.Account, error) {
 	if id == nil || id.Account == nil {
 		return nil, nil
 	}
 	acct, err := e.store.AccountByID(id.Account.ID)
+	if errors.Is(err, store.ErrStorageFailing) {
+		// The account could not be read (the storage is out of reach):
+		// no decision, so no Refusal; callers keep the session open.
+		return nil, fmt.Errorf("policy: recheck: %w", err)
+	}
 	if err != nil {
 		return nil, &Refusal{Kind: ErrAuthFailed, Reason: "the account no longer exists", Cause: err}
 	}

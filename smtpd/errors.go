@@ -40,6 +40,9 @@ var refusals = []struct {
 	{policy.ErrNoStorage, 452, "4.3.1"},
 }
 
+// storageUnavailable is the text of the reply to policy.ErrStorageFailing.
+const storageUnavailable = "Storage temporarily unavailable, try again later"
+
 // replyFor turns an error from policy into its reply. Anything policy did
 // not decide (a store failure, a bug) is logged and answered with a
 // temporary failure that reveals nothing.
@@ -52,6 +55,13 @@ func replyFor(err error, log *slog.Logger) reply {
 			}
 			return reply{r.code, r.enh, text}
 		}
+	}
+	if errors.Is(err, policy.ErrStorageFailing) {
+		// The database or object store is out of reach for now (a
+		// restart, a network fault): nothing was stored, the sender
+		// tries again later. An operator's matter, not a bug.
+		log.Warn("smtp: storage unavailable", "err", err)
+		return reply{451, "4.3.0", storageUnavailable}
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return reply{451, "4.3.0", "Server is shutting down, try again later"}
@@ -66,6 +76,9 @@ func reasonLabel(err error) string {
 		if errors.Is(err, r.kind) {
 			return r.kind.Error()
 		}
+	}
+	if errors.Is(err, policy.ErrStorageFailing) {
+		return "storage unavailable"
 	}
 	return "internal error"
 }

@@ -38,6 +38,13 @@ func (c *conn) cmdMail(arg string) {
 		// must not outlive the password it stole.
 		if c.ident.Account != nil {
 			acct, err := c.s.cfg.Policy.Recheck(c.ident, accounts.ServiceSubmission)
+			var refusal *policy.Refusal
+			if err != nil && !errors.As(err, &refusal) {
+				// The account could not be read (the storage is out
+				// of reach): no decision, the session goes on.
+				c.writeReply(replyFor(err, c.log))
+				return
+			}
 			if err != nil {
 				c.log.Info("submission session ends", "reason", policy.ReasonOf(err))
 				c.writeReply(reply{421, "4.7.0", "Session ended: " + policy.ReasonOf(err) + ", closing connection"})

@@ -212,4 +212,11 @@ func TestReplyFor(t *testing.T) {
 	if r := replyFor(errors.New("disk on fire"), log); r.code != 451 || r.enh != "4.3.0" || strings.Contains(r.text, "fire") {
 		t.Errorf("unknown error: %d %s %q, want 451 4.3.0 with generic text", r.code, r.enh, r.text)
 	}
+	// The database or object store out of reach: a temporary failure
+	// of its own, which never shows the driver's text (a server's
+	// address, several lines).
+	storage := errors.Join(policy.ErrStorageFailing, errors.New("dial tcp 10.0.0.5:5432: connection refused\nmore"))
+	if r := replyFor(fmt.Errorf("policy: deliver: %w", storage), log); r.code != 451 || r.enh != "4.3.0" || r.text != storageUnavailable {
+		t.Errorf("storage failing: %d %s %q, want 451 4.3.0 %q", r.code, r.enh, r.text, storageUnavailable)
+	}
 }

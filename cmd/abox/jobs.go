@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"abox/store"
 )
 
 // Some of serve's background jobs must run on exactly one node at a
@@ -158,6 +160,18 @@ func (s *server) holdLease(ctx context.Context, name string, job func(context.Co
 	}
 }
 
+// logJobFailure logs the failure of one turn of a background job: a
+// warning when the storage is out of reach for now (PostgreSQL or the
+// object store restarting: the job runs again at its next turn, nothing
+// to fix in abox), an error otherwise.
+func (s *server) logJobFailure(msg string, err error) {
+	if errors.Is(err, store.ErrStorageFailing) {
+		s.log.Warn(msg, "err", err)
+		return
+	}
+	s.log.Error(msg, "err", err)
+}
+
 // evidenceBuilder is the PostgreSQL backend's builder of the evidence
 // log: entries are written pending by the deliveries of every node and
 // placed in the log by one builder at a time. (The bbolt store builds at
@@ -188,7 +202,7 @@ func (s *server) startEvidenceBuilder(ctx context.Context) <-chan struct{} {
 			n, err := b.BuildEvidence(ctx)
 			switch {
 			case err != nil && ctx.Err() == nil:
-				s.log.Error("building the evidence log", "err", err)
+				s.logJobFailure("building the evidence log", err)
 			case n > 0:
 				s.log.Debug("evidence entries placed in the log", "entries", n)
 			}

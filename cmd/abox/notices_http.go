@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/netip"
@@ -46,6 +47,12 @@ func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many logins are being checked; try again later", http.StatusServiceUnavailable)
 		return
 	}
+	if errors.Is(err, store.ErrStorageFailing) {
+		// The sender could not be looked up: no verdict on the
+		// credentials (a 401 would say they are wrong).
+		storageUnavailable(w, r, s.log, "notice API", err)
+		return
+	}
 	if err != nil || id.Sender == nil {
 		if delay > 0 {
 			time.Sleep(delay)
@@ -55,12 +62,16 @@ func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/v1/receipts/") {
-		s.receipts(w, r.PathValue("id"), id.Sender.Name)
+		s.receipts(w, r, r.PathValue("id"), id.Sender.Name)
 		return
 	}
 	n, err := s.store.Notice(r.PathValue("id"), id.Sender.Name)
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "no such letter from this sender", http.StatusNotFound)
+		return
+	}
+	if errors.Is(err, store.ErrStorageFailing) {
+		storageUnavailable(w, r, s.log, "notice API", err)
 		return
 	}
 	if err != nil {
@@ -72,6 +83,16 @@ func (s *server) noticeHandler(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(n)
 }
 
+// storageUnavailable answers a request the store could not serve for
+// now (PostgreSQL or the object store out of reach): 503 with the API's
+// problem document (docs/API.md, unavailable) and a Retry-After, logged
+// as a warning: an outage, not a bug.
+func storageUnavailable(w http.ResponseWriter, r *http.Request, log *slog.Logger, what string, err error) {
+	log.Warn(what+": storage unavailable", "err", err)
+	w.Header().Set("Retry-After", "30")
+	writeProblem(w, r, http.StatusServiceUnavailable, "unavailable", "the store cannot be reached now; try again later")
+}
+
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="abox notices", charset="UTF-8"`)
 	http.Error(w, "trusted sender credentials required", http.StatusUnauthorized)
@@ -80,10 +101,14 @@ func unauthorized(w http.ResponseWriter) {
 // receipts serves GET /v1/receipts/{message-id}: the sender's receipts
 // (docs/EVIDENCE.md) for its letter, with the same authentication and
 // 404 as the notice itself.
-func (s *server) receipts(w http.ResponseWriter, msgID, sender string) {
+func (s *server) receipts(w http.ResponseWriter, r *http.Request, msgID, sender string) {
 	b, err := proofBundle(s.env, msgID, sender)
 	if errors.Is(err, store.ErrNotFound) {
 		http.Error(w, "no such letter from this sender", http.StatusNotFound)
+		return
+	}
+	if errors.Is(err, store.ErrStorageFailing) {
+		storageUnavailable(w, r, s.log, "receipts API", err)
 		return
 	}
 	if err != nil {

@@ -242,7 +242,7 @@ func (s *server) startHeadSigner(ctx context.Context) <-chan struct{} {
 			}
 			h, err := signHead(ctx, s.env, key)
 			if err != nil {
-				s.log.Error("signing the evidence tree head", "err", err)
+				s.logJobFailure("signing the evidence tree head", err)
 				return
 			}
 			signed = h.TreeSize

@@ -504,13 +504,13 @@ func (s *server) startScheduler(ctx context.Context) <-chan struct{} {
 				s.log.Info("sweep", "action", a.Action, "account", a.Account, "detail", a.Detail)
 			})
 			if err != nil && ctx.Err() == nil {
-				s.log.Error("sweep failed", "err", err)
+				s.logJobFailure("sweep failed", err)
 			}
 			// The API's idempotency keys outlive their day here.
 			for ctx.Err() == nil {
 				gone, err := s.store.PruneIdempotent(ctx, start.Add(-idempotencyTTL), 10_000)
 				if err != nil {
-					s.log.Error("pruning API idempotency keys", "err", err)
+					s.logJobFailure("pruning API idempotency keys", err)
 				}
 				if err != nil || gone < 10_000 {
 					break

@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -40,7 +41,11 @@ func storageErr(err error) error {
 	}
 	var ne net.Error
 	var ce *pgconn.ConnectError
-	if errors.As(err, &ne) || errors.As(err, &ce) || pgconn.SafeToRetry(err) || errors.Is(err, errObjects) {
+	// A connection that died under a statement (the server stopped or
+	// crashed: "unexpected EOF"), or was found closed by then, is the
+	// same outage.
+	if errors.As(err, &ne) || errors.As(err, &ce) || pgconn.SafeToRetry(err) || errors.Is(err, errObjects) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed) {
 		return errors.Join(store.ErrStorageFailing, err)
 	}
 	return err
