@@ -1032,3 +1032,58 @@ func TestPostgresOutageLeases(t *testing.T) {
 		t.Errorf("a lease's time to live after the outage: %s", why)
 	}
 }
+
+// TestPostgresWatchdogOutage: under systemd with WatchdogSec, a node
+// keeps pinging the watchdog while PostgreSQL is down (a restart of
+// every node would not bring the database back), and says why in a
+// WARN line; it fails if the pings stop during the outage.
+func TestPostgresWatchdogOutage(t *testing.T) {
+	t.Parallel()
+	pg := privatePostgres(t)
+	c := faultCluster(t, pg.DSN("postgres"), nil, "")
+	sock := filepath.Join(t.TempDir(), "notify")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pings := make(chan struct{}, 1024)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			n, _, err := pc.ReadFromUnix(buf)
+			if err != nil {
+				return
+			}
+			if strings.Contains(string(buf[:n]), "WATCHDOG=1") {
+				pings <- struct{}{}
+			}
+		}
+	}()
+	n := c.node()
+	n.AllowError("the database does not answer", "PostgreSQL", "storage", "lease", "evidence", "sweep")
+	n.ServeEnv = []string{"NOTIFY_SOCKET=" + sock, "WATCHDOG_USEC=400000"}
+	c.serve(n)
+	<-pings
+	if err := pg.Stop("fast"); err != nil {
+		t.Fatal(err)
+	}
+	// Drain what was sent before the stop, then wait for a WARN that
+	// proves a check failed, and count the pings after it.
+	waitFor(t, "the watchdog's WARN about the database", 30*time.Second, func() bool {
+		return n.srv.Log.Contains("pinging anyway")
+	})
+	for len(pings) > 0 {
+		<-pings
+	}
+	for i := range 3 {
+		select {
+		case <-pings:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("ping %d: the watchdog stopped while PostgreSQL was down:\n%s", i+1, n.srv.Log)
+		}
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+}

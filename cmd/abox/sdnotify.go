@@ -2,17 +2,22 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+
+	"abox/store"
+	"abox/store/pgstore"
 )
 
 // Under systemd (Type=notify, docs/abox.service), serve tells the service
 // manager when it is ready (after every listener is bound), when it
 // stops, and, with WatchdogSec=, that it is alive: every half interval,
 // only while the store answers, so a server whose store hangs is
-// restarted. Without NOTIFY_SOCKET all of it does nothing.
+// restarted (on the PostgreSQL backend a database that is down does not
+// stop the pings: every node would restart for nothing). Without NOTIFY_SOCKET all of it does nothing.
 
 // notifyReady tells systemd the listeners are up, and starts the
 // watchdog pings; the returned function stops them.
@@ -36,8 +41,16 @@ func notifyReady(st Store, log *slog.Logger) func() {
 				return
 			case <-t.C:
 				if _, err := st.Domains(); err != nil {
-					log.Error("systemd watchdog: the store does not answer; no ping", "err", err)
-					continue
+					// A shared database that is down is not this
+					// process's fault, and a restart would not bring it
+					// back: keep pinging, so that every node does not
+					// restart at once and then wait for it anyway.
+					if _, shared := st.(*pgstore.Store); shared && errors.Is(err, store.ErrStorageFailing) {
+						log.Warn("systemd watchdog: the database does not answer; pinging anyway (a restart would not help)", "err", err)
+					} else {
+						log.Error("systemd watchdog: the store does not answer; no ping", "err", err)
+						continue
+					}
 				}
 				daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 			}
