@@ -128,6 +128,7 @@ func (c *Config) openPostgres(ctx context.Context, log *slog.Logger) (*pgstore.S
 	if err != nil {
 		return nil, err
 	}
+	o.Logger = log
 	ctx, cancel := context.WithTimeout(ctx, openStoreTimeout)
 	defer cancel()
 	st, err := pgstore.Open(ctx, o)

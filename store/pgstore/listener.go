@@ -165,6 +165,10 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
 		if ctx.Err() != nil {
 			return
 		}
+		lostAt := time.Now()
+		if lg := l.s.log; lg != nil {
+			lg.Warn("store: the change feed's connection to PostgreSQL is lost; reconnecting (IDLE and NOTIFY sessions reload their state when it is back)")
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -183,6 +187,9 @@ func (l *listener) run(ctx context.Context, conn *pgx.Conn) {
 		// Whatever committed while no one listened is unknown here.
 		l.dirGen.Add(1)
 		l.s.feed.LoseAll()
+		if lg := l.s.log; lg != nil {
+			lg.Info("store: the change feed's connection to PostgreSQL is back", "after", time.Since(lostAt).Round(time.Millisecond).String())
+		}
 	}
 }
 

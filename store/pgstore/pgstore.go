@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -42,6 +43,9 @@ type Options struct {
 	MaxConns int32
 	// Clock, when set, replaces time.Now (tests).
 	Clock func() time.Time
+	// Logger, when set, hears of the change feed's connection lost and
+	// back (nil: nothing is logged).
+	Logger *slog.Logger
 }
 
 // DefaultInlineMax is the largest body kept inline in PostgreSQL by
@@ -58,6 +62,7 @@ type Store struct {
 	clock     func() time.Time
 	feed      *store.Feed
 	listener  *listener
+	log       *slog.Logger // nil: nothing logged
 	// deliveries queues plain deliveries for group commit
 	// (deliver_batch.go).
 	deliveries committer
@@ -84,7 +89,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, clock: o.Clock, feed: store.NewFeed(), done: make(chan struct{})}
+	s := &Store{pool: pool, clock: o.Clock, feed: store.NewFeed(), done: make(chan struct{}), log: o.Logger}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
