@@ -16,7 +16,21 @@
 // Protocol clients (raw SMTP, raw IMAP, ...) stay in the packages that
 // test the protocol, built on this.
 //
+// The cluster mode (cluster.go): with ABOX_TEST_CLUSTER=3 every Env
+// runs on a fresh PostgreSQL database and SeaweedFS bucket
+// (store/pgstore/pgtest) and Start starts three nodes on it, each in its
+// own data directory; Addr and Addrs hand out the nodes' listeners in
+// rotation and the CLI runs rotate over the nodes' data directories, so
+// a test's steps land on different nodes. The log checks apply to each
+// node; `abox check` (bbolt's) does not apply. `make test-cluster` runs
+// the acceptance packages (cmd/abox, smtpd, imapd) so. A test about what
+// only the embedded store or one process has skips there through
+// SkipInCluster, with its reason:
+//
+// (the list follows)
+//
 // aboxtest must never be imported by production code (a test in
-// cmd/abox keeps it so), and it imports nothing of abox: it drives the
-// binary from outside, as an operator and a client would.
+// cmd/abox keeps it so), and it imports nothing of abox but pgtest (the
+// private servers of the cluster mode): it drives the binary from
+// outside, as an operator and a client would.
 package aboxtest
