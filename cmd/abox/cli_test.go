@@ -744,6 +744,7 @@ func TestAudit(t *testing.T) {
 }
 
 func TestBackupCheck(t *testing.T) {
+	aboxtest.SkipInCluster(t, "abox backup and abox check work on the bbolt file (PostgreSQL: pg_dump, amcheck)")
 	t.Parallel()
 	bothModes(t, func(t *testing.T, a *abox) {
 		if out := a.OK("check"); !strings.Contains(out, "ok") {

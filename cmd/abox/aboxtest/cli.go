@@ -94,9 +94,9 @@ type RunOpts struct {
 // CommandTimeout; any exit status is a Result.
 func (e *Env) Exec(o RunOpts, args ...string) Result {
 	e.t.Helper()
-	e.prepareCluster()
+	cluster := e.prepareCluster()
 	if !o.Bare {
-		args = append(e.globalFlags(e.cliDir()), args...)
+		args = append(e.globalFlags(e.cliDir(cluster)), args...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
 	defer cancel()

@@ -2,8 +2,10 @@ package aboxtest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -11,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"abox/store/pgstore/pgtest"
 )
@@ -92,7 +96,7 @@ func newCluster(t testing.TB, nodes int) *cluster {
 	if pgtest.PGBin() == "" || pgtest.WeedBin() == "" {
 		t.Fatalf("%s=%d needs PostgreSQL (initdb, postgres) and SeaweedFS (weed): see store/pgstore/pgtest", ClusterEnv, nodes)
 	}
-	dsn := pgtest.Database(t)
+	dsn := clusterDatabase(t)
 	w := pgtest.ObjectServer(t)
 	secret := filepath.Join(t.TempDir(), "s3-secret")
 	if err := os.WriteFile(secret, []byte(w.SecretKey+"\n"), 0o600); err != nil {
@@ -114,6 +118,62 @@ func newCluster(t testing.TB, nodes int) *cluster {
 	return &cluster{nodes: nodes, lines: strings.Join(lines, "\n") + "\n", store: st}
 }
 
+// The migrated template every cluster database is copied from: the
+// schema's migrations run once per test binary, not once per test.
+var migrated struct {
+	once sync.Once
+	name string
+	err  error
+}
+
+// clusterDatabase creates a database for one Env, a copy of the
+// migrated template, and drops it at the test's cleanup.
+func clusterDatabase(t testing.TB) string {
+	t.Helper()
+	pg := pgtest.Server(t)
+	ctx := context.Background()
+	exec := func(sql string) error {
+		c, err := pgx.Connect(ctx, pg.DSN("postgres"))
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		_, err = c.Exec(ctx, sql)
+		return err
+	}
+	migrated.once.Do(func() {
+		name := fmt.Sprintf("abox_template_%d", os.Getpid())
+		if migrated.err = exec("CREATE DATABASE " + name + " TEMPLATE template0"); migrated.err != nil {
+			return
+		}
+		// Any command opening the store migrates it.
+		dir, err := os.MkdirTemp("", "aboxtest-template-")
+		if err != nil {
+			migrated.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		cmd := osexec.Command(Bin(t), "--data", dir, "--store", pg.DSN(name), "domain", "list")
+		cmd.Env = Environ()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			migrated.err = fmt.Errorf("migrating the template database: %v\n%s", err, out)
+			return
+		}
+		migrated.name = name
+	})
+	if migrated.err != nil {
+		t.Fatalf("the cluster mode's template database: %v", migrated.err)
+	}
+	name := fmt.Sprintf("abox_c%d_%d", os.Getpid(), dbSeq.Add(1))
+	if err := exec("CREATE DATABASE " + name + " TEMPLATE " + migrated.name); err != nil {
+		t.Fatalf("creating the cluster's database: %v", err)
+	}
+	t.Cleanup(func() { exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)") })
+	return pg.DSN(name)
+}
+
+var dbSeq atomic.Int64
+
 // nodeDir is the data directory of node i (0-based) of a cluster whose
 // first node's is dir.
 func nodeDir(dir string, i int) string {
@@ -133,44 +193,50 @@ var storeKey = regexp.MustCompile(`(?m)^[ \t]*store[ \t]*=`)
 // whatever the test wrote there since. --config FILE is amended when
 // it exists (a missing one stays missing: the test expects the
 // refusal); otherwise DIR/abox.toml, copied into every node's data
-// directory. A configuration naming a store already is left alone.
-func (e *Env) prepareCluster() {
+// directory. It reports whether the cluster applies: a configuration
+// naming a store of its own (a test that makes its own cluster, such
+// as cmd/abox's postgres_test.go) is left alone, and runs one node.
+func (e *Env) prepareCluster() bool {
 	e.t.Helper()
 	c := e.cluster
 	if c == nil {
-		return
+		return false
 	}
 	e.clusterMu.Lock()
 	defer e.clusterMu.Unlock()
 	if fi, err := os.Stat(e.Dir); err != nil || !fi.IsDir() {
-		return // a test of a missing data directory
+		return false // a test of a missing data directory
+	}
+	ours := func(b []byte) bool {
+		return bytes.Contains(b, []byte(strconv.Quote(c.store.DSN)))
+	}
+	path := e.Config
+	if path == "" {
+		path = filepath.Join(e.Dir, "abox.toml")
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case err != nil && (e.Config != "" || !os.IsNotExist(err)):
+		return false // a missing --config file: the test expects the refusal
+	case storeKey.Match(b) && !ours(b):
+		return false
+	case !storeKey.Match(b):
+		b = append([]byte(c.lines), b...)
+		e.writeConfig(path, b)
 	}
 	for i := 1; i < c.nodes; i++ {
 		if err := os.MkdirAll(nodeDir(e.Dir, i), 0o700); err != nil {
 			e.t.Fatal(err)
 		}
-	}
-	if e.Config != "" {
-		if b, err := os.ReadFile(e.Config); err == nil && !storeKey.Match(b) {
-			e.writeConfig(e.Config, append([]byte(c.lines), b...))
+		if e.Config != "" {
+			continue
 		}
-		return
-	}
-	path := filepath.Join(e.Dir, "abox.toml")
-	b, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		e.t.Fatal(err)
-	}
-	if !storeKey.Match(b) {
-		b = append([]byte(c.lines), b...)
-		e.writeConfig(path, b)
-	}
-	for i := 1; i < c.nodes; i++ {
 		p := filepath.Join(nodeDir(e.Dir, i), "abox.toml")
 		if old, err := os.ReadFile(p); err != nil || !bytes.Equal(old, b) {
 			e.writeConfig(p, b)
 		}
 	}
+	return true
 }
 
 func (e *Env) writeConfig(path string, b []byte) {
@@ -186,8 +252,8 @@ func (e *Env) writeConfig(path string, b []byte) {
 
 // cliDir is the data directory of the next CLI run: the nodes' in
 // rotation in the cluster mode.
-func (e *Env) cliDir() string {
-	if e.cluster == nil {
+func (e *Env) cliDir(cluster bool) string {
+	if !cluster {
 		return e.Dir
 	}
 	i := int(e.cluster.next.Add(1)-1) % e.cluster.nodes

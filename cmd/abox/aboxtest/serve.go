@@ -81,8 +81,7 @@ func (e *Env) Start() *Server {
 // why, with the server's output, when it exits before it is ready.
 func (e *Env) TryStart() (*Server, error) {
 	e.t.Helper()
-	e.prepareCluster()
-	if e.cluster != nil {
+	if e.prepareCluster() {
 		return e.startCluster()
 	}
 	s, err := e.startNode(e.Dir, nil)
