@@ -27,7 +27,30 @@
 // only the embedded store or one process has skips there through
 // SkipInCluster, with its reason:
 //
-// (the list follows)
+//   - cmd/abox TestBackupCheck: abox backup and abox check work on the
+//     bbolt file (PostgreSQL: pg_dump, amcheck).
+//   - cmd/abox TestRestore: abox restore of a bbolt backup file.
+//   - cmd/abox TestDamagedLogIsLoud: a damaged write-ahead log beside
+//     the bbolt file.
+//   - cmd/abox TestDiskFull: a full disk under the bbolt file, its
+//     write-ahead log and reserve-space.
+//   - cmd/abox TestStandardPortsAsUnprivilegedUser: one process on the
+//     fixed standard ports, which three nodes cannot share.
+//   - cmd/abox TestMigrate: moves a bbolt installation into PostgreSQL
+//     and back (its own source and target).
+//   - cmd/abox TestPostgresConfig: refusals of a configuration naming no
+//     store or an unreachable one, where the cluster's name theirs.
+//   - cmd/abox TestOutboundSurvivesKill: kill -9 of the only process,
+//     whose next start releases its attempts at once; a killed node's
+//     attempts wait for their leases to expire instead.
+//   - imapd TestMbsyncFirstSyncStandardClass: fills 20,000 letters
+//     through the store first, minutes on PostgreSQL.
+//
+// And parts of tests: the tampered copies of the bbolt file in
+// TestEvidenceEndToEnd and TestOfficialLetter, and `abox check` between
+// the steps of the official-letter and broadcast tests. cmd/abox's own
+// cluster tests (postgres_test.go) make their own cluster and run one
+// node per data directory as before.
 //
 // aboxtest must never be imported by production code (a test in
 // cmd/abox keeps it so), and it imports nothing of abox but pgtest (the
