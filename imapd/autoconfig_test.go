@@ -65,7 +65,10 @@ func TestClientAutoconfig(t *testing.T) {
 	if err := xml.Unmarshal([]byte(body), &doc); err != nil {
 		t.Fatalf("autoconfig XML: %v\n%s", err, body)
 	}
-	_, imapsPort, _ := net.SplitHostPort(s.imaps)
+	// The node that answered names its own listeners (in the harness's
+	// cluster mode, s.imaps may be another node's).
+	imaps := s.NodeOf(s.http).Addr("imaps")
+	_, imapsPort, _ := net.SplitHostPort(imaps)
 	var host string
 	var port int
 	for _, in := range doc.Provider.Incoming {

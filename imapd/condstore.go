@@ -250,6 +250,7 @@ func (u *UpdateWriter) writeFlagsModSeq(seq, uid uint32, flags []string, modseq 
 // before the store returned): every change up to it is told before the
 // tagged OK, so a client that resyncs from it misses nothing.
 func (c *conn) expungedModSeq() status {
+	c.sess.syncFeed() // a distributed store publishes them through PostgreSQL
 	c.sess.drain()
 	return okWith(fmt.Sprintf("HIGHESTMODSEQ %d", c.sess.sel.modseq), "EXPUNGE completed")
 }

@@ -202,6 +202,9 @@ func (c *conn) execute(entry command, name, tag string, a *wire.Args, uid bool) 
 		return st // IDLE: the pusher writes from here on
 	}
 	if c.sess.sel != nil && st.typ != "BAD" {
+		if ownChanges[name] {
+			c.sess.syncFeed() // its own changes too (syncfeed.go)
+		}
 		// Updates of the selected mailbox before the answer (RFC 9051
 		// §7): EXPUNGE only where the numbering may change.
 		if err := c.sess.flush(&UpdateWriter{w: c.w}, !entry.noPurge || uid); err != nil {

@@ -26,7 +26,17 @@ func (s *server) goroutines(t *testing.T) int {
 // counter not counted yet, which is not listed).
 func (s *server) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	res, err := http.Get("http://" + s.http + "/metrics")
+	// In the harness's cluster mode, the sum over the nodes.
+	sum := 0.0
+	for _, n := range s.Nodes() {
+		sum += nodeMetric(t, n.Addr("http"), name)
+	}
+	return sum
+}
+
+func nodeMetric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,7 @@ Patterns *
 Create Both
 Expunge Both
 SyncState *
-`, host, port, user, password, tlsType, filepath.Join(e.Dir, "tls-cert.pem"), local, local, far, near)
+`, host, port, user, password, tlsType, filepath.Join(s.NodeOf(s.imaps).Dir(), "tls-cert.pem"), local, local, far, near)
 	if err := os.WriteFile(rc, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}

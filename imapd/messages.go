@@ -108,8 +108,10 @@ func (s *session) Store(w *FetchWriter, numSet imap.NumSet, flags *imap.StoreFla
 		}
 	}
 	// The feed holds every change committed up to these (published
-	// before SetFlags returned): apply them, so the view knows which
-	// queued flag changes the answer below makes old news.
+	// before SetFlags returned; on a distributed store once synced):
+	// apply them, so the view knows which queued flag changes the
+	// answer below makes old news, and which are this STORE's echoes.
+	s.syncFeed()
 	s.drain()
 	s.sel.forgetEchoes()
 	for _, u := range ups {

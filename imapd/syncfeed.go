@@ -13,6 +13,16 @@ import (
 // its feed up with every commit made so far. The embedded store's feed
 // is published at commit and has no such method: nothing changes there.
 
+// The same holds for a session's own writes: on the embedded store a
+// COPY, MOVE, APPEND or EXPUNGE finds its own changes on the feed as it
+// answers (the EXISTS of a message moved or appended into the selected
+// mailbox, the EXPUNGEs, the ADDTO and REMOVEFROM of CONTEXT=UPDATE
+// searches); on the distributed one they come back through PostgreSQL,
+// so these commands catch the feed up before their answer too
+// (ownChanges). STORE does it itself, before it tells its own changes
+// from others' (messages.go).
+var ownChanges = map[string]bool{"COPY": true, "MOVE": true, "APPEND": true, "EXPUNGE": true}
+
 // feedSyncer is a store whose feed can lag commits made elsewhere.
 type feedSyncer interface {
 	SyncFeed(ctx context.Context) error

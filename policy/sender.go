@@ -98,6 +98,9 @@ func (e *Engine) RunOutbound(ctx context.Context) error {
 	defer e.out.Store(nil)
 	// No attempt of an earlier process is still running.
 	if n, err := e.store.QueueReleaseLeases(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing was attempted
+		}
 		return err
 	} else if n > 0 {
 		q.cfg.Logger.Info("outbound: attempts interrupted by the last stop are due again", "entries", n)

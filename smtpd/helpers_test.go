@@ -24,8 +24,10 @@ import (
 	"testing"
 	"time"
 
+	"abox/accounts"
 	"abox/cmd/abox/aboxtest"
 	"abox/store"
+	"abox/store/pgstore"
 )
 
 // ioTimeout bounds one SMTP exchange; generous, as the suite runs on a
@@ -112,20 +114,42 @@ type storedMessage struct {
 	Body  []byte
 }
 
+// storeReader is what inbox reads: the bbolt store or, in the
+// harness's cluster mode, the shared PostgreSQL store.
+type storeReader interface {
+	Account(address string) (accounts.Account, error)
+	MailboxByName(acct uint64, name string) (store.Mailbox, error)
+	Messages(acct uint64, mbox uint32, afterUID uint32, limit int) ([]store.Message, error)
+	Body(blob uint64) (body, structure []byte, err error)
+}
+
 // inbox returns the messages in addr's INBOX, read from a hot backup
-// (the server keeps the database itself locked).
+// (the server keeps the database itself locked), or in the cluster mode
+// from the shared store.
 func (e *env) inbox(addr string) []storedMessage {
 	e.t.Helper()
-	path := filepath.Join(e.Dir, store.FileName)
-	if e.srv != nil && e.srv.Running() {
-		path = filepath.Join(e.t.TempDir(), "backup.db")
-		e.OK("backup", path)
+	var st storeReader
+	if sh := e.SharedStore(); sh != nil {
+		pg, err := pgstore.Open(context.Background(), pgstore.Options{DSN: sh.DSN, InlineMax: sh.InlineMax, MaxConns: 2,
+			Objects: pgstore.ObjectOptions{Endpoint: sh.ObjectEndpoint, Bucket: sh.ObjectBucket, AccessKey: sh.ObjectAccessKey, SecretKey: sh.ObjectSecretKey}})
+		if err != nil {
+			e.t.Fatalf("opening the cluster's store: %v", err)
+		}
+		defer pg.Close()
+		st = pg
+	} else {
+		path := filepath.Join(e.Dir, store.FileName)
+		if e.srv != nil && e.srv.Running() {
+			path = filepath.Join(e.t.TempDir(), "backup.db")
+			e.OK("backup", path)
+		}
+		bolt, err := store.Open(path, store.Options{ReadOnly: true, LockTimeout: 10 * time.Second})
+		if err != nil {
+			e.t.Fatalf("opening %s: %v", path, err)
+		}
+		defer bolt.Close()
+		st = bolt
 	}
-	st, err := store.Open(path, store.Options{ReadOnly: true, LockTimeout: 10 * time.Second})
-	if err != nil {
-		e.t.Fatalf("opening %s: %v", path, err)
-	}
-	defer st.Close()
 	acct, err := st.Account(addr)
 	if err != nil {
 		e.t.Fatalf("account %s: %v", addr, err)

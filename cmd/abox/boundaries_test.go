@@ -39,8 +39,9 @@ var allowedImports = map[string][]string{
 	// A sender runs it without abox: standard library only.
 	"abox/cmd/abox-verify-receipt": {},
 	// The test harness of the binary drives it from outside; only tests
-	// import it (testHarness).
-	"abox/cmd/abox/aboxtest": {},
+	// import it (testHarness). Its cluster mode starts the private
+	// PostgreSQL and SeaweedFS of pgtest.
+	"abox/cmd/abox/aboxtest": {"abox/store/pgstore/pgtest"},
 }
 
 // testHarness is the one package under cmd that tests of other packages

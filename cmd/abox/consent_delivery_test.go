@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	bolt "go.etcd.io/bbolt"
 
 	"abox/consent/consenttest"
@@ -55,7 +57,11 @@ func TestConsentAtDelivery(t *testing.T) {
 	erinEnd := time.Now().Add(6 * time.Second)
 	record("erin", erinEnd)
 	fp["frank"] = strings.Repeat("ab", 32)
-	injectLegacyConsent(t, filepath.Join(a.Dir, "abox.db"), a.accountID(addr["frank"]), fp["frank"], now)
+	if sh := a.SharedStore(); sh != nil { // the harness's cluster mode
+		injectLegacyConsentPG(t, sh.DSN, a.accountID(addr["frank"]), fp["frank"], now)
+	} else {
+		injectLegacyConsent(t, filepath.Join(a.Dir, "abox.db"), a.accountID(addr["frank"]), fp["frank"], now)
+	}
 
 	a.srv = a.Start()
 	addrs := a.srv.Addrs()
@@ -194,6 +200,28 @@ func injectLegacyConsent(t *testing.T, path string, id uint64, sha string, now t
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// injectLegacyConsentPG is injectLegacyConsent on the PostgreSQL
+// backend, whose account rows keep the same record in data (as a
+// database migrated from such a bbolt file has it).
+func injectLegacyConsentPG(t *testing.T, dsn string, id uint64, sha string, now time.Time) {
+	t.Helper()
+	consent, err := json.Marshal(map[string]any{"subject": "CN=Frank Legacy", "issuer": "CN=Frank Legacy", "serial": "1", "sha256": sha,
+		"not_before": now.AddDate(-1, 0, 0), "not_after": now.AddDate(1, 0, 0), "recorded_at": now.AddDate(0, -1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tag, err := conn.Exec(ctx, `UPDATE accounts SET data = jsonb_set(data, '{consent}', $1::jsonb) WHERE id = $2`, string(consent), int64(id))
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("writing the legacy consent of account %d: %v (%d rows)", id, err, tag.RowsAffected())
 	}
 }
 

@@ -65,7 +65,10 @@ func TestContentRemoval(t *testing.T) {
 			t.Fatalf("quarantined copy: %q / %q", body, rec)
 		}
 	}
-	if d, _ := os.Stat(filepath.Join(a.Dir, QuarantineDir)); d == nil || d.Mode().Perm() != 0o700 {
+	// The node that removed them keeps the quarantine, in its data
+	// directory (in the harness's cluster mode, any node's).
+	qdir := filepath.Dir(removed.Matches[0].Quarantined)
+	if d, _ := os.Stat(qdir); d == nil || d.Mode().Perm() != 0o700 || filepath.Base(qdir) != QuarantineDir {
 		t.Fatalf("quarantine directory: %v", d)
 	}
 	// The open session learns of the expunge.

@@ -18,6 +18,7 @@ import (
 
 	"abox/cmd/abox/aboxtest"
 	"abox/store"
+	"abox/store/pgstore"
 )
 
 // TestDomainDKIM: `abox domain dkim` makes a domain's key and prints its
@@ -43,7 +44,7 @@ func TestDomainDKIM(t *testing.T) {
 	if len(again) != 1 || again[0].Selector != first[0].Selector {
 		t.Fatalf("without --rotate a second key was made: %+v", again)
 	}
-	oldKey := storedDKIMKey(t, e.Dir, "example.kz", first[0].Selector)
+	oldKey := storedDKIMKey(t, e, "example.kz", first[0].Selector)
 	signedOld := signDKIM(t, oldKey, first[0].Selector)
 
 	var rotated []dkimView
@@ -51,7 +52,7 @@ func TestDomainDKIM(t *testing.T) {
 	if len(rotated) != 2 || rotated[0].Signs || !rotated[1].Signs || rotated[1].Selector == rotated[0].Selector {
 		t.Fatalf("after --rotate: %+v", rotated)
 	}
-	signedNew := signDKIM(t, storedDKIMKey(t, e.Dir, "example.kz", rotated[1].Selector), rotated[1].Selector)
+	signedNew := signDKIM(t, storedDKIMKey(t, e, "example.kz", rotated[1].Selector), rotated[1].Selector)
 
 	// Publish what domain dns prints and verify both messages.
 	var recs []dnsRecord
@@ -86,14 +87,27 @@ func TestDomainDKIM(t *testing.T) {
 
 // storedDKIMKey reads a key from the data directory's store (no server
 // runs on it).
-func storedDKIMKey(t *testing.T, dir, domain, selector string) crypto.Signer {
+func storedDKIMKey(t *testing.T, e *aboxtest.Env, domain, selector string) crypto.Signer {
 	t.Helper()
-	s, err := store.Open(filepath.Join(dir, store.FileName), store.Options{ReadOnly: true, LockTimeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+	var st interface {
+		DKIMKeys(domain string) ([]store.DKIMKey, error)
+		Close() error
 	}
-	defer s.Close()
-	keys, err := s.DKIMKeys(domain)
+	if sh := e.SharedStore(); sh != nil { // the harness's cluster mode
+		pg, err := pgstore.Open(context.Background(), pgstore.Options{DSN: sh.DSN, MaxConns: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = pg
+	} else {
+		bolt, err := store.Open(filepath.Join(e.Dir, store.FileName), store.Options{ReadOnly: true, LockTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = bolt
+	}
+	defer st.Close()
+	keys, err := st.DKIMKeys(domain)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,6 +103,10 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	a.srv.Stop()
 	a.srv = nil
 
+	if a.SharedStore() != nil {
+		t.Log("the tampered copy is of the bbolt file: not in the harness's cluster mode")
+		return
+	}
 	// An insider moves the first read a day later in a copy of the
 	// database and recomputes the tree: only the signature can tell.
 	db, err := os.ReadFile(filepath.Join(a.Dir, "abox.db"))

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"abox/cmd/abox/aboxtest"
 )
 
 // TestMigrate moves a served bbolt installation (accounts, an official
@@ -16,6 +18,7 @@ import (
 // second migration into the same database, and moves it back into a new
 // data directory that checks clean and still verifies.
 func TestMigrate(t *testing.T) {
+	aboxtest.SkipInCluster(t, "moves a bbolt installation into PostgreSQL and back (its own source and target)")
 	t.Parallel()
 	a := newAbox(t)
 	fastHashing(t, a.Dir)

@@ -731,72 +731,78 @@ func TestOfficialLetter(t *testing.T) {
 	a.srv.Stop()
 	a.srv = nil
 
-	db, err := os.ReadFile(filepath.Join(a.Dir, "abox.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tampered := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
-		b := tx.Bucket([]byte("evidence"))
-		if b == nil {
-			return 0, errors.New("no evidence bucket")
+	if a.SharedStore() != nil {
+		// The harness's cluster mode: the tampered copies are of the
+		// bbolt file; on PostgreSQL the untouched log verifies (below).
+		t.Log("tampered copies: of the bbolt file, not in the cluster mode")
+	} else {
+		db, err := os.ReadFile(filepath.Join(a.Dir, "abox.db"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if bytes.Contains(v, []byte(alice)) {
-				seq := binary.BigEndian.Uint64(k)
-				return seq, b.Put(slices.Clone(k), bytes.Replace(slices.Clone(v), []byte(alice), []byte("alicf@"+testDomain), 1))
+		tampered := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
+			b := tx.Bucket([]byte("evidence"))
+			if b == nil {
+				return 0, errors.New("no evidence bucket")
 			}
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if bytes.Contains(v, []byte(alice)) {
+					seq := binary.BigEndian.Uint64(k)
+					return seq, b.Put(slices.Clone(k), bytes.Replace(slices.Clone(v), []byte(alice), []byte("alicf@"+testDomain), 1))
+				}
+			}
+			return 0, errors.New("no evidence entry names alice")
+		})
+		r := a.Exec(aboxtest.RunOpts{Bare: true}, "--data", tampered.dir, "notice", "verify")
+		if r.Code != 1 || !strings.Contains(r.Stderr, fmt.Sprintf("entry %d", tampered.seq)) {
+			t.Errorf("verify of a copy with entry %d changed: want exit 1 naming the entry; %v", tampered.seq, r)
 		}
-		return 0, errors.New("no evidence entry names alice")
-	})
-	r := a.Exec(aboxtest.RunOpts{Bare: true}, "--data", tampered.dir, "notice", "verify")
-	if r.Code != 1 || !strings.Contains(r.Stderr, fmt.Sprintf("entry %d", tampered.seq)) {
-		t.Errorf("verify of a copy with entry %d changed: want exit 1 naming the entry; %v", tampered.seq, r)
-	}
-	aboxtest.CheckOneLineError(t, r)
-	t.Logf("verify of the tampered copy: %s", strings.TrimSpace(r.Stderr))
-	r = a.Exec(aboxtest.RunOpts{Bare: true}, "--data", tampered.dir, "notice", "verify", "--json")
-	rep.Evidence.BadEntry = nil
-	if err := json.Unmarshal([]byte(r.Stdout), &rep); r.Code != 1 || err != nil || rep.OK || rep.Evidence.OK ||
-		rep.Evidence.BadEntry == nil || *rep.Evidence.BadEntry != tampered.seq {
-		t.Errorf("notice verify --json of the tampered copy: want exit 1, ok false and bad_entry %d; %v", tampered.seq, r)
-	}
+		aboxtest.CheckOneLineError(t, r)
+		t.Logf("verify of the tampered copy: %s", strings.TrimSpace(r.Stderr))
+		r = a.Exec(aboxtest.RunOpts{Bare: true}, "--data", tampered.dir, "notice", "verify", "--json")
+		rep.Evidence.BadEntry = nil
+		if err := json.Unmarshal([]byte(r.Stdout), &rep); r.Code != 1 || err != nil || rep.OK || rep.Evidence.OK ||
+			rep.Evidence.BadEntry == nil || *rep.Evidence.BadEntry != tampered.seq {
+			t.Errorf("notice verify --json of the tampered copy: want exit 1, ok false and bad_entry %d; %v", tampered.seq, r)
+		}
 
-	// Changing a time is caught as well.
-	retimed := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
-		b := tx.Bucket([]byte("evidence"))
-		k, v := b.Cursor().Last()
-		var e map[string]any
-		if err := json.Unmarshal(v, &e); err != nil {
-			return 0, err
+		// Changing a time is caught as well.
+		retimed := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
+			b := tx.Bucket([]byte("evidence"))
+			k, v := b.Cursor().Last()
+			var e map[string]any
+			if err := json.Unmarshal(v, &e); err != nil {
+				return 0, err
+			}
+			at, _ := e["at"].(string)
+			if len(at) < 4 {
+				return 0, fmt.Errorf("last evidence entry has no time: %s", v)
+			}
+			// Move the year back by one: the event happened "earlier".
+			year := at[:4]
+			var y int
+			fmt.Sscan(year, &y)
+			nv := bytes.Replace(slices.Clone(v), []byte(`"at":"`+year), []byte(fmt.Sprintf(`"at":"%04d`, y-1)), 1)
+			if bytes.Equal(nv, v) {
+				return 0, fmt.Errorf("could not change the time of %s", v)
+			}
+			return binary.BigEndian.Uint64(k), b.Put(slices.Clone(k), nv)
+		})
+		r = a.Exec(aboxtest.RunOpts{Bare: true}, "--data", retimed.dir, "notice", "verify")
+		if r.Code != 1 || !strings.Contains(r.Stderr, fmt.Sprintf("entry %d", retimed.seq)) {
+			t.Errorf("verify of a copy with the time of entry %d changed: want exit 1 naming the entry; %v", retimed.seq, r)
 		}
-		at, _ := e["at"].(string)
-		if len(at) < 4 {
-			return 0, fmt.Errorf("last evidence entry has no time: %s", v)
-		}
-		// Move the year back by one: the event happened "earlier".
-		year := at[:4]
-		var y int
-		fmt.Sscan(year, &y)
-		nv := bytes.Replace(slices.Clone(v), []byte(`"at":"`+year), []byte(fmt.Sprintf(`"at":"%04d`, y-1)), 1)
-		if bytes.Equal(nv, v) {
-			return 0, fmt.Errorf("could not change the time of %s", v)
-		}
-		return binary.BigEndian.Uint64(k), b.Put(slices.Clone(k), nv)
-	})
-	r = a.Exec(aboxtest.RunOpts{Bare: true}, "--data", retimed.dir, "notice", "verify")
-	if r.Code != 1 || !strings.Contains(r.Stderr, fmt.Sprintf("entry %d", retimed.seq)) {
-		t.Errorf("verify of a copy with the time of entry %d changed: want exit 1 naming the entry; %v", retimed.seq, r)
-	}
 
-	// Removing the last entry is caught too.
-	truncated := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
-		b := tx.Bucket([]byte("evidence"))
-		k, _ := b.Cursor().Last()
-		return binary.BigEndian.Uint64(k), b.Delete(slices.Clone(k))
-	})
-	if r := a.Exec(aboxtest.RunOpts{Bare: true}, "--data", truncated.dir, "notice", "verify"); r.Code != 1 {
-		t.Errorf("verify of a copy without its last entry (%d): want exit 1; %v", truncated.seq, r)
+		// Removing the last entry is caught too.
+		truncated := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
+			b := tx.Bucket([]byte("evidence"))
+			k, _ := b.Cursor().Last()
+			return binary.BigEndian.Uint64(k), b.Delete(slices.Clone(k))
+		})
+		if r := a.Exec(aboxtest.RunOpts{Bare: true}, "--data", truncated.dir, "notice", "verify"); r.Code != 1 {
+			t.Errorf("verify of a copy without its last entry (%d): want exit 1; %v", truncated.seq, r)
+		}
 	}
 
 	// The original is untouched and still verifies, directly.
@@ -963,6 +969,9 @@ func (a *abox) broadcastStarts() []uint64 {
 // checkClean runs `check --json` and wants no problems.
 func (a *abox) checkClean(stage string) {
 	a.t.Helper()
+	if a.SharedStore() != nil {
+		return // abox check is bbolt's; the cluster mode runs on PostgreSQL
+	}
 	var rep struct {
 		Accounts int      `json:"accounts"`
 		Problems []string `json:"problems"`

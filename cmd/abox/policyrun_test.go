@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"abox/cmd/abox/aboxtest"
 )
 
 func TestPolicyRunTimeTravel(t *testing.T) {
@@ -106,7 +108,9 @@ func TestPolicyRunTimeTravel(t *testing.T) {
 		if u := a.showUser(alice); u.State != "purged" || u.PurgedAt == nil {
 			t.Fatalf("alice after purge: %+v", u)
 		}
-		a.OK("check")
+		if !aboxtest.InCluster() { // abox check is bbolt's
+			a.OK("check")
+		}
 		purgedID := a.accountID(alice)
 		again := a.addUser("alice")
 		if again.State != "active" || messages(alice) != 0 {

@@ -337,6 +337,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // TestPostgresConfig: the backend's keys are checked before anything
 // opens, and never quote a connection string (it may hold a password).
 func TestPostgresConfig(t *testing.T) {
+	aboxtest.SkipInCluster(t, "refusals of a configuration naming no store or an unreachable one: the cluster mode's data directories name theirs")
 	t.Parallel()
 	a := newAbox(t)
 	for _, tc := range []struct {

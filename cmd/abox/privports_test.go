@@ -25,6 +25,7 @@ import (
 // run as root (to switch user) and the ports free on 127.0.0.1;
 // otherwise it is skipped with the reason.
 func TestStandardPortsAsUnprivilegedUser(t *testing.T) {
+	aboxtest.SkipInCluster(t, "one process on the fixed standard ports (25, 143, ...), which three nodes cannot share")
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to start abox as another user")
 	}

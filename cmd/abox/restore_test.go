@@ -80,6 +80,7 @@ func servedCert(t *testing.T, addr string) []byte {
 // failed with "UID 1 not below UIDNEXT 1", and a letter could reach
 // whoever registered the login next). That copy is now refused.
 func TestRestore(t *testing.T) {
+	aboxtest.SkipInCluster(t, "abox restore of a bbolt backup file")
 	t.Parallel()
 	a := newAbox(t)
 	fastHashing(t, a.Dir)
@@ -189,6 +190,7 @@ func walRecordOffsets(t *testing.T, path string) []int64 {
 // back. Before, recovery dropped them silently and kept them in the
 // file for a later crash to replay over newer data.
 func TestDamagedLogIsLoud(t *testing.T) {
+	aboxtest.SkipInCluster(t, "a damaged write-ahead log beside the bbolt file")
 	t.Parallel()
 	a := newAbox(t)
 	// The log is damaged on purpose, and the server must say so at

@@ -63,7 +63,10 @@ func newObjectStore(ctx context.Context, o ObjectOptions) (*objectStore, error) 
 		if !o.CreateBucket {
 			return nil, fmt.Errorf("object store: bucket %s does not exist", o.Bucket)
 		}
-		if err := c.MakeBucket(ctx, o.Bucket, minio.MakeBucketOptions{Region: o.Region}); err != nil {
+		// Nodes starting together each find no bucket and make it: the
+		// one that loses the race is answered that it owns it already.
+		if err := c.MakeBucket(ctx, o.Bucket, minio.MakeBucketOptions{Region: o.Region}); err != nil &&
+			minio.ToErrorResponse(err).Code != "BucketAlreadyOwnedByYou" {
 			return nil, fmt.Errorf("%w: creating bucket %s: %v", errObjects, o.Bucket, err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"abox/store/pgstore/pgtest"
 )
 
 // coverDir, when set, collects the coverage counters of every abox run:
@@ -26,12 +28,14 @@ var build struct {
 	err  error
 }
 
-// Main runs the tests and removes the binary they built. A package's
+// Main runs the tests, removes the binary they built and stops the
+// PostgreSQL and SeaweedFS servers of the cluster mode. A package's
 // TestMain is
 //
 //	func TestMain(m *testing.M) { aboxtest.Main(m) }
 func Main(m *testing.M) {
 	code := m.Run()
+	pgtest.StopAll()
 	if build.dir != "" {
 		os.RemoveAll(build.dir)
 	}

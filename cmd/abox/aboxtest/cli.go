@@ -48,6 +48,9 @@ type Env struct {
 	allowed    []string  // error messages the test expects; guarded by mu
 	noCheck    string    // why the store is not checked at cleanup; guarded by mu
 	checked    bool      // the store was checked at cleanup; guarded by mu
+
+	cluster   *cluster   // the shared store in the cluster mode (cluster.go); nil on bbolt
+	clusterMu sync.Mutex // serializes prepareCluster
 }
 
 // New returns an environment with a new, empty data directory.
@@ -57,7 +60,12 @@ func New(t testing.TB) *Env {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	return &Env{Dir: dir, WD: t.TempDir(), Hostname: DefaultHostname, t: t}
+	e := &Env{Dir: dir, WD: t.TempDir(), Hostname: DefaultHostname, t: t}
+	if n := ClusterNodes(); n > 0 {
+		e.cluster = newCluster(t, n)
+		e.noCheck = "abox check works on the bbolt file: the cluster mode runs on PostgreSQL"
+	}
+	return e
 }
 
 // Result is what one run of the binary did.
@@ -86,8 +94,9 @@ type RunOpts struct {
 // CommandTimeout; any exit status is a Result.
 func (e *Env) Exec(o RunOpts, args ...string) Result {
 	e.t.Helper()
+	cluster := e.prepareCluster()
 	if !o.Bare {
-		args = append(e.globalFlags(), args...)
+		args = append(e.globalFlags(e.cliDir(cluster)), args...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
 	defer cancel()
@@ -115,9 +124,10 @@ func (e *Env) Exec(o RunOpts, args ...string) Result {
 	return r
 }
 
-// globalFlags come before the command of every run that is not Bare.
-func (e *Env) globalFlags() []string {
-	f := []string{"--data", e.Dir}
+// globalFlags come before the command of every run that is not Bare,
+// on data directory dir.
+func (e *Env) globalFlags(dir string) []string {
+	f := []string{"--data", dir}
 	if e.Config != "" {
 		f = append(f, "--config", e.Config)
 	}
@@ -193,6 +203,10 @@ func CheckOneLineError(t testing.TB, r Result) {
 // directory (through the control socket when a server runs on it).
 func (e *Env) Check() {
 	e.t.Helper()
+	if e.cluster != nil {
+		e.t.Log("abox check works on the bbolt file: not in the cluster mode (PostgreSQL)")
+		return
+	}
 	r := e.Run("check", "--json")
 	var rep struct {
 		Problems []string `json:"problems"`

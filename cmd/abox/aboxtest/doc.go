@@ -16,7 +16,44 @@
 // Protocol clients (raw SMTP, raw IMAP, ...) stay in the packages that
 // test the protocol, built on this.
 //
+// The cluster mode (cluster.go): with ABOX_TEST_CLUSTER=3 every Env
+// runs on a fresh PostgreSQL database and SeaweedFS bucket
+// (store/pgstore/pgtest) and Start starts three nodes on it, each in its
+// own data directory; Addr and Addrs hand out the nodes' listeners in
+// rotation and the CLI runs rotate over the nodes' data directories, so
+// a test's steps land on different nodes. The log checks apply to each
+// node; `abox check` (bbolt's) does not apply. `make test-cluster` runs
+// the acceptance packages (cmd/abox, smtpd, imapd) so. A test about what
+// only the embedded store or one process has skips there through
+// SkipInCluster, with its reason:
+//
+//   - cmd/abox TestBackupCheck: abox backup and abox check work on the
+//     bbolt file (PostgreSQL: pg_dump, amcheck).
+//   - cmd/abox TestRestore: abox restore of a bbolt backup file.
+//   - cmd/abox TestDamagedLogIsLoud: a damaged write-ahead log beside
+//     the bbolt file.
+//   - cmd/abox TestDiskFull: a full disk under the bbolt file, its
+//     write-ahead log and reserve-space.
+//   - cmd/abox TestStandardPortsAsUnprivilegedUser: one process on the
+//     fixed standard ports, which three nodes cannot share.
+//   - cmd/abox TestMigrate: moves a bbolt installation into PostgreSQL
+//     and back (its own source and target).
+//   - cmd/abox TestPostgresConfig: refusals of a configuration naming no
+//     store or an unreachable one, where the cluster's name theirs.
+//   - cmd/abox TestOutboundSurvivesKill: kill -9 of the only process,
+//     whose next start releases its attempts at once; a killed node's
+//     attempts wait for their leases to expire instead.
+//   - imapd TestMbsyncFirstSyncStandardClass: fills 20,000 letters
+//     through the store first, minutes on PostgreSQL.
+//
+// And parts of tests: the tampered copies of the bbolt file in
+// TestEvidenceEndToEnd and TestOfficialLetter, and `abox check` between
+// the steps of the official-letter and broadcast tests. cmd/abox's own
+// cluster tests (postgres_test.go) make their own cluster and run one
+// node per data directory as before.
+//
 // aboxtest must never be imported by production code (a test in
-// cmd/abox keeps it so), and it imports nothing of abox: it drives the
-// binary from outside, as an operator and a client would.
+// cmd/abox keeps it so), and it imports nothing of abox but pgtest (the
+// private servers of the cluster mode): it drives the binary from
+// outside, as an operator and a client would.
 package aboxtest

@@ -216,7 +216,7 @@ func (e *Env) checkLog(which string, s *Server, allowed []string) {
 		return
 	}
 	e.t.Errorf("%s on %s logged what shows a bug (AllowError if the test expects it):\n%s\n--- the log from there on:\n%s",
-		which, e.Dir, strings.Join(found, "\n"), cut(log[first:], maxLogTail))
+		which, s.dir, strings.Join(found, "\n"), cut(log[first:], maxLogTail))
 }
 
 func cut(s string, n int) string {

@@ -2,13 +2,16 @@ package aboxtest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -23,12 +26,19 @@ type Server struct {
 	Log *Log
 
 	env    *Env
+	dir    string // its data directory
 	cmd    *exec.Cmd
 	addrs  map[string]string // listener name -> host:port, from the ready line
 	exited chan struct{}
 	err    error // from Wait, once exited is closed
 
 	stopOnce sync.Once
+
+	// nodes are the cluster mode's servers (cluster.go), each with its
+	// own log, cmd and addresses; this Server's Log has all their
+	// lines and its methods act on them all. nil for one server.
+	nodes []*Server
+	rot   atomic.Uint32 // rotation of Addr and Addrs over nodes
 }
 
 // ServeArgs is the command line of `abox serve` on e's data directory
@@ -36,8 +46,10 @@ type Server struct {
 // ready line says which): nothing else can take the port between a
 // check that it is free and the server's bind. A listener ServeFlags
 // sets (--listen-NAME ADDR) keeps that address.
-func (e *Env) ServeArgs() []string {
-	args := append(e.globalFlags(), "serve", "--hostname", e.Hostname)
+func (e *Env) ServeArgs() []string { return e.serveArgs(e.Dir) }
+
+func (e *Env) serveArgs(dir string) []string {
+	args := append(e.globalFlags(dir), "serve", "--hostname", e.Hostname)
 	args = append(args, e.ServeFlags...)
 	for _, name := range Listeners {
 		if !slices.Contains(e.ServeFlags, "--listen-"+name) {
@@ -53,7 +65,9 @@ func (e *Env) ServeArgs() []string {
 // StopTimeout, and e's cleanup checks run: the store checks clean
 // (through the control socket of the server the test left running, or
 // directly when none runs; SkipStoreCheck), and the log of every server
-// the test started on e shows no bug (AllowError).
+// the test started on e shows no bug (AllowError). In the cluster mode
+// (ABOX_TEST_CLUSTER) it starts every node, and the checks apply to
+// each.
 func (e *Env) Start() *Server {
 	e.t.Helper()
 	s, err := e.TryStart()
@@ -67,15 +81,33 @@ func (e *Env) Start() *Server {
 // why, with the server's output, when it exits before it is ready.
 func (e *Env) TryStart() (*Server, error) {
 	e.t.Helper()
-	cmd := exec.Command(Bin(e.t), e.ServeArgs()...)
+	if e.prepareCluster() {
+		return e.startCluster()
+	}
+	s, err := e.startNode(e.Dir, nil)
+	if err != nil {
+		return nil, err
+	}
+	e.started(s)
+	return s, nil
+}
+
+// startNode starts abox serve on data directory dir and waits for its
+// ready line; also, when not nil, gets its output.
+func (e *Env) startNode(dir string, also io.Writer) (*Server, error) {
+	cmd := exec.Command(Bin(e.t), e.serveArgs(dir)...)
 	cmd.Dir = e.WD
 	cmd.Env = append(Environ(), e.ServeEnv...)
 	log := newLog()
 	cmd.Stdout, cmd.Stderr = log, log
+	if also != nil {
+		w := io.MultiWriter(log, also)
+		cmd.Stdout, cmd.Stderr = w, w
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting abox serve: %w", err)
 	}
-	s := &Server{Log: log, env: e, cmd: cmd, exited: make(chan struct{})}
+	s := &Server{Log: log, env: e, dir: dir, cmd: cmd, exited: make(chan struct{})}
 	go func() {
 		s.err = cmd.Wait()
 		close(s.exited)
@@ -97,7 +129,6 @@ func (e *Env) TryStart() (*Server, error) {
 		return nil, fmt.Errorf("%v:\n%s", err, log)
 	}
 	s.addrs = addrs
-	e.started(s)
 	return s, nil
 }
 
@@ -120,8 +151,11 @@ func readyAddrs(line string) (map[string]string, error) {
 }
 
 // Addr is the host:port of a listener (Listeners), as the server's ready
-// line names it.
+// line names it; in the cluster mode, each call names the next node's.
 func (s *Server) Addr(name string) string {
+	if s.nodes != nil {
+		return s.nextNode().Addr(name)
+	}
 	a, ok := s.addrs[name]
 	if !ok {
 		s.env.t.Fatalf("abox serve has no listener %q (Listeners)", name)
@@ -129,11 +163,27 @@ func (s *Server) Addr(name string) string {
 	return a
 }
 
-// Addrs maps every listener's name to its address.
-func (s *Server) Addrs() map[string]string { return maps.Clone(s.addrs) }
+// Addrs maps every listener's name to its address. In the cluster mode
+// the listeners are spread over the nodes (SMTP on one, IMAP on
+// another), starting at the next node of the rotation.
+func (s *Server) Addrs() map[string]string {
+	if s.nodes == nil {
+		return maps.Clone(s.addrs)
+	}
+	start := int(s.rot.Add(1) - 1)
+	m := map[string]string{}
+	for i, name := range Listeners {
+		m[name] = s.nodes[(start+i)%len(s.nodes)].addrs[name]
+	}
+	return m
+}
 
-// Running reports whether the process has not exited yet.
+// Running reports whether the process has not exited yet (in the
+// cluster mode: whether any node has not).
 func (s *Server) Running() bool {
+	if s.nodes != nil {
+		return slices.ContainsFunc(s.nodes, (*Server).Running)
+	}
 	select {
 	case <-s.exited:
 		return false
@@ -149,6 +199,10 @@ func (s *Server) Stop() { s.StopWith(syscall.SIGTERM) }
 // StopWith is Stop with another signal (SPEC: SIGTERM or SIGINT).
 func (s *Server) StopWith(sig os.Signal) {
 	t := s.env.t
+	if s.nodes != nil {
+		s.eachNode(func(n *Server) { n.StopWith(sig) })
+		return
+	}
 	s.stopOnce.Do(func() {
 		t.Helper()
 		if !s.Running() {
@@ -182,15 +236,49 @@ func (s *Server) StopWith(sig os.Signal) {
 
 // Signal sends sig to the running server (SIGHUP, say) without
 // stopping it.
-func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
+func (s *Server) Signal(sig os.Signal) error {
+	if s.nodes != nil {
+		s.env.prepareCluster() // a configuration rewritten for a reload
+		var errs []error
+		for _, n := range s.nodes {
+			errs = append(errs, n.Signal(sig))
+		}
+		return errors.Join(errs...)
+	}
+	return s.cmd.Process.Signal(sig)
+}
 
 // Kill stops the server with SIGKILL, as a crash would.
 func (s *Server) Kill() {
+	if s.nodes != nil {
+		s.eachNode((*Server).Kill)
+		return
+	}
 	s.stopOnce.Do(func() {
 		s.cmd.Process.Kill()
 		<-s.exited
 	})
 }
 
-// Pid is the server's process ID.
-func (s *Server) Pid() int { return s.cmd.Process.Pid }
+// Pid is the server's process ID (in the cluster mode: the first
+// node's).
+func (s *Server) Pid() int {
+	if s.nodes != nil {
+		return s.nodes[0].Pid()
+	}
+	return s.cmd.Process.Pid
+}
+
+// eachNode runs fn on every node of a cluster at once (their drains
+// overlap) and returns when all are done.
+func (s *Server) eachNode(fn func(*Server)) {
+	var wg sync.WaitGroup
+	for _, n := range s.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(n)
+		}()
+	}
+	wg.Wait()
+}
