@@ -99,13 +99,20 @@ func privateWeed(t *testing.T) *pgtest.Weed {
 	return w
 }
 
-// faultCluster is newPGCluster on a given database and object store
-// (nil: bodies in PostgreSQL only), with bodies up to inlineMax kept in
-// PostgreSQL and larger ones in the object store.
+// faultCluster is pgClusterOn with outbound mail off (the fault tests
+// deliver locally only).
 func faultCluster(t *testing.T, dsn string, w *pgtest.Weed, inlineMax string, extra ...string) *pgCluster {
 	t.Helper()
+	return pgClusterOn(t, dsn, w, inlineMax, append([]string{"outbound = false"}, extra...)...)
+}
+
+// pgClusterOn is the configuration of nodes on a given database and
+// object store (nil: bodies in PostgreSQL only), with bodies up to
+// inlineMax kept in PostgreSQL and larger ones in the object store.
+func pgClusterOn(t *testing.T, dsn string, w *pgtest.Weed, inlineMax string, extra ...string) *pgCluster {
+	t.Helper()
 	c := &pgCluster{t: t, dsn: dsn}
-	lines := []string{"store = " + strconv.Quote(dsn), "outbound = false"}
+	lines := []string{"store = " + strconv.Quote(dsn)}
 	if w != nil {
 		secret := filepath.Join(t.TempDir(), "s3-secret")
 		if err := os.WriteFile(secret, []byte(w.SecretKey+"\n"), 0o600); err != nil {

@@ -41,26 +41,12 @@ type pgCluster struct {
 // configuration naming them; extra lines are added to it.
 func newPGCluster(t *testing.T, objects bool, extra ...string) *pgCluster {
 	t.Helper()
-	c := &pgCluster{t: t, dsn: pgtest.Database(t)}
-	lines := []string{"store = " + strconv.Quote(c.dsn)}
+	var w *pgtest.Weed
 	if objects {
-		w := pgtest.ObjectServer(t)
-		secret := filepath.Join(t.TempDir(), "s3-secret")
-		if err := os.WriteFile(secret, []byte(w.SecretKey+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines,
-			"object-store-endpoint = "+strconv.Quote(w.Endpoint()),
-			"object-store-bucket = "+strconv.Quote(w.NewBucket()),
-			"object-store-access-key = "+strconv.Quote(w.AccessKey),
-			"object-store-secret-key-file = "+strconv.Quote(secret),
-			"object-store-create-bucket = true",
-			// Small test letters then go to the object store too.
-			`object-store-inline-max = "64B"`,
-		)
+		w = pgtest.ObjectServer(t)
 	}
-	c.config = strings.Join(append(lines, extra...), "\n") + "\n"
-	return c
+	// Small test letters go to the object store too.
+	return pgClusterOn(t, pgtest.Database(t), w, "64B", extra...)
 }
 
 // node is a data directory configured for the cluster (no server yet).
