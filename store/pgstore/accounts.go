@@ -100,19 +100,11 @@ func (s *Store) Account(address string) (accounts.Account, error) {
 
 // AccountByID looks an account up by its id.
 func (s *Store) AccountByID(id uint64) (accounts.Account, error) {
-	var raw []byte
-	err := s.pool.QueryRow(context.Background(), `SELECT data FROM accounts WHERE id = $1`, id).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return accounts.Account{}, fmt.Errorf("account %d: %w", id, store.ErrNoAccount)
-	}
+	a, err := scanAccount(s.pool.QueryRow(context.Background(), `SELECT data FROM accounts WHERE id = $1`, id), fmt.Sprintf("account %d", id))
 	if err != nil {
 		return accounts.Account{}, storageErr(err)
 	}
-	var a accounts.Account
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return a, fmt.Errorf("account %d: %w", id, store.ErrCorrupt)
-	}
-	return a, nil
+	return *a, nil
 }
 
 // AccountWithUsage is Account and Usage in one query; the usage is zero

@@ -3,7 +3,6 @@ package pgstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -24,20 +23,8 @@ func lockAccountByAddress(ctx context.Context, tx pgx.Tx, address string) (*acco
 	if !ok {
 		return nil, fmt.Errorf("%q: %w", address, store.ErrNoAccount)
 	}
-	var raw []byte
-	err := tx.QueryRow(ctx, `SELECT data FROM accounts WHERE domain = $1 AND login = $2 AND address_held FOR UPDATE`,
-		domain, login).Scan(&raw)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("%s: %w", address, store.ErrNoAccount)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var a accounts.Account
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, fmt.Errorf("%s: %w", address, store.ErrCorrupt)
-	}
-	return &a, nil
+	return scanAccount(tx.QueryRow(ctx, `SELECT data FROM accounts WHERE domain = $1 AND login = $2 AND address_held FOR UPDATE`,
+		domain, login), address)
 }
 
 // UpdateAccount applies fn to an account in one transaction and writes

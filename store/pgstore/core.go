@@ -24,17 +24,24 @@ func getAccount(ctx context.Context, tx pgx.Tx, id uint64, forUpdate bool) (*acc
 	if forUpdate {
 		q += ` FOR UPDATE`
 	}
+	return scanAccount(tx.QueryRow(ctx, q, id), fmt.Sprintf("account %d", id))
+}
+
+// scanAccount reads the one account a query of its data column found;
+// name says which in the errors (no such account, a record that does
+// not decode).
+func scanAccount(row pgx.Row, name string) (*accounts.Account, error) {
 	var raw []byte
-	err := tx.QueryRow(ctx, q, id).Scan(&raw)
+	err := row.Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("account %d: %w", id, store.ErrNoAccount)
+		return nil, fmt.Errorf("%s: %w", name, store.ErrNoAccount)
 	}
 	if err != nil {
 		return nil, err
 	}
 	var a accounts.Account
 	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, fmt.Errorf("account %d: %w", id, store.ErrCorrupt)
+		return nil, fmt.Errorf("%s: %w", name, store.ErrCorrupt)
 	}
 	return &a, nil
 }
