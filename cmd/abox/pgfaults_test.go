@@ -57,47 +57,11 @@ func faultRuns(t *testing.T) int {
 
 // privatePostgres starts a PostgreSQL of the test's own, for a test that
 // stops it; it is stopped and removed after the test's nodes.
-func privatePostgres(t *testing.T) *pgtest.Postgres {
-	t.Helper()
-	bin := pgtest.PGBin()
-	if bin == "" {
-		if os.Getenv("ABOX_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("PostgreSQL is required (ABOX_REQUIRE_POSTGRES=1)")
-		}
-		t.Skip("PostgreSQL not available (set ABOX_REQUIRE_POSTGRES=1 to make this a failure)")
-	}
-	p, err := pgtest.StartPostgres(bin, "")
-	if err != nil {
-		t.Fatalf("starting a private PostgreSQL: %v", err)
-	}
-	t.Cleanup(func() {
-		p.Stop("immediate")
-		os.RemoveAll(p.Dir)
-	})
-	return p
-}
+func privatePostgres(t *testing.T) *pgtest.Postgres { return pgtest.PrivatePostgres(t) }
 
 // privateWeed starts a SeaweedFS of the test's own, for a test that
 // kills it.
-func privateWeed(t *testing.T) *pgtest.Weed {
-	t.Helper()
-	bin := pgtest.WeedBin()
-	if bin == "" {
-		if os.Getenv("ABOX_REQUIRE_S3") == "1" {
-			t.Fatal("SeaweedFS is required (ABOX_REQUIRE_S3=1)")
-		}
-		t.Skip("SeaweedFS not available (set ABOX_REQUIRE_S3=1 to make this a failure)")
-	}
-	w, err := pgtest.StartWeed(bin, "")
-	if err != nil {
-		t.Fatalf("starting a private SeaweedFS: %v", err)
-	}
-	t.Cleanup(func() {
-		w.Kill()
-		os.RemoveAll(w.Dir)
-	})
-	return w
-}
+func privateWeed(t *testing.T) *pgtest.Weed { return pgtest.PrivateWeed(t) }
 
 // faultCluster is pgClusterOn with outbound mail off (the fault tests
 // deliver locally only).

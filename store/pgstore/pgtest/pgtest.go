@@ -306,3 +306,42 @@ func StopAll() {
 	}
 	stopWeed()
 }
+
+// PrivatePostgres starts a PostgreSQL server of the test's own (for a
+// test that stops, kills or restarts it), removed at the test's end;
+// it skips or fails as Server does without the binaries.
+func PrivatePostgres(tb testing.TB) *Postgres {
+	tb.Helper()
+	bin := PGBin()
+	if bin == "" {
+		need(tb, "ABOX_REQUIRE_POSTGRES", "PostgreSQL (initdb and postgres)")
+	}
+	p, err := StartPostgres(bin, "")
+	if err != nil {
+		tb.Fatalf("starting a private PostgreSQL: %v", err)
+	}
+	tb.Cleanup(func() {
+		p.Stop("immediate")
+		os.RemoveAll(p.Dir)
+	})
+	return p
+}
+
+// PrivateWeed starts a SeaweedFS of the test's own (for a test that
+// kills it), removed at the test's end.
+func PrivateWeed(tb testing.TB) *Weed {
+	tb.Helper()
+	bin := WeedBin()
+	if bin == "" {
+		need(tb, "ABOX_REQUIRE_S3", "SeaweedFS (weed)")
+	}
+	w, err := StartWeed(bin, "")
+	if err != nil {
+		tb.Fatalf("starting a private SeaweedFS: %v", err)
+	}
+	tb.Cleanup(func() {
+		w.Kill()
+		os.RemoveAll(w.Dir)
+	})
+	return w
+}
