@@ -105,7 +105,8 @@ func TestPostgresCluster(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if metricValue(string(metrics), "abox_pg_pool_max_connections") <= 0 || strings.Contains(string(metrics), "abox_store_commits_total") {
+	if metricValue(string(metrics), "abox_pg_pool_max_connections") <= 0 || strings.Contains(string(metrics), "abox_store_commits_total") ||
+		!strings.Contains(string(metrics), `abox_pg_commits_unanswered_total{outcome="unknown"} 0`) {
 		t.Errorf("/metrics on PostgreSQL: want abox_pg_pool_* and no bbolt writer:\n%.3000s", metrics)
 	}
 

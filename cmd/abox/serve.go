@@ -213,6 +213,7 @@ func (a *app) serve(ctx context.Context) error {
 		srv.registerFileMetrics(opened.file)
 	} else {
 		srv.registerPoolMetrics(opened.pg.Pool())
+		srv.registerCommitMetrics(opened.pg)
 		// A block, deletion or password change made through another
 		// node ends this node's sessions of that account too.
 		opened.pg.OnAccountChanged(srv.endSessions)

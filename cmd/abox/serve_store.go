@@ -114,3 +114,21 @@ func (s *server) registerPoolMetrics(pool *pgxpool.Pool) {
 	counter("abox_pg_pool_new_connections_total", "Connections made to PostgreSQL.",
 		func(st *pgxpool.Stat) float64 { return float64(st.NewConnsCount()) })
 }
+
+// registerCommitMetrics exports how the deliveries' COMMITs that got
+// no answer turned out (pgstore's resolveCommit).
+func (s *server) registerCommitMetrics(pg *pgstore.Store) {
+	for _, outcome := range []string{"committed", "unknown"} {
+		s.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "abox_pg_commits_unanswered_total",
+			Help:        "Delivery COMMITs that got no answer, by what PostgreSQL said of them afterwards (committed: answered 250; unknown: never learnt, answered 451).",
+			ConstLabels: prometheus.Labels{"outcome": outcome},
+		}, func() float64 {
+			committed, unknown := pg.CommitsResolved()
+			if outcome == "committed" {
+				return float64(committed)
+			}
+			return float64(unknown)
+		}))
+	}
+}

@@ -208,15 +208,16 @@ func recipientErr(code string, r store.Recipient) error {
 	return fmt.Errorf("delivery: unknown outcome %q: %w", code, store.ErrCorrupt)
 }
 
-// deliverAlone runs one plain delivery as its own transaction (one
-// statement), again when PostgreSQL broke a deadlock by aborting it.
+// deliverAlone runs one plain delivery as its own transaction (txKnown:
+// again when PostgreSQL broke a deadlock by aborting it, and resolved
+// when its COMMIT gets no answer).
 func (s *Store) deliverAlone(ctx context.Context, a *deliverArgs, rcpts []store.Recipient) (res deliverResult, err error) {
-	for attempt := 0; ; attempt++ {
-		res, err = runDeliver(ctx, s.pool, a, rcpts)
-		if err == nil || !retryable(err) || attempt == 4 {
-			return res, err
-		}
-	}
+	err = s.txKnown(ctx, func(tx pgx.Tx) error {
+		var err error
+		res, err = runDeliver(ctx, tx, a, rcpts)
+		return err
+	})
+	return res, err
 }
 
 // Deliver stores d and returns when it is durable (store.Store.Deliver
@@ -264,7 +265,7 @@ func (s *Store) Deliver(ctx context.Context, d *store.Delivery) ([]store.Deliver
 		}
 		err = storageErr(err)
 	} else {
-		err = s.tx(ctx, func(tx pgx.Tx) error {
+		err = s.txKnown(ctx, func(tx pgx.Tx) error {
 			var err error
 			if res, err = runDeliver(ctx, tx, a, d.Recipients); err != nil {
 				return err

@@ -189,12 +189,15 @@ func batchErr(err error) error {
 var errBatchAborted = errors.New("the transaction was rolled back at commit")
 
 // tryBatch runs batch's deliveries in one transaction on one
-// connection: BEGIN, then per delivery SAVEPOINT, abox_deliver,
-// RELEASE, then COMMIT, all in one pipeline (one round trip). A
-// delivery that fails stops the pipeline there (PostgreSQL skips the
-// rest): its savepoint is rolled back, its error kept, and the
-// deliveries after it are sent again in the next pipeline. A non-nil return (connection, COMMIT or
-// a deadlock) means nothing of the batch is stored.
+// connection: BEGIN, the transaction's id, then per delivery
+// SAVEPOINT, abox_deliver, RELEASE, all in one pipeline (one round
+// trip), then COMMIT. A delivery that fails stops the pipeline there
+// (PostgreSQL skips the rest): its savepoint is rolled back, its error
+// kept, and the deliveries after it are sent again in the next
+// pipeline. COMMIT goes alone, once every result is read, so that a
+// COMMIT without an answer can be resolved (commit.go) with the
+// deliveries' outcomes in hand. A non-nil return (connection, COMMIT
+// or a deadlock) means nothing of the batch is stored.
 func (s *Store) tryBatch(ctx context.Context, batch []*queuedDelivery) (err error) {
 	for _, q := range batch {
 		q.res, q.err = deliverResult{}, nil
@@ -215,10 +218,12 @@ func (s *Store) tryBatch(ctx context.Context, batch []*queuedDelivery) (err erro
 	}()
 	rest := batch
 	first := true
+	var xid string
 	for {
 		b := &pgx.Batch{}
 		if first {
 			b.Queue("BEGIN")
+			b.Queue(xidSQL)
 		} else {
 			// Alone and unprepared: the failed pipeline made pgx drop
 			// its prepared statements, which cannot be prepared again
@@ -232,24 +237,32 @@ func (s *Store) tryBatch(ctx context.Context, batch []*queuedDelivery) (err erro
 			b.Queue(deliverSQL, q.a.values()...)
 			b.Queue("RELEASE SAVEPOINT d")
 		}
-		b.Queue("COMMIT")
-		failed, err := runPipeline(ctx, conn, b, first, rest)
+		failed, err := runPipeline(ctx, conn, b, first, &xid, rest)
 		if err != nil {
 			return err
 		}
 		if failed < 0 {
-			return nil
+			break
 		}
 		rest, first = rest[failed+1:], false
 	}
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err == nil && tag.String() != "COMMIT" {
+		return errBatchAborted
+	}
+	if err != nil {
+		return s.resolveCommit(ctx, xid, err)
+	}
+	return nil
 }
 
-// runPipeline sends b and reads its results into rest's deliveries. It
+// runPipeline sends b and reads its results into rest's deliveries
+// (and, in the first pipeline, the transaction's id into xid). It
 // returns the index in rest of a delivery whose statement failed (the
 // transaction is then in its failed savepoint, the pipeline's later
-// statements skipped), or -1 when everything ran and committed; an
-// error when the batch as a whole failed.
-func runPipeline(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, first bool, rest []*queuedDelivery) (failed int, err error) {
+// statements skipped), or -1 when everything ran; an error when the
+// batch as a whole failed.
+func runPipeline(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, first bool, xid *string, rest []*queuedDelivery) (failed int, err error) {
 	br := conn.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil && failed < 0 && cerr != nil {
@@ -258,6 +271,9 @@ func runPipeline(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, first bool, 
 	}()
 	if first {
 		if _, err := br.Exec(); err != nil { // BEGIN
+			return 0, err
+		}
+		if err := br.QueryRow().Scan(xid); err != nil {
 			return 0, err
 		}
 	}
@@ -279,13 +295,6 @@ func runPipeline(ctx context.Context, conn *pgx.Conn, b *pgx.Batch, first bool, 
 		if _, err := br.Exec(); err != nil { // RELEASE SAVEPOINT
 			return 0, err
 		}
-	}
-	tag, err := br.Exec() // COMMIT
-	if err != nil {
-		return 0, err
-	}
-	if tag.String() != "COMMIT" {
-		return 0, errBatchAborted
 	}
 	return -1, nil
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -66,6 +67,9 @@ type Store struct {
 	// deliveries queues plain deliveries for group commit
 	// (deliver_batch.go).
 	deliveries committer
+	// commitsResolved and commitsUnknown count ambiguous COMMITs
+	// (commit.go): found committed, and never learnt.
+	commitsResolved, commitsUnknown atomic.Int64
 
 	closeOnce sync.Once
 	closeMu   sync.Mutex
