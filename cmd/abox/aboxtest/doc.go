@@ -43,8 +43,11 @@
 //   - cmd/abox TestOutboundSurvivesKill: kill -9 of the only process,
 //     whose next start releases its attempts at once; a killed node's
 //     attempts wait for their leases to expire instead.
-//   - imapd TestMbsyncFirstSyncStandardClass: fills 20,000 letters
+//   - imapd TestMbsyncFirstSyncStandardClass: fills 10,000 letters
 //     through the store first, minutes on PostgreSQL.
+//   - cmd/abox's tests that start their own nodes on PostgreSQL
+//     (TestPostgres*, TestObjectStoreOutage: ownCluster): the cluster
+//     mode changes nothing they do, and the race run has run them.
 //
 // And parts of tests: the tampered copies of the bbolt file in
 // TestEvidenceEndToEnd and TestOfficialLetter, and `abox check` between
