@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -159,6 +160,10 @@ func BenchmarkChurnSpace(b *testing.B) {
 // blurs it as much as wall time.
 //
 //	go test -run '^$' -bench BenchmarkDeliverOfficial -benchtime 20000x -count 5 ./store/
+//
+// With -args -official-recipients 16 -official-accounts 16 each letter
+// goes to 16 of 16 accounts, as in the end-to-end comparison of
+// docs/BENCHMARKS.md.
 func BenchmarkDeliverOfficial(b *testing.B) {
 	for _, kind := range []string{"billing", "official", "official-without-evidence"} {
 		b.Run("kind="+kind, func(b *testing.B) {
@@ -168,7 +173,8 @@ func BenchmarkDeliverOfficial(b *testing.B) {
 			}
 			defer s.Close()
 			s.benchNoEvidence = kind == "official-without-evidence"
-			ids := benchAccounts(b, s)
+			ids := benchAccounts(b, s)[:*benchAccountsFlag]
+			nr := *benchRecipientsFlag
 			pad := bytes.Repeat([]byte("x"), 1<<10)
 			var next atomic.Int64
 			cpu0 := cpuTime()
@@ -183,16 +189,21 @@ func BenchmarkDeliverOfficial(b *testing.B) {
 						if n > int64(b.N) {
 							return
 						}
-						id := ids[n%100]
+						rcpts := make([]Recipient, nr)
+						addrs := make([]string, nr)
+						for r := range nr {
+							i := (int(n) + r) % len(ids)
+							rcpts[r], addrs[r] = Recipient{Account: ids[i]}, fmt.Sprintf("user%d@example.kz", i)
+						}
 						// Message-IDs in no order, as from many systems: the
 						// Message-ID index's inserts land anywhere.
 						sum := sha256.Sum256(fmt.Append(nil, n))
 						msgID := fmt.Sprintf("<%x@egov.kz>", sum[:8])
 						d := &Delivery{Body: append(fmt.Appendf(nil, "Message-ID: %s\r\nSubject: %d\r\n\r\n", msgID, n), pad...),
-							Recipients: []Recipient{{Account: id}}}
+							Recipients: rcpts}
 						if kind != "billing" {
 							d.Official = &OfficialLetter{MessageID: msgID, Sender: "egov",
-								Addresses: []string{fmt.Sprintf("user%d@example.kz", n%100)}, AcceptedAt: time.Now(),
+								Addresses: addrs, AcceptedAt: time.Now(),
 								ClientIP: "192.0.2.7", TLS: "TLS 1.3 TLS_AES_128_GCM_SHA256"}
 						}
 						if _, err := s.Deliver(ctx, d); err != nil {
@@ -209,6 +220,11 @@ func BenchmarkDeliverOfficial(b *testing.B) {
 		})
 	}
 }
+
+var (
+	benchRecipientsFlag = flag.Int("official-recipients", 1, "BenchmarkDeliverOfficial: recipients of each letter")
+	benchAccountsFlag   = flag.Int("official-accounts", 100, "BenchmarkDeliverOfficial: accounts the letters go to (at most 100)")
+)
 
 // benchAccounts makes example.kz and its 100 accounts user0..user99.
 func benchAccounts(b *testing.B, s *Store) []uint64 {

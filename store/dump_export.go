@@ -343,9 +343,13 @@ func (x *exporter) broadcasts() error {
 }
 
 func (x *exporter) evidence() error {
-	return x.tx.Bucket(bEvidence).ForEach(func(k, v []byte) error {
-		return x.emit(&DumpRecord{Kind: DumpEvidence, Evidence: &EvidenceDump{Index: decodeU64(k), Raw: bytes.Clone(v)}})
-	})
+	ec := newEntryCursor(x.tx)
+	for i, v, ok := ec.First(); ok; i, v, ok = ec.Next() {
+		if err := x.emit(&DumpRecord{Kind: DumpEvidence, Evidence: &EvidenceDump{Index: i, Raw: bytes.Clone(v)}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (x *exporter) signedHeads() error {

@@ -81,15 +81,24 @@ func (t *txn) appendEvidence(e EvidenceEvent) error {
 }
 
 // evidenceWriter appends entries to the evidence log in t's transaction.
-// Every write goes through t.put, so an official delivery is
-// acknowledged from the write-ahead log like any other (the log's record
-// holds the entries, and replay rebuilds them byte for byte); the log's
-// size is written once, at close. The tree's nodes and the indexes are
-// derived from the entries and written later, in bulk, by buildEvidence
-// (evidence_build.go): the delivery path pays for the entries alone.
+// Its entries are one value, written at close (a group of several, or
+// one entry alone: evidence_entries.go). Every write goes through t.put,
+// so an official delivery is acknowledged from the write-ahead log like
+// any other (the log's record holds the entries, and replay rebuilds
+// them byte for byte); the log's size is written once, at close. The
+// tree's nodes and the indexes are derived from the entries and written
+// later, in bulk, by buildEvidence (evidence_build.go): the delivery path
+// pays for the entries alone.
 type evidenceWriter struct {
 	t        *txn
 	n, start uint64
+	// kv is the group being built: its key (the index of its first
+	// entry, group) and value; first is where the first entry's JSON
+	// starts in it, scratch the buffer an entry is encoded in.
+	kv      []byte
+	group   uint64
+	first   int
+	scratch []byte
 }
 
 func (t *txn) evidenceWriter() *evidenceWriter {
@@ -111,25 +120,61 @@ func (w *evidenceWriter) add(e EvidenceEvent) error {
 	if e.ConsentSHA == "" && e.Account != 0 {
 		e.ConsentSHA = t.consentSHA(e.Account)
 	}
-	// bbolt keeps the slices it is given until commit: each entry is
-	// encoded into its own, after its key, sized to need no growing.
-	kv := make([]byte, 8, 8+evidenceJSONSize(&e))
-	binary.BigEndian.PutUint64(kv, w.n)
-	kv, err := appendEvidenceJSON(kv, &e)
+	if size := evidenceJSONSize(&e); cap(w.scratch) < size {
+		w.scratch = make([]byte, 0, size) // sized to need no growing
+	}
+	raw, err := appendEvidenceJSON(w.scratch[:0], &e)
 	if err != nil {
 		return err
 	}
-	if err := t.putOwned(bEvidence, kv, 8, appendFill); err != nil {
-		return err
+	w.scratch = raw
+	if w.n-w.group == maxGroupEntries {
+		if err := w.flush(); err != nil {
+			return err
+		}
 	}
+	if w.kv == nil {
+		w.kv = make([]byte, 8, 8+1+2*(binary.MaxVarintLen32+len(raw)))
+		binary.BigEndian.PutUint64(w.kv, w.n)
+		w.kv = append(w.kv, evidenceGroupMark)
+		w.group = w.n
+	}
+	w.kv = binary.AppendUvarint(w.kv, uint64(len(raw)))
+	if w.n == w.group {
+		w.first = len(w.kv)
+	}
+	w.kv = append(w.kv, raw...)
 	w.n++
 	return nil
 }
 
-// close writes the log's new size.
+// maxGroupEntries bounds a group (a broadcast's batch writes two entries
+// per recipient in one transaction): reading an entry walks at most this
+// many, and a group's value stays a few pages.
+const maxGroupEntries = 16
+
+// flush writes the entries of the group being built.
+func (w *evidenceWriter) flush() error {
+	if w.kv == nil {
+		return nil
+	}
+	kv := w.kv
+	if w.n-w.group == 1 {
+		// Alone: the entry's JSON itself, as before groups.
+		kv = append(kv[:8:8], kv[w.first:]...)
+	}
+	// bbolt keeps kv until the commit: it is never touched again.
+	w.kv = nil
+	return w.t.putOwned(bEvidence, kv, 8, appendFill)
+}
+
+// close writes the entries and the log's new size.
 func (w *evidenceWriter) close() error {
 	if w.n == w.start {
 		return nil
+	}
+	if err := w.flush(); err != nil {
+		return err
 	}
 	return w.t.put(bMeta, metaEvidenceSize, u64(w.n), 0)
 }

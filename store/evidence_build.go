@@ -92,10 +92,10 @@ func buildEvidence(tx *bolt.Tx) error {
 	}
 	b := evidenceBuilder{msgs: tx.Bucket(bEvidenceMsg), accts: tx.Bucket(bEvidenceAcct)}
 	var hasher evidence.LeafHasher
-	c := tx.Bucket(bEvidence).Cursor()
+	ec := newEntryCursor(tx)
 	idx := built
-	for k, raw := c.Seek(u64(built)); idx < size; k, raw = c.Next() {
-		if k == nil || decodeU64(k) != idx {
+	for i, raw, ok := ec.Seek(built); idx < size; i, raw, ok = ec.Next() {
+		if !ok || i != idx {
 			return fmt.Errorf("evidence entry %d is missing: %w", idx, ErrCorrupt)
 		}
 		h := hasher.Sum(raw)

@@ -148,7 +148,7 @@ func TestEvidenceBuiltAtCommit(t *testing.T) {
 		tree, _ := tx.CreateBucket(bEvidenceTree)
 		var b evidence.Builder
 		for i := range uint64(3) {
-			b.Add(evidence.LeafHash(tx.Bucket(bEvidence).Get(u64(i))), func(level uint8, index uint64, h evidence.Hash) error {
+			b.Add(evidence.LeafHash(evidenceEntry(tx, i)), func(level uint8, index uint64, h evidence.Hash) error {
 				return tree.Put(evidenceTreeKey(level, index), bytes.Clone(h[:]))
 			})
 		}
@@ -206,10 +206,10 @@ func TestEvidenceTreeAcrossBlocks(t *testing.T) {
 		}
 		leaves = leaves[:0]
 		if err := s.viewNow(func(tx *bolt.Tx) error {
-			return tx.Bucket(bEvidence).ForEach(func(_, v []byte) error {
+			for _, v := range allEntries(tx) {
 				leaves = append(leaves, evidence.LeafHash(v))
-				return nil
-			})
+			}
+			return nil
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -277,6 +277,7 @@ func TestEvidenceTreeAcrossBlocks(t *testing.T) {
 	}
 	// One byte of an entry in the third block.
 	tamper(func(tx *bolt.Tx) {
+		explodeEvidence(t, tx)
 		raw := bytes.Clone(tx.Bucket(bEvidence).Get(u64(150)))
 		raw[bytes.Index(raw, []byte(`"kind":"`))+8] ^= 0x20
 		tx.Bucket(bEvidence).Put(u64(150), raw)

@@ -115,22 +115,19 @@ func (s *Store) EvidenceFor(messageID, sender string) ([]EvidenceEntry, error) {
 	var out []EvidenceEntry
 	err := s.view(func(tx *bolt.Tx) error {
 		prefix := append([]byte(msgID), 0)
-		entries := tx.Bucket(bEvidence)
 		c := tx.Bucket(bEvidenceMsg).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if len(k) != len(prefix)+8 {
 				continue // a longer Message-ID that starts with this one and a NUL
 			}
-			first := decodeU64(k[len(prefix):])
-			for idx := first; idx < first+runLength(v); idx++ {
-				raw := bytes.Clone(entries.Get(u64(idx)))
-				var e EvidenceEvent
-				if err := json.Unmarshal(raw, &e); err != nil {
-					return fmt.Errorf("evidence entry %d: %w", idx, ErrCorrupt)
+			err := readRun(tx, decodeU64(k[len(prefix):]), runLength(v), func(e EvidenceEntry) bool {
+				if sender == "" || e.Event.Sender == sender {
+					out = append(out, e)
 				}
-				if sender == "" || e.Sender == sender {
-					out = append(out, EvidenceEntry{Event: e, Raw: raw})
-				}
+				return true
+			})
+			if err != nil {
+				return err
 			}
 		}
 		return nil
@@ -173,7 +170,6 @@ func (s *Store) EvidenceForAccount(acct, after uint64, limit int) ([]EvidenceEnt
 	var out []EvidenceEntry
 	var next uint64
 	err := s.view(func(tx *bolt.Tx) error {
-		entries := tx.Bucket(bEvidence)
 		prefix := u64(acct)
 		c := tx.Bucket(bEvidenceAcct).Cursor()
 		k, v := c.Seek(evidenceAcctKey(acct, after))
@@ -183,19 +179,19 @@ func (s *Store) EvidenceForAccount(acct, after uint64, limit int) ([]EvidenceEnt
 		} else {
 			k, v = c.Seek(evidenceAcctKey(acct, after))
 		}
-		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		for ; k != nil && bytes.HasPrefix(k, prefix) && next == 0; k, v = c.Next() {
 			first := decodeU64(k[8:])
-			for idx := max(first, after); idx < first+runLength(v); idx++ {
+			start := max(first, after)
+			err := readRun(tx, start, first+runLength(v)-start, func(e EvidenceEntry) bool {
 				if len(out) == limit {
-					next = idx
-					return nil
+					next = e.Event.Index
+					return false
 				}
-				raw := bytes.Clone(entries.Get(u64(idx)))
-				var e EvidenceEvent
-				if err := json.Unmarshal(raw, &e); err != nil {
-					return fmt.Errorf("evidence entry %d: %w", idx, ErrCorrupt)
-				}
-				out = append(out, EvidenceEntry{Event: e, Raw: raw})
+				out = append(out, e)
+				return true
+			})
+			if err != nil {
+				return err
 			}
 		}
 		return nil
@@ -207,18 +203,47 @@ func (s *Store) EvidenceForAccount(acct, after uint64, limit int) ([]EvidenceEnt
 // schema 3 (the upgrade, in its one transaction).
 func indexEvidenceByAccount(tx *bolt.Tx) error {
 	idx := tx.Bucket(bEvidenceAcct)
-	return tx.Bucket(bEvidence).ForEach(func(k, v []byte) error {
+	ec := newEntryCursor(tx)
+	for i, v, ok := ec.First(); ok; i, v, ok = ec.Next() {
 		var e struct {
 			Account uint64 `json:"account"`
 		}
 		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("evidence entry %d: %w", decodeU64(k), ErrCorrupt)
+			return fmt.Errorf("evidence entry %d: %w", i, ErrCorrupt)
 		}
 		if e.Account == 0 {
+			continue
+		}
+		if err := idx.Put(evidenceAcctKey(e.Account, i), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readRun calls fn with count entries from index first on, decoded,
+// until fn returns false. An entry that is missing or cannot be decoded
+// is the log's corruption.
+func readRun(tx *bolt.Tx, first, count uint64, fn func(EvidenceEntry) bool) error {
+	if count == 0 {
+		return nil
+	}
+	ec := newEntryCursor(tx)
+	i, raw, ok := ec.Seek(first)
+	for idx := first; idx < first+count; idx++ {
+		if !ok || i != idx {
+			return fmt.Errorf("evidence entry %d is missing: %w", idx, ErrCorrupt)
+		}
+		var e EvidenceEvent
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return fmt.Errorf("evidence entry %d: %w", idx, ErrCorrupt)
+		}
+		if !fn(EvidenceEntry{Event: e, Raw: bytes.Clone(raw)}) {
 			return nil
 		}
-		return idx.Put(evidenceAcctKey(e.Account, decodeU64(k)), nil)
-	})
+		i, raw, ok = ec.Next()
+	}
+	return nil
 }
 
 // evidenceIndexes checks the evidence log's indexes (abox check): every
@@ -226,7 +251,6 @@ func indexEvidenceByAccount(tx *bolt.Tx) error {
 // and are about that letter or account, and every entry is under one
 // key of each (an entry about no account under evidence_msg only).
 func (c *checker) evidenceIndexes() {
-	entries := c.tx.Bucket(bEvidence)
 	size := evidenceSize(c.tx)
 	type about struct {
 		MessageID string `json:"message_id"`
@@ -234,7 +258,7 @@ func (c *checker) evidenceIndexes() {
 	}
 	read := func(idx uint64) (about, bool) {
 		var a about
-		v := entries.Get(u64(idx))
+		v := evidenceEntry(c.tx, idx)
 		return a, v != nil && json.Unmarshal(v, &a) == nil
 	}
 	if v := c.tx.Bucket(bMeta).Get(metaEvidenceBuilt); v != nil && decodeU64(v) != size {
@@ -281,9 +305,10 @@ func (c *checker) evidenceIndexes() {
 		}
 		return nil
 	})
-	for idx := uint64(0); idx < size; idx++ {
-		a, ok := read(idx)
-		if !ok {
+	ec := newEntryCursor(c.tx)
+	for idx, v, ok := ec.First(); ok && idx < size; idx, v, ok = ec.Next() {
+		var a about
+		if json.Unmarshal(v, &a) != nil {
 			continue // the log itself is notice verify's
 		}
 		if !byMsg.has(idx) {

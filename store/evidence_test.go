@@ -123,38 +123,58 @@ func TestEvidenceTamperingIsCaught(t *testing.T) {
 		tamper  func(tx *bolt.Tx)
 		bad     uint64
 		problem string
+		inGroup bool // the entries as stored, in groups (else one per key)
 	}{
+		{"one byte inside a group", func(tx *bolt.Tx) {
+			b := tx.Bucket(bEvidence)
+			// The first delivery's entries (accepted, stored, refused):
+			// change the second one's recipient.
+			k, v := b.Cursor().First()
+			if v[0] != evidenceGroupMark {
+				panic(fmt.Sprintf("the first delivery's entries are not a group: %q", v))
+			}
+			i := bytes.Index(v, []byte(`"kind":"stored"`))
+			raw := bytes.Clone(v)
+			raw[i+len(`"kind":"s`)] = 'S'
+			b.Put(bytes.Clone(k), raw)
+		}, 1, "content was changed", true},
 		{"event content", func(tx *bolt.Tx) {
 			rewrite(tx, 4, func(e map[string]any) { e["recipient"] = "mallory@example.kz" })
-		}, 4, "content was changed"},
+		}, 4, "content was changed", false},
 		{"one byte of a time", func(tx *bolt.Tx) {
 			b := tx.Bucket(bEvidence)
 			raw := append([]byte(nil), b.Get(u64(7))...)
 			i := strings.Index(string(raw), `"at":"2026`) + len(`"at":"2026-01-1`)
 			raw[i]++
 			b.Put(u64(7), raw)
-		}, 7, "content was changed"},
+		}, 7, "content was changed", false},
 		{"order swapped", func(tx *bolt.Tx) {
 			b := tx.Bucket(bEvidence)
 			x, y := append([]byte(nil), b.Get(u64(3))...), append([]byte(nil), b.Get(u64(4))...)
 			b.Put(u64(3), y)
 			b.Put(u64(4), x)
-		}, 3, "says it is entry"},
-		{"event deleted", func(tx *bolt.Tx) { tx.Bucket(bEvidence).Delete(u64(5)) }, 5, "missing"},
+		}, 3, "says it is entry", false},
+		{"event deleted", func(tx *bolt.Tx) { tx.Bucket(bEvidence).Delete(u64(5)) }, 5, "missing", false},
 		{"time moved, tree recomputed without the key", func(tx *bolt.Tx) {
 			rewrite(tx, 7, func(e map[string]any) { e["at"] = "2026-02-04T10:03:00Z" })
 			retree(tx)
-		}, 3, "do not match the head"},
+		}, 3, "do not match the head", false},
 		{"last event removed, tree recomputed", func(tx *bolt.Tx) {
 			tx.Bucket(bEvidence).Delete(u64(8))
 			tx.Bucket(bMeta).Put(metaEvidenceSize, u64(8))
 			retree(tx)
-		}, 8, "removed"},
+		}, 8, "removed", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s, pub := evidenceFixture(t)
-			if err := s.db.Update(func(tx *bolt.Tx) error { c.tamper(tx); return nil }); err != nil {
+			if err := s.db.Update(func(tx *bolt.Tx) error {
+				if !c.inGroup {
+					explodeEvidence(t, tx)
+				}
+				c.tamper(tx)
+				return nil
+			}); err != nil {
 				t.Fatal(err)
 			}
 			rep, err := s.VerifyEvidence(pub, nil)
@@ -182,8 +202,7 @@ func retreeEvidence(tx *bolt.Tx) {
 	tree, _ := tx.CreateBucket(bEvidenceTree)
 	var b evidence.Builder
 	var leaves []byte
-	c := tx.Bucket(bEvidence).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
+	for _, v := range allEntries(tx) {
 		b.Add(evidence.LeafHash(v), func(level uint8, index uint64, h evidence.Hash) error {
 			switch {
 			case level == 0:

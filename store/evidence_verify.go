@@ -76,11 +76,11 @@ func (s *Store) VerifyEvidence(pub ed25519.PublicKey, extra []evidence.SignedHea
 		err := s.view(func(tx *bolt.Tx) error {
 			total = evidenceSize(tx)
 			tree := &storedTree{tree: tx.Bucket(bEvidenceTree)}
-			c := tx.Bucket(bEvidence).Cursor()
-			k, v := c.Seek(u64(next))
-			for n := 0; k != nil && n < 10_000; k, v = c.Next() {
+			ec := newEntryCursor(tx)
+			i, v, ok := ec.Seek(next)
+			for n := 0; ok && n < 10_000; i, v, ok = ec.Next() {
 				n++
-				if err := checkEntry(&rep, &b, tree, decodeU64(k), next, v); err != nil {
+				if err := checkEntry(&rep, &b, tree, i, next, v); err != nil {
 					return err
 				}
 				next++
@@ -90,7 +90,7 @@ func (s *Store) VerifyEvidence(pub ed25519.PublicKey, extra []evidence.SignedHea
 					}
 				}
 			}
-			done = k == nil
+			done = !ok
 			return nil
 		})
 		if err != nil {

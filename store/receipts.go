@@ -69,11 +69,11 @@ func (s *Store) EvidenceBetween(from, to uint64, fn func(EvidenceEntry) error) e
 	for from < to {
 		var batch []EvidenceEntry
 		err := s.view(func(tx *bolt.Tx) error {
-			c := tx.Bucket(bEvidence).Cursor()
-			for k, v := c.Seek(u64(from)); k != nil && decodeU64(k) < to && len(batch) < 1000; k, v = c.Next() {
+			ec := newEntryCursor(tx)
+			for i, v, ok := ec.Seek(from); ok && i < to && len(batch) < 1000; i, v, ok = ec.Next() {
 				var e EvidenceEvent
 				if err := json.Unmarshal(v, &e); err != nil {
-					return fmt.Errorf("evidence entry %d: %w", decodeU64(k), ErrCorrupt)
+					return fmt.Errorf("evidence entry %d: %w", i, ErrCorrupt)
 				}
 				batch = append(batch, EvidenceEntry{Event: e, Raw: bytes.Clone(v)})
 			}

@@ -27,7 +27,9 @@ import (
 //   - 4: the evidence tree and indexes are built at commit, behind the
 //     entries (meta/evidence_built; evidence_build.go). An older abox
 //     would write entries without them.
-const SchemaVersion = 4
+//   - 5: the evidence entries one transaction writes are one value, a
+//     group (evidence_entries.go); an older abox would misread them.
+const SchemaVersion = 5
 
 // FileName is the database file inside the data directory.
 const FileName = "abox.db"

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,11 +117,14 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	copyDir := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
 		b := tx.Bucket([]byte("evidence"))
 		k, v := b.Cursor().Last()
-		raw := strings.Replace(string(v), `"at":"`+now.UTC().Format("2006-01-02"), `"at":"`+now.UTC().Add(24*time.Hour).Format("2006-01-02"), 1)
-		if raw == string(v) {
-			t.Fatalf("no time to move in %s", v)
+		_, raws := evidenceEntries(t, k, v)
+		last := raws[len(raws)-1]
+		raw := strings.Replace(string(last), `"at":"`+now.UTC().Format("2006-01-02"), `"at":"`+now.UTC().Add(24*time.Hour).Format("2006-01-02"), 1)
+		if raw == string(last) {
+			t.Fatalf("no time to move in %s", last)
 		}
-		if err := b.Put(k, []byte(raw)); err != nil {
+		raws[len(raws)-1] = []byte(raw)
+		if err := b.Put(slices.Clone(k), evidenceValue(raws)); err != nil {
 			return 0, err
 		}
 		// The store's layout (store/evidence_build.go): the leaf hashes
@@ -129,8 +133,13 @@ func TestEvidenceEndToEnd(t *testing.T) {
 		tree := tx.Bucket([]byte("evidence_tree"))
 		var bl evidence.Builder
 		var leaves []byte
+		var all [][]byte
 		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
+			_, raws := evidenceEntries(t, k, v)
+			all = append(all, raws...)
+		}
+		for _, v := range all {
 			bl.Add(evidence.LeafHash(v), func(level uint8, index uint64, h evidence.Hash) error {
 				switch {
 				case level == 0:
@@ -217,4 +226,38 @@ func (a *abox) serveOfficial(t *testing.T, keyFile string, now time.Time) map[st
 	a.ServeFlags = []string{"--evidence-key", keyFile, "--evidence-interval", "0"}
 	a.srv = a.Start()
 	return a.srv.Addrs()
+}
+
+// evidenceEntries splits a value of the bbolt store's `evidence` bucket
+// into its entries, with their indexes (store/evidence_entries.go: one
+// entry's JSON under its index, or a group under its first entry's
+// index: 0x01, then each entry's length as a uvarint and its JSON).
+func evidenceEntries(t *testing.T, k, v []byte) (first uint64, raws [][]byte) {
+	t.Helper()
+	first = binary.BigEndian.Uint64(k)
+	if len(v) == 0 || v[0] != 0x01 {
+		return first, [][]byte{slices.Clone(v)}
+	}
+	for rest := v[1:]; len(rest) > 0; {
+		n, m := binary.Uvarint(rest)
+		if m <= 0 || n > uint64(len(rest)-m) {
+			t.Fatalf("evidence group %d is malformed", first)
+		}
+		raws = append(raws, slices.Clone(rest[m:m+int(n)]))
+		rest = rest[m+int(n):]
+	}
+	return first, raws
+}
+
+// evidenceValue is the value that stores raws (evidenceEntries' inverse).
+func evidenceValue(raws [][]byte) []byte {
+	if len(raws) == 1 {
+		return raws[0]
+	}
+	v := []byte{0x01}
+	for _, r := range raws {
+		v = binary.AppendUvarint(v, uint64(len(r)))
+		v = append(v, r...)
+	}
+	return v
 }

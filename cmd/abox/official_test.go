@@ -747,9 +747,12 @@ func TestOfficialLetter(t *testing.T) {
 			}
 			c := b.Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
-				if bytes.Contains(v, []byte(alice)) {
-					seq := binary.BigEndian.Uint64(k)
-					return seq, b.Put(slices.Clone(k), bytes.Replace(slices.Clone(v), []byte(alice), []byte("alicf@"+testDomain), 1))
+				first, raws := evidenceEntries(t, k, v)
+				for i, raw := range raws {
+					if bytes.Contains(raw, []byte(alice)) {
+						raws[i] = bytes.Replace(raw, []byte(alice), []byte("alicf@"+testDomain), 1)
+						return first + uint64(i), b.Put(slices.Clone(k), evidenceValue(raws))
+					}
 				}
 			}
 			return 0, errors.New("no evidence entry names alice")
@@ -770,7 +773,9 @@ func TestOfficialLetter(t *testing.T) {
 		// Changing a time is caught as well.
 		retimed := a.tamperedCopy(db, func(tx *bolt.Tx) (uint64, error) {
 			b := tx.Bucket([]byte("evidence"))
-			k, v := b.Cursor().Last()
+			k, last := b.Cursor().Last()
+			first, raws := evidenceEntries(t, k, last)
+			v := raws[len(raws)-1]
 			var e map[string]any
 			if err := json.Unmarshal(v, &e); err != nil {
 				return 0, err
@@ -787,7 +792,8 @@ func TestOfficialLetter(t *testing.T) {
 			if bytes.Equal(nv, v) {
 				return 0, fmt.Errorf("could not change the time of %s", v)
 			}
-			return binary.BigEndian.Uint64(k), b.Put(slices.Clone(k), nv)
+			raws[len(raws)-1] = nv
+			return first + uint64(len(raws)-1), b.Put(slices.Clone(k), evidenceValue(raws))
 		})
 		r = a.Exec(aboxtest.RunOpts{Bare: true}, "--data", retimed.dir, "notice", "verify")
 		if r.Code != 1 || !strings.Contains(r.Stderr, fmt.Sprintf("entry %d", retimed.seq)) {
