@@ -20,8 +20,16 @@ test:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m -skip '$(OWN_NODES)' ./...
 	$(MAKE) --no-print-directory test-cluster
+
+# cmd/abox's tests that start their own abox nodes on PostgreSQL (the
+# cluster tests, the fault tests, the shared login limits) do the same
+# with or without the cluster mode: the race run skips them and
+# test-cluster runs them once, without the race detector (with it, they
+# were the longest part of the suite; the store's own PostgreSQL tests
+# run under it).
+OWN_NODES := ^(TestPostgres(Cluster|Leases|NodeKill|Outage|IdleKill|OutageLeases|WatchdogOutage|LoginLockout|SharedLoginRules)|TestObjectStoreOutage)$$
 
 # The acceptance packages (the real binary driven by cmd/abox/aboxtest)
 # again, each test against three `abox serve` nodes on one PostgreSQL

@@ -506,7 +506,6 @@ func faultUsers(a *abox, n int) []string {
 // none refused or half delivered is, and the counters, references and
 // UIDs (1..n per mailbox) are exact.
 func TestPostgresNodeKill(t *testing.T) {
-	ownCluster(t)
 	t.Parallel()
 	runs := faultRuns(t)
 	c := faultCluster(t, pgtest.Database(t), pgtest.ObjectServer(t), "1KiB")
@@ -614,7 +613,6 @@ func idleSeesDelivery(t *testing.T, rc *rawIMAP, mx, to, subject string) {
 // session on node 2 hears of a delivery through node 1 (node 2's
 // LISTEN connection came back).
 func TestPostgresOutage(t *testing.T) {
-	ownCluster(t)
 	t.Parallel()
 	pg := privatePostgres(t)
 	c := faultCluster(t, pg.NewDatabase(t), pgtest.ObjectServer(t), "1KiB")
@@ -699,7 +697,6 @@ func TestPostgresOutage(t *testing.T) {
 // lost, and once weed is back on its ports deliveries are answered 250
 // again with no node restarted.
 func TestObjectStoreOutage(t *testing.T) {
-	ownCluster(t)
 	t.Parallel()
 	w := privateWeed(t)
 	c := faultCluster(t, pgtest.Database(t), w, "64B")
@@ -782,7 +779,6 @@ func uidSet(t *testing.T, s string) []int {
 // with SELECT (QRESYNC (UIDVALIDITY MODSEQ)) from what it last knew: it
 // gets exactly the VANISHED (EARLIER) and the FETCHes it missed.
 func TestPostgresIdleKill(t *testing.T) {
-	ownCluster(t)
 	t.Parallel()
 	c := newPGCluster(t, true, "outbound = false")
 	n1, n2 := c.node(), c.node()
@@ -945,7 +941,6 @@ func noticeStatus(t *testing.T, s *aboxtest.Server) (int, string, []byte) {
 // notice API answers again and each one-node job (sweeps, evidence
 // build) runs on exactly one node, the one holding its lease.
 func TestPostgresOutageLeases(t *testing.T) {
-	ownCluster(t)
 	t.Parallel()
 	const ttl = 6 * time.Second
 	pg := privatePostgres(t)
@@ -1014,7 +1009,6 @@ func TestPostgresOutageLeases(t *testing.T) {
 // every node would not bring the database back), and says why in a
 // WARN line; it fails if the pings stop during the outage.
 func TestPostgresWatchdogOutage(t *testing.T) {
-	ownCluster(t)
 	t.Parallel()
 	pg := privatePostgres(t)
 	c := faultCluster(t, pg.DSN("postgres"), nil, "")

@@ -136,7 +136,6 @@ func guessUntilLocked(t *testing.T, svc loginService, nodes []*abox, user string
 // the bbolt node's reply until the lockout ends, and accepted on both
 // after it.
 func TestPostgresLoginLockout(t *testing.T) {
-	ownCluster(t)
 	t.Parallel()
 	c := newPGCluster(t, false, "outbound = false", "argon2-memory-kib = 64", "argon2-iterations = 1")
 	n1, n2 := c.node(), c.node()
@@ -276,7 +275,6 @@ func loginRow(t *testing.T, dsn, name string) loginRowView {
 // counters, the known networks and the lockouts are the same as one
 // node's.
 func TestPostgresSharedLoginRules(t *testing.T) {
-	ownCluster(t)
 	t.Parallel()
 	dsn := pgtest.Database(t)
 	var nodes [2]*policy.RateLimits

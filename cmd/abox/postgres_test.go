@@ -39,13 +39,6 @@ type pgCluster struct {
 
 // newPGCluster makes a database and (with objects) a bucket, and the
 // configuration naming them; extra lines are added to it.
-// ownCluster skips, in aboxtest's cluster mode (make test-cluster), a
-// test that starts its own nodes on PostgreSQL: the cluster mode changes
-// nothing it does, and `make test` has run it already.
-func ownCluster(t *testing.T) {
-	aboxtest.SkipInCluster(t, "starts its own PostgreSQL nodes, the same with or without the cluster mode: run once, in the race run")
-}
-
 func newPGCluster(t *testing.T, objects bool, extra ...string) *pgCluster {
 	t.Helper()
 	var w *pgtest.Weed
@@ -95,7 +88,6 @@ func missingMethods(areas ...string) []string {
 // there (its body from the object store); the bbolt-only commands
 // refuse with one clear line.
 func TestPostgresCluster(t *testing.T) {
-	ownCluster(t)
 	t.Parallel()
 	var extra []string
 	if len(missingMethods("queue")) > 0 {
@@ -267,7 +259,6 @@ func holderPid(holder string) int {
 // that node passes them to the other within the lease's time to live; a
 // clean stop hands them over at once.
 func TestPostgresLeases(t *testing.T) {
-	ownCluster(t)
 	t.Parallel()
 	// Short, for the test; long enough that a node slowed by a loaded
 	// machine (renewals every 2 s) keeps its lease.

@@ -45,9 +45,11 @@
 //     attempts wait for their leases to expire instead.
 //   - imapd TestMbsyncFirstSyncStandardClass: fills 10,000 letters
 //     through the store first, minutes on PostgreSQL.
-//   - cmd/abox's tests that start their own nodes on PostgreSQL
-//     (TestPostgres*, TestObjectStoreOutage: ownCluster): the cluster
-//     mode changes nothing they do, and the race run has run them.
+//
+// cmd/abox's tests that start their own nodes on PostgreSQL
+// (TestPostgres*, TestObjectStoreOutage) do the same in either mode:
+// `make test` runs them once, in test-cluster, without the race detector
+// (its race run skips them; the store's own tests run under it).
 //
 // And parts of tests: the tampered copies of the bbolt file in
 // TestEvidenceEndToEnd and TestOfficialLetter, and `abox check` between
