@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"abox/store"
 	"abox/store/pgstore/pgtest"
 )
@@ -158,5 +160,35 @@ func TestCommitWithoutAnswer(t *testing.T) {
 				t.Fatalf("%d messages stored, want 2", n)
 			}
 		})
+	}
+}
+
+// The id's status alone never says committed: after a crash PostgreSQL
+// can hand an id that never reached its WAL to a new transaction and
+// report that one's outcome. Here the id is of another transaction
+// that did commit, the token is not there: not committed. With the
+// token, committed.
+func TestCommitOutcomeNeedsTheToken(t *testing.T) {
+	s := openTest(t, false)
+	var other string
+	err := pgx.BeginFunc(bg, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(bg, `CREATE TEMP TABLE scratch (i int) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		return tx.QueryRow(bg, `SELECT pg_current_xact_id()::text`).Scan(&other)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if committed, err := s.commitOutcome(bg, other, newCommitToken()); err != nil || committed {
+		t.Fatalf("a committed id without its token: committed %v (%v), want not committed", committed, err)
+	}
+	token := newCommitToken()
+	var xid string
+	if err := pgx.BeginFunc(bg, s.pool, func(tx pgx.Tx) error { return tx.QueryRow(bg, xidSQL, token).Scan(&xid) }); err != nil {
+		t.Fatal(err)
+	}
+	if committed, err := s.commitOutcome(bg, xid, token); err != nil || !committed {
+		t.Fatalf("a committed transaction with its token: committed %v (%v), want committed", committed, err)
 	}
 }

@@ -189,7 +189,7 @@ func batchErr(err error) error {
 var errBatchAborted = errors.New("the transaction was rolled back at commit")
 
 // tryBatch runs batch's deliveries in one transaction on one
-// connection: BEGIN, the transaction's id, then per delivery
+// connection: BEGIN, the transaction's token and id, then per delivery
 // SAVEPOINT, abox_deliver, RELEASE, all in one pipeline (one round
 // trip), then COMMIT. A delivery that fails stops the pipeline there
 // (PostgreSQL skips the rest): its savepoint is rolled back, its error
@@ -219,11 +219,12 @@ func (s *Store) tryBatch(ctx context.Context, batch []*queuedDelivery) (err erro
 	rest := batch
 	first := true
 	var xid string
+	token := newCommitToken()
 	for {
 		b := &pgx.Batch{}
 		if first {
 			b.Queue("BEGIN")
-			b.Queue(xidSQL)
+			b.Queue(xidSQL, token)
 		} else {
 			// Alone and unprepared: the failed pipeline made pgx drop
 			// its prepared statements, which cannot be prepared again
@@ -251,7 +252,7 @@ func (s *Store) tryBatch(ctx context.Context, batch []*queuedDelivery) (err erro
 		return errBatchAborted
 	}
 	if err != nil {
-		return s.resolveCommit(ctx, xid, err)
+		return s.resolveCommit(ctx, xid, token, err)
 	}
 	return nil
 }

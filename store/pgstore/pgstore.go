@@ -75,7 +75,8 @@ type Store struct {
 	closeMu   sync.Mutex
 	closed    bool // guarded by closeMu: no background work starts
 	done      chan struct{}
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // background work that ends by itself
+	loops     sync.WaitGroup // loops that end at Close (sweepCommitTokens)
 }
 
 // Open connects to PostgreSQL (and the object store), applies the
@@ -121,6 +122,13 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	// Mailbox deletions a crash interrupted are finished in the
 	// background, as the embedded store does at Open; any node may.
 	s.background(func(ctx context.Context) { s.ResumeDeletes(ctx) })
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() { <-s.done; cancel() }()
+		s.sweepCommitTokens(ctx)
+	}()
 	return s, nil
 }
 
@@ -156,6 +164,7 @@ func (s *Store) Close() error {
 		close(s.done)
 		s.listener.stop()
 		s.wg.Wait()
+		s.loops.Wait()
 		s.feed.CloseAll()
 		s.pool.Close()
 	})
