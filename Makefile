@@ -34,9 +34,10 @@ OWN_NODES := ^(TestPostgres(Cluster|Leases|NodeKill|Outage|IdleKill|OutageLeases
 # The acceptance packages (the real binary driven by cmd/abox/aboxtest)
 # again, each test against three `abox serve` nodes on one PostgreSQL
 # database and SeaweedFS bucket instead of one node on its bbolt file
-# (issue 18; aboxtest's cluster mode). Without the race detector, to
-# keep its time in bounds; without PostgreSQL or weed its tests skip
-# unless ABOX_REQUIRE_POSTGRES=1 / ABOX_REQUIRE_S3=1 (.ci/run sets both).
+# (issue 18; aboxtest's cluster mode), and the OWN_NODES tests, which
+# ignore that mode. Without the race detector, to keep its time in
+# bounds; without PostgreSQL or weed its tests skip unless
+# ABOX_REQUIRE_POSTGRES=1 / ABOX_REQUIRE_S3=1 (.ci/run sets both).
 ACCEPTANCE := ./cmd/abox ./smtpd ./imapd
 test-cluster:
 	ABOX_TEST_CLUSTER=3 $(GO) test -count=1 -timeout 20m $(ACCEPTANCE)
