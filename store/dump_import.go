@@ -54,6 +54,15 @@ type ImportStats struct {
 func (s *Store) Import(ctx context.Context, next func() (*DumpRecord, error)) (ImportStats, error) {
 	im := &importer{s: s, bodies: map[uint64]uint64{}, refs: map[uint64]uint64{},
 		stats: ImportStats{Records: map[DumpKind]int64{}}}
+	// The deletions Open found are finished first: a mailbox deletion
+	// the dump restores (bMboxDeleting) is resumed at the next Open,
+	// never while this import's body references are uncounted (it
+	// would drop bodies the import has not counted yet).
+	select {
+	case <-s.resumed:
+	case <-ctx.Done():
+		return im.stats, ctx.Err()
+	}
 	if err := s.view(refuseNotEmpty); err != nil {
 		return im.stats, err
 	}

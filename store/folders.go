@@ -163,6 +163,7 @@ func (s *Store) finishDelete(ctx context.Context, acct uint64, id uint32) error 
 
 // resumeDeletes finishes mailbox deletions a crash interrupted.
 func (s *Store) resumeDeletes() {
+	defer close(s.resumed)
 	var pending [][]byte
 	_ = s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bMboxDeleting).ForEach(func(k, _ []byte) error {

@@ -99,6 +99,10 @@ type Store struct {
 	maxBatch int
 	stop     chan struct{}
 	done     chan struct{}
+	// resumed is closed once resumeDeletes has finished the deletions
+	// Open found (Import waits for it: a deletion it restores must not
+	// run while the import's body references are still uncounted).
+	resumed chan struct{}
 
 	dirGen   atomic.Uint64 // bumped after a commit changed domains, classes or senders
 	commits  atomic.Uint64 // write transactions committed
@@ -192,6 +196,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 		feed: newFeed(), blobs: blobStore{openSegments(path+SegmentDirSuffix, opts)}, space: newSpace(path, opts.ReserveSpace, opts.Logger),
 		reqs: make(chan *writeReq, 4096), maxBatch: opts.MaxBatch,
 		stop: make(chan struct{}), done: make(chan struct{}), kick: make(chan struct{}, 1),
+		resumed: make(chan struct{}),
 	}
 	s.ckCond.L = &s.ckMu
 	s.acctGen = map[uint64]uint64{}
@@ -211,6 +216,7 @@ func Open(path string, opts Options) (s *Store, err error) {
 	}
 	if opts.ReadOnly {
 		close(s.done)
+		close(s.resumed)
 	} else {
 		s.space.start()
 		go s.writer()

@@ -36,6 +36,13 @@ const (
 // database.
 func (s *Store) Import(ctx context.Context, next func() (*store.DumpRecord, error)) (ImportStats, error) {
 	im := &pgImporter{s: s, bodies: map[uint64]uint64{}, stats: ImportStats{Records: map[store.DumpKind]int64{}}}
+	// A mailbox deletion the dump restores waits for a later Open, never
+	// runs while the import's body references are uncounted.
+	select {
+	case <-s.resumed:
+	case <-ctx.Done():
+		return im.stats, ctx.Err()
+	}
 	if err := im.refuseNotEmpty(ctx); err != nil {
 		return im.stats, err
 	}

@@ -77,6 +77,9 @@ type Store struct {
 	done      chan struct{}
 	wg        sync.WaitGroup // background work that ends by itself
 	loops     sync.WaitGroup // loops that end at Close (sweepCommitTokens)
+	// resumed is closed once the deletions Open found are finished
+	// (Import waits for it, as the embedded store's does).
+	resumed chan struct{}
 }
 
 // Open connects to PostgreSQL (and the object store), applies the
@@ -94,7 +97,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, clock: o.Clock, feed: store.NewFeed(), done: make(chan struct{}), log: o.Logger}
+	s := &Store{pool: pool, clock: o.Clock, feed: store.NewFeed(), done: make(chan struct{}), log: o.Logger, resumed: make(chan struct{})}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -121,7 +124,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	// Mailbox deletions a crash interrupted are finished in the
 	// background, as the embedded store does at Open; any node may.
-	s.background(func(ctx context.Context) { s.ResumeDeletes(ctx) })
+	s.background(func(ctx context.Context) {
+		defer close(s.resumed)
+		s.ResumeDeletes(ctx)
+	})
 	s.loops.Add(1)
 	go func() {
 		defer s.loops.Done()
