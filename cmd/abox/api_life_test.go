@@ -238,10 +238,7 @@ func TestSubscriberLifeThroughAPI(t *testing.T) {
 func purgedFromPostgres(t *testing.T, dsn string, forbidden map[string]string, acct uint64) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := pgConnect(t, dsn)
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	bolt "go.etcd.io/bbolt"
 
 	"abox/consent/consenttest"
@@ -214,10 +213,7 @@ func injectLegacyConsentPG(t *testing.T, dsn string, id uint64, sha string, now 
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := pgConnect(t, dsn)
 	defer conn.Close(ctx)
 	tag, err := conn.Exec(ctx, `UPDATE accounts SET data = jsonb_set(data, '{consent}', $1::jsonb) WHERE id = $2`, string(consent), int64(id))
 	if err != nil || tag.RowsAffected() != 1 {

@@ -439,10 +439,7 @@ func (l *mailLoad) verify(imapsAddr string, commitUnknown bool) (unknownStored, 
 func checkCounters(t *testing.T, dsn string, gapless bool) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := pgConnect(t, dsn)
 	defer conn.Close(ctx)
 	checks := []struct{ what, query string }{
 		{"usage differs from the account's messages", `

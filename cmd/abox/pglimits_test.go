@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"abox/policy"
 	"abox/store/pgstore"
 	"abox/store/pgstore/pgtest"
@@ -256,10 +254,7 @@ type loginRowView struct {
 func loginRow(t *testing.T, dsn, name string) loginRowView {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := pgConnect(t, dsn)
 	defer conn.Close(ctx)
 	key := sha256.Sum256([]byte(name))
 	var v loginRowView

@@ -225,17 +225,25 @@ func TestPostgresCluster(t *testing.T) {
 	}
 }
 
+// pgConnect opens a connection of the test's own to the database (the
+// caller closes it).
+func pgConnect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
 // leaseHolder reads who holds a lease, from the database.
 func leaseHolder(t *testing.T, dsn, name string) string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := pgConnect(t, dsn)
 	defer conn.Close(ctx)
 	var holder string
-	err = conn.QueryRow(ctx, `SELECT holder FROM leases WHERE name = $1 AND expires_at > clock_timestamp()`, name).Scan(&holder)
+	err := conn.QueryRow(ctx, `SELECT holder FROM leases WHERE name = $1 AND expires_at > clock_timestamp()`, name).Scan(&holder)
 	if err == pgx.ErrNoRows {
 		return ""
 	}
