@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,8 +158,8 @@ func (m *seqModel) see(line string) {
 type rawReader struct {
 	c     *imapConn
 	model *seqModel
-	pause time.Duration // between commands: a laggard falls behind the feed
-	idle  bool          // IDLE between commands
+	lag   func() // before each command: a laggard falls behind the feed
+	idle  bool   // IDLE between commands
 }
 
 func (r *rawReader) do(cmd string) error {
@@ -210,8 +211,8 @@ func (r *rawReader) idleFor(d time.Duration) error {
 
 // round is one command of a reader's loop.
 func (r *rawReader) round(rng *rand.Rand) error {
-	if r.pause > 0 {
-		time.Sleep(r.pause)
+	if r.lag != nil {
+		r.lag()
 	}
 	if r.idle {
 		return r.idleFor(time.Duration(5+rng.IntN(20)) * time.Millisecond)
@@ -278,6 +279,11 @@ func TestSequenceNumbersUnderConcurrentChanges(t *testing.T) {
 	}
 
 	const writerOps = 600 // per writer
+	// made counts the writers' changes; the laggard waits between its
+	// commands until three feed buffers' worth were made (counted, not
+	// timed: on a slow backend 300 ms of waiting saw fewer than 32).
+	var made atomic.Int64
+	stop := make(chan struct{})
 	var readers []interface{ round(*rand.Rand) error }
 	var models []*seqModel
 	for _, kind := range []string{"poller", "laggard", "idler", "poller-2"} {
@@ -285,7 +291,16 @@ func TestSequenceNumbersUnderConcurrentChanges(t *testing.T) {
 		m := newSeqModel(kind, 20)
 		r := &rawReader{c: c, model: m, idle: kind == "idler"}
 		if kind == "laggard" {
-			r.pause = 300 * time.Millisecond
+			r.lag = func() {
+				from := made.Load()
+				for made.Load() < from+3*32 {
+					select {
+					case <-stop:
+						return
+					case <-time.After(5 * time.Millisecond):
+					}
+				}
+			}
 		}
 		readers, models = append(readers, r), append(models, m)
 	}
@@ -317,7 +332,6 @@ func TestSequenceNumbersUnderConcurrentChanges(t *testing.T) {
 		readers, models = append(readers, &clientReader{c: c, model: m}), append(models, m)
 	}
 
-	stop := make(chan struct{})
 	var readersWG, writersWG sync.WaitGroup
 	errs := make(chan error, 32)
 	for i, r := range readers {
@@ -338,7 +352,7 @@ func TestSequenceNumbersUnderConcurrentChanges(t *testing.T) {
 			}
 		}()
 	}
-	changes := make([]int, 5)
+	changes := make([]atomic.Int64, 5)
 	for w := range 4 {
 		c, _ := goClient(t, s.imaps, alice, false)
 		box := "INBOX"
@@ -351,7 +365,7 @@ func TestSequenceNumbersUnderConcurrentChanges(t *testing.T) {
 		writersWG.Add(1)
 		go func() {
 			defer writersWG.Done()
-			if err := writer(c, w, box, writerOps, &changes[w]); err != nil {
+			if err := writer(c, w, box, writerOps, &changes[w], &made); err != nil {
 				errs <- fmt.Errorf("writer %d: %w", w, err)
 			}
 		}()
@@ -364,7 +378,8 @@ func TestSequenceNumbersUnderConcurrentChanges(t *testing.T) {
 				errs <- fmt.Errorf("delivery %d: %w", i, err)
 				return
 			}
-			changes[4]++
+			changes[4].Add(1)
+			made.Add(1)
 		}
 	}()
 	writersWG.Wait()
@@ -375,8 +390,8 @@ func TestSequenceNumbersUnderConcurrentChanges(t *testing.T) {
 		t.Error(err)
 	}
 	total := 0
-	for _, n := range changes {
-		total += n
+	for i := range changes {
+		total += int(changes[i].Load())
 	}
 	t.Logf("%d changes made", total)
 	// The laggard fell behind the change feed's buffer, and its view
@@ -440,7 +455,7 @@ func trimUIDs(u []uint32) string {
 
 // writer changes box with an imapclient session: APPENDs, flag changes,
 // expunges and MOVEs (to Archive; from Archive back to INBOX).
-func writer(c *imapclient.Client, w int, box string, ops int, changes *int) error {
+func writer(c *imapclient.Client, w int, box string, ops int, changes, made *atomic.Int64) error {
 	rng := rand.New(rand.NewPCG(uint64(w), 7))
 	var uids []imap.UID
 	refresh := func() error {
@@ -469,7 +484,8 @@ func writer(c *imapclient.Client, w int, box string, ops int, changes *int) erro
 			if _, err := cmd.Wait(); err != nil {
 				return err
 			}
-			*changes++
+			changes.Add(1)
+			made.Add(1)
 			continue
 		}
 		uid := uids[rng.IntN(len(uids))]
@@ -492,7 +508,8 @@ func writer(c *imapclient.Client, w int, box string, ops int, changes *int) erro
 		if err != nil {
 			return err
 		}
-		*changes++
+		changes.Add(1)
+		made.Add(1)
 	}
 	return nil
 }
