@@ -66,6 +66,7 @@ func smtpAuthOnce(addr, user, pass string) (reply, error) {
 func TestPasswordChecksBounded(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	e.ProductionHashing = true // checks that last long enough to queue
 	e.Config = filepath.Join(t.TempDir(), "abox.toml")
 	if err := os.WriteFile(e.Config, []byte("auth-hash-concurrency = 1\nauth-hash-wait = \"0s\"\n"), 0o600); err != nil {
 		t.Fatal(err)

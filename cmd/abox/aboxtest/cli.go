@@ -39,6 +39,9 @@ type Env struct {
 	ServeFlags []string
 	// ServeEnv is more environment (NAME=value) for every `abox serve`.
 	ServeEnv []string
+	// ProductionHashing keeps argon2id at its default cost; otherwise
+	// the harness makes it cheap (cluster.go's hashLines).
+	ProductionHashing bool
 
 	t testing.TB
 
@@ -49,8 +52,8 @@ type Env struct {
 	noCheck    string    // why the store is not checked at cleanup; guarded by mu
 	checked    bool      // the store was checked at cleanup; guarded by mu
 
-	cluster   *cluster   // the shared store in the cluster mode (cluster.go); nil on bbolt
-	clusterMu sync.Mutex // serializes prepareCluster
+	cluster  *cluster   // the shared store in the cluster mode (cluster.go); nil on bbolt
+	configMu sync.Mutex // serializes prepareConfig
 }
 
 // New returns an environment with a new, empty data directory.
@@ -94,7 +97,7 @@ type RunOpts struct {
 // CommandTimeout; any exit status is a Result.
 func (e *Env) Exec(o RunOpts, args ...string) Result {
 	e.t.Helper()
-	cluster := e.prepareCluster()
+	cluster := e.prepareConfig()
 	if !o.Bare {
 		args = append(e.globalFlags(e.cliDir(cluster)), args...)
 	}

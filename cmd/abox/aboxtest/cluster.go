@@ -186,69 +186,6 @@ func nodeDir(dir string, i int) string {
 // that makes its own cluster).
 var storeKey = regexp.MustCompile(`(?m)^[ \t]*store[ \t]*=`)
 
-// prepareCluster makes the configuration every run and server reads
-// name the cluster's store, before each run, start and signal: the
-// keys go first in the file (top-level keys must precede any table),
-// whatever the test wrote there since. --config FILE is amended when
-// it exists (a missing one stays missing: the test expects the
-// refusal); otherwise DIR/abox.toml, copied into every node's data
-// directory. It reports whether the cluster applies: a configuration
-// naming a store of its own (a test that makes its own cluster, such
-// as cmd/abox's postgres_test.go) is left alone, and runs one node.
-func (e *Env) prepareCluster() bool {
-	e.t.Helper()
-	c := e.cluster
-	if c == nil {
-		return false
-	}
-	e.clusterMu.Lock()
-	defer e.clusterMu.Unlock()
-	if fi, err := os.Stat(e.Dir); err != nil || !fi.IsDir() {
-		return false // a test of a missing data directory
-	}
-	ours := func(b []byte) bool {
-		return bytes.Contains(b, []byte(strconv.Quote(c.store.DSN)))
-	}
-	path := e.Config
-	if path == "" {
-		path = filepath.Join(e.Dir, "abox.toml")
-	}
-	b, err := os.ReadFile(path)
-	switch {
-	case err != nil && (e.Config != "" || !os.IsNotExist(err)):
-		return false // a missing --config file: the test expects the refusal
-	case storeKey.Match(b) && !ours(b):
-		return false
-	case !storeKey.Match(b):
-		b = append([]byte(c.lines), b...)
-		e.writeConfig(path, b)
-	}
-	for i := 1; i < c.nodes; i++ {
-		if err := os.MkdirAll(nodeDir(e.Dir, i), 0o700); err != nil {
-			e.t.Fatal(err)
-		}
-		if e.Config != "" {
-			continue
-		}
-		p := filepath.Join(nodeDir(e.Dir, i), "abox.toml")
-		if old, err := os.ReadFile(p); err != nil || !bytes.Equal(old, b) {
-			e.writeConfig(p, b)
-		}
-	}
-	return true
-}
-
-func (e *Env) writeConfig(path string, b []byte) {
-	e.t.Helper()
-	mode := os.FileMode(0o600)
-	if fi, err := os.Stat(path); err == nil {
-		mode = fi.Mode().Perm()
-	}
-	if err := os.WriteFile(path, b, mode); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
 // cliDir is the data directory of the next CLI run: the nodes' in
 // rotation in the cluster mode.
 func (e *Env) cliDir(cluster bool) string {

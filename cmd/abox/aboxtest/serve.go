@@ -81,7 +81,7 @@ func (e *Env) Start() *Server {
 // why, with the server's output, when it exits before it is ready.
 func (e *Env) TryStart() (*Server, error) {
 	e.t.Helper()
-	if e.prepareCluster() {
+	if e.prepareConfig() {
 		return e.startCluster()
 	}
 	s, err := e.startNode(e.Dir, nil)
@@ -238,7 +238,7 @@ func (s *Server) StopWith(sig os.Signal) {
 // stopping it.
 func (s *Server) Signal(sig os.Signal) error {
 	if s.nodes != nil {
-		s.env.prepareCluster() // a configuration rewritten for a reload
+		s.env.prepareConfig() // a configuration rewritten for a reload
 		var errs []error
 		for _, n := range s.nodes {
 			errs = append(errs, n.Signal(sig))
