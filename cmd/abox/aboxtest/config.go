@@ -94,4 +94,3 @@ func (e *Env) writeConfig(path string, b []byte) {
 		e.t.Fatal(err)
 	}
 }
-
