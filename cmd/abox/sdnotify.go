@@ -40,7 +40,14 @@ func notifyReady(st Store, log *slog.Logger) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if _, err := st.Domains(); err != nil {
+				_, err := st.Domains()
+				if ctx.Err() != nil {
+					// Stopping: the store may be closing under a check
+					// still in flight (a new connection to PostgreSQL
+					// cancelled), which is no fault of the store.
+					return
+				}
+				if err != nil {
 					// A shared database that is down is not this
 					// process's fault, and a restart would not bring it
 					// back: keep pinging, so that every node does not
