@@ -40,7 +40,7 @@ type Env struct {
 	// ServeEnv is more environment (NAME=value) for every `abox serve`.
 	ServeEnv []string
 	// ProductionHashing keeps argon2id at its default cost; otherwise
-	// the harness makes it cheap (cluster.go's hashLines).
+	// the harness makes it cheap (config.go's hashLines).
 	ProductionHashing bool
 
 	t testing.TB

@@ -237,8 +237,8 @@ func (s *Server) StopWith(sig os.Signal) {
 // Signal sends sig to the running server (SIGHUP, say) without
 // stopping it.
 func (s *Server) Signal(sig os.Signal) error {
+	s.env.prepareConfig() // a configuration rewritten for a reload
 	if s.nodes != nil {
-		s.env.prepareConfig() // a configuration rewritten for a reload
 		var errs []error
 		for _, n := range s.nodes {
 			errs = append(errs, n.Signal(sig))
