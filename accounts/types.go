@@ -78,6 +78,11 @@ type Account struct {
 	// AppPasswords are the account's passwords for one device's mail
 	// app each (apppasswords.go).
 	AppPasswords []AppPassword `json:"app_passwords,omitempty"`
+	// Version is the store's revision of this record when it was read,
+	// for a delivery to check that the account did not change since
+	// (store.Recipient.AccountVersion); 0 when the store keeps none.
+	// It is not part of the record.
+	Version uint64 `json:"-"`
 }
 
 // Address is login@domain.

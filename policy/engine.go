@@ -311,47 +311,28 @@ type Message struct {
 
 // Deliver checks the message against each recipient's limits and stores
 // it for all of them in one durable transaction, or for none.
+//
+// A quota, class or state changed since RCPT applies to this delivery.
+// A store that versions its account records (PostgreSQL) checks that
+// each recipient's account is still the version read at RCPT inside
+// the delivery's own statement, and answers ErrAccountChanged when it
+// is not; the accounts are then read again and the delivery retried.
+// A store that keeps no versions (bbolt, where a read costs no round
+// trip) has each account read again first.
 func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, error) {
-	size := m.Size
-	if size == 0 {
-		size = int64(len(m.Body))
-	}
-	// Limits are read again now: a quota or class changed since RCPT
-	// applies to this delivery (the store enforces them atomically).
-	for _, r := range m.Recipients {
-		if acct, err := e.store.AccountByID(r.Account.ID); err == nil {
-			if lim, err := e.LimitsOf(&acct); err == nil {
-				r.Account, r.Limits = acct, lim
-			}
+	const attempts = 3
+	var res []store.Delivered
+	var err error
+	for attempt := 1; ; attempt++ {
+		d, perr := e.prepareDelivery(m, attempt > 1, attempt < attempts)
+		if perr != nil {
+			return nil, perr
+		}
+		res, err = e.store.Deliver(ctx, d)
+		if !errors.Is(err, store.ErrAccountChanged) || attempt == attempts {
+			break
 		}
 	}
-	if m.Structure == nil {
-		m.Structure = msginfo.Compute(m.Body)
-	}
-	d := &store.Delivery{Body: m.Body, Structure: m.Structure, AllOrNothing: true, Shareable: m.Shareable, Official: m.Official, Queue: m.Queue}
-	for _, r := range m.Recipients {
-		if r.Limits.MaxMessageSize > 0 && size > r.Limits.MaxMessageSize {
-			return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", r.Address, r.Limits.MaxMessageSize)
-		}
-		rcpt := store.Recipient{
-			Account: r.Account.ID, Flags: m.Keywords,
-			MaxBytes: r.Limits.StorageBytes, MaxMessages: r.Limits.Messages,
-			MaxReceivedPerDay: r.Limits.ReceivedPerDay,
-		}
-		if m.Junk {
-			rcpt.SpecialUse = `\Junk`
-			rcpt.Flags = append(slices.Clone(rcpt.Flags), "$Junk")
-		}
-		d.Recipients = append(d.Recipients, rcpt)
-	}
-	if m.Sender != nil {
-		lim, err := e.LimitsOf(m.Sender)
-		if err != nil {
-			return nil, err
-		}
-		d.Sender = &store.SenderCount{Account: m.Sender.ID, MaxSentPerDay: lim.SentPerDay}
-	}
-	res, err := e.store.Deliver(ctx, d)
 	switch {
 	case err == nil:
 		if len(m.Queue) > 0 {
@@ -370,6 +351,61 @@ func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, er
 		return nil, &Refusal{Kind: ErrNoStorage, Reason: "insufficient system storage; try again later", Cause: err}
 	}
 	return nil, fmt.Errorf("policy: deliver: %w", err)
+}
+
+// prepareDelivery is the store's delivery of one of Deliver's
+// attempts. reread has every recipient's account read again first
+// (always when the store keeps no versions); checked passes the
+// versions for the store to check (the last attempt does not, so that
+// an account changing again and again still gets its letter, with the
+// limits read just before).
+func (e *Engine) prepareDelivery(m *Message, reread, checked bool) (*store.Delivery, error) {
+	size := m.Size
+	if size == 0 {
+		size = int64(len(m.Body))
+	}
+	for _, r := range m.Recipients {
+		if r.Account.Version == 0 || reread {
+			if acct, err := e.store.AccountByID(r.Account.ID); err == nil {
+				if lim, err := e.LimitsOf(&acct); err == nil {
+					r.Account, r.Limits = acct, lim
+				}
+			}
+		} else if lim, err := e.LimitsOf(&r.Account); err == nil {
+			// The class's own limits may have changed since RCPT.
+			r.Limits = lim
+		}
+	}
+	if m.Structure == nil {
+		m.Structure = msginfo.Compute(m.Body)
+	}
+	d := &store.Delivery{Body: m.Body, Structure: m.Structure, AllOrNothing: true, Shareable: m.Shareable, Official: m.Official, Queue: m.Queue}
+	for _, r := range m.Recipients {
+		if r.Limits.MaxMessageSize > 0 && size > r.Limits.MaxMessageSize {
+			return nil, refuse(ErrTooBig, "%s accepts messages up to %d bytes", r.Address, r.Limits.MaxMessageSize)
+		}
+		rcpt := store.Recipient{
+			Account: r.Account.ID, Flags: m.Keywords,
+			MaxBytes: r.Limits.StorageBytes, MaxMessages: r.Limits.Messages,
+			MaxReceivedPerDay: r.Limits.ReceivedPerDay,
+		}
+		if checked {
+			rcpt.AccountVersion = r.Account.Version
+		}
+		if m.Junk {
+			rcpt.SpecialUse = `\Junk`
+			rcpt.Flags = append(slices.Clone(rcpt.Flags), "$Junk")
+		}
+		d.Recipients = append(d.Recipients, rcpt)
+	}
+	if m.Sender != nil {
+		lim, err := e.LimitsOf(m.Sender)
+		if err != nil {
+			return nil, err
+		}
+		d.Sender = &store.SenderCount{Account: m.Sender.ID, MaxSentPerDay: lim.SentPerDay}
+	}
+	return d, nil
 }
 
 // trimStoreErr drops the internal "recipient N: " prefix.

@@ -67,6 +67,11 @@ type Recipient struct {
 	// NotReceived leaves the daily received counter alone (IMAP APPEND,
 	// import: the subscriber's own copies).
 	NotReceived bool
+	// AccountVersion, when not 0, is the account's Version the limits
+	// above were computed from: if the record has changed since, the
+	// recipient fails with ErrAccountChanged (a store that reports no
+	// versions never gets one).
+	AccountVersion uint64
 }
 
 // OfficialLetter describes an official letter for the evidence log.

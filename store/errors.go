@@ -25,6 +25,9 @@ var (
 	ErrInvalidMailbox = errors.New("invalid mailbox name")
 	ErrMailboxFull    = errors.New("mailbox UID space exhausted")
 	ErrMailboxLimit   = errors.New("mailbox limit reached")
+	// ErrAccountChanged: a delivery's recipient account changed since
+	// the version the delivery was checked against (Recipient.AccountVersion).
+	ErrAccountChanged = errors.New("the account changed since it was read")
 	// ErrForeignFiles: a write-ahead log or body segments beside the
 	// database belong to another database (or to one that is gone).
 	ErrForeignFiles = errors.New("files of another database are in the data directory")

@@ -98,13 +98,24 @@ func (s *Store) Account(address string) (accounts.Account, error) {
 	return s.AccountByID(id)
 }
 
-// AccountByID looks an account up by its id.
+// AccountByID looks an account up by its id. Its Version is the row's
+// xmin (the transaction that last wrote it), which abox_deliver checks.
 func (s *Store) AccountByID(id uint64) (accounts.Account, error) {
-	a, err := scanAccount(s.pool.QueryRow(context.Background(), `SELECT data FROM accounts WHERE id = $1`, id), fmt.Sprintf("account %d", id))
-	if err != nil {
-		return accounts.Account{}, storageErr(err)
+	var a accounts.Account
+	var raw []byte
+	err := s.pool.QueryRow(context.Background(), `SELECT data, xmin::text::bigint FROM accounts WHERE id = $1`, id).Scan(&raw, &a.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, fmt.Errorf("account %d: %w", id, store.ErrNoAccount)
 	}
-	return *a, nil
+	if err != nil {
+		return a, storageErr(err)
+	}
+	v := a.Version
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return accounts.Account{}, fmt.Errorf("account %d: %w", id, store.ErrCorrupt)
+	}
+	a.Version = v
+	return a, nil
 }
 
 // AccountWithUsage is Account and Usage in one query; the usage is zero
@@ -117,11 +128,12 @@ func (s *Store) AccountWithUsage(address string) (accounts.Account, store.Usage,
 		return a, u, fmt.Errorf("%q: %w", address, store.ErrNoAccount)
 	}
 	var raw []byte
+	var version uint64
 	var bytes, msgs, recv, sent *int64
 	var day *int32
-	err := s.pool.QueryRow(context.Background(), `SELECT a.data, u.bytes, u.messages, u.day, u.received, u.sent
+	err := s.pool.QueryRow(context.Background(), `SELECT a.data, a.xmin::text::bigint, u.bytes, u.messages, u.day, u.received, u.sent
 		FROM accounts a LEFT JOIN usage u ON u.account = a.id
-		WHERE a.domain = $1 AND a.login = $2 AND a.address_held`, domain, login).Scan(&raw, &bytes, &msgs, &day, &recv, &sent)
+		WHERE a.domain = $1 AND a.login = $2 AND a.address_held`, domain, login).Scan(&raw, &version, &bytes, &msgs, &day, &recv, &sent)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, u, fmt.Errorf("%s: %w", address, store.ErrNoAccount)
 	}
@@ -131,6 +143,7 @@ func (s *Store) AccountWithUsage(address string) (accounts.Account, store.Usage,
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return a, u, fmt.Errorf("%s: %w", address, store.ErrCorrupt)
 	}
+	a.Version = version
 	if bytes != nil {
 		u = store.Usage{Bytes: *bytes, Messages: *msgs, Day: *day, Received: *recv, Sent: *sent}
 	}

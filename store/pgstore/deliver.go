@@ -28,7 +28,7 @@ import (
 
 // deliverSQL calls abox_deliver; the argument order is deliverArgs'.
 const deliverSQL = `SELECT idx, code, mailbox, uid_validity, uid, modseq, blob FROM abox_deliver(
-	$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`
+	$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`
 
 // deliverArgs are abox_deliver's arguments for one body and its
 // recipients.
@@ -36,9 +36,10 @@ type deliverArgs struct {
 	nb                                 *newBody
 	accts                              []int64
 	special, names                     []string
-	flags                              []byte // JSON: one array per recipient
+	flags                              []byte // JSON: one array per recipient; nil when none has flags
 	maxBytes, maxMessages, maxReceived []int64
 	notReceived                        []bool
+	versions                           []int64 // nil: none to check
 	internal                           time.Time
 	zone                               int16
 	now                                time.Time
@@ -73,6 +74,15 @@ func newDeliverArgs(nb *newBody, rcpts []store.Recipient, internal, now time.Tim
 		a.maxMessages = append(a.maxMessages, r.MaxMessages)
 		a.maxReceived = append(a.maxReceived, r.MaxReceivedPerDay)
 		a.notReceived = append(a.notReceived, r.NotReceived)
+		if r.AccountVersion != 0 && a.versions == nil {
+			a.versions = make([]int64, len(rcpts))
+		}
+		if a.versions != nil {
+			a.versions[i] = int64(r.AccountVersion)
+		}
+	}
+	if !slices.ContainsFunc(flags, func(f []string) bool { return len(f) > 0 }) {
+		return a, nil // p_flags NULL: abox_deliver skips them
 	}
 	var err error
 	a.flags, err = json.Marshal(flags)
@@ -97,11 +107,16 @@ func (a *deliverArgs) values() []any {
 			body = []byte{}
 		}
 	}
+	var flags *string
+	if a.flags != nil {
+		f := string(a.flags)
+		flags = &f
+	}
 	return []any{a.nb.sha, a.nb.size, a.nb.structure, body, object,
-		a.accts, a.special, a.names, string(a.flags),
+		a.accts, a.special, a.names, flags,
 		a.maxBytes, a.maxMessages, a.maxReceived, a.notReceived,
 		a.internal, a.zone, a.now, a.day,
-		a.sender, a.maxSent, a.remote, a.extraRefs, a.allOrNothing}
+		a.sender, a.maxSent, a.remote, a.extraRefs, a.allOrNothing, a.versions}
 }
 
 // deliverResult is what abox_deliver reports.
@@ -192,6 +207,8 @@ func recipientErr(code string, r store.Recipient) error {
 		return fmt.Errorf("account %d: %w", r.Account, store.ErrNoAccount)
 	case strings.HasPrefix(code, "unavailable:"):
 		return fmt.Errorf("account %d is %s: %w", r.Account, strings.TrimPrefix(code, "unavailable:"), store.ErrUnavailable)
+	case code == "changed":
+		return fmt.Errorf("account %d: %w", r.Account, store.ErrAccountChanged)
 	case code == "quota":
 		return fmt.Errorf("account %d: %w", r.Account, store.ErrOverQuota)
 	case code == "daily":

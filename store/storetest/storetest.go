@@ -54,6 +54,7 @@ func Run(t *testing.T, open Open) {
 		{"SharedBodyStoredOnce", sharedBodyStoredOnce},
 		{"QueueLeaseAndFinish", queueLeaseAndFinish},
 		{"AccountsByAddressAndID", accountsByAddressAndID},
+		{"AccountVersionChecked", accountVersionChecked},
 		{"MailboxFolders", mailboxFolders},
 		{"MailboxKeywords", mailboxKeywords},
 		{"AccountUpdatesAndLists", accountUpdatesAndLists},
@@ -348,5 +349,49 @@ func accountsByAddressAndID(t *testing.T, s Backend) {
 	}
 	if _, err := s.Account("nobody@example.kz"); !errors.Is(err, store.ErrNoAccount) {
 		t.Fatalf("unknown address: %v, want ErrNoAccount", err)
+	}
+}
+
+// accountVersionChecked: a delivery checked against an account's
+// version (policy's RCPT-time read) fails with ErrAccountChanged and
+// stores nothing once the account was changed since, and goes through
+// with the version read again. A backend whose reads carry no version
+// (the embedded store: policy reads the account again before each
+// delivery instead) skips it.
+func accountVersionChecked(t *testing.T, s Backend) {
+	a := account(t, s, "alice@example.kz")
+	b := account(t, s, "bob@example.kz")
+	read, _, err := s.AccountWithUsage("bob@example.kz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if read.Version == 0 {
+		t.Skip("this backend's account reads carry no version")
+	}
+	if byID, err := s.AccountByID(b.ID); err != nil || byID.Version != read.Version {
+		t.Fatalf("AccountByID: version %d (%v), AccountWithUsage %d: want one version for one record", byID.Version, err, read.Version)
+	}
+	deliver(t, s, msg(0), store.Recipient{Account: a.ID}, store.Recipient{Account: b.ID, AccountVersion: read.Version})
+	if _, err := s.UpdateAccount(ctx, "bob@example.kz", "user.set", func(x *accounts.Account) error {
+		x.QuotaMessages = new(int64(1))
+		return nil
+	}, op); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Deliver(ctx, &store.Delivery{Body: msg(1), AllOrNothing: true,
+		Recipients: []store.Recipient{{Account: a.ID}, {Account: b.ID, AccountVersion: read.Version}}})
+	if !errors.Is(err, store.ErrAccountChanged) {
+		t.Fatalf("delivery checked against bob's version before his quota changed: %v, want ErrAccountChanged", err)
+	}
+	if mb := inbox(t, s, a.ID); mb.Messages != 1 {
+		t.Fatalf("alice has %d messages, want 1: the refused delivery stored something", mb.Messages)
+	}
+	now, err := s.AccountByID(b.ID)
+	if err != nil || now.Version == read.Version || now.QuotaMessages == nil {
+		t.Fatalf("bob read again: version %d (was %d), quota %v, %v", now.Version, read.Version, now.QuotaMessages, err)
+	}
+	deliver(t, s, msg(2), store.Recipient{Account: a.ID}, store.Recipient{Account: b.ID, AccountVersion: now.Version})
+	if mb := inbox(t, s, b.ID); mb.Messages != 2 {
+		t.Fatalf("bob has %d messages, want 2", mb.Messages)
 	}
 }
