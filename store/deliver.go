@@ -280,11 +280,11 @@ func (t *txn) recordOfficial(o *OfficialLetter, res []Delivered, blob uint64) er
 		ev := EvidenceEvent{At: o.AcceptedAt, Kind: EvidenceAccepted, MessageID: o.MessageID, Sender: o.Sender,
 			Recipient: o.Addresses[i], Account: r.Account, MessageSHA: o.MessageSHA, ClientIP: o.ClientIP, TLS: o.TLS,
 			ConsentSHA: t.consentSHA(r.Account)}
-		if err := w.add(ev); err != nil {
+		if err := w.addLooked(ev); err != nil {
 			return err
 		}
 		ev.At, ev.Kind, ev.ClientIP, ev.TLS = time.Time{}, EvidenceStored, "", ""
-		if err := w.add(ev); err != nil {
+		if err := w.addLooked(ev); err != nil {
 			return err
 		}
 	}

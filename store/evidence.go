@@ -110,6 +110,16 @@ func (t *txn) evidenceWriter() *evidenceWriter {
 }
 
 func (w *evidenceWriter) add(e EvidenceEvent) error {
+	if e.ConsentSHA == "" && e.Account != 0 {
+		e.ConsentSHA = w.t.consentSHA(e.Account)
+	}
+	return w.addLooked(e)
+}
+
+// addLooked is add for an event whose ConsentSHA was looked up already
+// ("" then means the account has no consent on record): an official
+// delivery looks it up once for both of a recipient's entries.
+func (w *evidenceWriter) addLooked(e EvidenceEvent) error {
 	t := w.t
 	e.Index = w.n
 	if e.At.IsZero() {
@@ -117,9 +127,6 @@ func (w *evidenceWriter) add(e EvidenceEvent) error {
 	}
 	e.At = e.At.UTC()
 	e.MessageID = NormalizeMessageID(e.MessageID)
-	if e.ConsentSHA == "" && e.Account != 0 {
-		e.ConsentSHA = t.consentSHA(e.Account)
-	}
 	if size := evidenceJSONSize(&e); cap(w.scratch) < size {
 		w.scratch = make([]byte, 0, size) // sized to need no growing
 	}
