@@ -85,6 +85,8 @@ func textPart(bs imap.BodyStructure, path []int, subtype string) ([]int, *imap.B
 // decodeText undoes the part's transfer encoding and charset; what
 // cannot be decoded is kept as far as it went.
 func decodeText(raw []byte, p *imap.BodyStructureSinglePart) string {
+	cs := p.Params["charset"]
+	plain := cs == "" || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "us-ascii")
 	var r io.Reader = bytes.NewReader(raw)
 	switch strings.ToLower(p.Encoding) {
 	case "base64":
@@ -98,13 +100,19 @@ func decodeText(raw []byte, p *imap.BodyStructureSinglePart) string {
 		r = base64.NewDecoder(base64.StdEncoding, bytes.NewReader(clean))
 	case "quoted-printable":
 		r = quotedprintable.NewReader(r)
+	default:
+		if plain {
+			// Nothing to undo (most letters): the bytes are the text.
+			return strings.ToValidUTF8(string(raw[:min(len(raw), 4*previewScan)]), "")
+		}
 	}
-	if cs := p.Params["charset"]; cs != "" && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+	if !plain {
 		if cr, err := charset.Reader(cs, r); err == nil {
 			r = cr
 		}
 	}
 	var out bytes.Buffer
+	out.Grow(min(2*len(raw), 4*previewScan))
 	io.Copy(&out, io.LimitReader(r, 4*previewScan)) // an error keeps what was read
 	return strings.ToValidUTF8(out.String(), "")
 }
