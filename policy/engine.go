@@ -353,7 +353,7 @@ func (e *Engine) Deliver(ctx context.Context, m *Message) ([]store.Delivered, er
 	return nil, fmt.Errorf("policy: deliver: %w", err)
 }
 
-// prepareDelivery is the store's delivery of one of Deliver's
+// prepareDelivery builds the store.Delivery of one of Deliver's
 // attempts. reread has every recipient's account read again first
 // (always when the store keeps no versions); checked passes the
 // versions for the store to check (the last attempt does not, so that
