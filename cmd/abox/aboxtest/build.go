@@ -19,9 +19,13 @@ import (
 // go tool covdata percent -i DIR.
 var coverDir = os.Getenv("ABOX_TEST_COVERDIR")
 
-// The binary is built on first use, once per test binary: a run of only
-// unit tests (or a fuzzing worker) builds nothing.
-var build struct {
+// The binaries are built on first use, once per test binary: a run of
+// only unit tests (or a fuzzing worker) builds nothing. Under the race
+// detector there are two: the server's, with -race, and the one-shot
+// commands', without (CLIBin).
+var build, cliBuild binary
+
+type binary struct {
 	once sync.Once
 	dir  string // holds the binary; Main removes it
 	bin  string
@@ -36,8 +40,10 @@ var build struct {
 func Main(m *testing.M) {
 	code := m.Run()
 	pgtest.StopAll()
-	if build.dir != "" {
-		os.RemoveAll(build.dir)
+	for _, dir := range []string{build.dir, cliBuild.dir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }
@@ -48,28 +54,56 @@ func Main(m *testing.M) {
 // report in its log), with coverage when ABOX_TEST_COVERDIR is set.
 func Bin(t testing.TB) string {
 	t.Helper()
-	build.once.Do(func() {
-		build.dir, build.err = os.MkdirTemp("", "aboxtest-")
-		if build.err == nil {
-			build.bin, build.err = buildAbox(build.dir)
-		}
-	})
-	if build.err != nil {
-		t.Fatal(build.err)
-	}
-	return build.bin
+	return built(t, &build, raceEnabled())
 }
 
-// buildAbox builds the binary into dir. `go run` keeps the executables
+// CLIBin returns the path of the binary the one-shot commands run
+// (Exec), building it on the first call: Bin's, but without -race. Under
+// the race detector a run of a short command cost two and a half times
+// the CPU of a plain one (its runtime maps and faults in shadow memory
+// at every start: 12,600 page faults against 3,300), and the suites run
+// thousands; cmd/abox's TestOfficialLetter took 22 s of CPU, 9.5 s
+// without. What the race detector is there for, goroutines sharing
+// memory, runs in `abox serve` (Bin's, with -race, for every server and
+// the commands raceCommands names); a one-shot command is one goroutine
+// over the store, whose own concurrency its race-detected tests cover.
+func CLIBin(t testing.TB) string {
+	t.Helper()
+	if !raceEnabled() {
+		return Bin(t)
+	}
+	return built(t, &cliBuild, false)
+}
+
+// raceCommands are the commands Exec runs with Bin's binary although
+// they end: they run goroutines of their own in the command's process.
+var raceCommands = map[string]bool{"serve": true, "migrate": true, "broadcast": true, "import": true}
+
+// built returns b's path, building it on the first call.
+func built(t testing.TB, b *binary, race bool) string {
+	t.Helper()
+	b.once.Do(func() {
+		b.dir, b.err = os.MkdirTemp("", "aboxtest-")
+		if b.err == nil {
+			b.bin, b.err = buildAbox(b.dir, race)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.bin
+}
+
+// buildAbox builds the binary into dir, with -race when race. `go run` keeps the executables
 // it links in the build cache: `go run -exec echo` prints where one is,
 // and the next test binary to ask (smtpd's, imapd's and cmd/abox's ask
 // for the same one) finds it there instead of linking it again, about a
 // second of a loaded machine's time each. The first run of a new build
 // prints a path in its work directory, removed as it exits: the second
 // finds the cached one. Without a build cache, go build does it.
-func buildAbox(dir string) (string, error) {
+func buildAbox(dir string, race bool) (string, error) {
 	var flags []string
-	if raceEnabled() {
+	if race {
 		flags = append(flags, "-race")
 	}
 	if coverDir != "" {

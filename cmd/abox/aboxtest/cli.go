@@ -103,7 +103,11 @@ func (e *Env) Exec(o RunOpts, args ...string) Result {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Bin(e.t), args...)
+	bin := CLIBin(e.t)
+	if raceCommands[commandOf(args)] {
+		bin = Bin(e.t)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = e.WD
 	cmd.Env = Environ(o.Env...)
 	if o.Stdin != "" {
@@ -125,6 +129,20 @@ func (e *Env) Exec(o RunOpts, args ...string) Result {
 		e.t.Fatalf("abox %s: %v\nstderr: %s", strings.Join(args, " "), err, r.Stderr)
 	}
 	return r
+}
+
+// commandOf is the command a command line runs: its first word that is
+// neither a flag nor the value of a global flag.
+func commandOf(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--data" || a == "--config" || a == "--store":
+			i++
+		case !strings.HasPrefix(a, "-"):
+			return a
+		}
+	}
+	return ""
 }
 
 // globalFlags come before the command of every run that is not Bare,

@@ -152,7 +152,7 @@ func clusterDatabase(t testing.TB) string {
 			return
 		}
 		defer os.RemoveAll(dir)
-		cmd := osexec.Command(Bin(t), "--data", dir, "--store", pg.DSN(name), "domain", "list")
+		cmd := osexec.Command(CLIBin(t), "--data", dir, "--store", pg.DSN(name), "domain", "list")
 		cmd.Env = Environ()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			migrated.err = fmt.Errorf("migrating the template database: %v\n%s", err, out)

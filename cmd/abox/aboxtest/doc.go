@@ -3,7 +3,9 @@
 // through it (CONVENTIONS.md, Tests).
 //
 // It owns building the binary once per test binary (with -race when the
-// test binary has it), the environment every run gets, running CLI
+// test binary has it, for `abox serve` and the commands that run
+// goroutines of their own; the other one-shot commands then run a build
+// without it: CLIBin), the environment every run gets, running CLI
 // commands against a temporary data directory with the CLI's contracts
 // (exit codes, one line on stderr), starting `abox serve` with every
 // listener on a port the kernel picks and stopping it (SIGTERM and exit
