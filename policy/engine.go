@@ -36,6 +36,9 @@ type Config struct {
 	// remembered (default 100,000; the least recently used goes first).
 	KnownLoginTTL time.Duration
 	KnownLogins   int
+	// LoginLockout is how long a failed-login counter past its limit
+	// refuses the logins that count on it (default a minute).
+	LoginLockout time.Duration
 	// LoginHistory is how long each account's login records are kept
 	// (default 90 days; negative: none are written).
 	LoginHistory time.Duration
@@ -110,6 +113,9 @@ func New(st Store, cfg Config) *Engine {
 	}
 	if cfg.KnownLogins == 0 {
 		cfg.KnownLogins = 100_000
+	}
+	if cfg.LoginLockout == 0 {
+		cfg.LoginLockout = time.Minute
 	}
 	if cfg.LoginHistory == 0 {
 		cfg.LoginHistory = 90 * 24 * time.Hour

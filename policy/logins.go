@@ -93,7 +93,7 @@ func (l *RateLimits) LoginFailed(ip netip.Addr, account string, now time.Time) {
 		// bucket refills as fast as it drains, and the limit would
 		// never apply to the one client it exists for.
 		if !f.limiter.AllowN(now, 1) || f.streak > l.cfg.FailedLoginsPerMinute {
-			f.until = now.Add(loginLock)
+			f.until = now.Add(l.cfg.LoginLockout)
 		}
 	}
 }

@@ -18,7 +18,7 @@ import (
 //
 // The counters are the ones failKeys names, with the same rules: a
 // bucket of FailedLoginsPerMinute failures refilled over a minute, the
-// failures in a row, a lockout of loginLock, a counter forgotten after
+// failures in a row, a lockout of LoginLockout, a counter forgotten after
 // loginForget without a failure. The known pairs are kept for
 // KnownLoginTTL; KnownLogins (a bound on one node's memory) does not
 // apply, the sweep removes what stopped mattering instead.
@@ -37,8 +37,6 @@ type SharedLogins interface {
 }
 
 const (
-	// loginLock is how long a counter past its limit refuses logins.
-	loginLock = time.Minute
 	// loginForget: a counter with no failure for longer (and not
 	// locked) is forgotten.
 	loginForget = 10 * time.Minute
@@ -58,7 +56,7 @@ type loginAttempt struct {
 }
 
 func (l *RateLimits) loginRules() store.LoginRules {
-	return store.LoginRules{PerMinute: l.cfg.FailedLoginsPerMinute, Lock: loginLock, Forget: loginForget, KnownTTL: l.cfg.KnownLoginTTL}
+	return store.LoginRules{PerMinute: l.cfg.FailedLoginsPerMinute, Lock: l.cfg.LoginLockout, Forget: loginForget, KnownTTL: l.cfg.KnownLoginTTL}
 }
 
 // forgotten reports whether c says nothing any more at now: no failure

@@ -51,7 +51,7 @@ func TestKnownLogins(t *testing.T) {
 // allowed, until its success is older than the TTL.
 func TestFailedLoginsByNetwork(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newRateLimits(Config{FailedLoginsPerMinute: 3, KnownLoginTTL: 30 * 24 * time.Hour, KnownLogins: 10})
+	l := newRateLimits(Config{FailedLoginsPerMinute: 3, KnownLoginTTL: 30 * 24 * time.Hour, KnownLogins: 10, LoginLockout: time.Minute})
 	home, attacker, stranger := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("192.0.2.1")
 	l.LoginSucceeded(home, "a@x", t0)
 	for range 5 {
@@ -92,7 +92,7 @@ func TestFailedLoginsByNetwork(t *testing.T) {
 // failures in a row, and a success ends the row.
 func TestSlowGuesserIsLocked(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newRateLimits(Config{FailedLoginsPerMinute: 10, KnownLoginTTL: time.Hour, KnownLogins: 10})
+	l := newRateLimits(Config{FailedLoginsPerMinute: 10, KnownLoginTTL: time.Hour, KnownLogins: 10, LoginLockout: time.Minute})
 	attacker := netip.MustParseAddr("203.0.113.9")
 	now := t0
 	tries := 0
@@ -123,5 +123,29 @@ func TestSlowGuesserIsLocked(t *testing.T) {
 	l.LoginFailed(attacker, "b@x", now)
 	if _, err := l.LoginAllowed(attacker, "b@x", now); err != nil {
 		t.Errorf("one failure after a success locks: %v", err)
+	}
+}
+
+// TestLoginLockoutConfigured: login-lockout sets how long a counter past
+// its limit refuses logins, through New's defaults as serve builds it.
+func TestLoginLockoutConfigured(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	attacker := netip.MustParseAddr("203.0.113.9")
+	for _, lock := range []time.Duration{0, 10 * time.Second, 5 * time.Minute} {
+		e := New(nil, Config{LoginLockout: lock})
+		want := lock
+		if lock == 0 {
+			want = time.Minute // the default
+		}
+		l := e.Limits
+		for range 11 {
+			l.LoginFailed(attacker, "a@x", t0)
+		}
+		if _, err := l.LoginAllowed(attacker, "a@x", t0.Add(want-time.Second)); err == nil {
+			t.Errorf("lockout %v: a login %v after the 11th failure was allowed", lock, want-time.Second)
+		}
+		if _, err := l.LoginAllowed(attacker, "a@x", t0.Add(want+time.Second)); err != nil {
+			t.Errorf("lockout %v: a login %v after the 11th failure was refused: %v", lock, want+time.Second, err)
+		}
 	}
 }

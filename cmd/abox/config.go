@@ -67,6 +67,7 @@ type Config struct {
 	RspamdURL         string   `toml:"rspamd-url"`              // empty: no rspamd
 	KnownLoginTTL     string   `toml:"known-login-ttl"`         // DURATION a successful login keeps its network known
 	KnownLogins       int      `toml:"known-logins"`            // (account, network) pairs remembered at most
+	LoginLockout      string   `toml:"login-lockout"`           // DURATION failed logins past the limit lock out for
 	LoginHistory      string   `toml:"login-history"`           // DURATION login records are kept; 0: none kept
 	AuditRetention    string   `toml:"audit-retention"`         // DURATION audit entries are kept; 0: for ever
 	AuthHashes        int      `toml:"auth-hash-concurrency"`   // password checks at once; 0: twice the CPUs
@@ -155,6 +156,7 @@ func defaultConfig() Config {
 		DNSTimeout:           "2s",
 		KnownLoginTTL:        "30d",
 		KnownLogins:          100_000,
+		LoginLockout:         "1m",
 		LoginHistory:         "90d",
 		AuditRetention:       "1095d",
 		AuthHashesPerAddr:    2,
@@ -420,6 +422,7 @@ func (c *Config) policyConfig() policy.Config {
 		tmpl = string(b)
 	}
 	knownTTL, _ := parseDuration(c.KnownLoginTTL)
+	lockout, _ := parseDuration(c.LoginLockout)
 	history, _ := parseDuration(c.LoginHistory)
 	if history == 0 {
 		history = -1 // "0": keep none
@@ -430,6 +433,7 @@ func (c *Config) policyConfig() policy.Config {
 		AuditRetention:           auditRetention,
 		KnownLoginTTL:            knownTTL,
 		KnownLogins:              c.KnownLogins,
+		LoginLockout:             lockout,
 		Hashing:                  c.hashLimits(),
 		UnknownRecipientsPerHour: c.UnknownRcptsHour,
 		Postmaster:               strings.ToLower(c.Postmaster),

@@ -18,6 +18,11 @@ func (c *Config) validateLimits() error {
 	} else if d <= 0 {
 		return fmt.Errorf("config: known-login-ttl %s: use a positive duration", c.KnownLoginTTL)
 	}
+	if d, err := parseDuration(c.LoginLockout); err != nil {
+		return fmt.Errorf("config: login-lockout: %w", err)
+	} else if d < time.Second || d > 24*time.Hour {
+		return fmt.Errorf("config: login-lockout %s: use 1s to 24h", c.LoginLockout)
+	}
 	if d, err := parseDuration(c.LoginHistory); err != nil {
 		return fmt.Errorf("config: login-history: %w", err)
 	} else if d < 0 {

@@ -62,9 +62,13 @@ const netTimeout = time.Minute
 // fastHashing makes argon2id cheap for this data directory (the server
 // and every CLI run read DIR/abox.toml): hundreds of accounts are
 // registered below, and hashing strength is not what these tests check.
-func fastHashing(t *testing.T, dir string) {
+// more are further lines of that file.
+func fastHashing(t *testing.T, dir string, more ...string) {
 	t.Helper()
 	cfg := "argon2-memory-kib = 64\nargon2-iterations = 1\n"
+	for _, line := range more {
+		cfg += line + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(dir, ConfigFileName), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -135,13 +135,17 @@ func guessUntilLocked(t *testing.T, svc loginService, nodes []*abox, user string
 // after it.
 func TestPostgresLoginLockout(t *testing.T) {
 	t.Parallel()
-	c := newPGCluster(t, false, "outbound = false", "argon2-memory-kib = 64", "argon2-iterations = 1")
+	// A lockout of 30 s instead of the default minute: the test waits it
+	// out, and the guessers' growing delays leave it the margin to see
+	// the lockout hold first.
+	const lockout = "login-lockout = '30s'"
+	c := newPGCluster(t, false, "outbound = false", "argon2-memory-kib = 64", "argon2-iterations = 1", lockout)
 	n1, n2 := c.node(), c.node()
 	c.serve(n1)
 	c.serve(n2)
 	n1.OK("domain", "add", testDomain)
 	bolt := newAbox(t)
-	fastHashing(t, bolt.Dir)
+	fastHashing(t, bolt.Dir, lockout)
 	bolt.OK("domain", "add", testDomain)
 	// One account per service, so that the services' tries do not add
 	// up (127.0.0.1 is a trusted network: there is no per-IP counter).
