@@ -77,7 +77,7 @@ func (c *client) direct(readOnly bool, fn func(*env) error) error {
 	if c.cfg.postgres() {
 		// The data lives in PostgreSQL: the data directory holds only a
 		// node's socket and TLS pair, and need not exist here.
-		s, err := c.cfg.openPostgres(context.Background(), c.log)
+		s, err := c.cfg.openPostgres(context.Background(), c.log, true)
 		if err != nil {
 			return err
 		}

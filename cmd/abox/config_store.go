@@ -122,13 +122,14 @@ func (c *Config) pgOptions() (pgstore.Options, error) {
 
 // openPostgres opens the PostgreSQL backend (applying the schema
 // migrations a first start needs) and logs where it is, without
-// credentials.
-func (c *Config) openPostgres(ctx context.Context, log *slog.Logger) (*pgstore.Store, error) {
+// credentials. oneShot: for one command, which then exits
+// (pgstore.Options.OneShot).
+func (c *Config) openPostgres(ctx context.Context, log *slog.Logger, oneShot bool) (*pgstore.Store, error) {
 	o, err := c.pgOptions()
 	if err != nil {
 		return nil, err
 	}
-	o.Logger = log
+	o.Logger, o.OneShot = log, oneShot
 	ctx, cancel := context.WithTimeout(ctx, openStoreTimeout)
 	defer cancel()
 	st, err := pgstore.Open(ctx, o)

@@ -36,7 +36,7 @@ func openServeStore(ctx context.Context, cfg *Config, log *slog.Logger) (*served
 		if err != nil {
 			return nil, err
 		}
-		pg, err := cfg.openPostgres(ctx, log)
+		pg, err := cfg.openPostgres(ctx, log, false)
 		if err != nil {
 			unlock()
 			return nil, err

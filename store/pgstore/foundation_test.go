@@ -3,6 +3,7 @@ package pgstore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +182,51 @@ func TestFeedAcrossNodes(t *testing.T) {
 	b.SyncFeed(bg)
 	if b.DirectoryGeneration() == dir {
 		t.Fatal("a directory change on one node did not move the other's generation")
+	}
+}
+
+// TestOneShotHoldsOneConnection: a OneShot store (a CLI command) opens
+// one connection to PostgreSQL where a node's holds a listening one
+// besides, and its directory generation moves at every call, so nothing
+// of the directory is cached without a listener to say it changed.
+func TestOneShotHoldsOneConnection(t *testing.T) {
+	node := openTest(t, false)
+	backends := func(app string) int {
+		t.Helper()
+		var n int
+		if err := node.pool.QueryRow(bg, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, oneShot := range []bool{false, true} {
+		app := fmt.Sprintf("abox-oneshot-%v", oneShot)
+		cfg := node.pool.Config().ConnConfig
+		dsn := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable&application_name=%s", cfg.User, cfg.Host, cfg.Port, cfg.Database, app)
+		s, err := Open(bg, Options{DSN: dsn, OneShot: oneShot})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Domains(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddDomain(bg, app+".kz", op); err != nil {
+			t.Fatal(err)
+		}
+		n := backends(app)
+		switch {
+		case oneShot && n != 1:
+			t.Errorf("a OneShot store opened %d connections, want 1", n)
+		case !oneShot && n < 2:
+			t.Errorf("a node's store opened %d connections, want its pool's and its listener's", n)
+		}
+		g := s.DirectoryGeneration()
+		if moved := s.DirectoryGeneration() != g; moved != oneShot {
+			t.Errorf("OneShot %v: the directory generation moved between two calls: %v", oneShot, moved)
+		}
+		if err := s.SyncFeed(bg); err != nil {
+			t.Errorf("OneShot %v: SyncFeed: %v", oneShot, err)
+		}
+		s.Close()
 	}
 }

@@ -243,8 +243,12 @@ func (l *listener) stop() {
 // account's state, class or credentials change on any node (this one
 // included), so a node can end the sessions another node's block,
 // deletion or password change ends. fn runs in a goroutine of its own.
+// A OneShot store never calls it.
 func (s *Store) OnAccountChanged(fn func(id uint64)) {
 	l := s.listener
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	l.onAcct = append(l.onAcct, fn)
 	l.mu.Unlock()
@@ -255,9 +259,13 @@ func (s *Store) OnAccountChanged(fn func(id uint64)) {
 // marker through PostgreSQL and waits to hear it back (notifications
 // arrive in commit order). The IMAP layer calls it behind NOOP and
 // CHECK, so a client that saw a 250 from one node and asks another
-// sees the message.
+// sees the message. A OneShot store's feed publishes nothing: it returns
+// at once.
 func (s *Store) SyncFeed(ctx context.Context) error {
 	l := s.listener
+	if l == nil {
+		return ctx.Err()
+	}
 	l.mu.Lock()
 	l.syncSeq++
 	n := l.syncSeq
@@ -290,5 +298,11 @@ func (s *Store) Subscribe(account uint64, wake func()) *store.Subscription {
 func (s *Store) SubscribeAll(wake func()) *store.Subscription { return s.feed.SubscribeAll(wake) }
 
 // DirectoryGeneration changes whenever any node changes the directory
-// (and when this node may have missed such a change).
-func (s *Store) DirectoryGeneration() uint64 { return s.listener.dirGen.Load() }
+// (and when this node may have missed such a change); a OneShot store's,
+// which hears of no change, at every call.
+func (s *Store) DirectoryGeneration() uint64 {
+	if s.listener == nil {
+		return s.uncachedGen.Add(1)
+	}
+	return s.listener.dirGen.Load()
+}
