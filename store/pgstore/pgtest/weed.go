@@ -137,7 +137,11 @@ func (w *Weed) Start() error {
 		"-s3", "-s3.port="+strconv.Itoa(p[6]), "-s3.port.grpc="+strconv.Itoa(p[7]),
 		"-s3.config="+filepath.Join(w.Dir, "s3.json"),
 		"-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
-		"-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.raftHashicorp=false")
+		"-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.raftHashicorp=false",
+		// The one master elects itself again within a second after a
+		// restart (the fault tests kill weed): with the default 10 s,
+		// weed took a write only 30 s after it was started again.
+		"-master.electionTimeout=1s")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	w.stopped = make(chan struct{})
