@@ -166,6 +166,14 @@ func importMail(ctx context.Context, e *env, a mailioArgs) (MailioResult, error)
 		}
 		return flush()
 	}
+	// unreadable stops at a message that cannot be read, once the ones
+	// read before it are stored.
+	unreadable := func(err error) (MailioResult, error) {
+		if ferr := flush(); ferr != nil {
+			return stopped(ferr)
+		}
+		return stopped(err)
+	}
 	if format == "mbox" {
 		name := a.Mailbox
 		if name == "" {
@@ -194,7 +202,7 @@ func importMail(ctx context.Context, e *env, a mailioArgs) (MailioResult, error)
 				break
 			}
 			if err != nil {
-				return stopped(err)
+				return unreadable(err)
 			}
 			if m.date.IsZero() {
 				m.date = e.now()
@@ -234,11 +242,11 @@ func importMail(ctx context.Context, e *env, a mailioArgs) (MailioResult, error)
 		for _, path := range files[i] {
 			data, err := os.ReadFile(path)
 			if err != nil {
-				return stopped(err)
+				return unreadable(err)
 			}
 			st, err := os.Stat(path)
 			if err != nil {
-				return stopped(err)
+				return unreadable(err)
 			}
 			m := &mboxMessage{date: st.ModTime(), body: toCRLF(data)}
 			if err := add(f.name, path, flagsFromMaildirName(filepath.Base(path)), m); err != nil {

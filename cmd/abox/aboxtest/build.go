@@ -94,13 +94,14 @@ func built(t testing.TB, b *binary, race bool) string {
 	return b.bin
 }
 
-// buildAbox builds the binary into dir, with -race when race. `go run` keeps the executables
-// it links in the build cache: `go run -exec echo` prints where one is,
-// and the next test binary to ask (smtpd's, imapd's and cmd/abox's ask
-// for the same one) finds it there instead of linking it again, about a
-// second of a loaded machine's time each. The first run of a new build
-// prints a path in its work directory, removed as it exits: the second
-// finds the cached one. Without a build cache, go build does it.
+// buildAbox builds the binary into dir, with -race when race. `go run`
+// keeps the executables it links in the build cache: `go run -exec echo`
+// prints where one is, and the next test binary to ask (smtpd's,
+// imapd's and cmd/abox's ask for the same one) finds it there instead of
+// linking it again, about a second of a loaded machine's time each. The
+// first run of a new build prints a path in its work directory, removed
+// as it exits: the second finds the cached one. Without a build cache,
+// go build does it.
 func buildAbox(dir string, race bool) (string, error) {
 	var flags []string
 	if race {
