@@ -62,7 +62,7 @@ func Bin(t testing.TB) string {
 // the race detector a run of a short command cost two and a half times
 // the CPU of a plain one (its runtime maps and faults in shadow memory
 // at every start: 12,600 page faults against 3,300), and the suites run
-// thousands; cmd/abox's TestOfficialLetter took 22 s of CPU, 9.5 s
+// thousands; cmd/abox's TestOfficialLetter took 22 s of CPU, 10 s
 // without. What the race detector is there for, goroutines sharing
 // memory, runs in `abox serve` (Bin's, with -race, for every server and
 // the commands raceCommands names); a one-shot command is one goroutine
