@@ -10,17 +10,15 @@ import (
 // policy engine's configuration.
 func TestLoginLockoutConfig(t *testing.T) {
 	for _, tc := range []struct {
-		value string
+		value string        // "": left at the default
 		want  time.Duration // 0: refused
 	}{
-		{"", 0}, {"1m", time.Minute}, {"30s", 30 * time.Second}, {"1d", 24 * time.Hour},
+		{"", time.Minute}, {"1m", time.Minute}, {"30s", 30 * time.Second}, {"1d", 24 * time.Hour},
 		{"0", 0}, {"500ms", 0}, {"25h", 0}, {"soon", 0},
 	} {
 		c := defaultConfig()
 		if tc.value != "" {
 			c.LoginLockout = tc.value
-		} else {
-			tc.want = time.Minute // the default
 		}
 		err := c.validate()
 		switch {
